@@ -1,0 +1,193 @@
+"""Empirical NTK and NNGP of any Flax module, from jitted jvp/vjp kernel–vector products.
+
+Θ_θ(x, x') = (1/C) Σ_c ⟨∂f_c(x)/∂θ, ∂f_c(x')/∂θ⟩ with θ the 'params' collection only
+(SPEC §2). The full kernel, on request, has shape (N₁·C, N₂·C) with row index i·C + a
+(a reshape of (N₁, C, N₂, C)).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Mapping, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# Bytes allowed for the per-block tangents (block·C·P entries) when block_size is automatic.
+_DEFAULT_BLOCK_BYTES = 256 * 2**20
+
+
+def _split_variables(variables: Mapping[str, Any]) -> tuple[Any, dict]:
+  if 'params' not in variables:
+    raise ValueError("variables must contain a 'params' collection (the output of "
+                     f'model.init); got collections {list(variables)}.')
+  rest = {k: v for k, v in variables.items() if k != 'params'}
+  return variables['params'], rest
+
+
+def _freeze_kwargs(apply_kwargs: Mapping[str, Any]) -> tuple:
+  try:
+    frozen = tuple(sorted(apply_kwargs.items()))
+    hash(frozen)
+  except TypeError as e:
+    raise ValueError('extra apply arguments must be hashable static values (e.g. '
+                     'train=True); pass PRNG keys through rngs=.') from e
+  return frozen
+
+
+def _output_fn(model: nn.Module, frozen_kwargs: tuple) -> Callable:
+  """f(params, rest, rngs, x) → (N, C)."""
+  kwargs = dict(frozen_kwargs)
+
+  def f(params, rest, rngs, x):
+    out = model.apply({'params': params, **rest}, x, rngs=rngs, **kwargs)
+    return out.reshape(out.shape[0], -1)
+  return f
+
+
+@functools.lru_cache(maxsize=64)
+def _block_kernel_fn(model: nn.Module, frozen_kwargs: tuple, trace_outputs: bool):
+  """Jitted Θ(x1_block, x2_block) from kernel–vector products with unit vectors.
+
+  J₂ᵀ E for the unit vectors E of the x2 block comes from one vmapped vjp; J₁ (J₂ᵀ E)
+  from one vmapped jvp. Memory: O(b₂·C·P) for the tangents.
+  """
+  f = _output_fn(model, frozen_kwargs)
+
+  @jax.jit
+  def block(params, rest, rngs, x1, x2):
+    out2, vjp_fn = jax.vjp(lambda p: f(p, rest, rngs, x2), params)
+    n2, c = out2.shape
+    units = jnp.eye(n2 * c, dtype=out2.dtype).reshape(n2 * c, n2, c)
+    tangents, = jax.vmap(vjp_fn)(units)                      # (n2·C) × P
+    jvp = lambda t: jax.jvp(lambda p: f(p, rest, rngs, x1), (params,), (t,))[1]
+    products = jax.vmap(jvp)(tangents)                        # (n2·C, n1, C)
+    products = products.reshape(n2, c, x1.shape[0], c)        # [j, b, i, a]
+    if trace_outputs:
+      return jnp.einsum('jcic->ij', products) / c             # (n1, n2)
+    return jnp.transpose(products, (2, 3, 0, 1)).reshape(x1.shape[0] * c, n2 * c)
+
+  return block
+
+
+def _num_params(params) -> int:
+  return int(sum(np.prod(np.shape(leaf)) for leaf in jax.tree_util.tree_leaves(params)))
+
+
+def empirical_ntk(model: nn.Module, variables: Mapping[str, Any], x1, x2=None, *,
+                  trace_outputs: bool = True, block_size: Optional[int] = None,
+                  rngs: Optional[Mapping[str, jax.Array]] = None,
+                  **apply_kwargs) -> jax.Array:
+  """The empirical NTK of `model` at `variables`, materialized in blocks.
+
+  Differentiates the 'params' collection only; other collections (e.g. a fixed Fourier
+  matrix B) are held constant. Works for any Flax module whose output is (N, ...).
+
+  Args:
+    model: a Flax module; `model.apply(variables, x, rngs=rngs, **apply_kwargs)` → (N, C).
+    variables: its variables, with a 'params' collection.
+    x1: (N₁, ...) inputs.
+    x2: (N₂, ...) inputs, or None for x1.
+    trace_outputs: True → (N₁, N₂) kernel averaged over the C outputs;
+      False → the full (N₁·C, N₂·C) kernel, row index i·C + a.
+    block_size: inputs per block on each side; None picks one that keeps the tangents
+      (block·C·P numbers) near 256 MiB.
+    rngs: rngs passed to apply (e.g. {'dropout': key} with train=True: the kernel of
+      the one drop mask that key draws).
+    **apply_kwargs: static extra arguments of apply (e.g. train=True).
+  Returns:
+    The kernel, (N₁, N₂) or (N₁·C, N₂·C), in the parameters' dtype.
+  """
+  params, rest = _split_variables(variables)
+  x1 = jnp.asarray(x1)
+  x2 = x1 if x2 is None else jnp.asarray(x2)
+  if x1.ndim < 2 or x2.ndim < 2:
+    raise ValueError(f'x1 and x2 must be batched, shape (N, ...); got {x1.shape} and '
+                     f'{x2.shape}. For one example use x[None].')
+  if x1.shape[1:] != x2.shape[1:]:
+    raise ValueError(f'x1 and x2 must have the same feature shape, got {x1.shape[1:]} '
+                     f'and {x2.shape[1:]}.')
+  frozen = _freeze_kwargs(apply_kwargs)
+  f = _output_fn(model, frozen)
+  out_dim = jax.eval_shape(lambda: f(params, rest, rngs, x1[:1])).shape[1]
+  if block_size is None:
+    itemsize = np.dtype(jax.tree_util.tree_leaves(params)[0].dtype).itemsize
+    per_input = max(1, out_dim * _num_params(params) * itemsize)
+    block_size = int(max(1, min(512, _DEFAULT_BLOCK_BYTES // per_input)))
+  elif isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+    raise ValueError(f'block_size must be a positive integer or None, got {block_size!r}.')
+  block = _block_kernel_fn(model, frozen, bool(trace_outputs))
+  scale = 1 if trace_outputs else out_dim
+  n1, n2 = x1.shape[0], x2.shape[0]
+  rows = []
+  for i in range(0, n1, block_size):
+    cols = [block(params, rest, rngs, x1[i:i + block_size], x2[j:j + block_size])
+            for j in range(0, n2, block_size)]
+    rows.append(jnp.concatenate(cols, axis=1))
+  kernel = jnp.concatenate(rows, axis=0)
+  assert kernel.shape == (n1 * scale, n2 * scale)
+  return kernel
+
+
+@functools.lru_cache(maxsize=64)
+def _ntk_vp_jitted(model: nn.Module, frozen_kwargs: tuple, trace_outputs: bool):
+  f = _output_fn(model, frozen_kwargs)
+
+  @jax.jit
+  def ntk_vp(params, rest, rngs, x1, x2, v):
+    out2, vjp_fn = jax.vjp(lambda p: f(p, rest, rngs, x2), params)
+    push = lambda t: jax.jvp(lambda p: f(p, rest, rngs, x1), (params,), (t,))[1]
+    if not trace_outputs:
+      if v.shape != out2.shape:
+        raise ValueError(f'v must have shape (N₂, C) = {out2.shape}, got {v.shape}.')
+      return push(vjp_fn(v.astype(out2.dtype))[0])
+    if v.shape != out2.shape[:1]:
+      raise ValueError(f'v must have shape (N₂,) = {out2.shape[:1]}, got {v.shape}.')
+    c = out2.shape[1]
+    # (1/C) Σ_c J₁_c J₂_cᵀ v: one vjp and one jvp per output (just one of each when C = 1).
+    cotangents = jnp.einsum('j,cb->cjb', v.astype(out2.dtype), jnp.eye(c, dtype=out2.dtype))
+    pushed = jax.vmap(lambda ct: push(vjp_fn(ct)[0]))(cotangents)    # (C, N₁, C)
+    return jnp.einsum('cic->i', pushed) / c
+
+  return ntk_vp
+
+
+def ntk_vp_fn(model: nn.Module, variables: Mapping[str, Any], x1, x2=None, *,
+              trace_outputs: bool = True, rngs: Optional[Mapping[str, jax.Array]] = None,
+              **apply_kwargs) -> Callable[[jax.Array], jax.Array]:
+  """A jittable v ↦ Θ(x1, x2) v that never forms the Jacobian: Θ v = J₁ (J₂ᵀ v).
+
+  Args:
+    model, variables, rngs, apply_kwargs: as in `empirical_ntk`.
+    x1: (N₁, ...) inputs; x2: (N₂, ...) or None for x1.
+    trace_outputs: True → v (N₂,) ↦ (N₁,), the output-averaged kernel;
+      False → v (N₂, C) ↦ (N₁, C), the full kernel (one vjp, one jvp).
+  Returns:
+    The kernel–vector-product function; vmap it for several vectors.
+  """
+  params, rest = _split_variables(variables)
+  x1 = jnp.asarray(x1)
+  x2 = x1 if x2 is None else jnp.asarray(x2)
+  fn = _ntk_vp_jitted(model, _freeze_kwargs(apply_kwargs), bool(trace_outputs))
+  return functools.partial(fn, params, rest, rngs, x1, x2)
+
+
+def empirical_nngp(model: nn.Module, variables: Mapping[str, Any], x1, x2=None, *,
+                   rngs: Optional[Mapping[str, jax.Array]] = None,
+                   **apply_kwargs) -> jax.Array:
+  """One Monte Carlo sample of the NNGP: f(x1) f(x2)ᵀ / C, shape (N₁, N₂).
+
+  Its expectation over initializations is the NNGP kernel; with a wide readout
+  (C = width) a single network already averages over C independent readout rows.
+  """
+  x1 = jnp.asarray(x1)
+  f1 = model.apply(variables, x1, rngs=rngs, **apply_kwargs)
+  f1 = f1.reshape(f1.shape[0], -1)
+  if x2 is None:
+    f2 = f1
+  else:
+    f2 = model.apply(variables, jnp.asarray(x2), rngs=rngs, **apply_kwargs)
+    f2 = f2.reshape(f2.shape[0], -1)
+  return f1 @ f2.T / f1.shape[1]

@@ -1,0 +1,188 @@
+"""Flax modules: the NTK-ECRN and the plain MLP baseline (SPEC §1).
+
+Shapes: inputs x of shape (N, d) (trailing axes beyond the first are flattened, so images
+(N, H, W, C) are accepted); outputs of shape (N, C).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ecrn_jax._src.config import ECRNConfig, MLPConfig
+
+FOURIER_COLLECTION = 'fourier'
+
+
+def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
+  """φ by name: 'gelu' (exact, erf form), 'erf' or 'relu'."""
+  if name == 'gelu':
+    return lambda x: jax.nn.gelu(x, approximate=False)
+  if name == 'erf':
+    return jax.scipy.special.erf
+  if name == 'relu':
+    return jax.nn.relu
+  raise ValueError(f"activation must be one of ['gelu', 'erf', 'relu'], got {name!r}.")
+
+
+def resolve_dtype(name: str) -> Any:
+  """The jnp dtype for a config's dtype string; float64 requires `jax_enable_x64`."""
+  if name == 'float64':
+    if not jax.config.jax_enable_x64:
+      raise ValueError(
+          "dtype='float64' needs 64-bit JAX: call jax.config.update('jax_enable_x64', True) "
+          'at the start of your program (or set JAX_ENABLE_X64=1), or use '
+          "dtype='float32'.")
+    return jnp.float64
+  return jnp.float32
+
+
+def fourier_embed(x: jax.Array, b_matrix: jax.Array) -> jax.Array:
+  """γ(x) = [cos(2π Bᵀx), sin(2π Bᵀx)].
+
+  Args:
+    x: (N, d) inputs.
+    b_matrix: (d, m) frequencies B.
+  Returns:
+    (N, 2m) features.
+  """
+  projection = 2.0 * math.pi * (x @ b_matrix)
+  return jnp.concatenate([jnp.cos(projection), jnp.sin(projection)], axis=-1)
+
+
+def flatten_inputs(x: jax.Array) -> jax.Array:
+  """(N, ...) → (N, d); rejects a single unbatched example with a clear message."""
+  x = jnp.asarray(x)
+  if x.ndim < 2:
+    raise ValueError(f'inputs must be batched with shape (N, d), got shape {x.shape}; '
+                     'for one example use x[None].')
+  return x.reshape(x.shape[0], -1)
+
+
+class Dense(nn.Module):
+  """A Dense layer in neural-tangents' conventions.
+
+  'ntk': z = (σ_w/√fan_in)·x W + σ_b·b with W, b ~ N(0, 1).
+  'standard': z = x W + b with W ~ N(0, σ_w²/fan_in), b ~ N(0, σ_b²).
+  Parameters are named 'kernel' (fan_in, features) and 'bias' (features,).
+  """
+  features: int
+  w_std: float
+  b_std: float
+  parameterization: str = 'ntk'
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    fan_in = x.shape[-1]
+    if self.parameterization == 'ntk':
+      kernel = self.param('kernel', nn.initializers.normal(1.0), (fan_in, self.features),
+                          self.dtype)
+      bias = self.param('bias', nn.initializers.normal(1.0), (self.features,), self.dtype)
+      return (self.w_std / math.sqrt(fan_in)) * (x @ kernel) + self.b_std * bias
+    if self.parameterization == 'standard':
+      kernel = self.param('kernel', nn.initializers.normal(self.w_std / math.sqrt(fan_in)),
+                          (fan_in, self.features), self.dtype)
+      bias = self.param('bias', nn.initializers.normal(self.b_std), (self.features,),
+                        self.dtype)
+      return x @ kernel + bias
+    raise ValueError("parameterization must be 'ntk' or 'standard', "
+                     f'got {self.parameterization!r}.')
+
+
+class FourierFeatures(nn.Module):
+  """γ(x) with B ∈ R^{d×m}, B_ij ~ N(0, σ_ff²) drawn from the 'params' rng at init.
+
+  B is stored as variable 'B' in the 'fourier' collection (fixed, outside the NTK) or,
+  when `trainable`, as parameter 'B' in 'params'.
+  """
+  num_features: int
+  scale: float
+  trainable: bool = False
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    shape = (x.shape[-1], self.num_features)
+
+    def init(key, shape, dtype):
+      return self.scale * jax.random.normal(key, shape, dtype)
+
+    if self.trainable:
+      b_matrix = self.param('B', init, shape, self.dtype)
+    else:
+      b_matrix = self.variable(FOURIER_COLLECTION, 'B',
+                               lambda: init(self.make_rng('params'), shape, self.dtype)).value
+    return fourier_embed(x, b_matrix)
+
+
+class ECRN(nn.Module):
+  """The NTK-ECRN of SPEC §1.
+
+  h⁰ = Dense₀(γ(x)); hˡ = hˡ⁻¹ + α_l ξ_l Dense_l(φ(hˡ⁻¹)); f(x) = Dense_out(φ(h^L)).
+  With `train=True` and a positive drop rate, ξ_l ~ Bernoulli(q_l) is drawn once per block per
+  call from the 'dropout' rng; with `train=False`, ξ_l = q_l.
+
+  Submodule names: 'fourier_features', 'stem', 'block_{l}' (l = 0..L−1), 'readout'.
+  Call: x (N, d) → (N, out_dim).
+  """
+  config: ECRNConfig
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    cfg = self.config
+    dtype = resolve_dtype(cfg.dtype)
+    phi = activation_fn(cfg.activation)
+    x = flatten_inputs(x).astype(dtype)
+    if cfg.fourier_features is not None:
+      x = FourierFeatures(cfg.fourier_features, cfg.fourier_scale, cfg.fourier_trainable,
+                          dtype, name='fourier_features')(x)
+
+    def dense(features, name):
+      return Dense(features, cfg.w_std, cfg.b_std, cfg.parameterization, dtype, name=name)
+
+    h = dense(cfg.width, 'stem')(x)
+    for l, (alpha_l, q_l) in enumerate(zip(cfg.alphas, cfg.survival_probs)):
+      branch = dense(cfg.width, f'block_{l}')(phi(h))
+      if train and q_l < 1.0:
+        xi = jax.random.bernoulli(self.make_rng('dropout'), q_l).astype(dtype)
+      else:
+        xi = q_l
+      h = h + alpha_l * xi * branch
+    return dense(cfg.out_dim, 'readout')(phi(h))
+
+
+class MLP(nn.Module):
+  """The plain baseline: Dense → φ → … → Dense(out_dim), same Dense conventions as ECRN.
+
+  Submodule names: 'dense_{i}' for the hidden layers, 'readout'. `train` is accepted for a
+  uniform interface and ignored. Call: x (N, d) → (N, out_dim).
+  """
+  config: MLPConfig
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    del train
+    cfg = self.config
+    dtype = resolve_dtype(cfg.dtype)
+    phi = activation_fn(cfg.activation)
+    h = flatten_inputs(x).astype(dtype)
+    for i, width in enumerate(cfg.hidden_widths):
+      h = phi(Dense(width, cfg.w_std, cfg.b_std, cfg.parameterization, dtype,
+                    name=f'dense_{i}')(h))
+    return Dense(cfg.out_dim, cfg.w_std, cfg.b_std, cfg.parameterization, dtype,
+                 name='readout')(h)
+
+
+def fourier_matrix(variables) -> jax.Array | None:
+  """B from a model's variables (from 'fourier' or, if trainable, 'params'); None if absent."""
+  for collection in (FOURIER_COLLECTION, 'params'):
+    sub = variables.get(collection, {}) if hasattr(variables, 'get') else {}
+    ff = sub.get('fourier_features') if hasattr(sub, 'get') else None
+    if ff is not None and 'B' in ff:
+      return ff['B']
+  return None

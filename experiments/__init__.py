@@ -1,0 +1,1 @@
+"""Experiments of ecrn_jax: `python -m experiments.run --config=NAME`."""

@@ -1,0 +1,1 @@
+"""One pure `get_config(arg)` module per experiment name."""

@@ -1,0 +1,4 @@
+"""Thin shim: all metadata lives in setup.cfg."""
+import setuptools
+
+setuptools.setup()

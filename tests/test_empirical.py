@@ -1,0 +1,136 @@
+"""The empirical NTK against neural-tangents' own empirical NTK (SPEC §3, row 1)."""
+
+import jax
+import jax.numpy as jnp
+import neural_tangents as nt
+import numpy as np
+import pytest
+
+from conftest import RTOL, relative_max_error
+from ecrn_jax import (ECRN, MLP, ECRNConfig, MLPConfig, empirical_nngp, empirical_ntk,
+                      ntk_vp_fn)
+
+
+def _model(kind, parameterization, dtype, trainable=False, out_dim=3):
+  if kind == 'mlp':
+    return MLP(MLPConfig(hidden_widths=(12, 9), out_dim=out_dim, activation='erf',
+                         parameterization=parameterization, dtype=dtype))
+  return ECRN(ECRNConfig(width=10, depth=2, fourier_features=5, fourier_trainable=trainable,
+                         drop_rate=0.2, out_dim=out_dim, parameterization=parameterization,
+                         dtype=dtype, alpha=0.8, b_std=0.3))
+
+
+def _nt_kernel(model, variables, x1, x2, trace_axes, implementation):
+  rest = {k: v for k, v in variables.items() if k != 'params'}
+  f = lambda p, x: model.apply({'params': p, **rest}, x)
+  fn = nt.empirical_ntk_fn(f, trace_axes=trace_axes, vmap_axes=0,
+                           implementation=implementation)
+  return fn(x1, x2, variables['params'])
+
+
+CASES = [(kind, param, trainable)
+         for kind in ('ecrn', 'mlp') for param in ('ntk', 'standard')
+         for trainable in ((False, True) if kind == 'ecrn' else (False,))]
+
+
+@pytest.mark.parametrize('dtype', ['float64', 'float32'])
+@pytest.mark.parametrize('kind, parameterization, trainable', CASES)
+def test_matches_neural_tangents(kind, parameterization, trainable, dtype, rng):
+  x1 = rng.normal(size=(7, 4))
+  x2 = rng.normal(size=(5, 4))
+  model = _model(kind, parameterization, dtype, trainable)
+  variables = model.init(jax.random.PRNGKey(11), x1)
+  ours = empirical_ntk(model, variables, x1, x2, block_size=3)
+  ours_full = empirical_ntk(model, variables, x1, x2, trace_outputs=False)
+  assert ours.shape == (7, 5) and ours_full.shape == (21, 15)
+  assert ours.dtype == jnp.dtype(dtype)
+  for implementation in (1, 2):
+    ref = _nt_kernel(model, variables, x1, x2, (-1,), implementation)
+    assert relative_max_error(ours, ref) <= RTOL[dtype]
+  ref_full = _nt_kernel(model, variables, x1, x2, (), 2)                 # (N1, N2, C, C)
+  ours_full = np.asarray(ours_full).reshape(7, 3, 5, 3).transpose(0, 2, 1, 3)
+  assert relative_max_error(ours_full, ref_full) <= RTOL[dtype]
+
+
+def test_fixed_fourier_matrix_is_not_differentiated(rng):
+  """Trainable B adds a positive semi-definite term; fixed B does not."""
+  x = rng.normal(size=(6, 3))
+  fixed = _model('ecrn', 'ntk', 'float64', trainable=False, out_dim=1)
+  trainable = _model('ecrn', 'ntk', 'float64', trainable=True, out_dim=1)
+  v_fixed = fixed.init(jax.random.PRNGKey(0), x)
+  params = dict(v_fixed['params'])
+  params['fourier_features'] = {'B': v_fixed['fourier']['fourier_features']['B']}
+  v_train = {'params': params}
+  np.testing.assert_allclose(fixed.apply(v_fixed, x), trainable.apply(v_train, x), rtol=1e-13)
+  extra = np.asarray(empirical_ntk(trainable, v_train, x) - empirical_ntk(fixed, v_fixed, x))
+  eigenvalues = np.linalg.eigvalsh((extra + extra.T) / 2)
+  assert eigenvalues.min() > -1e-10 * eigenvalues.max() and eigenvalues.max() > 1e-6
+
+
+def test_block_sizes_agree(rng):
+  x1, x2 = rng.normal(size=(9, 4)), rng.normal(size=(4, 4))
+  model = _model('ecrn', 'ntk', 'float64')
+  variables = model.init(jax.random.PRNGKey(1), x1)
+  reference = empirical_ntk(model, variables, x1, x2, block_size=100)
+  for block_size in (1, 2, 4, None):
+    kernel = empirical_ntk(model, variables, x1, x2, block_size=block_size)
+    assert relative_max_error(kernel, reference) <= 1e-13
+  symmetric = np.asarray(empirical_ntk(model, variables, x1))
+  np.testing.assert_allclose(symmetric, symmetric.T, rtol=1e-12)
+
+
+@pytest.mark.parametrize('trace_outputs', [True, False])
+def test_ntk_vp_fn_equals_kernel_times_vector(trace_outputs, rng):
+  x1, x2 = rng.normal(size=(6, 4)), rng.normal(size=(8, 4))
+  model = _model('ecrn', 'standard', 'float64')
+  variables = model.init(jax.random.PRNGKey(2), x1)
+  kernel = np.asarray(empirical_ntk(model, variables, x1, x2, trace_outputs=trace_outputs))
+  matvec = ntk_vp_fn(model, variables, x1, x2, trace_outputs=trace_outputs)
+  v = rng.normal(size=(8,) if trace_outputs else (8, 3))
+  expected = kernel @ v.reshape(-1)
+  np.testing.assert_allclose(np.asarray(matvec(v)).reshape(-1), expected, rtol=1e-10)
+  np.testing.assert_allclose(np.asarray(jax.jit(matvec)(v)).reshape(-1), expected, rtol=1e-10)
+  many = rng.normal(size=(3,) + v.shape)
+  np.testing.assert_allclose(np.asarray(jax.vmap(matvec)(many)).reshape(3, -1),
+                             many.reshape(3, -1) @ kernel.T, rtol=1e-10)
+  with pytest.raises(ValueError, match='v must have shape'):
+    matvec(np.ones(5))
+
+
+def test_kernel_of_one_drop_mask(rng):
+  """rngs + train=True give the kernel of the mask that key draws, matching neural-tangents."""
+  x = rng.normal(size=(5, 4))
+  model = _model('ecrn', 'ntk', 'float64')
+  variables = model.init(jax.random.PRNGKey(3), x)
+  rngs = {'dropout': jax.random.PRNGKey(9)}
+  ours = empirical_ntk(model, variables, x, train=True, rngs=rngs, block_size=2)
+  rest = {'fourier': variables['fourier']}
+  f = lambda p, x: model.apply({'params': p, **rest}, x, train=True, rngs=rngs)
+  ref = nt.empirical_ntk_fn(f, trace_axes=(-1,), vmap_axes=0, implementation=2)(
+      x, None, variables['params'])
+  assert relative_max_error(ours, ref) <= 1e-10
+
+
+def test_empirical_nngp(rng):
+  x1, x2 = rng.normal(size=(4, 4)), rng.normal(size=(3, 4))
+  model = _model('mlp', 'ntk', 'float64')
+  variables = model.init(jax.random.PRNGKey(4), x1)
+  f1, f2 = model.apply(variables, x1), model.apply(variables, x2)
+  np.testing.assert_allclose(empirical_nngp(model, variables, x1, x2), f1 @ f2.T / 3,
+                             rtol=1e-13)
+
+
+def test_bad_inputs(rng):
+  model = _model('mlp', 'ntk', 'float64')
+  x = rng.normal(size=(4, 4))
+  variables = model.init(jax.random.PRNGKey(0), x)
+  with pytest.raises(ValueError, match=r'x\[None\]'):
+    empirical_ntk(model, variables, x[0])
+  with pytest.raises(ValueError, match='feature shape'):
+    empirical_ntk(model, variables, x, rng.normal(size=(3, 5)))
+  with pytest.raises(ValueError, match="'params'"):
+    empirical_ntk(model, {'batch_stats': {}}, x)
+  with pytest.raises(ValueError, match='block_size'):
+    empirical_ntk(model, variables, x, block_size=0)
+  with pytest.raises(ValueError, match='hashable'):
+    empirical_ntk(model, variables, x, extra=[1, 2])
