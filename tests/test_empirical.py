@@ -1,5 +1,6 @@
 """The empirical NTK against neural-tangents' own empirical NTK (SPEC §3, row 1)."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import neural_tangents as nt
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import RTOL, relative_max_error
-from ecrn_jax import (ECRN, MLP, ECRNConfig, MLPConfig, empirical_nngp, empirical_ntk,
+from ecrn_jax import (ECRN, MLP, Dense, ECRNConfig, MLPConfig, empirical_nngp, empirical_ntk,
                       ntk_vp_fn)
 
 
@@ -40,16 +41,71 @@ def test_matches_neural_tangents(kind, parameterization, trainable, dtype, rng):
   x2 = rng.normal(size=(5, 4))
   model = _model(kind, parameterization, dtype, trainable)
   variables = model.init(jax.random.PRNGKey(11), x1)
-  ours = empirical_ntk(model, variables, x1, x2, block_size=3)
-  ours_full = empirical_ntk(model, variables, x1, x2, trace_outputs=False)
-  assert ours.shape == (7, 5) and ours_full.shape == (21, 15)
-  assert ours.dtype == jnp.dtype(dtype)
-  for implementation in (1, 2):
-    ref = _nt_kernel(model, variables, x1, x2, (-1,), implementation)
-    assert relative_max_error(ours, ref) <= RTOL[dtype]
+  refs = [_nt_kernel(model, variables, x1, x2, (-1,), implementation)
+          for implementation in (1, 2)]
   ref_full = _nt_kernel(model, variables, x1, x2, (), 2)                 # (N1, N2, C, C)
-  ours_full = np.asarray(ours_full).reshape(7, 3, 5, 3).transpose(0, 2, 1, 3)
-  assert relative_max_error(ours_full, ref_full) <= RTOL[dtype]
+  for implementation in ('generic', 'structured'):
+    ours = empirical_ntk(model, variables, x1, x2, block_size=3,
+                         implementation=implementation)
+    ours_full = empirical_ntk(model, variables, x1, x2, trace_outputs=False,
+                              implementation=implementation)
+    assert ours.shape == (7, 5) and ours_full.shape == (21, 15)
+    assert ours.dtype == jnp.dtype(dtype)
+    for ref in refs:
+      assert relative_max_error(ours, ref) <= RTOL[dtype], implementation
+    ours_full = np.asarray(ours_full).reshape(7, 3, 5, 3).transpose(0, 2, 1, 3)
+    assert relative_max_error(ours_full, ref_full) <= RTOL[dtype], implementation
+
+
+@pytest.mark.parametrize('parameterization', ['ntk', 'standard'])
+@pytest.mark.parametrize('trainable', [False, True])
+@pytest.mark.parametrize('trace_outputs', [True, False])
+def test_structured_equals_generic(parameterization, trainable, trace_outputs, rng):
+  x1, x2 = rng.normal(size=(11, 4)), rng.normal(size=(6, 4))
+  model = _model('ecrn', parameterization, 'float64', trainable)
+  variables = model.init(jax.random.PRNGKey(5), x1)
+  generic = empirical_ntk(model, variables, x1, x2, implementation='generic',
+                          trace_outputs=trace_outputs)
+  for block_size in (4, None):   # 4: padded last blocks on both sides
+    fast = empirical_ntk(model, variables, x1, x2, implementation='structured',
+                         trace_outputs=trace_outputs, block_size=block_size)
+    assert relative_max_error(fast, generic) <= 1e-10
+  sym = np.asarray(empirical_ntk(model, variables, x1, implementation='structured',
+                                 trace_outputs=trace_outputs))
+  np.testing.assert_allclose(sym, sym.T, rtol=1e-12)
+  # One drop mask (train=True with rngs) goes through the structured path too.
+  rngs = {'dropout': jax.random.PRNGKey(3)}
+  np.testing.assert_allclose(
+      empirical_ntk(model, variables, x1, x2, implementation='structured', train=True,
+                    rngs=rngs, trace_outputs=trace_outputs),
+      empirical_ntk(model, variables, x1, x2, implementation='generic', train=True,
+                    rngs=rngs, trace_outputs=trace_outputs), rtol=1e-10, atol=1e-12)
+
+
+class _FlaxDenseNet(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    dense = lambda n: nn.Dense(n, dtype=jnp.float64, param_dtype=jnp.float64)
+    return dense(2)(jnp.tanh(dense(8)(x)))
+
+
+class _SharedLayer(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    layer = Dense(4, w_std=1.0, b_std=0.1, dtype=jnp.float64)
+    return Dense(1, 1.0, 0.1, dtype=jnp.float64)(layer(jnp.tanh(layer(x[:, :4]))))
+
+
+@pytest.mark.parametrize('module', [_FlaxDenseNet(), _SharedLayer()])
+def test_auto_falls_back_to_generic_outside_the_structured_form(module, rng):
+  x = rng.normal(size=(5, 4))
+  variables = module.init(jax.random.PRNGKey(0), x)
+  with pytest.raises(ValueError, match="'structured' does not apply"):
+    empirical_ntk(module, variables, x, implementation='structured')
+  f = lambda p, x: module.apply({'params': p}, x)
+  ref = nt.empirical_ntk_fn(f, trace_axes=(-1,), vmap_axes=0, implementation=1)(
+      x, None, variables['params'])
+  assert relative_max_error(empirical_ntk(module, variables, x), ref) <= 1e-10
 
 
 def test_fixed_fourier_matrix_is_not_differentiated(rng):
@@ -132,5 +188,7 @@ def test_bad_inputs(rng):
     empirical_ntk(model, {'batch_stats': {}}, x)
   with pytest.raises(ValueError, match='block_size'):
     empirical_ntk(model, variables, x, block_size=0)
+  with pytest.raises(ValueError, match='implementation'):
+    empirical_ntk(model, variables, x, implementation='fast')
   with pytest.raises(ValueError, match='hashable'):
     empirical_ntk(model, variables, x, extra=[1, 2])

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ecrn_jax._src import structured
+
 # Bytes allowed for the per-block tangents (block·C·P entries) when block_size is automatic.
 _DEFAULT_BLOCK_BYTES = 256 * 2**20
 
@@ -76,8 +78,76 @@ def _num_params(params) -> int:
   return int(sum(np.prod(np.shape(leaf)) for leaf in jax.tree_util.tree_leaves(params)))
 
 
+def _padded_blocks(x: jax.Array, block_size: int):
+  """Yields (block padded to block_size rows, number of valid rows): one compiled shape."""
+  for start in range(0, x.shape[0], block_size):
+    block = x[start:start + block_size]
+    valid = block.shape[0]
+    if valid < block_size and x.shape[0] > block_size:
+      pad = jnp.zeros((block_size - valid,) + block.shape[1:], block.dtype)
+      block = jnp.concatenate([block, pad])
+    yield block, valid
+
+
+def _generic_ntk(model, frozen, params, rest, rngs, x1, x2, trace_outputs, block_size):
+  block = _block_kernel_fn(model, frozen, trace_outputs)
+  rows = []
+  for b1, n1 in _padded_blocks(x1, block_size):
+    cols = []
+    for b2, n2 in _padded_blocks(x2, block_size):
+      k = block(params, rest, rngs, b1, b2)
+      c1, c2 = k.shape[0] // b1.shape[0], k.shape[1] // b2.shape[0]
+      cols.append(k[:n1 * c1, :n2 * c2])
+    rows.append(jnp.concatenate(cols, axis=1))
+  return jnp.concatenate(rows, axis=0)
+
+
+def _structured_ntk(model, frozen, layers, params, rest, rngs, x1, x2, trace_outputs,
+                    block_size, same_inputs):
+  features = structured.features_fn(model, frozen, layers)
+  contract = structured.contract_fn(layers, trace_outputs)
+
+  def all_features(x):
+    blocks = []
+    for xb, n in _padded_blocks(x, block_size):
+      feats = features(params, rest, rngs, xb)
+      blocks.append({k: (a[:n], g[:, :n]) for k, (a, g) in feats.items()})
+    if len(blocks) == 1:
+      return blocks[0]
+    return {k: (jnp.concatenate([b[k][0] for b in blocks]),
+                jnp.concatenate([b[k][1] for b in blocks], axis=1)) for k in blocks[0]}
+
+  feats1 = all_features(x1)
+  feats2 = feats1 if same_inputs else all_features(x2)
+  n1, n2 = x1.shape[0], x2.shape[0]
+  c = next(iter(feats1.values()))[1].shape[0]
+  per_row = n2 * (1 if trace_outputs else c * c) * 3 * np.dtype(_dtype_of(params)).itemsize
+  tile = int(max(1, min(n1, _DEFAULT_BLOCK_BYTES // max(1, per_row))))
+  rows = []
+  for start in range(0, n1, tile):
+    valid = min(tile, n1 - start)
+    rows_feats = {}
+    for k, (a, g) in feats1.items():
+      a, g = a[start:start + tile], g[:, start:start + tile]
+      if valid < tile:
+        a = jnp.concatenate([a, jnp.zeros((tile - valid,) + a.shape[1:], a.dtype)])
+        g = jnp.concatenate([g, jnp.zeros(g.shape[:1] + (tile - valid,) + g.shape[2:],
+                                          g.dtype)], axis=1)
+      rows_feats[k] = (a, g)
+    rows.append(contract(rows_feats, feats2)[:valid * (1 if trace_outputs else c)])
+  return jnp.concatenate(rows, axis=0) if len(rows) > 1 else rows[0]
+
+
+def _dtype_of(params):
+  return jax.tree_util.tree_leaves(params)[0].dtype
+
+
+IMPLEMENTATIONS = ('auto', 'structured', 'generic')
+
+
 def empirical_ntk(model: nn.Module, variables: Mapping[str, Any], x1, x2=None, *,
                   trace_outputs: bool = True, block_size: Optional[int] = None,
+                  implementation: str = 'auto',
                   rngs: Optional[Mapping[str, jax.Array]] = None,
                   **apply_kwargs) -> jax.Array:
   """The empirical NTK of `model` at `variables`, materialized in blocks.
@@ -92,8 +162,13 @@ def empirical_ntk(model: nn.Module, variables: Mapping[str, Any], x1, x2=None, *
     x2: (N₂, ...) inputs, or None for x1.
     trace_outputs: True → (N₁, N₂) kernel averaged over the C outputs;
       False → the full (N₁·C, N₂·C) kernel, row index i·C + a.
-    block_size: inputs per block on each side; None picks one that keeps the tangents
-      (block·C·P numbers) near 256 MiB.
+    block_size: inputs per block; None picks 256 for the structured path and, for the
+      generic one, a size that keeps the per-block tangents (block·C·P numbers) near 256 MiB.
+    implementation: 'generic' builds Θ from kernel–vector products with unit vectors
+      (J₁(J₂ᵀE), one vmapped vjp and jvp per block pair); 'structured' uses the per-layer
+      form Σ_l (s_w² A_l A_l'ᵀ + s_b²) ⊙ (G_l G_l'ᵀ) (see `ecrn_jax._src.structured`), which
+      needs a network of ecrn_jax Dense layers and is a factor ~width cheaper at large N;
+      'auto' takes 'structured' when it applies, else 'generic'. Both are exact.
     rngs: rngs passed to apply (e.g. {'dropout': key} with train=True: the kernel of
       the one drop mask that key draws).
     **apply_kwargs: static extra arguments of apply (e.g. train=True).
@@ -101,6 +176,7 @@ def empirical_ntk(model: nn.Module, variables: Mapping[str, Any], x1, x2=None, *
     The kernel, (N₁, N₂) or (N₁·C, N₂·C), in the parameters' dtype.
   """
   params, rest = _split_variables(variables)
+  same_inputs = x2 is None
   x1 = jnp.asarray(x1)
   x2 = x1 if x2 is None else jnp.asarray(x2)
   if x1.ndim < 2 or x2.ndim < 2:
@@ -109,25 +185,35 @@ def empirical_ntk(model: nn.Module, variables: Mapping[str, Any], x1, x2=None, *
   if x1.shape[1:] != x2.shape[1:]:
     raise ValueError(f'x1 and x2 must have the same feature shape, got {x1.shape[1:]} '
                      f'and {x2.shape[1:]}.')
+  if implementation not in IMPLEMENTATIONS:
+    raise ValueError(f'implementation must be one of {list(IMPLEMENTATIONS)}, '
+                     f'got {implementation!r}.')
   frozen = _freeze_kwargs(apply_kwargs)
   f = _output_fn(model, frozen)
   out_dim = jax.eval_shape(lambda: f(params, rest, rngs, x1[:1])).shape[1]
-  if block_size is None:
-    itemsize = np.dtype(jax.tree_util.tree_leaves(params)[0].dtype).itemsize
-    per_input = max(1, out_dim * _num_params(params) * itemsize)
-    block_size = int(max(1, min(512, _DEFAULT_BLOCK_BYTES // per_input)))
-  elif isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+  if block_size is not None and (isinstance(block_size, bool) or
+                                 not isinstance(block_size, int) or block_size < 1):
     raise ValueError(f'block_size must be a positive integer or None, got {block_size!r}.')
-  block = _block_kernel_fn(model, frozen, bool(trace_outputs))
+
+  layers = None
+  if implementation != 'generic':
+    try:
+      layers = structured.plan(model, frozen, params, rest, rngs, x1[:1])
+    except structured.Unsupported as e:
+      if implementation == 'structured':
+        raise ValueError(f"implementation='structured' does not apply: {e} Use "
+                         "implementation='generic' (or 'auto').") from None
+  if layers is not None:
+    kernel = _structured_ntk(model, frozen, layers, params, rest, rngs, x1, x2,
+                             bool(trace_outputs), block_size or 256, same_inputs)
+  else:
+    if block_size is None:
+      per_input = out_dim * _num_params(params) * np.dtype(_dtype_of(params)).itemsize
+      block_size = int(max(1, min(512, _DEFAULT_BLOCK_BYTES // max(1, per_input))))
+    kernel = _generic_ntk(model, frozen, params, rest, rngs, x1, x2, bool(trace_outputs),
+                          block_size)
   scale = 1 if trace_outputs else out_dim
-  n1, n2 = x1.shape[0], x2.shape[0]
-  rows = []
-  for i in range(0, n1, block_size):
-    cols = [block(params, rest, rngs, x1[i:i + block_size], x2[j:j + block_size])
-            for j in range(0, n2, block_size)]
-    rows.append(jnp.concatenate(cols, axis=1))
-  kernel = jnp.concatenate(rows, axis=0)
-  assert kernel.shape == (n1 * scale, n2 * scale)
+  assert kernel.shape == (x1.shape[0] * scale, x2.shape[0] * scale), kernel.shape
   return kernel
 
 

@@ -1,0 +1,182 @@
+r"""Empirical NTK: ecrn_jax (structured and generic) against neural-tangents, side by side.
+
+One ECRN (width 512, 4 blocks, 256 Fourier features on CIFAR-shaped inputs of 3,072
+features, float32), the same params in every method. Each (method, N) runs in its own
+subprocess so that its peak RSS is its own; kernels are saved and compared with ours.
+
+  python -m benchmarks.empirical_ntk_benchmark                       # N = 128, 512, 2048
+  python -m benchmarks.empirical_ntk_benchmark --sizes=128 --repeats=3
+  python -m benchmarks.empirical_ntk_benchmark --full_n=5000         # + the 5,000² kernel
+
+Printed: median wall time of warm (compiled) runs, peak RSS, relative max difference to
+our structured kernel, the speed-up of ours over each neural-tangents method, and achieved
+FLOP/s (an analytic count of the structured method's work) as a fraction of the FLOP/s of a
+jitted float32 matmul measured in the same run. neural-tangents runs under `nt.batch` with
+blocks of `--nt_batch` inputs, which it needs to fit its N×P Jacobians in memory at N=2048.
+"""
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list('sizes', ['128', '512', '2048'], 'Numbers of inputs N.')
+flags.DEFINE_list('methods', ['structured', 'generic', 'nt_jacobian_contraction',
+                              'nt_ntk_vector_products'], 'Methods to time.')
+flags.DEFINE_integer('repeats', 3, 'Timed warm runs per (method, N) (median reported).')
+flags.DEFINE_integer('max_seconds', 600, 'Skip further repeats once one run takes this long.')
+flags.DEFINE_integer('width', 512, 'ECRN width.')
+flags.DEFINE_integer('depth', 4, 'ECRN residual blocks.')
+flags.DEFINE_integer('fourier_features', 256, 'm (γ has 2m features).')
+flags.DEFINE_integer('input_dim', 3072, 'Input features (CIFAR: 32·32·3).')
+flags.DEFINE_integer('out_dim', 1, 'Outputs C (the kernel is traced over them).')
+flags.DEFINE_integer('nt_batch', 256, 'Block size for neural-tangents (nt.batch).')
+flags.DEFINE_integer('full_n', 0, 'If > 0, also time our full N×N kernel at this N.')
+flags.DEFINE_string('worker', None, 'Internal: "method,N,outfile" runs one measurement.')
+
+NT_IMPLEMENTATION = {'nt_jacobian_contraction': 1, 'nt_ntk_vector_products': 2}
+
+
+def _setup(n):
+  import ecrn_jax  # pylint: disable=g-import-not-at-top
+  config = ecrn_jax.ECRNConfig(width=FLAGS.width, depth=FLAGS.depth,
+                               fourier_features=FLAGS.fourier_features,
+                               out_dim=FLAGS.out_dim, dtype='float32')
+  model = ecrn_jax.ECRN(config)
+  x = jax.random.normal(jax.random.PRNGKey(1), (n, FLAGS.input_dim), jnp.float32)
+  variables = model.init(jax.random.PRNGKey(0), x[:1])
+  return model, variables, x
+
+
+def _kernel_fn(method, model, variables):
+  import ecrn_jax  # pylint: disable=g-import-not-at-top
+  if method in ('structured', 'generic'):
+    return lambda x: ecrn_jax.empirical_ntk(model, variables, x, implementation=method)
+  import neural_tangents as nt  # pylint: disable=g-import-not-at-top
+  rest = {k: v for k, v in variables.items() if k != 'params'}
+  f = lambda p, x: model.apply({'params': p, **rest}, x)
+  fn = nt.empirical_ntk_fn(f, trace_axes=(-1,), vmap_axes=0,
+                           implementation=NT_IMPLEMENTATION[method])
+  batched = nt.batch(fn, batch_size=FLAGS.nt_batch, device_count=0)
+  return lambda x: batched(x, None, variables['params'])
+
+
+def _time(fn, repeats, max_seconds):
+  start = time.perf_counter()
+  result = jax.block_until_ready(fn())
+  first = time.perf_counter() - start
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - start)
+    if times[-1] > max_seconds:
+      break
+  return result, first, times
+
+
+def worker(spec):
+  method, n, outfile = spec.split(',')
+  n = int(n)
+  model, variables, x = _setup(n)
+  kernel_fn = _kernel_fn(method, model, variables)
+  repeats = FLAGS.repeats if n <= 512 else 1
+  kernel, first, times = _time(lambda: kernel_fn(x), repeats, FLAGS.max_seconds)
+  np.save(outfile + '.npy', np.asarray(kernel))
+  with open(outfile, 'w') as f:
+    json.dump({'first_s': first, 'times_s': times,
+               'peak_rss_gib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}, f)
+
+
+def _run_worker(method, n, tmp):
+  out = os.path.join(tmp, f'{method}_{n}.json')
+  cmd = [sys.executable, '-m', 'benchmarks.empirical_ntk_benchmark', f'--worker={method},{n},{out}']
+  for name in ('width', 'depth', 'fourier_features', 'input_dim', 'out_dim', 'nt_batch',
+               'repeats', 'max_seconds'):
+    cmd.append(f'--{name}={getattr(FLAGS, name)}')
+  proc = subprocess.run(cmd, capture_output=True, text=True)
+  if proc.returncode != 0:
+    return None, proc.stderr.strip().splitlines()[-1] if proc.stderr else 'failed'
+  with open(out) as f:
+    return json.load(f), np.load(out + '.npy')
+
+
+def matmul_flops_per_s(size=2048, repeats=10):
+  a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
+  mm = jax.jit(lambda a, b: a @ b)
+  jax.block_until_ready(mm(a, a))
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(mm(a, a))
+    times.append(time.perf_counter() - start)
+  return 2 * size**3 / statistics.median(times)
+
+
+def structured_flops(n, c=None):
+  """Analytic FLOPs of the structured method for an N×N kernel (fwd, C bwd, contraction)."""
+  c = FLAGS.out_dim if c is None else c
+  w, m, d, depth = FLAGS.width, FLAGS.fourier_features, FLAGS.input_dim, FLAGS.depth
+  dense = [(2 * m, w)] + [(w, w)] * depth + [(w, c)]      # (n_in, n_out) of each Dense
+  forward = 2 * n * (d * m + sum(i * o for i, o in dense))
+  backward = c * 2 * n * sum(i * o for i, o in dense)     # cotangents w.r.t. layer outputs
+  contraction = sum(2 * n * n * (i + c * o) for i, o in dense)
+  return forward + backward + contraction
+
+
+def main(argv):
+  del argv
+  if FLAGS.worker:
+    worker(FLAGS.worker)
+    return
+  print(f'devices: {jax.devices()}  jax {jax.__version__}')
+  peak = matmul_flops_per_s()
+  print(f'matmul peak (jitted float32 2048³, median of 10): {peak / 1e9:.1f} GFLOP/s\n')
+  header = (f'{"N":>6} {"method":>24} {"median s":>9} {"first s":>8} {"peak RSS":>9} '
+            f'{"rel diff":>9} {"ours ×":>7} {"%peak":>6}')
+  print(header)
+  with tempfile.TemporaryDirectory() as tmp:
+    for n in map(int, FLAGS.sizes):
+      results = {}
+      for method in FLAGS.methods:
+        stats, kernel = _run_worker(method, n, tmp)
+        results[method] = (stats, kernel)
+      ref_stats, ref = results.get('structured', (None, None))
+      ours_t = statistics.median(ref_stats['times_s']) if ref_stats else None
+      for method, (stats, kernel) in results.items():
+        if stats is None:
+          print(f'{n:>6} {method:>24}  failed: {kernel}')
+          continue
+        t = statistics.median(stats['times_s'])
+        diff = (float(np.abs(kernel - ref).max() / np.abs(ref).max())
+                if ref is not None else float('nan'))
+        speedup = t / ours_t if ours_t else float('nan')
+        frac = (structured_flops(n) / t / peak * 100) if method == 'structured' else float('nan')
+        print(f'{n:>6} {method:>24} {t:>9.3f} {stats["first_s"]:>8.2f} '
+              f'{stats["peak_rss_gib"]:>7.2f}Gi {diff:>9.1e} {speedup:>7.1f} {frac:>6.1f}')
+      print()
+    if FLAGS.full_n:
+      stats, _ = _run_worker('structured', FLAGS.full_n, tmp)
+      t = statistics.median(stats['times_s'])
+      print(f'full {FLAGS.full_n}×{FLAGS.full_n} kernel (structured): {t:.2f} s warm, '
+            f'{stats["first_s"]:.2f} s first call, peak RSS {stats["peak_rss_gib"]:.2f} GiB, '
+            f'{structured_flops(FLAGS.full_n) / t / peak * 100:.1f}% of matmul peak')
+  print('\n"ours ×": that method\'s median time over ours (structured). "%peak": achieved '
+        'FLOP/s of the structured method (analytic count) over the measured matmul FLOP/s.')
+
+
+if __name__ == '__main__':
+  app.run(main)
