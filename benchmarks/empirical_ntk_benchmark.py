@@ -45,6 +45,7 @@ flags.DEFINE_integer('input_dim', 3072, 'Input features (CIFAR: 32·32·3).')
 flags.DEFINE_integer('out_dim', 1, 'Outputs C (the kernel is traced over them).')
 flags.DEFINE_integer('nt_batch', 256, 'Block size for neural-tangents (nt.batch).')
 flags.DEFINE_integer('full_n', 0, 'If > 0, also time our full N×N kernel at this N.')
+flags.DEFINE_integer('vp_n', 2048, 'If > 0, time ntk_vp_fn against a forward+backward pass at this N.')
 flags.DEFINE_string('worker', None, 'Internal: "method,N,outfile" runs one measurement.')
 
 NT_IMPLEMENTATION = {'nt_jacobian_contraction': 1, 'nt_ntk_vector_products': 2}
@@ -137,6 +138,25 @@ def structured_flops(n, c=None):
   return forward + backward + contraction
 
 
+def time_ntk_vp(n):
+  """Θv (one vjp + one jvp, traced over C) against one forward + one backward pass."""
+  import ecrn_jax  # pylint: disable=g-import-not-at-top
+  model, variables, x = _setup(n)
+  matvec = jax.jit(ecrn_jax.ntk_vp_fn(model, variables, x))
+  v = jax.random.normal(jax.random.PRNGKey(2), (n,), jnp.float32)
+  rest = {k: val for k, val in variables.items() if k != 'params'}
+  loss = lambda p: jnp.sum(model.apply({'params': p, **rest}, x))
+  fwd_bwd = jax.jit(jax.value_and_grad(loss))
+  fwd = jax.jit(loss)
+  _, _, t_vp = _time(lambda: matvec(v), 5, FLAGS.max_seconds)
+  _, _, t_fb = _time(lambda: fwd_bwd(variables['params']), 5, FLAGS.max_seconds)
+  _, _, t_f = _time(lambda: fwd(variables['params']), 5, FLAGS.max_seconds)
+  t_vp, t_fb, t_f = map(statistics.median, (t_vp, t_fb, t_f))
+  print(f'\nntk_vp_fn at N={n} (C={FLAGS.out_dim}): {t_vp * 1e3:.1f} ms; one forward + one '
+        f'backward: {t_fb * 1e3:.1f} ms; one forward: {t_f * 1e3:.1f} ms; ratio Θv / (fwd+bwd) '
+        f'= {t_vp / t_fb:.2f} (a vjp + a jvp cost about two forward+backward passes, ~2)')
+
+
 def main(argv):
   del argv
   if FLAGS.worker:
@@ -174,6 +194,8 @@ def main(argv):
       print(f'full {FLAGS.full_n}×{FLAGS.full_n} kernel (structured): {t:.2f} s warm, '
             f'{stats["first_s"]:.2f} s first call, peak RSS {stats["peak_rss_gib"]:.2f} GiB, '
             f'{structured_flops(FLAGS.full_n) / t / peak * 100:.1f}% of matmul peak')
+  if FLAGS.vp_n:
+    time_ntk_vp(FLAGS.vp_n)
   print('\n"ours ×": that method\'s median time over ours (structured). "%peak": achieved '
         'FLOP/s of the structured method (analytic count) over the measured matmul FLOP/s.')
 

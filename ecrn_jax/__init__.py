@@ -22,5 +22,26 @@ from ecrn_jax._src.models import FourierFeatures
 from ecrn_jax._src.models import MLP
 from ecrn_jax._src.models import fourier_embed
 from ecrn_jax._src.models import fourier_matrix
+from ecrn_jax._src.regression import GaussianPosterior
+from ecrn_jax._src.regression import JitterWarning
+from ecrn_jax._src.regression import batched_infinite_kernel_diagonal
+from ecrn_jax._src.regression import batched_infinite_kernels
+from ecrn_jax._src.regression import calibrated_softmax
+from ecrn_jax._src.regression import centered_one_hot
+from ecrn_jax._src.regression import cholesky_with_jitter
+from ecrn_jax._src.regression import dual_coefficients
+from ecrn_jax._src.regression import empirical_kernel_regression
+from ecrn_jax._src.regression import fit_softmax_temperature
+from ecrn_jax._src.regression import gp_posterior
+from ecrn_jax._src.regression import infinite_kernel_regression
+from ecrn_jax._src.regression import kernel_regression
 
 __version__ = '0.1.0'
+
+
+def __getattr__(name):
+  # scikit-learn is optional (the `experiments` and `test` extras): load the estimators lazily.
+  if name in ('NTKRegressor', 'NTKClassifier'):
+    from ecrn_jax._src import sklearn as _sklearn  # pylint: disable=g-import-not-at-top
+    return getattr(_sklearn, name)
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -1,0 +1,342 @@
+"""Kernel regression: closed forms against independent solves and neural-tangents' predict,
+the tiled and multi-device twin kernels, and the empirical-NTK path."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import neural_tangents as nt
+import numpy as np
+import pytest
+import scipy.linalg
+from conftest import relative_max_error
+
+from ecrn_jax import ECRN, MLP, ECRNConfig, MLPConfig, infinite_kernels
+from ecrn_jax._src import regression
+
+TOL = 1e-10
+
+
+def _kernels(rng, n, m, rank=None):
+  """Θ(X, X) (n, n), Θ(x, X) (m, n), Θ(x, x) (m, m) of a random feature map."""
+  features = rng.normal(size=(n + m, rank or 3 * (n + m)))
+  k = features @ features.T / features.shape[1] * 4.0
+  return k[:n, :n], k[n:, :n], k[n:, n:]
+
+
+def _reference_solve(k_train_train, y, k_test_train, diag_reg, t=None, learning_rate=1.0):
+  """Independent closed form: numpy solve (t = ∞) or scipy's matrix exponential."""
+  n = k_train_train.shape[0]
+  regularized = k_train_train + diag_reg * np.trace(k_train_train) / n * np.eye(n)
+  if t is None:
+    return k_test_train @ np.linalg.solve(regularized, y)
+  decay = np.eye(n) - scipy.linalg.expm(-learning_rate * t * regularized / n)
+  return k_test_train @ np.linalg.solve(regularized, decay @ y)
+
+
+@pytest.mark.parametrize('diag_reg', [0.0, 1e-3, 0.5])
+@pytest.mark.parametrize('outputs', [None, 3])
+@pytest.mark.parametrize('t', [None, 0.7, 40.0])
+def test_kernel_regression_matches_independent_closed_form(diag_reg, outputs, t, rng):
+  k_tt, k_st, _ = _kernels(rng, 12, 5)
+  y = rng.normal(size=(12,) if outputs is None else (12, outputs))
+  ours = regression.kernel_regression(k_tt, y, k_st, diag_reg=diag_reg, t=t, learning_rate=0.3)
+  expected = _reference_solve(k_tt, y, k_st, diag_reg, t, learning_rate=0.3)
+  assert ours.shape == expected.shape
+  assert relative_max_error(ours, expected) < 1e-9
+
+
+@pytest.mark.parametrize('t', [None, 0.5, 25.0])
+@pytest.mark.parametrize('linearized', [False, True])
+def test_kernel_regression_matches_neural_tangents_predict(t, linearized, rng):
+  n, m, c, lr, diag_reg = 15, 6, 3, 0.4, 1e-2
+  k_tt, k_st, _ = _kernels(rng, n, m)
+  y = rng.normal(size=(n, c))
+  f0_train = rng.normal(size=(n, c)) if linearized else None
+  f0_test = rng.normal(size=(m, c)) if linearized else None
+  ours = regression.kernel_regression(k_tt, y, k_st, diag_reg=diag_reg, t=t, learning_rate=lr,
+                                      fx_train_0=f0_train, fx_test_0=f0_test)
+  # neural-tangents normalizes time by y.size = N·C (the loss averaged over outputs too).
+  predict_fn = nt.predict.gradient_descent_mse(k_tt, y, learning_rate=lr * c,
+                                               diag_reg=diag_reg)
+  _, theirs = predict_fn(t, np.zeros_like(y) if f0_train is None else f0_train,
+                         np.zeros((m, c)) if f0_test is None else f0_test, k_st)
+  assert relative_max_error(ours, theirs) < 1e-8
+
+
+def test_time_axis_limits_and_array_times(rng):
+  k_tt, k_st, _ = _kernels(rng, 10, 4)
+  y = rng.normal(size=(10, 2))
+  times = np.array([0.0, 1.0, 1e9])
+  stacked = regression.kernel_regression(k_tt, y, k_st, diag_reg=1e-2, t=times)
+  assert stacked.shape == (3, 4, 2)
+  assert np.all(stacked[0] == 0.0)
+  single = regression.kernel_regression(k_tt, y, k_st, diag_reg=1e-2, t=1.0)
+  np.testing.assert_allclose(stacked[1], single, rtol=1e-12, atol=0)
+  converged = regression.kernel_regression(k_tt, y, k_st, diag_reg=1e-2, t=None)
+  assert relative_max_error(stacked[2], converged) < 1e-8
+  infinite = regression.kernel_regression(k_tt, y, k_st, diag_reg=1e-2, t=np.inf)
+  np.testing.assert_array_equal(infinite, converged)
+
+
+def test_diag_reg_is_relative_to_the_mean_diagonal(rng):
+  k_tt, k_st, _ = _kernels(rng, 10, 4)
+  y = rng.normal(size=10)
+  base = regression.kernel_regression(k_tt, y, k_st, diag_reg=0.1)
+  scaled = regression.kernel_regression(1e3 * k_tt, y, 1e3 * k_st, diag_reg=0.1)
+  assert relative_max_error(scaled, base) < TOL
+  absolute = 0.1 * np.trace(k_tt) / 10
+  explicit = k_st @ np.linalg.solve(k_tt + absolute * np.eye(10), y)
+  assert relative_max_error(base, explicit) < TOL
+  unit_ridge = k_st @ np.linalg.solve(k_tt + 0.1 * np.eye(10), y)
+  assert relative_max_error(base, unit_ridge) > 1e-3
+  dual = regression.dual_coefficients(k_tt, y, diag_reg=0.1)
+  assert relative_max_error(k_st @ dual, base) < TOL
+
+
+def test_gp_posterior_matches_closed_form_and_neural_tangents(rng):
+  k_tt, k_st, k_ss = _kernels(rng, 14, 5)
+  y = rng.normal(size=(14, 2))
+  diag_reg = 1e-3
+  regularized = k_tt + diag_reg * np.trace(k_tt) / 14 * np.eye(14)
+  mean = k_st @ np.linalg.solve(regularized, y)
+  cov = k_ss - k_st @ np.linalg.solve(regularized, k_st.T)
+  full = regression.gp_posterior(k_tt, y, k_st, k_ss, diag_reg=diag_reg)
+  diag = regression.gp_posterior(k_tt, y, k_st, np.diag(k_ss), diag_reg=diag_reg)
+  assert relative_max_error(full.mean, mean) < TOL
+  assert relative_max_error(full.covariance, cov) < 1e-8
+  assert relative_max_error(diag.covariance, np.diag(cov)) < 1e-8
+  assert regression.gp_posterior(k_tt, y, k_st, diag_reg=diag_reg).covariance is None
+  theirs = nt.predict.gp_inference(k_tt, y, diag_reg=diag_reg)('nngp', k_st, k_ss)
+  assert relative_max_error(full.mean, theirs.mean) < 1e-8
+  assert relative_max_error(full.covariance, theirs.covariance) < 1e-8
+
+
+def test_cholesky_retries_with_growing_jitter_and_warns(rng):
+  k_tt, k_st, _ = _kernels(rng, 10, 3, rank=3)      # rank 3: singular
+  y = rng.normal(size=10)
+  with pytest.warns(regression.JitterWarning, match=r'jitter .*mean\(diag\) = '):
+    predictions = regression.kernel_regression(k_tt, y, k_st, diag_reg=0.0)
+  assert np.all(np.isfinite(predictions))
+  with pytest.warns(regression.JitterWarning):
+    factor, jitter = regression.cholesky_with_jitter(k_tt)
+  assert jitter > 0
+  assert relative_max_error(factor @ factor.T, k_tt + jitter * np.eye(10)) < 1e-10
+  factor, jitter = regression.cholesky_with_jitter(k_tt + np.eye(10))
+  assert jitter == 0.0
+  indefinite = np.array([[1.0, 2.0], [2.0, 1.0]])
+  with pytest.raises(ValueError, match='not positive definite'):
+    regression.kernel_regression(indefinite, np.ones(2), indefinite)
+  with pytest.raises(ValueError, match='positive diagonal'):
+    regression.kernel_regression(-np.eye(3), np.ones(3), np.eye(3))
+
+
+def test_non_finite_and_malformed_inputs_raise_clear_errors(rng):
+  k_tt, k_st, _ = _kernels(rng, 6, 2)
+  y = np.ones(6)
+  for bad, name in [(np.where(np.eye(6) > 0, np.nan, k_tt), 'k_train_train'),
+                    (np.full_like(k_tt, np.inf), 'k_train_train')]:
+    with pytest.raises(ValueError, match=f'{name} contains .* NaN or inf'):
+      regression.kernel_regression(bad, y, k_st)
+  with pytest.raises(ValueError, match='y_train contains'):
+    regression.kernel_regression(k_tt, np.r_[y[:-1], np.nan], k_st)
+  with pytest.raises(ValueError, match='k_test_train contains'):
+    regression.kernel_regression(k_tt, y, k_st * np.nan)
+  with pytest.raises(ValueError, match=r'y_train must have shape \(N,\) or \(N, C\) with N = 6'):
+    regression.kernel_regression(k_tt, np.ones(5), k_st)
+  with pytest.raises(ValueError, match=r'k_test_train must have shape \(M, N\)'):
+    regression.kernel_regression(k_tt, y, k_st[:, :4])
+  with pytest.raises(ValueError, match='square'):
+    regression.kernel_regression(k_tt[:, :5], y, k_st)
+  with pytest.raises(ValueError, match='diag_reg'):
+    regression.kernel_regression(k_tt, y, k_st, diag_reg=-1.0)
+  with pytest.raises(ValueError, match='t must be'):
+    regression.kernel_regression(k_tt, y, k_st, t=-1.0)
+  with pytest.raises(ValueError, match='learning_rate'):
+    regression.kernel_regression(k_tt, y, k_st, t=1.0, learning_rate=0.0)
+  with pytest.raises(ValueError, match='both fx_train_0 and fx_test_0'):
+    regression.kernel_regression(k_tt, y, k_st, fx_train_0=y)
+  with pytest.raises(ValueError, match='k_test_test'):
+    regression.gp_posterior(k_tt, y, k_st, np.ones(3))
+
+
+_ECRN = ECRNConfig(width=16, depth=2, fourier_features=6, fourier_scale=0.5, drop_rate=0.2,
+                   activation='gelu', dtype='float64')
+_MLP = MLPConfig(hidden_widths=(16, 16), activation='relu', dtype='float64')
+
+
+def _variables(config, x):
+  if isinstance(config, MLPConfig):
+    return None
+  return ECRN(config).init(jax.random.PRNGKey(3), x[:1])
+
+
+@pytest.mark.parametrize('config', [_ECRN, _MLP], ids=['ecrn', 'mlp'])
+@pytest.mark.parametrize('symmetric', [True, False])
+def test_batched_kernels_equal_direct_kernels(config, symmetric, rng):
+  x1, x2 = rng.normal(size=(37, 4)), rng.normal(size=(21, 4))
+  variables = _variables(config, x1)
+  other = None if symmetric else x2
+  direct = infinite_kernels(config, x1, other, variables=variables)
+  calls = []
+  tiled = regression.batched_infinite_kernels(config, x1, other, variables=variables,
+                                              batch_size=8,
+                                              progress=lambda d, n: calls.append((d, n)))
+  # ReLU kernels take arccos(ρ) with ρ → 1 on the diagonal, where a round-off ε in ρ becomes
+  # ~√ε; jit-compiled (as in the tiles, and as in nt.batch) that is ~1e-9 relative.
+  tol = 1e-7 if config.activation == 'relu' else TOL
+  for ours, reference in zip(tiled, direct):
+    assert isinstance(ours, np.ndarray) and ours.shape == reference.shape
+    assert relative_max_error(ours, reference) < tol
+  total = calls[-1][1]
+  assert calls == [(i, total) for i in range(1, total + 1)]
+  # 5 row tiles × 3 column tiles; symmetric: the 15 of 5 × 5 on or above the diagonal.
+  assert total == 15
+  only_ntk = regression.batched_infinite_kernels(config, x1, other, variables=variables,
+                                                 get='ntk', batch_size=16)
+  assert relative_max_error(only_ntk, direct.ntk) < tol
+
+
+def test_batched_kernels_write_into_given_arrays(tmp_path, rng):
+  x = rng.normal(size=(19, 3))
+  variables = _variables(_ECRN, x)
+  out = {'nngp': np.lib.format.open_memmap(tmp_path / 'nngp.npy', mode='w+',
+                                           dtype=np.float64, shape=(19, 19))}
+  result = regression.batched_infinite_kernels(_ECRN, x, variables=variables, get=('nngp',),
+                                               batch_size=8, out=out)
+  assert result.nngp is out['nngp'] and result.ntk is None
+  reference = infinite_kernels(_ECRN, x, variables=variables).nngp
+  assert relative_max_error(np.load(tmp_path / 'nngp.npy'), reference) < TOL
+  with pytest.raises(ValueError, match='out'):
+    regression.batched_infinite_kernels(_ECRN, x, variables=variables, get='ntk',
+                                        out={'ntk': np.empty((3, 3))})
+  with pytest.raises(ValueError, match='get'):
+    regression.batched_infinite_kernels(_ECRN, x, variables=variables, get='rbf')
+  with pytest.raises(ValueError, match='batch_size'):
+    regression.batched_infinite_kernels(_ECRN, x, variables=variables, batch_size=0)
+  with pytest.raises(ValueError, match='variables'):
+    regression.batched_infinite_kernels(_ECRN, x)
+
+
+def test_multi_device_kernels_equal_single_device():
+  """Four host CPU devices (XLA_FLAGS must be set before jax starts, hence a subprocess)."""
+  code = textwrap.dedent("""
+      import jax, numpy as np
+      jax.config.update('jax_enable_x64', True)
+      from ecrn_jax import ECRN, ECRNConfig, infinite_kernels
+      from ecrn_jax._src import regression
+      assert jax.device_count() == 4, jax.devices()
+      cfg = ECRNConfig(width=16, depth=2, fourier_features=6, fourier_scale=0.5,
+                       dtype='float64')
+      rng = np.random.default_rng(1)
+      x1, x2 = rng.normal(size=(45, 5)), rng.normal(size=(18, 5))
+      v = ECRN(cfg).init(jax.random.PRNGKey(0), x1[:1])
+      fn, _, mesh = regression._tile_kernel_fn(cfg, ('nngp', 'ntk'), tuple(jax.devices()),
+                                               True)
+      g = np.asarray(regression.embed_inputs(cfg, x1[:8], v))
+      tile = fn(g, g[:4])[1]
+      assert tile.shape == (8, 4) and len(tile.addressable_shards) == 4
+      assert {s.data.shape for s in tile.addressable_shards} == {(2, 4)}
+      worst = 0.0
+      for other in (None, x2):
+        one = regression.batched_infinite_kernels(cfg, x1, other, variables=v, batch_size=4,
+                                                  devices=1)
+        four = regression.batched_infinite_kernels(cfg, x1, other, variables=v, batch_size=4)
+        direct = infinite_kernels(cfg, x1, other, variables=v)
+        for a, b, c in zip(one, four, direct):
+          worst = max(worst, np.abs(a - b).max() / np.abs(a).max(),
+                      np.abs(b - np.asarray(c)).max() / np.abs(c).max())
+      print('worst', worst)
+      assert worst < 1e-12, worst
+  """)
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4',
+             TF_CPP_MIN_LOG_LEVEL='3')
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          env=env, timeout=300)
+  assert result.returncode == 0 and 'worst' in result.stdout, result.stderr[-3000:]
+
+
+def test_infinite_kernel_regression_matches_closed_form_with_twin_kernels(rng):
+  x_train, x_test = rng.normal(size=(20, 4)), rng.normal(size=(7, 4))
+  y = rng.normal(size=(20, 2))
+  variables = _variables(_ECRN, x_train)
+  train = infinite_kernels(_ECRN, x_train, variables=variables)
+  test = infinite_kernels(_ECRN, x_test, x_train, variables=variables)
+  for kernel in ('ntk', 'nngp'):
+    for t in (None, 3.0):
+      ours = regression.infinite_kernel_regression(_ECRN, x_train, y, x_test,
+                                                   variables=variables, kernel=kernel, t=t,
+                                                   diag_reg=1e-3, batch_size=8)
+      expected = _reference_solve(np.asarray(getattr(train, kernel)), y,
+                                  np.asarray(getattr(test, kernel)), 1e-3, t)
+      assert relative_max_error(ours, expected) < 1e-8
+  posterior = regression.infinite_kernel_regression(_ECRN, x_train, y, x_test,
+                                                    variables=variables, kernel='nngp',
+                                                    diag_reg=1e-3, return_variance=True,
+                                                    batch_size=8)
+  k_ss = np.asarray(infinite_kernels(_ECRN, x_test, variables=variables).nngp)
+  k_tt, k_st = np.asarray(train.nngp), np.asarray(test.nngp)
+  regularized = k_tt + 1e-3 * np.trace(k_tt) / 20 * np.eye(20)
+  variance = np.diag(k_ss - k_st @ np.linalg.solve(regularized, k_st.T))
+  assert relative_max_error(posterior.covariance, variance) < 1e-8
+  with pytest.raises(ValueError, match='return_variance'):
+    regression.infinite_kernel_regression(_ECRN, x_train, y, x_test, variables=variables,
+                                          kernel='ntk', return_variance=True)
+
+
+@pytest.mark.parametrize('trace_outputs', [True, False])
+@pytest.mark.parametrize('t', [None, 2.0])
+def test_empirical_kernel_regression_matches_neural_tangents(trace_outputs, t, rng):
+  cfg = ECRNConfig(width=32, depth=2, fourier_features=8, fourier_scale=0.5, out_dim=2,
+                   dtype='float64')
+  model = ECRN(cfg)
+  x_train, x_test = rng.normal(size=(12, 3)), rng.normal(size=(5, 3))
+  y = rng.normal(size=(12, 2))
+  variables = model.init(jax.random.PRNGKey(0), x_train)
+  lr, diag_reg = 0.5, 1e-3
+  ours = regression.empirical_kernel_regression(model, variables, x_train, y, x_test,
+                                                diag_reg=diag_reg, t=t, learning_rate=lr,
+                                                linearized=True, trace_outputs=trace_outputs)
+  rest = {k: v for k, v in variables.items() if k != 'params'}
+  f = lambda p, x: model.apply({'params': p, **rest}, x)
+  axes = (-1,) if trace_outputs else ()
+  kernel_fn = nt.empirical_ntk_fn(f, trace_axes=axes, vmap_axes=0)
+  k_tt = kernel_fn(x_train, None, variables['params'])
+  k_st = kernel_fn(x_test, x_train, variables['params'])
+  predict_fn = nt.predict.gradient_descent_mse(k_tt, y, learning_rate=lr * 2,
+                                               diag_reg=diag_reg, trace_axes=axes)
+  _, theirs = predict_fn(t, f(variables['params'], x_train), f(variables['params'], x_test),
+                         k_st)
+  assert ours.shape == (5, 2)
+  assert relative_max_error(ours, theirs) < 1e-8
+  plain = regression.empirical_kernel_regression(model, variables, x_train, y, x_test,
+                                                 diag_reg=diag_reg, t=t, learning_rate=lr)
+  assert relative_max_error(plain, ours) > 1e-6          # f₀ ≢ 0 matters
+
+
+def test_classification_targets_and_softmax_calibration(rng):
+  targets = regression.centered_one_hot(np.array([0, 2, 1]), 3)
+  np.testing.assert_allclose(targets.sum(axis=1), 0.0, atol=1e-15)
+  np.testing.assert_allclose(targets[1], [-1 / 3, -1 / 3, 2 / 3])
+  with pytest.raises(ValueError, match='labels'):
+    regression.centered_one_hot(np.array([0, 3]), 3)
+  scores = rng.normal(scale=3.0, size=(4000, 4))
+  probabilities = regression.calibrated_softmax(scores, 2.0)
+  np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+  labels = np.array([rng.choice(4, p=p) for p in probabilities])
+  assert abs(regression.fit_softmax_temperature(scores, labels) - 2.0) < 0.2
+
+
+def test_modules_import_without_neural_tangents_or_tensorflow():
+  code = textwrap.dedent("""
+      import sys
+      import ecrn_jax._src.regression, ecrn_jax._src.sklearn
+      heavy = [m for m in sys.modules if m.split('.')[0] in ('neural_tangents', 'tensorflow')]
+      assert not heavy, heavy
+      print('clean')
+  """)
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=300)
+  assert result.returncode == 0 and 'clean' in result.stdout, result.stderr[-3000:]
