@@ -22,6 +22,7 @@ from ecrn_jax._src.models import FourierFeatures
 from ecrn_jax._src.models import MLP
 from ecrn_jax._src.models import fourier_embed
 from ecrn_jax._src.models import fourier_matrix
+from ecrn_jax._src import analysis
 from ecrn_jax._src.regression import GaussianPosterior
 from ecrn_jax._src.regression import JitterWarning
 from ecrn_jax._src.regression import batched_infinite_kernel_diagonal
@@ -35,6 +36,18 @@ from ecrn_jax._src.regression import fit_softmax_temperature
 from ecrn_jax._src.regression import gp_posterior
 from ecrn_jax._src.regression import infinite_kernel_regression
 from ecrn_jax._src.regression import kernel_regression
+from ecrn_jax._src.tracking import KernelTracker
+from ecrn_jax._src.tracking import TrackingConfig
+from ecrn_jax._src.training import LinearizedModel
+from ecrn_jax._src.training import TrainConfig
+from ecrn_jax._src.training import TrainingDiverged
+from ecrn_jax._src.training import cross_entropy_loss
+from ecrn_jax._src.training import learning_rate_schedule
+from ecrn_jax._src.training import linearize
+from ecrn_jax._src.training import make_optimizer
+from ecrn_jax._src.training import make_train_step
+from ecrn_jax._src.training import mse_loss
+from ecrn_jax._src.training import train
 
 __version__ = '0.1.0'
 

@@ -235,6 +235,17 @@ def test_kernel_statistics(known_kernel):
       6,)
 
 
+def test_kernel_statistics_huge_finite_kernel(known_kernel):
+  # A diverging network's NTK can be finite yet beyond 1e154: no OverflowError.
+  stats = analysis.kernel_statistics(1e200 * known_kernel)
+  lam = EIGENVALUES
+  np.testing.assert_allclose(stats['effective_rank'],
+                             lam.sum()**2 / np.sum(lam**2), rtol=1e-12)
+  np.testing.assert_allclose(stats['lambda_max'], 1e200 * lam.max(), rtol=1e-12)
+  np.testing.assert_allclose(stats['frobenius_norm'],
+                             1e200 * np.linalg.norm(known_kernel, 'fro'), rtol=1e-12)
+
+
 def test_kernel_statistics_singular():
   stats = analysis.kernel_statistics(np.diag([2., 1., 0.]))
   assert stats['condition_number'] == np.inf

@@ -192,3 +192,21 @@ def test_bad_inputs(rng):
     empirical_ntk(model, variables, x, implementation='fast')
   with pytest.raises(ValueError, match='hashable'):
     empirical_ntk(model, variables, x, extra=[1, 2])
+
+
+def test_auto_falls_back_for_non_flax_apply_wrappers(rng):
+  """An object with .apply wrapping a Flax model inside a jvp (a linearization) is not a
+  Flax module: 'auto' takes the generic path and gives the right kernel."""
+  x = rng.normal(size=(5, 4))
+  model = _model('ecrn', 'ntk', 'float64')
+  variables = model.init(jax.random.PRNGKey(6), x)
+
+  class Linearized:
+    def apply(self, v, x, **kwargs):
+      delta = jax.tree_util.tree_map(lambda a, b: a - b, v['params'], variables['params'])
+      f0, df = jax.jvp(lambda p: model.apply({**v, 'params': p}, x, **kwargs),
+                       (variables['params'],), (delta,))
+      return f0 + df
+
+  ours = empirical_ntk(Linearized(), variables, x)
+  assert relative_max_error(ours, empirical_ntk(model, variables, x)) <= 1e-10

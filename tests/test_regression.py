@@ -13,7 +13,7 @@ import pytest
 import scipy.linalg
 from conftest import relative_max_error
 
-from ecrn_jax import ECRN, MLP, ECRNConfig, MLPConfig, infinite_kernels
+from ecrn_jax import ECRN, ECRNConfig, MLPConfig, infinite_kernels
 from ecrn_jax._src import regression
 
 TOL = 1e-10

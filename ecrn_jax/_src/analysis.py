@@ -197,7 +197,11 @@ def kernel_statistics(
   eigs = np.linalg.eigvalsh(k)[::-1]
   lambda_max = float(eigs[0])
   lambda_min = float(eigs[-1])
-  sum_sq = float(np.sum(eigs**2))
+  # Scale-free: (sum e)^2 / sum e^2 with e = lambda / max|lambda| cannot overflow
+  # (float(x)**2 raises OverflowError for |x| > 1e154, e.g. a diverging network's NTK).
+  scale = float(np.max(np.abs(eigs)))
+  scaled = eigs / scale if scale > 0 else eigs
+  sum_sq = float(np.sum(scaled**2))
   trace = float(np.trace(k))
   return {
       'lambda_max': lambda_max,
@@ -207,8 +211,8 @@ def kernel_statistics(
       'condition_number': (
           lambda_max / lambda_min if lambda_min > 0 else float('inf')),
       'effective_rank': (
-          float(np.sum(eigs))**2 / sum_sq if sum_sq > 0 else 0.),
-      'frobenius_norm': float(np.linalg.norm(k, 'fro')),
+          float(np.sum(scaled))**2 / sum_sq if sum_sq > 0 else 0.),
+      'frobenius_norm': scale * float(np.linalg.norm(scaled)),
   }
 
 

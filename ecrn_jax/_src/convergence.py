@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import jax
 import numpy as np
 
-from ecrn_jax._src.config import ECRNConfig, MLPConfig
+from ecrn_jax._src.config import MLPConfig
 from ecrn_jax._src.empirical import empirical_nngp, empirical_ntk
 from ecrn_jax._src.infinite import infinite_kernels
 from ecrn_jax._src.models import ECRN, MLP

@@ -198,8 +198,11 @@ def empirical_ntk(model: nn.Module, variables: Mapping[str, Any], x1, x2=None, *
   layers = None
   if implementation != 'generic':
     try:
+      if not isinstance(model, nn.Module):
+        raise structured.Unsupported(f'{type(model).__name__} is not a Flax module.')
       layers = structured.plan(model, frozen, params, rest, rngs, x1[:1])
-    except structured.Unsupported as e:
+    except Exception as e:  # pylint: disable=broad-except
+      # 'auto' must never fail where the generic path works: any surprise → generic.
       if implementation == 'structured':
         raise ValueError(f"implementation='structured' does not apply: {e} Use "
                          "implementation='generic' (or 'auto').") from None

@@ -1,0 +1,394 @@
+"""Training any ecrn_jax Flax model with optax: full-batch gradient descent or mini-batches.
+
+Losses (per batch of B examples, outputs f of shape (B, C)):
+- 'mse': ½·B⁻¹ Σ_i ‖f(x_i) − y_i‖², SPEC §4's convention (a mean over examples, a sum over
+  the C outputs). `neural_tangents.predict.gradient_descent_mse` normalizes by y.size = B·C
+  instead, so plain GD with step η matches it with `learning_rate=η·C` (η for C = 1).
+- 'cross_entropy': mean softmax cross-entropy, labels as integers (B,) or one-hot (B, C).
+
+Only the 'params' collection is trained; every other collection (the fixed Fourier matrix B
+in 'fourier') is passed through unchanged. Randomness comes from `TrainConfig.seed`, split
+into named keys ('shuffle', 'dropout'); the stochastic-depth key of step s is
+`fold_in(dropout_key, s)` and the batch order of epoch e is drawn from
+`fold_in(shuffle_key, e)`, so a run is a pure function of (model, variables, data, config).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import numbers
+import os
+import time
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import flax
+import flax.linen as nn
+from flax.training import train_state
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+OPTIMIZERS = ('sgd', 'momentum', 'adam')
+SCHEDULES = ('constant', 'cosine')
+LOSSES = ('mse', 'cross_entropy')
+
+# A callback is called as callback(epoch, step, variables): at epoch 0 (step 0) before the
+# first step, and after every epoch e with the global step count reached.
+Callback = Callable[[int, int, Mapping[str, Any]], Any]
+
+
+def _check_int(name: str, value, low: int) -> None:
+  if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+    raise ValueError(f'{name} must be an integer >= {low}, got {value!r}.')
+
+
+def _check_real(name: str, value, low: float, high: float = math.inf, *,
+                low_open: bool = False, high_open: bool = False) -> None:
+  ok = not isinstance(value, bool) and isinstance(value, numbers.Real)
+  if ok:
+    v = float(value)
+    ok = (math.isfinite(v) and (v > low if low_open else v >= low)
+          and (v < high if high_open else v <= high))
+  if not ok:
+    lo, hi = '(' if low_open else '[', ')' if high_open else ']'
+    raise ValueError(f'{name} must be a finite number in {lo}{low}, {high}{hi}, '
+                     f'got {value!r}.')
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Hyperparameters of a training run.
+
+  Attributes:
+    optimizer: 'sgd' (plain gradient descent: with batch_size=None, full-batch GD),
+      'momentum' (heavy-ball SGD) or 'adam' (AdamW when weight_decay > 0).
+    learning_rate: peak step size η (> 0).
+    momentum: momentum of 'momentum', in [0, 1); ignored by the other optimizers.
+    weight_decay: decoupled for 'adam' (AdamW); added to the gradient (L2) for SGD (>= 0).
+    schedule: 'constant' or 'cosine' (cosine decay to 0 over the steps after warm-up).
+    warmup_epochs: epochs of linear warm-up from 0 to learning_rate (<= epochs).
+    epochs: number of passes over the data (0 runs only the initial callbacks).
+    batch_size: examples per step; None for the full batch (one step per epoch).
+    loss: 'mse' or 'cross_entropy'.
+    seed: seed of the shuffle and stochastic-depth keys.
+  """
+  optimizer: str = 'sgd'
+  learning_rate: float = 0.1
+  momentum: float = 0.9
+  weight_decay: float = 0.0
+  schedule: str = 'constant'
+  warmup_epochs: int = 0
+  epochs: int = 10
+  batch_size: Optional[int] = None
+  loss: str = 'mse'
+  seed: int = 0
+
+  def __post_init__(self):
+    if self.optimizer not in OPTIMIZERS:
+      raise ValueError(f'optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}.')
+    _check_real('learning_rate', self.learning_rate, 0.0, low_open=True)
+    _check_real('momentum', self.momentum, 0.0, 1.0, high_open=True)
+    _check_real('weight_decay', self.weight_decay, 0.0)
+    if self.schedule not in SCHEDULES:
+      raise ValueError(f'schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}.')
+    _check_int('epochs', self.epochs, 0)
+    _check_int('warmup_epochs', self.warmup_epochs, 0)
+    if self.warmup_epochs > self.epochs:
+      raise ValueError(f'warmup_epochs={self.warmup_epochs} exceeds epochs={self.epochs}.')
+    if self.batch_size is not None:
+      _check_int('batch_size', self.batch_size, 1)
+    if self.loss not in LOSSES:
+      raise ValueError(f'loss must be one of {list(LOSSES)}, got {self.loss!r}.')
+    _check_int('seed', self.seed, 0)
+
+  def replace(self, **changes) -> 'TrainConfig':
+    return dataclasses.replace(self, **changes)
+
+
+class TrainingDiverged(ValueError):
+  """The loss became non-finite. Carries what was done.
+
+  Attributes:
+    step: the global step whose loss was non-finite (the loss of the parameters before it).
+    epoch: the epoch of that step (1-based).
+    loss: the non-finite value.
+    variables: the last variables with a finite loss (the initial ones if step == 0).
+    history: the history so far (as `train` returns it).
+  """
+
+  def __init__(self, message: str, *, step: int, epoch: int, loss: float,
+               variables: Mapping[str, Any], history: dict):
+    super().__init__(message)
+    self.step = step
+    self.epoch = epoch
+    self.loss = loss
+    self.variables = variables
+    self.history = history
+
+
+# ---------------------------------------------------------------------------
+# Losses, schedule, optimizer, step.
+# ---------------------------------------------------------------------------
+
+
+def mse_loss(outputs: jax.Array, targets: jax.Array) -> jax.Array:
+  """½·B⁻¹ Σ_i ‖f_i − y_i‖²; outputs (B, C), targets (B, C) or (B,) when C = 1."""
+  targets = targets.reshape(outputs.shape).astype(outputs.dtype)
+  return 0.5 * jnp.sum((outputs - targets) ** 2) / outputs.shape[0]
+
+
+def cross_entropy_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Mean softmax cross-entropy; logits (B, C), labels int (B,) or one-hot (B, C)."""
+  if labels.ndim == 1:
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+  return jnp.mean(optax.softmax_cross_entropy(logits, labels.astype(logits.dtype)))
+
+
+LOSS_FNS = {'mse': mse_loss, 'cross_entropy': cross_entropy_loss}
+
+
+def steps_per_epoch(config: TrainConfig, num_examples: int) -> int:
+  """⌈N / batch_size⌉ (1 for the full batch); the last batch may be smaller."""
+  if config.batch_size is None:
+    return 1
+  return -(-num_examples // config.batch_size)
+
+
+def learning_rate_schedule(config: TrainConfig, num_steps_per_epoch: int) -> optax.Schedule:
+  """η_s as a function of the global step s (the one the optimizer uses)."""
+  lr = float(config.learning_rate)
+  warmup = config.warmup_epochs * num_steps_per_epoch
+  total = config.epochs * num_steps_per_epoch
+  if config.schedule == 'constant':
+    main = optax.constant_schedule(lr)
+  else:
+    main = optax.cosine_decay_schedule(lr, decay_steps=max(1, total - warmup))
+  if warmup == 0:
+    return main
+  return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
+
+
+@functools.lru_cache(maxsize=32)
+def make_optimizer(config: TrainConfig, num_steps_per_epoch: int
+                   ) -> optax.GradientTransformation:
+  """The optax transformation of `config` (a constant η is passed as a float).
+
+  Cached, so that repeated runs with one config reuse the compiled step.
+  """
+  if config.schedule == 'constant' and config.warmup_epochs == 0:
+    lr = float(config.learning_rate)
+  else:
+    lr = learning_rate_schedule(config, num_steps_per_epoch)
+  wd = float(config.weight_decay)
+  if config.optimizer == 'adam':
+    return optax.adamw(lr, weight_decay=wd) if wd > 0 else optax.adam(lr)
+  momentum = float(config.momentum) if config.optimizer == 'momentum' else None
+  sgd = optax.sgd(lr, momentum=momentum)
+  return optax.chain(optax.add_decayed_weights(wd), sgd) if wd > 0 else sgd
+
+
+@functools.lru_cache(maxsize=32)
+def make_train_step(model: nn.Module, loss: str) -> Callable:
+  """A jitted step (state, rest, x, y, dropout_key) → (state, loss before the step).
+
+  `state` is a flax `TrainState` over the 'params' collection; `rest` holds the other
+  collections (held constant). The stochastic-depth key is fold_in(dropout_key, state.step).
+  """
+  loss_fn = LOSS_FNS[loss]
+
+  @jax.jit
+  def step(state: train_state.TrainState, rest, x, y, dropout_key):
+    key = jax.random.fold_in(dropout_key, state.step)
+
+    def objective(params):
+      out = model.apply({'params': params, **rest}, x, train=True, rngs={'dropout': key})
+      return loss_fn(out.reshape(out.shape[0], -1), y)
+
+    value, grads = jax.value_and_grad(objective)(state.params)
+    return state.apply_gradients(grads=grads), value
+
+  return step
+
+
+# ---------------------------------------------------------------------------
+# The linearized network.
+# ---------------------------------------------------------------------------
+
+
+class LinearizedModel:
+  """f_lin(θ) = f(θ₀) + J(θ₀)(θ − θ₀): the first-order Taylor expansion of a model.
+
+  Duck-types the part of a Flax module that `train`, `empirical_ntk` and `ntk_vp_fn` use:
+  `apply(variables, x, train=False, rngs=None)` → (N, C). The linearization is of the
+  evaluation-mode network (`train` and `rngs` are ignored), in the 'params' collection;
+  the other collections of `variables` are passed to the model unchanged. Its empirical
+  NTK is Θ_{θ₀} at every θ. Hashed by identity (it holds θ₀).
+  """
+
+  def __init__(self, model: nn.Module, variables: Mapping[str, Any]):
+    if 'params' not in variables:
+      raise ValueError("variables must contain a 'params' collection, got "
+                       f'{list(variables)}.')
+    self.model = model
+    self.params0 = variables['params']
+
+  def apply(self, variables: Mapping[str, Any], x, train: bool = False,
+            rngs: Optional[Mapping[str, jax.Array]] = None) -> jax.Array:
+    del train, rngs
+    rest = {k: v for k, v in variables.items() if k != 'params'}
+    f = lambda p: self.model.apply({'params': p, **rest}, x)
+    delta = jax.tree_util.tree_map(jnp.subtract, variables['params'], self.params0)
+    out0, tangent = jax.jvp(f, (self.params0,), (delta,))
+    return out0 + tangent
+
+
+def linearize(model: nn.Module, variables: Mapping[str, Any]) -> LinearizedModel:
+  """The model linearized in its 'params' around `variables` (see `LinearizedModel`)."""
+  return LinearizedModel(model, variables)
+
+
+# ---------------------------------------------------------------------------
+# The loop.
+# ---------------------------------------------------------------------------
+
+
+def _check_data(data, loss: str):
+  try:
+    x, y = data
+  except (TypeError, ValueError) as e:
+    raise ValueError('data must be a pair (x, y) of arrays with the same first axis.') from e
+  x, y = jnp.asarray(x), jnp.asarray(y)
+  if x.ndim < 2:
+    raise ValueError(f'x must be batched, shape (N, d), got {x.shape}.')
+  if y.ndim < 1 or y.shape[0] != x.shape[0]:
+    raise ValueError(f'x and y must have the same number of examples, got x {x.shape} '
+                     f'and y {y.shape}.')
+  if x.shape[0] == 0:
+    raise ValueError('data is empty.')
+  if loss == 'cross_entropy' and y.ndim == 1 and not jnp.issubdtype(y.dtype, jnp.integer):
+    raise ValueError("loss='cross_entropy' needs integer labels (N,) or one-hot targets "
+                     f'(N, C); got y of dtype {y.dtype}.')
+  if y.ndim > 2:
+    raise ValueError(f'y must have shape (N,) or (N, C), got {y.shape}.')
+  return x, y
+
+
+def _to_numpy(tree):
+  return jax.tree_util.tree_map(np.asarray, tree)
+
+
+def _save_run(workdir: str, variables, history: dict) -> None:
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, 'variables.msgpack'), 'wb') as fp:
+    fp.write(flax.serialization.msgpack_serialize(_to_numpy(flax.core.unfreeze(variables))))
+  serializable = {k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                  for k, v in history.items()}
+  with open(os.path.join(workdir, 'history.json'), 'w') as fp:
+    json.dump(serializable, fp)
+
+
+def train(model: nn.Module, variables: Mapping[str, Any], data, config: TrainConfig, *,
+          callbacks: Sequence[Callback] = (), workdir: Optional[str] = None
+          ) -> tuple[dict, dict]:
+  """Trains the 'params' of `model` on `data` with the optimizer of `config`.
+
+  Args:
+    model: a Flax module of ecrn_jax (`apply(variables, x, train=True, rngs=...)` → (N, C)),
+      or a `LinearizedModel`.
+    variables: initial variables (model.init); collections other than 'params' pass through.
+    data: (x, y): x (N, ...), y (N,) or (N, C) targets for 'mse', int labels (N,) or
+      one-hot (N, C) for 'cross_entropy'.
+    config: a `TrainConfig`.
+    callbacks: each called as callback(epoch, step, variables) at epoch 0 (before training)
+      and after every epoch; their time is reported apart from the training time.
+    workdir: if given, `history.json` and `variables.msgpack` (flax msgpack of numpy
+      arrays) are written there at the end, or on divergence (then the last finite ones).
+  Returns:
+    (variables, history): the final variables and a dict with 'epoch' (E,), 'loss' (E,)
+    (mean batch loss of each epoch), 'step_loss' (S,) (the loss of each step, at the
+    parameters before it), 'steps_per_epoch', 'train_seconds' and 'callback_seconds'.
+  Raises:
+    TrainingDiverged: a non-finite loss; it carries the step, the history so far and the
+      last variables with a finite loss.
+  """
+  if not isinstance(config, TrainConfig):
+    raise ValueError(f'config must be a TrainConfig, got {type(config).__name__}.')
+  x, y = _check_data(data, config.loss)
+  n = x.shape[0]
+  if config.batch_size is not None and config.batch_size > n:
+    raise ValueError(f'batch_size={config.batch_size} exceeds the {n} training examples; '
+                     'use batch_size=None for the full batch.')
+  if 'params' not in variables:
+    raise ValueError(f"variables must contain a 'params' collection, got {list(variables)}.")
+  rest = {k: v for k, v in variables.items() if k != 'params'}
+  num_steps = steps_per_epoch(config, n)
+  batch = n if config.batch_size is None else config.batch_size
+  state = train_state.TrainState.create(apply_fn=model.apply, params=variables['params'],
+                                        tx=make_optimizer(config, num_steps))
+  step_fn = make_train_step(model, config.loss)
+  shuffle_key, dropout_key = jax.random.split(jax.random.PRNGKey(config.seed))
+
+  history = {'epoch': [], 'loss': [], 'step_loss': [], 'steps_per_epoch': num_steps,
+             'train_seconds': 0.0, 'callback_seconds': 0.0}
+
+  def variables_of(st):
+    return {'params': st.params, **rest}
+
+  def run_callbacks(epoch, st):
+    start = time.perf_counter()
+    for callback in callbacks:
+      callback(epoch, int(st.step), variables_of(st))
+    history['callback_seconds'] += time.perf_counter() - start
+
+  def snapshot():
+    out = dict(history)
+    for name in ('epoch', 'loss', 'step_loss'):
+      out[name] = np.asarray(history[name])
+    return out
+
+  run_callbacks(0, state)
+  last_good = state
+  for epoch in range(1, config.epochs + 1):
+    start = time.perf_counter()
+    if num_steps == 1:
+      order = None
+    else:
+      order = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n)
+    losses = []
+    for b in range(num_steps):
+      if order is None:
+        xb, yb = x, y
+      else:
+        idx = order[b * batch:(b + 1) * batch]
+        xb, yb = x[idx], y[idx]
+      new_state, value = step_fn(state, rest, xb, yb, dropout_key)
+      value = float(value)
+      if not math.isfinite(value):
+        step = int(state.step)
+        history['train_seconds'] += time.perf_counter() - start
+        good = variables_of(last_good)
+        if workdir is not None:
+          _save_run(workdir, good, snapshot())
+        kept = (f'the last variables with a finite loss (step {int(last_good.step)})'
+                if step > 0 else 'the initial variables (no step had a finite loss)')
+        raise TrainingDiverged(
+            f'training diverged: the loss is {value} at step {step} (epoch {epoch}). '
+            f'The exception carries the history so far and, as .variables, {kept}. '
+            'Lower the learning rate, or check the data for non-finite values.',
+            step=step, epoch=epoch, loss=value, variables=good, history=snapshot())
+      last_good = state
+      state = new_state
+      losses.append(value)
+      history['step_loss'].append(value)
+    history['train_seconds'] += time.perf_counter() - start
+    history['epoch'].append(epoch)
+    history['loss'].append(float(np.mean(losses)))
+    run_callbacks(epoch, state)
+  final = variables_of(state)
+  if workdir is not None:
+    _save_run(workdir, final, snapshot())
+  return final, snapshot()

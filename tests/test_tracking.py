@@ -1,0 +1,328 @@
+"""Kernel tracking during training (SPEC §4): dense and matrix-free, files, bad input."""
+
+import json
+
+import jax
+import neural_tangents as nt
+import numpy as np
+import pytest
+
+from ecrn_jax._src import analysis
+from ecrn_jax._src.config import ECRNConfig
+from ecrn_jax._src.models import ECRN
+from ecrn_jax._src import training
+from ecrn_jax._src.tracking import KernelTracker, TrackingConfig, probe_indices
+from ecrn_jax._src.training import TrainConfig, TrainingDiverged, train
+
+
+def regression_data(n=24, d=4, seed=0):
+  rng = np.random.default_rng(seed)
+  x = rng.standard_normal((n, d))
+  x = (x - x.mean(0)) / x.std(0)
+  y = np.sin(x @ rng.standard_normal(d))
+  return x, (y - y.mean()) / y.std()
+
+
+def small_ecrn(width=32, **kwargs):
+  return ECRN(ECRNConfig(width=width, depth=2, fourier_features=8, fourier_scale=0.3,
+                         dtype='float64', **kwargs))
+
+
+def nt_kernel(model, variables, x):
+  """Θ by neural-tangents' empirical NTK, independent of ecrn_jax.empirical."""
+  rest = {k: v for k, v in variables.items() if k != 'params'}
+  f = lambda p, xx: model.apply({'params': p, **rest}, xx)
+  return np.asarray(nt.empirical_ntk_fn(f, trace_axes=(-1,), vmap_axes=0)(
+      x, None, variables['params']))
+
+
+class Snapshots:
+  """A callback keeping the variables of every epoch."""
+
+  def __init__(self):
+    self.variables = []
+
+  def __call__(self, epoch, step, variables):
+    self.variables.append(variables)
+
+
+# ---------------------------------------------------------------------------
+# Bad input.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('changes, field', [
+    ({'num_probes': 0}, 'num_probes'),
+    ({'probe_size': 0}, 'probe_size'),
+    ({'top_k': 0}, 'top_k'),
+    ({'modewise_k': 0}, 'modewise_k'),
+    ({'lanczos_iterations': 0}, 'lanczos_iterations'),
+    ({'cg_iterations': -1}, 'cg_iterations'),
+    ({'deflation_rank': -1}, 'deflation_rank'),
+    ({'every': 0}, 'every'),
+    ({'seed': 1.5}, 'seed'),
+])
+def test_tracking_config_validation_names_the_field(changes, field):
+  with pytest.raises(ValueError, match=field):
+    TrackingConfig(**changes)
+
+
+@pytest.mark.parametrize('changes, match', [
+    ({'probe_size': 25}, 'probe_size=25 exceeds the 24 training examples'),
+    ({'probe_size': 10, 'top_k': 11}, 'top_k=11 exceeds the probe set size'),
+    ({'probe_size': 10, 'top_k': 3, 'modewise_k': 12}, 'modewise_k=12 exceeds'),
+    ({'probe_size': 20, 'top_k': 8, 'dense_max_size': 4, 'lanczos_iterations': 5},
+     'lanczos_iterations=5 must be >= top_k'),
+])
+def test_data_dependent_errors(changes, match):
+  x, y = regression_data()
+  with pytest.raises(ValueError, match=match):
+    KernelTracker(small_ecrn(), (x, y), TrainConfig(), TrackingConfig(**changes))
+
+
+def test_probe_set_is_fixed_by_the_seed():
+  key = jax.random.PRNGKey(3)
+  a, b = probe_indices(100, 20, key), probe_indices(100, 20, key)
+  np.testing.assert_array_equal(a, b)
+  assert len(np.unique(a)) == 20 and np.all(np.diff(a) > 0) and a.max() < 100
+  assert not np.array_equal(a, probe_indices(100, 20, jax.random.PRNGKey(4)))
+  np.testing.assert_array_equal(probe_indices(7, 7, key), np.arange(7))
+
+
+# ---------------------------------------------------------------------------
+# Mode-wise convergence on the linearized network.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('mode', ['dense', 'matrix_free'])
+def test_modewise_prediction_is_exact_for_the_linearized_network(mode):
+  x, y = regression_data()
+  n = len(y)
+  model = small_ecrn(width=64)
+  variables = model.init(jax.random.PRNGKey(0), x)
+  lin = training.linearize(model, variables)
+  eta = 1.5
+  config = TrainConfig(optimizer='sgd', learning_rate=eta, epochs=25)
+  tracker = KernelTracker(lin, (x, y), config, TrackingConfig(
+      probe_size=n, top_k=5, modewise_k=6, lanczos_iterations=n,
+      dense_max_size=n if mode == 'dense' else 0, cg_iterations=2 * n))
+  snaps = Snapshots()
+  train(lin, variables, (x, y), config, callbacks=[tracker, snaps])
+  assert tracker.mode == mode and tracker.modewise_exact
+  rec = tracker.arrays()
+  observed, predicted = rec['modewise_observed'], rec['modewise_predicted']
+  assert observed.shape == (26, 6)
+  err = np.max(np.abs(observed - predicted))
+  print(f'\n[{mode}] max |observed − predicted| residual projection over 25 steps, '
+        f'6 modes: {err:.2e} (projections up to {np.abs(observed).max():.3g})')
+  assert err < 1e-8
+  assert np.max(np.abs(observed[-1])) < 0.9 * np.max(np.abs(observed[0]))   # it decays
+  # Independently: analysis.modewise_convergence on Θ_0 (nt) and the observed residuals.
+  residuals = np.stack([np.asarray(lin.apply(v, x))[:, 0] - y for v in snaps.variables])
+  kernel_0 = nt_kernel(model, variables, x)
+  reference = analysis.modewise_convergence(kernel_0, residuals[0], residuals,
+                                            learning_rate=eta, top_k=6)
+  np.testing.assert_allclose(rec['modewise_eigenvalues'][0], reference['eigenvalues'],
+                             rtol=1e-9)
+  signs = np.sign(predicted[0] / reference['predicted'][0])   # eigenvector signs
+  np.testing.assert_allclose(predicted * signs, reference['predicted'], atol=1e-8)
+  np.testing.assert_allclose(observed * signs, reference['observed'], atol=1e-8)
+  # The linearized network's kernel does not move.
+  assert np.max(rec['relative_delta_frobenius']) < 1e-12
+
+
+def test_modewise_prediction_follows_the_learning_rate_schedule():
+  x, y = regression_data()
+  model = small_ecrn(width=64)
+  variables = model.init(jax.random.PRNGKey(1), x)
+  lin = training.linearize(model, variables)
+  config = TrainConfig(learning_rate=2.0, schedule='cosine', warmup_epochs=3, epochs=12)
+  tracker = KernelTracker(lin, (x, y), config, TrackingConfig(probe_size=24, top_k=4,
+                                                               modewise_k=4, every=2))
+  train(lin, variables, (x, y), config, callbacks=[tracker])
+  rec = tracker.arrays()
+  np.testing.assert_array_equal(rec['epoch'], [0, 2, 4, 6, 8, 10, 12])
+  np.testing.assert_allclose(rec['modewise_observed'], rec['modewise_predicted'], atol=1e-8)
+  # A constant-η prediction would not match: the schedule matters.
+  constant = ((1 - 2.0 * rec['modewise_eigenvalues'][0] / 24)[None]
+              ** rec['step'][:, None]) * rec['modewise_observed'][0]
+  assert np.max(np.abs(constant - rec['modewise_observed'])) > 1e-3
+
+
+# ---------------------------------------------------------------------------
+# Dense and matrix-free records of a (nonlinear) network.
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope='module')
+def trained_run():
+  """A 40-point problem, 24 probe points, 4 epochs of GD; both tracking modes."""
+  x, y = regression_data(n=40)
+  model = small_ecrn(width=32)
+  variables = model.init(jax.random.PRNGKey(2), x)
+  config = TrainConfig(learning_rate=3.0, epochs=4)
+  base = dict(probe_size=24, top_k=6, modewise_k=3, lanczos_iterations=24,
+              cg_iterations=200, num_probes=64, seed=5)
+  dense = KernelTracker(model, (x, y), config, TrackingConfig(**base))
+  free = KernelTracker(model, (x, y), config, TrackingConfig(dense_max_size=10, **base))
+  plain = KernelTracker(model, (x, y), config,
+                        TrackingConfig(dense_max_size=10, deflation_rank=0, **base))
+  snaps = Snapshots()
+  train(model, variables, (x, y), config, callbacks=[dense, free, plain, snaps])
+  return dict(x=x, y=y, model=model, snaps=snaps.variables, dense=dense, free=free,
+              plain=plain)
+
+
+def test_dense_records_match_independent_computations(trained_run):
+  model, x, y = trained_run['model'], trained_run['x'], trained_run['y']
+  tracker = trained_run['dense']
+  assert tracker.mode == 'dense'
+  idx = tracker.indices
+  xp, yp = x[idx], y[idx]
+  rec = tracker.arrays()
+  k0 = nt_kernel(model, trained_run['snaps'][0], xp)
+  for t, variables in enumerate(trained_run['snaps']):
+    k = nt_kernel(model, variables, xp)
+    np.testing.assert_allclose(rec['kernel'][t], k, rtol=1e-10, atol=1e-12 * np.abs(k).max())
+    eigs = np.linalg.eigvalsh(k)[::-1]
+    np.testing.assert_allclose(rec['top_eigenvalues'][t], eigs[:6], rtol=1e-9)
+    np.testing.assert_allclose(rec['lambda_min'][t], eigs[-1], rtol=1e-6)
+    np.testing.assert_allclose(rec['trace'][t], np.trace(k), rtol=1e-10)
+    np.testing.assert_allclose(rec['condition_number'][t], eigs[0] / eigs[-1], rtol=1e-6)
+    np.testing.assert_allclose(rec['effective_rank'][t], eigs.sum() ** 2 / np.sum(eigs ** 2),
+                               rtol=1e-9)
+    np.testing.assert_allclose(rec['delta_frobenius'][t], np.linalg.norm(k - k0),
+                               rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(rec['relative_delta_frobenius'][t],
+                               np.linalg.norm(k - k0) / np.linalg.norm(k0), rtol=1e-6,
+                               atol=1e-9)
+    np.testing.assert_allclose(rec['alignment'][t],
+                               yp @ k @ yp / (np.linalg.norm(k) * yp @ yp), rtol=1e-9)
+    np.testing.assert_allclose(rec['arora_bound'][t],
+                               np.sqrt(2 * yp @ np.linalg.solve(k, yp) / len(yp)), rtol=1e-7)
+  assert rec['relative_delta_frobenius'][-1] > 1e-4          # the nonlinear kernel moves
+  assert not tracker.modewise_exact                          # probe set ≠ training set
+
+
+def test_matrix_free_records_match_dense(trained_run):
+  dense, free, plain = (trained_run[k].arrays() for k in ('dense', 'free', 'plain'))
+  assert trained_run['free'].mode == 'matrix_free'
+  np.testing.assert_array_equal(trained_run['free'].indices, trained_run['dense'].indices)
+  # Lanczos with as many steps as N_p: the whole spectrum.
+  np.testing.assert_allclose(free['top_eigenvalues'], dense['top_eigenvalues'], rtol=1e-8)
+  np.testing.assert_allclose(free['lambda_min'], dense['lambda_min'], rtol=1e-6)
+  np.testing.assert_allclose(free['arora_bound'], dense['arora_bound'], rtol=1e-6)
+  assert np.all(free['arora_cg_relative_residual'] < 1e-8)
+  np.testing.assert_allclose(free['modewise_eigenvalues'], dense['modewise_eigenvalues'],
+                             rtol=1e-8)
+  np.testing.assert_allclose(np.abs(free['modewise_observed']),
+                             np.abs(dense['modewise_observed']), rtol=1e-6, atol=1e-9)
+  # Hutchinson: the tracker's estimates are exactly its estimator on the dense kernels …
+  kernels = dense['kernel']
+  for name, tracker in (('free', trained_run['free']), ('plain', trained_run['plain'])):
+    rec = tracker.arrays()
+    v = tracker.probes
+    q = tracker.deflation_basis
+    assert q.shape == ((2, 24) if name == 'free' else (0, 24))
+    np.testing.assert_allclose(q @ q.T, np.eye(len(q)), atol=1e-10)
+    w = v - (v @ q.T) @ q
+    for t, k in enumerate(kernels):
+      kw, kq = w @ k, q @ k
+      dk = k - kernels[0]
+      np.testing.assert_allclose(rec['trace'][t],
+                                 np.sum(q * kq) + np.mean(np.sum(w * kw, axis=1)), rtol=1e-9)
+      np.testing.assert_allclose(rec['frobenius_norm'][t] ** 2,
+                                 np.sum(kq ** 2) + np.mean(np.sum(kw ** 2, axis=1)), rtol=1e-9)
+      np.testing.assert_allclose(
+          rec['delta_frobenius'][t] ** 2,
+          np.sum((q @ dk) ** 2) + np.mean(np.sum((w @ dk) ** 2, axis=1)), rtol=1e-7,
+          atol=1e-14)
+    # … and it is within 4 standard errors of the exact values.
+    for key in ('trace', 'frobenius_norm', 'delta_frobenius', 'relative_delta_frobenius'):
+      err = np.abs(rec[key][1:] - dense[key][1:])
+      assert np.all(err <= 4 * rec[f'{key}_stderr'][1:] + 1e-12), (name, key, err)
+  # Deflating the top Ritz vectors of Θ_0 reduces the Hutchinson error on ‖Θ‖_F.
+  assert np.all(free['frobenius_norm_stderr'] < plain['frobenius_norm_stderr'])
+  print('\nmatrix-free vs dense at the last epoch (64 probes): ‖ΔΘ‖_F '
+        f'{free["delta_frobenius"][-1]:.4g} ± {free["delta_frobenius_stderr"][-1]:.2g} '
+        f'(deflated), {plain["delta_frobenius"][-1]:.4g} ± '
+        f'{plain["delta_frobenius_stderr"][-1]:.2g} (plain) vs {dense["delta_frobenius"][-1]:.4g}; '
+        f'‖Θ‖_F {free["frobenius_norm"][-1]:.4g} ± {free["frobenius_norm_stderr"][-1]:.2g} '
+        f'vs {dense["frobenius_norm"][-1]:.4g}')
+
+
+def test_cross_entropy_tracking_uses_one_hot_targets():
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, 3, 30)
+  x = 2.0 * np.eye(3)[labels] @ rng.standard_normal((3, 4)) + rng.standard_normal((30, 4))
+  model = small_ecrn(width=32, out_dim=3)
+  variables = model.init(jax.random.PRNGKey(0), x)
+  config = TrainConfig(optimizer='adam', learning_rate=1e-2, epochs=2, batch_size=10,
+                       loss='cross_entropy')
+  tracker = KernelTracker(model, (x, labels), config, TrackingConfig(probe_size=12, top_k=3))
+  snaps = Snapshots()
+  train(model, variables, (x, labels), config, callbacks=[tracker, snaps])
+  rec = tracker.arrays()
+  assert 'modewise_observed' not in rec
+  xp, yp = x[tracker.indices], np.eye(3)[labels[tracker.indices]]
+  k = nt_kernel(model, snaps.variables[-1], xp)
+  np.testing.assert_allclose(rec['alignment'][-1],
+                             np.sum(yp * (k @ yp)) / (np.linalg.norm(k) * np.sum(yp ** 2)),
+                             rtol=1e-9)
+  np.testing.assert_allclose(rec['arora_bound'][-1],
+                             np.sqrt(2 * np.sum(yp * np.linalg.solve(k, yp)) / 12), rtol=1e-7)
+
+
+# ---------------------------------------------------------------------------
+# Files.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('dense_max_size', [512, 0])
+def test_files_hold_every_record(tmp_path, dense_max_size):
+  x, y = regression_data()
+  model = small_ecrn()
+  variables = model.init(jax.random.PRNGKey(0), x)
+  config = TrainConfig(learning_rate=1.0, epochs=5, batch_size=8)
+  tracker = KernelTracker(model, (x, y), config, TrackingConfig(
+      probe_size=16, top_k=4, modewise_k=2, every=2, dense_max_size=dense_max_size,
+      lanczos_iterations=8, num_probes=4, cg_iterations=5), workdir=str(tmp_path))
+  _, history = train(model, variables, (x, y), config, callbacks=[tracker])
+  lines = (tmp_path / 'tracking.jsonl').read_text().splitlines()
+  records = [json.loads(line) for line in lines]
+  assert [r['epoch'] for r in records] == [0, 2, 4, 5]
+  assert [r['step'] for r in records] == [0, 6, 12, 15]
+  saved = np.load(tmp_path / 'tracking.npz')
+  np.testing.assert_array_equal(saved['epoch'], [0, 2, 4, 5])
+  np.testing.assert_array_equal(saved['probe_indices'], tracker.indices)
+  for name in ('lambda_max', 'lambda_min', 'trace', 'condition_number', 'effective_rank',
+               'frobenius_norm', 'delta_frobenius', 'relative_delta_frobenius', 'alignment',
+               'arora_bound', 'seconds'):
+    np.testing.assert_allclose(saved[name], [r[name] for r in records], rtol=1e-15)
+  assert saved['top_eigenvalues'].shape == (4, 4)
+  assert saved['modewise_observed'].shape == saved['modewise_predicted'].shape == (4, 2)
+  assert ('kernel' in saved) == (dense_max_size > 0)
+  meta = json.loads((tmp_path / 'tracking_meta.json').read_text())
+  assert meta['mode'] == tracker.mode and meta['probe_indices'] == tracker.indices.tolist()
+  assert meta['modewise_exact'] is False
+  # Tracking time is reported apart from the training time.
+  assert 'train_seconds' in history and 'callback_seconds' in history
+  assert len(tracker.records) == 4 and all('seconds' in r for r in tracker.records)
+
+
+@pytest.mark.filterwarnings('ignore::RuntimeWarning')
+def test_divergence_keeps_the_tracking_files(tmp_path):
+  x, y = regression_data()
+  model = small_ecrn()
+  variables = model.init(jax.random.PRNGKey(0), x)
+  config = TrainConfig(learning_rate=1e40, epochs=50)
+  tracker = KernelTracker(model, (x, y), config, TrackingConfig(probe_size=8, top_k=3,
+                                                               modewise_k=2),
+                          workdir=str(tmp_path))
+  with pytest.raises(TrainingDiverged) as info:
+    train(model, variables, (x, y), config, callbacks=[tracker])
+  epochs_done = info.value.epoch            # records at 0 .. epoch − 1
+  lines = (tmp_path / 'tracking.jsonl').read_text().splitlines()
+  assert len(lines) == epochs_done == len(tracker.records)
+  saved = np.load(tmp_path / 'tracking.npz')
+  np.testing.assert_array_equal(saved['epoch'], np.arange(epochs_done))
