@@ -1,0 +1,123 @@
+r"""Imports a local copy of CIFAR-10 into the tensorflow-datasets on-disk format, without network.
+
+    python -m experiments.import_cifar10 --train_npz=PATH --test_npz=PATH [--data_dir=data_cache]
+
+Each npz holds `x` (N, 32, 32, 3) uint8 RGB images (HWC) and `y` (N,) integer labels in [0, 10)
+(e.g. ../shared/data/cifar10/train_subset.npz and test_public.npz). The command writes
+`<data_dir>/cifar10/3.0.2/` (dataset_info.json, features.json, label.labels.txt and tfrecord shards)
+with tfds's own `cifar10` builder (same name, version and features: id, image, label), so that the
+unchanged call `tfds.load('cifar10', data_dir=<data_dir>)` then reads it offline.
+
+Differences from a download, documented in dataset_info.json's description:
+- the splits hold what the npz files hold (the project data: train 5,000, test 2,000 images), so
+  'train[:5000]' and 'test' are all of the imported images;
+- examples keep the npz order (written unshuffled, one shard per split), so `train[:k]` is the
+  first k images of the npz. A tfds download instead stores the 50,000 training images in its own
+  hashed order, where `train[:5000]` is a different 5,000-image subset;
+- ids are 'train_%05d' / 'test_%05d' of the position in the npz (the official index for the
+  project data, which are the first images of the official order).
+
+It refuses to overwrite an existing `<data_dir>/cifar10/3.0.2` (delete it to re-import).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import tempfile
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+import numpy as np
+
+_CIFAR10_LABELS = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse',
+                   'ship', 'truck')
+_DEFAULT_DATA_DIR = str(pathlib.Path(__file__).resolve().parents[1] / 'data_cache')
+
+
+def load_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
+  """Reads and checks one npz: returns x (N, 32, 32, 3) uint8 and y (N,) int64 in [0, 10)."""
+  with np.load(path) as data:
+    missing = {'x', 'y'} - set(data.files)
+    if missing:
+      raise ValueError(f'{path}: missing key(s) {sorted(missing)}; expected x (N, 32, 32, 3) uint8 '
+                       f'and y (N,) labels, found {data.files}.')
+    x, y = data['x'], data['y']
+  if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3):
+    raise ValueError(f'{path}: x must be (N, 32, 32, 3) uint8 RGB, got {x.shape} {x.dtype}.')
+  if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or (
+      len(y) and (y.min() < 0 or y.max() > 9)):
+    raise ValueError(f'{path}: y must be ({len(x)},) integer labels in [0, 10), got {y.shape} '
+                     f'{y.dtype}.')
+  return x, y.astype(np.int64)
+
+
+def import_cifar10(train_npz: str, test_npz: str, data_dir: str | None = None) -> str:
+  """Writes the npz images as tfds's `cifar10` (3.0.2) into data_dir; returns the dataset folder."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from tensorflow_datasets.image_classification import cifar  # pylint: disable=g-import-not-at-top
+
+  data_dir = os.path.abspath(data_dir or _DEFAULT_DATA_DIR)
+  splits = {'train': load_npz(train_npz), 'test': load_npz(test_npz)}
+  sources = f'train: {train_npz} ({len(splits["train"][0])} images), ' \
+            f'test: {test_npz} ({len(splits["test"][0])} images)'
+
+  class Cifar10FromArrays(cifar.Cifar10, skip_registration=True):
+    """tfds's cifar10 builder, generating its examples from arrays instead of a download."""
+    name = 'cifar10'
+    # No url checksums to look up next to this module (tfds's lookup of them also needs the
+    # optional importlib_resources package when the class lives in a package).
+    code_path = None
+
+    def _info(self):
+      info = super()._info()
+      return tfds.core.DatasetInfo(
+          builder=self,
+          description=(info.description + ' Imported offline by experiments.import_cifar10 from '
+                       f'local arrays ({sources}); examples in the order of the arrays.'),
+          features=info.features, supervised_keys=info.supervised_keys,
+          homepage=info.homepage, citation=info.citation, disable_shuffling=True)
+
+    def _split_generators(self, dl_manager):
+      del dl_manager  # Nothing to download.
+      self.info.features['label'].names = list(_CIFAR10_LABELS)
+      return {split: self._generate_from_arrays(f'{split}_', *arrays)
+              for split, arrays in splits.items()}
+
+    def _generate_from_arrays(self, prefix, images, labels):
+      for index, (image, label) in enumerate(zip(images, labels)):
+        yield index, {'id': f'{prefix}{index:05d}', 'image': image, 'label': int(label)}
+
+  builder = Cifar10FromArrays(data_dir=data_dir)
+  if builder.data_path.exists():
+    raise FileExistsError(f'{builder.data_path} already exists; delete it to re-import.')
+  with tempfile.TemporaryDirectory() as download_dir:  # Nothing is downloaded: keep data_dir clean.
+    builder.download_and_prepare(download_dir=download_dir, download_config=(
+        tfds.download.DownloadConfig(try_download_gcs=False,
+                                     compute_stats=tfds.download.ComputeStatsMode.SKIP)))
+  for split, (images, _) in splits.items():
+    info = builder.info.splits[split]
+    if info.num_examples != len(images) or info.num_shards != 1:
+      raise RuntimeError(f'{split}: wrote {info.num_examples} examples in {info.num_shards} '
+                         f'shards; expected {len(images)} in 1 (order is kept within one shard).')
+  return os.fspath(builder.data_path)
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('train_npz', None, 'npz with x (N, 32, 32, 3) uint8 and y (N,) labels.')
+flags.DEFINE_string('test_npz', None, 'npz with x (M, 32, 32, 3) uint8 and y (M,) labels.')
+flags.DEFINE_string('data_dir', _DEFAULT_DATA_DIR, 'tensorflow-datasets data_dir to write into.')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  path = import_cifar10(FLAGS.train_npz, FLAGS.test_npz, FLAGS.data_dir)
+  print(f'imported cifar10 into {path}')
+
+
+if __name__ == '__main__':
+  flags.mark_flags_as_required(['train_npz', 'test_npz'])
+  app.run(main)

@@ -1,0 +1,260 @@
+"""Tests of experiments/input_pipeline.py and experiments/import_cifar10.py (SPEC §1, §5)."""
+
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+from experiments import import_cifar10
+from experiments import input_pipeline
+
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[1] / '..' / 'shared' / 'data'
+BOSTON_CSV = SHARED_DATA / 'uci' / 'boston_housing.csv'
+CIFAR_TRAIN_NPZ = SHARED_DATA / 'cifar10' / 'train_subset.npz'
+CIFAR_TEST_NPZ = SHARED_DATA / 'cifar10' / 'test_public.npz'
+
+
+def _load(name, seed=0, data_dir=None, **overrides):
+  config = input_pipeline.default_data_config(name)
+  config.update(overrides)
+  return input_pipeline.load_dataset(config, seed=seed, data_dir=data_dir)
+
+
+def _assert_same(a, b):
+  for field in ('x_train', 'y_train', 'x_test', 'y_test'):
+    np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+def _assert_standardized_on_train(dataset, x_train_raw, x_test_raw, channels=None):
+  """Train features have mean 0 / std 1; test features use the *training* statistics."""
+  x = np.asarray(x_train_raw, np.float64)
+  x_test = np.asarray(x_test_raw, np.float64)
+  if channels:
+    mean = x.reshape(-1, channels).mean(0)
+    std = x.reshape(-1, channels).std(0)
+    mean, std = np.tile(mean, x.shape[1] // channels), np.tile(std, x.shape[1] // channels)
+  else:
+    mean, std = x.mean(0), x.std(0)
+  np.testing.assert_allclose(dataset.x_train, (x - mean) / std, rtol=0, atol=1e-5)
+  np.testing.assert_allclose(dataset.x_test, (x_test - mean) / std, rtol=0, atol=1e-5)
+  assert dataset.x_train.dtype == np.float32 and dataset.x_test.dtype == np.float32
+  if not channels:
+    np.testing.assert_allclose(dataset.x_train.mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(dataset.x_train.std(0), 1.0, atol=1e-5)
+  # The test split is not standardized with its own statistics.
+  assert np.abs(dataset.x_test.mean(0)).max() > 1e-3
+
+
+def test_unknown_name_lists_valid_names():
+  with pytest.raises(ValueError, match='valid names:.*synthetic_regression.*cifar10'):
+    input_pipeline.default_data_config('mnist')
+  config = input_pipeline.default_data_config('iris')
+  config.name = 'mnist'
+  with pytest.raises(ValueError, match="unknown dataset 'mnist'; valid names"):
+    input_pipeline.load_dataset(config, seed=0, data_dir=None)
+
+
+@pytest.mark.parametrize('name', ['synthetic_regression', 'synthetic_classification'])
+def test_synthetic_is_deterministic_in_the_seed(name):
+  a, b, c = _load(name, seed=3), _load(name, seed=3), _load(name, seed=4)
+  _assert_same(a, b)
+  assert not np.array_equal(a.x_train, c.x_train)
+  assert not np.array_equal(a.y_test, c.y_test)
+  # A fixed data_seed makes the data independent of the run seed.
+  _assert_same(_load(name, seed=1, data_seed=7), _load(name, seed=2, data_seed=7))
+  assert a.x_train.shape == (1000, a.x_train.shape[1]) and a.x_test.shape[0] == 1000
+
+
+def test_synthetic_regression_follows_spec_formula():
+  """y = sum_k a_k sin(2 pi w_k^T x + phi_k) + eps, parameters drawn as documented."""
+  config = dict(num_modes=3, input_dim=5, amplitude_min=0.5, amplitude_max=1.5,
+                frequency_scale=0.3, num_train=400, num_test=300)
+  data = _load('synthetic_regression', seed=11, **config)
+  assert data.task == 'regression' and data.num_classes == 0
+  assert data.y_train.dtype == np.float32 and data.y_train.shape == (400,)
+
+  # The documented recipe: named key -> three child streams (parameters, train, test).
+  params_rng, train_rng, test_rng = input_pipeline.named_rng(
+      11, 'data/synthetic_regression').spawn(3)
+  a = params_rng.uniform(0.5, 1.5, size=3) / np.sqrt(3)
+  w = 0.3 * params_rng.standard_normal((3, 5))
+  phi = params_rng.uniform(0, 2 * np.pi, size=3)
+  np.testing.assert_array_equal(data.info['amplitudes'], a)
+  np.testing.assert_array_equal(data.info['frequencies'], w)
+  np.testing.assert_array_equal(data.info['phases'], phi)
+
+  for rng, n, x_std, y in ((train_rng, 400, data.x_train, data.y_train),
+                           (test_rng, 300, data.x_test, data.y_test)):
+    x = rng.standard_normal((n, 5))
+    eps = 0.1 * rng.standard_normal(n)
+    f = sum(a[k] * np.sin(2 * np.pi * x @ w[k] + phi[k]) for k in range(3))
+    np.testing.assert_allclose(y, f + eps, rtol=0, atol=1e-5)
+    mean, std = data.info['feature_mean'], data.info['feature_std']
+    np.testing.assert_allclose(x_std, (x - mean) / std, rtol=0, atol=1e-5)
+  _assert_standardized_on_train(data, data.info['x_train_raw'], data.info['x_test_raw'])
+
+  noiseless = _load('synthetic_regression', seed=11, noise_std=0.0, **config)
+  np.testing.assert_allclose(
+      noiseless.y_train,
+      input_pipeline.synthetic_regression_targets(noiseless.info['x_train_raw'], a, w, phi),
+      rtol=0, atol=1e-6)
+
+
+def test_synthetic_classification_mixture():
+  data = _load('synthetic_classification', seed=0, num_train=2000, class_weights=(
+      0.4, 0.3, 0.1, 0.1, 0.1))
+  assert data.task == 'classification' and data.num_classes == 5
+  assert data.y_train.dtype == np.int32 and set(np.unique(data.y_train)) == set(range(5))
+  np.testing.assert_allclose(np.bincount(data.y_train) / 2000, [0.4, 0.3, 0.1, 0.1, 0.1],
+                             atol=0.04)
+  # Raw inputs scatter around their class means with the configured std.
+  raw = data.x_train * data.info['feature_std'] + data.info['feature_mean']
+  residual = raw - data.info['means'][data.y_train]
+  np.testing.assert_allclose(residual.std(), 1.0, atol=0.03)
+  with pytest.raises(ValueError, match='class_weights'):
+    _load('synthetic_classification', class_weights=(0.5, 0.5))
+
+
+@pytest.mark.parametrize('name,n,n_test,num_features', [('iris', 150, 30, 4),
+                                                         ('wine', 178, 36, 13)])
+def test_sklearn_split_is_stratified_and_standardized(name, n, n_test, num_features):
+  from sklearn import datasets  # pylint: disable=g-import-not-at-top
+  bunch = datasets.load_iris() if name == 'iris' else datasets.load_wine()
+  data = _load(name, seed=0)
+  assert data.num_classes == 3 and data.task == 'classification'
+  assert data.x_train.shape == (n - n_test, num_features) and data.x_test.shape == (n_test,
+                                                                                    num_features)
+  assert data.y_train.dtype == np.int32
+  # Stratified: each class's share of the test split is its share of the whole, +-1 example.
+  expected = np.bincount(bunch.target) * n_test / n
+  assert np.all(np.abs(np.bincount(data.y_test, minlength=3) - expected) <= 1)
+  info = data.info
+  np.testing.assert_array_equal(np.sort(np.r_[info['train_indices'], info['test_indices']]),
+                                np.arange(n))
+  np.testing.assert_array_equal(data.y_test, bunch.target[info['test_indices']])
+  _assert_standardized_on_train(data, bunch.data[info['train_indices']],
+                                bunch.data[info['test_indices']])
+  _assert_same(data, _load(name, seed=0))
+  assert not np.array_equal(data.y_test, _load(name, seed=1).y_test)
+  assert _load(name, seed=0, test_fraction=0.5).x_test.shape[0] == n // 2
+
+
+@pytest.mark.skipif(not BOSTON_CSV.exists(), reason=f'shared Boston CSV absent: {BOSTON_CSV}')
+def test_boston_from_csv():
+  data = _load('boston', seed=0, csv_path=str(BOSTON_CSV))
+  assert data.task == 'regression' and data.num_classes == 0
+  assert data.x_train.shape == (404, 13) and data.x_test.shape == (102, 13)
+  assert data.y_train.dtype == np.float32
+  x, y, names = input_pipeline.read_boston_csv(str(BOSTON_CSV))
+  assert names[0] == 'CRIM' and names[-1] == 'LSTAT' and len(names) == 13
+  np.testing.assert_allclose(y.mean(), 22.5328, atol=1e-4)
+  np.testing.assert_array_equal(data.y_train, y[data.info['train_indices']].astype(np.float32))
+  _assert_standardized_on_train(data, x[data.info['train_indices']], x[data.info['test_indices']])
+  assert _load('boston', csv_path=str(BOSTON_CSV), drop_columns=('B',)).x_train.shape[1] == 12
+
+
+def test_boston_without_csv_path_says_which_field():
+  with pytest.raises(ValueError, match='csv_path.*boston_housing.csv'):
+    _load('boston')
+  with pytest.raises(FileNotFoundError, match='csv_path'):
+    _load('boston', csv_path='/nonexistent/boston.csv')
+
+
+def test_split_validation():
+  data = _load('synthetic_classification', seed=0)
+  train, validation = input_pipeline.split_validation(data, 0.2, seed=5)
+  assert train.x_train.shape == (800, 16) and validation.x_test.shape == (200, 16)
+  np.testing.assert_array_equal(train.x_train, validation.x_train)
+  np.testing.assert_array_equal(train.y_test, data.y_test)
+  # Stratified.
+  counts, val_counts = np.bincount(data.y_train), np.bincount(validation.y_test, minlength=5)
+  assert np.all(np.abs(val_counts - 0.2 * counts) <= 1)
+  # Re-standardized on the reduced training part = standardizing the raw data with its statistics.
+  raw = lambda x: x.astype(np.float64) * data.info['feature_std'] + data.info['feature_mean']
+  # info holds the composed statistics, in raw coordinates.
+  raw_fit = train.x_train * train.info['feature_std'] + train.info['feature_mean']
+  np.testing.assert_allclose(raw_fit.mean(0), train.info['feature_mean'], atol=1e-5)
+  np.testing.assert_allclose(train.x_train.mean(0), 0, atol=1e-5)
+  np.testing.assert_allclose(train.x_train.std(0), 1, atol=1e-5)
+  mean, std = train.info['feature_mean'], train.info['feature_std']
+  np.testing.assert_allclose(train.x_test, (raw(data.x_test) - mean) / std, atol=1e-4)
+  # Validation points are training points, never test points.
+  val_raw = validation.x_test * std + mean
+  train_raw = raw(data.x_train)
+  assert all(np.any(np.all(np.abs(train_raw - v) < 1e-3, axis=1)) for v in val_raw[:20])
+  # Deterministic in the seed.
+  _assert_same(validation, input_pipeline.split_validation(data, 0.2, seed=5)[1])
+  with pytest.raises(ValueError, match='fraction'):
+    input_pipeline.split_validation(data, 1.0, seed=0)
+
+
+# ------------------------------------------------------------------------------------------------
+# CIFAR-10 through tensorflow-datasets.
+
+
+def test_cifar10_under_mock_data(tmp_path):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  with tfds.testing.mock_data(num_examples=12):  # mock_data ignores the slice of the split.
+    data = _load('cifar10', data_dir=str(tmp_path))
+  assert data.task == 'classification' and data.num_classes == 10 and data.name == 'cifar10'
+  assert data.x_train.shape == (12, 3072) and data.x_test.shape == (12, 3072)
+  assert data.x_train.dtype == np.float32 and data.y_train.dtype == np.int32
+  assert data.info['standardize_channels'] == 3
+  per_channel = data.x_train.reshape(-1, 3).astype(np.float64)  # (N*32*32, 3), HWC order
+  np.testing.assert_allclose(per_channel.mean(0), 0, atol=1e-5)
+  np.testing.assert_allclose(per_channel.std(0), 1, atol=1e-5)
+
+
+def test_cifar10_missing_dataset_says_how_to_import(tmp_path):
+  with pytest.raises(FileNotFoundError) as e:
+    _load('cifar10', data_dir=str(tmp_path / 'empty'))
+  message = str(e.value)
+  assert 'python -m experiments.import_cifar10 --train_npz=PATH --test_npz=PATH' in message
+  assert str(tmp_path / 'empty') in message
+  assert not (tmp_path / 'empty' / 'cifar10' / '3.0.2' / 'dataset_info.json').exists()
+
+
+@pytest.mark.skipif(not (CIFAR_TRAIN_NPZ.exists() and CIFAR_TEST_NPZ.exists()),
+                    reason=f'shared CIFAR-10 npz files absent under {SHARED_DATA / "cifar10"}')
+def test_import_real_cifar10_then_load(tmp_path):
+  with np.load(CIFAR_TRAIN_NPZ) as train, np.load(CIFAR_TEST_NPZ) as test:
+    x_train, y_train = train['x'][:20], train['y'][:20]
+    x_test, y_test = test['x'][:10], test['y'][:10]
+  np.savez(tmp_path / 'train.npz', x=x_train, y=y_train)
+  np.savez(tmp_path / 'test.npz', x=x_test, y=y_test)
+  data_dir = str(tmp_path / 'data_dir')
+  path = import_cifar10.import_cifar10(str(tmp_path / 'train.npz'), str(tmp_path / 'test.npz'),
+                                       data_dir)
+  assert path == os.path.join(data_dir, 'cifar10', '3.0.2')
+  assert {'dataset_info.json', 'features.json'} <= set(os.listdir(path))
+  assert sorted(os.listdir(data_dir)) == ['cifar10']
+  with pytest.raises(FileExistsError):
+    import_cifar10.import_cifar10(str(tmp_path / 'train.npz'), str(tmp_path / 'test.npz'),
+                                  data_dir)
+
+  # The plain tfds call reads back the exact images, labels and order.
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  images, labels = tfds.as_numpy(tfds.load('cifar10', split='train[:10]', data_dir=data_dir,
+                                           as_supervised=True, batch_size=-1, download=False))
+  np.testing.assert_array_equal(images, x_train[:10])
+  np.testing.assert_array_equal(labels, y_train[:10])
+  builder = tfds.builder('cifar10', data_dir=data_dir)
+  assert builder.info.features['label'].names[:2] == ['airplane', 'automobile']
+  assert builder.info.splits['test'].num_examples == 10
+
+  data = _load('cifar10', data_dir=data_dir, train_split='train', test_split='test')
+  np.testing.assert_array_equal(data.y_train, y_train)
+  np.testing.assert_array_equal(data.y_test, y_test)
+  _assert_standardized_on_train(data, x_train.reshape(20, -1), x_test.reshape(10, -1), channels=3)
+  head = _load('cifar10', data_dir=data_dir, train_split='train[:5]', test_split='test[:2]')
+  np.testing.assert_array_equal(head.y_train, y_train[:5])
+  # The default 'train[:5000]' asks for more than the 20 imported images.
+  with pytest.raises(ValueError, match=r"train\[:5000\].*train_split"):
+    _load('cifar10', data_dir=data_dir)
+
+
+def test_import_rejects_bad_npz(tmp_path):
+  np.savez(tmp_path / 'bad.npz', x=np.zeros((2, 28, 28, 1), np.uint8), y=np.zeros(2, np.int64))
+  with pytest.raises(ValueError, match=r'\(N, 32, 32, 3\) uint8'):
+    import_cifar10.load_npz(str(tmp_path / 'bad.npz'))
