@@ -232,7 +232,8 @@ def read_boston_csv(csv_path: str | None, *, target: str = 'MEDV',
   """Reads the Boston table: returns x (506, 13) float64, y (506,) float64, feature names."""
   if not csv_path:
     raise ValueError(
-        "dataset 'boston' needs data_config.csv_path: the Boston Housing CSV (506 rows, header "
+        "dataset 'boston' needs data_config.csv_path (on the command line: "
+        "--config.data.csv_path=PATH): the Boston Housing CSV (506 rows, header "
         'CRIM ... LSTAT MEDV). The project copy is shared/data/uci/boston_housing.csv (see README, '
         '"Data"); the same table is scikit-learn 1.1.3\'s sklearn/datasets/data/'
         'boston_house_prices.csv without its first line.')

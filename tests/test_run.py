@@ -28,5 +28,8 @@ def test_unknown_config_lists_valid_names():
   result = _run('--config=cifar_everything')
   assert result.returncode != 0
   assert 'finite_vs_infinite' in result.stderr and 'cifar_everything' in result.stderr
+  for name in ('synthetic_regression', 'synthetic_classification', 'boston', 'iris', 'wine',
+               'cifar_subset'):
+    assert name in result.stderr
   result = _run('--config=finite_vs_infinite:huge')
   assert result.returncode != 0 and 'smoke' in result.stderr

@@ -292,7 +292,9 @@ def _save_run(workdir: str, variables, history: dict) -> None:
 
 
 def train(model: nn.Module, variables: Mapping[str, Any], data, config: TrainConfig, *,
-          callbacks: Sequence[Callback] = (), workdir: Optional[str] = None
+          callbacks: Sequence[Callback] = (), workdir: Optional[str] = None,
+          resume: Optional[Mapping[str, Any]] = None,
+          checkpoint: Optional[Callable[[int, train_state.TrainState, dict], Any]] = None
           ) -> tuple[dict, dict]:
   """Trains the 'params' of `model` on `data` with the optimizer of `config`.
 
@@ -307,6 +309,15 @@ def train(model: nn.Module, variables: Mapping[str, Any], data, config: TrainCon
       and after every epoch; their time is reported apart from the training time.
     workdir: if given, `history.json` and `variables.msgpack` (flax msgpack of numpy
       arrays) are written there at the end, or on divergence (then the last finite ones).
+    resume: continue a run from the end of an epoch: a mapping with 'epoch' (the last
+      completed epoch, >= 0), 'params', 'opt_state' (structured as this config's optimizer
+      state, or its leaves in order), 'step' and 'history' (the history at that epoch, as
+      `checkpoint` received it). The epoch-0 callbacks are not called again (restore the
+      callbacks' own state first); batch orders and stochastic-depth keys depend only on
+      the epoch and step, so a resumed run equals an uninterrupted one.
+    checkpoint: called as checkpoint(epoch, state, history) at epoch 0 and after every
+      epoch, after the callbacks (`state`: the flax TrainState over 'params'; `history`:
+      a copy); what it saves is what `resume` takes. Its time is counted with the callbacks.
   Returns:
     (variables, history): the final variables and a dict with 'epoch' (E,), 'loss' (E,)
     (mean batch loss of each epoch), 'step_loss' (S,) (the loss of each step, at the
@@ -350,9 +361,33 @@ def train(model: nn.Module, variables: Mapping[str, Any], data, config: TrainCon
       out[name] = np.asarray(history[name])
     return out
 
-  run_callbacks(0, state)
+  def run_checkpoint(epoch, st):
+    if checkpoint is not None:
+      start = time.perf_counter()
+      checkpoint(epoch, st, snapshot())
+      history['callback_seconds'] += time.perf_counter() - start
+
+  start_epoch = 0
+  if resume is None:
+    run_callbacks(0, state)
+    run_checkpoint(0, state)
+  else:
+    start_epoch = int(resume['epoch'])
+    if not 0 <= start_epoch <= config.epochs:
+      raise ValueError(f"resume['epoch']={start_epoch} is outside [0, {config.epochs}].")
+    opt_state = resume['opt_state']
+    treedef = jax.tree_util.tree_structure(state.opt_state)
+    if jax.tree_util.tree_structure(opt_state) != treedef:
+      opt_state = jax.tree_util.tree_unflatten(treedef, jax.tree_util.tree_leaves(opt_state))
+    params = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state.params),
+                                          jax.tree_util.tree_leaves(resume['params']))
+    state = state.replace(step=jnp.asarray(resume['step'], jnp.asarray(state.step).dtype),
+                          params=params, opt_state=opt_state)
+    for name, value in resume['history'].items():
+      history[name] = list(np.asarray(value).tolist()) if name in (
+          'epoch', 'loss', 'step_loss') else value
   last_good = state
-  for epoch in range(1, config.epochs + 1):
+  for epoch in range(start_epoch + 1, config.epochs + 1):
     start = time.perf_counter()
     if num_steps == 1:
       order = None
@@ -388,6 +423,7 @@ def train(model: nn.Module, variables: Mapping[str, Any], data, config: TrainCon
     history['epoch'].append(epoch)
     history['loss'].append(float(np.mean(losses)))
     run_callbacks(epoch, state)
+    run_checkpoint(epoch, state)
   final = variables_of(state)
   if workdir is not None:
     _save_run(workdir, final, snapshot())

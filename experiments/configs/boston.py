@@ -1,0 +1,15 @@
+"""Boston Housing (SPEC §5, Table III): R² (and MSE).
+
+The CSV is not downloaded: pass its path, --config.data.csv_path=PATH (the README says where
+to get the file); without it the run stops at once and says so.
+Fields: see experiments/configs/common.py. `:smoke` shrinks it to a seconds-long run.
+"""
+
+from experiments.configs import common
+
+
+def get_config(arg=None):
+  config = common.base_config('boston')
+  config.train.epochs = 200
+  config.train.batch_size = 64
+  return common.apply_variant(config, 'boston', arg)

@@ -1,0 +1,100 @@
+"""The fields shared by the benchmark configs (SPEC §5), and the `:smoke` shrinking.
+
+Each named config (`synthetic_regression`, `synthetic_classification`, `boston`, `iris`, `wine`,
+`cifar_subset`) is a pure `get_config(arg)` built from `base_config(dataset)`; `arg='smoke'`
+shrinks any of them to a run of seconds (one seed, tiny data and networks, 3 epochs).
+
+Fields (every one can be overridden: `--config.train.learning_rate=0.01`):
+  data: the data engineer's `input_pipeline.default_data_config(name)` block.
+  seeds: run seeds; each seeds the data (see input_pipeline), the initializations and the
+    training order. Results report mean ± std over them.
+  models: any of 'ntk_ecrn' (the trained NTK-ECRN, kernel-tracked), 'mlp' (the trained plain
+    MLP baseline, SPEC's 3×512), 'standard_ntk' (kernel regression with the infinite NTK of the
+    plain MLP), 'ntk_ecrn_infinite' (kernel regression with the ECRN's infinite twin, same B as
+    the trained ECRN of that seed). 'resnet18' is reserved (a later issue).
+  ecrn: `ECRNConfig` fields except out_dim (set from the data); fourier_scale None means
+    1/(2π√d), the estimators' default for standardized inputs.
+  mlp: `MLPConfig` fields except out_dim.
+  train: `TrainConfig` fields except loss (MSE for regression, cross-entropy for
+    classification) and seed (the run seed); batch_size None = full batch.
+  tracking: `TrackingConfig` fields, plus `models`: the trained models that are kernel-tracked.
+    probe_size is clipped to the training set size. Default every=5 epochs (and always at
+    initialization and the last epoch): a dense record of 256 probes costs ~0.3 s on CPU and
+    ~0.6 s on an H200, several times a training epoch.
+  kernel: the kernel-regression models: kernel 'ntk' or 'nngp', t (None: to convergence),
+    diag_reg (relative to the mean kernel diagonal), batch_size (kernel tile edge), and
+    calibration_folds: K of the K-fold cross-validated training scores on which the softmax
+    temperature (classification scores → probabilities, for the cross-entropy) is fitted.
+  checkpoint_every: epochs between checkpoints of the trained models (and always epoch 0 and
+    the last); a resumed run redoes the epochs since (same results). ~0.15 s per checkpoint.
+  eval_batch_size: examples per forward pass at evaluation.
+"""
+
+import math
+
+import ml_collections
+
+from experiments import input_pipeline
+
+VARIANTS = ('smoke',)
+MODELS = ('ntk_ecrn', 'mlp', 'standard_ntk', 'ntk_ecrn_infinite')
+
+
+def base_config(dataset: str) -> ml_collections.ConfigDict:
+  placeholder = ml_collections.config_dict.placeholder
+  config = ml_collections.ConfigDict()
+  config.data = input_pipeline.default_data_config(dataset)
+  config.seeds = (0, 1, 2, 3, 4)
+  config.models = MODELS
+  config.ecrn = ml_collections.ConfigDict(dict(
+      width=512, depth=4, alpha=1.0, alpha_schedule='inverse_sqrt_depth', activation='gelu',
+      fourier_features=256, fourier_scale=placeholder(float), fourier_trainable=False,
+      drop_rate=0.1, parameterization='ntk', w_std=math.sqrt(2.0), b_std=0.1,
+      dtype='float32'))
+  config.mlp = ml_collections.ConfigDict(dict(
+      hidden_widths=(512, 512, 512), activation='relu', parameterization='ntk',
+      w_std=math.sqrt(2.0), b_std=0.1, dtype='float32'))
+  config.train = ml_collections.ConfigDict(dict(
+      optimizer='adam', learning_rate=1e-3, momentum=0.9, weight_decay=0.0,
+      schedule='cosine', warmup_epochs=0, epochs=100, batch_size=placeholder(int)))
+  config.train.batch_size = 128
+  config.tracking = ml_collections.ConfigDict(dict(
+      models=('ntk_ecrn', 'mlp'), probe_size=256, top_k=10, modewise_k=5, dense_max_size=512,
+      lanczos_iterations=40, num_probes=16, deflation_rank=2, probe_batch_size=4,
+      cg_iterations=50, every=5, save_kernels=False, seed=0))
+  config.kernel = ml_collections.ConfigDict(dict(
+      kernel='ntk', t=placeholder(float), diag_reg=1e-4, batch_size=256,
+      calibration_folds=5))
+  config.checkpoint_every = 5
+  config.eval_batch_size = 1024
+  return config
+
+
+def apply_variant(config: ml_collections.ConfigDict, name: str, arg) -> ml_collections.ConfigDict:
+  """Applies `arg` (None or 'smoke') to `config`; anything else fails with the valid list."""
+  if arg in (None, ''):
+    return config
+  if arg != 'smoke':
+    raise ValueError(f'unknown variant {arg!r} of {name}; valid: {list(VARIANTS)}.')
+  config.seeds = (0,)
+  data = config.data
+  for field, value in (('num_train', 64), ('num_test', 32)):
+    if field in data:
+      data[field] = value
+  if 'train_split' in data:
+    data.train_split = 'train[:64]'
+    data.test_split = 'test[:32]'
+  config.ecrn.width = 32
+  config.ecrn.depth = 2
+  config.ecrn.fourier_features = 16
+  config.mlp.hidden_widths = (32, 32, 32)
+  config.train.epochs = 3
+  config.train.batch_size = 32
+  config.tracking.probe_size = 16
+  config.tracking.top_k = 4
+  config.tracking.modewise_k = 3
+  config.tracking.every = 1
+  config.checkpoint_every = 1
+  config.kernel.batch_size = 64
+  config.eval_batch_size = 256
+  return config

@@ -1,0 +1,14 @@
+"""Iris (SPEC §5, Table III): accuracy (and cross-entropy).
+
+Fields: see experiments/configs/common.py. `:smoke` shrinks it to a seconds-long run.
+"""
+
+from experiments.configs import common
+
+
+def get_config(arg=None):
+  config = common.base_config('iris')
+  config.train.epochs = 200
+  config.train.batch_size = 32
+  config.tracking.probe_size = 120
+  return common.apply_variant(config, 'iris', arg)

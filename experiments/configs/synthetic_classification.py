@@ -1,0 +1,12 @@
+"""Synthetic classification (SPEC §5, Table II): a 5-class Gaussian mixture, accuracy and cross-entropy.
+
+Fields: see experiments/configs/common.py. `:smoke` shrinks it to a seconds-long run.
+"""
+
+from experiments.configs import common
+
+
+def get_config(arg=None):
+  config = common.base_config('synthetic_classification')
+  config.train.epochs = 100
+  return common.apply_variant(config, 'synthetic_classification', arg)
