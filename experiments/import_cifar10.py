@@ -106,9 +106,16 @@ def import_cifar10(train_npz: str, test_npz: str, data_dir: str | None = None) -
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('train_npz', None, 'npz with x (N, 32, 32, 3) uint8 and y (N,) labels.')
-flags.DEFINE_string('test_npz', None, 'npz with x (M, 32, 32, 3) uint8 and y (M,) labels.')
-flags.DEFINE_string('data_dir', _DEFAULT_DATA_DIR, 'tensorflow-datasets data_dir to write into.')
+
+
+def _define_flags():
+  # Defined only when run as a program, so that importing this module next to
+  # experiments.run (which has its own --data_dir) never registers a flag twice.
+  flags.DEFINE_string('train_npz', None, 'npz with x (N, 32, 32, 3) uint8 and y (N,) labels.')
+  flags.DEFINE_string('test_npz', None, 'npz with x (M, 32, 32, 3) uint8 and y (M,) labels.')
+  flags.DEFINE_string('data_dir', _DEFAULT_DATA_DIR,
+                      'tensorflow-datasets data_dir to write into.')
+  flags.mark_flags_as_required(['train_npz', 'test_npz'])
 
 
 def main(argv):
@@ -119,5 +126,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  flags.mark_flags_as_required(['train_npz', 'test_npz'])
+  _define_flags()
   app.run(main)

@@ -218,3 +218,12 @@ def test_train_resume_hook_continues_bit_for_bit():
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   np.testing.assert_array_equal(history['step_loss'], resumed_history['step_loss'])
   np.testing.assert_array_equal(history['epoch'], resumed_history['epoch'])
+
+
+def test_experiment_modules_import_together():
+  """Every experiments module imports in one process (no absl flag defined twice)."""
+  code = ('import experiments.run, experiments.train, experiments.input_pipeline, '
+          'experiments.import_cifar10, experiments.finite_vs_infinite; print("ok")')
+  proc = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode == 0 and 'ok' in proc.stdout, proc.stderr[-2000:]
