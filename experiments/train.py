@@ -29,6 +29,7 @@ import math
 import os
 import pickle
 import shutil
+import sys
 import tempfile
 import time
 from typing import Any, Callable, Optional
@@ -305,6 +306,25 @@ def _restore_tracker(tracker, state: dict) -> None:
     tracker.save()
 
 
+def progress_bar(label: str, epoch: int, epochs: int, loss: float, eta: str, *,
+                 stream=None, width: int = 30) -> bool:
+  """Draws `label [#####-----] epoch/epochs loss ETA` in place on a terminal.
+
+  Returns False (and draws nothing) when `stream` (default stderr) is not a terminal, so
+  that logs and CI output get one absl line per epoch instead.
+  """
+  stream = sys.stderr if stream is None else stream
+  if not getattr(stream, 'isatty', lambda: False)():
+    return False
+  filled = int(width * epoch / max(epochs, 1))
+  stream.write(f'\r{label} [{"#" * filled}{"-" * (width - filled)}] {epoch}/{epochs}  '
+               f'loss {loss:.5g}  ETA {eta}   ')
+  if epoch >= epochs:
+    stream.write('\n')
+  stream.flush()
+  return True
+
+
 def _format_seconds(seconds: float) -> str:
   seconds = int(round(seconds))
   h, rem = divmod(seconds, 3600)
@@ -398,8 +418,9 @@ def _run_trained(unit: _Unit, config, dataset, metrics: MetricsLog) -> dict:
                         if tracker is not None and tracker.records
                         and tracker.records[-1]['epoch'] == epoch else {}),
                      'seconds': {'elapsed': elapsed}})
-      logging.info('%s epoch %d/%d  loss %.5g  |  %.2f s/epoch, ETA %s', unit.label, epoch,
-                   epochs, loss_value, rate, _format_seconds(eta))
+      if not progress_bar(unit.label, epoch, epochs, loss_value, _format_seconds(eta)):
+        logging.info('%s epoch %d/%d  loss %.5g  |  %.2f s/epoch, ETA %s', unit.label, epoch,
+                     epochs, loss_value, rate, _format_seconds(eta))
     if epoch % every == 0 or epoch == epochs:
       t = time.perf_counter()
       checkpointer.save(epoch, state, {'epoch': epoch, 'history': history,

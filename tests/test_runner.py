@@ -227,3 +227,22 @@ def test_experiment_modules_import_together():
   proc = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True,
                         timeout=300)
   assert proc.returncode == 0 and 'ok' in proc.stdout, proc.stderr[-2000:]
+
+
+def test_progress_bar_only_on_a_terminal():
+  import io  # pylint: disable=g-import-not-at-top
+  from experiments import train  # pylint: disable=g-import-not-at-top
+
+  class Terminal(io.StringIO):
+    def isatty(self):
+      return True
+
+  plain = io.StringIO()
+  assert not train.progress_bar('[seed 0 ntk_ecrn]', 3, 10, 0.5, '7s', stream=plain)
+  assert plain.getvalue() == ''
+  terminal = Terminal()
+  assert train.progress_bar('[seed 0 ntk_ecrn]', 3, 10, 0.5, '7s', stream=terminal, width=10)
+  assert terminal.getvalue().startswith('\r[seed 0 ntk_ecrn] [###-------] 3/10')
+  assert 'ETA 7s' in terminal.getvalue() and not terminal.getvalue().endswith('\n')
+  train.progress_bar('[seed 0 ntk_ecrn]', 10, 10, 0.4, '0s', stream=terminal, width=10)
+  assert terminal.getvalue().endswith('\n') and '[##########] 10/10' in terminal.getvalue()
