@@ -246,3 +246,32 @@ def test_progress_bar_only_on_a_terminal():
   assert 'ETA 7s' in terminal.getvalue() and not terminal.getvalue().endswith('\n')
   train.progress_bar('[seed 0 ntk_ecrn]', 10, 10, 0.4, '0s', stream=terminal, width=10)
   assert terminal.getvalue().endswith('\n') and '[##########] 10/10' in terminal.getvalue()
+
+
+SHARED_CIFAR = os.path.join(REPO, '..', 'shared', 'data', 'cifar10')
+
+
+def test_cifar_subset_smoke_on_real_imported_images(tmp_path):
+  """The real CIFAR path end to end: a few real images imported offline, then the same
+  tfds.load the runner uses (no mock), through `cifar_subset:smoke`."""
+  train_npz = os.path.join(SHARED_CIFAR, 'train_subset.npz')
+  test_npz = os.path.join(SHARED_CIFAR, 'test_public.npz')
+  if not (os.path.exists(train_npz) and os.path.exists(test_npz)):
+    pytest.skip('the shared CIFAR-10 subset is not beside the repository')
+  from experiments import import_cifar10, run, train  # pylint: disable=g-import-not-at-top
+  small = {}
+  for split, path, n in (('train', train_npz, 64), ('test', test_npz, 32)):
+    with np.load(path) as f:
+      small[split] = str(tmp_path / f'{split}.npz')
+      np.savez(small[split], x=f['x'][:n], y=f['y'][:n])
+  data_dir = str(tmp_path / 'data_dir')
+  import_cifar10.import_cifar10(small['train'], small['test'], data_dir)
+  _, config = run.load_config('cifar_subset:smoke', [('models', '(ntk_ecrn,standard_ntk)')])
+  workdir = str(tmp_path / 'work')
+  train.prepare_workdir(workdir, 'cifar_subset', config)
+  results = train.train_and_evaluate(config, workdir, data_dir=data_dir)
+  assert results['complete']
+  for unit in results['units']:
+    assert unit['dataset']['num_train'] == 64 and unit['dataset']['num_test'] == 32
+    assert unit['dataset']['input_dim'] == 3072
+    assert 0.0 <= unit['test']['accuracy'] <= 1.0
