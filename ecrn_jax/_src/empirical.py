@@ -121,7 +121,8 @@ def _structured_ntk(model, frozen, layers, params, rest, rngs, x1, x2, trace_out
   feats2 = feats1 if same_inputs else all_features(x2)
   n1, n2 = x1.shape[0], x2.shape[0]
   c = next(iter(feats1.values()))[1].shape[0]
-  per_row = n2 * (1 if trace_outputs else c * c) * 3 * np.dtype(_dtype_of(params)).itemsize
+  itemsize = np.dtype(structured.params_dtype(params)).itemsize
+  per_row = n2 * (1 if trace_outputs else c * c) * 3 * itemsize
   tile = int(max(1, min(n1, _DEFAULT_BLOCK_BYTES // max(1, per_row))))
   rows = []
   for start in range(0, n1, tile):
@@ -136,10 +137,6 @@ def _structured_ntk(model, frozen, layers, params, rest, rngs, x1, x2, trace_out
       rows_feats[k] = (a, g)
     rows.append(contract(rows_feats, feats2)[:valid * (1 if trace_outputs else c)])
   return jnp.concatenate(rows, axis=0) if len(rows) > 1 else rows[0]
-
-
-def _dtype_of(params):
-  return jax.tree_util.tree_leaves(params)[0].dtype
 
 
 IMPLEMENTATIONS = ('auto', 'structured', 'generic')
@@ -211,7 +208,8 @@ def empirical_ntk(model: nn.Module, variables: Mapping[str, Any], x1, x2=None, *
                              bool(trace_outputs), block_size or 256, same_inputs)
   else:
     if block_size is None:
-      per_input = out_dim * _num_params(params) * np.dtype(_dtype_of(params)).itemsize
+      itemsize = np.dtype(structured.params_dtype(params)).itemsize
+      per_input = out_dim * _num_params(params) * itemsize
       block_size = int(max(1, min(512, _DEFAULT_BLOCK_BYTES // max(1, per_input))))
     kernel = _generic_ntk(model, frozen, params, rest, rngs, x1, x2, bool(trace_outputs),
                           block_size)

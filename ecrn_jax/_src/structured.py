@@ -100,7 +100,8 @@ def features_fn(model: nn.Module, frozen_kwargs: tuple, layers: tuple[_Layer, ..
   @jax.jit
   def features(params, rest, rngs, x):
     records: dict[str, Any] = {}
-    eps0 = {l.key: jnp.zeros((x.shape[0], l.out_shape[1]), _dtype(params)) for l in layers}
+    dtype = params_dtype(params)
+    eps0 = {l.key: jnp.zeros((x.shape[0], l.out_shape[1]), dtype) for l in layers}
 
     def f(eps):
       records.clear()
@@ -125,7 +126,8 @@ def features_fn(model: nn.Module, frozen_kwargs: tuple, layers: tuple[_Layer, ..
   return features
 
 
-def _dtype(params):
+def params_dtype(params):
+  """The dtype of the first parameter leaf (all leaves share it in ecrn_jax models)."""
   return jax.tree_util.tree_leaves(params)[0].dtype
 
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import numbers
 import os
 import time
 import warnings
@@ -52,13 +51,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ecrn_jax._src import analysis
+from ecrn_jax._src.config import _check_int
 from ecrn_jax._src.empirical import empirical_ntk, ntk_vp_fn
 from ecrn_jax._src.training import TrainConfig, learning_rate_schedule, steps_per_epoch
-
-
-def _check_int(name: str, value, low: int) -> None:
-  if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-    raise ValueError(f'{name} must be an integer >= {low}, got {value!r}.')
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,6 @@ import dataclasses
 import functools
 import json
 import math
-import numbers
 import os
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -32,6 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ecrn_jax._src.config import _check_int, _check_real
+
 OPTIMIZERS = ('sgd', 'momentum', 'adam')
 SCHEDULES = ('constant', 'cosine')
 LOSSES = ('mse', 'cross_entropy')
@@ -39,24 +40,6 @@ LOSSES = ('mse', 'cross_entropy')
 # A callback is called as callback(epoch, step, variables): at epoch 0 (step 0) before the
 # first step, and after every epoch e with the global step count reached.
 Callback = Callable[[int, int, Mapping[str, Any]], Any]
-
-
-def _check_int(name: str, value, low: int) -> None:
-  if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-    raise ValueError(f'{name} must be an integer >= {low}, got {value!r}.')
-
-
-def _check_real(name: str, value, low: float, high: float = math.inf, *,
-                low_open: bool = False, high_open: bool = False) -> None:
-  ok = not isinstance(value, bool) and isinstance(value, numbers.Real)
-  if ok:
-    v = float(value)
-    ok = (math.isfinite(v) and (v > low if low_open else v >= low)
-          and (v < high if high_open else v <= high))
-  if not ok:
-    lo, hi = '(' if low_open else '[', ')' if high_open else ']'
-    raise ValueError(f'{name} must be a finite number in {lo}{low}, {high}{hi}, '
-                     f'got {value!r}.')
 
 
 @dataclasses.dataclass(frozen=True)
