@@ -159,7 +159,7 @@ def main(argv):
   experiment = importlib.import_module(CONFIGS[name])
   if experiment is train:
     try:
-      train.check_models(config.models)
+      train.check_models(config)
     except (ValueError, NotImplementedError) as e:
       raise app.UsageError(str(e)) from e
   import jax  # pylint: disable=g-import-not-at-top

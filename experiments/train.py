@@ -17,7 +17,9 @@ unfinished trained unit from its last checkpoint and continues; batch orders and
 depend only on (seed, epoch, step), so the results equal an uninterrupted run's (timings
 aside: they are under 'seconds' keys). All JSON files are written atomically.
 
-Models: see `MODELS`; a new one (ResNet-18, a later issue) is a builder added there.
+Models: see `MODELS`; `config.variants` adds named variants of them (ablations), and
+`config.search` selects every model's hyperparameters on a validation split first
+(experiments/search.py: search.json, search/<model>/trial_<k>/).
 """
 
 from __future__ import annotations
@@ -44,13 +46,8 @@ import ecrn_jax
 from ecrn_jax._src import tracking as tracking_lib
 from ecrn_jax._src import training as training_lib
 
-TRAINED_MODELS = ('ntk_ecrn', 'mlp')
+TRAINED_MODELS = ('ntk_ecrn', 'mlp', 'resnet18')
 KERNEL_MODELS = ('standard_ntk', 'ntk_ecrn_infinite')
-# Named in SPEC §5, not built yet: the reason is given when a config asks for them.
-LATER_MODELS = {
-    'resnet18': 'ResNet-18 (SPEC §5) is a later issue: add its builder to '
-                'experiments/train.py (_build_network) and list it in TRAINED_MODELS.',
-}
 MODELS = TRAINED_MODELS + KERNEL_MODELS
 
 
@@ -189,11 +186,15 @@ def _log_softmax(scores: np.ndarray) -> np.ndarray:
 
 def _fourier_scale(config: ml_collections.ConfigDict, input_dim: int) -> float:
   scale = config.ecrn.fourier_scale
-  return 1.0 / (2.0 * math.pi * math.sqrt(input_dim)) if scale is None else float(scale)
+  if scale is not None:
+    return float(scale)
+  return float(config.ecrn.get('fourier_scale_factor', 1.0)) / (
+      2.0 * math.pi * math.sqrt(input_dim))
 
 
 def ecrn_config(config, dataset, **changes) -> ecrn_jax.ECRNConfig:
   fields = config.ecrn.to_dict()
+  fields.pop('fourier_scale_factor', None)
   fields['fourier_scale'] = _fourier_scale(config, dataset.x_train.shape[1])
   for name in ('alpha', 'drop_rate'):
     if isinstance(fields[name], list):
@@ -211,28 +212,56 @@ def mlp_config(config, dataset, **changes) -> ecrn_jax.MLPConfig:
 
 def _model_key(seed: int, model: str) -> jax.Array:
   # The ECRN and its infinite twin share the key: the twin uses the trained ECRN's B.
-  index = {'ntk_ecrn': 0, 'ntk_ecrn_infinite': 0, 'mlp': 1, 'standard_ntk': 1}[model]
+  index = {'ntk_ecrn': 0, 'ntk_ecrn_infinite': 0, 'mlp': 1, 'standard_ntk': 1,
+           'resnet18': 2}[model]
   return jax.random.fold_in(jax.random.PRNGKey(seed), index)
 
 
+def is_image_dataset(dataset) -> bool:
+  return dataset.info.get('standardize_channels') is not None
+
+
+def resnet18_module(config, dataset):
+  """CIFAR ResNet-18 for images; for vector data its stand-in, the 18-layer residual MLP."""
+  from experiments import models  # pylint: disable=g-import-not-at-top
+  cfg = config.resnet18
+  if is_image_dataset(dataset):
+    channels = int(dataset.info['standardize_channels'])
+    side = int(round(math.sqrt(dataset.x_train.shape[1] / channels)))
+    return models.ResNet18(num_classes=max(dataset.num_classes, 1),
+                           image_shape=(side, side, channels), width=int(cfg.width),
+                           augment=bool(cfg.augment), dtype=cfg.dtype)
+  return models.ResidualMLP18(out_dim=max(dataset.num_classes, 1),
+                              widths=tuple(cfg.mlp_widths), dtype=cfg.dtype)
+
+
 def _build_network(name: str, config, dataset, seed: int):
-  """(module, variables) of a trained model; the hook for new architectures (ResNet-18)."""
+  """(module, variables) of a trained model (`name` a base model, not a variant)."""
   if name == 'ntk_ecrn':
     model = ecrn_jax.ECRN(ecrn_config(config, dataset))
   elif name == 'mlp':
     model = ecrn_jax.MLP(mlp_config(config, dataset))
+  elif name == 'resnet18':
+    model = resnet18_module(config, dataset)
   else:
     raise ValueError(f'no network builder for {name!r}.')
   variables = model.init(_model_key(seed, name), dataset.x_train[:1])
   return model, variables
 
 
-def check_models(models) -> None:
-  for name in models:
-    if name in LATER_MODELS:
-      raise NotImplementedError(f'model {name!r}: {LATER_MODELS[name]}')
-    if name not in MODELS:
-      raise ValueError(f'unknown model {name!r} in config.models; valid: {list(MODELS)}.')
+def check_models(config) -> None:
+  """Every name in config.models is a model or a variant of one (config.variants)."""
+  variants = config.get('variants') or {}
+  for name, variant in variants.items():
+    if variant.get('base') not in MODELS:
+      raise ValueError(f'variants.{name}.base must be one of {list(MODELS)}, got '
+                       f'{variant.get("base")!r}.')
+  for name in config.models:
+    if name not in MODELS and name not in variants:
+      raise ValueError(f'unknown model {name!r} in config.models; valid: {list(MODELS)} and '
+                       f'the variants {sorted(variants)}.')
+  from experiments import search as search_lib  # pylint: disable=g-import-not-at-top
+  search_lib.check(config)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,20 +291,24 @@ class _Checkpointer:
 
   def save(self, epoch: int, state, host: dict) -> None:
     ocp = self._ocp
-    tree = jax.tree_util.tree_map(np.asarray, {'params': state.params,
-                                               'opt_state': state.opt_state,
-                                               'step': state.step})
+    tree = jax.tree_util.tree_map(np.asarray, self._items(state))
     blob = base64.b64encode(pickle.dumps(host, protocol=4)).decode('ascii')
     self.manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(tree),
                                                      host=ocp.args.JsonSave({'blob': blob})),
                       force=True)
     self.manager.wait_until_finished()
 
+  @staticmethod
+  def _items(state) -> dict:
+    items = {'params': state.params, 'opt_state': state.opt_state, 'step': state.step}
+    if getattr(state, 'rest', None) and 'batch_stats' in state.rest:
+      items['batch_stats'] = state.rest['batch_stats']
+    return items
+
   def restore(self, epoch: int, state) -> tuple[dict, dict]:
     ocp = self._ocp
     target = jax.tree_util.tree_map(
-        lambda a: np.zeros(np.shape(a), np.asarray(a).dtype),
-        {'params': state.params, 'opt_state': state.opt_state, 'step': state.step})
+        lambda a: np.zeros(np.shape(a), np.asarray(a).dtype), self._items(state))
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
     out = self.manager.restore(epoch, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract), host=ocp.args.JsonRestore()))
@@ -364,12 +397,15 @@ def _evaluate_network(model, variables, dataset, batch_size) -> dict:
 
 
 def _run_trained(unit: _Unit, config, dataset, metrics: MetricsLog) -> dict:
-  model, variables = _build_network(unit.model, config, dataset, unit.seed)
+  """Trains unit.model (with config: the unit's own config) and evaluates it."""
+  from experiments import search as search_lib  # pylint: disable=g-import-not-at-top
+  base = search_lib.base_model(config, unit.model)
+  model, variables = _build_network(base, config, dataset, unit.seed)
   loss = 'mse' if dataset.task == 'regression' else 'cross_entropy'
   train_config = ecrn_jax.TrainConfig(**config.train.to_dict(), loss=loss, seed=unit.seed)
   data = (dataset.x_train, dataset.y_train)
   tracker = None
-  if unit.model in config.tracking.models:
+  if unit.model in config.tracking.models or base in config.tracking.models:
     fields = {k: v for k, v in config.tracking.to_dict().items() if k != 'models'}
     fields['probe_size'] = min(fields['probe_size'], len(dataset.x_train))
     tracker = ecrn_jax.KernelTracker(model, data, train_config,
@@ -379,14 +415,17 @@ def _run_trained(unit: _Unit, config, dataset, metrics: MetricsLog) -> dict:
   resume = None
   latest = checkpointer.latest_epoch()
   if latest is not None:
-    from flax.training import train_state  # pylint: disable=g-import-not-at-top
-    fresh = train_state.TrainState.create(
+    fresh = training_lib.TrainState.create(
         apply_fn=model.apply, params=variables['params'],
         tx=ecrn_jax.make_optimizer(train_config, training_lib.steps_per_epoch(
-            train_config, len(dataset.x_train))))
+            train_config, len(dataset.x_train))),
+        rest={k: v for k, v in variables.items() if k != 'params'})
     state, host = checkpointer.restore(latest, fresh)
+    rest = dict(fresh.rest)
+    if 'batch_stats' in state:
+      rest['batch_stats'] = state['batch_stats']
     resume = dict(epoch=host['epoch'], params=state['params'], opt_state=state['opt_state'],
-                  step=state['step'], history=host['history'])
+                  step=state['step'], history=host['history'], rest=rest)
     if tracker is not None:
       _restore_tracker(tracker, host['tracker'])
     logging.info('%s: resuming from the checkpoint of epoch %d', unit.label, host['epoch'])
@@ -464,14 +503,16 @@ def _run_trained(unit: _Unit, config, dataset, metrics: MetricsLog) -> dict:
 
 def _run_kernel(unit: _Unit, config, dataset) -> dict:
   from ecrn_jax._src import regression  # pylint: disable=g-import-not-at-top
+  from experiments import search as search_lib  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
   kcfg = config.kernel
-  if unit.model == 'standard_ntk':
+  base = search_lib.base_model(config, unit.model)
+  if base == 'standard_ntk':
     arch = mlp_config(config, dataset, dtype='float64')
     variables = None
   else:
     arch = ecrn_config(config, dataset, dtype='float64')
-    variables = ecrn_jax.ECRN(arch).init(_model_key(unit.seed, unit.model),
+    variables = ecrn_jax.ECRN(arch).init(_model_key(unit.seed, base),
                                          dataset.x_train[:1])
   common = dict(variables=variables, get=kcfg.kernel, batch_size=int(kcfg.batch_size))
   x_train = np.asarray(dataset.x_train, np.float64)
@@ -565,7 +606,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Optional[str]
   None runs in a temporary directory that is kept and logged.
   """
   from experiments import input_pipeline  # pylint: disable=g-import-not-at-top
-  check_models(config.models)
+  from experiments import search as search_lib  # pylint: disable=g-import-not-at-top
+  check_models(config)
   if workdir is None:
     workdir = tempfile.mkdtemp(prefix='ecrn_run_')
     logging.info('no --workdir: writing to %s', workdir)
@@ -578,8 +620,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Optional[str]
   total = len(config.seeds) * len(config.models)
   units: list[dict] = []
 
+  def run_unit(name, unit_config, dataset, directory, label, seed, metrics_log):
+    unit = _Unit(int(seed), name, directory, label)
+    if search_lib.base_model(config, name) in TRAINED_MODELS:
+      return _run_trained(unit, unit_config, dataset, metrics_log)
+    return _run_kernel(unit, unit_config, dataset)
+
+  search = search_lib.select(
+      config, workdir,
+      lambda name, unit_config, dataset, directory, label: run_unit(
+          name, unit_config, dataset, directory, label, config.search.seed,
+          MetricsLog(os.path.join(directory, 'metrics.jsonl'))),
+      data_dir=data_dir)
+  if search['models']:
+    logging.info('selected hyperparameters (validation split):\n%s', search_lib.describe(search))
+  # Every unit's config = config + these (defaults, selected setting, variant overrides).
+  hyperparameters = {name: {**search_lib.default_overrides(config, name),
+                            **search_lib.selected_overrides(search, config, name),
+                            **search_lib.variant_overrides(config, name)}
+                     for name in config.models}
+
   def write_results(complete: bool):
     results = {'complete': complete, 'device': device, 'units': units, 'summary': _summary(units),
+               'hyperparameters': hyperparameters, 'search_budget': search['budget'],
                'seconds': {'wall_this_session': time.perf_counter() - wall_start}}
     write_json(results_path, results)
     return results
@@ -602,10 +665,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Optional[str]
                      len(dataset.x_train), len(dataset.x_test), dataset.x_train.shape[1])
       os.makedirs(unit.directory, exist_ok=True)
       logging.info('%s start', unit.label)
-      if name in TRAINED_MODELS:
-        result = _run_trained(unit, config, dataset, metrics)
-      else:
-        result = _run_kernel(unit, config, dataset)
+      result = run_unit(name, search_lib.model_config(config, name, hyperparameters[name]),
+                        dataset, unit.directory, unit.label, seed, metrics)
+      result['hyperparameters'] = hyperparameters[name]
       result['dataset'] = {
           'name': dataset.name, 'task': dataset.task, 'num_classes': dataset.num_classes,
           'num_train': int(len(dataset.x_train)), 'num_test': int(len(dataset.x_test)),

@@ -38,6 +38,7 @@ def _without_timings(obj):
 
 def _smoke(name, workdir, **fields):
   from experiments import run, train  # pylint: disable=g-import-not-at-top
+  fields.setdefault('search.enabled', False)   # the search has its own tests (test_search.py)
   overrides = [(k, str(v)) for k, v in fields.items()]
   _, config = run.load_config(f'{name}:smoke', overrides)
   train.prepare_workdir(str(workdir), name, config)
@@ -100,7 +101,8 @@ def _finished_checkpoints(directory):
 
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
   args = ['--config=synthetic_regression:smoke', '--config.models=(mlp,ntk_ecrn)',
-          '--config.train.epochs=12', '--config.checkpoint_every=2']
+          '--config.train.epochs=12', '--config.checkpoint_every=2',
+          '--config.search.enabled=False']
   reference_dir, killed_dir = tmp_path / 'reference', tmp_path / 'killed'
   # Started first, so that the two runs share the two cores for a while.
   reference = _cli(*args, f'--workdir={reference_dir}')
@@ -171,8 +173,10 @@ def test_misspelled_override_and_bad_values_fail_at_once():
   assert 'learnig_rate' in err and 'train.learning_rate' in err and 'seeds' in err
   code, _, err = _run('--config=iris', '--config.train.epochs=many')
   assert code != 0 and 'epochs' in err
-  code, _, err = _run('--config=iris', '--config.models=(mlp,resnet18)')
-  assert code != 0 and 'later issue' in err
+  code, _, err = _run('--config=iris', '--config.models=(mlp,resnet19)')
+  assert code != 0 and 'resnet19' in err and 'resnet18' in err
+  code, _, err = _run('--config=iris', '--config.search.space.mlp.train.learning_rate=()')
+  assert code != 0 and 'search.space.mlp' in err
   code, _, err = _run('--config=iris:huge')
   assert code != 0 and 'smoke' in err
   assert time.time() - start < 60   # nothing was trained
@@ -266,7 +270,8 @@ def test_cifar_subset_smoke_on_real_imported_images(tmp_path):
       np.savez(small[split], x=f['x'][:n], y=f['y'][:n])
   data_dir = str(tmp_path / 'data_dir')
   import_cifar10.import_cifar10(small['train'], small['test'], data_dir)
-  _, config = run.load_config('cifar_subset:smoke', [('models', '(ntk_ecrn,standard_ntk)')])
+  _, config = run.load_config('cifar_subset:smoke',
+                              [('models', '(ntk_ecrn,standard_ntk,resnet18)')])
   workdir = str(tmp_path / 'work')
   train.prepare_workdir(workdir, 'cifar_subset', config)
   results = train.train_and_evaluate(config, workdir, data_dir=data_dir)

@@ -6,8 +6,9 @@ Losses (per batch of B examples, outputs f of shape (B, C)):
   instead, so plain GD with step η matches it with `learning_rate=η·C` (η for C = 1).
 - 'cross_entropy': mean softmax cross-entropy, labels as integers (B,) or one-hot (B, C).
 
-Only the 'params' collection is trained; every other collection (the fixed Fourier matrix B
-in 'fourier') is passed through unchanged. Randomness comes from `TrainConfig.seed`, split
+Only the 'params' collection is trained; 'batch_stats' (BatchNorm running averages, as in
+the ResNet-18 baseline) is updated by each training step; every other collection (the fixed
+Fourier matrix B in 'fourier') is passed through unchanged. Randomness comes from `TrainConfig.seed`, split
 into named keys ('shuffle', 'dropout'); the stochastic-depth key of step s is
 `fold_in(dropout_key, s)` and the batch order of epoch e is drawn from
 `fold_in(shuffle_key, e)`, so a run is a pure function of (model, variables, data, config).
@@ -174,12 +175,50 @@ def make_optimizer(config: TrainConfig, num_steps_per_epoch: int
   return optax.chain(optax.add_decayed_weights(wd), sgd) if wd > 0 else sgd
 
 
+MUTABLE_COLLECTIONS = ('batch_stats',)
+
+
+class TrainState(train_state.TrainState):
+  """flax's TrainState over 'params', plus `rest`: the variables' other collections."""
+  rest: Any = None
+
+
+@functools.lru_cache(maxsize=32)
+def _train_step(model: nn.Module, loss: str, mutable: tuple[str, ...]) -> Callable:
+  """A jitted step (state, x, y, dropout_key) → (state, loss before the step).
+
+  The collections of state.rest named in `mutable` (BatchNorm's 'batch_stats') take the
+  values that the training-mode forward pass computes; the others are held constant.
+  """
+  loss_fn = LOSS_FNS[loss]
+
+  @jax.jit
+  def step(state: TrainState, x, y, dropout_key):
+    key = jax.random.fold_in(dropout_key, state.step)
+
+    def objective(params):
+      variables = {'params': params, **state.rest}
+      if mutable:
+        out, updates = model.apply(variables, x, train=True, rngs={'dropout': key},
+                                   mutable=list(mutable))
+      else:
+        out, updates = model.apply(variables, x, train=True, rngs={'dropout': key}), {}
+      return loss_fn(out.reshape(out.shape[0], -1), y), updates
+
+    (value, updates), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+    state = state.apply_gradients(grads=grads)
+    return state.replace(rest={**state.rest, **updates}), value
+
+  return step
+
+
 @functools.lru_cache(maxsize=32)
 def make_train_step(model: nn.Module, loss: str) -> Callable:
   """A jitted step (state, rest, x, y, dropout_key) → (state, loss before the step).
 
   `state` is a flax `TrainState` over the 'params' collection; `rest` holds the other
   collections (held constant). The stochastic-depth key is fold_in(dropout_key, state.step).
+  (`train` itself also updates BatchNorm's 'batch_stats'; this standalone step does not.)
   """
   loss_fn = LOSS_FNS[loss]
 
@@ -284,7 +323,8 @@ def train(model: nn.Module, variables: Mapping[str, Any], data, config: TrainCon
   Args:
     model: a Flax module of ecrn_jax (`apply(variables, x, train=True, rngs=...)` → (N, C)),
       or a `LinearizedModel`.
-    variables: initial variables (model.init); collections other than 'params' pass through.
+    variables: initial variables (model.init); 'batch_stats' is updated by the training-mode
+      forward passes, the other collections besides 'params' pass through.
     data: (x, y): x (N, ...), y (N,) or (N, C) targets for 'mse', int labels (N,) or
       one-hot (N, C) for 'cross_entropy'.
     config: a `TrainConfig`.
@@ -294,13 +334,15 @@ def train(model: nn.Module, variables: Mapping[str, Any], data, config: TrainCon
       arrays) are written there at the end, or on divergence (then the last finite ones).
     resume: continue a run from the end of an epoch: a mapping with 'epoch' (the last
       completed epoch, >= 0), 'params', 'opt_state' (structured as this config's optimizer
-      state, or its leaves in order), 'step' and 'history' (the history at that epoch, as
-      `checkpoint` received it). The epoch-0 callbacks are not called again (restore the
-      callbacks' own state first); batch orders and stochastic-depth keys depend only on
+      state, or its leaves in order), 'step', 'history' (the history at that epoch, as
+      `checkpoint` received it) and, for models with BatchNorm, 'rest' (state.rest: the
+      collections other than 'params' at that epoch). The epoch-0 callbacks are not called
+      again (restore the callbacks' own state first); batch orders and stochastic-depth keys depend only on
       the epoch and step, so a resumed run equals an uninterrupted one.
     checkpoint: called as checkpoint(epoch, state, history) at epoch 0 and after every
-      epoch, after the callbacks (`state`: the flax TrainState over 'params'; `history`:
-      a copy); what it saves is what `resume` takes. Its time is counted with the callbacks.
+      epoch, after the callbacks (`state`: a `TrainState` over 'params', the other
+      collections in state.rest; `history`: a copy); what it saves is what `resume` takes.
+      Its time is counted with the callbacks.
   Returns:
     (variables, history): the final variables and a dict with 'epoch' (E,), 'loss' (E,)
     (mean batch loss of each epoch), 'step_loss' (S,) (the loss of each step, at the
@@ -321,16 +363,17 @@ def train(model: nn.Module, variables: Mapping[str, Any], data, config: TrainCon
   rest = {k: v for k, v in variables.items() if k != 'params'}
   num_steps = steps_per_epoch(config, n)
   batch = n if config.batch_size is None else config.batch_size
-  state = train_state.TrainState.create(apply_fn=model.apply, params=variables['params'],
-                                        tx=make_optimizer(config, num_steps))
-  step_fn = make_train_step(model, config.loss)
+  state = TrainState.create(apply_fn=model.apply, params=variables['params'],
+                            tx=make_optimizer(config, num_steps), rest=rest)
+  step_fn = _train_step(model, config.loss,
+                        tuple(name for name in MUTABLE_COLLECTIONS if name in rest))
   shuffle_key, dropout_key = jax.random.split(jax.random.PRNGKey(config.seed))
 
   history = {'epoch': [], 'loss': [], 'step_loss': [], 'steps_per_epoch': num_steps,
              'train_seconds': 0.0, 'callback_seconds': 0.0}
 
   def variables_of(st):
-    return {'params': st.params, **rest}
+    return {'params': st.params, **st.rest}
 
   def run_callbacks(epoch, st):
     start = time.perf_counter()
@@ -366,6 +409,9 @@ def train(model: nn.Module, variables: Mapping[str, Any], data, config: TrainCon
                                           jax.tree_util.tree_leaves(resume['params']))
     state = state.replace(step=jnp.asarray(resume['step'], jnp.asarray(state.step).dtype),
                           params=params, opt_state=opt_state)
+    if resume.get('rest') is not None:
+      state = state.replace(rest=jax.tree_util.tree_unflatten(
+          jax.tree_util.tree_structure(rest), jax.tree_util.tree_leaves(resume['rest'])))
     for name, value in resume['history'].items():
       history[name] = list(np.asarray(value).tolist()) if name in (
           'epoch', 'loss', 'step_loss') else value
@@ -383,7 +429,7 @@ def train(model: nn.Module, variables: Mapping[str, Any], data, config: TrainCon
       else:
         idx = order[b * batch:(b + 1) * batch]
         xb, yb = x[idx], y[idx]
-      new_state, value = step_fn(state, rest, xb, yb, dropout_key)
+      new_state, value = step_fn(state, xb, yb, dropout_key)
       value = float(value)
       if not math.isfinite(value):
         step = int(state.step)

@@ -11,5 +11,6 @@ from experiments.configs import common
 def get_config(arg=None):
   config = common.base_config('boston')
   config.train.epochs = 200
+  config.search = common.search_config(config.train.epochs)
   config.train.batch_size = 64
   return common.apply_variant(config, 'boston', arg)

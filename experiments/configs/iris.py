@@ -9,6 +9,7 @@ from experiments.configs import common
 def get_config(arg=None):
   config = common.base_config('iris')
   config.train.epochs = 200
+  config.search = common.search_config(config.train.epochs)
   config.train.batch_size = 32
   config.tracking.probe_size = 120
   return common.apply_variant(config, 'iris', arg)

@@ -9,4 +9,5 @@ from experiments.configs import common
 def get_config(arg=None):
   config = common.base_config('synthetic_regression')
   config.train.epochs = 200
+  config.search = common.search_config(config.train.epochs)
   return common.apply_variant(config, 'synthetic_regression', arg)
