@@ -39,7 +39,7 @@ DATASET_LABELS = {
     'synthetic_classification': 'Synthetic classification',
     'boston': 'Boston Housing', 'iris': 'Iris', 'wine': 'Wine', 'cifar10': 'CIFAR-10 subset'}
 METRIC_LABELS = {'accuracy': 'Accuracy (%)', 'cross_entropy': 'Cross-Entropy', 'mse': 'MSE',
-                 'r2': 'R²'}
+                 'r2': 'R²', 'train_accuracy': 'Train accuracy (%)', 'train_mse': 'Train MSE'}
 HIGHER_IS_BETTER = {'accuracy': True, 'r2': True, 'mse': False, 'cross_entropy': False}
 DASH = '—'
 
@@ -135,11 +135,11 @@ def _stats(values: Sequence) -> dict:
           'n': len(finite), 'values': list(values)}
 
 
-def summarize(rows: Iterable[dict]) -> dict:
-  """{(dataset, model, metric): {'mean', 'std' (ddof=0), 'n', 'values'}} of the test rows."""
+def summarize(rows: Iterable[dict], split: str = 'test') -> dict:
+  """{(dataset, model, metric): {'mean', 'std' (ddof=0), 'n', 'values'}} of `split`'s rows."""
   grouped: dict[tuple, list] = {}
   for row in rows:
-    if row['split'] == 'test':
+    if row['split'] == split:
       grouped.setdefault((row['dataset'], row['model'], row['metric']), []).append(row['value'])
   return {key: _stats(values) for key, values in grouped.items()}
 
@@ -192,8 +192,14 @@ def model_label(model: str, dataset: Optional[str] = None, config: Optional[dict
     if dataset is not None and dataset not in IMAGE_DATASETS:
       return 'ResNet-18 (residual MLP stand-in)'
     return 'ResNet-18'
+  if model.startswith('ntk_ecrn_sigma_ff_x'):
+    factor = model[len('ntk_ecrn_sigma_ff_x'):].replace('p', '.')
+    return f'NTK-ECRN, σ_ff = {factor}/(2π√d)'
   return {'standard_ntk': 'Standard NTK', 'ntk_ecrn': 'NTK-ECRN',
-          'ntk_ecrn_infinite': 'NTK-ECRN infinite twin'}.get(model, model)
+          'ntk_ecrn_infinite': 'NTK-ECRN infinite twin',
+          'ntk_ecrn_no_fourier': 'NTK-ECRN without Fourier features',
+          'ntk_ecrn_alpha1': 'NTK-ECRN with α_l = 1',
+          'ntk_ecrn_no_stochastic_depth': 'NTK-ECRN without stochastic depth'}.get(model, model)
 
 
 def order_models(models: Iterable[str]) -> list[str]:
@@ -218,7 +224,7 @@ def format_value(metric: str, mean: Optional[float], std: Optional[float] = None
   """'mean ± std': accuracy in % with 1 decimal, other metrics 3 decimals."""
   if mean is None:
     return DASH
-  if metric == 'accuracy':
+  if metric in ('accuracy', 'train_accuracy'):
     text = f'{100 * mean:.1f}'
     return text if std is None else f'{text} ± {100 * std:.1f}'
   return _number(mean) if std is None else f'{_number(mean)} ± {_number(std)}'
@@ -248,7 +254,10 @@ def _seeds_cell(n: int, expected: Optional[int]) -> str:
 
 
 def _table_metrics(table: str, task: Optional[str]) -> list[str]:
-  if table == 'I' or (table in ('III', 'ablation') and task == 'regression'):
+  if table == 'ablation':   # the train error too: overfitting is one of the claims
+    return ['mse', 'r2', 'train_mse'] if task == 'regression' else [
+        'accuracy', 'cross_entropy', 'train_accuracy']
+  if table == 'I' or (table == 'III' and task == 'regression'):
     return ['mse', 'r2'] if table != 'III' else ['r2']
   if table == 'III':
     return ['accuracy']
@@ -334,7 +343,8 @@ def markdown_table(summary: dict, table: str, *, context: Optional[dict] = None,
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '|'.join('---' for _ in header) + '|']
   lines += ['| ' + ' | '.join(cells) + ' |' for cells in rows]
   lines.append('')
-  lines.append('Mean ± std over seeds (population std, ddof=0); accuracy in %. '
+  percent = '; accuracy in %' if any('Accuracy' in h for h in header) else ''
+  lines.append(f'Mean ± std over seeds (population std, ddof=0){percent}. '
                f'Paper: the value the paper reports ({DASH}: none).')
   lines += ['', *notes] if notes else []
   return '\n'.join(lines) + '\n'
@@ -465,6 +475,10 @@ def timing_line(workdir: str) -> str:
   units = results.get('units') or []
   wall_text = f'{wall:.0f} s wall (last session)' if isinstance(wall, (int, float)) else \
       'wall time unknown'
+  search_seconds = sum((e or {}).get('seconds') or 0.0
+                       for e in ((loaded.get('search') or {}).get('models') or {}).values())
+  if search_seconds:
+    wall_text += f'; hyperparameter search {search_seconds:.0f} s'
   name = os.path.basename(os.path.normpath(workdir))
   return (f'`{name}` ({_config_name(loaded, workdir)}): {hardware}; {wall_text}; '
           f'{sum(_unit_seconds(u) for u in units):.0f} s summed over {len(units)} units; '
@@ -479,6 +493,9 @@ def write_report(workdirs: Sequence[str], out_dir: str, table: str) -> dict:
   os.makedirs(out_dir, exist_ok=True)
   rows = [row for w in workdirs for row in results_rows(w)]
   summary = summarize(rows)
+  if table == 'ablation':
+    summary.update({(d, m, 'train_' + metric): stats
+                    for (d, m, metric), stats in summarize(rows, 'train').items()})
   context = workdir_context(workdirs)
   tracking = tracking_summary(workdirs) if table == 'ablation' else None
   paths = {'csv': os.path.join(out_dir, 'results.csv'),

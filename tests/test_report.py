@@ -135,7 +135,7 @@ def test_unknown_models_incomplete_runs_and_search(workdir, tmp_path):
   copy = str(tmp_path / 'copy')
   shutil.copytree(workdir, copy)
   results = _results(copy)
-  extra = [dict(u, model='ntk_ecrn_no_fourier', test={'accuracy': 0.5 + 0.1 * u['seed'],
+  extra = [dict(u, model='my_ecrn_variant', test={'accuracy': 0.5 + 0.1 * u['seed'],
                                                       'cross_entropy': 1.0})
            for u in results['units'] if u['model'] == 'ntk_ecrn' and u['seed'] == 0]
   results['units'] += extra
@@ -156,7 +156,7 @@ def test_unknown_models_incomplete_runs_and_search(workdir, tmp_path):
   with open(paths['markdown']) as f:
     text = f.read()
   rows = _markdown_rows(text)
-  assert _cell(rows[-1], 'Model') == 'ntk_ecrn_no_fourier'   # after the paper's rows
+  assert _cell(rows[-1], 'Model') == 'my_ecrn_variant'   # unknown models: by name, last
   assert _cell(rows[-1], 'n') == 'n = 1 of 2 seeds'
   assert 'incomplete' in text
   ecrn = next(r for r in rows if _cell(r, 'Model') == 'NTK-ECRN')
@@ -166,7 +166,7 @@ def test_unknown_models_incomplete_runs_and_search(workdir, tmp_path):
       np.mean(init), rel=1e-3)
   with open(paths['latex']) as f:
     tex = f.read()
-  assert r'ntk\_ecrn\_no\_fourier' in tex and 'ntk_ecrn_no' not in tex
+  assert r'my\_ecrn\_variant' in tex and 'my_ecrn' not in tex
   with open(paths['search']) as f:
     search_md = f.read()
   assert 'train.learning_rate = 0.01' in search_md and '75.0' in search_md
@@ -200,3 +200,10 @@ def test_no_tracked_model(workdir, tmp_path):
 def test_import_defines_no_flags():
   from absl import flags  # pylint: disable=g-import-not-at-top
   assert 'workdirs' not in flags.FLAGS and 'table' not in flags.FLAGS
+
+
+def test_ablation_variant_labels():
+  assert report.model_label('ntk_ecrn_sigma_ff_x0p25') == 'NTK-ECRN, σ_ff = 0.25/(2π√d)'
+  assert report.model_label('ntk_ecrn_no_fourier') == 'NTK-ECRN without Fourier features'
+  assert report.model_label('resnet18', 'iris') == 'ResNet-18 (residual MLP stand-in)'
+  assert report.model_label('resnet18', 'cifar10') == 'ResNet-18'
