@@ -245,8 +245,43 @@ def plot_learning_curves(workdir: str, path: str,
   return path
 
 
+def kernel_growth_table(workdir: str, models: Optional[Sequence[str]] = None) -> str:
+  """Markdown: Fig. 2's claims in numbers, mean ± std over seeds, per tracked model.
+
+  Columns: λ_max(Θ_0), λ_max(Θ_T), their ratio, the largest fall of λ_max between two
+  consecutive records (relative to λ_max(Θ_0); 0 for a monotone rise: a measure of
+  oscillation), the number of direction changes of λ_max over the records, and
+  ‖Θ_T − Θ_0‖_F/‖Θ_0‖_F.
+  """
+  units = tracked_units(workdir, models)
+  lines = ['| Model | λ_max(Θ_0) | λ_max(Θ_T) | ratio | largest fall / λ_max(Θ_0) | '
+           'direction changes | ‖Θ_T − Θ_0‖_F/‖Θ_0‖_F | n |', '|---|---|---|---|---|---|---|---|']
+
+  def cell(values, fmt='{:.4g}'):
+    values = np.asarray(values, np.float64)
+    return f'{fmt.format(values.mean())} ± {fmt.format(values.std())}'
+
+  for model, per_seed in units.items():
+    init, final, ratio, fall, turns, rel = [], [], [], [], [], []
+    for records in per_seed.values():
+      lam = records['lambda_max']
+      steps = np.diff(lam)
+      init.append(lam[0])
+      final.append(lam[-1])
+      ratio.append(lam[-1] / lam[0])
+      fall.append(max(0.0, -steps.min()) / lam[0] if len(steps) else 0.0)
+      signs = np.sign(steps[steps != 0])
+      turns.append(int(np.sum(signs[1:] != signs[:-1])))
+      rel.append(records['relative_delta_frobenius'][-1])
+    lines.append(f'| {_label(workdir, model)} | {cell(init)} | {cell(final)} | '
+                 f'{cell(ratio, "{:.3f}")} | {cell(fall, "{:.3f}")} | {cell(turns, "{:.1f}")} | '
+                 f'{cell(rel, "{:.3f}")} | {len(per_seed)} |')
+  return '\n'.join(lines) + '\n'
+
+
 def make_figures(workdir: str, out_dir: str) -> list[str]:
-  """Writes every figure that the workdir supports into `out_dir`; returns their paths.
+  """Writes every figure that the workdir supports into `out_dir` (and kernel_growth.md, the
+  numbers behind Fig. 2); returns their paths.
 
   Kernel figures are skipped, with a logged message, when no model is kernel-tracked.
   """
@@ -259,6 +294,14 @@ def make_figures(workdir: str, out_dir: str) -> list[str]:
       paths.append(fn(workdir, os.path.join(out_dir, name)))
     except ValueError as e:
       logging.warning('skipped %s: %s', name, e)
+  try:
+    table = kernel_growth_table(workdir)
+  except ValueError as e:
+    logging.warning('skipped kernel_growth.md: %s', e)
+  else:
+    paths.append(os.path.join(out_dir, 'kernel_growth.md'))
+    with open(paths[-1], 'w') as f:
+      f.write(f'## Kernel evolution in numbers: {_dataset_title(workdir)}\n\n{table}')
   return paths
 
 

@@ -176,8 +176,23 @@ def test_unknown_models_incomplete_runs_and_search(workdir, tmp_path):
 def test_figures(workdir, tmp_path):
   paths = plots.make_figures(workdir, str(tmp_path))
   assert sorted(os.path.basename(p) for p in paths) == [
-      'kernel_evolution.png', 'learning_curves.png', 'spectra.png']
-  for path in paths:
+      'kernel_evolution.png', 'kernel_growth.md', 'learning_curves.png', 'spectra.png']
+  with open(os.path.join(str(tmp_path), 'kernel_growth.md')) as f:
+    growth = _markdown_rows(f.read())
+  for model in ('ntk_ecrn', 'mlp'):
+    lams = []
+    for unit in _results(workdir)['units']:
+      if unit['model'] == model:
+        with np.load(os.path.join(workdir, unit['tracking']['files'], 'tracking.npz')) as z:
+          lams.append(z['lambda_max'])
+    row = next(r for r in growth if _cell(r, 'Model') == report.model_label(
+        model, 'iris', json.load(open(os.path.join(workdir, 'config.json')))['config']))
+    ratio = float(_cell(row, 'ratio').split('±')[0])
+    assert ratio == pytest.approx(np.mean([l[-1] / l[0] for l in lams]), abs=1e-3)
+    fall = float(_cell(row, 'largest fall / λ_max(Θ_0)').split('±')[0])
+    assert fall == pytest.approx(np.mean([max(0, -np.diff(l).min()) / l[0] for l in lams]),
+                                 abs=1e-3)
+  for path in [p for p in paths if p.endswith('.png')]:
     with open(path, 'rb') as f:
       data = f.read()
     assert data[:8] == PNG_SIGNATURE and len(data) > 5000
