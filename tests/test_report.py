@@ -38,7 +38,13 @@ def _results(directory):
 
 def _markdown_rows(text):
   """The first markdown table of `text` as a list of {header: cell} dicts."""
-  lines = [l for l in text.splitlines() if l.startswith('|')]
+  all_lines = text.splitlines()
+  start = next(i for i, l in enumerate(all_lines) if l.startswith('|'))
+  lines = []
+  for line in all_lines[start:]:
+    if not line.startswith('|'):
+      break
+    lines.append(line)
   header = [c.strip() for c in lines[0].strip('|').split('|')]
   rows = []
   for line in lines[2:]:
@@ -222,3 +228,20 @@ def test_ablation_variant_labels():
   assert report.model_label('ntk_ecrn_no_fourier') == 'NTK-ECRN without Fourier features'
   assert report.model_label('resnet18', 'iris') == 'ResNet-18 (residual MLP stand-in)'
   assert report.model_label('resnet18', 'cifar10') == 'ResNet-18'
+
+
+def test_paired_differences_are_per_seed():
+  rows = []
+  for seed, (ours, mlp) in enumerate([(0.9, 0.8), (0.7, 0.75), (0.8, 0.6)]):
+    for model, value in (('ntk_ecrn', ours), ('mlp', mlp)):
+      rows.append(dict(config='x', dataset='iris', model=model, seed=seed, split='test',
+                       metric='accuracy', value=value))
+  rows.append(dict(config='x', dataset='iris', model='mlp', seed=7, split='test',
+                   metric='accuracy', value=0.0))   # no NTK-ECRN on seed 7: not paired
+  table = _markdown_rows(report.paired_differences(rows))
+  (row,) = table
+  diff = 100 * np.array([0.1, -0.05, 0.2])
+  assert _cell(row, 'NTK-ECRN better') == '2 of 3'
+  mean, std = (float(v) for v in _cell(row, 'mean ± std over seeds').split('±'))
+  assert mean == pytest.approx(diff.mean(), abs=1e-3) and std == pytest.approx(diff.std(),
+                                                                              abs=1e-3)
