@@ -383,8 +383,9 @@ def latex_table(summary: dict, table: str, *, context: Optional[dict] = None,
            ' & '.join(latex_escape(h) for h in header) + r' \\', r'\midrule']
   lines += [' & '.join(latex_escape(c) for c in cells) + r' \\' for cells in rows]
   lines += [r'\bottomrule', r'\end{tabular}']
+  percent = '; accuracy in \\%' if any('Accuracy' in h for h in header) else ''
   caption = ('Table ' + table if table != 'ablation' else 'Ablations') + (
-      ': mean $\\pm$ std over seeds (population std); accuracy in \\%.')
+      f': mean $\\pm$ std over seeds (population std){percent}.')
   if notes:
     caption += ' ' + ' '.join(latex_escape(n) for n in notes)
   lines += [rf'\caption{{{caption}}}', r'\end{table}']
@@ -453,10 +454,11 @@ def paired_differences(rows: Iterable[dict], context: Optional[dict] = None) -> 
       diff = np.asarray([ours[s] - theirs[s] for s in seeds], np.float64)
       scale = 100.0 if metric == 'accuracy' else 1.0
       wins = int(np.sum(diff > 0) if HIGHER_IS_BETTER[metric] else np.sum(diff < 0))
+      ties = int(np.sum(diff == 0))
       lines.append(f'| {DATASET_LABELS.get(dataset, dataset)} | '
                    f'{METRIC_LABELS.get(metric, metric)} | {model_label(other, dataset, config)}'
                    f' | {_number(scale * diff.mean())} ± {_number(scale * diff.std())} | '
-                   f'{wins} of {len(seeds)} |')
+                   f'{wins} of {len(seeds)}' + (f' ({ties} tied)' if ties else '') + ' |')
   return '\n'.join(lines) + '\n'
 
 

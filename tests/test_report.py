@@ -245,3 +245,11 @@ def test_paired_differences_are_per_seed():
   mean, std = (float(v) for v in _cell(row, 'mean ± std over seeds').split('±'))
   assert mean == pytest.approx(diff.mean(), abs=1e-3) and std == pytest.approx(diff.std(),
                                                                               abs=1e-3)
+
+
+def test_paired_differences_count_ties():
+  rows = [dict(config='x', dataset='wine', model=m, seed=s, split='test', metric='accuracy',
+               value=v) for s, pair in enumerate([(0.9, 0.9), (0.8, 0.9)])
+          for m, v in zip(('ntk_ecrn', 'mlp'), pair)]
+  (row,) = _markdown_rows(report.paired_differences(rows))
+  assert _cell(row, 'NTK-ECRN better') == '0 of 2 (1 tied)'
