@@ -199,7 +199,8 @@ def model_label(model: str, dataset: Optional[str] = None, config: Optional[dict
           'ntk_ecrn_infinite': 'NTK-ECRN infinite twin',
           'ntk_ecrn_no_fourier': 'NTK-ECRN without Fourier features',
           'ntk_ecrn_alpha1': 'NTK-ECRN with α_l = 1',
-          'ntk_ecrn_no_stochastic_depth': 'NTK-ECRN without stochastic depth'}.get(model, model)
+          'ntk_ecrn_no_stochastic_depth': 'NTK-ECRN without stochastic depth',
+          'ntk_ecrn_drop_rate_0p1': 'NTK-ECRN with stochastic depth 0.1'}.get(model, model)
 
 
 def order_models(models: Iterable[str]) -> list[str]:

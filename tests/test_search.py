@@ -142,4 +142,4 @@ def test_ablation_variants_change_one_thing_each():
     assert variant.base == 'ntk_ecrn'
     # α_l = 1 needs alpha and the constant schedule; every other ablation one field.
     assert len(overrides) == (2 if name == 'ntk_ecrn_alpha1' else 1), (name, overrides)
-  assert len(common.ablation_variants()) == 3 + len(common.SIGMA_FF_FACTORS)
+  assert len(common.ablation_variants()) == 4 + len(common.SIGMA_FF_FACTORS)
