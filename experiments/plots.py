@@ -141,10 +141,16 @@ def plot_kernel_evolution(workdir: str, path: str,
   for ax in axes:
     ax.set_xlabel('epoch')
     ax.grid(alpha=0.3)
-  axes[0].legend(fontsize=9)
   fig.suptitle(f'NTK evolution during training: {_dataset_title(workdir)} '
                '(mean ± std over seeds)')
-  fig.tight_layout()
+  if len(tracked) <= 3:
+    axes[0].legend(fontsize=9)
+    fig.tight_layout()
+  else:   # many models (ablations): one legend under the panels, clear of the curves
+    handles, labels = axes[0].get_legend_handles_labels()
+    rows = -(-len(labels) // 3)
+    fig.legend(handles, labels, loc='lower center', ncol=3, fontsize=9)
+    fig.tight_layout(rect=(0, 0.06 * rows, 1, 1))
   fig.savefig(path, dpi=120)
   plt.close(fig)
   return path
