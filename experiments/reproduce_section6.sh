@@ -3,8 +3,8 @@
 # tables and figures into results/. See RESULTS.md for what each run measured.
 #   bash experiments/reproduce_section6.sh BOSTON_CSV [RUNS_DIR]
 # CIFAR-10 must be in data_cache/ first (README, "Data"). Every run resumes where it stopped.
-# The cifar_subset run includes ResNet-18 with its search: days on a 2-core CPU, about an hour
-# on one GPU. RESULTS.md says which part of it ran on the CPU.
+# The cifar_subset run includes ResNet-18 with its search: about a day on a 2-core CPU (176 s
+# an epoch), far less on a GPU (not measured here). RESULTS.md says which part of it ran.
 set -euo pipefail
 BOSTON_CSV=${1:?usage: bash experiments/reproduce_section6.sh BOSTON_CSV [RUNS_DIR]}
 RUNS=${2:-runs}
