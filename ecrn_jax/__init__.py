@@ -1,7 +1,8 @@
 """ecrn_jax: the NTK-ECRN, its empirical NTK and its infinite-width twin in JAX.
 
-Importing this package never imports neural_tangents or TensorFlow; the infinite-width
-functions import neural_tangents when first called.
+The infinite-width kernels are native JAX. neural_tangents (the reference they are tested
+against) is imported only by `stax_twin`, `to_stax_params` and
+`implementation='neural_tangents'`; importing this package never imports it or TensorFlow.
 """
 
 from ecrn_jax._src.config import ECRNConfig
@@ -15,6 +16,8 @@ from ecrn_jax._src.infinite import embed_inputs
 from ecrn_jax._src.infinite import expected_kernels_stochastic_depth
 from ecrn_jax._src.infinite import infinite_kernels
 from ecrn_jax._src.infinite import stax_twin
+from ecrn_jax._src.twin import block_scales
+from ecrn_jax._src.twin import infinite_kernel_fn
 from ecrn_jax._src.infinite import to_stax_params
 from ecrn_jax._src.models import Dense
 from ecrn_jax._src.models import ECRN

@@ -18,6 +18,9 @@ Differences from a download, documented in dataset_info.json's description:
   project data, which are the first images of the official order).
 
 It refuses to overwrite an existing `<data_dir>/cifar10/3.0.2` (delete it to re-import).
+
+tensorflow-datasets (and TensorFlow) is imported inside `import_cifar10()` only, so importing
+this module (e.g. from tests, for `load_npz`) does not load TensorFlow.
 """
 
 from __future__ import annotations

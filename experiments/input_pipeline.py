@@ -16,6 +16,10 @@ a numpy stream of its own, independent of the model's JAX PRNG keys made from th
 Validation. `split_validation(dataset, fraction, seed)` carves a validation split out of the
 training data (stratified for classification), for hyperparameter selection that never sees the
 test split.
+
+Imports. tensorflow-datasets, and with it TensorFlow, is imported only when CIFAR-10 is read
+(inside `_tfds_load_numpy`), never at module import: every other dataset, and any code that just
+imports this module (e.g. the configs), runs without TensorFlow and without its start-up lines.
 """
 
 from __future__ import annotations
@@ -328,6 +332,7 @@ def _tfds_load_numpy(name, split, data_dir):
   Batches of 1,000 are concatenated rather than `batch_size=-1`, which batches by the split size
   recorded on disk (unknown under `tfds.testing.mock_data`, where TF then aborts the process).
   """
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')   # before TensorFlow's first import
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   try:
     ds = tfds.load(name, split=split, data_dir=data_dir, as_supervised=True, shuffle_files=False,

@@ -1,8 +1,13 @@
 """Test set-up: kernels are compared in float64, so the suite runs with 64-bit JAX.
 
 Float32 paths are still exercised: models with dtype='float32' keep float32 parameters.
+
+Tests marked `reference` compare with neural-tangents (jax < 0.6 only). They are skipped when it
+cannot be imported, and run alone with `--reference-lane` (in a venv with neural-tangents, where
+its absence is an error): the main lane compares with in-repo references (tests/reference_ntk.py).
 """
 
+import importlib.util
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
@@ -16,10 +21,64 @@ jax.config.update('jax_enable_x64', True)
 # Relative tolerances keyed by dtype (SPEC §3).
 RTOL = {'float64': 1e-10, 'float32': 1e-4}
 
+REFERENCE_SKIP_REASON = ("neural-tangents not installed (reference lane: pip install -c "
+                         "constraints-reference.txt -e '.[reference,test]')")
+
 
 def relative_max_error(actual, expected) -> float:
   actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
   return float(np.max(np.abs(actual - expected)) / np.max(np.abs(expected)))
+
+
+def pytest_addoption(parser):
+  parser.addoption('--reference-lane', action='store_true', default=False,
+                   help='run only the tests marked `reference` (comparisons with '
+                        'neural-tangents); a missing neural-tangents is an error.')
+
+
+def pytest_configure(config):
+  config.addinivalue_line(
+      'markers', 'reference: compares with neural-tangents; runs in the reference lane')
+  if config.getoption('--reference-lane'):
+    error = _neural_tangents_import_error()
+    if error is not None:
+      raise pytest.UsageError(
+          f'--reference-lane needs neural_tangents, which failed to import ({error}). '
+          "Install the reference lane: pip install -c constraints-reference.txt "
+          "-e '.[reference,test]'")
+
+
+def _neural_tangents_import_error():
+  """None when neural_tangents imports, else the reason. Does not import TensorFlow when
+  neural_tangents is not installed."""
+  if importlib.util.find_spec('neural_tangents') is None:
+    return 'No module named neural_tangents'
+  try:
+    import neural_tangents  # pylint: disable=g-import-not-at-top,unused-import
+  except Exception as e:  # pylint: disable=broad-except   (AttributeError on jax >= 0.6)
+    return f'{type(e).__name__}: {e}'
+  return None
+
+
+def pytest_collection_modifyitems(config, items):
+  reference = [item for item in items if item.get_closest_marker('reference') is not None]
+  if config.getoption('--reference-lane'):
+    deselected = [item for item in items if item.get_closest_marker('reference') is None]
+    if deselected:
+      config.hook.pytest_deselected(items=deselected)
+    items[:] = reference
+    return
+  if reference and _neural_tangents_import_error() is not None:
+    skip = pytest.mark.skip(reason=REFERENCE_SKIP_REASON)
+    for item in reference:
+      item.add_marker(skip)
+
+
+@pytest.fixture
+def nt():
+  """neural_tangents, for the tests marked `reference`."""
+  import neural_tangents  # pylint: disable=g-import-not-at-top
+  return neural_tangents
 
 
 @pytest.fixture

@@ -1,13 +1,14 @@
-"""The empirical NTK against neural-tangents' own empirical NTK (SPEC §3, row 1)."""
+"""The empirical NTK against an explicit Jacobian contraction and, in the reference lane,
+neural-tangents' own empirical NTK (SPEC §3, row 1)."""
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import neural_tangents as nt
 import numpy as np
 import pytest
 
 from conftest import RTOL, relative_max_error
+from reference_ntk import jacobian_ntk
 from ecrn_jax import (ECRN, MLP, Dense, ECRNConfig, MLPConfig, empirical_nngp, empirical_ntk,
                       ntk_vp_fn)
 
@@ -21,7 +22,7 @@ def _model(kind, parameterization, dtype, trainable=False, out_dim=3):
                          dtype=dtype, alpha=0.8, b_std=0.3))
 
 
-def _nt_kernel(model, variables, x1, x2, trace_axes, implementation):
+def _nt_kernel(nt, model, variables, x1, x2, trace_axes, implementation):
   rest = {k: v for k, v in variables.items() if k != 'params'}
   f = lambda p, x: model.apply({'params': p, **rest}, x)
   fn = nt.empirical_ntk_fn(f, trace_axes=trace_axes, vmap_axes=0,
@@ -36,14 +37,42 @@ CASES = [(kind, param, trainable)
 
 @pytest.mark.parametrize('dtype', ['float64', 'float32'])
 @pytest.mark.parametrize('kind, parameterization, trainable', CASES)
-def test_matches_neural_tangents(kind, parameterization, trainable, dtype, rng):
+def test_matches_jacobian_contraction(kind, parameterization, trainable, dtype, rng):
   x1 = rng.normal(size=(7, 4))
   x2 = rng.normal(size=(5, 4))
   model = _model(kind, parameterization, dtype, trainable)
   variables = model.init(jax.random.PRNGKey(11), x1)
-  refs = [_nt_kernel(model, variables, x1, x2, (-1,), implementation)
+  # Two independent Jacobians (reverse and forward mode), contracted explicitly.
+  ref = jacobian_ntk(model, variables, x1, x2, mode='rev')
+  ref_full = jacobian_ntk(model, variables, x1, x2, trace_outputs=False, mode='fwd')  # (21, 15)
+  np.testing.assert_allclose(np.einsum('iaja->ij', ref_full.reshape(7, 3, 5, 3)) / 3, ref,
+                             rtol=RTOL[dtype], atol=RTOL[dtype] * np.abs(ref).max())
+  for implementation in ('generic', 'structured'):
+    ours = empirical_ntk(model, variables, x1, x2, block_size=3,
+                         implementation=implementation)
+    ours_full = empirical_ntk(model, variables, x1, x2, trace_outputs=False,
+                              implementation=implementation)
+    assert ours.shape == (7, 5) and ours_full.shape == (21, 15)
+    assert ours.dtype == jnp.dtype(dtype)
+    assert relative_max_error(ours, ref) <= RTOL[dtype], implementation
+    assert relative_max_error(ours_full, ref_full) <= RTOL[dtype], implementation
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize('dtype', ['float64', 'float32'])
+@pytest.mark.parametrize('kind, parameterization, trainable', CASES)
+def test_matches_neural_tangents(kind, parameterization, trainable, dtype, rng, nt):
+  x1 = rng.normal(size=(7, 4))
+  x2 = rng.normal(size=(5, 4))
+  model = _model(kind, parameterization, dtype, trainable)
+  variables = model.init(jax.random.PRNGKey(11), x1)
+  refs = [_nt_kernel(nt, model, variables, x1, x2, (-1,), implementation)
           for implementation in (1, 2)]
-  ref_full = _nt_kernel(model, variables, x1, x2, (), 2)                 # (N1, N2, C, C)
+  ref_full = _nt_kernel(nt, model, variables, x1, x2, (), 2)             # (N1, N2, C, C)
+  # The in-repo reference of the main lane agrees with neural-tangents too.
+  jac_full = jacobian_ntk(model, variables, x1, x2, trace_outputs=False)
+  assert relative_max_error(jac_full.reshape(7, 3, 5, 3).transpose(0, 2, 1, 3),
+                            ref_full) <= RTOL[dtype]
   for implementation in ('generic', 'structured'):
     ours = empirical_ntk(model, variables, x1, x2, block_size=3,
                          implementation=implementation)
@@ -102,9 +131,7 @@ def test_auto_falls_back_to_generic_outside_the_structured_form(module, rng):
   variables = module.init(jax.random.PRNGKey(0), x)
   with pytest.raises(ValueError, match="'structured' does not apply"):
     empirical_ntk(module, variables, x, implementation='structured')
-  f = lambda p, x: module.apply({'params': p}, x)
-  ref = nt.empirical_ntk_fn(f, trace_axes=(-1,), vmap_axes=0, implementation=1)(
-      x, None, variables['params'])
+  ref = jacobian_ntk(module, variables, x)
   assert relative_max_error(empirical_ntk(module, variables, x), ref) <= 1e-10
 
 
@@ -154,17 +181,16 @@ def test_ntk_vp_fn_equals_kernel_times_vector(trace_outputs, rng):
 
 
 def test_kernel_of_one_drop_mask(rng):
-  """rngs + train=True give the kernel of the mask that key draws, matching neural-tangents."""
+  """rngs + train=True give the kernel of the mask that key draws (its Jacobian contraction)."""
   x = rng.normal(size=(5, 4))
   model = _model('ecrn', 'ntk', 'float64')
   variables = model.init(jax.random.PRNGKey(3), x)
   rngs = {'dropout': jax.random.PRNGKey(9)}
   ours = empirical_ntk(model, variables, x, train=True, rngs=rngs, block_size=2)
-  rest = {'fourier': variables['fourier']}
-  f = lambda p, x: model.apply({'params': p, **rest}, x, train=True, rngs=rngs)
-  ref = nt.empirical_ntk_fn(f, trace_axes=(-1,), vmap_axes=0, implementation=2)(
-      x, None, variables['params'])
+  ref = jacobian_ntk(model, variables, x, mode='fwd', train=True, rngs=rngs)
   assert relative_max_error(ours, ref) <= 1e-10
+  # ... which is not the kernel without drops.
+  assert relative_max_error(jacobian_ntk(model, variables, x), ref) > 1e-3
 
 
 def test_empirical_nngp(rng):

@@ -2,6 +2,9 @@
 
 import os
 import pathlib
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -187,6 +190,34 @@ def test_split_validation():
   _assert_same(validation, input_pipeline.split_validation(data, 0.2, seed=5)[1])
   with pytest.raises(ValueError, match='fraction'):
     input_pipeline.split_validation(data, 1.0, seed=0)
+
+
+def test_experiments_import_no_tensorflow_until_cifar_is_read():
+  """The runner, the pipeline, every config and a non-CIFAR dataset load without TensorFlow.
+
+  TensorFlow (through tensorflow-datasets) prints start-up lines and takes seconds to import, so
+  only the CIFAR-10 path may import it, when it reads the data. A fresh interpreter, so that
+  whatever this test process already imported does not count.
+  """
+  code = textwrap.dedent("""
+      import sys
+      import experiments.run, experiments.input_pipeline, experiments.import_cifar10
+      import experiments.train, experiments.search, experiments.finite_vs_infinite
+      from experiments import input_pipeline, run
+      for name in run.CONFIGS:
+        run.load_config(name)
+        run.load_config(name + ':smoke')
+      config = input_pipeline.default_data_config('synthetic_regression')
+      config.update(num_train=8, num_test=8)
+      input_pipeline.load_dataset(config, seed=0, data_dir=None)
+      heavy = sorted(m for m in sys.modules if m.startswith('tensorflow'))
+      print('TENSORFLOW_MODULES', heavy)
+  """)
+  env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env,
+                          cwd=pathlib.Path(__file__).resolve().parents[1], timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'TENSORFLOW_MODULES []' in result.stdout, result.stdout[-3000:]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ecrn_jax import ECRN, MLP, Dense, ECRNConfig, MLPConfig, fourier_embed, fourier_matrix
+from ecrn_jax._src import compat
 
 
 def _cfg(**kw):
@@ -152,6 +153,6 @@ def test_bad_inputs():
   model = ECRN(_cfg())
   with pytest.raises(ValueError, match=r'x\[None\]'):
     model.init(jax.random.PRNGKey(0), jnp.ones(4))
-  with jax.experimental.disable_x64():
+  with compat.disable_x64():
     with pytest.raises(ValueError, match='jax_enable_x64'):
       model.init(jax.random.PRNGKey(0), np.ones((2, 4), np.float32))

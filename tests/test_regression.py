@@ -1,5 +1,5 @@
-"""Kernel regression: closed forms against independent solves and neural-tangents' predict,
-the tiled and multi-device twin kernels, and the empirical-NTK path."""
+"""Kernel regression: closed forms against independent solves (and, in the reference lane,
+neural-tangents' predict), the tiled and multi-device twin kernels, and the empirical-NTK path."""
 
 import os
 import subprocess
@@ -7,11 +7,11 @@ import sys
 import textwrap
 
 import jax
-import neural_tangents as nt
 import numpy as np
 import pytest
 import scipy.linalg
 from conftest import relative_max_error
+from reference_ntk import gp_posterior, gradient_flow_mse, jacobian_ntk
 
 from ecrn_jax import ECRN, ECRNConfig, MLPConfig, infinite_kernels
 from ecrn_jax._src import regression
@@ -50,7 +50,29 @@ def test_kernel_regression_matches_independent_closed_form(diag_reg, outputs, t,
 
 @pytest.mark.parametrize('t', [None, 0.5, 25.0])
 @pytest.mark.parametrize('linearized', [False, True])
-def test_kernel_regression_matches_neural_tangents_predict(t, linearized, rng):
+def test_kernel_regression_matches_eigendecomposition_closed_form(t, linearized, rng):
+  n, m, c, lr, diag_reg = 15, 6, 3, 0.4, 1e-2
+  k_tt, k_st, _ = _kernels(rng, n, m)
+  y = rng.normal(size=(n, c))
+  f0_train = rng.normal(size=(n, c)) if linearized else None
+  f0_test = rng.normal(size=(m, c)) if linearized else None
+  ours = regression.kernel_regression(k_tt, y, k_st, diag_reg=diag_reg, t=t, learning_rate=lr,
+                                      fx_train_0=f0_train, fx_test_0=f0_test)
+  expected = gradient_flow_mse(k_tt, y, k_st, t=t, learning_rate=lr, diag_reg=diag_reg,
+                               f0_train=f0_train, f0_test=f0_test)
+  assert ours.shape == expected.shape == (m, c)
+  assert relative_max_error(ours, expected) < 1e-8
+  # Time is normalized by N (not by N·C): a different η·t is a different prediction.
+  if t is not None:
+    other = gradient_flow_mse(k_tt, y, k_st, t=t, learning_rate=lr / c, diag_reg=diag_reg,
+                              f0_train=f0_train, f0_test=f0_test)
+    assert relative_max_error(ours, other) > 1e-4
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize('t', [None, 0.5, 25.0])
+@pytest.mark.parametrize('linearized', [False, True])
+def test_kernel_regression_matches_neural_tangents_predict(t, linearized, rng, nt):
   n, m, c, lr, diag_reg = 15, 6, 3, 0.4, 1e-2
   k_tt, k_st, _ = _kernels(rng, n, m)
   y = rng.normal(size=(n, c))
@@ -96,20 +118,29 @@ def test_diag_reg_is_relative_to_the_mean_diagonal(rng):
   assert relative_max_error(k_st @ dual, base) < TOL
 
 
-def test_gp_posterior_matches_closed_form_and_neural_tangents(rng):
+def test_gp_posterior_matches_closed_form(rng):
   k_tt, k_st, k_ss = _kernels(rng, 14, 5)
   y = rng.normal(size=(14, 2))
   diag_reg = 1e-3
-  regularized = k_tt + diag_reg * np.trace(k_tt) / 14 * np.eye(14)
-  mean = k_st @ np.linalg.solve(regularized, y)
-  cov = k_ss - k_st @ np.linalg.solve(regularized, k_st.T)
+  mean, cov = gp_posterior(k_tt, y, k_st, k_ss, diag_reg=diag_reg)
   full = regression.gp_posterior(k_tt, y, k_st, k_ss, diag_reg=diag_reg)
   diag = regression.gp_posterior(k_tt, y, k_st, np.diag(k_ss), diag_reg=diag_reg)
   assert relative_max_error(full.mean, mean) < TOL
   assert relative_max_error(full.covariance, cov) < 1e-8
   assert relative_max_error(diag.covariance, np.diag(cov)) < 1e-8
   assert regression.gp_posterior(k_tt, y, k_st, diag_reg=diag_reg).covariance is None
+
+
+@pytest.mark.reference
+def test_gp_posterior_matches_neural_tangents(rng, nt):
+  k_tt, k_st, k_ss = _kernels(rng, 14, 5)
+  y = rng.normal(size=(14, 2))
+  diag_reg = 1e-3
+  full = regression.gp_posterior(k_tt, y, k_st, k_ss, diag_reg=diag_reg)
   theirs = nt.predict.gp_inference(k_tt, y, diag_reg=diag_reg)('nngp', k_st, k_ss)
+  mean, cov = gp_posterior(k_tt, y, k_st, k_ss, diag_reg=diag_reg)
+  assert relative_max_error(mean, theirs.mean) < 1e-8
+  assert relative_max_error(cov, theirs.covariance) < 1e-8
   assert relative_max_error(full.mean, theirs.mean) < 1e-8
   assert relative_max_error(full.covariance, theirs.covariance) < 1e-8
 
@@ -234,9 +265,9 @@ def test_multi_device_kernels_equal_single_device():
       x1, x2 = rng.normal(size=(45, 5)), rng.normal(size=(18, 5))
       v = ECRN(cfg).init(jax.random.PRNGKey(0), x1[:1])
       fn, _, mesh = regression._tile_kernel_fn(cfg, ('nngp', 'ntk'), tuple(jax.devices()),
-                                               True)
-      g = np.asarray(regression.embed_inputs(cfg, x1[:8], v))
-      tile = fn(g, g[:4])[1]
+                                               True, False)
+      b, scales = regression._twin_constants(cfg, v, False, x1.shape[1])
+      tile = fn(x1[:8], x1[:4], b, scales)[1]
       assert tile.shape == (8, 4) and len(tile.addressable_shards) == 4
       assert {s.data.shape for s in tile.addressable_shards} == {(2, 4)}
       worst = 0.0
@@ -288,7 +319,40 @@ def test_infinite_kernel_regression_matches_closed_form_with_twin_kernels(rng):
 
 @pytest.mark.parametrize('trace_outputs', [True, False])
 @pytest.mark.parametrize('t', [None, 2.0])
-def test_empirical_kernel_regression_matches_neural_tangents(trace_outputs, t, rng):
+def test_empirical_kernel_regression_matches_jacobian_closed_form(trace_outputs, t, rng):
+  cfg = ECRNConfig(width=32, depth=2, fourier_features=8, fourier_scale=0.5, out_dim=2,
+                   dtype='float64')
+  model = ECRN(cfg)
+  x_train, x_test = rng.normal(size=(12, 3)), rng.normal(size=(5, 3))
+  y = rng.normal(size=(12, 2))
+  variables = model.init(jax.random.PRNGKey(0), x_train)
+  lr, diag_reg = 0.5, 1e-3
+  ours = regression.empirical_kernel_regression(model, variables, x_train, y, x_test,
+                                                diag_reg=diag_reg, t=t, learning_rate=lr,
+                                                linearized=True, trace_outputs=trace_outputs)
+  kernel = lambda a, b=None: jacobian_ntk(model, variables, a, b, trace_outputs=trace_outputs)
+  k_tt, k_st = kernel(x_train), kernel(x_test, x_train)
+  f0_train = np.asarray(model.apply(variables, x_train))
+  f0_test = np.asarray(model.apply(variables, x_test))
+  if trace_outputs:            # Θ ⊗ I: each output column on its own, time normalized by N
+    expected = gradient_flow_mse(k_tt, y, k_st, t=t, learning_rate=lr, diag_reg=diag_reg,
+                                 f0_train=f0_train, f0_test=f0_test)
+  else:                        # the full (N·C, N·C) kernel on rows i·C + a, still time / N
+    expected = gradient_flow_mse(k_tt, y.reshape(-1), k_st, t=t, learning_rate=lr,
+                                 diag_reg=diag_reg, num_examples=12,
+                                 f0_train=f0_train.reshape(-1),
+                                 f0_test=f0_test.reshape(-1)).reshape(5, 2)
+  assert ours.shape == (5, 2)
+  assert relative_max_error(ours, expected) < 1e-8
+  plain = regression.empirical_kernel_regression(model, variables, x_train, y, x_test,
+                                                 diag_reg=diag_reg, t=t, learning_rate=lr)
+  assert relative_max_error(plain, ours) > 1e-6          # f₀ ≢ 0 matters
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize('trace_outputs', [True, False])
+@pytest.mark.parametrize('t', [None, 2.0])
+def test_empirical_kernel_regression_matches_neural_tangents(trace_outputs, t, rng, nt):
   cfg = ECRNConfig(width=32, depth=2, fourier_features=8, fourier_scale=0.5, out_dim=2,
                    dtype='float64')
   model = ECRN(cfg)

@@ -3,7 +3,6 @@
 import json
 
 import jax
-import neural_tangents as nt
 import numpy as np
 import pytest
 
@@ -13,6 +12,7 @@ from ecrn_jax._src.models import ECRN
 from ecrn_jax._src import training
 from ecrn_jax._src.tracking import KernelTracker, TrackingConfig, probe_indices
 from ecrn_jax._src.training import TrainConfig, TrainingDiverged, train
+from reference_ntk import jacobian_ntk
 
 
 def regression_data(n=24, d=4, seed=0):
@@ -28,8 +28,13 @@ def small_ecrn(width=32, **kwargs):
                          dtype='float64', **kwargs))
 
 
-def nt_kernel(model, variables, x):
-  """Θ by neural-tangents' empirical NTK, independent of ecrn_jax.empirical."""
+def reference_kernel(model, variables, x):
+  """Θ by an explicit Jacobian contraction, independent of ecrn_jax.empirical."""
+  return jacobian_ntk(model, variables, x)
+
+
+def nt_kernel(nt, model, variables, x):
+  """Θ by neural-tangents' empirical NTK (reference lane)."""
   rest = {k: v for k, v in variables.items() if k != 'params'}
   f = lambda p, xx: model.apply({'params': p, **rest}, xx)
   return np.asarray(nt.empirical_ntk_fn(f, trace_axes=(-1,), vmap_axes=0)(
@@ -117,9 +122,9 @@ def test_modewise_prediction_is_exact_for_the_linearized_network(mode):
         f'6 modes: {err:.2e} (projections up to {np.abs(observed).max():.3g})')
   assert err < 1e-8
   assert np.max(np.abs(observed[-1])) < 0.9 * np.max(np.abs(observed[0]))   # it decays
-  # Independently: analysis.modewise_convergence on Θ_0 (nt) and the observed residuals.
+  # Independently: analysis.modewise_convergence on Θ_0 (Jacobian) and the observed residuals.
   residuals = np.stack([np.asarray(lin.apply(v, x))[:, 0] - y for v in snaps.variables])
-  kernel_0 = nt_kernel(model, variables, x)
+  kernel_0 = reference_kernel(model, variables, x)
   reference = analysis.modewise_convergence(kernel_0, residuals[0], residuals,
                                             learning_rate=eta, top_k=6)
   np.testing.assert_allclose(rec['modewise_eigenvalues'][0], reference['eigenvalues'],
@@ -173,16 +178,23 @@ def trained_run():
               plain=plain)
 
 
-def test_dense_records_match_independent_computations(trained_run):
+@pytest.mark.parametrize('kernel_source', [
+    'jacobian', pytest.param('neural_tangents', marks=pytest.mark.reference)])
+def test_dense_records_match_independent_computations(trained_run, kernel_source, request):
   model, x, y = trained_run['model'], trained_run['x'], trained_run['y']
+  if kernel_source == 'jacobian':
+    kernel_fn = reference_kernel
+  else:
+    nt = request.getfixturevalue('nt')
+    kernel_fn = lambda *args: nt_kernel(nt, *args)
   tracker = trained_run['dense']
   assert tracker.mode == 'dense'
   idx = tracker.indices
   xp, yp = x[idx], y[idx]
   rec = tracker.arrays()
-  k0 = nt_kernel(model, trained_run['snaps'][0], xp)
+  k0 = kernel_fn(model, trained_run['snaps'][0], xp)
   for t, variables in enumerate(trained_run['snaps']):
-    k = nt_kernel(model, variables, xp)
+    k = kernel_fn(model, variables, xp)
     np.testing.assert_allclose(rec['kernel'][t], k, rtol=1e-10, atol=1e-12 * np.abs(k).max())
     eigs = np.linalg.eigvalsh(k)[::-1]
     np.testing.assert_allclose(rec['top_eigenvalues'][t], eigs[:6], rtol=1e-9)
@@ -265,7 +277,7 @@ def test_cross_entropy_tracking_uses_one_hot_targets():
   rec = tracker.arrays()
   assert 'modewise_observed' not in rec
   xp, yp = x[tracker.indices], np.eye(3)[labels[tracker.indices]]
-  k = nt_kernel(model, snaps.variables[-1], xp)
+  k = reference_kernel(model, snaps.variables[-1], xp)
   np.testing.assert_allclose(rec['alignment'][-1],
                              np.sum(yp * (k @ yp)) / (np.linalg.norm(k) * np.sum(yp ** 2)),
                              rtol=1e-9)

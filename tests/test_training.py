@@ -6,7 +6,6 @@ import math
 import flax
 import jax
 import jax.numpy as jnp
-import neural_tangents as nt
 import numpy as np
 import pytest
 
@@ -16,6 +15,7 @@ from ecrn_jax._src.infinite import infinite_kernels
 from ecrn_jax._src.models import ECRN, MLP
 from ecrn_jax._src import training
 from ecrn_jax._src.training import TrainConfig, TrainingDiverged, train
+from reference_ntk import gradient_flow_mse, jacobian_ntk
 
 
 def regression_data(n=16, d=4, seed=0):
@@ -32,8 +32,13 @@ def small_ecrn(width=32, depth=2, **kwargs):
                          **kwargs))
 
 
-def nt_kernel(model, variables, x):
-  """Θ_0 by neural-tangents' own empirical NTK (independent of ecrn_jax.empirical)."""
+def reference_kernel(model, variables, x):
+  """Θ_0 by an explicit Jacobian contraction (independent of ecrn_jax.empirical)."""
+  return jacobian_ntk(model, variables, x)
+
+
+def nt_kernel(nt, model, variables, x):
+  """Θ_0 by neural-tangents' own empirical NTK (reference lane)."""
   rest = {k: v for k, v in variables.items() if k != 'params'}
   f = lambda p, xx: model.apply({'params': p, **rest}, xx)
   return np.asarray(nt.empirical_ntk_fn(f, trace_axes=(-1,), vmap_axes=0)(
@@ -293,21 +298,69 @@ def test_bad_data_raises(data, config, match):
 # ---------------------------------------------------------------------------
 
 
-def test_linearize_matches_neural_tangents():
+def _moved_variables(variables, scale=0.1):
+  return {'params': jax.tree_util.tree_map(
+      lambda p: p + scale * jax.random.normal(jax.random.PRNGKey(1), p.shape, p.dtype),
+      variables['params']), 'fourier': variables['fourier']}
+
+
+def test_linearize_is_the_first_order_taylor_expansion():
   x, _ = regression_data()
   model = small_ecrn(width=64)
   variables = model.init(jax.random.PRNGKey(0), x)
-  moved = {'params': jax.tree_util.tree_map(
-      lambda p: p + 0.1 * jax.random.normal(jax.random.PRNGKey(1), p.shape, p.dtype),
-      variables['params']), 'fourier': variables['fourier']}
+  moved = _moved_variables(variables)
+  lin = training.linearize(model, variables)
+  f = lambda p: model.apply({'params': p, 'fourier': variables['fourier']}, x)
+  delta = jax.tree_util.tree_map(lambda a, b: a - b, moved['params'], variables['params'])
+  f0, df = jax.jvp(f, (variables['params'],), (delta,))          # f(θ₀) + J(θ₀)(θ − θ₀)
+  np.testing.assert_allclose(lin.apply(moved, x), f0 + df, rtol=1e-12, atol=1e-14)
+  np.testing.assert_allclose(lin.apply(variables, x), model.apply(variables, x), rtol=1e-14)
+  # Affine in θ (the network is not): half the step, half the change.
+  half = {'params': jax.tree_util.tree_map(lambda p, d: p + 0.5 * d, variables['params'],
+                                           delta), 'fourier': variables['fourier']}
+  np.testing.assert_allclose(lin.apply(half, x), f0 + 0.5 * df, rtol=1e-12, atol=1e-14)
+  assert np.max(np.abs(model.apply(moved, x) - (f0 + df))) > 1e-6 * np.max(np.abs(df))
+  # Its NTK is Θ_{θ₀} everywhere.
+  np.testing.assert_allclose(empirical_ntk(lin, moved, x, implementation='generic'),
+                             reference_kernel(model, variables, x), rtol=1e-10)
+
+
+@pytest.mark.reference
+def test_linearize_matches_neural_tangents(nt):
+  x, _ = regression_data()
+  model = small_ecrn(width=64)
+  variables = model.init(jax.random.PRNGKey(0), x)
+  moved = _moved_variables(variables)
   lin = training.linearize(model, variables)
   f = lambda p, xx: model.apply({'params': p, 'fourier': variables['fourier']}, xx)
   expected = nt.linearize(f, variables['params'])(moved['params'], x)
   np.testing.assert_allclose(lin.apply(moved, x), expected, rtol=1e-12)
   np.testing.assert_allclose(lin.apply(variables, x), model.apply(variables, x), rtol=1e-14)
-  # Its NTK is Θ_{θ₀} everywhere.
-  np.testing.assert_allclose(empirical_ntk(lin, moved, x, implementation='generic'),
-                             nt_kernel(model, variables, x), rtol=1e-10)
+  # Its NTK is Θ_{θ₀} everywhere; the main lane's Jacobian reference is that kernel too.
+  kernel = nt_kernel(nt, model, variables, x)
+  np.testing.assert_allclose(empirical_ntk(lin, moved, x, implementation='generic'), kernel,
+                             rtol=1e-10)
+  np.testing.assert_allclose(reference_kernel(model, variables, x), kernel, rtol=1e-10)
+
+
+@pytest.mark.reference
+def test_gradient_flow_closed_form_matches_neural_tangents(nt):
+  """The main lane's continuous-time reference (eigendecomposition) is
+  nt.predict.gradient_descent_mse with learning_rate = η (C = 1: nt's y.size = N)."""
+  x, y = regression_data()
+  n = len(y)
+  model = small_ecrn(width=32)
+  variables = model.init(jax.random.PRNGKey(0), x)
+  kernel = nt_kernel(nt, model, variables, x)
+  f0 = np.asarray(model.apply(variables, x))[:, 0]
+  eta = 0.1 * n / np.linalg.eigvalsh(kernel)[-1]
+  t = np.arange(0, 121, 7)
+  predict = nt.predict.gradient_descent_mse(kernel, y[:, None], learning_rate=eta)
+  expected = np.asarray(predict(t, f0[:, None]))[..., 0]
+  ours = gradient_flow_mse(kernel, y, t=t, learning_rate=eta, f0_train=f0)
+  assert ours.shape == expected.shape == (len(t), n)
+  np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-10 * np.abs(f0 - y).max())
+  assert np.abs(expected[-1] - expected[0]).max() > 0.1 * np.abs(f0 - y).max()   # it moves
 
 
 def _linearized_run(model, variables, x, y, eta, steps):
@@ -319,13 +372,14 @@ def _linearized_run(model, variables, x, y, eta, steps):
 
 
 def test_linearized_network_follows_gradient_descent_mse_with_its_own_kernel():
-  """GD on f_lin is exactly the discrete linear flow of Θ_0, and tends to nt's
-  continuous-time `gradient_descent_mse` (½·mean loss, normalized by y.size = N) as η → 0."""
+  """GD on f_lin is exactly the discrete linear flow of Θ_0, and tends to the continuous-time
+  gradient flow f_t = y + exp(−ηtΘ_0/N)(f_0 − y) (½·mean loss; nt's `gradient_descent_mse`,
+  checked in the reference lane) as η → 0."""
   x, y = regression_data()
   n = len(y)
   model = small_ecrn(width=128)
   variables = model.init(jax.random.PRNGKey(0), x)
-  kernel = nt_kernel(model, variables, x)
+  kernel = reference_kernel(model, variables, x)
   lam_max = np.linalg.eigvalsh(kernel)[-1]
   eta = 0.1 * n / lam_max
   steps = 60
@@ -339,10 +393,9 @@ def test_linearized_network_follows_gradient_descent_mse_with_its_own_kernel():
     discrete = y + ((1 - eta / refine * w / n)[None] ** t[:, None]
                     * ((f0 - y) @ v)[None]) @ v.T
     np.testing.assert_allclose(outs, discrete, rtol=0, atol=1e-10 * np.abs(f0 - y).max())
-    predict = nt.predict.gradient_descent_mse(kernel, y[:, None], learning_rate=eta / refine)
-    continuous = np.asarray(predict(t, f0[:, None]))[..., 0]
+    continuous = gradient_flow_mse(kernel, y, t=t, learning_rate=eta / refine, f0_train=f0)
     gaps.append(np.max(np.linalg.norm(outs - continuous, axis=1)) / np.linalg.norm(f0 - y))
-  print(f'\nlinearized GD vs nt.predict.gradient_descent_mse(Θ_0): relative gap '
+  print(f'\nlinearized GD vs gradient flow with Θ_0: relative gap '
         f'{gaps[0]:.3e} at η, {gaps[1]:.3e} at η/2 (ratio {gaps[1] / gaps[0]:.3f}; '
         'first order in η → 0.5)')
   assert 0.4 < gaps[1] / gaps[0] < 0.6
@@ -351,7 +404,8 @@ def test_linearized_network_follows_gradient_descent_mse_with_its_own_kernel():
 
 def test_wide_network_tracks_infinite_width_gradient_descent():
   """The paper's central claim, measured: a wide ECRN under full-batch GD on MSE follows
-  nt.predict.gradient_descent_mse with Θ∞, and its kernel moves less as the width grows."""
+  gradient flow with Θ∞ (the closed form nt.predict.gradient_descent_mse computes), and its
+  kernel moves less as the width grows."""
   x, y = regression_data()
   n = len(y)
   widths, seeds, steps = (64, 256, 1024), (0, 1), 200
@@ -367,8 +421,8 @@ def test_wide_network_tracks_infinite_width_gradient_descent():
       final, _ = train(model, variables, (x, y), TrainConfig(learning_rate=eta, epochs=steps),
                        callbacks=[outputs_callback(model, x, outs)])
       outs = np.stack(outs)
-      predict = nt.predict.gradient_descent_mse(theta_inf, y[:, None], learning_rate=eta)
-      expected = np.asarray(predict(np.arange(steps + 1), outs[0][:, None]))[..., 0]
+      expected = gradient_flow_mse(theta_inf, y, t=np.arange(steps + 1), learning_rate=eta,
+                                   f0_train=outs[0])
       discrepancy[i, j] = (np.max(np.linalg.norm(outs - expected, axis=1))
                            / np.linalg.norm(outs[0] - y))
       k0 = np.asarray(empirical_ntk(model, variables, x))
@@ -377,7 +431,7 @@ def test_wide_network_tracks_infinite_width_gradient_descent():
   mean_disc, mean_change = discrepancy.mean(1), kernel_change.mean(1)
   slope_disc = np.polyfit(np.log(widths), np.log(mean_disc), 1)[0]
   slope_change = np.polyfit(np.log(widths), np.log(mean_change), 1)[0]
-  print(f'\nwide ECRN (depth 2) vs nt.predict.gradient_descent_mse(Θ∞), N={n}, {steps} GD '
+  print(f'\nwide ECRN (depth 2) vs gradient flow with Θ∞, N={n}, {steps} GD '
         f'steps, η = 0.02·N/λ_max(Θ∞), mean over seeds {seeds}:')
   print(f'{"width":>6} {"max_t ‖f_t − f_t^∞‖/‖f_0 − y‖":>32} {"‖Θ_T − Θ_0‖_F/‖Θ_0‖_F":>24}')
   for w, d, c, dd, cc in zip(widths, mean_disc, mean_change, discrepancy, kernel_change):

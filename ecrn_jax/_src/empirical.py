@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ecrn_jax._src import structured
+from ecrn_jax._src.validation import check_finite_inputs
 
 # Bytes allowed for the per-block tangents (block·C·P entries) when block_size is automatic.
 _DEFAULT_BLOCK_BYTES = 256 * 2**20
@@ -174,6 +175,9 @@ def empirical_ntk(model: nn.Module, variables: Mapping[str, Any], x1, x2=None, *
   """
   params, rest = _split_variables(variables)
   same_inputs = x2 is None
+  check_finite_inputs('x1', x1)
+  if x2 is not None:
+    check_finite_inputs('x2', x2)
   x1 = jnp.asarray(x1)
   x2 = x1 if x2 is None else jnp.asarray(x2)
   if x1.ndim < 2 or x2.ndim < 2:
@@ -255,6 +259,9 @@ def ntk_vp_fn(model: nn.Module, variables: Mapping[str, Any], x1, x2=None, *,
     The kernel–vector-product function; vmap it for several vectors.
   """
   params, rest = _split_variables(variables)
+  check_finite_inputs('x1', x1)
+  if x2 is not None:
+    check_finite_inputs('x2', x2)
   x1 = jnp.asarray(x1)
   x2 = x1 if x2 is None else jnp.asarray(x2)
   fn = _ntk_vp_jitted(model, _freeze_kwargs(apply_kwargs), bool(trace_outputs))
@@ -269,6 +276,9 @@ def empirical_nngp(model: nn.Module, variables: Mapping[str, Any], x1, x2=None, 
   Its expectation over initializations is the NNGP kernel; with a wide readout
   (C = width) a single network already averages over C independent readout rows.
   """
+  check_finite_inputs('x1', x1)
+  if x2 is not None:
+    check_finite_inputs('x2', x2)
   x1 = jnp.asarray(x1)
   f1 = model.apply(variables, x1, rngs=rngs, **apply_kwargs)
   f1 = f1.reshape(f1.shape[0], -1)

@@ -1,7 +1,9 @@
-"""The infinite-width twin of NTK-ECRN in neural-tangents `stax` (SPEC §2).
+"""Infinite-width kernels of the twin (SPEC §2): native JAX by default, neural-tangents on request.
 
-neural_tangents is imported lazily, inside these functions only: importing it imports
-TensorFlow and requires jax < 0.6, and every finite-width path works without it.
+`infinite_kernels` and `expected_kernels_stochastic_depth` compute K∞ and Θ∞ with the native
+recursions of `twin.py`. `implementation='neural_tangents'`, `stax_twin` and `to_stax_params`
+build the same twin in neural-tangents `stax`, the reference the native kernels are tested
+against; neural_tangents (jax < 0.6, TensorFlow) is imported only inside those, lazily.
 
 The twin acts on γ(x), computed with the same B as the finite network, so B is treated as
 fixed: with `fourier_trainable=True` the finite NTK also has a B term that the twin lacks
@@ -21,23 +23,28 @@ import jax.numpy as jnp
 import numpy as np
 
 from ecrn_jax._src.config import ECRNConfig, MLPConfig
-from ecrn_jax._src.models import fourier_embed, fourier_matrix, flatten_inputs, resolve_dtype
+from ecrn_jax._src.twin import (InfiniteKernels, block_scales, canonical_get, check_config,
+                                embed_inputs, infinite_kernel_fn,
+                                twin_kernels_of_scales)
+from ecrn_jax._src.validation import check_finite_inputs
 
 ArchConfig = Union[ECRNConfig, MLPConfig]
-
+IMPLEMENTATIONS = ('native', 'neural_tangents')
 
 def _import_stax():
   try:
     from neural_tangents import stax  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise ImportError(
-        'Infinite-width kernels need neural-tangents 0.6.5, which needs jax < 0.6: '
-        "pip install 'ecrn_jax[infinite]' -c constraints.txt (see BUILD_NOTES.md). "
-        'Every finite-width function of ecrn_jax works without it.') from e
+        "The neural-tangents reference (stax_twin, implementation='neural_tangents') needs "
+        'neural-tangents 0.6.5, which needs jax < 0.6 and TensorFlow: install the reference '
+        "lane, pip install -c constraints-reference.txt -e '.[reference]' (BUILD_NOTES.md). "
+        "The native kernels (implementation='native', the default) need none of it.") from e
   except AttributeError as e:   # jax >= 0.6 removed jax.core.Jaxpr, which it uses.
     raise ImportError(
         f'neural-tangents failed to import with jax {jax.__version__} ({e}); it needs '
-        'jax < 0.6. Install the pinned versions of constraints.txt.') from e
+        "jax < 0.6: install the reference lane, pip install -c constraints-reference.txt "
+        "-e '.[reference]'. The native kernels (the default) work on this jax.") from e
   return stax
 
 
@@ -59,18 +66,6 @@ def _stax_activation(stax, name: str):
   if name == 'relu':
     return stax.Relu()
   raise ValueError(f"activation must be one of ['gelu', 'erf', 'relu'], got {name!r}.")
-
-
-def block_scales(config: ECRNConfig, mask: Optional[Sequence[float]] = None
-                 ) -> tuple[float, ...]:
-  """α_l q̄_l: q̄_l = q_l (evaluation mode) when mask is None, else q̄_l = mask_l."""
-  if mask is None:
-    factors = config.survival_probs
-  else:
-    factors = tuple(float(m) for m in mask)
-    if len(factors) != config.depth:
-      raise ValueError(f'mask must have depth={config.depth} entries, got {len(factors)}.')
-  return tuple(a * q for a, q in zip(config.alphas, factors))
 
 
 def stax_twin(config: ArchConfig, *, mask: Optional[Sequence[float]] = None):
@@ -129,55 +124,56 @@ def to_stax_params(config: ArchConfig, variables: Mapping[str, Any]):
   return (dense('stem'),) + blocks + ((), dense('readout'))
 
 
-class InfiniteKernels(NamedTuple):
-  """K∞ (`nngp`) and Θ∞ (`ntk`), each (N₁, N₂)."""
-  nngp: jax.Array
-  ntk: jax.Array
 
 
-def embed_inputs(config: ArchConfig, x, variables: Optional[Mapping[str, Any]] = None
-                 ) -> jax.Array:
-  """γ(x) for an ECRN with Fourier features (B from `variables`); else x flattened.
+def _check_implementation(implementation: str) -> None:
+  if implementation not in IMPLEMENTATIONS:
+    raise ValueError(f'implementation must be one of {list(IMPLEMENTATIONS)}, '
+                     f'got {implementation!r}.')
 
-  Returns (N, 2m) or (N, d), in the config's dtype.
-  """
-  dtype = resolve_dtype(config.dtype)
-  x = flatten_inputs(x).astype(dtype)
-  if isinstance(config, ECRNConfig) and config.fourier_features is not None:
-    b_matrix = None if variables is None else fourier_matrix(variables)
-    if b_matrix is None:
-      raise ValueError(
-          'this config has Fourier features, so the twin needs the same B as the finite '
-          'network: pass variables=model.init(...) (B is read from its "fourier" '
-          'collection, or from "params" when fourier_trainable=True).')
-    if b_matrix.shape != (x.shape[1], config.fourier_features):
-      raise ValueError(f'B has shape {b_matrix.shape} but the inputs have {x.shape[1]} '
-                       f'features and fourier_features={config.fourier_features}.')
-    x = fourier_embed(x, jnp.asarray(b_matrix, dtype))
-  return x
+
+def _stax_kernels(config: ArchConfig, g1, g2, mask, names=('nngp', 'ntk')):
+  _, _, kernel_fn = stax_twin(config, mask=mask)
+  with _quiet_fan_in():
+    k = kernel_fn(g1, g2, names)
+  return dict(zip(names, (k,) if len(names) == 1 else tuple(getattr(k, n) for n in names)))
 
 
 def infinite_kernels(config: ArchConfig, x1, x2=None, *,
                      variables: Optional[Mapping[str, Any]] = None,
-                     mask: Optional[Sequence[float]] = None) -> InfiniteKernels:
+                     mask: Optional[Sequence[float]] = None, fourier_limit: bool = False,
+                     implementation: str = 'native') -> InfiniteKernels:
   """Θ∞ and K∞ of the twin on γ(x₁), γ(x₂), with the evaluation-mode survival scale.
 
   Args:
     config: an `ECRNConfig` or `MLPConfig`.
     x1: (N₁, d) inputs; x2: (N₂, d) or None for x1.
     variables: the finite network's variables; required when the config has Fourier
-      features (for B).
+      features (for B), unless `fourier_limit`.
     mask: one drop mask ξ ∈ {0,1}^L instead of the evaluation-mode scale (see
       `expected_kernels_stochastic_depth` for the expectation over masks).
+    fourier_limit: infinitely many Fourier features, B ~ N(0, σ_ff²) (no B; native only).
+    implementation: 'native' (closed-form recursions in JAX, `infinite_kernel_fn`) or
+      'neural_tangents' (the same twin in `stax`, for checking; needs the reference extra).
   Returns:
     `InfiniteKernels(nngp, ntk)`, each (N₁, N₂).
   """
+  check_config(config)
+  _check_implementation(implementation)
+  if implementation == 'native':
+    return infinite_kernel_fn(config, variables=variables, mask=mask,
+                              fourier_limit=fourier_limit)(x1, x2)
+  if fourier_limit:
+    raise ValueError("fourier_limit=True has no neural-tangents counterpart: use "
+                     "implementation='native'.")
+  check_finite_inputs('x1', x1)
   g1 = embed_inputs(config, x1, variables)
-  g2 = None if x2 is None else embed_inputs(config, x2, variables)
-  _, _, kernel_fn = stax_twin(config, mask=mask)
-  with _quiet_fan_in():
-    k = kernel_fn(g1, g2, ('nngp', 'ntk'))
-  return InfiniteKernels(nngp=k.nngp, ntk=k.ntk)
+  g2 = None
+  if x2 is not None:
+    check_finite_inputs('x2', x2)
+    g2 = embed_inputs(config, x2, variables)
+  k = _stax_kernels(config, g1, g2, mask)
+  return InfiniteKernels(nngp=k['nngp'], ntk=k['ntk'])
 
 
 class ExpectedKernels(NamedTuple):
@@ -191,17 +187,21 @@ class ExpectedKernels(NamedTuple):
 
 
 _MAX_EXACT_BLOCKS = 16
+_MASK_CHUNK = 64
 
 
 def expected_kernels_stochastic_depth(
     config: ECRNConfig, x1, x2=None, *, variables: Optional[Mapping[str, Any]] = None,
-    method: str = 'exact', num_samples: int = 1000, key: Optional[jax.Array] = None
-) -> ExpectedKernels:
+    method: str = 'exact', num_samples: int = 1000, key: Optional[jax.Array] = None,
+    fourier_limit: bool = False, implementation: str = 'native') -> ExpectedKernels:
   """E_ξ[Θ_ξ] = Σ_ξ P(ξ) Θ_ξ of the infinite twin over stochastic-depth masks (SPEC §2).
+
+  Each distinct mask's kernels are computed once (masks vmapped in chunks of 64 with the
+  native implementation); a drawn mask that repeats is counted, not recomputed.
 
   Args:
     config: an `ECRNConfig`.
-    x1, x2, variables: as in `infinite_kernels`.
+    x1, x2, variables, fourier_limit, implementation: as in `infinite_kernels`.
     method: 'exact' enumerates the 2^L' masks of the L' blocks with p_l > 0;
       'mc' averages `num_samples` masks drawn from `key` and reports standard errors.
   Returns:
@@ -211,19 +211,9 @@ def expected_kernels_stochastic_depth(
     raise TypeError('stochastic depth applies to ECRNConfig only.')
   if method not in ('exact', 'mc'):
     raise ValueError(f"method must be 'exact' or 'mc', got {method!r}.")
-  g1 = embed_inputs(config, x1, variables)
-  g2 = None if x2 is None else embed_inputs(config, x2, variables)
+  _check_implementation(implementation)
   q = np.asarray(config.survival_probs, dtype=np.float64)
   random_blocks = [l for l in range(config.depth) if q[l] < 1.0]
-  cache: dict[tuple[int, ...], Any] = {}
-
-  def kernels_of(mask):
-    if mask not in cache:
-      _, _, kernel_fn = stax_twin(config, mask=mask)
-      with _quiet_fan_in():
-        k = kernel_fn(g1, g2, ('nngp', 'ntk'))
-      cache[mask] = (np.asarray(k.nngp), np.asarray(k.ntk))
-    return cache[mask]
 
   def full_mask(bits):
     mask = [1] * config.depth
@@ -235,31 +225,55 @@ def expected_kernels_stochastic_depth(
     if len(random_blocks) > _MAX_EXACT_BLOCKS:
       raise ValueError(f'exact enumeration of 2^{len(random_blocks)} masks is too costly; '
                        "use method='mc'.")
-    nngp = ntk = 0.0
-    count = 0
-    for bits in itertools.product((0, 1), repeat=len(random_blocks)):
-      prob = float(np.prod([q[l] if b else 1.0 - q[l] for l, b in zip(random_blocks, bits)]))
-      k_nngp, k_ntk = kernels_of(full_mask(bits))
-      nngp = nngp + prob * k_nngp
-      ntk = ntk + prob * k_ntk
-      count += 1
-    zeros = np.zeros_like(np.asarray(ntk))
-    return ExpectedKernels(jnp.asarray(nngp), jnp.asarray(ntk), jnp.asarray(zeros),
-                           jnp.asarray(zeros), count)
+    masks = [full_mask(bits) for bits in itertools.product((0, 1), repeat=len(random_blocks))]
+    weights = [float(np.prod([q[l] if m[l] else 1.0 - q[l] for l in random_blocks]))
+               for m in masks]
+  else:
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
+      raise ValueError(f'num_samples must be an integer >= 2, got {num_samples!r}.')
+    if key is None:
+      raise ValueError("method='mc' needs key=jax.random.PRNGKey(seed).")
+    draws = np.asarray(jax.random.bernoulli(key, jnp.asarray(q[random_blocks]),
+                                            (num_samples, len(random_blocks))))
+    counts: dict[tuple[int, ...], int] = {}
+    for bits in draws:
+      mask = full_mask(tuple(int(b) for b in bits))
+      counts[mask] = counts.get(mask, 0) + 1
+    masks = list(counts)
+    weights = [counts[m] / num_samples for m in masks]
 
-  if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
-    raise ValueError(f'num_samples must be an integer >= 2, got {num_samples!r}.')
-  if key is None:
-    raise ValueError("method='mc' needs key=jax.random.PRNGKey(seed).")
-  draws = np.asarray(jax.random.bernoulli(key, jnp.asarray(q[random_blocks]),
-                                          (num_samples, len(random_blocks))))
-  samples_nngp, samples_ntk = [], []
-  for bits in draws:
-    k_nngp, k_ntk = kernels_of(full_mask(tuple(int(b) for b in bits)))
-    samples_nngp.append(k_nngp)
-    samples_ntk.append(k_ntk)
-  samples_nngp, samples_ntk = np.stack(samples_nngp), np.stack(samples_ntk)
-  stderr = lambda s: s.std(axis=0, ddof=1) / math.sqrt(num_samples)
-  return ExpectedKernels(jnp.asarray(samples_nngp.mean(0)), jnp.asarray(samples_ntk.mean(0)),
-                         jnp.asarray(stderr(samples_nngp)), jnp.asarray(stderr(samples_ntk)),
-                         num_samples)
+  kernels = _kernels_of_masks(config, x1, x2, variables, masks, fourier_limit, implementation)
+  mean = {n: sum(w * k[n] for w, k in zip(weights, kernels)) for n in ('nngp', 'ntk')}
+  if method == 'exact':
+    zeros = np.zeros_like(mean['ntk'])
+    return ExpectedKernels(jnp.asarray(mean['nngp']), jnp.asarray(mean['ntk']),
+                           jnp.asarray(zeros), jnp.asarray(zeros), len(masks))
+  stderr = {}
+  for n in ('nngp', 'ntk'):
+    # Sample variance (ddof = 1) of the drawn masks' kernels, each distinct one weighted by
+    # its count.
+    sq = sum(w * num_samples * (k[n] - mean[n]) ** 2 for w, k in zip(weights, kernels))
+    stderr[n] = np.sqrt(sq / (num_samples - 1)) / math.sqrt(num_samples)
+  return ExpectedKernels(jnp.asarray(mean['nngp']), jnp.asarray(mean['ntk']),
+                         jnp.asarray(stderr['nngp']), jnp.asarray(stderr['ntk']), num_samples)
+
+
+def _kernels_of_masks(config, x1, x2, variables, masks, fourier_limit, implementation):
+  """[{'nngp': (N₁, N₂), 'ntk': (N₁, N₂)} as float64 NumPy] for each mask."""
+  if implementation == 'neural_tangents':
+    if fourier_limit:
+      raise ValueError("fourier_limit=True has no neural-tangents counterpart: use "
+                       "implementation='native'.")
+    g1 = embed_inputs(config, x1, variables)
+    g2 = None if x2 is None else embed_inputs(config, x2, variables)
+    return [{n: np.asarray(v, np.float64) for n, v in _stax_kernels(config, g1, g2, m).items()}
+            for m in masks]
+  out = []
+  for start in range(0, len(masks), _MASK_CHUNK):
+    chunk = masks[start:start + _MASK_CHUNK]
+    scales = np.asarray([block_scales(config, m) for m in chunk])
+    nngp, ntk = twin_kernels_of_scales(config, x1, x2, scales, variables=variables,
+                                       fourier_limit=fourier_limit)
+    nngp, ntk = np.asarray(nngp, np.float64), np.asarray(ntk, np.float64)
+    out += [{'nngp': nngp[i], 'ntk': ntk[i]} for i in range(len(chunk))]
+  return out

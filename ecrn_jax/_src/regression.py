@@ -21,7 +21,7 @@ Conventions (shared by every function here and by the scikit-learn estimators):
 Shapes: N training inputs, M test inputs, C outputs; targets (N,) or (N, C) and predictions of
 the same trailing shape.
 
-neural_tangents is imported lazily (inside the functions that need the infinite-width twin).
+The twin's kernels are native JAX (`twin.py`); nothing here imports neural-tangents.
 """
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ import scipy.special
 
 from ecrn_jax._src.config import ECRNConfig, MLPConfig
 from ecrn_jax._src.empirical import empirical_ntk
-from ecrn_jax._src.infinite import InfiniteKernels, embed_inputs, _quiet_fan_in, stax_twin
+from ecrn_jax._src.twin import (InfiniteKernels, block_scales, canonical_get, check_config,
+                                check_fourier_limit, fourier_b, twin_core,
+                                uses_fourier)
+from ecrn_jax._src.validation import check_finite_inputs
 from ecrn_jax._src.models import resolve_dtype
 
 ArchConfig = Union[ECRNConfig, MLPConfig]
@@ -301,37 +304,27 @@ def gp_posterior(k_train_train, y_train, k_test_train, k_test_test=None, *,
 
 
 
-def _canonical_get(get) -> tuple[tuple[str, ...], bool]:
-  single = isinstance(get, str)
-  names = (get,) if single else tuple(get)
-  if not names or any(g not in KERNELS for g in names) or len(set(names)) != len(names):
-    raise ValueError(f"get must be 'nngp', 'ntk' or a tuple of them, got {get!r}.")
-  return names, single
-
-
 @functools.lru_cache(maxsize=32)
-def _tile_kernel_fn(config: ArchConfig, get: tuple[str, ...], devices: tuple, x64: bool):
-  """Jitted functions of γ tiles → tuple of kernels: (g1, g2) with the rows of g1 sharded over
-  `devices`, and g ↦ kernels(g, g) on one device."""
-  del x64   # part of the cache key only: the twin is built under the caller's precision.
-  from jax.experimental.shard_map import shard_map  # pylint: disable=g-import-not-at-top
+def _tile_kernel_fn(config: ArchConfig, get: tuple[str, ...], devices: tuple, x64: bool,
+                    fourier_limit: bool):
+  """Jitted functions of raw input tiles → tuple of kernels: (x1, x2, B, scales) with the rows
+  of x1 sharded over `devices`, and (x, B, scales) ↦ kernels(x, x) (symmetric) on one device."""
+  del x64   # part of the cache key only: the kernels are built under the caller's precision.
   from jax.sharding import Mesh, PartitionSpec  # pylint: disable=g-import-not-at-top
+  from ecrn_jax._src.compat import shard_map  # pylint: disable=g-import-not-at-top
 
-  _, _, kernel_fn = stax_twin(config)
+  core = functools.partial(twin_core, config=config, names=get, fourier_limit=fourier_limit)
 
-  def tile(g1, g2):
-    with _quiet_fan_in():
-      kernels = kernel_fn(g1, g2, get)
-    return tuple(kernels)
+  def tile(x1, x2, b_matrix, scales):
+    return core(x1, x2, b_matrix, scales, symmetric=False)
 
-  def diagonal_tile(g):
-    with _quiet_fan_in():
-      kernels = kernel_fn(g, None, get)
-    return tuple(kernels)
+  def diagonal_tile(x, b_matrix, scales):
+    return core(x, x, b_matrix, scales, symmetric=True)
 
   mesh = Mesh(np.asarray(devices), ('rows',))
-  sharded = shard_map(tile, mesh=mesh, in_specs=(PartitionSpec('rows'), PartitionSpec()),
-                      out_specs=PartitionSpec('rows'), check_rep=False)
+  replicated = PartitionSpec()
+  sharded = shard_map(tile, mesh, (PartitionSpec('rows'), replicated, replicated, replicated),
+                      PartitionSpec('rows'))
   return jax.jit(sharded), jax.jit(diagonal_tile), mesh
 
 
@@ -346,16 +339,31 @@ def _padded(block: np.ndarray, rows: int) -> np.ndarray:
   return np.pad(block, ((0, rows - block.shape[0]), (0, 0)), mode='edge')
 
 
-def _embed(config, x, variables, chunk: int) -> np.ndarray:
+def _flat_inputs(name: str, config, x) -> np.ndarray:
+  """(N, ...) inputs → (N, d) NumPy in the config's dtype, checked for NaN/inf."""
   x = np.asarray(x)
   if x.ndim < 2:
-    raise ValueError(f'inputs must be batched with shape (N, d), got shape {x.shape}; '
+    raise ValueError(f'{name} must be batched with shape (N, d), got shape {x.shape}; '
                      'for one example use x[None].')
-  chunks = [np.asarray(embed_inputs(config, x[i:i + chunk], variables))
-            for i in range(0, x.shape[0], chunk)]
-  if not chunks:
-    raise ValueError('inputs are empty: need at least one example.')
-  return np.concatenate(chunks, axis=0)
+  if x.shape[0] == 0:
+    raise ValueError(f'{name} is empty: need at least one example.')
+  check_finite_inputs(name, x)
+  return x.reshape(x.shape[0], -1).astype(np.dtype(resolve_dtype(config.dtype)))
+
+
+def _twin_constants(config, variables, fourier_limit: bool, num_inputs: int):
+  """(B or None, block scales) for the tiles, validated."""
+  check_config(config)
+  check_fourier_limit(config, fourier_limit)
+  dtype = resolve_dtype(config.dtype)
+  b_matrix = None
+  if uses_fourier(config) and not fourier_limit:
+    b_matrix = jax.numpy.asarray(fourier_b(config, variables, num_inputs), dtype)
+  if isinstance(config, ECRNConfig):
+    scales = jax.numpy.asarray(block_scales(config), dtype)
+  else:
+    scales = jax.numpy.zeros((0,), dtype)
+  return b_matrix, scales
 
 
 def _progress_printer(label: str, every_s: float = 5.0) -> Callable[[int, int], None]:
@@ -394,15 +402,17 @@ def batched_infinite_kernels(
     get: Union[str, Sequence[str]] = ('nngp', 'ntk'), batch_size: int = 512,
     devices: Union[None, int, Sequence[Any]] = None,
     progress: Union[bool, Callable[[int, int], None]] = False,
-    out: Optional[Mapping[str, np.ndarray]] = None):
+    out: Optional[Mapping[str, np.ndarray]] = None, fourier_limit: bool = False):
   """The twin's K∞ and/or Θ∞ on γ(x₁), γ(x₂), computed in tiles on one or several devices.
 
   Equal to `infinite_kernels(config, x1, x2, variables=variables)` (evaluation-mode survival
-  scale) up to round-off. Memory: the result (on the host) plus γ(x) plus a few tiles:
-  each step computes a (n_dev·batch_size) × batch_size tile, its rows split over the devices
-  (`shard_map` over a one-axis mesh), and copies it to the host while the next one runs.
-  When x2 is None only the tiles on or above the diagonal are computed; the rest is mirrored.
-  Ragged edges are padded (to a few bucketed shapes, so each compiles once) and cropped.
+  scale) up to round-off. Memory: the result (on the host, or `out`) plus the inputs plus a
+  few tiles: each step computes a (n_dev·batch_size) × batch_size tile, its rows split over
+  the devices (`shard_map` over a one-axis mesh), and copies it to the host while the next
+  one runs. When x2 is None only the tiles on or above the diagonal are computed; the rest is
+  mirrored, and for ReLU the diagonal is recomputed exactly (`infinite_kernel_fn`'s
+  symmetric form). Ragged edges are padded (to a few bucketed shapes, so each compiles once)
+  and cropped.
 
   Args:
     config: `ECRNConfig` or `MLPConfig`.
@@ -413,11 +423,12 @@ def batched_infinite_kernels(
     devices: None (all local devices), a number of local devices, or a list of devices.
     progress: False, True (report to stderr every 5 s) or a callable(done_tiles, total_tiles).
     out: optional preallocated (N₁, N₂) arrays (e.g. `np.memmap`) keyed by kernel name.
+    fourier_limit: infinitely many Fourier features (see `infinite_kernel_fn`).
   Returns:
     A NumPy array (N₁, N₂) in the config's dtype if `get` is a string, else
     `InfiniteKernels(nngp, ntk)` with None for a kernel not requested.
   """
-  names, single = _canonical_get(get)
+  names, single = canonical_get(get)
   if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
       or batch_size < 1:
     raise ValueError(f'batch_size must be a positive integer, got {batch_size!r}.')
@@ -425,13 +436,14 @@ def batched_infinite_kernels(
   devices = _resolve_devices(devices)
   num_devices = len(devices)
   dtype = np.dtype(resolve_dtype(config.dtype))
-  g1 = _embed(config, x1, variables, batch_size * num_devices)
+  a1 = _flat_inputs('x1', config, x1)
   symmetric = x2 is None
-  g2 = g1 if symmetric else _embed(config, x2, variables, batch_size * num_devices)
-  if g1.shape[1] != g2.shape[1]:
-    raise ValueError(f'x1 and x2 must have the same number of features, got embeddings of '
-                     f'{g1.shape[1]} and {g2.shape[1]}.')
-  n1, n2 = g1.shape[0], g2.shape[0]
+  a2 = a1 if symmetric else _flat_inputs('x2', config, x2)
+  if a1.shape[1] != a2.shape[1]:
+    raise ValueError(f'x1 and x2 must have the same number of features, got '
+                     f'{a1.shape[1]} and {a2.shape[1]}.')
+  b_matrix, scales = _twin_constants(config, variables, fourier_limit, a1.shape[1])
+  n1, n2 = a1.shape[0], a2.shape[0]
   results = {}
   for name in names:
     if out is not None and name in out:
@@ -441,10 +453,13 @@ def batched_infinite_kernels(
     else:
       results[name] = np.empty((n1, n2), dtype)
 
-  fn, _, mesh = _tile_kernel_fn(config, names, devices, bool(jax.config.jax_enable_x64))
+  fn, _, mesh = _tile_kernel_fn(config, names, devices, bool(jax.config.jax_enable_x64),
+                                bool(fourier_limit))
   from jax.sharding import NamedSharding, PartitionSpec  # pylint: disable=g-import-not-at-top
   row_sharding = NamedSharding(mesh, PartitionSpec('rows'))
   replicated = NamedSharding(mesh, PartitionSpec())
+  b_matrix = None if b_matrix is None else jax.device_put(b_matrix, replicated)
+  scales = jax.device_put(scales, replicated)
 
   step_rows = batch_size * num_devices
   jobs, mirrored = [], []
@@ -469,10 +484,10 @@ def batched_infinite_kernels(
       rows = r1 - r0
       padded_rows = step_rows if rows == step_rows else \
           num_devices * _bucket(-(-rows // num_devices), batch_size)
-      row_block = (r0, jax.device_put(_padded(g1[r0:r1], padded_rows), row_sharding))
+      row_block = (r0, jax.device_put(_padded(a1[r0:r1], padded_rows), row_sharding))
     cols = _bucket(c1 - c0, batch_size) if c1 - c0 < batch_size else batch_size
-    col_block = jax.device_put(_padded(g2[c0:c1], cols), replicated)
-    return row_block, fn(row_block[1], col_block)
+    col_block = jax.device_put(_padded(a2[c0:c1], cols), replicated)
+    return row_block, fn(row_block[1], col_block, b_matrix, scales)
 
   pending, row_block = None, None
   for done, (r0, r1, c0, c1) in enumerate(jobs, start=1):
@@ -488,6 +503,14 @@ def batched_infinite_kernels(
   for r0, r1, c0, c1 in mirrored:
     for name in names:
       results[name][r0:r1, c0:c1] = results[name][c0:c1, r0:r1].T
+  if symmetric and config.activation == 'relu':
+    # ReLU's dual has infinite slope at correlation 1, so the diagonal of a tile computed from
+    # two copies of the same points carries √ε round-off; the symmetric form is exact there.
+    idx = np.arange(n1)
+    for name in names:
+      results[name][idx, idx] = batched_infinite_kernel_diagonal(
+          config, a1, variables=variables, get=name, batch_size=batch_size,
+          fourier_limit=fourier_limit)
   if single:
     return results[names[0]]
   return InfiniteKernels(nngp=results.get('nngp'), ntk=results.get('ntk'))
@@ -495,7 +518,7 @@ def batched_infinite_kernels(
 
 def batched_infinite_kernel_diagonal(
     config: ArchConfig, x, *, variables: Optional[Mapping[str, Any]] = None,
-    get: str = 'nngp', batch_size: int = 512) -> np.ndarray:
+    get: str = 'nngp', batch_size: int = 512, fourier_limit: bool = False) -> np.ndarray:
   """diag K∞(x, x) (get='nngp') or diag Θ∞ ('ntk'), shape (N,), from diagonal blocks only
   (N·batch_size kernel entries, on the first local device)."""
   if get not in KERNELS:
@@ -504,13 +527,15 @@ def batched_infinite_kernel_diagonal(
       or batch_size < 1:
     raise ValueError(f'batch_size must be a positive integer, got {batch_size!r}.')
   device = jax.local_devices()[0]
-  _, diagonal_fn, _ = _tile_kernel_fn(config, (get,), (device,), bool(jax.config.jax_enable_x64))
-  g = _embed(config, x, variables, batch_size)
+  a = _flat_inputs('x', config, x)
+  b_matrix, scales = _twin_constants(config, variables, fourier_limit, a.shape[1])
+  _, diagonal_fn, _ = _tile_kernel_fn(config, (get,), (device,), bool(jax.config.jax_enable_x64),
+                                      bool(fourier_limit))
   parts = []
-  for i in range(0, g.shape[0], batch_size):
-    block = g[i:i + batch_size]
+  for i in range(0, a.shape[0], batch_size):
+    block = a[i:i + batch_size]
     size = _bucket(len(block), batch_size) if len(block) < batch_size else batch_size
-    kernel, = diagonal_fn(jax.device_put(_padded(block, size), device))
+    kernel, = diagonal_fn(jax.device_put(_padded(block, size), device), b_matrix, scales)
     parts.append(np.diagonal(np.asarray(kernel))[:len(block)].copy())
   return np.concatenate(parts)
 
@@ -520,7 +545,7 @@ def infinite_kernel_regression(
     variables: Optional[Mapping[str, Any]] = None, kernel: str = 'ntk', t=None,
     diag_reg: float = 0.0, learning_rate: float = 1.0, return_variance: bool = False,
     batch_size: int = 512, devices: Union[None, int, Sequence[Any]] = None,
-    progress: Union[bool, Callable[[int, int], None]] = False):
+    progress: Union[bool, Callable[[int, int], None]] = False, fourier_limit: bool = False):
   """Kernel regression with the twin's Θ∞ (kernel='ntk') or K∞ ('nngp') on γ(x).
 
   Args:
@@ -531,7 +556,7 @@ def infinite_kernel_regression(
     t, diag_reg, learning_rate: as in `kernel_regression`.
     return_variance: kernel='nngp', t=None only: also the NNGP posterior variance (M,) of the
       latent function.
-    batch_size, devices, progress: as in `batched_infinite_kernels`.
+    batch_size, devices, progress, fourier_limit: as in `batched_infinite_kernels`.
   Returns:
     Predictions (M,) or (M, C), or `GaussianPosterior(mean, variance)` with return_variance.
   """
@@ -541,12 +566,13 @@ def infinite_kernel_regression(
     raise ValueError("return_variance needs kernel='nngp' and t=None: the posterior variance "
                      'is that of the NNGP (Bayesian) posterior.')
   common = dict(variables=variables, get=kernel, batch_size=batch_size, devices=devices,
-                progress=progress)
+                progress=progress, fourier_limit=fourier_limit)
   k_train_train = batched_infinite_kernels(config, x_train, **common)
   k_test_train = batched_infinite_kernels(config, x_test, x_train, **common)
   if return_variance:
     k_test_diag = batched_infinite_kernel_diagonal(config, x_test, variables=variables,
-                                                   get=kernel, batch_size=batch_size)
+                                                   get=kernel, batch_size=batch_size,
+                                                   fourier_limit=fourier_limit)
     return gp_posterior(k_train_train, y_train, k_test_train, k_test_diag, diag_reg=diag_reg)
   return kernel_regression(k_train_train, y_train, k_test_train, diag_reg=diag_reg, t=t,
                            learning_rate=learning_rate)

@@ -4,10 +4,12 @@
 γ(x) for an `ECRNConfig` with Fourier features (B drawn at fit from `random_state`, for the
 number of features of X) or on x for an `MLPConfig`, and solve in closed form
 (`ecrn_jax._src.regression`; conventions for `t`, `learning_rate` and `diag_reg` there).
-Every fit and predict runs under `jax.experimental.enable_x64()`, so float64 configs work
-whether or not the caller enabled 64-bit JAX, and leave the global setting unchanged.
+Every fit and predict runs under `compat.enable_x64()` (64-bit JAX for that scope only, on old
+and current JAX alike), so float64 configs work whether or not the caller enabled 64-bit JAX,
+and leave the global setting unchanged.
 
-neural_tangents is imported when a kernel is first computed, not when this module is imported.
+The kernels are computed natively in JAX (`regression.batched_infinite_kernels`): neither
+neural-tangents nor TensorFlow is needed or imported.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import numbers
 from typing import Optional, Union
 
 import jax
-from jax.experimental import enable_x64
 import numpy as np
 import scipy.linalg
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -26,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, column
 from sklearn.utils.validation import validate_data
 
 from ecrn_jax._src import regression
+from ecrn_jax._src.compat import enable_x64
 from ecrn_jax._src.config import ECRNConfig, MLPConfig
 from ecrn_jax._src.models import ECRN, FOURIER_COLLECTION
 
