@@ -122,6 +122,7 @@ def embed_inputs(config: ArchConfig, x, variables: Optional[Mapping[str, Any]] =
 # The recursions. State: nngp, ntk (N₁, N₂) (ntk None when not asked for), c1 (N₁,), c2 (N₂,).
 
 class _State(NamedTuple):
+  """nngp, ntk (n₁, n₂); c1 (n₁,), c2 (n₂,)."""
   nngp: jax.Array
   ntk: Optional[jax.Array]
   c1: jax.Array
@@ -133,29 +134,17 @@ def _set_diagonal(matrix, values):
   return matrix.at[idx, idx].set(values)
 
 
-def _input_state(a1, a2, symmetric: bool, need_ntk: bool) -> _State:
-  width = a1.shape[1]
-  hi = jax.lax.Precision.HIGHEST
-  nngp = jnp.matmul(a1, a2.T, precision=hi) / width
-  c1 = jnp.sum(a1 * a1, axis=1) / width
-  c2 = c1 if symmetric else jnp.sum(a2 * a2, axis=1) / width
-  if symmetric:
-    nngp = _set_diagonal(nngp, c1)
-  return _State(nngp, jnp.zeros_like(nngp) if need_ntk else None, c1, c2)
-
-
-def _fourier_limit_state(x1, x2, sigma: float, symmetric: bool, need_ntk: bool) -> _State:
-  hi = jax.lax.Precision.HIGHEST
-  sq1 = jnp.sum(x1 * x1, axis=1)
-  sq2 = sq1 if symmetric else jnp.sum(x2 * x2, axis=1)
-  dist = jnp.maximum(sq1[:, None] + sq2[None, :] - 2.0 * jnp.matmul(x1, x2.T, precision=hi),
-                     0.0)
-  if symmetric:
-    dist = _set_diagonal(dist, jnp.zeros_like(sq1))
-  nngp = 0.5 * jnp.exp((-2.0 * math.pi ** 2 * sigma ** 2) * dist)
-  c1 = jnp.full(x1.shape[:1], 0.5, x1.dtype)
-  c2 = c1 if symmetric else jnp.full(x2.shape[:1], 0.5, x2.dtype)
-  return _State(nngp, jnp.zeros_like(nngp) if need_ntk else None, c1, c2)
+def _input_kernel(x1, x2, *, sigma: float, fourier_limit: bool):
+  """(K₀ (N₁, N₂), c₁ (N₁,), c₂ (N₂,)) of the (embedded) inputs: a₁a₂ᵀ/D and ‖a‖²/D, or
+  with `fourier_limit` ½ exp(−2π²σ²‖x₁ − x₂‖²) and c = ½."""
+  gram = jnp.matmul(x1, x2.T, precision=jax.lax.Precision.HIGHEST)
+  sq1, sq2 = jnp.sum(x1 * x1, axis=1), jnp.sum(x2 * x2, axis=1)
+  if fourier_limit:
+    dist = jnp.maximum(sq1[:, None] + sq2[None, :] - 2.0 * gram, 0.0)
+    half = lambda v: jnp.full_like(v, 0.5)
+    return 0.5 * jnp.exp((-2.0 * math.pi ** 2 * sigma ** 2) * dist), half(sq1), half(sq2)
+  width = x1.shape[1]
+  return gram / width, sq1 / width, sq2 / width
 
 
 def _dense(state: _State, config: ArchConfig, fan_in) -> _State:
@@ -201,18 +190,10 @@ def _network(state: _State, config: ArchConfig, scales, fan_in, symmetric: bool)
   return _dense(_activation(state, dual, symmetric), config, config.width)
 
 
-def _dense_core(x1, x2, b_matrix, scales, *, config, names, symmetric, fourier_limit):
-  need_ntk = 'ntk' in names
-  if fourier_limit:
-    state = _fourier_limit_state(x1, x2, config.fourier_scale, symmetric, need_ntk)
-    fan_in = None   # never used: the limit is refused for the standard parameterization
-  else:
-    if b_matrix is not None:
-      x1 = fourier_embed(x1, b_matrix)
-      x2 = x1 if symmetric else fourier_embed(x2, b_matrix)
-    state = _input_state(x1, x2, symmetric, need_ntk)
-    fan_in = x1.shape[1]
-  state = _network(state, config, scales, fan_in, symmetric)
+def _kernels_of_input_kernel(nngp, c1, c2, *, config, scales, fan_in, names, symmetric):
+  """The network's recursion from the input kernel K₀ (n₁, n₂) and variances c₁, c₂."""
+  ntk = jnp.zeros_like(nngp) if 'ntk' in names else None
+  state = _network(_State(nngp, ntk, c1, c2), config, scales, fan_in, symmetric)
   return tuple(getattr(state, name) for name in names)
 
 
@@ -233,21 +214,26 @@ def twin_core(x1, x2, b_matrix, scales, *, config: ArchConfig, names: tuple[str,
   if b_matrix is not None:
     x1 = fourier_embed(x1, b_matrix)
     x2 = x1 if symmetric else fourier_embed(x2, b_matrix)
-  core = functools.partial(_dense_core, b_matrix=None, scales=scales, config=config,
-                           names=names, fourier_limit=fourier_limit)
-  n1, n2 = x1.shape[0], x2.shape[0]
+  nngp0, c1, c2 = _input_kernel(x1, x2, sigma=getattr(config, 'fourier_scale', None),
+                                fourier_limit=fourier_limit)
+  # The limit is refused for the standard parameterization, the only user of fan_in here.
+  net = functools.partial(_kernels_of_input_kernel, config=config, scales=scales,
+                          fan_in=None if fourier_limit else x1.shape[1], names=names)
+  n1, n2 = nngp0.shape
   rows = max(1, min(n1, _BLOCK_ENTRIES // max(n2, 1)))
   if rows >= n1:
-    out = core(x1, x2, symmetric=False)
+    out = net(nngp0, c1, c2, symmetric=False)
   else:
     num_blocks = -(-n1 // rows)
-    padded = jnp.concatenate([x1, jnp.broadcast_to(x1[-1:], (num_blocks * rows - n1,
-                                                               x1.shape[1]))])
-    blocks = jax.lax.map(lambda xb: core(xb, x2, symmetric=False),
-                         padded.reshape(num_blocks, rows, x1.shape[1]))
+    pad = num_blocks * rows - n1
+    nngp0 = jnp.concatenate([nngp0, jnp.broadcast_to(nngp0[-1:], (pad, n2))])
+    c1_padded = jnp.concatenate([c1, jnp.broadcast_to(c1[-1:], (pad,))])
+    blocks = jax.lax.map(lambda block: net(block[0], block[1], c2, symmetric=False),
+                         (nngp0.reshape(num_blocks, rows, n2), c1_padded.reshape(num_blocks, rows)))
     out = tuple(b.reshape(num_blocks * rows, n2)[:n1] for b in blocks)
   if symmetric:
-    diagonals = jax.vmap(lambda xi: core(xi[None], xi[None], symmetric=True))(x1)
+    # Each point with itself: K₀ = c (correlation exactly 1), one 1 × 1 recursion per point.
+    diagonals = jax.vmap(lambda c: net(c[None, None], c[None], c[None], symmetric=True))(c1)
     idx = jnp.arange(n1)
     out = tuple(o.at[idx, idx].set(d[:, 0, 0]) for o, d in zip(out, diagonals))
   return out
