@@ -43,7 +43,7 @@ import scipy.special
 from ecrn_jax._src.config import ECRNConfig, MLPConfig
 from ecrn_jax._src.empirical import empirical_ntk
 from ecrn_jax._src.twin import (InfiniteKernels, block_scales, canonical_get, check_config,
-                                check_fourier_limit, fourier_b, twin_core,
+                                check_fourier_limit, fourier_b, structural_config, twin_core,
                                 uses_fourier)
 from ecrn_jax._src.validation import check_finite_inputs
 from ecrn_jax._src.models import resolve_dtype
@@ -453,8 +453,8 @@ def batched_infinite_kernels(
     else:
       results[name] = np.empty((n1, n2), dtype)
 
-  fn, _, mesh = _tile_kernel_fn(config, names, devices, bool(jax.config.jax_enable_x64),
-                                bool(fourier_limit))
+  fn, _, mesh = _tile_kernel_fn(structural_config(config), names, devices,
+                                bool(jax.config.jax_enable_x64), bool(fourier_limit))
   from jax.sharding import NamedSharding, PartitionSpec  # pylint: disable=g-import-not-at-top
   row_sharding = NamedSharding(mesh, PartitionSpec('rows'))
   replicated = NamedSharding(mesh, PartitionSpec())
@@ -529,8 +529,8 @@ def batched_infinite_kernel_diagonal(
   device = jax.local_devices()[0]
   a = _flat_inputs('x', config, x)
   b_matrix, scales = _twin_constants(config, variables, fourier_limit, a.shape[1])
-  _, diagonal_fn, _ = _tile_kernel_fn(config, (get,), (device,), bool(jax.config.jax_enable_x64),
-                                      bool(fourier_limit))
+  _, diagonal_fn, _ = _tile_kernel_fn(structural_config(config), (get,), (device,),
+                                      bool(jax.config.jax_enable_x64), bool(fourier_limit))
   parts = []
   for i in range(0, a.shape[0], batch_size):
     block = a[i:i + batch_size]

@@ -239,6 +239,16 @@ def twin_core(x1, x2, b_matrix, scales, *, config: ArchConfig, names: tuple[str,
   return out
 
 
+def structural_config(config: ArchConfig) -> ArchConfig:
+  """The config with the fields the compiled recursion does not read reset (α, the schedule
+  and the drop rates enter through the block-scale array; C and B's shape not at all), so
+  that configs differing only there share one compilation."""
+  if isinstance(config, MLPConfig):
+    return config.replace(out_dim=1)
+  return config.replace(alpha=1.0, alpha_schedule='constant', drop_rate=0.0, out_dim=1,
+                        fourier_features=None, fourier_trainable=False)
+
+
 _STATIC = ('config', 'names', 'symmetric', 'fourier_limit')
 _twin_kernels = jax.jit(twin_core, static_argnames=_STATIC)
 
@@ -302,7 +312,8 @@ def infinite_kernel_fn(config: ArchConfig, *, variables: Optional[Mapping[str, A
       if a2.shape[1] != a1.shape[1]:
         raise ValueError(f'x1 and x2 must have the same number of features, got '
                          f'{a1.shape[1]} and {a2.shape[1]}.')
-    out = _twin_kernels(a1, a2, b_for(a1.shape[1]), scales, config=config, names=names,
+    out = _twin_kernels(a1, a2, b_for(a1.shape[1]), scales, config=structural_config(config),
+                        names=names,
                         symmetric=symmetric, fourier_limit=bool(fourier_limit))
     if single:
       return out[0]
@@ -334,5 +345,6 @@ def twin_kernels_of_scales(config: ECRNConfig, x1, x2, scales, *,
     b_matrix = jnp.asarray(fourier_b(config, variables, a1.shape[1]), dtype)
   scales = jnp.asarray(scales, dtype)
   core = _twin_kernels_of_many_scales if scales.ndim == 2 else _twin_kernels
-  return core(a1, a2, b_matrix, scales, config=config, names=names, symmetric=symmetric,
+  return core(a1, a2, b_matrix, scales, config=structural_config(config), names=names,
+              symmetric=symmetric,
               fourier_limit=bool(fourier_limit))
