@@ -108,15 +108,15 @@ def test_dual_activations_match_quadrature(name, c1, c2, k):
   assert float(value) == pytest.approx(expected_value, rel=tol, abs=tol)
   assert float(dot) == pytest.approx(expected_dot, rel=tol, abs=tol)
   diagonal = dual.dual_activation(name).diagonal(jnp.float64(c1))
-  assert float(diagonal) == pytest.approx(expected_diagonal, rel=1e-6)
+  assert float(diagonal) == pytest.approx(expected_diagonal, rel=1e-9)
 
 
-def test_atan2_is_within_one_ulp_of_numpy():
+def test_atan2_is_within_two_ulp_of_numpy():
   rng = np.random.default_rng(0)
   y = rng.normal(size=200_000) * 10.0 ** rng.uniform(-12, 12, 200_000)
   x = rng.normal(size=200_000) * 10.0 ** rng.uniform(-12, 12, 200_000)
   y = np.concatenate([y, [0.0, -0.0, 1.0, -1.0, 0.0, 1.0, 0.0]])
-  x = np.concatenate([x, [0.0, -1.0, 0.0, 0.0, 1.0, -1.0, -2.0]])
+  x = np.concatenate([x, [0.0, -1.0, 0.0, 0.0, 1.0, -1.0, -2.0]])   # no x = −0.0 (docstring)
   ours = np.asarray(jax.jit(dual.atan2)(jnp.asarray(y), jnp.asarray(x)))
   expected = np.arctan2(y, x)
   ulp = np.spacing(np.maximum(np.abs(expected), 1e-300))

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ecrn_jax._src.config import ECRNConfig, MLPConfig
+from ecrn_jax._src.models import resolve_dtype
 from ecrn_jax._src.twin import (InfiniteKernels, block_scales, canonical_get, check_config,
                                 embed_inputs, infinite_kernel_fn,
                                 twin_kernels_of_scales)
@@ -166,6 +167,8 @@ def infinite_kernels(config: ArchConfig, x1, x2=None, *,
   if fourier_limit:
     raise ValueError("fourier_limit=True has no neural-tangents counterpart: use "
                      "implementation='native'.")
+  if mask is not None and not isinstance(config, ECRNConfig):
+    raise ValueError('mask applies to ECRNConfig only (an MLP has no stochastic depth).')
   check_finite_inputs('x1', x1)
   g1 = embed_inputs(config, x1, variables)
   g2 = None
@@ -244,18 +247,20 @@ def expected_kernels_stochastic_depth(
 
   kernels = _kernels_of_masks(config, x1, x2, variables, masks, fourier_limit, implementation)
   mean = {n: sum(w * k[n] for w, k in zip(weights, kernels)) for n in ('nngp', 'ntk')}
+  dtype = resolve_dtype(config.dtype)   # accumulated in float64, returned in the config's dtype
   if method == 'exact':
-    zeros = np.zeros_like(mean['ntk'])
-    return ExpectedKernels(jnp.asarray(mean['nngp']), jnp.asarray(mean['ntk']),
-                           jnp.asarray(zeros), jnp.asarray(zeros), len(masks))
+    zeros = jnp.zeros(mean['ntk'].shape, dtype)
+    return ExpectedKernels(jnp.asarray(mean['nngp'], dtype), jnp.asarray(mean['ntk'], dtype),
+                           zeros, zeros, len(masks))
   stderr = {}
   for n in ('nngp', 'ntk'):
     # Sample variance (ddof = 1) of the drawn masks' kernels, each distinct one weighted by
     # its count.
     sq = sum(w * num_samples * (k[n] - mean[n]) ** 2 for w, k in zip(weights, kernels))
     stderr[n] = np.sqrt(sq / (num_samples - 1)) / math.sqrt(num_samples)
-  return ExpectedKernels(jnp.asarray(mean['nngp']), jnp.asarray(mean['ntk']),
-                         jnp.asarray(stderr['nngp']), jnp.asarray(stderr['ntk']), num_samples)
+  return ExpectedKernels(*(jnp.asarray(a, dtype) for a in (mean['nngp'], mean['ntk'],
+                                                            stderr['nngp'], stderr['ntk'])),
+                         num_samples)
 
 
 def _kernels_of_masks(config, x1, x2, variables, masks, fourier_limit, implementation):
@@ -264,8 +269,12 @@ def _kernels_of_masks(config, x1, x2, variables, masks, fourier_limit, implement
     if fourier_limit:
       raise ValueError("fourier_limit=True has no neural-tangents counterpart: use "
                        "implementation='native'.")
+    check_finite_inputs('x1', x1)
     g1 = embed_inputs(config, x1, variables)
-    g2 = None if x2 is None else embed_inputs(config, x2, variables)
+    g2 = None
+    if x2 is not None:
+      check_finite_inputs('x2', x2)
+      g2 = embed_inputs(config, x2, variables)
     return [{n: np.asarray(v, np.float64) for n, v in _stax_kernels(config, g1, g2, m).items()}
             for m in masks]
   out = []

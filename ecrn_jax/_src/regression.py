@@ -44,9 +44,10 @@ from ecrn_jax._src.config import ECRNConfig, MLPConfig
 from ecrn_jax._src.empirical import empirical_ntk
 from ecrn_jax._src.twin import (InfiniteKernels, block_scales, canonical_get, check_config,
                                 check_fourier_limit, fourier_b, structural_config, twin_core,
+                                twin_diagonal_core,
                                 uses_fourier)
 from ecrn_jax._src.validation import check_finite_inputs
-from ecrn_jax._src.models import resolve_dtype
+from ecrn_jax._src.models import fourier_embed, resolve_dtype
 
 ArchConfig = Union[ECRNConfig, MLPConfig]
 KERNELS = ('nngp', 'ntk')
@@ -307,25 +308,26 @@ def gp_posterior(k_train_train, y_train, k_test_train, k_test_test=None, *,
 @functools.lru_cache(maxsize=32)
 def _tile_kernel_fn(config: ArchConfig, get: tuple[str, ...], devices: tuple, x64: bool,
                     fourier_limit: bool):
-  """Jitted functions of raw input tiles → tuple of kernels: (x1, x2, B, scales) with the rows
-  of x1 sharded over `devices`, and (x, B, scales) ↦ kernels(x, x) (symmetric) on one device."""
+  """Jitted functions of input tiles (γ(x), or x for the limit and configs without Fourier
+  features) and the block scales: (x1, x2, scales) → tuple of kernels with the rows of x1
+  sharded over `devices`; (x, scales) → tuple of diagonals diag K(x, x), (N,) each, in O(N)."""
   del x64   # part of the cache key only: the kernels are built under the caller's precision.
   from jax.sharding import Mesh, PartitionSpec  # pylint: disable=g-import-not-at-top
   from ecrn_jax._src.compat import shard_map  # pylint: disable=g-import-not-at-top
 
-  core = functools.partial(twin_core, config=config, names=get, fourier_limit=fourier_limit)
+  def tile(x1, x2, scales):
+    return twin_core(x1, x2, None, scales, config=config, names=get, symmetric=False,
+                     fourier_limit=fourier_limit)
 
-  def tile(x1, x2, b_matrix, scales):
-    return core(x1, x2, b_matrix, scales, symmetric=False)
-
-  def diagonal_tile(x, b_matrix, scales):
-    return core(x, x, b_matrix, scales, symmetric=True)
+  def diagonal(x, scales):
+    return twin_diagonal_core(x, None, scales, config=config, names=get,
+                              fourier_limit=fourier_limit)
 
   mesh = Mesh(np.asarray(devices), ('rows',))
   replicated = PartitionSpec()
-  sharded = shard_map(tile, mesh, (PartitionSpec('rows'), replicated, replicated, replicated),
+  sharded = shard_map(tile, mesh, (PartitionSpec('rows'), replicated, replicated),
                       PartitionSpec('rows'))
-  return jax.jit(sharded), jax.jit(diagonal_tile), mesh
+  return jax.jit(sharded), jax.jit(diagonal), mesh
 
 
 def _bucket(size: int, cap: int) -> int:
@@ -339,8 +341,13 @@ def _padded(block: np.ndarray, rows: int) -> np.ndarray:
   return np.pad(block, ((0, rows - block.shape[0]), (0, 0)), mode='edge')
 
 
-def _flat_inputs(name: str, config, x) -> np.ndarray:
-  """(N, ...) inputs → (N, d) NumPy in the config's dtype, checked for NaN/inf."""
+def _twin_inputs(name: str, config, x, variables, fourier_limit: bool, chunk: int
+                 ) -> np.ndarray:
+  """(N, ...) inputs → what the tiles take, as NumPy in the config's dtype: γ(x) (N, 2m),
+  computed once here in chunks, when the config has Fourier features (with B from
+  `variables`); the flattened x (N, d) otherwise and with `fourier_limit`."""
+  check_config(config)
+  check_fourier_limit(config, fourier_limit)
   x = np.asarray(x)
   if x.ndim < 2:
     raise ValueError(f'{name} must be batched with shape (N, d), got shape {x.shape}; '
@@ -348,22 +355,21 @@ def _flat_inputs(name: str, config, x) -> np.ndarray:
   if x.shape[0] == 0:
     raise ValueError(f'{name} is empty: need at least one example.')
   check_finite_inputs(name, x)
-  return x.reshape(x.shape[0], -1).astype(np.dtype(resolve_dtype(config.dtype)))
-
-
-def _twin_constants(config, variables, fourier_limit: bool, num_inputs: int):
-  """(B or None, block scales) for the tiles, validated."""
-  check_config(config)
-  check_fourier_limit(config, fourier_limit)
   dtype = resolve_dtype(config.dtype)
-  b_matrix = None
-  if uses_fourier(config) and not fourier_limit:
-    b_matrix = jax.numpy.asarray(fourier_b(config, variables, num_inputs), dtype)
+  x = x.reshape(x.shape[0], -1).astype(np.dtype(dtype))
+  if not uses_fourier(config) or fourier_limit:
+    return x
+  b_matrix = jax.numpy.asarray(fourier_b(config, variables, x.shape[1]), dtype)
+  embed = jax.jit(fourier_embed)
+  return np.concatenate([np.asarray(embed(x[i:i + chunk], b_matrix))
+                         for i in range(0, x.shape[0], chunk)])
+
+
+def _block_scales(config) -> jax.Array:
+  dtype = resolve_dtype(config.dtype)
   if isinstance(config, ECRNConfig):
-    scales = jax.numpy.asarray(block_scales(config), dtype)
-  else:
-    scales = jax.numpy.zeros((0,), dtype)
-  return b_matrix, scales
+    return jax.numpy.asarray(block_scales(config), dtype)
+  return jax.numpy.zeros((0,), dtype)
 
 
 def _progress_printer(label: str, every_s: float = 5.0) -> Callable[[int, int], None]:
@@ -436,13 +442,14 @@ def batched_infinite_kernels(
   devices = _resolve_devices(devices)
   num_devices = len(devices)
   dtype = np.dtype(resolve_dtype(config.dtype))
-  a1 = _flat_inputs('x1', config, x1)
   symmetric = x2 is None
-  a2 = a1 if symmetric else _flat_inputs('x2', config, x2)
+  chunk = batch_size * num_devices
+  a1 = _twin_inputs('x1', config, x1, variables, fourier_limit, chunk)
+  a2 = a1 if symmetric else _twin_inputs('x2', config, x2, variables, fourier_limit, chunk)
   if a1.shape[1] != a2.shape[1]:
     raise ValueError(f'x1 and x2 must have the same number of features, got '
                      f'{a1.shape[1]} and {a2.shape[1]}.')
-  b_matrix, scales = _twin_constants(config, variables, fourier_limit, a1.shape[1])
+  scales = _block_scales(config)
   n1, n2 = a1.shape[0], a2.shape[0]
   results = {}
   for name in names:
@@ -453,12 +460,11 @@ def batched_infinite_kernels(
     else:
       results[name] = np.empty((n1, n2), dtype)
 
-  fn, _, mesh = _tile_kernel_fn(structural_config(config), names, devices,
-                                bool(jax.config.jax_enable_x64), bool(fourier_limit))
+  fn, diagonal_fn, mesh = _tile_kernel_fn(structural_config(config), names, devices,
+                                          bool(jax.config.jax_enable_x64), bool(fourier_limit))
   from jax.sharding import NamedSharding, PartitionSpec  # pylint: disable=g-import-not-at-top
   row_sharding = NamedSharding(mesh, PartitionSpec('rows'))
   replicated = NamedSharding(mesh, PartitionSpec())
-  b_matrix = None if b_matrix is None else jax.device_put(b_matrix, replicated)
   scales = jax.device_put(scales, replicated)
 
   step_rows = batch_size * num_devices
@@ -487,7 +493,7 @@ def batched_infinite_kernels(
       row_block = (r0, jax.device_put(_padded(a1[r0:r1], padded_rows), row_sharding))
     cols = _bucket(c1 - c0, batch_size) if c1 - c0 < batch_size else batch_size
     col_block = jax.device_put(_padded(a2[c0:c1], cols), replicated)
-    return row_block, fn(row_block[1], col_block, b_matrix, scales)
+    return row_block, fn(row_block[1], col_block, scales)
 
   pending, row_block = None, None
   for done, (r0, r1, c0, c1) in enumerate(jobs, start=1):
@@ -505,12 +511,14 @@ def batched_infinite_kernels(
       results[name][r0:r1, c0:c1] = results[name][c0:c1, r0:r1].T
   if symmetric and config.activation == 'relu':
     # ReLU's dual has infinite slope at correlation 1, so the diagonal of a tile computed from
-    # two copies of the same points carries √ε round-off; the symmetric form is exact there.
+    # two copies of the same points carries √ε round-off; each point alone is exact (O(N)).
     idx = np.arange(n1)
-    for name in names:
-      results[name][idx, idx] = batched_infinite_kernel_diagonal(
-          config, a1, variables=variables, get=name, batch_size=batch_size,
-          fourier_limit=fourier_limit)
+    diagonals = [np.concatenate(parts) for parts in zip(*(
+        [np.asarray(d) for d in diagonal_fn(jax.device_put(a1[i:i + chunk], devices[0]),
+                                            scales)]
+        for i in range(0, n1, chunk)))]
+    for name, diagonal in zip(names, diagonals):
+      results[name][idx, idx] = diagonal
   if single:
     return results[names[0]]
   return InfiniteKernels(nngp=results.get('nngp'), ntk=results.get('ntk'))
@@ -519,24 +527,25 @@ def batched_infinite_kernels(
 def batched_infinite_kernel_diagonal(
     config: ArchConfig, x, *, variables: Optional[Mapping[str, Any]] = None,
     get: str = 'nngp', batch_size: int = 512, fourier_limit: bool = False) -> np.ndarray:
-  """diag K∞(x, x) (get='nngp') or diag Θ∞ ('ntk'), shape (N,), from diagonal blocks only
-  (N·batch_size kernel entries, on the first local device)."""
+  """diag K∞(x, x) (get='nngp') or diag Θ∞ ('ntk'), shape (N,), in O(N): each point's own
+  1 × 1 recursion (correlation exactly 1), batch_size points at a time on the first local
+  device."""
   if get not in KERNELS:
     raise ValueError(f"get must be 'nngp' or 'ntk', got {get!r}.")
   if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
       or batch_size < 1:
     raise ValueError(f'batch_size must be a positive integer, got {batch_size!r}.')
   device = jax.local_devices()[0]
-  a = _flat_inputs('x', config, x)
-  b_matrix, scales = _twin_constants(config, variables, fourier_limit, a.shape[1])
+  a = _twin_inputs('x', config, x, variables, fourier_limit, batch_size)
+  scales = _block_scales(config)
   _, diagonal_fn, _ = _tile_kernel_fn(structural_config(config), (get,), (device,),
                                       bool(jax.config.jax_enable_x64), bool(fourier_limit))
   parts = []
   for i in range(0, a.shape[0], batch_size):
     block = a[i:i + batch_size]
     size = _bucket(len(block), batch_size) if len(block) < batch_size else batch_size
-    kernel, = diagonal_fn(jax.device_put(_padded(block, size), device), b_matrix, scales)
-    parts.append(np.diagonal(np.asarray(kernel))[:len(block)].copy())
+    diagonal, = diagonal_fn(jax.device_put(_padded(block, size), device), scales)
+    parts.append(np.asarray(diagonal)[:len(block)])
   return np.concatenate(parts)
 
 

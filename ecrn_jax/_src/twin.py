@@ -67,9 +67,12 @@ def block_scales(config: ECRNConfig, mask: Optional[Sequence[float]] = None
   if mask is None:
     factors = config.survival_probs
   else:
-    factors = tuple(float(m) for m in mask)
+    factors = tuple(float(m) for m in np.asarray(mask).reshape(-1))
     if len(factors) != config.depth:
       raise ValueError(f'mask must have depth={config.depth} entries, got {len(factors)}.')
+    if any(m not in (0.0, 1.0) for m in factors):
+      raise ValueError(f'mask entries must be 0 (block dropped) or 1 (kept), got {mask!r}; '
+                       'for the expectation over masks use expected_kernels_stochastic_depth.')
   return tuple(a * q for a, q in zip(config.alphas, factors))
 
 
@@ -232,11 +235,30 @@ def twin_core(x1, x2, b_matrix, scales, *, config: ArchConfig, names: tuple[str,
                          (nngp0.reshape(num_blocks, rows, n2), c1_padded.reshape(num_blocks, rows)))
     out = tuple(b.reshape(num_blocks * rows, n2)[:n1] for b in blocks)
   if symmetric:
-    # Each point with itself: K₀ = c (correlation exactly 1), one 1 × 1 recursion per point.
-    diagonals = jax.vmap(lambda c: net(c[None, None], c[None], c[None], symmetric=True))(c1)
     idx = jnp.arange(n1)
-    out = tuple(o.at[idx, idx].set(d[:, 0, 0]) for o, d in zip(out, diagonals))
+    out = tuple(o.at[idx, idx].set(d) for o, d in zip(out, _diagonal(c1, net)))
   return out
+
+
+def _diagonal(c, net):
+  """Each point with itself: K₀ = c (correlation exactly 1), one 1 × 1 recursion per point."""
+  diagonals = jax.vmap(lambda ci: net(ci[None, None], ci[None], ci[None], symmetric=True))(c)
+  return tuple(d[:, 0, 0] for d in diagonals)
+
+
+def twin_diagonal_core(x, b_matrix, scales, *, config: ArchConfig, names: tuple[str, ...],
+                       fourier_limit: bool) -> tuple[jax.Array, ...]:
+  """diag K(x, x) for each kernel in `names`, (N,) each, in O(N): what `twin_core(x, x, ...,
+  symmetric=True)` puts on its diagonal. Not jitted itself."""
+  if b_matrix is not None:
+    x = fourier_embed(x, b_matrix)
+  if fourier_limit:
+    c, fan_in = jnp.full(x.shape[:1], 0.5, x.dtype), None
+  else:
+    c, fan_in = jnp.sum(x * x, axis=1) / x.shape[1], x.shape[1]
+  net = functools.partial(_kernels_of_input_kernel, config=config, scales=scales,
+                          fan_in=fan_in, names=names)
+  return _diagonal(c, net)
 
 
 def structural_config(config: ArchConfig) -> ArchConfig:
@@ -301,17 +323,8 @@ def infinite_kernel_fn(config: ArchConfig, *, variables: Optional[Mapping[str, A
 
   def kernel_fn(x1, x2=None, get=('nngp', 'ntk')):
     names, single = canonical_get(get)
-    check_finite_inputs('x1', x1)
-    a1 = flatten_inputs(x1).astype(dtype)
+    a1, a2 = flat_inputs(config, x1, x2)
     symmetric = x2 is None
-    if symmetric:
-      a2 = a1
-    else:
-      check_finite_inputs('x2', x2)
-      a2 = flatten_inputs(x2).astype(dtype)
-      if a2.shape[1] != a1.shape[1]:
-        raise ValueError(f'x1 and x2 must have the same number of features, got '
-                         f'{a1.shape[1]} and {a2.shape[1]}.')
     out = _twin_kernels(a1, a2, b_for(a1.shape[1]), scales, config=structural_config(config),
                         names=names,
                         symmetric=symmetric, fourier_limit=bool(fourier_limit))
@@ -323,6 +336,22 @@ def infinite_kernel_fn(config: ArchConfig, *, variables: Optional[Mapping[str, A
   return kernel_fn
 
 
+def flat_inputs(config: ArchConfig, x1, x2):
+  """x1, x2 checked (finite, same features) and flattened to (N, d) in the config's dtype; x2
+  is x1 when None."""
+  dtype = resolve_dtype(config.dtype)
+  check_finite_inputs('x1', x1)
+  a1 = flatten_inputs(x1).astype(dtype)
+  if x2 is None:
+    return a1, a1
+  check_finite_inputs('x2', x2)
+  a2 = flatten_inputs(x2).astype(dtype)
+  if a2.shape[1] != a1.shape[1]:
+    raise ValueError(f'x1 and x2 must have the same number of features, got '
+                     f'{a1.shape[1]} and {a2.shape[1]}.')
+  return a1, a2
+
+
 def twin_kernels_of_scales(config: ECRNConfig, x1, x2, scales, *,
                            variables: Optional[Mapping[str, Any]] = None,
                            fourier_limit: bool = False, get=('nngp', 'ntk')):
@@ -332,18 +361,15 @@ def twin_kernels_of_scales(config: ECRNConfig, x1, x2, scales, *,
   check_fourier_limit(config, fourier_limit)
   names, _ = canonical_get(get)
   dtype = resolve_dtype(config.dtype)
-  check_finite_inputs('x1', x1)
-  a1 = flatten_inputs(x1).astype(dtype)
+  a1, a2 = flat_inputs(config, x1, x2)
   symmetric = x2 is None
-  if symmetric:
-    a2 = a1
-  else:
-    check_finite_inputs('x2', x2)
-    a2 = flatten_inputs(x2).astype(dtype)
   b_matrix = None
   if uses_fourier(config) and not fourier_limit:
     b_matrix = jnp.asarray(fourier_b(config, variables, a1.shape[1]), dtype)
   scales = jnp.asarray(scales, dtype)
+  if scales.ndim not in (1, 2) or scales.shape[-1] != config.depth:
+    raise ValueError(f'scales must have shape (L,) or (S, L) with L = depth = {config.depth}, '
+                     f'got {scales.shape}.')
   core = _twin_kernels_of_many_scales if scales.ndim == 2 else _twin_kernels
   return core(a1, a2, b_matrix, scales, config=structural_config(config), names=names,
               symmetric=symmetric,
