@@ -74,6 +74,8 @@ def main(argv=None) -> int:
   parser.add_argument('--lanczos_iterations', type=int, default=30)
   parser.add_argument('--num_probes', type=int, default=8)
   parser.add_argument('--probe_batch_size', type=int, default=4)
+  parser.add_argument('--vp_batch_size', type=int, default=0,
+                      help='inputs per chunk of each kernel-vector product (0: all at once)')
   parser.add_argument('--cg_iterations', type=int, default=10,
                       help='CG steps for the tracker’s Arora bound (0 skips it)')
   parser.add_argument('--batch_size', type=int, default=250, help='training mini-batch')
@@ -82,6 +84,7 @@ def main(argv=None) -> int:
   parser.add_argument('--workdir', default=None, help='tracker output (default: a temp dir)')
   parser.add_argument('--seed', type=int, default=0)
   args = parser.parse_args(argv)
+  chunk = args.vp_batch_size or None
 
   print(f'jax {jax.__version__}, devices {jax.devices()}, x64 {jax.config.jax_enable_x64}')
   init_key, target_key, lanczos_key, hutchinson_key = jax.random.split(
@@ -102,7 +105,7 @@ def main(argv=None) -> int:
   # 1. One NTK–vector product.
   @jax.jit
   def product(variables, v):
-    return ntk_vp_fn(model, variables, x)(v)
+    return ntk_vp_fn(model, variables, x, batch_size=chunk)(v)
 
   v = jax.random.rademacher(hutchinson_key, (n,), jnp.float32)
   _, compile_s = timed(product, variables_0, v)
@@ -116,7 +119,7 @@ def main(argv=None) -> int:
 
   @jax.jit
   def lanczos(variables, key):
-    vp = ntk_vp_fn(model, variables, x)
+    vp = ntk_vp_fn(model, variables, x, batch_size=chunk)
     return analysis.top_eigenvalues(vp, n, m, key=key, num_iterations=m)
 
   ritz, lanczos_s = timed(lanczos, variables_0, lanczos_key)
@@ -139,16 +142,16 @@ def main(argv=None) -> int:
 
   @jax.jit
   def delta_norm(variables_t, variables_0, key):
-    diff = analysis.difference_matvec(ntk_vp_fn(model, variables_t, x),
-                                      ntk_vp_fn(model, variables_0, x))
+    diff = analysis.difference_matvec(ntk_vp_fn(model, variables_t, x, batch_size=chunk),
+                                      ntk_vp_fn(model, variables_0, x, batch_size=chunk))
     return analysis.frobenius_norm_estimate(diff, n, num_probes=p, key=key,
                                             batch_size=args.probe_batch_size)
 
   @jax.jit
   def norm(variables, key):
-    return analysis.frobenius_norm_estimate(ntk_vp_fn(model, variables, x), n,
-                                            num_probes=p, key=key,
-                                            batch_size=args.probe_batch_size)
+    return analysis.frobenius_norm_estimate(
+        ntk_vp_fn(model, variables, x, batch_size=chunk), n, num_probes=p, key=key,
+        batch_size=args.probe_batch_size)
 
   (delta, delta_se), delta_s = timed(delta_norm, variables_t, variables_0, hutchinson_key)
   (norm0, norm0_se), norm_s = timed(norm, variables_0, hutchinson_key)
@@ -166,6 +169,7 @@ def main(argv=None) -> int:
     tracking_config = TrackingConfig(
         probe_size=n, top_k=5, modewise_k=5, dense_max_size=512,
         lanczos_iterations=m, num_probes=p, probe_batch_size=args.probe_batch_size,
+        vp_batch_size=args.vp_batch_size,
         cg_iterations=args.cg_iterations, seed=args.seed)
     tracker = KernelTracker(model, (x, y), train_config, tracking_config, workdir=workdir)
     _, history = train(model, variables_0, (x, y), train_config, callbacks=[tracker])

@@ -1,6 +1,8 @@
 """The empirical NTK against an explicit Jacobian contraction and, in the reference lane,
 neural-tangents' own empirical NTK (SPEC §3, row 1)."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -167,13 +169,15 @@ def test_block_sizes_agree(rng):
   np.testing.assert_allclose(symmetric, symmetric.T, rtol=1e-12)
 
 
+@pytest.mark.parametrize('batch_size', [None, 3])
 @pytest.mark.parametrize('trace_outputs', [True, False])
-def test_ntk_vp_fn_equals_kernel_times_vector(trace_outputs, rng):
+def test_ntk_vp_fn_equals_kernel_times_vector(trace_outputs, batch_size, rng):
   x1, x2 = rng.normal(size=(6, 4)), rng.normal(size=(8, 4))
   model = _model('ecrn', 'standard', 'float64')
   variables = model.init(jax.random.PRNGKey(2), x1)
   kernel = np.asarray(empirical_ntk(model, variables, x1, x2, trace_outputs=trace_outputs))
-  matvec = ntk_vp_fn(model, variables, x1, x2, trace_outputs=trace_outputs)
+  matvec = ntk_vp_fn(model, variables, x1, x2, trace_outputs=trace_outputs,
+                     batch_size=batch_size)
   v = rng.normal(size=(8,) if trace_outputs else (8, 3))
   expected = kernel @ v.reshape(-1)
   np.testing.assert_allclose(np.asarray(matvec(v)).reshape(-1), expected, rtol=1e-10)
@@ -183,6 +187,39 @@ def test_ntk_vp_fn_equals_kernel_times_vector(trace_outputs, rng):
                              many.reshape(3, -1) @ kernel.T, rtol=1e-10)
   with pytest.raises(ValueError, match='v must have shape'):
     matvec(np.ones(5))
+
+
+@pytest.mark.parametrize('trace_outputs', [True, False])
+def test_chunked_ntk_vp_equals_unchunked(trace_outputs, rng):
+  """Θv over input chunks (chunks that do not divide N₁ or N₂, x1 ≠ x2, a drop mask drawn from
+  rngs, inside jit with traced inputs, vmapped over vectors) = all at once, to round-off."""
+  x1, x2 = rng.normal(size=(11, 4)), rng.normal(size=(7, 4))
+  config = ECRNConfig(width=10, depth=3, fourier_features=5, drop_rate=0.6, out_dim=3,
+                      alpha=0.8, dtype='float64')
+  model = ECRN(config)
+  variables = model.init(jax.random.PRNGKey(5), x1)
+  rngs = {'dropout': jax.random.PRNGKey(1)}
+  # The drawn mask drops a block: train-mode outputs differ from those with every block kept.
+  kept = ECRN(config.replace(drop_rate=0.0)).apply(variables, x1)
+  assert not np.allclose(model.apply(variables, x1, train=True, rngs=rngs), kept)
+  vectors = rng.normal(size=(3, 7) if trace_outputs else (3, 7, 3))
+
+  def products(batch_size, a, b):
+    matvec = ntk_vp_fn(model, variables, a, b, trace_outputs=trace_outputs, rngs=rngs,
+                       train=True, batch_size=batch_size)
+    return jax.vmap(matvec)(vectors)
+
+  whole = products(None, x1, x2)
+  for batch_size in (1, 4, 7, 50):
+    chunked = jax.jit(functools.partial(products, batch_size))(x1, x2)
+    assert relative_max_error(chunked, whole) <= 1e-12, batch_size
+  symmetric = ntk_vp_fn(model, variables, x1, trace_outputs=trace_outputs, batch_size=4)
+  v = rng.normal(size=(11,) if trace_outputs else (11, 3))
+  assert relative_max_error(symmetric(v), ntk_vp_fn(model, variables, x1,
+                                                    trace_outputs=trace_outputs)(v)) <= 1e-12
+  for bad in (0, -2, 1.5, True, 'auto'):
+    with pytest.raises(ValueError, match='batch_size'):
+      ntk_vp_fn(model, variables, x1, batch_size=bad)
 
 
 def test_kernel_of_one_drop_mask(rng):

@@ -169,7 +169,9 @@ def trained_run():
   base = dict(probe_size=24, top_k=6, modewise_k=3, lanczos_iterations=24,
               cg_iterations=200, num_probes=64, seed=5)
   dense = KernelTracker(model, (x, y), config, TrackingConfig(**base))
-  free = KernelTracker(model, (x, y), config, TrackingConfig(dense_max_size=10, **base))
+  # The matrix-free tracker's products run over chunks of 5 probe points (24 = 4·5 + 4).
+  free = KernelTracker(model, (x, y), config,
+                       TrackingConfig(dense_max_size=10, vp_batch_size=5, **base))
   plain = KernelTracker(model, (x, y), config,
                         TrackingConfig(dense_max_size=10, deflation_rank=0, **base))
   snaps = Snapshots()

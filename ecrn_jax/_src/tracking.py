@@ -72,6 +72,8 @@ class TrackingConfig:
       Frobenius norms are computed exactly (Hutchinson only on the complement; 0: plain
       Hutchinson). Costs r products per record.
     probe_batch_size: probes pushed through the network together (memory control).
+    vp_batch_size: probe inputs per chunk of each matrix-free kernel–vector product
+      (`ntk_vp_fn`'s batch_size), so memory does not grow with N_p; 0: all at once.
     cg_iterations: conjugate-gradient steps for the matrix-free Arora bound (0: skip).
     every: record every `every` epochs (and always at epoch 0 and at the last epoch).
     save_kernels: in dense mode, also save every Θ_t, (T, N_p, N_p), in the npz.
@@ -85,6 +87,7 @@ class TrackingConfig:
   num_probes: int = 16
   deflation_rank: int = 2
   probe_batch_size: int = 4
+  vp_batch_size: int = 0
   cg_iterations: int = 50
   every: int = 1
   save_kernels: bool = True
@@ -99,6 +102,7 @@ class TrackingConfig:
     _check_int('num_probes', self.num_probes, 1)
     _check_int('deflation_rank', self.deflation_rank, 0)
     _check_int('probe_batch_size', self.probe_batch_size, 1)
+    _check_int('vp_batch_size', self.vp_batch_size, 0)
     _check_int('cg_iterations', self.cg_iterations, 0)
     _check_int('every', self.every, 1)
     _check_int('seed', self.seed, 0)
@@ -300,7 +304,7 @@ class KernelTracker:
 
     @jax.jit
     def fn(variables, x_p, y_cols, probes, key, basis):
-      vp = ntk_vp_fn(model, variables, x_p)
+      vp = ntk_vp_fn(model, variables, x_p, batch_size=cfg.vp_batch_size or None)
       out = {}
       if first:
         vals, vecs = analysis.top_eigenvalues(vp, n_p, m, key=key, num_iterations=m,

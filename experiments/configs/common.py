@@ -80,7 +80,7 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
   config.tracking = ml_collections.ConfigDict(dict(
       models=('ntk_ecrn', 'mlp'), probe_size=256, top_k=10, modewise_k=5, dense_max_size=512,
       lanczos_iterations=40, num_probes=16, deflation_rank=2, probe_batch_size=4,
-      cg_iterations=50, every=5, save_kernels=False, seed=0))
+      vp_batch_size=0, cg_iterations=50, every=5, save_kernels=False, seed=0))
   config.kernel = ml_collections.ConfigDict(dict(
       kernel='ntk', t=placeholder(float), diag_reg=1e-4, batch_size=256,
       calibration_folds=5))
