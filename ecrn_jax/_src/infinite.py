@@ -133,6 +133,19 @@ def _check_implementation(implementation: str) -> None:
                      f'got {implementation!r}.')
 
 
+def _stax_inputs(config: ArchConfig, x1, x2, variables, fourier_limit: bool):
+  """γ(x1), γ(x2) (None when x2 is) for the neural-tangents twin, inputs checked."""
+  if fourier_limit:
+    raise ValueError("fourier_limit=True has no neural-tangents counterpart: use "
+                     "implementation='native'.")
+  check_finite_inputs('x1', x1)
+  g1 = embed_inputs(config, x1, variables)
+  if x2 is None:
+    return g1, None
+  check_finite_inputs('x2', x2)
+  return g1, embed_inputs(config, x2, variables)
+
+
 def _stax_kernels(config: ArchConfig, g1, g2, mask, names=('nngp', 'ntk')):
   _, _, kernel_fn = stax_twin(config, mask=mask)
   with _quiet_fan_in():
@@ -164,17 +177,9 @@ def infinite_kernels(config: ArchConfig, x1, x2=None, *,
   if implementation == 'native':
     return infinite_kernel_fn(config, variables=variables, mask=mask,
                               fourier_limit=fourier_limit)(x1, x2)
-  if fourier_limit:
-    raise ValueError("fourier_limit=True has no neural-tangents counterpart: use "
-                     "implementation='native'.")
   if mask is not None and not isinstance(config, ECRNConfig):
     raise ValueError('mask applies to ECRNConfig only (an MLP has no stochastic depth).')
-  check_finite_inputs('x1', x1)
-  g1 = embed_inputs(config, x1, variables)
-  g2 = None
-  if x2 is not None:
-    check_finite_inputs('x2', x2)
-    g2 = embed_inputs(config, x2, variables)
+  g1, g2 = _stax_inputs(config, x1, x2, variables, fourier_limit)
   k = _stax_kernels(config, g1, g2, mask)
   return InfiniteKernels(nngp=k['nngp'], ntk=k['ntk'])
 
@@ -266,15 +271,7 @@ def expected_kernels_stochastic_depth(
 def _kernels_of_masks(config, x1, x2, variables, masks, fourier_limit, implementation):
   """[{'nngp': (N₁, N₂), 'ntk': (N₁, N₂)} as float64 NumPy] for each mask."""
   if implementation == 'neural_tangents':
-    if fourier_limit:
-      raise ValueError("fourier_limit=True has no neural-tangents counterpart: use "
-                       "implementation='native'.")
-    check_finite_inputs('x1', x1)
-    g1 = embed_inputs(config, x1, variables)
-    g2 = None
-    if x2 is not None:
-      check_finite_inputs('x2', x2)
-      g2 = embed_inputs(config, x2, variables)
+    g1, g2 = _stax_inputs(config, x1, x2, variables, fourier_limit)
     return [{n: np.asarray(v, np.float64) for n, v in _stax_kernels(config, g1, g2, m).items()}
             for m in masks]
   out = []
