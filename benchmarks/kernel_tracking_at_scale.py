@@ -167,7 +167,7 @@ def main(argv=None) -> int:
   if not args.skip_tracker:
     workdir = args.workdir or tempfile.mkdtemp(prefix='kernel_tracking_')
     tracking_config = TrackingConfig(
-        probe_size=n, top_k=5, modewise_k=5, dense_max_size=512,
+        probe_size=n, top_k=5, modewise_k=5, dense_max_size=0,   # matrix-free at any N
         lanczos_iterations=m, num_probes=p, probe_batch_size=args.probe_batch_size,
         vp_batch_size=args.vp_batch_size,
         cg_iterations=args.cg_iterations, seed=args.seed)
