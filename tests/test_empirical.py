@@ -37,6 +37,19 @@ CASES = [(kind, param, trainable)
          for trainable in ((False, True) if kind == 'ecrn' else (False,))]
 
 
+def _both_implementations(model, variables, x1, x2, dtype):
+  """(implementation, traced (7, 5), full (21, 15)) of our two empirical-NTK paths, with their
+  shapes and dtype checked."""
+  for implementation in ('generic', 'structured'):
+    ours = empirical_ntk(model, variables, x1, x2, block_size=3,
+                         implementation=implementation)
+    ours_full = empirical_ntk(model, variables, x1, x2, trace_outputs=False,
+                              implementation=implementation)
+    assert ours.shape == (7, 5) and ours_full.shape == (21, 15)
+    assert ours.dtype == jnp.dtype(dtype)
+    yield implementation, ours, ours_full
+
+
 @pytest.mark.parametrize('dtype', ['float64', 'float32'])
 @pytest.mark.parametrize('kind, parameterization, trainable', CASES)
 def test_matches_jacobian_contraction(kind, parameterization, trainable, dtype, rng):
@@ -49,13 +62,7 @@ def test_matches_jacobian_contraction(kind, parameterization, trainable, dtype, 
   ref_full = jacobian_ntk(model, variables, x1, x2, trace_outputs=False, mode='fwd')  # (21, 15)
   np.testing.assert_allclose(np.einsum('iaja->ij', ref_full.reshape(7, 3, 5, 3)) / 3, ref,
                              rtol=RTOL[dtype], atol=RTOL[dtype] * np.abs(ref).max())
-  for implementation in ('generic', 'structured'):
-    ours = empirical_ntk(model, variables, x1, x2, block_size=3,
-                         implementation=implementation)
-    ours_full = empirical_ntk(model, variables, x1, x2, trace_outputs=False,
-                              implementation=implementation)
-    assert ours.shape == (7, 5) and ours_full.shape == (21, 15)
-    assert ours.dtype == jnp.dtype(dtype)
+  for implementation, ours, ours_full in _both_implementations(model, variables, x1, x2, dtype):
     assert relative_max_error(ours, ref) <= RTOL[dtype], implementation
     assert relative_max_error(ours_full, ref_full) <= RTOL[dtype], implementation
 
@@ -80,13 +87,7 @@ def test_matches_neural_tangents(kind, parameterization, trainable, dtype, rng, 
   jac_full = jacobian_ntk(model, variables, x1, x2, trace_outputs=False)
   assert relative_max_error(jac_full.reshape(7, 3, 5, 3).transpose(0, 2, 1, 3),
                             ref_full) <= RTOL[dtype]
-  for implementation in ('generic', 'structured'):
-    ours = empirical_ntk(model, variables, x1, x2, block_size=3,
-                         implementation=implementation)
-    ours_full = empirical_ntk(model, variables, x1, x2, trace_outputs=False,
-                              implementation=implementation)
-    assert ours.shape == (7, 5) and ours_full.shape == (21, 15)
-    assert ours.dtype == jnp.dtype(dtype)
+  for implementation, ours, ours_full in _both_implementations(model, variables, x1, x2, dtype):
     for ref in refs:
       assert relative_max_error(ours, ref) <= RTOL[dtype], implementation
     ours_full = np.asarray(ours_full).reshape(7, 3, 5, 3).transpose(0, 2, 1, 3)

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -317,9 +318,20 @@ def test_infinite_kernel_regression_matches_closed_form_with_twin_kernels(rng):
                                           kernel='ntk', return_variance=True)
 
 
-@pytest.mark.parametrize('trace_outputs', [True, False])
-@pytest.mark.parametrize('t', [None, 2.0])
-def test_empirical_kernel_regression_matches_jacobian_closed_form(trace_outputs, t, rng):
+class _EmpiricalRegressionCase(NamedTuple):
+  model: Any
+  variables: Any
+  x_train: np.ndarray
+  x_test: np.ndarray
+  y: np.ndarray
+  lr: float
+  diag_reg: float
+  ours: np.ndarray
+
+
+def _empirical_regression_case(rng, t, trace_outputs) -> _EmpiricalRegressionCase:
+  """A linearized ECRN (C = 2) regressed with its own empirical NTK, for the closed-form and
+  neural-tangents comparisons."""
   cfg = ECRNConfig(width=32, depth=2, fourier_features=8, fourier_scale=0.5, out_dim=2,
                    dtype='float64')
   model = ECRN(cfg)
@@ -330,6 +342,23 @@ def test_empirical_kernel_regression_matches_jacobian_closed_form(trace_outputs,
   ours = regression.empirical_kernel_regression(model, variables, x_train, y, x_test,
                                                 diag_reg=diag_reg, t=t, learning_rate=lr,
                                                 linearized=True, trace_outputs=trace_outputs)
+  return _EmpiricalRegressionCase(model, variables, x_train, x_test, y, lr, diag_reg, ours)
+
+
+def _check_empirical_regression(case, t, expected):
+  assert case.ours.shape == (5, 2)
+  assert relative_max_error(case.ours, expected) < 1e-8
+  plain = regression.empirical_kernel_regression(case.model, case.variables, case.x_train,
+                                                 case.y, case.x_test, diag_reg=case.diag_reg,
+                                                 t=t, learning_rate=case.lr)
+  assert relative_max_error(plain, case.ours) > 1e-6          # f₀ ≢ 0 matters
+
+
+@pytest.mark.parametrize('trace_outputs', [True, False])
+@pytest.mark.parametrize('t', [None, 2.0])
+def test_empirical_kernel_regression_matches_jacobian_closed_form(trace_outputs, t, rng):
+  case = _empirical_regression_case(rng, t, trace_outputs)
+  model, variables, x_train, x_test, y, lr, diag_reg, _ = case
   kernel = lambda a, b=None: jacobian_ntk(model, variables, a, b, trace_outputs=trace_outputs)
   k_tt, k_st = kernel(x_train), kernel(x_test, x_train)
   f0_train = np.asarray(model.apply(variables, x_train))
@@ -342,27 +371,15 @@ def test_empirical_kernel_regression_matches_jacobian_closed_form(trace_outputs,
                                  diag_reg=diag_reg, num_examples=12,
                                  f0_train=f0_train.reshape(-1),
                                  f0_test=f0_test.reshape(-1)).reshape(5, 2)
-  assert ours.shape == (5, 2)
-  assert relative_max_error(ours, expected) < 1e-8
-  plain = regression.empirical_kernel_regression(model, variables, x_train, y, x_test,
-                                                 diag_reg=diag_reg, t=t, learning_rate=lr)
-  assert relative_max_error(plain, ours) > 1e-6          # f₀ ≢ 0 matters
+  _check_empirical_regression(case, t, expected)
 
 
 @pytest.mark.reference
 @pytest.mark.parametrize('trace_outputs', [True, False])
 @pytest.mark.parametrize('t', [None, 2.0])
 def test_empirical_kernel_regression_matches_neural_tangents(trace_outputs, t, rng, nt):
-  cfg = ECRNConfig(width=32, depth=2, fourier_features=8, fourier_scale=0.5, out_dim=2,
-                   dtype='float64')
-  model = ECRN(cfg)
-  x_train, x_test = rng.normal(size=(12, 3)), rng.normal(size=(5, 3))
-  y = rng.normal(size=(12, 2))
-  variables = model.init(jax.random.PRNGKey(0), x_train)
-  lr, diag_reg = 0.5, 1e-3
-  ours = regression.empirical_kernel_regression(model, variables, x_train, y, x_test,
-                                                diag_reg=diag_reg, t=t, learning_rate=lr,
-                                                linearized=True, trace_outputs=trace_outputs)
+  case = _empirical_regression_case(rng, t, trace_outputs)
+  model, variables, x_train, x_test, y, lr, diag_reg, _ = case
   rest = {k: v for k, v in variables.items() if k != 'params'}
   f = lambda p, x: model.apply({'params': p, **rest}, x)
   axes = (-1,) if trace_outputs else ()
@@ -373,11 +390,7 @@ def test_empirical_kernel_regression_matches_neural_tangents(trace_outputs, t, r
                                                diag_reg=diag_reg, trace_axes=axes)
   _, theirs = predict_fn(t, f(variables['params'], x_train), f(variables['params'], x_test),
                          k_st)
-  assert ours.shape == (5, 2)
-  assert relative_max_error(ours, theirs) < 1e-8
-  plain = regression.empirical_kernel_regression(model, variables, x_train, y, x_test,
-                                                 diag_reg=diag_reg, t=t, learning_rate=lr)
-  assert relative_max_error(plain, ours) > 1e-6          # f₀ ≢ 0 matters
+  _check_empirical_regression(case, t, theirs)
 
 
 def test_classification_targets_and_softmax_calibration(rng):

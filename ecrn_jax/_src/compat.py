@@ -23,7 +23,17 @@ import jax
 
 
 @contextlib.contextmanager
-def enable_x64() -> Iterator[None]:
+def _x64(enabled: bool) -> Iterator[None]:
+  if hasattr(jax, 'enable_x64'):
+    manager = jax.enable_x64(enabled)
+  else:
+    from jax import experimental  # pylint: disable=g-import-not-at-top
+    manager = experimental.enable_x64() if enabled else experimental.disable_x64()
+  with manager:
+    yield
+
+
+def enable_x64():
   """Turns 64-bit JAX (`jax_enable_x64`) on for the body of the `with`, then restores it.
 
   Uses `jax.enable_x64(True)` where JAX has it (current releases, which removed
@@ -31,26 +41,13 @@ def enable_x64() -> Iterator[None]:
   `jax.enable_x64`). Either way the setting is scoped (thread-local), so the caller's global
   `jax_enable_x64` is left as it was.
   """
-  if hasattr(jax, 'enable_x64'):
-    manager = jax.enable_x64(True)
-  else:
-    from jax.experimental import enable_x64 as experimental_enable_x64  # pylint: disable=g-import-not-at-top
-    manager = experimental_enable_x64()
-  with manager:
-    yield
+  return _x64(True)
 
 
-@contextlib.contextmanager
-def disable_x64() -> Iterator[None]:
+def disable_x64():
   """Turns 64-bit JAX off for the body of the `with` (`jax.enable_x64(False)`, or
   `jax.experimental.disable_x64()` on jax 0.5.3), then restores it."""
-  if hasattr(jax, 'enable_x64'):
-    manager = jax.enable_x64(False)
-  else:
-    from jax.experimental import disable_x64 as experimental_disable_x64  # pylint: disable=g-import-not-at-top
-    manager = experimental_disable_x64()
-  with manager:
-    yield
+  return _x64(False)
 
 
 def shard_map(f: Callable[..., Any], mesh, in_specs, out_specs) -> Callable[..., Any]:

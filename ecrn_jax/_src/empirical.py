@@ -222,6 +222,34 @@ def empirical_ntk(model: nn.Module, variables: Mapping[str, Any], x1, x2=None, *
   return kernel
 
 
+def _output_cotangents(v, n2: int, c: int, dtype, trace_outputs: bool) -> jax.Array:
+  """v checked and made the cotangents of the outputs, (k, N₂, C): traced, one per output c
+  (v in column c; the output-averaged kernel is (1/C) Σ_c J₁_c J₂_cᵀ v); full, v itself."""
+  if trace_outputs:
+    if v.shape != (n2,):
+      raise ValueError(f'v must have shape (N₂,) = {(n2,)}, got {v.shape}.')
+    return jnp.einsum('j,cb->cjb', v.astype(dtype), jnp.eye(c, dtype=dtype))
+  if v.shape != (n2, c):
+    raise ValueError(f'v must have shape (N₂, C) = {(n2, c)}, got {v.shape}.')
+  return v.astype(dtype)[None]
+
+
+def _reduce_outputs(pushed: jax.Array, trace_outputs: bool) -> jax.Array:
+  """(k, N₁, C) pushed cotangents → Θv: (N₁,) traced, (N₁, C) full."""
+  if trace_outputs:
+    return jnp.einsum('cic->i', pushed) / pushed.shape[0]
+  return pushed[0]
+
+
+def _map_outputs(fn, stacked):
+  """vmap over the leading (output) axis, or a plain call when it has one entry (C = 1, or the
+  full kernel): a vmap of size one inside a scan costs ~1.5× on a CPU."""
+  if jax.tree_util.tree_leaves(stacked)[0].shape[0] == 1:
+    return jax.tree_util.tree_map(lambda a: a[None],
+                                  fn(jax.tree_util.tree_map(lambda a: a[0], stacked)))
+  return jax.vmap(fn)(stacked)
+
+
 @functools.lru_cache(maxsize=64)
 def _ntk_vp_jitted(model: nn.Module, frozen_kwargs: tuple, trace_outputs: bool):
   f = _output_fn(model, frozen_kwargs)
@@ -230,17 +258,10 @@ def _ntk_vp_jitted(model: nn.Module, frozen_kwargs: tuple, trace_outputs: bool):
   def ntk_vp(params, rest, rngs, x1, x2, v):
     out2, vjp_fn = jax.vjp(lambda p: f(p, rest, rngs, x2), params)
     push = lambda t: jax.jvp(lambda p: f(p, rest, rngs, x1), (params,), (t,))[1]
-    if not trace_outputs:
-      if v.shape != out2.shape:
-        raise ValueError(f'v must have shape (N₂, C) = {out2.shape}, got {v.shape}.')
-      return push(vjp_fn(v.astype(out2.dtype))[0])
-    if v.shape != out2.shape[:1]:
-      raise ValueError(f'v must have shape (N₂,) = {out2.shape[:1]}, got {v.shape}.')
-    c = out2.shape[1]
-    # (1/C) Σ_c J₁_c J₂_cᵀ v: one vjp and one jvp per output (just one of each when C = 1).
-    cotangents = jnp.einsum('j,cb->cjb', v.astype(out2.dtype), jnp.eye(c, dtype=out2.dtype))
-    pushed = jax.vmap(lambda ct: push(vjp_fn(ct)[0]))(cotangents)    # (C, N₁, C)
-    return jnp.einsum('cic->i', pushed) / c
+    cotangents = _output_cotangents(v, out2.shape[0], out2.shape[1], out2.dtype, trace_outputs)
+    # One vjp and one jvp per cotangent (just one of each when C = 1 or for the full kernel).
+    return _reduce_outputs(_map_outputs(lambda ct: push(vjp_fn(ct)[0]), cotangents),
+                           trace_outputs)
 
   return ntk_vp
 
@@ -254,15 +275,6 @@ def _row_chunks(x: jax.Array, chunk: int) -> jax.Array:
   return x.reshape((num, chunk) + x.shape[1:])
 
 
-def _map_outputs(fn, stacked):
-  """vmap over the leading (output) axis, or a plain call when it has one entry (C = 1, or the
-  full kernel): a vmap of size one inside a scan costs ~1.5× on a CPU."""
-  if jax.tree_util.tree_leaves(stacked)[0].shape[0] == 1:
-    return jax.tree_util.tree_map(lambda a: a[None],
-                                  fn(jax.tree_util.tree_map(lambda a: a[0], stacked)))
-  return jax.vmap(fn)(stacked)
-
-
 @functools.lru_cache(maxsize=64)
 def _ntk_vp_chunked(model: nn.Module, frozen_kwargs: tuple, trace_outputs: bool, chunk: int):
   """Θv over input chunks: Σ_chunks J₂ᵀv accumulated by a scan of vjps, then J₁(J₂ᵀv) chunk by
@@ -274,16 +286,8 @@ def _ntk_vp_chunked(model: nn.Module, frozen_kwargs: tuple, trace_outputs: bool,
   def ntk_vp(params, rest, rngs, x1, x2, v):
     n1, n2 = x1.shape[0], x2.shape[0]
     out = jax.eval_shape(lambda: f(params, rest, rngs, x2[:1]))
-    c, dtype = out.shape[1], out.dtype
-    if trace_outputs:
-      if v.shape != (n2,):
-        raise ValueError(f'v must have shape (N₂,) = {(n2,)}, got {v.shape}.')
-      # One cotangent per output c: v in column c (the output-averaged kernel).
-      cotangents = jnp.einsum('j,cb->cjb', v.astype(dtype), jnp.eye(c, dtype=dtype))
-    else:
-      if v.shape != (n2, c):
-        raise ValueError(f'v must have shape (N₂, C) = {(n2, c)}, got {v.shape}.')
-      cotangents = v.astype(dtype)[None]
+    c = out.shape[1]
+    cotangents = _output_cotangents(v, n2, c, out.dtype, trace_outputs)
     k = cotangents.shape[0]
     pad = -(-n2 // chunk) * chunk - n2
     cotangents = jnp.pad(cotangents, ((0, 0), (0, pad), (0, 0)))   # zero: padding adds nothing
@@ -303,10 +307,8 @@ def _ntk_vp_chunked(model: nn.Module, frozen_kwargs: tuple, trace_outputs: bool,
                                             (t,))[1], tangents)        # (k, chunk, C)
 
     pushed = jax.lax.map(push, _row_chunks(x1, chunk))                 # (chunks, k, chunk, C)
-    pushed = pushed.transpose(1, 0, 2, 3).reshape(k, -1, c)[:, :n1]
-    if trace_outputs:
-      return jnp.einsum('cic->i', pushed) / c
-    return pushed[0]
+    return _reduce_outputs(pushed.transpose(1, 0, 2, 3).reshape(k, -1, c)[:, :n1],
+                           trace_outputs)
 
   return ntk_vp
 

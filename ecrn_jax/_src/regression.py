@@ -513,11 +513,7 @@ def batched_infinite_kernels(
     # ReLU's dual has infinite slope at correlation 1, so the diagonal of a tile computed from
     # two copies of the same points carries √ε round-off; each point alone is exact (O(N)).
     idx = np.arange(n1)
-    diagonals = [np.concatenate(parts) for parts in zip(*(
-        [np.asarray(d) for d in diagonal_fn(jax.device_put(a1[i:i + chunk], devices[0]),
-                                            scales)]
-        for i in range(0, n1, chunk)))]
-    for name, diagonal in zip(names, diagonals):
+    for name, diagonal in zip(names, _diagonals(diagonal_fn, a1, scales, chunk, devices[0])):
       results[name][idx, idx] = diagonal
   if single:
     return results[names[0]]
@@ -540,13 +536,20 @@ def batched_infinite_kernel_diagonal(
   scales = _block_scales(config)
   _, diagonal_fn, _ = _tile_kernel_fn(structural_config(config), (get,), (device,),
                                       bool(jax.config.jax_enable_x64), bool(fourier_limit))
+  diagonal, = _diagonals(diagonal_fn, a, scales, batch_size, device)
+  return diagonal
+
+
+def _diagonals(diagonal_fn, a: np.ndarray, scales, batch_size: int, device) -> list:
+  """`diagonal_fn` (of `_tile_kernel_fn`) over `a` in blocks of batch_size rows (the ragged
+  end padded to a bucketed size): one (N,) NumPy array per kernel name."""
   parts = []
   for i in range(0, a.shape[0], batch_size):
     block = a[i:i + batch_size]
     size = _bucket(len(block), batch_size) if len(block) < batch_size else batch_size
-    diagonal, = diagonal_fn(jax.device_put(_padded(block, size), device), scales)
-    parts.append(np.asarray(diagonal)[:len(block)])
-  return np.concatenate(parts)
+    parts.append([np.asarray(d)[:len(block)]
+                  for d in diagonal_fn(jax.device_put(_padded(block, size), device), scales)])
+  return [np.concatenate(per_name) for per_name in zip(*parts)]
 
 
 def infinite_kernel_regression(

@@ -122,10 +122,10 @@ def embed_inputs(config: ArchConfig, x, variables: Optional[Mapping[str, Any]] =
   return x
 
 
-# The recursions. State: nngp, ntk (N₁, N₂) (ntk None when not asked for), c1 (N₁,), c2 (N₂,).
+# The recursions.
 
 class _State(NamedTuple):
-  """nngp, ntk (n₁, n₂); c1 (n₁,), c2 (n₂,)."""
+  """nngp, ntk (n₁, n₂) (ntk None when not asked for); c1 (n₁,), c2 (n₂,)."""
   nngp: jax.Array
   ntk: Optional[jax.Array]
   c1: jax.Array
@@ -137,17 +137,24 @@ def _set_diagonal(matrix, values):
   return matrix.at[idx, idx].set(values)
 
 
+def _variance(x, fourier_limit: bool):
+  """c = ‖a‖²/D per row (N,), or ½ for infinitely many Fourier features."""
+  if fourier_limit:
+    return jnp.full(x.shape[:1], 0.5, x.dtype)
+  return jnp.sum(x * x, axis=1) / x.shape[1]
+
+
 def _input_kernel(x1, x2, *, sigma: float, fourier_limit: bool):
   """(K₀ (N₁, N₂), c₁ (N₁,), c₂ (N₂,)) of the (embedded) inputs: a₁a₂ᵀ/D and ‖a‖²/D, or
   with `fourier_limit` ½ exp(−2π²σ²‖x₁ − x₂‖²) and c = ½."""
   gram = jnp.matmul(x1, x2.T, precision=jax.lax.Precision.HIGHEST)
-  sq1, sq2 = jnp.sum(x1 * x1, axis=1), jnp.sum(x2 * x2, axis=1)
   if fourier_limit:
+    sq1, sq2 = jnp.sum(x1 * x1, axis=1), jnp.sum(x2 * x2, axis=1)
     dist = jnp.maximum(sq1[:, None] + sq2[None, :] - 2.0 * gram, 0.0)
-    half = lambda v: jnp.full_like(v, 0.5)
-    return 0.5 * jnp.exp((-2.0 * math.pi ** 2 * sigma ** 2) * dist), half(sq1), half(sq2)
-  width = x1.shape[1]
-  return gram / width, sq1 / width, sq2 / width
+    nngp = 0.5 * jnp.exp((-2.0 * math.pi ** 2 * sigma ** 2) * dist)
+  else:
+    nngp = gram / x1.shape[1]
+  return nngp, _variance(x1, fourier_limit), _variance(x2, fourier_limit)
 
 
 def _dense(state: _State, config: ArchConfig, fan_in) -> _State:
@@ -252,13 +259,9 @@ def twin_diagonal_core(x, b_matrix, scales, *, config: ArchConfig, names: tuple[
   symmetric=True)` puts on its diagonal. Not jitted itself."""
   if b_matrix is not None:
     x = fourier_embed(x, b_matrix)
-  if fourier_limit:
-    c, fan_in = jnp.full(x.shape[:1], 0.5, x.dtype), None
-  else:
-    c, fan_in = jnp.sum(x * x, axis=1) / x.shape[1], x.shape[1]
   net = functools.partial(_kernels_of_input_kernel, config=config, scales=scales,
-                          fan_in=fan_in, names=names)
-  return _diagonal(c, net)
+                          fan_in=None if fourier_limit else x.shape[1], names=names)
+  return _diagonal(_variance(x, fourier_limit), net)
 
 
 def structural_config(config: ArchConfig) -> ArchConfig:
