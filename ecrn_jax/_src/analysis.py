@@ -53,6 +53,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
+from ecrn_jax._src.validation import as_kernel, as_targets, check_matvec, check_positive_int
+
 __all__ = [
     'spectrum',
     'kernel_statistics',
@@ -74,58 +76,8 @@ MatVec = Callable[[jax.Array], jax.Array]
 # ---------------------------------------------------------------------------
 
 
-def _as_kernel(kernel: ArrayLike, name: str = 'kernel') -> np.ndarray:
-  """Validates a dense kernel and returns it as a float64 `(N, N)` array."""
-  k = np.asarray(kernel)
-  if k.ndim != 2 or k.shape[0] != k.shape[1]:
-    raise ValueError(
-        f'`{name}` must be a square 2D matrix of shape (N, N); got shape '
-        f'{k.shape}. Pass the (N, N) kernel over a single set of inputs '
-        '(flatten any output/trace dimensions first).')
-  if k.shape[0] == 0:
-    raise ValueError(f'`{name}` must be non-empty; got shape {k.shape}.')
-  if not (np.issubdtype(k.dtype, np.number) or k.dtype == bool):
-    raise ValueError(f'`{name}` must be numeric; got dtype {k.dtype}.')
-  if np.iscomplexobj(k):
-    raise ValueError(f'`{name}` must be real-valued; got dtype {k.dtype}.')
-  k = k.astype(np.float64)
-  if not np.all(np.isfinite(k)):
-    raise ValueError(
-        f'`{name}` contains non-finite entries (NaN or inf). Check the kernel '
-        'computation (e.g. for overflow or diverged parameters) before '
-        'analysing it.')
-  return k
-
-
 def _symmetrize(k: np.ndarray) -> np.ndarray:
   return 0.5 * (k + k.T)
-
-
-def _as_targets(y: ArrayLike, n: int, name: str = 'y') -> np.ndarray:
-  """Validates targets and returns them as a float64 `(N, C)` array."""
-  y = np.asarray(y)
-  if y.ndim not in (1, 2):
-    raise ValueError(
-        f'`{name}` must have shape (N,) or (N, C); got shape {y.shape}.')
-  if y.shape[0] != n:
-    raise ValueError(
-        f'`{name}` has {y.shape[0]} rows but the kernel is {n} x {n}; pass '
-        'targets for exactly the inputs the kernel was computed on, in the '
-        'same order.')
-  if np.iscomplexobj(y):
-    raise ValueError(f'`{name}` must be real-valued; got dtype {y.dtype}.')
-  y = y.astype(np.float64)
-  if not np.all(np.isfinite(y)):
-    raise ValueError(f'`{name}` contains non-finite entries (NaN or inf).')
-  return y.reshape(n, -1)
-
-
-def _check_positive_int(value: Any, name: str) -> int:
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-    raise ValueError(f'`{name}` must be an integer; got {value!r}.')
-  if value < 1:
-    raise ValueError(f'`{name}` must be >= 1; got {value}.')
-  return int(value)
 
 
 def _default_dtype(dtype: Optional[Any]) -> np.dtype:
@@ -136,18 +88,6 @@ def _default_dtype(dtype: Optional[Any]) -> np.dtype:
   if not jnp.issubdtype(dtype, jnp.floating):
     raise ValueError(f'`dtype` must be a real floating dtype; got {dtype}.')
   return dtype
-
-
-def _check_matvec(matvec: MatVec, n: int, dtype: np.dtype) -> None:
-  """Checks that `matvec` maps `(n,)` to `(n,)` (abstractly, no FLOPs)."""
-  if not callable(matvec):
-    raise ValueError(f'`matvec` must be callable; got {type(matvec)}.')
-  out = jax.eval_shape(matvec, jax.ShapeDtypeStruct((n,), dtype))
-  shape = getattr(out, 'shape', None)
-  if shape != (n,):
-    raise ValueError(
-        f'`matvec` must map vectors of shape ({n},) to shape ({n},); got '
-        f'output {out}. Check that `n` matches the operator dimension.')
 
 
 # ---------------------------------------------------------------------------
@@ -164,7 +104,7 @@ def spectrum(kernel: ArrayLike) -> np.ndarray:
   Returns:
     `(N,)` float64 array of eigenvalues, largest first.
   """
-  k = _symmetrize(_as_kernel(kernel))
+  k = _symmetrize(as_kernel(kernel))
   return np.linalg.eigvalsh(k)[::-1].copy()
 
 
@@ -192,8 +132,8 @@ def kernel_statistics(
       zero matrix).
     * `frobenius_norm`: `||K||_F`.
   """
-  top_k = _check_positive_int(top_k, 'top_k')
-  k = _symmetrize(_as_kernel(kernel))
+  top_k = check_positive_int(top_k, 'top_k')
+  k = _symmetrize(as_kernel(kernel))
   eigs = np.linalg.eigvalsh(k)[::-1]
   lambda_max = float(eigs[0])
   lambda_min = float(eigs[-1])
@@ -230,8 +170,8 @@ def kernel_target_alignment(kernel: ArrayLike, y: ArrayLike) -> float:
   Returns:
     The alignment, a float.
   """
-  k = _as_kernel(kernel)
-  y = _as_targets(y, k.shape[0])
+  k = as_kernel(kernel)
+  y = as_targets(y, k.shape[0])
   k_norm = np.linalg.norm(k, 'fro')
   y_sq = float(np.sum(y**2))
   if k_norm == 0:
@@ -267,9 +207,9 @@ def generalization_bound(
   Returns:
     The bound, a float.
   """
-  k = _symmetrize(_as_kernel(kernel))
+  k = _symmetrize(as_kernel(kernel))
   n = k.shape[0]
-  y = _as_targets(y, n)
+  y = as_targets(y, n)
   try:
     factor = scipy.linalg.cho_factor(k, lower=True, check_finite=False)
     quad = float(np.sum(y * scipy.linalg.cho_solve(factor, y,
@@ -305,8 +245,8 @@ def kernel_change(
     `relative_delta_frobenius = ||K_t - K_0||_F / ||K_0||_F` (`inf` if
     `K_0 = 0` and `K_t != K_0`, `0.` if both are zero).
   """
-  k_t = _as_kernel(kernel_t, 'kernel_t')
-  k_0 = _as_kernel(kernel_0, 'kernel_0')
+  k_t = as_kernel(kernel_t, 'kernel_t')
+  k_0 = as_kernel(kernel_0, 'kernel_0')
   if k_t.shape != k_0.shape:
     raise ValueError(
         f'`kernel_t` and `kernel_0` must have the same shape; got '
@@ -357,9 +297,9 @@ def modewise_convergence(
     projections `<r_t, v_i>` of the observed residuals and their linearized
     prediction.
   """
-  k = _symmetrize(_as_kernel(kernel_0, 'kernel_0'))
+  k = _symmetrize(as_kernel(kernel_0, 'kernel_0'))
   n = k.shape[0]
-  top_k = _check_positive_int(top_k, 'top_k')
+  top_k = check_positive_int(top_k, 'top_k')
   if top_k > n:
     raise ValueError(
         f'`top_k`={top_k} exceeds the kernel size N={n}; choose '
@@ -529,20 +469,20 @@ def top_eigenvalues(
     `(k,)` eigenvalues in descending order and, if `return_vectors`, the
     `(n, k)` matrix of corresponding unit-norm Ritz vectors (columns).
   """
-  n = _check_positive_int(n, 'n')
-  k = _check_positive_int(k, 'k')
+  n = check_positive_int(n, 'n')
+  k = check_positive_int(k, 'k')
   if k > n:
     raise ValueError(
         f'`k`={k} exceeds the operator dimension n={n}; choose `k <= n`.')
   if num_iterations is None:
     num_iterations = _default_num_iterations(n, k)
-  num_iterations = _check_positive_int(num_iterations, 'num_iterations')
+  num_iterations = check_positive_int(num_iterations, 'num_iterations')
   if not k <= num_iterations <= n:
     raise ValueError(
         f'`num_iterations`={num_iterations} must satisfy k <= num_iterations '
         f'<= n (k={k}, n={n}).')
   dtype = _default_dtype(dtype)
-  _check_matvec(matvec, n, dtype)
+  check_matvec(matvec, n, dtype)
 
   @jax.jit
   def run(key):
@@ -592,13 +532,13 @@ def frobenius_norm_estimate(
     `(estimate, standard_error)`: scalar arrays estimating `||A||_F` and the
     standard error of that estimate.
   """
-  n = _check_positive_int(n, 'n')
-  num_probes = _check_positive_int(num_probes, 'num_probes')
+  n = check_positive_int(n, 'n')
+  num_probes = check_positive_int(num_probes, 'num_probes')
   if batch_size is not None:
-    batch_size = _check_positive_int(batch_size, 'batch_size')
+    batch_size = check_positive_int(batch_size, 'batch_size')
     batch_size = min(batch_size, num_probes)
   dtype = _default_dtype(dtype)
-  _check_matvec(matvec, n, dtype)
+  check_matvec(matvec, n, dtype)
 
   @jax.jit
   def run(key):

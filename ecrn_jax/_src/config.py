@@ -4,41 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 import numpy as np
+
+from ecrn_jax._src.validation import check_choice, check_int, check_real
 
 ACTIVATIONS = ('gelu', 'erf', 'relu')
 ALPHA_SCHEDULES = ('constant', 'inverse_sqrt_depth')
 PARAMETERIZATIONS = ('ntk', 'standard')
 DTYPES = ('float32', 'float64')
-
-
-def _check_int(name: str, value, low: int) -> None:
-  if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-    raise ValueError(f'{name} must be an integer >= {low}, got {value!r}.')
-  if value < low:
-    raise ValueError(f'{name} must be an integer >= {low}, got {value!r}.')
-
-
-def _check_real(name: str, value, low: float, high: float = math.inf, *,
-                low_open: bool = False, high_open: bool = False) -> None:
-  if isinstance(value, bool) or not isinstance(value, numbers.Real):
-    raise ValueError(f'{name} must be a real number, got {value!r}.')
-  value = float(value)
-  too_low = value <= low if low_open else value < low
-  too_high = value >= high if high_open else value > high
-  if not math.isfinite(value) or too_low or too_high:
-    lo = '(' if low_open else '['
-    hi = ')' if high_open else ']'
-    raise ValueError(f'{name} must be finite and lie in {lo}{low}, {high}{hi}, '
-                     f'got {value!r}.')
-
-
-def _check_choice(name: str, value, choices: Sequence[str]) -> None:
-  if value not in choices:
-    raise ValueError(f'{name} must be one of {list(choices)}, got {value!r}.')
 
 
 def _normalize_dtype(value) -> str:
@@ -60,10 +35,10 @@ def _per_block(name: str, value, depth: int, low: float, high: float,
       raise ValueError(f'{name} given per block must have depth={depth} entries, '
                        f'got {len(values)}.')
   else:
-    _check_real(name, value, low, high, high_open=high_open)
+    check_real(name, value, low, high, high_open=high_open)
     values = (float(value),) * depth
   for v in values:
-    _check_real(name, v, low, high, high_open=high_open)
+    check_real(name, v, low, high, high_open=high_open)
   return values
 
 
@@ -103,30 +78,30 @@ class ECRNConfig:
   dtype: str = 'float32'
 
   def __post_init__(self):
-    _check_int('width', self.width, 1)
-    _check_int('depth', self.depth, 0)
-    _check_choice('alpha_schedule', self.alpha_schedule, ALPHA_SCHEDULES)
-    _check_choice('activation', self.activation, ACTIVATIONS)
+    check_int('width', self.width, 1)
+    check_int('depth', self.depth, 0)
+    check_choice('alpha_schedule', self.alpha_schedule, ALPHA_SCHEDULES)
+    check_choice('activation', self.activation, ACTIVATIONS)
     if self.fourier_features is not None:
-      _check_int('fourier_features', self.fourier_features, 1)
-    _check_real('fourier_scale', self.fourier_scale, 0.0, low_open=True)
+      check_int('fourier_features', self.fourier_features, 1)
+    check_real('fourier_scale', self.fourier_scale, 0.0, low_open=True)
     if not isinstance(self.fourier_trainable, (bool, np.bool_)):
       raise ValueError(f'fourier_trainable must be a bool, got {self.fourier_trainable!r}.')
-    _check_int('out_dim', self.out_dim, 1)
-    _check_choice('parameterization', self.parameterization, PARAMETERIZATIONS)
-    _check_real('w_std', self.w_std, 0.0, low_open=True)
-    _check_real('b_std', self.b_std, 0.0)
+    check_int('out_dim', self.out_dim, 1)
+    check_choice('parameterization', self.parameterization, PARAMETERIZATIONS)
+    check_real('w_std', self.w_std, 0.0, low_open=True)
+    check_real('b_std', self.b_std, 0.0)
     # Normalize sequences to hashable tuples so the config can be a static jit argument.
     if isinstance(self.alpha, (list, tuple, np.ndarray)):
       object.__setattr__(self, 'alpha', _per_block('alpha', self.alpha, self.depth,
                                                    -math.inf, math.inf, False))
     else:
-      _check_real('alpha', self.alpha, -math.inf)
+      check_real('alpha', self.alpha, -math.inf)
     if isinstance(self.drop_rate, (list, tuple, np.ndarray)):
       object.__setattr__(self, 'drop_rate', _per_block('drop_rate', self.drop_rate,
                                                        self.depth, 0.0, 1.0, True))
     else:
-      _check_real('drop_rate', self.drop_rate, 0.0, 1.0, high_open=True)
+      check_real('drop_rate', self.drop_rate, 0.0, 1.0, high_open=True)
     object.__setattr__(self, 'dtype', _normalize_dtype(self.dtype))
 
   @property
@@ -179,14 +154,18 @@ class MLPConfig:
       raise ValueError(f'hidden_widths must be a tuple of positive integers, '
                        f'got {self.hidden_widths!r}.')
     for w in self.hidden_widths:
-      _check_int('hidden_widths entries', w, 1)
+      check_int('hidden_widths entries', w, 1)
     object.__setattr__(self, 'hidden_widths', tuple(int(w) for w in self.hidden_widths))
-    _check_int('out_dim', self.out_dim, 1)
-    _check_choice('activation', self.activation, ACTIVATIONS)
-    _check_choice('parameterization', self.parameterization, PARAMETERIZATIONS)
-    _check_real('w_std', self.w_std, 0.0, low_open=True)
-    _check_real('b_std', self.b_std, 0.0)
+    check_int('out_dim', self.out_dim, 1)
+    check_choice('activation', self.activation, ACTIVATIONS)
+    check_choice('parameterization', self.parameterization, PARAMETERIZATIONS)
+    check_real('w_std', self.w_std, 0.0, low_open=True)
+    check_real('b_std', self.b_std, 0.0)
     object.__setattr__(self, 'dtype', _normalize_dtype(self.dtype))
 
   def replace(self, **changes) -> 'MLPConfig':
     return dataclasses.replace(self, **changes)
+
+
+# An architecture with an infinite-width twin: the NTK-ECRN or the plain MLP.
+ArchConfig = Union[ECRNConfig, MLPConfig]

@@ -16,20 +16,19 @@ import contextlib
 import itertools
 import math
 import warnings
-from typing import Any, Mapping, NamedTuple, Optional, Sequence, Union
+from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ecrn_jax._src.config import ECRNConfig, MLPConfig
+from ecrn_jax._src.config import ArchConfig, ECRNConfig, MLPConfig
 from ecrn_jax._src.models import resolve_dtype
-from ecrn_jax._src.twin import (InfiniteKernels, block_scales, canonical_get, check_config,
+from ecrn_jax._src.twin import (InfiniteKernels, block_scales, check_config,
                                 embed_inputs, infinite_kernel_fn,
                                 twin_kernels_of_scales)
 from ecrn_jax._src.validation import check_finite_inputs
 
-ArchConfig = Union[ECRNConfig, MLPConfig]
 IMPLEMENTATIONS = ('native', 'neural_tangents')
 
 def _import_stax():

@@ -40,16 +40,16 @@ import scipy.linalg
 import scipy.optimize
 import scipy.special
 
-from ecrn_jax._src.config import ECRNConfig, MLPConfig
+from ecrn_jax._src.config import ArchConfig, ECRNConfig
 from ecrn_jax._src.empirical import empirical_ntk
 from ecrn_jax._src.twin import (InfiniteKernels, block_scales, canonical_get, check_config,
                                 check_fourier_limit, fourier_b, structural_config, twin_core,
                                 twin_diagonal_core,
                                 uses_fourier)
-from ecrn_jax._src.validation import check_finite_inputs
+from ecrn_jax._src.validation import (as_float_array, check_diag_reg, check_finite,
+                                      check_finite_inputs, check_time)
 from ecrn_jax._src.models import fourier_embed, resolve_dtype
 
-ArchConfig = Union[ECRNConfig, MLPConfig]
 KERNELS = ('nngp', 'ntk')
 SOLVE_DTYPES = ('float64', 'float32')
 JITTER_SCHEDULE = tuple(10.0 ** e for e in range(-10, -1))
@@ -61,28 +61,10 @@ class JitterWarning(UserWarning):
 
 
 
-def _as_float(name: str, value, dtype) -> np.ndarray:
-  try:
-    array = np.asarray(value, dtype=dtype)
-  except (TypeError, ValueError) as e:
-    raise ValueError(f'{name} must be a numeric array, got {type(value).__name__}.') from e
-  return array
-
-
-def check_finite(name: str, array: np.ndarray) -> None:
-  """Raises ValueError naming `name` when `array` has NaN or inf entries."""
-  if not np.all(np.isfinite(array)):
-    bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
-    raise ValueError(
-        f'{name} contains {bad} NaN or inf entries. A kernel is non-finite when its inputs '
-        'are (check X for NaN/inf) or when they are so large that the kernel overflows '
-        '(standardize the features, e.g. with StandardScaler).')
-
-
 def _check_kernels(k_train_train, y_train, k_test_train, dtype):
   if dtype not in SOLVE_DTYPES:
     raise ValueError(f'dtype must be one of {list(SOLVE_DTYPES)}, got {dtype!r}.')
-  k_train_train = _as_float('k_train_train', k_train_train, dtype)
+  k_train_train = as_float_array('k_train_train', k_train_train, dtype)
   if k_train_train.ndim != 2 or k_train_train.shape[0] != k_train_train.shape[1]:
     raise ValueError(f'k_train_train must be a square (N, N) matrix, got shape '
                      f'{k_train_train.shape}.')
@@ -90,44 +72,19 @@ def _check_kernels(k_train_train, y_train, k_test_train, dtype):
   if n == 0:
     raise ValueError('k_train_train is empty: kernel regression needs at least one '
                      'training example.')
-  y_train = _as_float('y_train', y_train, dtype)
+  y_train = as_float_array('y_train', y_train, dtype)
   if y_train.ndim not in (1, 2) or y_train.shape[0] != n:
     raise ValueError(f'y_train must have shape (N,) or (N, C) with N = {n} (the size of '
                      f'k_train_train), got {y_train.shape}.')
   check_finite('k_train_train', k_train_train)
   check_finite('y_train', y_train)
   if k_test_train is not None:
-    k_test_train = _as_float('k_test_train', k_test_train, dtype)
+    k_test_train = as_float_array('k_test_train', k_test_train, dtype)
     if k_test_train.ndim != 2 or k_test_train.shape[1] != n:
       raise ValueError(f'k_test_train must have shape (M, N) with N = {n}, got '
                        f'{k_test_train.shape}.')
     check_finite('k_test_train', k_test_train)
   return k_train_train, y_train, k_test_train
-
-
-def _check_diag_reg(diag_reg) -> float:
-  if isinstance(diag_reg, bool) or not isinstance(diag_reg, (int, float, np.number)):
-    raise ValueError(f'diag_reg must be a real number >= 0, got {diag_reg!r}.')
-  if not math.isfinite(diag_reg) or diag_reg < 0:
-    raise ValueError(f'diag_reg must be finite and >= 0, got {diag_reg!r}.')
-  return float(diag_reg)
-
-
-def _check_time(t, learning_rate) -> Optional[np.ndarray]:
-  if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.number)) \
-      or not math.isfinite(learning_rate) or learning_rate <= 0:
-    raise ValueError(f'learning_rate must be a finite number > 0, got {learning_rate!r}.')
-  if t is None:
-    return None
-  try:
-    times = np.asarray(t, dtype=np.float64)
-  except (TypeError, ValueError) as e:
-    raise ValueError(f't must be None (t = ∞) or a number >= 0, got {t!r}.') from e
-  if times.ndim > 1 or np.any(np.isnan(times)) or np.any(times < 0):
-    raise ValueError(f't must be None (t = ∞), a number >= 0 or a 1-D array of them, got {t!r}.')
-  if times.ndim == 0 and np.isinf(times):
-    return None
-  return times
 
 
 def mean_diagonal(kernel) -> float:
@@ -200,8 +157,8 @@ def dual_coefficients(k_train_train, y_train, *, diag_reg: float = 0.0, t=None,
   Returns:
     (N,) or (N, C); with an array t, (T, N) or (T, N, C).
   """
-  diag_reg = _check_diag_reg(diag_reg)
-  times = _check_time(t, learning_rate)
+  diag_reg = check_diag_reg(diag_reg)
+  times = check_time(t, learning_rate)
   k_train_train, y_train, _ = _check_kernels(k_train_train, y_train, None, dtype)
   n = k_train_train.shape[0]
   regularized = regularized_kernel(k_train_train, diag_reg)
@@ -249,7 +206,7 @@ def kernel_regression(k_train_train, y_train, k_test_train, *, diag_reg: float =
                      'neither (f₀ ≡ 0).')
   residual = y_train
   if fx_train_0 is not None:
-    fx_train_0 = _as_float('fx_train_0', fx_train_0, dtype).reshape(y_train.shape)
+    fx_train_0 = as_float_array('fx_train_0', fx_train_0, dtype).reshape(y_train.shape)
     residual = y_train - fx_train_0
   coefficients = dual_coefficients(k_train_train, residual, diag_reg=diag_reg, t=t,
                                    learning_rate=learning_rate, dtype=dtype)
@@ -257,7 +214,7 @@ def kernel_regression(k_train_train, y_train, k_test_train, *, diag_reg: float =
   predictions = np.moveaxis(predictions, -1, -y_train.ndim)
   if fx_test_0 is not None:
     expected = (k_test_train.shape[0],) + y_train.shape[1:]
-    predictions = predictions + _as_float('fx_test_0', fx_test_0, dtype).reshape(expected)
+    predictions = predictions + as_float_array('fx_test_0', fx_test_0, dtype).reshape(expected)
   return predictions
 
 
@@ -283,14 +240,14 @@ def gp_posterior(k_train_train, y_train, k_test_train, k_test_test=None, *,
   Returns:
     `GaussianPosterior(mean, covariance)`.
   """
-  diag_reg = _check_diag_reg(diag_reg)
+  diag_reg = check_diag_reg(diag_reg)
   k_train_train, y_train, k_test_train = _check_kernels(k_train_train, y_train, k_test_train,
                                                         dtype)
   factor, _ = cholesky_with_jitter(regularized_kernel(k_train_train, diag_reg))
   mean = k_test_train @ scipy.linalg.cho_solve((factor, True), y_train, check_finite=False)
   if k_test_test is None:
     return GaussianPosterior(mean, None)
-  k_test_test = _as_float('k_test_test', k_test_test, dtype)
+  k_test_test = as_float_array('k_test_test', k_test_test, dtype)
   m = k_test_train.shape[0]
   if k_test_test.shape not in ((m, m), (m,)):
     raise ValueError(f'k_test_test must be the (M, M) = ({m}, {m}) test kernel or its '
@@ -574,7 +531,7 @@ def infinite_kernel_regression(
   """
   if kernel not in KERNELS:
     raise ValueError(f"kernel must be 'ntk' or 'nngp', got {kernel!r}.")
-  if return_variance and (kernel != 'nngp' or _check_time(t, learning_rate) is not None):
+  if return_variance and (kernel != 'nngp' or check_time(t, learning_rate) is not None):
     raise ValueError("return_variance needs kernel='nngp' and t=None: the posterior variance "
                      'is that of the NNGP (Bayesian) posterior.')
   common = dict(variables=variables, get=kernel, batch_size=batch_size, devices=devices,

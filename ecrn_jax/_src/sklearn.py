@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Optional, Union
+from typing import Optional
 
 import jax
 import numpy as np
@@ -28,10 +28,10 @@ from sklearn.utils.validation import validate_data
 
 from ecrn_jax._src import regression
 from ecrn_jax._src.compat import enable_x64
-from ecrn_jax._src.config import ECRNConfig, MLPConfig
+from ecrn_jax._src.config import ArchConfig, ECRNConfig, MLPConfig
 from ecrn_jax._src.models import ECRN, FOURIER_COLLECTION
+from ecrn_jax._src import validation
 
-ArchConfig = Union[ECRNConfig, MLPConfig]
 
 
 def default_config(num_features: int) -> ECRNConfig:
@@ -72,8 +72,8 @@ class _NTKEstimator(BaseEstimator):
                                not isinstance(self.t, numbers.Real) or
                                math.isnan(self.t) or self.t < 0):
       raise ValueError(f't must be None (t = ∞) or a number >= 0, got {self.t!r}.')
-    regression._check_diag_reg(self.diag_reg)
-    regression._check_time(None, self.learning_rate)
+    validation.check_diag_reg(self.diag_reg)
+    validation.check_time(None, self.learning_rate)
     if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, numbers.Integral) \
         or self.batch_size < 1:
       raise ValueError(f'batch_size must be a positive integer, got {self.batch_size!r}.')

@@ -51,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ecrn_jax._src import analysis
-from ecrn_jax._src.config import _check_int
+from ecrn_jax._src.validation import check_int
 from ecrn_jax._src.empirical import empirical_ntk, ntk_vp_fn
 from ecrn_jax._src.training import TrainConfig, learning_rate_schedule, steps_per_epoch
 
@@ -94,18 +94,18 @@ class TrackingConfig:
   seed: int = 0
 
   def __post_init__(self):
-    _check_int('probe_size', self.probe_size, 1)
-    _check_int('top_k', self.top_k, 1)
-    _check_int('modewise_k', self.modewise_k, 1)
-    _check_int('dense_max_size', self.dense_max_size, 0)
-    _check_int('lanczos_iterations', self.lanczos_iterations, 1)
-    _check_int('num_probes', self.num_probes, 1)
-    _check_int('deflation_rank', self.deflation_rank, 0)
-    _check_int('probe_batch_size', self.probe_batch_size, 1)
-    _check_int('vp_batch_size', self.vp_batch_size, 0)
-    _check_int('cg_iterations', self.cg_iterations, 0)
-    _check_int('every', self.every, 1)
-    _check_int('seed', self.seed, 0)
+    check_int('probe_size', self.probe_size, 1)
+    check_int('top_k', self.top_k, 1)
+    check_int('modewise_k', self.modewise_k, 1)
+    check_int('dense_max_size', self.dense_max_size, 0)
+    check_int('lanczos_iterations', self.lanczos_iterations, 1)
+    check_int('num_probes', self.num_probes, 1)
+    check_int('deflation_rank', self.deflation_rank, 0)
+    check_int('probe_batch_size', self.probe_batch_size, 1)
+    check_int('vp_batch_size', self.vp_batch_size, 0)
+    check_int('cg_iterations', self.cg_iterations, 0)
+    check_int('every', self.every, 1)
+    check_int('seed', self.seed, 0)
     if not isinstance(self.save_kernels, (bool, np.bool_)):
       raise ValueError(f'save_kernels must be a bool, got {self.save_kernels!r}.')
 

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ecrn_jax._src.config import _check_int, _check_real
+from ecrn_jax._src.validation import check_int, check_real
 
 OPTIMIZERS = ('sgd', 'momentum', 'adam')
 SCHEDULES = ('constant', 'cosine')
@@ -74,20 +74,20 @@ class TrainConfig:
   def __post_init__(self):
     if self.optimizer not in OPTIMIZERS:
       raise ValueError(f'optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}.')
-    _check_real('learning_rate', self.learning_rate, 0.0, low_open=True)
-    _check_real('momentum', self.momentum, 0.0, 1.0, high_open=True)
-    _check_real('weight_decay', self.weight_decay, 0.0)
+    check_real('learning_rate', self.learning_rate, 0.0, low_open=True)
+    check_real('momentum', self.momentum, 0.0, 1.0, high_open=True)
+    check_real('weight_decay', self.weight_decay, 0.0)
     if self.schedule not in SCHEDULES:
       raise ValueError(f'schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}.')
-    _check_int('epochs', self.epochs, 0)
-    _check_int('warmup_epochs', self.warmup_epochs, 0)
+    check_int('epochs', self.epochs, 0)
+    check_int('warmup_epochs', self.warmup_epochs, 0)
     if self.warmup_epochs > self.epochs:
       raise ValueError(f'warmup_epochs={self.warmup_epochs} exceeds epochs={self.epochs}.')
     if self.batch_size is not None:
-      _check_int('batch_size', self.batch_size, 1)
+      check_int('batch_size', self.batch_size, 1)
     if self.loss not in LOSSES:
       raise ValueError(f'loss must be one of {list(LOSSES)}, got {self.loss!r}.')
-    _check_int('seed', self.seed, 0)
+    check_int('seed', self.seed, 0)
 
   def replace(self, **changes) -> 'TrainConfig':
     return dataclasses.replace(self, **changes)

@@ -32,12 +32,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ecrn_jax._src.config import ECRNConfig, MLPConfig
+from ecrn_jax._src.config import ArchConfig, ECRNConfig, MLPConfig
 from ecrn_jax._src.dual import dual_activation
 from ecrn_jax._src.models import flatten_inputs, fourier_embed, fourier_matrix, resolve_dtype
 from ecrn_jax._src.validation import check_finite_inputs
 
-ArchConfig = Union[ECRNConfig, MLPConfig]
 KERNELS = ('nngp', 'ntk')
 
 

@@ -1,0 +1,126 @@
+"""Files written by ecrn_jax: atomic, readable under the user's umask, no pickle anywhere.
+
+Every file is written to a temporary name in its directory and renamed over the target, so a
+reader (or a resumed run) sees the old file or the new one, never half of one. Temporary
+files are created 0600 by `tempfile.mkstemp`; they are given the mode the user's umask
+implies (0644 usually) before the rename, as `open()` would have. Arrays go to `.npz` and are
+read back with `allow_pickle=False`; everything else is JSON, with non-finite numbers as null.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from typing import Any, Iterator, Mapping, Optional
+
+import numpy as np
+
+
+def jsonable(value: Any) -> Any:
+  """`value` with arrays as lists, NumPy scalars as Python ones and NaN/inf as None."""
+  if isinstance(value, Mapping):
+    return {k: jsonable(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [jsonable(v) for v in value]
+  if hasattr(value, '__array__') and not isinstance(value, (str, bytes)):
+    return jsonable(np.asarray(value).tolist())
+  if isinstance(value, (np.floating, float)):
+    value = float(value)
+    return value if math.isfinite(value) else None
+  if isinstance(value, np.integer):
+    return int(value)
+  if isinstance(value, np.bool_):
+    return bool(value)
+  return value
+
+
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+@contextlib.contextmanager
+def atomic_open(path: str, mode: str = 'w') -> Iterator[Any]:
+  """Opens a temporary file beside `path`; on a clean exit it is synced and renamed to `path`.
+
+  An exception leaves `path` as it was and removes the temporary file.
+  """
+  directory = os.path.dirname(path) or '.'
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.',
+                             suffix='.tmp')
+  try:
+    os.fchmod(fd, 0o666 & ~_umask())
+    with os.fdopen(fd, mode) as f:
+      yield f
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def write_json(path: str, obj: Any, indent: Optional[int] = 1) -> None:
+  """Writes `jsonable(obj)` to `path` atomically."""
+  with atomic_open(path) as f:
+    json.dump(jsonable(obj), f, indent=indent, allow_nan=False)
+
+
+def read_json(path: str) -> Any:
+  """The JSON content of `path` (ValueError, naming the file, when it is not valid JSON)."""
+  with open(path) as f:
+    try:
+      return json.load(f)
+    except ValueError as e:
+      raise ValueError(f'{path} is not valid JSON ({e}).') from e
+
+
+def write_lines(path: str, records) -> None:
+  """Rewrites a JSON-lines file atomically, one `jsonable(record)` per line."""
+  with atomic_open(path) as f:
+    for record in records:
+      f.write(json.dumps(jsonable(record), allow_nan=False) + '\n')
+
+
+def append_line(path: str, record: Any) -> None:
+  """Appends one JSON line (a kill may cut the last line: readers skip such lines)."""
+  with open(path, 'a') as f:
+    f.write(json.dumps(jsonable(record), allow_nan=False) + '\n')
+    f.flush()
+
+
+def read_lines(path: str) -> list:
+  """The records of a JSON-lines file; lines that do not parse (cut by a kill) are skipped."""
+  if not os.path.exists(path):
+    return []
+  out = []
+  with open(path) as f:
+    for line in f:
+      try:
+        out.append(json.loads(line))
+      except ValueError:
+        continue
+  return out
+
+
+def save_npz(path: str, arrays: Mapping[str, Any]) -> None:
+  """Writes `arrays` ({name: array}) to `path` (.npz) atomically. Object arrays are refused."""
+  arrays = {name: np.asarray(value) for name, value in arrays.items()}
+  for name, value in arrays.items():
+    if value.dtype == object:
+      raise ValueError(f'{name!r} is an object array; only numeric, bool and string arrays '
+                       'are written (files are read back without pickle).')
+  with atomic_open(path, 'wb') as f:
+    np.savez(f, **arrays)
+
+
+def load_npz(path: str) -> dict[str, np.ndarray]:
+  """{name: array} of an .npz written by `save_npz`, read with allow_pickle=False."""
+  with np.load(path, allow_pickle=False) as data:
+    return {name: data[name] for name in data.files}
