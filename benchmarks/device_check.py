@@ -1,3 +1,6 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 """A short accelerator check of the kernels (no neural-tangents, no absl needed).
 
   PYTHONPATH=. python benchmarks/device_check.py
@@ -21,7 +24,6 @@ import numpy as np
 
 sys.path.insert(0, '.')
 import ecrn_jax  # pylint: disable=g-import-not-at-top
-
 
 SIZES = tuple(int(s) for s in os.environ.get('DEVICE_CHECK_SIZES', '2048,5000,20000').split(','))
 MATMUL = int(os.environ.get('DEVICE_CHECK_MATMUL', '8192'))
@@ -48,18 +50,28 @@ def main():
   print('devices:', jax.devices(), 'jax', jax.__version__)
   jax.config.update('jax_enable_x64', True)  # float32 models below keep float32 parameters
   if True:
-    cfg = ecrn_jax.ECRNConfig(width=16, depth=2, fourier_features=5, fourier_trainable=True,
-                              out_dim=3, dtype='float64', parameterization='standard')
+    cfg = ecrn_jax.ECRNConfig(
+        width=16,
+        depth=2,
+        fourier_features=5,
+        fourier_trainable=True,
+        out_dim=3,
+        dtype='float64',
+        parameterization='standard',
+    )
     model = ecrn_jax.ECRN(cfg)
     x1 = np.random.default_rng(0).normal(size=(9, 4))
     x2 = np.random.default_rng(1).normal(size=(6, 4))
     v = model.init(jax.random.PRNGKey(0), x1)
     for trace in (True, False):
       a = ecrn_jax.empirical_ntk(model, v, x1, x2, implementation='generic', trace_outputs=trace)
-      b = ecrn_jax.empirical_ntk(model, v, x1, x2, implementation='structured',
-                                 trace_outputs=trace, block_size=4)
-      print(f'float64 structured vs generic (trace_outputs={trace}): '
-            f'{float(jnp.abs(a - b).max() / jnp.abs(a).max()):.1e}')
+      b = ecrn_jax.empirical_ntk(
+          model, v, x1, x2, implementation='structured', trace_outputs=trace, block_size=4
+      )
+      print(
+          f'float64 structured vs generic (trace_outputs={trace}): '
+          f'{float(jnp.abs(a - b).max() / jnp.abs(a).max()):.1e}'
+      )
 
   for precision in ('default', 'highest'):
     with jax.default_matmul_precision(precision):
@@ -73,8 +85,10 @@ def main():
       print(f'\nmatmul precision {precision}: {MATMUL}³ float32 matmul {peak / 1e12:.1f} TFLOP/s')
       for n in SIZES:
         t = median_time(lambda: ecrn_jax.empirical_ntk(model, v, x[:n], block_size=2048))
-        print(f'  structured {n}×{n} NTK: {t * 1e3:.1f} ms, '
-              f'{structured_flops(n) / t / peak * 100:.0f}% of the matmul FLOP/s')
+        print(
+            f'  structured {n}×{n} NTK: {t * 1e3:.1f} ms, '
+            f'{structured_flops(n) / t / peak * 100:.0f}% of the matmul FLOP/s'
+        )
       n = min(5000, max(SIZES))
       matvec = jax.jit(ecrn_jax.ntk_vp_fn(model, v, x[:n]))
       vec = jnp.ones((n,), jnp.float32)
@@ -82,14 +96,21 @@ def main():
       fb = jax.jit(jax.value_and_grad(lambda p: model.apply({'params': p, **rest}, x[:n]).sum()))
       t_vp = median_time(lambda: matvec(vec), 5)
       t_fb = median_time(lambda: fb(v['params']), 5)
-      print(f'  ntk_vp_fn N={n}: {t_vp * 1e3:.2f} ms; forward+backward {t_fb * 1e3:.2f} ms; '
-            f'ratio {t_vp / t_fb:.2f}')
+      print(
+          f'  ntk_vp_fn N={n}: {t_vp * 1e3:.2f} ms; forward+backward {t_fb * 1e3:.2f} ms; '
+          f'ratio {t_vp / t_fb:.2f}'
+      )
 
   print('\nnative infinite-width twin (depth 4, 512 Fourier features, d = 32)')
   x = np.random.default_rng(2).normal(size=(20000, 32))
   for dtype in ('float64', 'float32'):
-    cfg = ecrn_jax.ECRNConfig(width=512, depth=4, fourier_features=512,
-                              fourier_scale=1 / (2 * np.pi * 32 ** 0.5), dtype=dtype)
+    cfg = ecrn_jax.ECRNConfig(
+        width=512,
+        depth=4,
+        fourier_features=512,
+        fourier_scale=1 / (2 * np.pi * 32**0.5),
+        dtype=dtype,
+    )
     v = ecrn_jax.ECRN(cfg).init(jax.random.PRNGKey(0), x[:1])
     kernel_fn = ecrn_jax.infinite_kernel_fn(cfg, variables=v)
     xs = jnp.asarray(x[:5000], dtype)
@@ -97,8 +118,10 @@ def main():
     print(f'  {dtype}: 5000² K∞ and Θ∞ {t * 1e3:.1f} ms')
     start = time.perf_counter()
     ecrn_jax.batched_infinite_kernels(cfg, x, variables=v, get='ntk', batch_size=4096)
-    print(f'  {dtype}: 20000² Θ∞ tiled (batch 4096, to host) {time.perf_counter() - start:.2f} s '
-          '(first call, compile included)')
+    print(
+        f'  {dtype}: 20000² Θ∞ tiled (batch 4096, to host) {time.perf_counter() - start:.2f} s '
+        '(first call, compile included)'
+    )
 
 
 if __name__ == '__main__':

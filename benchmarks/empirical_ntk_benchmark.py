@@ -1,3 +1,6 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 r"""Empirical NTK: ecrn_jax (structured and generic) against neural-tangents, side by side.
 
 One ECRN (width 512, 4 blocks, 256 Fourier features on CIFAR-shaped inputs of 3,072
@@ -34,8 +37,11 @@ import numpy as np
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list('sizes', ['128', '512', '2048'], 'Numbers of inputs N.')
-flags.DEFINE_list('methods', ['structured', 'generic', 'nt_jacobian_contraction',
-                              'nt_ntk_vector_products'], 'Methods to time.')
+flags.DEFINE_list(
+    'methods',
+    ['structured', 'generic', 'nt_jacobian_contraction', 'nt_ntk_vector_products'],
+    'Methods to time.',
+)
 flags.DEFINE_integer('repeats', 3, 'Timed warm runs per (method, N) (median reported).')
 flags.DEFINE_integer('max_seconds', 600, 'Skip further repeats once one run takes this long.')
 flags.DEFINE_integer('width', 512, 'ECRN width.')
@@ -45,7 +51,9 @@ flags.DEFINE_integer('input_dim', 3072, 'Input features (CIFAR: 32·32·3).')
 flags.DEFINE_integer('out_dim', 1, 'Outputs C (the kernel is traced over them).')
 flags.DEFINE_integer('nt_batch', 256, 'Block size for neural-tangents (nt.batch).')
 flags.DEFINE_integer('full_n', 0, 'If > 0, also time our full N×N kernel at this N.')
-flags.DEFINE_integer('vp_n', 2048, 'If > 0, time ntk_vp_fn against a forward+backward pass at this N.')
+flags.DEFINE_integer(
+    'vp_n', 2048, 'If > 0, time ntk_vp_fn against a forward+backward pass at this N.'
+)
 flags.DEFINE_string('worker', None, 'Internal: "method,N,outfile" runs one measurement.')
 
 NT_IMPLEMENTATION = {'nt_jacobian_contraction': 1, 'nt_ntk_vector_products': 2}
@@ -53,9 +61,14 @@ NT_IMPLEMENTATION = {'nt_jacobian_contraction': 1, 'nt_ntk_vector_products': 2}
 
 def _setup(n):
   import ecrn_jax  # pylint: disable=g-import-not-at-top
-  config = ecrn_jax.ECRNConfig(width=FLAGS.width, depth=FLAGS.depth,
-                               fourier_features=FLAGS.fourier_features,
-                               out_dim=FLAGS.out_dim, dtype='float32')
+
+  config = ecrn_jax.ECRNConfig(
+      width=FLAGS.width,
+      depth=FLAGS.depth,
+      fourier_features=FLAGS.fourier_features,
+      out_dim=FLAGS.out_dim,
+      dtype='float32',
+  )
   model = ecrn_jax.ECRN(config)
   x = jax.random.normal(jax.random.PRNGKey(1), (n, FLAGS.input_dim), jnp.float32)
   variables = model.init(jax.random.PRNGKey(0), x[:1])
@@ -64,13 +77,16 @@ def _setup(n):
 
 def _kernel_fn(method, model, variables):
   import ecrn_jax  # pylint: disable=g-import-not-at-top
+
   if method in ('structured', 'generic'):
     return lambda x: ecrn_jax.empirical_ntk(model, variables, x, implementation=method)
   import neural_tangents as nt  # pylint: disable=g-import-not-at-top
+
   rest = {k: v for k, v in variables.items() if k != 'params'}
   f = lambda p, x: model.apply({'params': p, **rest}, x)
-  fn = nt.empirical_ntk_fn(f, trace_axes=(-1,), vmap_axes=0,
-                           implementation=NT_IMPLEMENTATION[method])
+  fn = nt.empirical_ntk_fn(
+      f, trace_axes=(-1,), vmap_axes=0, implementation=NT_IMPLEMENTATION[method]
+  )
   batched = nt.batch(fn, batch_size=FLAGS.nt_batch, device_count=0)
   return lambda x: batched(x, None, variables['params'])
 
@@ -101,15 +117,30 @@ def worker(spec):
   matmul = matmul_flops_per_s()
   np.save(outfile + '.npy', np.asarray(kernel))
   with open(outfile, 'w') as f:
-    json.dump({'first_s': first, 'times_s': times, 'peak_rss_gib': peak_rss,
-               'matmul_flops_per_s': matmul}, f)
+    json.dump(
+        {
+            'first_s': first,
+            'times_s': times,
+            'peak_rss_gib': peak_rss,
+            'matmul_flops_per_s': matmul,
+        },
+        f,
+    )
 
 
 def _run_worker(method, n, tmp):
   out = os.path.join(tmp, f'{method}_{n}.json')
   cmd = [sys.executable, '-m', 'benchmarks.empirical_ntk_benchmark', f'--worker={method},{n},{out}']
-  for name in ('width', 'depth', 'fourier_features', 'input_dim', 'out_dim', 'nt_batch',
-               'repeats', 'max_seconds'):
+  for name in (
+      'width',
+      'depth',
+      'fourier_features',
+      'input_dim',
+      'out_dim',
+      'nt_batch',
+      'repeats',
+      'max_seconds',
+  ):
     cmd.append(f'--{name}={getattr(FLAGS, name)}')
   proc = subprocess.run(cmd, capture_output=True, text=True)
   if proc.returncode != 0:
@@ -134,9 +165,9 @@ def structured_flops(n, c=None):
   """Analytic FLOPs of the structured method for an N×N kernel (fwd, C bwd, contraction)."""
   c = FLAGS.out_dim if c is None else c
   w, m, d, depth = FLAGS.width, FLAGS.fourier_features, FLAGS.input_dim, FLAGS.depth
-  dense = [(2 * m, w)] + [(w, w)] * depth + [(w, c)]      # (n_in, n_out) of each Dense
+  dense = [(2 * m, w)] + [(w, w)] * depth + [(w, c)]  # (n_in, n_out) of each Dense
   forward = 2 * n * (d * m + sum(i * o for i, o in dense))
-  backward = c * 2 * n * sum(i * o for i, o in dense)     # cotangents w.r.t. layer outputs
+  backward = c * 2 * n * sum(i * o for i, o in dense)  # cotangents w.r.t. layer outputs
   contraction = sum(2 * n * n * (i + c * o) for i, o in dense)
   return forward + backward + contraction
 
@@ -144,6 +175,7 @@ def structured_flops(n, c=None):
 def time_ntk_vp(n):
   """Θv (one vjp + one jvp, traced over C) against one forward + one backward pass."""
   import ecrn_jax  # pylint: disable=g-import-not-at-top
+
   model, variables, x = _setup(n)
   matvec = jax.jit(ecrn_jax.ntk_vp_fn(model, variables, x))
   v = jax.random.normal(jax.random.PRNGKey(2), (n,), jnp.float32)
@@ -155,10 +187,12 @@ def time_ntk_vp(n):
   _, _, t_fb = _time(lambda: fwd_bwd(variables['params']), 5, FLAGS.max_seconds)
   _, _, t_f = _time(lambda: fwd(variables['params']), 5, FLAGS.max_seconds)
   t_vp, t_fb, t_f = map(statistics.median, (t_vp, t_fb, t_f))
-  print(f'\nntk_vp_fn at N={n} (C={FLAGS.out_dim}): {t_vp * 1e3:.1f} ms; one forward + one '
-        f'backward: {t_fb * 1e3:.1f} ms; one forward: {t_f * 1e3:.1f} ms; ratio Θv / (fwd+bwd) '
-        f'= {t_vp / t_fb:.2f} (floor: a vjp alone is one forward + backward; the jvp adds '
-        f'about one forward, and XLA may share the primal pass)')
+  print(
+      f'\nntk_vp_fn at N={n} (C={FLAGS.out_dim}): {t_vp * 1e3:.1f} ms; one forward + one '
+      f'backward: {t_fb * 1e3:.1f} ms; one forward: {t_f * 1e3:.1f} ms; ratio Θv / (fwd+bwd) '
+      f'= {t_vp / t_fb:.2f} (floor: a vjp alone is one forward + backward; the jvp adds '
+      f'about one forward, and XLA may share the primal pass)'
+  )
 
 
 def main(argv):
@@ -168,10 +202,14 @@ def main(argv):
     return
   print(f'devices: {jax.devices()}  jax {jax.__version__}')
   peak = matmul_flops_per_s()
-  print(f'matmul (jitted float32 2048³, median of 10): {peak / 1e9:.1f} GFLOP/s here; each '
-        'worker measures its own right after its timing, for "%peak"\n')
-  header = (f'{"N":>6} {"method":>24} {"median s":>9} {"first s":>8} {"peak RSS":>9} '
-            f'{"rel diff":>9} {"ours ×":>7} {"%peak":>6}')
+  print(
+      f'matmul (jitted float32 2048³, median of 10): {peak / 1e9:.1f} GFLOP/s here; each '
+      'worker measures its own right after its timing, for "%peak"\n'
+  )
+  header = (
+      f'{"N":>6} {"method":>24} {"median s":>9} {"first s":>8} {"peak RSS":>9} '
+      f'{"rel diff":>9} {"ours ×":>7} {"%peak":>6}'
+  )
   print(header)
   with tempfile.TemporaryDirectory() as tmp:
     for n in map(int, FLAGS.sizes):
@@ -186,26 +224,38 @@ def main(argv):
           print(f'{n:>6} {method:>24}  failed: {kernel}')
           continue
         t = statistics.median(stats['times_s'])
-        diff = (float(np.abs(kernel - ref).max() / np.abs(ref).max())
-                if ref is not None else float('nan'))
+        diff = (
+            float(np.abs(kernel - ref).max() / np.abs(ref).max())
+            if ref is not None
+            else float('nan')
+        )
         speedup = t / ours_t if ours_t else float('nan')
-        frac = (structured_flops(n) / t / stats['matmul_flops_per_s'] * 100
-                if method == 'structured' else float('nan'))
-        print(f'{n:>6} {method:>24} {t:>9.3f} {stats["first_s"]:>8.2f} '
-              f'{stats["peak_rss_gib"]:>7.2f}Gi {diff:>9.1e} {speedup:>7.1f} {frac:>6.1f}')
+        frac = (
+            structured_flops(n) / t / stats['matmul_flops_per_s'] * 100
+            if method == 'structured'
+            else float('nan')
+        )
+        print(
+            f'{n:>6} {method:>24} {t:>9.3f} {stats["first_s"]:>8.2f} '
+            f'{stats["peak_rss_gib"]:>7.2f}Gi {diff:>9.1e} {speedup:>7.1f} {frac:>6.1f}'
+        )
       print()
     if FLAGS.full_n:
       stats, _ = _run_worker('structured', FLAGS.full_n, tmp)
       t = statistics.median(stats['times_s'])
       frac = structured_flops(FLAGS.full_n) / t / stats['matmul_flops_per_s'] * 100
-      print(f'full {FLAGS.full_n}×{FLAGS.full_n} kernel (structured): {t:.2f} s warm, '
-            f'{stats["first_s"]:.2f} s first call, peak RSS {stats["peak_rss_gib"]:.2f} GiB, '
-            f'{frac:.1f}% of the matmul FLOP/s measured in that process')
+      print(
+          f'full {FLAGS.full_n}×{FLAGS.full_n} kernel (structured): {t:.2f} s warm, '
+          f'{stats["first_s"]:.2f} s first call, peak RSS {stats["peak_rss_gib"]:.2f} GiB, '
+          f'{frac:.1f}% of the matmul FLOP/s measured in that process'
+      )
   if FLAGS.vp_n:
     time_ntk_vp(FLAGS.vp_n)
-  print('\n"ours ×": that method\'s median time over ours (structured). "%peak": achieved '
-        'FLOP/s of the structured method (analytic count) over the matmul FLOP/s measured in the '
-        'same process. Under other load on the machine both figures move.')
+  print(
+      '\n"ours ×": that method\'s median time over ours (structured). "%peak": achieved '
+      'FLOP/s of the structured method (analytic count) over the matmul FLOP/s measured in the '
+      'same process. Under other load on the machine both figures move.'
+  )
 
 
 if __name__ == '__main__':

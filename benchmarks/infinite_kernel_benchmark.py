@@ -1,3 +1,6 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 r"""The twin's infinite-width kernels: native JAX against neural-tangents' stax, side by side.
 
   python benchmarks/infinite_kernel_benchmark.py                  # N = 2000, 5000; + 20000² NTK
@@ -73,12 +76,16 @@ flags.DEFINE_integer('width', 512, 'ECRN width (the kernels do not depend on it)
 flags.DEFINE_integer('depth', 4, 'ECRN residual blocks.')
 flags.DEFINE_integer('fourier_features', 512, 'm (γ(x) has 2m features).')
 flags.DEFINE_integer('seed', 0, 'Seed of the inputs and of B.')
-flags.DEFINE_bool('memory', True, 'Measure each side\'s peak memory in child processes.')
+flags.DEFINE_bool('memory', True, "Measure each side's peak memory in child processes.")
 flags.DEFINE_integer('big_n', 20000, 'N of the tiled big_n × big_n NTK into a memmap; 0 skips.')
 flags.DEFINE_enum('big_dtype', 'float64', ['float64', 'float32'], 'dtype of the big NTK.')
 flags.DEFINE_integer('big_batch_size', 512, 'Tile edge of batched_infinite_kernels.')
-flags.DEFINE_string('worker', None, 'Internal: "side,N,dtype,outfile" runs one measurement '
-                    'in this process (side: native, nt_eager, nt_jit or big).')
+flags.DEFINE_string(
+    'worker',
+    None,
+    'Internal: "side,N,dtype,outfile" runs one measurement '
+    'in this process (side: native, nt_eager, nt_jit or big).',
+)
 
 SIDES = ('native', 'nt_eager', 'nt_jit')
 GET = ('nngp', 'ntk')
@@ -87,15 +94,21 @@ _WORKER_FLAGS = ('input_dim', 'width', 'depth', 'fourier_features', 'seed', 'big
 
 def _config(dtype):
   import ecrn_jax  # pylint: disable=g-import-not-at-top
-  return ecrn_jax.ECRNConfig(width=FLAGS.width, depth=FLAGS.depth,
-                             fourier_features=FLAGS.fourier_features,
-                             fourier_scale=1.0 / (2.0 * math.pi * math.sqrt(FLAGS.input_dim)),
-                             activation='gelu', dtype=dtype)
+
+  return ecrn_jax.ECRNConfig(
+      width=FLAGS.width,
+      depth=FLAGS.depth,
+      fourier_features=FLAGS.fourier_features,
+      fourier_scale=1.0 / (2.0 * math.pi * math.sqrt(FLAGS.input_dim)),
+      activation='gelu',
+      dtype=dtype,
+  )
 
 
 def _setup(n, dtype):
   """(config, x (N, d) NumPy, variables): the same in the parent and in every child."""
   import ecrn_jax  # pylint: disable=g-import-not-at-top
+
   config = _config(dtype)
   x = np.random.default_rng(FLAGS.seed).normal(size=(n, FLAGS.input_dim))
   x = ((x - x.mean(axis=0)) / x.std(axis=0)).astype(dtype)
@@ -115,6 +128,7 @@ def _import_nt():
 def _side_fn(side, config, x, variables):
   """A thunk computing both kernels of (x, x) on `side`."""
   import ecrn_jax  # pylint: disable=g-import-not-at-top
+
   if side == 'native':
     kernel_fn = ecrn_jax.infinite_kernel_fn(config, variables=variables)
     return lambda: kernel_fn(x)
@@ -179,7 +193,7 @@ def _release_memory():
   time.sleep(0.5)
   try:
     ctypes.CDLL(None).malloc_trim(0)
-  except (OSError, AttributeError):   # not glibc
+  except (OSError, AttributeError):  # not glibc
     pass
 
 
@@ -199,7 +213,7 @@ def _worker_small(side, n, dtype):
   config, x, variables = _setup(n, dtype)
   fn = _side_fn(side, config, x, variables)
   _release_memory()
-  reset = _reset_peak_rss()    # so that transients of the imports and set-up do not count
+  reset = _reset_peak_rss()  # so that transients of the imports and set-up do not count
   base = _rss_mib()
   jax.block_until_ready(fn())
   first = _peak_rss_mib() - base
@@ -214,6 +228,7 @@ def _worker_small(side, n, dtype):
 
 def _worker_big(n, dtype):
   import ecrn_jax  # pylint: disable=g-import-not-at-top
+
   config, x, variables = _setup(n, dtype)
   kernel_fn = ecrn_jax.infinite_kernel_fn(config, variables=variables)
   _release_memory()
@@ -230,14 +245,19 @@ def _worker_big(n, dtype):
 
   sampler = threading.Thread(target=sample, daemon=True)
   with tempfile.TemporaryDirectory() as tmp:
-    out = np.memmap(os.path.join(tmp, 'ntk.dat'), dtype=np.dtype(dtype), mode='w+',
-                    shape=(n, n))
+    out = np.memmap(os.path.join(tmp, 'ntk.dat'), dtype=np.dtype(dtype), mode='w+', shape=(n, n))
     if base_anon is not None:
       sampler.start()
     start = time.perf_counter()
-    ecrn_jax.batched_infinite_kernels(config, x, variables=variables, get='ntk',
-                                      batch_size=FLAGS.big_batch_size, out={'ntk': out},
-                                      progress=True)
+    ecrn_jax.batched_infinite_kernels(
+        config,
+        x,
+        variables=variables,
+        get='ntk',
+        batch_size=FLAGS.big_batch_size,
+        out={'ntk': out},
+        progress=True,
+    )
     out.flush()
     wall = time.perf_counter() - start
     done.set()
@@ -246,13 +266,21 @@ def _worker_big(n, dtype):
     peak = _peak_rss_mib()
     k = min(n, 500)
     lead = np.asarray(kernel_fn(x[:k], get='ntk'))
-    off = np.asarray(kernel_fn(x[:k], x[n - k:], get='ntk'))
-    err = max(float(np.abs(out[:k, :k] - lead).max() / np.abs(lead).max()),
-              float(np.abs(out[:k, n - k:] - off).max() / np.abs(off).max()))
-    result = {'wall_s': wall, 'memmap_mib': out.nbytes / 2**20, 'peak_mib': peak - base,
-              'peak_anon_mib': None if base_anon is None else peak_anon[0] - base_anon,
-              'base_mib': base, 'check_err': err, 'check_k': k,
-              'finite': bool(np.isfinite(out[::max(1, n // 1000)]).all())}
+    off = np.asarray(kernel_fn(x[:k], x[n - k :], get='ntk'))
+    err = max(
+        float(np.abs(out[:k, :k] - lead).max() / np.abs(lead).max()),
+        float(np.abs(out[:k, n - k :] - off).max() / np.abs(off).max()),
+    )
+    result = {
+        'wall_s': wall,
+        'memmap_mib': out.nbytes / 2**20,
+        'peak_mib': peak - base,
+        'peak_anon_mib': None if base_anon is None else peak_anon[0] - base_anon,
+        'base_mib': base,
+        'check_err': err,
+        'check_k': k,
+        'finite': bool(np.isfinite(out[:: max(1, n // 1000)]).all()),
+    }
     del out
   return result
 
@@ -270,8 +298,13 @@ def _run_worker(side, n, dtype, tmp, stream=False):
   out = os.path.join(tmp, f'{side}_{n}_{dtype}.json')
   cmd = [sys.executable, os.path.abspath(__file__), f'--worker={side},{n},{dtype},{out}']
   cmd += [f'--{name}={getattr(FLAGS, name)}' for name in _WORKER_FLAGS]
-  proc = subprocess.run(cmd, stdout=None if stream else subprocess.PIPE,
-                        stderr=None if stream else subprocess.PIPE, text=True, check=False)
+  proc = subprocess.run(
+      cmd,
+      stdout=None if stream else subprocess.PIPE,
+      stderr=None if stream else subprocess.PIPE,
+      text=True,
+      check=False,
+  )
   if proc.returncode != 0 or not os.path.exists(out):
     lines = (proc.stderr or '').strip().splitlines()
     return None, lines[-1] if lines else f'exit status {proc.returncode}'
@@ -291,94 +324,126 @@ def _mem_cell(stats, error):
   return f'{stats["first_mib"]:>6.0f} ({warm:>4})'
 
 
+def _print_header(nt, nt_reason, sides) -> None:
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+  devices = jax.devices()
+  print(
+      f'machine: {os.cpu_count()} cores ({cores} usable), load average '
+      f'{" ".join(f"{v:.1f}" for v in os.getloadavg())}; jax {jax.__version__}, backend '
+      f'{jax.default_backend()} ({len(devices)} × {devices[0].device_kind}); '
+      f'neural_tangents {nt.__version__ if nt else "-"}'
+  )
+  config = _config('float64')
+  print(
+      f'twin: ECRN depth {config.depth}, {config.activation}, γ(x) of '
+      f'{2 * config.fourier_features} features, σ_ff = 1/(2π√{FLAGS.input_dim}) = '
+      f'{config.fourier_scale:.4g}; inputs (N, {FLAGS.input_dim}) standardized normal, seed '
+      f'{FLAGS.seed}; kernels NNGP + NTK, symmetric (x2=None)'
+  )
+  if nt is None:
+    print(f'neural_tangents cannot be imported here ({nt_reason}): native times only.')
+  print(
+      f'times: best of {FLAGS.repeats} warm calls, s. × = nt / native. err = max|native − nt|'
+      f' / max|nt|. mem: peak RSS over set-up RSS, MiB, first call (warm call)'
+      + ('' if FLAGS.memory else ' [--nomemory: skipped]')
+      + '\n'
+  )
+  print(
+      f'{"N":>6} {"dtype":>7} {"native s":>9} {"nt eager s":>10} {"nt jit s":>9} '
+      f'{"eager ×":>8} {"jit ×":>6} {"err NTK":>8} {"err NNGP":>8}   '
+      + ' '.join(f'{"mem " + s:>13}' for s in sides)
+  )
+
+
+def _compare_row(n: int, dtype: str, nt, sides, tmp: str) -> None:
+  """Times every side at (n, dtype), compares their kernels, measures memory; prints a row."""
+  config, x, variables = _setup(n, dtype)
+  results, times = {}, {}
+  for side in sides:
+    results[side], _, times[side] = _time(_side_fn(side, config, x, variables), FLAGS.repeats)
+  notes = []
+  if nt is not None:
+    errs = {
+        name: max(
+            _rel_err(getattr(results['native'], name), getattr(results[side], name))
+            for side in ('nt_eager', 'nt_jit')
+        )
+        for name in GET
+    }
+    nt_dtypes = sorted({str(results[side].ntk.dtype) for side in ('nt_eager', 'nt_jit')})
+    if nt_dtypes != [dtype]:
+      notes.append(
+          f'nt returns {"/".join(nt_dtypes)} kernels for {dtype} γ(x) (with '
+          f'jax_enable_x64 on), so its side of this row is not all {dtype} '
+          f'arithmetic; native returns {results["native"].ntk.dtype}'
+      )
+  del results
+  mem = {side: _run_worker(side, n, dtype, tmp) if FLAGS.memory else (None, None) for side in sides}
+  t_nat = times['native']
+  row = f'{n:>6} {dtype:>7} {t_nat:>9.3f} '
+  if nt is not None:
+    row += (
+        f'{times["nt_eager"]:>10.3f} {times["nt_jit"]:>9.3f} '
+        f'{times["nt_eager"] / t_nat:>8.1f} {times["nt_jit"] / t_nat:>6.1f} '
+        f'{errs["ntk"]:>8.1e} {errs["nngp"]:>8.1e}   '
+    )
+  else:
+    row += f'{"-":>10} {"-":>9} {"-":>8} {"-":>6} {"-":>8} {"-":>8}   '
+  row += ' '.join(_mem_cell(*mem[side]) for side in sides)
+  print(row, flush=True)
+  for note in notes:
+    print(f'       note: {note}')
+  for side in sides:
+    if mem[side][1]:
+      print(f'       memory child {side} failed: {mem[side][1]}')
+
+
+def _big_kernel(tmp: str) -> None:
+  n, dtype = FLAGS.big_n, FLAGS.big_dtype
+  print(
+      f'\nbig: {n} × {n} NTK ({dtype}) with batched_infinite_kernels, tiles of '
+      f'{FLAGS.big_batch_size}, into an np.memmap in a temporary directory (child '
+      'process; progress on stderr)',
+      flush=True,
+  )
+  stats, error = _run_worker('big', n, dtype, tmp, stream=True)
+  if stats is None:
+    print(f'big: failed: {error}')
+    return
+  anon = '-' if stats['peak_anon_mib'] is None else f'{stats["peak_anon_mib"]:.0f} MiB'
+  print(
+      f'big: wall {stats["wall_s"]:.1f} s ({n * n / stats["wall_s"] / 1e6:.1f} M '
+      f'entries/s); memmap {stats["memmap_mib"]:.0f} MiB '
+      f'({stats["memmap_mib"] / 1024:.2f} GiB)'
+  )
+  print(
+      f'big: peak anonymous RSS over set-up {anon}; peak RSS (VmHWM, counts the '
+      f'memmap\'s file-backed pages) over set-up {stats["peak_mib"]:.0f} MiB; '
+      f'set-up RSS {stats["base_mib"]:.0f} MiB'
+  )
+  print(
+      f'big: leading and off-diagonal {stats["check_k"]}² blocks against kernel_fn: '
+      f'rel. max err {stats["check_err"]:.1e}; finite: {stats["finite"]}'
+  )
+
+
 def main(argv):
   del argv
   jax.config.update('jax_enable_x64', True)
-  logging.getLogger('jax._src.xla_bridge').setLevel(logging.WARNING)   # "no rocm/tpu" notes
+  logging.getLogger('jax._src.xla_bridge').setLevel(logging.WARNING)  # "no rocm/tpu" notes
   warnings.filterwarnings('ignore', message='`FanIn` layers assume independent inputs')
   if FLAGS.worker:
     worker(FLAGS.worker)
     return
-
   nt, nt_reason = _import_nt()
-  cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
-  devices = jax.devices()
-  print(f'machine: {os.cpu_count()} cores ({cores} usable), load average '
-        f'{" ".join(f"{v:.1f}" for v in os.getloadavg())}; jax {jax.__version__}, backend '
-        f'{jax.default_backend()} ({len(devices)} × {devices[0].device_kind}); '
-        f'neural_tangents {nt.__version__ if nt else "-"}')
-  config = _config('float64')
-  print(f'twin: ECRN depth {config.depth}, {config.activation}, γ(x) of '
-        f'{2 * config.fourier_features} features, σ_ff = 1/(2π√{FLAGS.input_dim}) = '
-        f'{config.fourier_scale:.4g}; inputs (N, {FLAGS.input_dim}) standardized normal, seed '
-        f'{FLAGS.seed}; kernels NNGP + NTK, symmetric (x2=None)')
-  if nt is None:
-    print(f'neural_tangents cannot be imported here ({nt_reason}): native times only.')
   sides = SIDES if nt is not None else ('native',)
-  memory = FLAGS.memory
-  print(f'times: best of {FLAGS.repeats} warm calls, s. × = nt / native. err = max|native − nt|'
-        f' / max|nt|. mem: peak RSS over set-up RSS, MiB, first call (warm call)'
-        + ('' if memory else ' [--nomemory: skipped]') + '\n')
-  header = (f'{"N":>6} {"dtype":>7} {"native s":>9} {"nt eager s":>10} {"nt jit s":>9} '
-            f'{"eager ×":>8} {"jit ×":>6} {"err NTK":>8} {"err NNGP":>8}   '
-            + ' '.join(f'{"mem " + s:>13}' for s in sides))
-  print(header)
+  _print_header(nt, nt_reason, sides)
   with tempfile.TemporaryDirectory() as tmp:
     for n in map(int, FLAGS.sizes):
       for dtype in FLAGS.dtypes:
-        config, x, variables = _setup(n, dtype)
-        results, times = {}, {}
-        for side in sides:
-          results[side], _, times[side] = _time(_side_fn(side, config, x, variables),
-                                                FLAGS.repeats)
-        notes = []
-        if nt is not None:
-          errs = {name: max(_rel_err(getattr(results['native'], name),
-                                     getattr(results[side], name))
-                            for side in ('nt_eager', 'nt_jit')) for name in GET}
-          nt_dtypes = sorted({str(results[side].ntk.dtype) for side in ('nt_eager', 'nt_jit')})
-          if nt_dtypes != [dtype]:
-            notes.append(f'nt returns {"/".join(nt_dtypes)} kernels for {dtype} γ(x) (with '
-                         f'jax_enable_x64 on), so its side of this row is not all {dtype} '
-                         f'arithmetic; native returns {results["native"].ntk.dtype}')
-        del results
-        mem = {side: (_run_worker(side, n, dtype, tmp) if memory else (None, None))
-               for side in sides}
-        t_nat = times['native']
-        row = f'{n:>6} {dtype:>7} {t_nat:>9.3f} '
-        if nt is not None:
-          row += (f'{times["nt_eager"]:>10.3f} {times["nt_jit"]:>9.3f} '
-                  f'{times["nt_eager"] / t_nat:>8.1f} {times["nt_jit"] / t_nat:>6.1f} '
-                  f'{errs["ntk"]:>8.1e} {errs["nngp"]:>8.1e}   ')
-        else:
-          row += f'{"-":>10} {"-":>9} {"-":>8} {"-":>6} {"-":>8} {"-":>8}   '
-        row += ' '.join(_mem_cell(*mem[side]) for side in sides)
-        print(row, flush=True)
-        for note in notes:
-          print(f'       note: {note}')
-        for side in sides:
-          if mem[side][1]:
-            print(f'       memory child {side} failed: {mem[side][1]}')
-
+        _compare_row(n, dtype, nt, sides, tmp)
     if FLAGS.big_n:
-      n, dtype = FLAGS.big_n, FLAGS.big_dtype
-      print(f'\nbig: {n} × {n} NTK ({dtype}) with batched_infinite_kernels, tiles of '
-            f'{FLAGS.big_batch_size}, into an np.memmap in a temporary directory (child '
-            'process; progress on stderr)', flush=True)
-      stats, error = _run_worker('big', n, dtype, tmp, stream=True)
-      if stats is None:
-        print(f'big: failed: {error}')
-      else:
-        anon = ('-' if stats['peak_anon_mib'] is None
-                else f'{stats["peak_anon_mib"]:.0f} MiB')
-        print(f'big: wall {stats["wall_s"]:.1f} s ({n * n / stats["wall_s"] / 1e6:.1f} M '
-              f'entries/s); memmap {stats["memmap_mib"]:.0f} MiB '
-              f'({stats["memmap_mib"] / 1024:.2f} GiB)')
-        print(f'big: peak anonymous RSS over set-up {anon}; peak RSS (VmHWM, counts the '
-              f'memmap\'s file-backed pages) over set-up {stats["peak_mib"]:.0f} MiB; '
-              f'set-up RSS {stats["base_mib"]:.0f} MiB')
-        print(f'big: leading and off-diagonal {stats["check_k"]}² blocks against kernel_fn: '
-              f'rel. max err {stats["check_err"]:.1e}; finite: {stats["finite"]}')
+      _big_kernel(tmp)
 
 
 if __name__ == '__main__':

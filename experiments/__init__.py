@@ -1,1 +1,4 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 """Experiments of ecrn_jax: `python -m experiments.run --config=NAME`."""

@@ -1,9 +1,14 @@
-"""The finite-vs-infinite kernel comparison: `train_and_evaluate(config, workdir)`."""
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""The finite-vs-infinite kernel comparison (config `finite_vs_infinite`).
+
+Run through `experiments.train.train_and_evaluate(config, workdir)` like every experiment.
+"""
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import time
 
@@ -12,7 +17,7 @@ import jax
 import numpy as np
 
 import ecrn_jax
-from ecrn_jax._src.convergence import finite_vs_infinite
+from ecrn_jax import io
 
 
 def _jacobian_empirical_ntk(model, variables, x):
@@ -20,8 +25,13 @@ def _jacobian_empirical_ntk(model, variables, x):
   rest = {k: v for k, v in variables.items() if k != 'params'}
   f = lambda p: model.apply({'params': p, **rest}, x)
   rows = int(np.prod(f(variables['params']).shape))
-  jac = np.concatenate([np.asarray(leaf, np.float64).reshape(rows, -1) for leaf in
-                        jax.tree_util.tree_leaves(jax.jacrev(f)(variables['params']))], axis=1)
+  jac = np.concatenate(
+      [
+          np.asarray(leaf, np.float64).reshape(rows, -1)
+          for leaf in jax.tree_util.tree_leaves(jax.jacrev(f)(variables['params']))
+      ],
+      axis=1,
+  )
   n = x.shape[0]
   c = rows // n
   return np.einsum('iaja->ij', (jac @ jac.T).reshape(n, c, n, c)) / c
@@ -35,14 +45,20 @@ def _nt_empirical_ntk(model, variables, x):
     return None
   try:
     import neural_tangents as nt  # pylint: disable=g-import-not-at-top
+
     empirical_ntk_fn = nt.empirical_ntk_fn
   except (ImportError, AttributeError) as e:
-    logging.warning('neural_tangents unavailable (%s: %s); skipping that comparison.',
-                    type(e).__name__, e)
+    logging.warning(
+        'neural_tangents unavailable (%s: %s); skipping that comparison.', type(e).__name__, e
+    )
     return None
   rest = {k: v for k, v in variables.items() if k != 'params'}
-  fn = empirical_ntk_fn(lambda p, x: model.apply({'params': p, **rest}, x),
-                        trace_axes=(-1,), vmap_axes=0, implementation=2)
+  fn = empirical_ntk_fn(
+      lambda p, x: model.apply({'params': p, **rest}, x),
+      trace_axes=(-1,),
+      vmap_axes=0,
+      implementation=2,
+  )
   return fn(x, None, variables['params'])
 
 
@@ -52,8 +68,9 @@ def train_and_evaluate(config, workdir: str | None) -> dict:
   key = jax.random.PRNGKey(config.seed)
   data_key, model_key = jax.random.split(key)
   x = np.asarray(jax.random.normal(data_key, (config.num_points, config.input_dim)))
-  model_cfg = ecrn_jax.ECRNConfig(width=config.agreement_width, dtype='float64',
-                                  **config.model.to_dict())
+  model_cfg = ecrn_jax.ECRNConfig(
+      width=config.agreement_width, dtype='float64', **config.model.to_dict()
+  )
   logging.info('devices: %s', jax.devices())
 
   model = ecrn_jax.ECRN(model_cfg)
@@ -61,31 +78,36 @@ def train_and_evaluate(config, workdir: str | None) -> dict:
   ours = np.asarray(ecrn_jax.empirical_ntk(model, variables, x))
   error = lambda reference: float(np.abs(ours - reference).max() / np.abs(reference).max())
   results = {'empirical_ntk_vs_jacobian': error(_jacobian_empirical_ntk(model, variables, x))}
-  print(f'empirical NTK vs explicit Jacobian contraction (jax.jacrev; width '
-        f'{config.agreement_width}, N = {config.num_points}, float64): relative max error '
-        f'{results["empirical_ntk_vs_jacobian"]:.2e}')
+  print(
+      f'empirical NTK vs explicit Jacobian contraction (jax.jacrev; width '
+      f'{config.agreement_width}, N = {config.num_points}, float64): relative max error '
+      f'{results["empirical_ntk_vs_jacobian"]:.2e}'
+  )
   nt_kernel = _nt_empirical_ntk(model, variables, x)
   if nt_kernel is not None:
     results['empirical_ntk_vs_neural_tangents'] = error(np.asarray(nt_kernel))
-    print(f'empirical NTK vs neural_tangents.empirical_ntk_fn (width {config.agreement_width}, '
-          f'N = {config.num_points}, float64): relative max error '
-          f'{results["empirical_ntk_vs_neural_tangents"]:.2e}')
+    print(
+        f'empirical NTK vs neural_tangents.empirical_ntk_fn (width {config.agreement_width}, '
+        f'N = {config.num_points}, float64): relative max error '
+        f'{results["empirical_ntk_vs_neural_tangents"]:.2e}'
+    )
 
   for kernel in ('ntk', 'nngp'):
-    result = finite_vs_infinite(model_cfg, x, tuple(config.widths), config.num_seeds,
-                                key=model_key, kernel=kernel)
+    result = ecrn_jax.finite_vs_infinite(
+        model_cfg, x, tuple(config.widths), config.num_seeds, key=model_key, kernel=kernel
+    )
     name = 'empirical NTK vs Θ∞' if kernel == 'ntk' else 'Monte Carlo NNGP f fᵀ/C vs K∞'
     print(f'\n{name} ({config.num_seeds} seeds per width)\n{result.table()}')
-    results[kernel] = {'widths': list(result.widths),
-                       'mean_relative_error': result.mean_errors.tolist(),
-                       'errors': result.errors.tolist(), 'slope': result.slope}
+    results[kernel] = {
+        'widths': list(result.widths),
+        'mean_relative_error': result.mean_errors.tolist(),
+        'errors': result.errors.tolist(),
+        'slope': result.slope,
+    }
   results['wall_time_s'] = time.time() - start
   print(f'\nwall time {results["wall_time_s"]:.1f} s on {jax.devices()[0].platform}')
   if workdir:
-    os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, 'results.json')
-    with open(path + '.tmp', 'w') as f:
-      json.dump(results, f, indent=2)
-    os.replace(path + '.tmp', path)
+    io.write_json(path, results, indent=2)
     logging.info('wrote %s', path)
   return results

@@ -1,3 +1,6 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 r"""Imports a local copy of CIFAR-10 into the tensorflow-datasets on-disk format, without network.
 
     python -m experiments.import_cifar10 --train_npz=PATH --test_npz=PATH [--data_dir=data_cache]
@@ -35,8 +38,18 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 import numpy as np
 
-_CIFAR10_LABELS = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse',
-                   'ship', 'truck')
+_CIFAR10_LABELS = (
+    'airplane',
+    'automobile',
+    'bird',
+    'cat',
+    'deer',
+    'dog',
+    'frog',
+    'horse',
+    'ship',
+    'truck',
+)
 _DEFAULT_DATA_DIR = str(pathlib.Path(__file__).resolve().parents[1] / 'data_cache')
 
 
@@ -45,15 +58,21 @@ def load_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
   with np.load(path) as data:
     missing = {'x', 'y'} - set(data.files)
     if missing:
-      raise ValueError(f'{path}: missing key(s) {sorted(missing)}; expected x (N, 32, 32, 3) uint8 '
-                       f'and y (N,) labels, found {data.files}.')
+      raise ValueError(
+          f'{path}: missing key(s) {sorted(missing)}; expected x (N, 32, 32, 3) uint8 '
+          f'and y (N,) labels, found {data.files}.'
+      )
     x, y = data['x'], data['y']
   if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3):
     raise ValueError(f'{path}: x must be (N, 32, 32, 3) uint8 RGB, got {x.shape} {x.dtype}.')
-  if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or (
-      len(y) and (y.min() < 0 or y.max() > 9)):
-    raise ValueError(f'{path}: y must be ({len(x)},) integer labels in [0, 10), got {y.shape} '
-                     f'{y.dtype}.')
+  if (
+      y.shape != (len(x),)
+      or not np.issubdtype(y.dtype, np.integer)
+      or (len(y) and (y.min() < 0 or y.max() > 9))
+  ):
+    raise ValueError(
+        f'{path}: y must be ({len(x)},) integer labels in [0, 10), got {y.shape} ' f'{y.dtype}.'
+    )
   return x, y.astype(np.int64)
 
 
@@ -64,11 +83,14 @@ def import_cifar10(train_npz: str, test_npz: str, data_dir: str | None = None) -
 
   data_dir = os.path.abspath(data_dir or _DEFAULT_DATA_DIR)
   splits = {'train': load_npz(train_npz), 'test': load_npz(test_npz)}
-  sources = f'train: {train_npz} ({len(splits["train"][0])} images), ' \
-            f'test: {test_npz} ({len(splits["test"][0])} images)'
+  sources = (
+      f'train: {train_npz} ({len(splits["train"][0])} images), '
+      f'test: {test_npz} ({len(splits["test"][0])} images)'
+  )
 
   class Cifar10FromArrays(cifar.Cifar10, skip_registration=True):
     """tfds's cifar10 builder, generating its examples from arrays instead of a download."""
+
     name = 'cifar10'
     # No url checksums to look up next to this module (tfds's lookup of them also needs the
     # optional importlib_resources package when the class lives in a package).
@@ -78,16 +100,24 @@ def import_cifar10(train_npz: str, test_npz: str, data_dir: str | None = None) -
       info = super()._info()
       return tfds.core.DatasetInfo(
           builder=self,
-          description=(info.description + ' Imported offline by experiments.import_cifar10 from '
-                       f'local arrays ({sources}); examples in the order of the arrays.'),
-          features=info.features, supervised_keys=info.supervised_keys,
-          homepage=info.homepage, citation=info.citation, disable_shuffling=True)
+          description=(
+              info.description + ' Imported offline by experiments.import_cifar10 from '
+              f'local arrays ({sources}); examples in the order of the arrays.'
+          ),
+          features=info.features,
+          supervised_keys=info.supervised_keys,
+          homepage=info.homepage,
+          citation=info.citation,
+          disable_shuffling=True,
+      )
 
     def _split_generators(self, dl_manager):
       del dl_manager  # Nothing to download.
       self.info.features['label'].names = list(_CIFAR10_LABELS)
-      return {split: self._generate_from_arrays(f'{split}_', *arrays)
-              for split, arrays in splits.items()}
+      return {
+          split: self._generate_from_arrays(f'{split}_', *arrays)
+          for split, arrays in splits.items()
+      }
 
     def _generate_from_arrays(self, prefix, images, labels):
       for index, (image, label) in enumerate(zip(images, labels)):
@@ -97,14 +127,21 @@ def import_cifar10(train_npz: str, test_npz: str, data_dir: str | None = None) -
   if builder.data_path.exists():
     raise FileExistsError(f'{builder.data_path} already exists; delete it to re-import.')
   with tempfile.TemporaryDirectory() as download_dir:  # Nothing is downloaded: keep data_dir clean.
-    builder.download_and_prepare(download_dir=download_dir, download_config=(
-        tfds.download.DownloadConfig(try_download_gcs=False,
-                                     compute_stats=tfds.download.ComputeStatsMode.SKIP)))
+    builder.download_and_prepare(
+        download_dir=download_dir,
+        download_config=(
+            tfds.download.DownloadConfig(
+                try_download_gcs=False, compute_stats=tfds.download.ComputeStatsMode.SKIP
+            )
+        ),
+    )
   for split, (images, _) in splits.items():
     info = builder.info.splits[split]
     if info.num_examples != len(images) or info.num_shards != 1:
-      raise RuntimeError(f'{split}: wrote {info.num_examples} examples in {info.num_shards} '
-                         f'shards; expected {len(images)} in 1 (order is kept within one shard).')
+      raise RuntimeError(
+          f'{split}: wrote {info.num_examples} examples in {info.num_shards} '
+          f'shards; expected {len(images)} in 1 (order is kept within one shard).'
+      )
   return os.fspath(builder.data_path)
 
 
@@ -116,8 +153,7 @@ def _define_flags():
   # experiments.run (which has its own --data_dir) never registers a flag twice.
   flags.DEFINE_string('train_npz', None, 'npz with x (N, 32, 32, 3) uint8 and y (N,) labels.')
   flags.DEFINE_string('test_npz', None, 'npz with x (M, 32, 32, 3) uint8 and y (M,) labels.')
-  flags.DEFINE_string('data_dir', _DEFAULT_DATA_DIR,
-                      'tensorflow-datasets data_dir to write into.')
+  flags.DEFINE_string('data_dir', _DEFAULT_DATA_DIR, 'tensorflow-datasets data_dir to write into.')
   flags.mark_flags_as_required(['train_npz', 'test_npz'])
 
 

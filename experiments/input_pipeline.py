@@ -1,7 +1,10 @@
-"""Data for the experiments of SPEC §5: synthetic sets, UCI tables and a CIFAR-10 subset.
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""Data for the experiments of docs/spec.md §5: synthetic sets, UCI tables and a CIFAR-10 subset.
 
 Every dataset is returned as a `Dataset` of flat float32 features, standardized with statistics of
-the training split only (SPEC §1; the test split is transformed with the same statistics and is
+the training split only (docs/spec.md §1; the test split is transformed with the same statistics and is
 therefore *not* exactly standardized).
 
 Seeds. `load_dataset(config, seed=s)` draws everything random (synthetic data, train/test splits)
@@ -37,8 +40,14 @@ import numpy as np
 # The project's tensorflow-datasets data_dir: <repo root>/data_cache.
 DEFAULT_DATA_DIR = str(pathlib.Path(__file__).resolve().parents[1] / 'data_cache')
 
-DATASET_NAMES = ('synthetic_regression', 'synthetic_classification', 'boston', 'iris', 'wine',
-                 'cifar10')
+DATASET_NAMES = (
+    'synthetic_regression',
+    'synthetic_classification',
+    'boston',
+    'iris',
+    'wine',
+    'cifar10',
+)
 
 _CIFAR_IMPORT_HELP = (
     'Import a local copy (uint8 images + labels as npz files with keys x (N, 32, 32, 3) and '
@@ -46,7 +55,8 @@ _CIFAR_IMPORT_HELP = (
     '    python -m experiments.import_cifar10 --train_npz=PATH --test_npz=PATH '
     '--data_dir={data_dir}\n'
     '(the project data: ../shared/data/cifar10/train_subset.npz and test_public.npz), or, with '
-    'network access, run tfds.builder("cifar10", data_dir={data_dir!r}).download_and_prepare().')
+    'network access, run tfds.builder("cifar10", data_dir={data_dir!r}).download_and_prepare().'
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +75,7 @@ class Dataset:
       statistics that were applied), 'standardize_channels' (C when statistics are per channel of a
       flattened (..., C) image, else None), and for synthetic data the drawn parameters.
   """
+
   x_train: np.ndarray
   y_train: np.ndarray
   x_test: np.ndarray
@@ -81,22 +92,25 @@ def default_data_config(name: str) -> ml_collections.ConfigDict:
   config.name = name
   # None: data/split derived from the run seed (named key, see module docstring); int: fixed.
   config.data_seed = ml_collections.config_dict.placeholder(int)
+  # tensorflow-datasets data_dir (CIFAR-10); None: the repository's data_cache/. Where the data
+  # live does not change the run: a workdir resumes under another data_dir.
+  config.data_dir = ml_collections.config_dict.placeholder(str)
   if name == 'synthetic_regression':
-    # y = sum_k a_k sin(2 pi w_k^T x + phi_k) + eps, x ~ N(0, I_d)            (SPEC §5)
-    config.input_dim = 8           # d
-    config.num_modes = 4           # K
+    # y = sum_k a_k sin(2 pi w_k^T x + phi_k) + eps, x ~ N(0, I_d)            (docs/spec.md §5)
+    config.input_dim = 8  # d
+    config.num_modes = 4  # K
     config.frequency_scale = 0.25  # w_k ~ N(0, frequency_scale^2 I_d)
-    config.amplitude_min = 1.0     # a_k ~ U[amplitude_min, amplitude_max] / sqrt(K)
-    config.amplitude_max = 1.0     #   (min == max: the fixed a_k = amplitude / sqrt(K))
-    config.noise_std = 0.1         # eps ~ N(0, noise_std^2)
+    config.amplitude_min = 1.0  # a_k ~ U[amplitude_min, amplitude_max] / sqrt(K)
+    config.amplitude_max = 1.0  #   (min == max: the fixed a_k = amplitude / sqrt(K))
+    config.noise_std = 0.1  # eps ~ N(0, noise_std^2)
     config.num_train = 1000
     config.num_test = 1000
   elif name == 'synthetic_classification':
     # x | c ~ N(mu_c, Sigma), c ~ Categorical(class_weights)
-    config.input_dim = 16          # d
+    config.input_dim = 16  # d
     config.num_classes = 5
-    config.mean_scale = 0.5        # mu_c ~ N(0, mean_scale^2 I_d), drawn once per dataset
-    config.cluster_std = 1.0       # isotropic: Sigma = cluster_std^2 I_d
+    config.mean_scale = 0.5  # mu_c ~ N(0, mean_scale^2 I_d), drawn once per dataset
+    config.cluster_std = 1.0  # isotropic: Sigma = cluster_std^2 I_d
     # 'isotropic', or 'anisotropic': one shared Sigma = cluster_std^2 A A^T / d, A_ij ~ N(0, 1).
     config.covariance = 'isotropic'
     config.class_weights = ml_collections.config_dict.placeholder(tuple)  # None: uniform 1/C
@@ -105,10 +119,10 @@ def default_data_config(name: str) -> ml_collections.ConfigDict:
   elif name == 'boston':
     config.csv_path = ml_collections.config_dict.placeholder(str)  # required, see README
     config.target = 'MEDV'
-    config.drop_columns = ()       # e.g. ('B',): feature columns to leave out
+    config.drop_columns = ()  # e.g. ('B',): feature columns to leave out
     config.test_fraction = 0.2
   elif name in ('iris', 'wine'):
-    config.test_fraction = 0.2     # stratified by class
+    config.test_fraction = 0.2  # stratified by class
   elif name == 'cifar10':
     config.train_split = 'train[:5000]'  # the first 5,000 training images (official order)
     # 'test' is the whole prepared test split: 10,000 images from the official download, 2,000
@@ -119,14 +133,16 @@ def default_data_config(name: str) -> ml_collections.ConfigDict:
   return config
 
 
-def load_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
-                 data_dir: str | None = None) -> Dataset:
+def load_dataset(
+    data_config: ml_collections.ConfigDict, *, seed: int, data_dir: str | None = None
+) -> Dataset:
   """Loads `data_config.name`, deterministically from `seed` (or `data_config.data_seed`).
 
   Args:
     data_config: from `default_data_config(name)`, possibly with overridden fields.
     seed: the run seed.
-    data_dir: tensorflow-datasets data_dir for CIFAR-10; None means the project's data_cache/.
+    data_dir: tensorflow-datasets data_dir for CIFAR-10; None means `data_config.data_dir`,
+      and when that is None too the project's data_cache/.
 
   Returns:
     A standardized `Dataset`.
@@ -141,15 +157,26 @@ def load_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
   if name == 'synthetic_classification':
     return _synthetic_classification(data_config, rng)
   if name == 'boston':
-    x, y, _ = read_boston_csv(data_config.get('csv_path'), target=data_config.target,
-                              drop_columns=tuple(data_config.drop_columns))
+    x, y, _ = read_boston_csv(
+        data_config.get('csv_path'),
+        target=data_config.target,
+        drop_columns=tuple(data_config.drop_columns),
+    )
     return _split_and_standardize(x, y, 'regression', 0, name, data_config.test_fraction, rng)
   if name in ('iris', 'wine'):
     from sklearn import datasets  # pylint: disable=g-import-not-at-top
+
     bunch = datasets.load_iris() if name == 'iris' else datasets.load_wine()
-    return _split_and_standardize(bunch.data, bunch.target, 'classification',
-                                  len(bunch.target_names), name, data_config.test_fraction, rng)
-  return _cifar10(data_config, data_dir)
+    return _split_and_standardize(
+        bunch.data,
+        bunch.target,
+        'classification',
+        len(bunch.target_names),
+        name,
+        data_config.test_fraction,
+        rng,
+    )
+  return _cifar10(data_config, data_dir or data_config.get('data_dir'))
 
 
 def split_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
@@ -172,21 +199,27 @@ def split_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[Data
   """
   if not 0.0 < fraction < 1.0:
     raise ValueError(f'validation fraction must be in (0, 1), got {fraction}.')
-  fit_idx, val_idx = _split_indices(dataset.y_train, fraction,
-                                    dataset.task == 'classification',
-                                    named_rng(seed, 'validation'))
+  fit_idx, val_idx = _split_indices(
+      dataset.y_train, fraction, dataset.task == 'classification', named_rng(seed, 'validation')
+  )
   channels = dataset.info.get('standardize_channels')
   x_fit, (x_val, x_test), mean, std = standardize(
-      dataset.x_train[fit_idx], dataset.x_train[val_idx], dataset.x_test, channels=channels)
+      dataset.x_train[fit_idx], dataset.x_train[val_idx], dataset.x_test, channels=channels
+  )
   old_mean = np.asarray(dataset.info.get('feature_mean', 0.0), np.float64)
   old_std = np.asarray(dataset.info.get('feature_std', 1.0), np.float64)
-  info = dict(dataset.info, validation_fraction=fraction,
-              feature_mean=old_mean + old_std * mean, feature_std=old_std * std)
+  info = dict(
+      dataset.info,
+      validation_fraction=fraction,
+      feature_mean=old_mean + old_std * mean,
+      feature_std=old_std * std,
+  )
   common = dict(task=dataset.task, num_classes=dataset.num_classes, info=info)
   y_fit = dataset.y_train[fit_idx]
   train_part = Dataset(x_fit, y_fit, x_test, dataset.y_test, name=f'{dataset.name}/train', **common)
-  validation_part = Dataset(x_fit, y_fit, x_val, dataset.y_train[val_idx],
-                            name=f'{dataset.name}/validation', **common)
+  validation_part = Dataset(
+      x_fit, y_fit, x_val, dataset.y_train[val_idx], name=f'{dataset.name}/validation', **common
+  )
   return train_part, validation_part
 
 
@@ -197,7 +230,8 @@ def split_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[Data
 def named_rng(seed: int, name: str) -> np.random.Generator:
   """A numpy generator keyed by (seed, name): stable across processes and platforms."""
   return np.random.default_rng(
-      np.random.SeedSequence(entropy=int(seed), spawn_key=(zlib.crc32(name.encode()),)))
+      np.random.SeedSequence(entropy=int(seed), spawn_key=(zlib.crc32(name.encode()),))
+  )
 
 
 def standardize(x_train: np.ndarray, *others: np.ndarray, channels: int | None = None):
@@ -225,26 +259,30 @@ def standardize(x_train: np.ndarray, *others: np.ndarray, channels: int | None =
   return apply(x_train), tuple(apply(x) for x in others), mean, std
 
 
-def synthetic_regression_targets(x: np.ndarray, amplitudes: np.ndarray, frequencies: np.ndarray,
-                                 phases: np.ndarray) -> np.ndarray:
-  """Noise-free SPEC §5 target: (N, d) x, (K,) a, (K, d) w, (K,) phi -> (N,) sum_k a_k sin(.)."""
+def synthetic_regression_targets(
+    x: np.ndarray, amplitudes: np.ndarray, frequencies: np.ndarray, phases: np.ndarray
+) -> np.ndarray:
+  """Noise-free docs/spec.md §5 target: (N, d) x, (K,) a, (K, d) w, (K,) phi -> (N,) sum_k a_k sin(.)."""
   return np.sin(2 * np.pi * x @ frequencies.T + phases) @ amplitudes
 
 
-def read_boston_csv(csv_path: str | None, *, target: str = 'MEDV',
-                    drop_columns: tuple[str, ...] = ()):
+def read_boston_csv(
+    csv_path: str | None, *, target: str = 'MEDV', drop_columns: tuple[str, ...] = ()
+):
   """Reads the Boston table: returns x (506, 13) float64, y (506,) float64, feature names."""
   if not csv_path:
     raise ValueError(
         "dataset 'boston' needs data_config.csv_path (on the command line: "
-        "--config.data.csv_path=PATH): the Boston Housing CSV (506 rows, header "
+        '--config.data.csv_path=PATH): the Boston Housing CSV (506 rows, header '
         'CRIM ... LSTAT MEDV). The project copy is shared/data/uci/boston_housing.csv (see README, '
         '"Data"); the same table is scikit-learn 1.1.3\'s sklearn/datasets/data/'
-        'boston_house_prices.csv without its first line.')
+        'boston_house_prices.csv without its first line.'
+    )
   if not os.path.exists(csv_path):
     raise FileNotFoundError(
-        f"data_config.csv_path={csv_path!r} does not exist: point it at the Boston Housing CSV "
-        '(the project copy is shared/data/uci/boston_housing.csv; see README, "Data").')
+        f'data_config.csv_path={csv_path!r} does not exist: point it at the Boston Housing CSV '
+        '(the project copy is shared/data/uci/boston_housing.csv; see README, "Data").'
+    )
   with open(csv_path, newline='') as f:
     rows = list(csv.reader(f))
   header, values = [h.strip() for h in rows[0]], np.array(rows[1:], dtype=np.float64)
@@ -258,20 +296,36 @@ def read_boston_csv(csv_path: str | None, *, target: str = 'MEDV',
 
 def _split_indices(y, test_fraction, stratify, rng):
   from sklearn import model_selection  # pylint: disable=g-import-not-at-top
+
   idx = np.arange(len(y))
   return model_selection.train_test_split(
-      idx, test_size=test_fraction, stratify=y if stratify else None,
-      random_state=int(rng.integers(2**31 - 1)))
+      idx,
+      test_size=test_fraction,
+      stratify=y if stratify else None,
+      random_state=int(rng.integers(2**31 - 1)),
+  )
 
 
 def _split_and_standardize(x, y, task, num_classes, name, test_fraction, rng) -> Dataset:
   train_idx, test_idx = _split_indices(y, test_fraction, task == 'classification', rng)
   x_train, (x_test,), mean, std = standardize(x[train_idx], x[test_idx])
   y_dtype = np.int32 if task == 'classification' else np.float32
-  return Dataset(x_train, y[train_idx].astype(y_dtype), x_test, y[test_idx].astype(y_dtype),
-                 task=task, num_classes=num_classes, name=name,
-                 info=dict(feature_mean=mean, feature_std=std, standardize_channels=None,
-                           train_indices=train_idx, test_indices=test_idx))
+  return Dataset(
+      x_train,
+      y[train_idx].astype(y_dtype),
+      x_test,
+      y[test_idx].astype(y_dtype),
+      task=task,
+      num_classes=num_classes,
+      name=name,
+      info=dict(
+          feature_mean=mean,
+          feature_std=std,
+          standardize_channels=None,
+          train_indices=train_idx,
+          test_indices=test_idx,
+      ),
+  )
 
 
 def _synthetic_regression(config, rng) -> Dataset:
@@ -290,11 +344,26 @@ def _synthetic_regression(config, rng) -> Dataset:
   x_train, y_train = draw(train_rng, config.num_train)
   x_test, y_test = draw(test_rng, config.num_test)
   xs_train, (xs_test,), mean, std = standardize(x_train, x_test)
-  info = dict(feature_mean=mean, feature_std=std, standardize_channels=None,
-              amplitudes=amplitudes, frequencies=frequencies, phases=phases,
-              x_train_raw=x_train, x_test_raw=x_test)
-  return Dataset(xs_train, y_train.astype(np.float32), xs_test, y_test.astype(np.float32),
-                 task='regression', num_classes=0, name=config.name, info=info)
+  info = dict(
+      feature_mean=mean,
+      feature_std=std,
+      standardize_channels=None,
+      amplitudes=amplitudes,
+      frequencies=frequencies,
+      phases=phases,
+      x_train_raw=x_train,
+      x_test_raw=x_test,
+  )
+  return Dataset(
+      xs_train,
+      y_train.astype(np.float32),
+      xs_test,
+      y_test.astype(np.float32),
+      task='regression',
+      num_classes=0,
+      name=config.name,
+      info=info,
+  )
 
 
 def _synthetic_classification(config, rng) -> Dataset:
@@ -308,8 +377,11 @@ def _synthetic_classification(config, rng) -> Dataset:
     scale = config.cluster_std * params_rng.standard_normal((d, d)) / np.sqrt(d)
   else:
     raise ValueError(f"covariance must be 'isotropic' or 'anisotropic', got {config.covariance!r}.")
-  weights = (np.full(c, 1.0 / c) if config.get('class_weights') is None
-             else np.asarray(config.class_weights, np.float64))
+  weights = (
+      np.full(c, 1.0 / c)
+      if config.get('class_weights') is None
+      else np.asarray(config.class_weights, np.float64)
+  )
   if weights.shape != (c,) or np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
     raise ValueError(f'class_weights must be {c} non-negative numbers summing to 1, got {weights}.')
 
@@ -320,10 +392,24 @@ def _synthetic_classification(config, rng) -> Dataset:
   x_train, y_train = draw(train_rng, config.num_train)
   x_test, y_test = draw(test_rng, config.num_test)
   xs_train, (xs_test,), mean, std = standardize(x_train, x_test)
-  info = dict(feature_mean=mean, feature_std=std, standardize_channels=None, means=means,
-              covariance_sqrt=scale, class_weights=weights)
-  return Dataset(xs_train, y_train.astype(np.int32), xs_test, y_test.astype(np.int32),
-                 task='classification', num_classes=c, name=config.name, info=info)
+  info = dict(
+      feature_mean=mean,
+      feature_std=std,
+      standardize_channels=None,
+      means=means,
+      covariance_sqrt=scale,
+      class_weights=weights,
+  )
+  return Dataset(
+      xs_train,
+      y_train.astype(np.int32),
+      xs_test,
+      y_test.astype(np.int32),
+      task='classification',
+      num_classes=c,
+      name=config.name,
+      info=info,
+  )
 
 
 def _tfds_load_numpy(name, split, data_dir):
@@ -332,27 +418,39 @@ def _tfds_load_numpy(name, split, data_dir):
   Batches of 1,000 are concatenated rather than `batch_size=-1`, which batches by the split size
   recorded on disk (unknown under `tfds.testing.mock_data`, where TF then aborts the process).
   """
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')   # before TensorFlow's first import
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # before TensorFlow's first import
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   try:
-    ds = tfds.load(name, split=split, data_dir=data_dir, as_supervised=True, shuffle_files=False,
-                   download=False, try_gcs=False)
+    ds = tfds.load(
+        name,
+        split=split,
+        data_dir=data_dir,
+        as_supervised=True,
+        shuffle_files=False,
+        download=False,
+        try_gcs=False,
+    )
   except AssertionError as e:
     # tfds: AssertionError('Dataset cifar10: could not find data in <data_dir>. ...').
     raise FileNotFoundError(
         f'{name} is not prepared in data_dir={data_dir!r} (no {name}/<version>/dataset_info.json '
-        'there), and it is never downloaded here. '
-        + _CIFAR_IMPORT_HELP.format(data_dir=data_dir)) from e
+        'there), and it is never downloaded here. ' + _CIFAR_IMPORT_HELP.format(data_dir=data_dir)
+    ) from e
   except ValueError as e:
     if 'incompatible with' not in str(e):
       raise
-    raise ValueError(f'split {split!r} of {name} in data_dir={data_dir!r}: {e} Choose a split '
-                     'within the prepared data (data_config.train_split / test_split).') from e
+    raise ValueError(
+        f'split {split!r} of {name} in data_dir={data_dir!r}: {e} Choose a split '
+        'within the prepared data (data_config.train_split / test_split).'
+    ) from e
   batches = list(tfds.as_numpy(ds.batch(1000)))
   if not batches:
     raise ValueError(f'split {split!r} of {name} in data_dir={data_dir!r} is empty.')
-  return (np.concatenate([images for images, _ in batches]),
-          np.concatenate([labels for _, labels in batches]))
+  return (
+      np.concatenate([images for images, _ in batches]),
+      np.concatenate([labels for _, labels in batches]),
+  )
 
 
 def _cifar10(config, data_dir) -> Dataset:
@@ -362,9 +460,23 @@ def _cifar10(config, data_dir) -> Dataset:
   x_test, y_test = _tfds_load_numpy('cifar10', config.test_split, data_dir)
   channels = x_train.shape[-1]
   xs_train, (xs_test,), mean, std = standardize(
-      x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1), channels=channels)
-  info = dict(feature_mean=mean, feature_std=std, standardize_channels=channels,
-              image_shape=tuple(x_train.shape[1:]), train_split=config.train_split,
-              test_split=config.test_split)
-  return Dataset(xs_train, y_train.astype(np.int32), xs_test, y_test.astype(np.int32),
-                 task='classification', num_classes=10, name=config.name, info=info)
+      x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1), channels=channels
+  )
+  info = dict(
+      feature_mean=mean,
+      feature_std=std,
+      standardize_channels=channels,
+      image_shape=tuple(x_train.shape[1:]),
+      train_split=config.train_split,
+      test_split=config.test_split,
+  )
+  return Dataset(
+      xs_train,
+      y_train.astype(np.int32),
+      xs_test,
+      y_test.astype(np.int32),
+      task='classification',
+      num_classes=10,
+      name=config.name,
+      info=info,
+  )

@@ -1,194 +1,241 @@
-"""Baselines for the paper's "ResNet-18" row: `ResNet18` (images) and `ResidualMLP18` (vectors).
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
 
-`ResNet18` is the CIFAR variant of He et al. (2016) as in kuangliu/pytorch-cifar: a 3×3 conv
-stem (`width` channels, stride 1, no max-pool) + BN + ReLU; 4 stages of 2 BasicBlocks with
-widths (w, 2w, 4w, 8w) and strides (1, 2, 2, 2); global average pool; Dense head. BasicBlock:
-conv3×3-BN-ReLU-conv3×3-BN plus a shortcut (1×1 conv + BN projection when the stride is not 1
-or the width changes), ReLU after the sum. 1 + 16 + 1 = 18 weight layers on the main path,
-plus 3 projection shortcuts.
+"""The model registry: every model a benchmark config can name, its kind and its builders.
 
-`ResidualMLP18` is the stand-in for ResNet-18 on vector (tabular, synthetic) data: a 2-D
-convolution has no meaning on unordered features, so each 3×3 conv becomes a Dense layer,
-keeping ResNet-18's depth (18 weight layers), widths (64, 128, 256, 512), residual structure,
-projection shortcuts and BatchNorm.
+A *model* is one row of the paper's tables: a network trained with `ecrn_jax.train`
+('trained') or kernel regression with an infinite-width kernel ('kernel'). Each reads one
+architecture block of the config (`family`): 'ecrn' (`ECRNConfig` fields), 'mlp'
+(`MLPConfig` fields) or 'resnet18'. A model and its infinite twin share the family and hence
+the initialization key: the twin uses the trained ECRN's Fourier matrix B.
 
-Initialisation (as torchvision): conv and hidden Dense kernels He normal,
-variance_scaling(2.0, 'fan_out', 'normal') (untruncated); convs and the Dense layers followed
-by BN have no bias; BN scale 1, bias 0, momentum 0.9 (PyTorch's 0.1), epsilon 1e-5; the head
-kernel is U(±1/√fan_in) (PyTorch's Linear default) with a zero bias.
-
-Parameter counts ('params' only; BN running statistics, in 'batch_stats', excluded):
-  ResNet18(num_classes=10) on 32×32×3: 11,173,962 (as kuangliu's ResNet18).
-  ResidualMLP18(out_dim=1) on d=8:     1,403,265.
-
-BatchNorm: `train=True` normalises with batch statistics and updates 'batch_stats' (apply with
-`mutable=['batch_stats']`); `train=False` uses the running averages.
+Per-unit configs (`model_config`): the config with, in this order, the model's defaults
+(`config.model_defaults.BASE`), the selected hyperparameters (experiments/search.py) and the
+variant's overrides (`config.variants.NAME = {'base': MODEL, <nested overrides>}`, ablations).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
-from typing import Any
+from typing import Any, Optional
 
-import flax.linen as nn
 import jax
-import jax.numpy as jnp
+import ml_collections
 
-from ecrn_jax._src.models import resolve_dtype
-
-he_normal = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
-torch_linear_init = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')
+import ecrn_jax
 
 
-def crop_and_flip(images: jax.Array, offsets: jax.Array, flips: jax.Array,
-                  padding: int = 4) -> jax.Array:
-  """Crops each zero-padded image at given offsets and flips it horizontally where asked.
-
-  Args:
-    images: (N, H, W, C).
-    offsets: (N, 2) integer (row, column) offsets into the padded image, in [0, 2·padding].
-    flips: (N,) booleans, True to flip left-right.
-    padding: zero padding added to each spatial side before cropping.
-  Returns:
-    (N, H, W, C); offset (padding, padding) without flip returns the image.
-  """
-  _, height, width, channels = images.shape
-  padded = jnp.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-
-  def one(img, offset, flip):
-    crop = jax.lax.dynamic_slice(img, (offset[0], offset[1], 0), (height, width, channels))
-    return jnp.where(flip, crop[:, ::-1], crop)
-
-  return jax.vmap(one)(padded, offsets, flips)
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  name: str
+  kind: str  # 'trained' or 'kernel'
+  family: str  # the architecture block it reads: 'ecrn', 'mlp' or 'resnet18'
+  description: str
 
 
-def random_crop_and_flip(images: jax.Array, key: jax.Array, padding: int = 4) -> jax.Array:
-  """Standard CIFAR augmentation: random crop from the `padding`-padded image + random flip.
-
-  Offsets are uniform in {0, …, 2·padding}² and flips Bernoulli(1/2), independently per image.
-
-  Args:
-    images: (N, H, W, C).
-    key: PRNG key.
-    padding: zero padding on each spatial side.
-  Returns:
-    (N, H, W, C).
-  """
-  offset_key, flip_key = jax.random.split(key)
-  n = images.shape[0]
-  offsets = jax.random.randint(offset_key, (n, 2), 0, 2 * padding + 1)
-  flips = jax.random.bernoulli(flip_key, 0.5, (n,))
-  return crop_and_flip(images, offsets, flips, padding)
-
-
-def _batch_norm(train: bool, dtype: Any, name: str) -> nn.BatchNorm:
-  # force_float32_reductions=False: statistics and running averages in `dtype` (float64 too).
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                      dtype=dtype, param_dtype=dtype, force_float32_reductions=False,
-                      name=name)
-
-
-class BasicBlock(nn.Module):
-  """conv3×3-BN-ReLU-conv3×3-BN + shortcut, ReLU after the sum. (N, H, W, C) → (N, H/s, W/s, F)."""
-  features: int
-  strides: int = 1
-  dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    conv = lambda f, k, s, name: nn.Conv(  # pylint: disable=g-long-lambda
-        f, (k, k), strides=(s, s), padding=((k // 2, k // 2),) * 2, use_bias=False,
-        kernel_init=he_normal, dtype=self.dtype, param_dtype=self.dtype, name=name)
-    y = conv(self.features, 3, self.strides, 'conv1')(x)
-    y = nn.relu(_batch_norm(train, self.dtype, 'bn1')(y))
-    y = conv(self.features, 3, 1, 'conv2')(y)
-    y = _batch_norm(train, self.dtype, 'bn2')(y)
-    shortcut = x
-    if self.strides != 1 or x.shape[-1] != self.features:
-      shortcut = conv(self.features, 1, self.strides, 'proj_conv')(x)
-      shortcut = _batch_norm(train, self.dtype, 'proj_bn')(shortcut)
-    return nn.relu(y + shortcut)
+_SPECS = (
+    ModelSpec('mlp', 'trained', 'mlp', 'the trained plain MLP baseline'),
+    ModelSpec(
+        'resnet18',
+        'trained',
+        'resnet18',
+        'CIFAR ResNet-18 on images; on vectors its 18-layer residual-MLP stand-in',
+    ),
+    ModelSpec(
+        'standard_ntk',
+        'kernel',
+        'mlp',
+        'kernel regression with the infinite-width kernel of the plain MLP',
+    ),
+    ModelSpec('ntk_ecrn', 'trained', 'ecrn', 'the trained NTK-ECRN (kernel-tracked)'),
+    ModelSpec(
+        'ntk_ecrn_infinite',
+        'kernel',
+        'ecrn',
+        "kernel regression with the NTK-ECRN's infinite-width twin (same B)",
+    ),
+)
+# Paper row order.
+REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
+MODELS = tuple(REGISTRY)
+_FAMILY_KEY = {'ecrn': 0, 'mlp': 1, 'resnet18': 2}
 
 
-class ResNet18(nn.Module):
-  """CIFAR ResNet-18 (see the module docstring).
-
-  Submodule names: 'stem_conv', 'stem_bn', 'block_{s}_{b}' (stage s = 0..3, block b = 0..1),
-  'head'. With `augment` and `train`, each image is randomly cropped and flipped
-  (`random_crop_and_flip`) with the 'dropout' rng.
-  Call: x (N, H·W·C) channels-last flattened, or (N, H, W, C) → (N, num_classes).
-  """
-  num_classes: int
-  image_shape: tuple = (32, 32, 3)
-  width: int = 64
-  augment: bool = False
-  dtype: str = 'float32'
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    dtype = resolve_dtype(self.dtype)
-    x = jnp.asarray(x)
-    if x.ndim == 2:
-      if x.shape[1] != math.prod(self.image_shape):
-        raise ValueError(f'flat inputs must have {math.prod(self.image_shape)} features '
-                         f'(image_shape={self.image_shape}), got shape {x.shape}.')
-      x = x.reshape(x.shape[0], *self.image_shape)
-    elif x.ndim != 4:
-      raise ValueError(f'inputs must be (N, H·W·C) or (N, H, W, C), got shape {x.shape}.')
-    x = x.astype(dtype)
-    if self.augment and train:
-      x = random_crop_and_flip(x, self.make_rng('dropout'))
-    h = nn.Conv(self.width, (3, 3), padding=((1, 1), (1, 1)), use_bias=False,
-                kernel_init=he_normal, dtype=dtype, param_dtype=dtype, name='stem_conv')(x)
-    h = nn.relu(_batch_norm(train, dtype, 'stem_bn')(h))
-    for s, (mult, stride) in enumerate(zip((1, 2, 4, 8), (1, 2, 2, 2))):
-      for b in range(2):
-        h = BasicBlock(self.width * mult, stride if b == 0 else 1, dtype,
-                       name=f'block_{s}_{b}')(h, train)
-    h = jnp.mean(h, axis=(1, 2))
-    return nn.Dense(self.num_classes, kernel_init=torch_linear_init, dtype=dtype,
-                    param_dtype=dtype, name='head')(h)
+# ---------------------------------------------------------------------------------------------
+# Names, variants and per-model configs.
 
 
-class ResidualBlock(nn.Module):
-  """Dense-BN-ReLU-Dense-BN + shortcut (Dense+BN projection if the width changes), ReLU after."""
-  features: int
-  dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    dense = lambda name: nn.Dense(self.features, use_bias=False, kernel_init=he_normal,
-                                  dtype=self.dtype, param_dtype=self.dtype, name=name)
-    y = nn.relu(_batch_norm(train, self.dtype, 'bn1')(dense('dense1')(x)))
-    y = _batch_norm(train, self.dtype, 'bn2')(dense('dense2')(y))
-    shortcut = x
-    if x.shape[-1] != self.features:
-      shortcut = _batch_norm(train, self.dtype, 'proj_bn')(dense('proj_dense')(x))
-    return nn.relu(y + shortcut)
+def flatten(block, prefix: str = '') -> dict[str, Any]:
+  """{'train': {'learning_rate': v}} → {'train.learning_rate': v} (ConfigDicts or dicts)."""
+  if isinstance(block, ml_collections.ConfigDict):
+    block = block.to_dict()
+  out = {}
+  for key, value in block.items():
+    path = f'{prefix}{key}'
+    if isinstance(value, dict):
+      out.update(flatten(value, path + '.'))
+    else:
+      out[path] = value
+  return out
 
 
-class ResidualMLP18(nn.Module):
-  """ResNet-18's topology with Dense layers, for vector data (see the module docstring).
+def set_path(config: ml_collections.ConfigDict, path: str, value) -> None:
+  """config.<path> = value, failing with the valid fields when `path` names none."""
+  *parents, leaf = path.split('.')
+  node = config
+  for i, name in enumerate(parents):
+    if name not in node or not isinstance(node[name], ml_collections.ConfigDict):
+      raise ValueError(
+          f'{path!r} names no field of the config: {".".join(parents[:i + 1])!r} '
+          f'is not a block; valid: {sorted(node.keys())}.'
+      )
+    node = node[name]
+  if leaf not in node:
+    raise ValueError(
+        f'{path!r} names no field of the config; fields of '
+        f'{".".join(parents) or "the config"}: {sorted(node.keys())}.'
+    )
+  if isinstance(value, list):
+    value = tuple(value)
+  with node.ignore_type():
+    node[leaf] = value
 
-  Dense stem (widths[0]) + BN + ReLU; 4 stages of 2 `ResidualBlock`s of widths `widths`;
-  Dense head. Submodule names: 'stem_dense', 'stem_bn', 'block_{s}_{b}', 'head'.
-  Call: x (N, d) → (N, out_dim).
-  """
-  out_dim: int
-  widths: tuple = (64, 128, 256, 512)
-  dtype: str = 'float32'
 
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    dtype = resolve_dtype(self.dtype)
-    x = jnp.asarray(x)
-    if x.ndim != 2:
-      raise ValueError(f'inputs must be (N, d), got shape {x.shape}.')
-    h = nn.Dense(self.widths[0], use_bias=False, kernel_init=he_normal, dtype=dtype,
-                 param_dtype=dtype, name='stem_dense')(x.astype(dtype))
-    h = nn.relu(_batch_norm(train, dtype, 'stem_bn')(h))
-    for s, width in enumerate(self.widths):
-      for b in range(2):
-        h = ResidualBlock(width, dtype, name=f'block_{s}_{b}')(h, train)
-    return nn.Dense(self.out_dim, kernel_init=torch_linear_init, dtype=dtype,
-                    param_dtype=dtype, name='head')(h)
+def base_model(config: ml_collections.ConfigDict, name: str) -> str:
+  """The registered model that `name` (a model or a variant of one) runs as."""
+  variants = config.get('variants') or {}
+  return variants[name].base if name in variants else name
+
+
+def spec(config: ml_collections.ConfigDict, name: str) -> ModelSpec:
+  return REGISTRY[base_model(config, name)]
+
+
+def variant_overrides(config: ml_collections.ConfigDict, name: str) -> dict[str, Any]:
+  variants = config.get('variants') or {}
+  if name not in variants:
+    return {}
+  return {k: v for k, v in flatten(variants[name]).items() if k != 'base'}
+
+
+def default_overrides(config: ml_collections.ConfigDict, name: str) -> dict[str, Any]:
+  defaults = config.get('model_defaults') or {}
+  base = base_model(config, name)
+  return flatten(defaults[base]) if base in defaults else {}
+
+
+def model_config(
+    config: ml_collections.ConfigDict, name: str, selected: Optional[dict[str, Any]] = None
+) -> ml_collections.ConfigDict:
+  """`config` with `name`'s defaults, then `selected`, then its variant's overrides."""
+  out = copy.deepcopy(config)
+  for path, value in {
+      **default_overrides(config, name),
+      **(selected or {}),
+      **variant_overrides(config, name),
+  }.items():
+    set_path(out, path, value)
+  return out
+
+
+def check_models(config: ml_collections.ConfigDict) -> None:
+  """Every name in config.models is a model or a variant of one; ValueError otherwise."""
+  variants = config.get('variants') or {}
+  for name, variant in variants.items():
+    if variant.get('base') not in REGISTRY:
+      raise ValueError(
+          f'variants.{name}.base must be one of {list(MODELS)}, got ' f'{variant.get("base")!r}.'
+      )
+  for name in config.models:
+    if name not in REGISTRY and name not in variants:
+      raise ValueError(
+          f'unknown model {name!r} in config.models; valid: {list(MODELS)} and '
+          f'the variants {sorted(variants)}.'
+      )
+  for name in config.models:
+    model_config(config, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Builders.
+
+
+def fourier_scale(config: ml_collections.ConfigDict, input_dim: int) -> float:
+  """config.ecrn.fourier_scale, or fourier_scale_factor/(2π√d) when it is None."""
+  scale = config.ecrn.fourier_scale
+  if scale is not None:
+    return float(scale)
+  return float(config.ecrn.get('fourier_scale_factor', 1.0)) / (
+      2.0 * math.pi * math.sqrt(input_dim)
+  )
+
+
+def ecrn_config(config, dataset, **changes) -> ecrn_jax.ECRNConfig:
+  fields = config.ecrn.to_dict()
+  fields.pop('fourier_scale_factor', None)
+  fields['fourier_scale'] = fourier_scale(config, dataset.x_train.shape[1])
+  for name in ('alpha', 'drop_rate'):
+    if isinstance(fields[name], list):
+      fields[name] = tuple(fields[name])
+  fields.update(out_dim=max(dataset.num_classes, 1), **changes)
+  return ecrn_jax.ECRNConfig(**fields)
+
+
+def mlp_config(config, dataset, **changes) -> ecrn_jax.MLPConfig:
+  fields = config.mlp.to_dict()
+  fields['hidden_widths'] = tuple(fields['hidden_widths'])
+  fields.update(out_dim=max(dataset.num_classes, 1), **changes)
+  return ecrn_jax.MLPConfig(**fields)
+
+
+def arch_config(config, name: str, dataset, **changes) -> ecrn_jax.ArchConfig:
+  """The `ECRNConfig` or `MLPConfig` of model `name` (family 'ecrn' or 'mlp')."""
+  family = spec(config, name).family
+  if family == 'ecrn':
+    return ecrn_config(config, dataset, **changes)
+  if family == 'mlp':
+    return mlp_config(config, dataset, **changes)
+  raise ValueError(f'{name!r} has no ECRN/MLP architecture (family {family!r}).')
+
+
+def model_key(seed: int, name: str, config=None) -> jax.Array:
+  """The initialization key of (seed, model): one per family, so twins share B."""
+  family = (spec(config, name) if config is not None else REGISTRY[name]).family
+  return jax.random.fold_in(jax.random.PRNGKey(seed), _FAMILY_KEY[family])
+
+
+def is_image_dataset(dataset) -> bool:
+  return dataset.info.get('standardize_channels') is not None
+
+
+def resnet18_module(config, dataset):
+  """CIFAR ResNet-18 for images; for vector data its stand-in, the 18-layer residual MLP."""
+  from experiments import resnet  # pylint: disable=g-import-not-at-top
+
+  cfg = config.resnet18
+  out_dim = max(dataset.num_classes, 1)
+  if is_image_dataset(dataset):
+    channels = int(dataset.info['standardize_channels'])
+    side = int(round(math.sqrt(dataset.x_train.shape[1] / channels)))
+    return resnet.ResNet18(
+        num_classes=out_dim,
+        image_shape=(side, side, channels),
+        width=int(cfg.width),
+        augment=bool(cfg.augment),
+        dtype=cfg.dtype,
+    )
+  return resnet.ResidualMLP18(out_dim=out_dim, widths=tuple(cfg.mlp_widths), dtype=cfg.dtype)
+
+
+def build_network(config, name: str, dataset, seed: int):
+  """(module, variables) of trained model `name` (or a variant of one), initialized."""
+  family = spec(config, name).family
+  if family == 'ecrn':
+    model = ecrn_jax.ECRN(ecrn_config(config, dataset))
+  elif family == 'mlp':
+    model = ecrn_jax.MLP(mlp_config(config, dataset))
+  else:
+    model = resnet18_module(config, dataset)
+  return model, model.init(model_key(seed, name, config), dataset.x_train[:1])

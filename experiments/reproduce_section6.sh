@@ -12,7 +12,9 @@ run() {  # run NAME[:ARG] WORKDIR [flags...]
   local config=$1 workdir=$2; shift 2
   python -m experiments.run --config="$config" --workdir="$RUNS/$workdir" "$@"
 }
-ABLATIONS='(ntk_ecrn_no_fourier,ntk_ecrn_alpha1,ntk_ecrn_no_stochastic_depth,ntk_ecrn_drop_rate_0p1,ntk_ecrn_sigma_ff_x0p25,ntk_ecrn_sigma_ff_x4,ntk_ecrn_sigma_ff_x16)'
+# A tuple of strings as a Python literal (ml_collections config flags).
+ABLATIONS="('ntk_ecrn_no_fourier', 'ntk_ecrn_alpha1', 'ntk_ecrn_no_stochastic_depth', \
+'ntk_ecrn_drop_rate_0p1', 'ntk_ecrn_sigma_ff_x0p25', 'ntk_ecrn_sigma_ff_x4', 'ntk_ecrn_sigma_ff_x16')"
 
 run synthetic_regression synthetic_regression
 run synthetic_regression synthetic_regression_f0.1 --config.data.frequency_scale=0.1

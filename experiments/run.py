@@ -1,28 +1,26 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 """Entry point: `python -m experiments.run [--config=NAME[:ARG]] [--config.FIELD=VALUE ...]
 [--workdir=DIR] [--data_dir=DIR] [--overwrite]`.
 
 NAME is one of `CONFIGS`, each a pure `get_config(arg)` module in experiments/configs/; ARG is
-passed to it (`smoke` shrinks any config to a seconds-long run). With no --config it runs the
-embedded default, `finite_vs_infinite`, which needs no data.
+passed to it (`smoke` shrinks any config to a seconds-long run). A path to a config file
+(`--config=path/to/my_config.py[:ARG]`) works too. With no --config it runs the default,
+`finite_vs_infinite`, which needs no data.
 
-Overrides: `--config.FIELD=VALUE` sets a (nested) field of the resolved config, e.g.
-`--config.train.learning_rate=0.01 --config.seeds=(0,1)`. VALUE is parsed as a Python literal
-(strings may be left unquoted) and must fit the field's type; an unknown field fails at once
-with the list of valid fields.
-
-Workdir: the resolved config goes to DIR/config.json. A non-empty DIR of another config is
-refused unless --overwrite (which empties it); the same config resumes (see experiments.train).
+Overrides are ml_collections config flags: `--config.FIELD=VALUE` sets a (nested) field,
+typed by the field (`--config.train.learning_rate=0.01`, `--config.seeds='(0, 1)'`, a tuple
+of strings as `--config.models=mlp --config.models=ntk_ecrn` or
+`--config.models="('mlp', 'ntk_ecrn')"`); an unknown field fails at once, naming the closest
+valid one. The resolved config goes to DIR/config.json; see experiments/workdir.py for the
+workdir (resume, --overwrite).
 
 Imports: TensorFlow (through tensorflow-datasets) is imported only by the configs that read
-CIFAR-10, when they load it (experiments.input_pipeline); importing this module or running the
-default config imports no TensorFlow. TF_CPP_MIN_LOG_LEVEL defaults to 3 for the runs that do.
+CIFAR-10, when they load it; the default config imports no TensorFlow.
 """
 
-import ast
-import difflib
-import importlib
 import os
-import re
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
@@ -30,127 +28,133 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
-import ml_collections
+from ml_collections import config_flags
 
-# Config name → the module that runs it (`train_and_evaluate(config, workdir, ...)`).
-CONFIGS = {
-    'finite_vs_infinite': 'experiments.finite_vs_infinite',
-    'synthetic_regression': 'experiments.train',
-    'synthetic_classification': 'experiments.train',
-    'boston': 'experiments.train',
-    'iris': 'experiments.train',
-    'wine': 'experiments.train',
-    'cifar_subset': 'experiments.train',
-}
+CONFIGS = (
+    'finite_vs_infinite',
+    'synthetic_regression',
+    'synthetic_classification',
+    'boston',
+    'iris',
+    'wine',
+    'cifar_subset',
+)
 DEFAULT_CONFIG = 'finite_vs_infinite'
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string('config', DEFAULT_CONFIG,
-                    f'NAME[:ARG], NAME one of {sorted(CONFIGS)}; ARG e.g. smoke. Fields are '
-                    'overridden with --config.FIELD=VALUE.')
-flags.DEFINE_string('workdir', None, 'Output directory (config.json, metrics.jsonl, '
-                    'results.json, checkpoints); a run started again on it resumes.')
-flags.DEFINE_string('data_dir', None, 'tensorflow-datasets data_dir (CIFAR-10); default: '
-                    'the repository\'s data_cache/.')
-flags.DEFINE_bool('overwrite', False, 'Empty a --workdir that holds another config.')
-
-_OVERRIDE = re.compile(r'^--?config\.([A-Za-z_][\w.]*)(?:=(.*))?$', re.S)
-_overrides: list[tuple[str, str]] = []
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs')
 
 
-def parse_flags(argv):
-  """absl's parser, with the --config.FIELD=VALUE overrides taken out first."""
-  rest = [argv[0]]
-  for arg in argv[1:]:
-    match = _OVERRIDE.match(arg)
-    if match is None:
-      rest.append(arg)
-      continue
-    if match.group(2) is None:
-      print(f'FATAL Flags parsing error: override {arg!r} needs a value: '
-            f'--config.{match.group(1)}=VALUE', file=sys.stderr)
-      sys.exit(1)
-    _overrides.append((match.group(1), match.group(2)))
-  return app.parse_flags_with_usage(rest)
+class _NoneOr(flags.ArgumentParser):
+  """An int or float field's parser that also takes None (`--config.train.batch_size=None`:
+  the fields that are placeholders, such as batch_size and kernel.t, may be None)."""
+
+  def __init__(self, parser: flags.ArgumentParser):
+    super().__init__()
+    self._parser = parser
+
+  def parse(self, argument):
+    if isinstance(argument, str) and argument.strip().lower() == 'none':
+      return None
+    return self._parser.parse(argument)
+
+  def flag_type(self):
+    return self._parser.flag_type()
 
 
-def _fields(config, prefix=''):
+config_flags.register_flag_parser_for_type(int, _NoneOr(flags.IntegerParser()))
+config_flags.register_flag_parser_for_type(float, _NoneOr(flags.FloatParser()))
+
+
+def resolve(spec: str) -> str:
+  """NAME[:ARG] → the path of NAME's config module [:ARG]; a path is returned as it is."""
+  name, sep, arg = spec.partition(':')
+  if name.endswith('.py') or os.sep in name:
+    return spec
+  if name not in CONFIGS:
+    raise app.UsageError(
+        f'unknown config {name!r}; valid names: {list(CONFIGS)} (or a path ' 'to a config file).'
+    )
+  return os.path.join(CONFIG_DIR, f'{name}.py') + sep + arg
+
+
+def config_name(spec: str) -> str:
+  name = spec.partition(':')[0]
+  return os.path.splitext(os.path.basename(name))[0]
+
+
+def _resolve_argv(argv: list[str]) -> list[str]:
   out = []
-  for key, value in config.items():
-    name = f'{prefix}{key}'
-    if isinstance(value, ml_collections.ConfigDict):
-      out.extend(_fields(value, name + '.'))
-    else:
-      out.append(name)
+  for arg in argv:
+    for prefix in ('--config=', '-config='):
+      if arg.startswith(prefix):
+        arg = prefix + resolve(arg[len(prefix) :])
+    out.append(arg)
   return out
 
 
-def _parse_value(text: str, current):
-  if isinstance(current, str):
-    return text
-  if isinstance(current, bool) or text.lower() in ('true', 'false'):
-    if text.lower() in ('true', 'false', '1', '0'):
-      return text.lower() in ('true', '1')
-  try:
-    value = ast.literal_eval(text)
-  except (ValueError, SyntaxError):
-    if isinstance(current, tuple):   # (a,b) or a,b with unquoted strings
-      items = [item.strip() for item in text.strip().strip('()[]').split(',')]
-      return tuple(_parse_value(item, '') if item else item for item in items if item)
-    return text  # an unquoted string
-  if isinstance(current, tuple) and isinstance(value, (list, str, int, float)):
-    value = tuple(value) if isinstance(value, list) else (value,)
-  return value
-
-
-def apply_overrides(config: ml_collections.ConfigDict, overrides) -> ml_collections.ConfigDict:
-  """Sets each (dotted field, text value); unknown fields and bad types raise UsageError."""
-  valid = _fields(config)
-  for field, text in overrides:
-    path = field.split('.')
-    node = config
-    ok = True
-    for key in path[:-1]:
-      if isinstance(node, ml_collections.ConfigDict) and key in node:
-        node = node[key]
-      else:
-        ok = False
-        break
-    last = path[-1]
-    if not ok or not isinstance(node, ml_collections.ConfigDict) or last not in node:
-      close = difflib.get_close_matches(field, valid, n=3)
-      hint = f' Did you mean {" or ".join(close)}?' if close else ''
-      raise app.UsageError(f'unknown config field {field!r} in --config.{field}.{hint} '
-                           f'Valid fields: {", ".join(valid)}.')
-    current = node[last]
-    if isinstance(current, ml_collections.ConfigDict):
-      raise app.UsageError(f'--config.{field} is a block; override its fields: '
-                           f'{", ".join(f for f in valid if f.startswith(field + "."))}.')
-    value = _parse_value(text, current)
-    try:
-      node[last] = value
-    except (TypeError, ValueError) as e:
-      raise app.UsageError(f'--config.{field}={text}: {e}') from e
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS, argv=None):
+  """Defines --config (with its --config.FIELD overrides), --workdir, --data_dir, --overwrite."""
+  config = config_flags.DEFINE_config_file(
+      'config',
+      resolve(DEFAULT_CONFIG),
+      f'NAME[:ARG], NAME one of {list(CONFIGS)}; ARG e.g. '
+      'smoke. Fields are overridden with --config.FIELD=VALUE.',
+      flag_values=flag_values,
+      lock_config=True,
+      sys_argv=argv,
+  )
+  flags.DEFINE_string(
+      'workdir',
+      None,
+      'Output directory (config.json, metrics.jsonl, '
+      'results.json, checkpoints); a run started again on it resumes.',
+      flag_values=flag_values,
+  )
+  flags.DEFINE_string(
+      'data_dir',
+      None,
+      'tensorflow-datasets data_dir (CIFAR-10); sets '
+      "config.data.data_dir. Default: the repository's data_cache/.",
+      flag_values=flag_values,
+  )
+  flags.DEFINE_bool(
+      'overwrite', False, 'Empty a --workdir that holds another config.', flag_values=flag_values
+  )
   return config
 
 
-def load_config(spec: str, overrides=()):
-  """(name, config) of NAME[:ARG], with the overrides applied."""
-  name, _, arg = spec.partition(':')
-  if name not in CONFIGS:
-    raise app.UsageError(f'unknown config {name!r}; valid names: {sorted(CONFIGS)}.')
-  module = importlib.import_module(f'experiments.configs.{name}')
+def _one_line(error: Exception) -> str:
+  """config_flags' messages, without the traceback of a failing get_config or the quoting."""
+  text = str(error)
+  if 'Traceback' in text:
+    text = [line for line in text.splitlines() if line.strip()][-1]
+  if len(text) > 1 and text[0] == text[-1] and text[0] in '\'"':  # a KeyError's repr
+    text = text[1:-1]
+  return text.replace('\\n', ' ').replace("\\'", "'")
+
+
+def _parse(flag_values: flags.FlagValues, argv: list[str]) -> list[str]:
+  """Parses argv; every error (unknown field, bad value, failing config) → one UsageError."""
   try:
-    config = module.get_config(arg or None)
-  except ValueError as e:
-    raise app.UsageError(str(e)) from e
-  return name, apply_overrides(config, overrides)
+    return flag_values(argv)
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError, IOError) as e:
+    raise app.UsageError(f'--config: {_one_line(e)}') from e
+
+
+def load_config(spec: str = DEFAULT_CONFIG, overrides=()):
+  """(name, config) of NAME[:ARG] with `overrides` ('field=value' strings) applied, exactly as
+  the command line would: for scripts and tests."""
+  argv = _resolve_argv(
+      ['run', f'--config={spec}'] + [f'--config.{override}' for override in overrides]
+  )
+  flag_values = flags.FlagValues()
+  holder = define_flags(flag_values, argv)
+  _parse(flag_values, argv)
+  return config_name(spec), holder.value
 
 
 class _QuietLibraries:
   """Drops library INFO chatter from the absl log: orbax's (several lines per checkpoint) and
-  JAX's backend start-up lines (e.g. "Unable to initialize backend 'tpu'" on every machine
-  without a TPU). Warnings and errors pass."""
+  JAX's backend start-up lines. Warnings and errors pass."""
 
   def filter(self, record):
     if record.levelno > 20:
@@ -162,27 +166,53 @@ def main(argv):
   logging.get_absl_handler().addFilter(_QuietLibraries())
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  name, config = load_config(FLAGS.config, _overrides)
+  FLAGS = flags.FLAGS  # pylint: disable=invalid-name
+  config = FLAGS.config
+  if FLAGS.data_dir is not None and 'data' in config:
+    config.data.data_dir = FLAGS.data_dir
+  from experiments import search  # pylint: disable=g-import-not-at-top
   from experiments import train  # pylint: disable=g-import-not-at-top
-  experiment = importlib.import_module(CONFIGS[name])
-  if experiment is train:
+  from experiments import workdir  # pylint: disable=g-import-not-at-top
+
+  if config.get('experiment') == 'benchmark':
     try:
-      train.check_models(config)
+      search.check(config)
     except (ValueError, NotImplementedError) as e:
       raise app.UsageError(str(e)) from e
   import jax  # pylint: disable=g-import-not-at-top
+
   jax.config.update('jax_enable_x64', True)  # kernels are compared in float64
   logging.info('devices: %s', jax.devices())
   if FLAGS.workdir:
     try:
-      train.prepare_workdir(FLAGS.workdir, name, config, overwrite=FLAGS.overwrite)
+      workdir.prepare(
+          FLAGS.workdir,
+          config_name(config_flags.get_config_filename(FLAGS['config'])),
+          config,
+          overwrite=FLAGS.overwrite,
+      )
     except FileExistsError as e:
       raise app.UsageError(str(e)) from e
-  if experiment is train:
-    experiment.train_and_evaluate(config, FLAGS.workdir, data_dir=FLAGS.data_dir)
-  else:
-    experiment.train_and_evaluate(config, FLAGS.workdir)
+  train.train_and_evaluate(config, FLAGS.workdir)
+
+
+def _flags_parser(argv):
+  try:
+    argv = _resolve_argv(argv)
+  except app.UsageError as e:
+    print(f'FATAL Flags parsing error: {e}', file=sys.stderr)
+    sys.exit(1)
+  sys.argv[:] = argv  # config_flags reads the overrides from sys.argv
+  try:
+    return _parse(flags.FLAGS, argv)
+  except app.UsageError as e:
+    print(
+        f'FATAL Flags parsing error: {e}\nPass --helpshort or --helpfull to see help on ' 'flags.',
+        file=sys.stderr,
+    )
+    sys.exit(1)
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=parse_flags)
+  define_flags()
+  app.run(main, flags_parser=_flags_parser)

@@ -1,4 +1,7 @@
-"""Hyperparameter selection on a validation split, and per-model configs.
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""Hyperparameter selection on a validation split.
 
 Every model of a config gets the same budget: `config.search.trials` candidate settings
 (the whole grid when it has fewer points), each trained or fitted on the training data minus
@@ -13,126 +16,81 @@ Config fields (`config.search`):
   enabled: False runs every model with the config as given (no selection).
   validation_fraction, seed, trials: as above.
   space: one block per model, nested like the config it overrides, leaves are tuples of
-    candidate values, e.g. space.mlp.train.learning_rate = (1e-4, 1e-3, 1e-2).
+    candidate values, e.g. space.mlp.train.learning_rate = (1e-4, 1e-3, 1e-2). The number
+    of epochs is searched relative to the model's `train.epochs`:
+    space.MODEL.train.epochs_fraction = (0.5, 1.0) tries max(1, ⌊f · train.epochs⌋) epochs,
+    so `--config.train.epochs=10` moves the whole grid with it.
 
-Per-model defaults (`config.model_defaults.MODEL`, nested overrides like a search point)
-apply before the selected setting: e.g. ResNet-18's SGD recipe.
-
-Model variants (`config.variants`, for ablations): variants.NAME = {'base': MODEL, <nested
-overrides>}: NAME runs as MODEL with its selected hyperparameters and then these overrides,
-so each ablation changes one thing of the tuned model.
+Per-model defaults and variants: see experiments/models.py (`model_config`).
 """
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 import os
 import time
-from typing import Any, Optional
+from typing import Any, Callable
 
 from absl import logging
 import ml_collections
 
+from ecrn_jax import io
+from experiments import input_pipeline
+from experiments import models
 
-def flatten(block, prefix: str = '') -> dict[str, Any]:
-  """{'train': {'learning_rate': v}} → {'train.learning_rate': v} (ConfigDicts or dicts)."""
-  if isinstance(block, ml_collections.ConfigDict):
-    block = block.to_dict()
-  out = {}
-  for key, value in block.items():
-    path = f'{prefix}{key}'
-    if isinstance(value, dict):
-      out.update(flatten(value, path + '.'))
-    else:
-      out[path] = value
-  return out
+EPOCHS_FRACTION = 'train.epochs_fraction'
 
 
-def set_path(config: ml_collections.ConfigDict, path: str, value) -> None:
-  """config.<path> = value, failing with the valid fields when `path` names none."""
-  *parents, leaf = path.split('.')
-  node = config
-  for i, name in enumerate(parents):
-    if name not in node or not isinstance(node[name], ml_collections.ConfigDict):
-      raise ValueError(f'{path!r} names no field of the config: {".".join(parents[:i + 1])!r} '
-                       f'is not a block; valid: {sorted(node.keys())}.')
-    node = node[name]
-  if leaf not in node:
-    raise ValueError(f'{path!r} names no field of the config; fields of '
-                     f'{".".join(parents) or "the config"}: {sorted(node.keys())}.')
-  if isinstance(value, list):
-    value = tuple(value)
-  with node.ignore_type():
-    node[leaf] = value
-
-
-def base_model(config: ml_collections.ConfigDict, model: str) -> str:
-  variants = config.get('variants') or {}
-  return variants[model].base if model in variants else model
-
-
-def variant_overrides(config: ml_collections.ConfigDict, model: str) -> dict[str, Any]:
-  variants = config.get('variants') or {}
-  if model not in variants:
-    return {}
-  return {k: v for k, v in flatten(variants[model]).items() if k != 'base'}
-
-
-def default_overrides(config: ml_collections.ConfigDict, model: str) -> dict[str, Any]:
-  defaults = config.get('model_defaults') or {}
-  base = base_model(config, model)
-  return flatten(defaults[base]) if base in defaults else {}
-
-
-def model_config(config: ml_collections.ConfigDict, model: str,
-                 selected: Optional[dict[str, Any]] = None) -> ml_collections.ConfigDict:
-  """`config` with, in this order, model's base defaults (config.model_defaults), the
-  selected hyperparameters, and the variant's overrides."""
-  out = copy.deepcopy(config)
-  for path, value in {**default_overrides(config, model), **(selected or {}),
-                      **variant_overrides(config, model)}.items():
-    set_path(out, path, value)
-  return out
+def _resolve_epochs(config, model: str, point: dict[str, Any]) -> dict[str, Any]:
+  """`point` with train.epochs_fraction f replaced by train.epochs = max(1, ⌊f · epochs⌋)."""
+  if EPOCHS_FRACTION not in point:
+    return point
+  point = dict(point)
+  fraction = point.pop(EPOCHS_FRACTION)
+  if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+    raise ValueError(
+        f'search.space.{model}.{EPOCHS_FRACTION} values must be in (0, 1], got ' f'{fraction!r}.'
+    )
+  epochs = int(models.model_config(config, model).train.epochs)
+  point['train.epochs'] = max(1, int(fraction * epochs))
+  return point
 
 
 def candidates(config: ml_collections.ConfigDict, model: str) -> list[dict[str, Any]]:
   """The settings tried for `model`: its grid, or `trials` distinct points drawn from it."""
-  from experiments import input_pipeline  # pylint: disable=g-import-not-at-top
   space = config.search.space.get(model)
   if not space:
     return [{}]
-  grid = flatten(space)
+  grid = models.flatten(space)
   for path, values in grid.items():
     if not isinstance(values, (tuple, list)) or not values:
-      raise ValueError(f'search.space.{model}.{path} must be a non-empty tuple of candidate '
-                       f'values, got {values!r}.')
+      raise ValueError(
+          f'search.space.{model}.{path} must be a non-empty tuple of candidate '
+          f'values, got {values!r}.'
+      )
   paths = sorted(grid)
   points = [dict(zip(paths, combo)) for combo in itertools.product(*(grid[p] for p in paths))]
   trials = int(config.search.trials)
-  if len(points) <= trials:
-    return points
-  rng = input_pipeline.named_rng(int(config.search.seed), f'search/{model}')
-  return [points[i] for i in sorted(rng.choice(len(points), trials, replace=False))]
+  if len(points) > trials:
+    rng = input_pipeline.named_rng(int(config.search.seed), f'search/{model}')
+    points = [points[i] for i in sorted(rng.choice(len(points), trials, replace=False))]
+  return [_resolve_epochs(config, model, point) for point in points]
 
 
 def check(config: ml_collections.ConfigDict) -> None:
   """Fails (ValueError naming the field) on a search space or variant that names no field."""
+  models.check_models(config)
   search = config.get('search')
   if search is None:
     return
-  from experiments import train as train_lib  # pylint: disable=g-import-not-at-top
-  used = {base_model(config, m) for m in config.models}
+  used = {models.base_model(config, m) for m in config.models}
   for model in search.space.keys():
-    if model not in train_lib.MODELS:
-      raise ValueError(f'search.space.{model}: unknown model; valid: {list(train_lib.MODELS)}.')
-    if model not in used:
-      continue
-    for overrides in candidates(config, model):
-      model_config(config, model, overrides)
-  for model in config.models:
-    model_config(config, model)
+    if model not in models.REGISTRY:
+      raise ValueError(f'search.space.{model}: unknown model; valid: {list(models.MODELS)}.')
+    if model in used:
+      for overrides in candidates(config, model):
+        models.model_config(config, model, overrides)
 
 
 def score(task: str, metrics: dict) -> tuple:
@@ -146,86 +104,125 @@ def score(task: str, metrics: dict) -> tuple:
   return (-metrics['accuracy'], ce if ce is not None and math.isfinite(ce) else math.inf)
 
 
-def select(config: ml_collections.ConfigDict, workdir: str, run_unit, *,
-           data_dir: Optional[str] = None) -> dict:
+def _budget(search) -> dict:
+  return {
+      'trials_per_model': int(search.trials) if search.enabled else 0,
+      'validation_fraction': float(search.validation_fraction),
+      'seed': int(search.seed),
+      'selection': (
+          'validation MSE (regression); validation accuracy, ties by '
+          'cross-entropy (classification)'
+      ),
+  }
+
+
+def _validation_split(config) -> input_pipeline.Dataset:
+  search = config.search
+  full = input_pipeline.load_dataset(config.data, seed=int(search.seed))
+  _, validation = input_pipeline.split_validation(
+      full, float(search.validation_fraction), int(search.seed)
+  )
+  logging.info(
+      'search: %d training / %d validation points (seed %d)',
+      len(validation.x_train),
+      len(validation.x_test),
+      int(search.seed),
+  )
+  return validation
+
+
+def _select_best(entry: dict) -> None:
+  first = next((t['validation'] for t in entry['trials'] if t['validation']), None) or {}
+  task = 'classification' if 'accuracy' in first else 'regression'
+  best = min(
+      range(len(entry['trials'])), key=lambda i: score(task, entry['trials'][i]['validation'])
+  )
+  entry.update(
+      selected=entry['trials'][best]['overrides'],
+      selected_trial=best,
+      selected_validation=entry['trials'][best]['validation'],
+  )
+
+
+RunUnit = Callable[[str, ml_collections.ConfigDict, Any, str, str], dict]
+
+
+def _trial(
+    config,
+    model: str,
+    k: int,
+    overrides: dict,
+    total: int,
+    workdir: str,
+    run_unit: RunUnit,
+    validation: Callable[[], Any],
+) -> dict:
+  directory = os.path.join(workdir, 'search', model, f'trial_{k}')
+  result_path = os.path.join(directory, 'result.json')
+  if os.path.exists(result_path):
+    return io.read_json(result_path)
+  label = f'[search {model} {k + 1}/{total}]'
+  unit_config = models.model_config(config, model, overrides)
+  unit_config.tracking.models = ()
+  os.makedirs(directory, exist_ok=True)
+  logging.info('%s %s', label, overrides)
+  start = time.perf_counter()
+  unit = run_unit(model, unit_config, validation(), directory, label)
+  result = {
+      'overrides': overrides,
+      'validation': unit.get('test'),
+      'train': unit.get('train'),
+      'diverged': unit.get('diverged', False),
+      'seconds': time.perf_counter() - start,
+  }
+  io.write_json(result_path, result)
+  logging.info('%s validation %s', label, result['validation'])
+  return result
+
+
+def select(config: ml_collections.ConfigDict, workdir: str, run_unit: RunUnit) -> dict:
   """Runs every model's trials (resuming) and returns (and writes) search.json's content.
 
   `run_unit(model, unit_config, dataset, directory, label)` trains or fits one model on
   dataset (whose test split is the validation split) and returns its result dict.
   """
-  from experiments import input_pipeline  # pylint: disable=g-import-not-at-top
-  from experiments import train as train_lib  # pylint: disable=g-import-not-at-top
-  search = config.search
-  path = os.path.join(workdir, 'search.json')
-  base_models = []
-  for model in config.models:
-    base = base_model(config, model)
-    if base not in base_models:
-      base_models.append(base)
-  seed = int(search.seed)
-  out = {'budget': {'trials_per_model': int(search.trials),
-                    'validation_fraction': float(search.validation_fraction),
-                    'seed': seed,
-                    'selection': 'validation MSE (regression); validation accuracy, ties '
-                                 'by cross-entropy (classification)'},
-         'models': {}}
-  if not search.enabled:
-    out['budget']['trials_per_model'] = 0
+  out = {'budget': _budget(config.search), 'models': {}}
+  if not config.search.enabled:
     return out
-  validation = None
+  base_models = list(dict.fromkeys(models.base_model(config, m) for m in config.models))
+  cache = []
+
+  def validation():
+    if not cache:
+      cache.append(_validation_split(config))
+    return cache[0]
+
   start = time.perf_counter()
   for model in base_models:
-    entry = {'trials': [], 'seconds': 0.0}
     points = candidates(config, model)
-    for k, overrides in enumerate(points):
-      directory = os.path.join(workdir, 'search', model, f'trial_{k}')
-      result_path = os.path.join(directory, 'result.json')
-      label = f'[search {model} {k + 1}/{len(points)}]'
-      if os.path.exists(result_path):
-        result = train_lib.read_json(result_path)
-      else:
-        if validation is None:
-          full = input_pipeline.load_dataset(config.data, seed=seed, data_dir=data_dir)
-          _, validation = input_pipeline.split_validation(
-              full, float(search.validation_fraction), seed)
-          logging.info('search: %d training / %d validation points (seed %d)',
-                       len(validation.x_train), len(validation.x_test), seed)
-        unit_config = model_config(config, model, overrides)
-        unit_config.tracking.models = ()
-        os.makedirs(directory, exist_ok=True)
-        logging.info('%s %s', label, overrides)
-        t = time.perf_counter()
-        unit = run_unit(model, unit_config, validation, directory, label)
-        result = {'overrides': overrides, 'validation': unit.get('test'),
-                  'train': unit.get('train'), 'diverged': unit.get('diverged', False),
-                  'seconds': time.perf_counter() - t}
-        train_lib.write_json(result_path, result)
-        logging.info('%s validation %s', label, result['validation'])
-      entry['trials'].append(result)
-      entry['seconds'] += result['seconds']
-    task = 'classification' if 'accuracy' in (next(
-        (t['validation'] for t in entry['trials'] if t['validation']), {}) or {}) else 'regression'
-    best = min(range(len(entry['trials'])),
-               key=lambda i: score(task, entry['trials'][i]['validation']))
-    entry['selected'] = entry['trials'][best]['overrides']
-    entry['selected_trial'] = best
-    entry['selected_validation'] = entry['trials'][best]['validation']
+    trials = [
+        _trial(config, model, k, overrides, len(points), workdir, run_unit, validation)
+        for k, overrides in enumerate(points)
+    ]
+    entry = {'trials': trials, 'seconds': sum(t['seconds'] for t in trials)}
+    _select_best(entry)
     out['models'][model] = entry
-    train_lib.write_json(path, out)
+    io.write_json(os.path.join(workdir, 'search.json'), out)
   out['seconds'] = time.perf_counter() - start
-  train_lib.write_json(path, out)
+  io.write_json(os.path.join(workdir, 'search.json'), out)
   return out
 
 
 def selected_overrides(search_result: dict, config, model: str) -> dict[str, Any]:
-  entry = search_result['models'].get(base_model(config, model))
+  entry = search_result['models'].get(models.base_model(config, model))
   return dict(entry['selected']) if entry else {}
 
 
 def describe(search_result: dict) -> str:
   lines = []
   for model, entry in search_result['models'].items():
-    lines.append(f'  {model:<18} {len(entry["trials"])} trials, selected {entry["selected"]} '
-                 f'(validation {entry["selected_validation"]})')
+    lines.append(
+        f'  {model:<18} {len(entry["trials"])} trials, selected {entry["selected"]} '
+        f'(validation {entry["selected_validation"]})'
+    )
   return '\n'.join(lines)
-

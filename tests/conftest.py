@@ -1,3 +1,6 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 """Test set-up: kernels are compared in float64, so the suite runs with 64-bit JAX.
 
 Float32 paths are still exercised: models with dtype='float32' keep float32 parameters.
@@ -8,9 +11,16 @@ its absence is an error): the main lane compares with in-repo references (tests/
 """
 
 import importlib.util
+import json
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+if os.environ.get('PYTEST_XDIST_WORKER'):
+  # One XLA thread per pytest-xdist worker (`-n auto`: a worker per core), not a thread pool per
+  # worker competing for every core.
+  os.environ.setdefault(
+      'XLA_FLAGS', '--xla_cpu_multi_thread_eigen=false ' 'intra_op_parallelism_threads=1'
+  )
 
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np
@@ -18,11 +28,13 @@ import pytest
 
 jax.config.update('jax_enable_x64', True)
 
-# Relative tolerances keyed by dtype (SPEC §3).
+# Relative tolerances keyed by dtype (docs/spec.md §3).
 RTOL = {'float64': 1e-10, 'float32': 1e-4}
 
-REFERENCE_SKIP_REASON = ("neural-tangents not installed (reference lane: pip install -c "
-                         "constraints-reference.txt -e '.[reference,test]')")
+REFERENCE_SKIP_REASON = (
+    'neural-tangents not installed (reference lane: pip install -c '
+    "constraints-reference.txt -e '.[reference,test]')"
+)
 
 
 def relative_max_error(actual, expected) -> float:
@@ -31,21 +43,32 @@ def relative_max_error(actual, expected) -> float:
 
 
 def pytest_addoption(parser):
-  parser.addoption('--reference-lane', action='store_true', default=False,
-                   help='run only the tests marked `reference` (comparisons with '
-                        'neural-tangents); a missing neural-tangents is an error.')
+  parser.addoption(
+      '--reference-lane',
+      action='store_true',
+      default=False,
+      help='run only the tests marked `reference` (comparisons with '
+      'neural-tangents); a missing neural-tangents is an error.',
+  )
 
 
 def pytest_configure(config):
   config.addinivalue_line(
-      'markers', 'reference: compares with neural-tangents; runs in the reference lane')
+      'markers', 'reference: compares with neural-tangents; runs in the reference lane'
+  )
+  config.addinivalue_line(
+      'markers',
+      'slow: end-to-end runs and width sweeps (over ~10 s each); -m "not slow" '
+      'leaves them out for a quick check',
+  )
   if config.getoption('--reference-lane'):
     error = _neural_tangents_import_error()
     if error is not None:
       raise pytest.UsageError(
           f'--reference-lane needs neural_tangents, which failed to import ({error}). '
-          "Install the reference lane: pip install -c constraints-reference.txt "
-          "-e '.[reference,test]'")
+          'Install the reference lane: pip install -c constraints-reference.txt '
+          "-e '.[reference,test]'"
+      )
 
 
 def _neural_tangents_import_error():
@@ -78,9 +101,38 @@ def pytest_collection_modifyitems(config, items):
 def nt():
   """neural_tangents, for the tests marked `reference`."""
   import neural_tangents  # pylint: disable=g-import-not-at-top
+
   return neural_tangents
 
 
 @pytest.fixture
 def rng():
   return np.random.default_rng(0)
+
+
+@pytest.fixture(scope='session')
+def iris_smoke_workdir(tmp_path_factory):
+  """One real `iris:smoke` run shared by the report, plot and search tests: two seeds, every
+  model, two search trials per model. Returns the workdir (a str).
+
+  Under pytest-xdist the workers share it: the first to get the lock runs it, the others wait
+  and read it (a run that stopped half-way is resumed by the next one).
+  """
+  import fcntl  # pylint: disable=g-import-not-at-top
+  import utils  # pylint: disable=g-import-not-at-top
+
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get('PYTEST_XDIST_WORKER'):
+    root = root.parent
+  directory = root / 'iris_smoke'
+  with open(root / 'iris_smoke.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if (
+        not (directory / 'results.json').exists()
+        or not json.loads((directory / 'results.json').read_text())['complete']
+    ):
+      _, results = utils.smoke_run(
+          'iris', directory, ['seeds=(0, 1)', 'search.trials=2'], search=True
+      )
+      assert results['complete']
+  return str(directory)

@@ -1,4 +1,7 @@
-"""Tests for experiments/models.py: the ResNet-18 baselines (tiny sizes, CPU-fast)."""
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""Tests for experiments/resnet.py: the ResNet-18 baselines (tiny sizes, CPU-fast)."""
 
 import math
 
@@ -8,8 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from experiments.models import (ResidualMLP18, ResNet18, crop_and_flip,
-                                random_crop_and_flip)
+from experiments.resnet import (ResidualMLP18, ResNet18, crop_and_flip, random_crop_and_flip)
 
 SMALL = dict(num_classes=5, image_shape=(8, 8, 3), width=8)
 
@@ -52,8 +54,13 @@ def test_resnet18_param_count_full_size():
   w, c, classes = 64, 3, 10
 
   def block(cin, cout, proj):  # two 3×3 convs + 2 BN (+ 1×1 conv + BN)
-    return 9 * cin * cout + 2 * cout + 9 * cout * cout + 2 * cout + (
-        (cin * cout + 2 * cout) if proj else 0)
+    return (
+        9 * cin * cout
+        + 2 * cout
+        + 9 * cout * cout
+        + 2 * cout
+        + ((cin * cout + 2 * cout) if proj else 0)
+    )
 
   expected = 9 * c * w + 2 * w  # stem conv + BN
   cin = w
@@ -63,7 +70,8 @@ def test_resnet18_param_count_full_size():
     cin = cout
   expected += 8 * w * classes + classes  # head
   shapes = jax.eval_shape(
-      lambda: ResNet18(num_classes=10).init(jax.random.PRNGKey(0), jnp.zeros((1, 3072))))
+      lambda: ResNet18(num_classes=10).init(jax.random.PRNGKey(0), jnp.zeros((1, 3072)))
+  )
   assert _num_params(shapes) == expected == 11_173_962
   # 18 weight layers + 3 projection shortcuts.
   kernels = _kernels(shapes)
@@ -80,8 +88,10 @@ def test_residual_mlp_shapes_and_kernel_count():
   x = np.random.default_rng(0).normal(size=(4, 8))
   shapes = jax.eval_shape(lambda: _init(model, jnp.asarray(x)))
   assert len(_kernels(shapes)) == 21
-  assert _num_params(jax.eval_shape(lambda: _init(ResidualMLP18(out_dim=1),
-                                                  jnp.zeros((1, 8))))) == 1_403_265
+  assert (
+      _num_params(jax.eval_shape(lambda: _init(ResidualMLP18(out_dim=1), jnp.zeros((1, 8)))))
+      == 1_403_265
+  )
   small = ResidualMLP18(out_dim=2, widths=(4, 4, 8, 8))
   variables = _init(small, x)
   assert len(_kernels(variables)) == 1 + 16 + 1 + 1  # width changes once: 1 projection
@@ -90,17 +100,27 @@ def test_residual_mlp_shapes_and_kernel_count():
     small.apply(variables, x[:, :, None])
 
 
-@pytest.mark.parametrize('model_fn,x', [
-    (lambda: ResNet18(**SMALL), _images(4)),
-    (lambda: ResidualMLP18(out_dim=2, widths=(4, 4, 8, 8)),
-     np.random.default_rng(1).normal(size=(4, 6)).astype(np.float32)),
-])
+@pytest.mark.parametrize(
+    'model_fn,x',
+    [
+        (lambda: ResNet18(**SMALL), _images(4)),
+        (
+            lambda: ResidualMLP18(out_dim=2, widths=(4, 4, 8, 8)),
+            np.random.default_rng(1).normal(size=(4, 6)).astype(np.float32),
+        ),
+    ],
+)
 def test_batch_norm_train_and_eval(model_fn, x):
   model = model_fn()
   variables = _init(model, x)
   out, updates = model.apply(variables, x, train=True, mutable=['batch_stats'])
-  assert _max_diff(jax.tree_util.tree_leaves(updates['batch_stats'])[0],
-                   jax.tree_util.tree_leaves(variables['batch_stats'])[0]) > 0
+  assert (
+      _max_diff(
+          jax.tree_util.tree_leaves(updates['batch_stats'])[0],
+          jax.tree_util.tree_leaves(variables['batch_stats'])[0],
+      )
+      > 0
+  )
   # Train mode: an example's output depends on the rest of the batch.
   out_half, _ = model.apply(variables, x[:2], train=True, mutable=['batch_stats'])
   assert _max_diff(out[:2], out_half) > 1e-3
@@ -145,8 +165,13 @@ def test_resnet_augmentation_uses_dropout_rng():
   variables = _init(plain, x)
 
   def train_out(model, seed):
-    out, _ = model.apply(variables, x, train=True, mutable=['batch_stats'],
-                         rngs={'dropout': jax.random.PRNGKey(seed)})
+    out, _ = model.apply(
+        variables,
+        x,
+        train=True,
+        mutable=['batch_stats'],
+        rngs={'dropout': jax.random.PRNGKey(seed)},
+    )
     return out
 
   np.testing.assert_array_equal(train_out(aug, 0), train_out(aug, 0))
@@ -181,8 +206,9 @@ def test_sgd_reduces_mse_residual_mlp():
   opt_state = tx.init(params)
 
   def loss_fn(p, stats):
-    out, updates = model.apply({'params': p, 'batch_stats': stats}, x, train=True,
-                               mutable=['batch_stats'])
+    out, updates = model.apply(
+        {'params': p, 'batch_stats': stats}, x, train=True, mutable=['batch_stats']
+    )
     return jnp.mean((out - y) ** 2), updates['batch_stats']
 
   @jax.jit
@@ -197,31 +223,47 @@ def test_sgd_reduces_mse_residual_mlp():
     losses.append(float(loss))
   assert math.isfinite(losses[-1])
   assert losses[-1] < 0.5 * losses[0]
-  assert _max_diff(jax.tree_util.tree_leaves(batch_stats)[0],
-                   jax.tree_util.tree_leaves(variables['batch_stats'])[0]) > 0
+  assert (
+      _max_diff(
+          jax.tree_util.tree_leaves(batch_stats)[0],
+          jax.tree_util.tree_leaves(variables['batch_stats'])[0],
+      )
+      > 0
+  )
 
 
 def test_train_updates_batch_stats_and_resumes_bit_for_bit():
   """ecrn_jax.train on a BatchNorm model: the running statistics move with training, the
   checkpoint's state.rest carries them, and resuming from it equals the uninterrupted run."""
   import ecrn_jax  # pylint: disable=g-import-not-at-top
+
   rng = np.random.default_rng(0)
   x, y = rng.standard_normal((32, 5)), rng.standard_normal(32)
   model = ResidualMLP18(out_dim=1, widths=(4, 4, 8, 8), dtype='float64')
   variables = model.init(jax.random.PRNGKey(0), x)
-  config = ecrn_jax.TrainConfig(optimizer='momentum', learning_rate=0.01, schedule='cosine',
-                                epochs=4, batch_size=8)
+  config = ecrn_jax.TrainConfig(
+      optimizer='momentum', learning_rate=0.01, schedule='cosine', epochs=4, batch_size=8
+  )
   saved = {}
 
   def checkpoint(epoch, state, history):
-    saved[epoch] = dict(epoch=epoch, params=jax.device_get(state.params),
-                        opt_state=jax.device_get(state.opt_state), step=int(state.step),
-                        history=history, rest=jax.device_get(state.rest))
+    saved[epoch] = dict(
+        epoch=epoch,
+        params=jax.device_get(state.params),
+        opt_state=jax.device_get(state.opt_state),
+        step=int(state.step),
+        history=history,
+        rest=jax.device_get(state.rest),
+    )
 
   final, history = ecrn_jax.train(model, variables, (x, y), config, checkpoint=checkpoint)
-  moved = [np.max(np.abs(np.asarray(a) - np.asarray(b))) for a, b in zip(
-      jax.tree_util.tree_leaves(variables['batch_stats']),
-      jax.tree_util.tree_leaves(final['batch_stats']))]
+  moved = [
+      np.max(np.abs(np.asarray(a) - np.asarray(b)))
+      for a, b in zip(
+          jax.tree_util.tree_leaves(variables['batch_stats']),
+          jax.tree_util.tree_leaves(final['batch_stats']),
+      )
+  ]
   assert min(moved) > 0
   assert np.all(np.isfinite(history['loss'])) and history['loss'][-1] < history['loss'][0]
   resumed, _ = ecrn_jax.train(model, variables, (x, y), config, resume=saved[2])
@@ -231,5 +273,7 @@ def test_train_updates_batch_stats_and_resumes_bit_for_bit():
   stale = dict(saved[2])
   del stale['rest']
   other, _ = ecrn_jax.train(model, variables, (x, y), config, resume=stale)
-  assert not np.array_equal(np.asarray(jax.tree_util.tree_leaves(other['batch_stats'])[0]),
-                            np.asarray(jax.tree_util.tree_leaves(final['batch_stats'])[0]))
+  assert not np.array_equal(
+      np.asarray(jax.tree_util.tree_leaves(other['batch_stats'])[0]),
+      np.asarray(jax.tree_util.tree_leaves(final['batch_stats'])[0]),
+  )

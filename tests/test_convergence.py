@@ -1,12 +1,14 @@
-"""SPEC §3 rows 2–3: finite kernels at initialization → the twin at rate n^(-1/2)."""
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""docs/spec.md §3 rows 3–4: finite kernels at initialization → the twin at rate n^(-1/2)."""
 
 import jax
 import numpy as np
 import pytest
 
 from ecrn_jax import ECRNConfig, MLPConfig
-from ecrn_jax._src.convergence import (finite_vs_infinite, fit_power_law,
-                                       relative_frobenius_error)
+from ecrn_jax import finite_vs_infinite, fit_power_law, relative_frobenius_error
 
 WIDTHS = (64, 128, 256, 512, 1024, 2048)
 NUM_SEEDS = 8
@@ -17,13 +19,23 @@ def inputs():
   return np.random.default_rng(0).normal(size=(8, 3))
 
 
-@pytest.mark.parametrize('kernel, parameterization', [
-    ('ntk', 'ntk'), ('nngp', 'ntk'), ('ntk', 'standard')])
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    'kernel, parameterization', [('ntk', 'ntk'), ('nngp', 'ntk'), ('ntk', 'standard')]
+)
 def test_ecrn_kernels_converge_to_the_twin(kernel, parameterization, inputs):
-  cfg = ECRNConfig(width=64, depth=2, fourier_features=8, activation='gelu', drop_rate=0.1,
-                   parameterization=parameterization, dtype='float64')
-  result = finite_vs_infinite(cfg, inputs, WIDTHS, NUM_SEEDS, key=jax.random.PRNGKey(0),
-                              kernel=kernel)
+  cfg = ECRNConfig(
+      width=64,
+      depth=2,
+      fourier_features=8,
+      activation='gelu',
+      drop_rate=0.1,
+      parameterization=parameterization,
+      dtype='float64',
+  )
+  result = finite_vs_infinite(
+      cfg, inputs, WIDTHS, NUM_SEEDS, key=jax.random.PRNGKey(0), kernel=kernel
+  )
   print(result.table())
   assert -0.65 <= result.slope <= -0.35, result.table()
   assert result.mean_errors[-1] <= 0.1, result.table()
@@ -41,5 +53,6 @@ def test_helpers():
   a = np.eye(3)
   assert relative_frobenius_error(2 * a, a) == pytest.approx(1.0)
   with pytest.raises(ValueError, match='kernel'):
-    finite_vs_infinite(MLPConfig(), np.ones((2, 2)), (8,), 1, key=jax.random.PRNGKey(0),
-                       kernel='cka')
+    finite_vs_infinite(
+        MLPConfig(), np.ones((2, 2)), (8,), 1, key=jax.random.PRNGKey(0), kernel='cka'
+    )

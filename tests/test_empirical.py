@@ -1,5 +1,8 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 """The empirical NTK against an explicit Jacobian contraction and, in the reference lane,
-neural-tangents' own empirical NTK (SPEC §3, row 1)."""
+neural-tangents' own empirical NTK (docs/spec.md §3, row 1)."""
 
 import functools
 
@@ -11,40 +14,68 @@ import pytest
 
 from conftest import RTOL, relative_max_error
 from reference_ntk import jacobian_ntk
-from ecrn_jax import (ECRN, MLP, Dense, ECRNConfig, MLPConfig, empirical_nngp, empirical_ntk,
-                      ntk_vp_fn)
+from ecrn_jax import (
+    ECRN,
+    MLP,
+    Dense,
+    ECRNConfig,
+    MLPConfig,
+    empirical_nngp,
+    empirical_ntk,
+    ntk_vp_fn,
+)
 
 
 def _model(kind, parameterization, dtype, trainable=False, out_dim=3):
   if kind == 'mlp':
-    return MLP(MLPConfig(hidden_widths=(12, 9), out_dim=out_dim, activation='erf',
-                         parameterization=parameterization, dtype=dtype))
-  return ECRN(ECRNConfig(width=10, depth=2, fourier_features=5, fourier_trainable=trainable,
-                         drop_rate=0.2, out_dim=out_dim, parameterization=parameterization,
-                         dtype=dtype, alpha=0.8, b_std=0.3))
+    return MLP(
+        MLPConfig(
+            hidden_widths=(12, 9),
+            out_dim=out_dim,
+            activation='erf',
+            parameterization=parameterization,
+            dtype=dtype,
+        )
+    )
+  return ECRN(
+      ECRNConfig(
+          width=10,
+          depth=2,
+          fourier_features=5,
+          fourier_trainable=trainable,
+          drop_rate=0.2,
+          out_dim=out_dim,
+          parameterization=parameterization,
+          dtype=dtype,
+          alpha=0.8,
+          b_std=0.3,
+      )
+  )
 
 
 def _nt_kernel(nt, model, variables, x1, x2, trace_axes, implementation):
   rest = {k: v for k, v in variables.items() if k != 'params'}
   f = lambda p, x: model.apply({'params': p, **rest}, x)
-  fn = nt.empirical_ntk_fn(f, trace_axes=trace_axes, vmap_axes=0,
-                           implementation=implementation)
+  fn = nt.empirical_ntk_fn(f, trace_axes=trace_axes, vmap_axes=0, implementation=implementation)
   return fn(x1, x2, variables['params'])
 
 
-CASES = [(kind, param, trainable)
-         for kind in ('ecrn', 'mlp') for param in ('ntk', 'standard')
-         for trainable in ((False, True) if kind == 'ecrn' else (False,))]
+CASES = [
+    (kind, param, trainable)
+    for kind in ('ecrn', 'mlp')
+    for param in ('ntk', 'standard')
+    for trainable in ((False, True) if kind == 'ecrn' else (False,))
+]
 
 
 def _both_implementations(model, variables, x1, x2, dtype):
   """(implementation, traced (7, 5), full (21, 15)) of our two empirical-NTK paths, with their
   shapes and dtype checked."""
   for implementation in ('generic', 'structured'):
-    ours = empirical_ntk(model, variables, x1, x2, block_size=3,
-                         implementation=implementation)
-    ours_full = empirical_ntk(model, variables, x1, x2, trace_outputs=False,
-                              implementation=implementation)
+    ours = empirical_ntk(model, variables, x1, x2, block_size=3, implementation=implementation)
+    ours_full = empirical_ntk(
+        model, variables, x1, x2, trace_outputs=False, implementation=implementation
+    )
     assert ours.shape == (7, 5) and ours_full.shape == (21, 15)
     assert ours.dtype == jnp.dtype(dtype)
     yield implementation, ours, ours_full
@@ -60,8 +91,12 @@ def test_matches_jacobian_contraction(kind, parameterization, trainable, dtype, 
   # Two independent Jacobians (reverse and forward mode), contracted explicitly.
   ref = jacobian_ntk(model, variables, x1, x2, mode='rev')
   ref_full = jacobian_ntk(model, variables, x1, x2, trace_outputs=False, mode='fwd')  # (21, 15)
-  np.testing.assert_allclose(np.einsum('iaja->ij', ref_full.reshape(7, 3, 5, 3)) / 3, ref,
-                             rtol=RTOL[dtype], atol=RTOL[dtype] * np.abs(ref).max())
+  np.testing.assert_allclose(
+      np.einsum('iaja->ij', ref_full.reshape(7, 3, 5, 3)) / 3,
+      ref,
+      rtol=RTOL[dtype],
+      atol=RTOL[dtype] * np.abs(ref).max(),
+  )
   for implementation, ours, ours_full in _both_implementations(model, variables, x1, x2, dtype):
     assert relative_max_error(ours, ref) <= RTOL[dtype], implementation
     assert relative_max_error(ours_full, ref_full) <= RTOL[dtype], implementation
@@ -69,8 +104,10 @@ def test_matches_jacobian_contraction(kind, parameterization, trainable, dtype, 
 
 # Every case in float64, two in float32 (the main lane covers float32 against the Jacobian):
 # the reference lane has a few minutes.
-REFERENCE_CASES = ([case + ('float64',) for case in CASES]
-                   + [('ecrn', 'ntk', True, 'float32'), ('mlp', 'standard', False, 'float32')])
+REFERENCE_CASES = [case + ('float64',) for case in CASES] + [
+    ('ecrn', 'ntk', True, 'float32'),
+    ('mlp', 'standard', False, 'float32'),
+]
 
 
 @pytest.mark.reference
@@ -80,13 +117,16 @@ def test_matches_neural_tangents(kind, parameterization, trainable, dtype, rng, 
   x2 = rng.normal(size=(5, 4))
   model = _model(kind, parameterization, dtype, trainable)
   variables = model.init(jax.random.PRNGKey(11), x1)
-  refs = [_nt_kernel(nt, model, variables, x1, x2, (-1,), implementation)
-          for implementation in (1, 2)]
-  ref_full = _nt_kernel(nt, model, variables, x1, x2, (), 2)             # (N1, N2, C, C)
+  refs = [
+      _nt_kernel(nt, model, variables, x1, x2, (-1,), implementation) for implementation in (1, 2)
+  ]
+  ref_full = _nt_kernel(nt, model, variables, x1, x2, (), 2)  # (N1, N2, C, C)
   # The in-repo reference of the main lane agrees with neural-tangents too.
   jac_full = jacobian_ntk(model, variables, x1, x2, trace_outputs=False)
-  assert relative_max_error(jac_full.reshape(7, 3, 5, 3).transpose(0, 2, 1, 3),
-                            ref_full) <= RTOL[dtype]
+  assert (
+      relative_max_error(jac_full.reshape(7, 3, 5, 3).transpose(0, 2, 1, 3), ref_full)
+      <= RTOL[dtype]
+  )
   for implementation, ours, ours_full in _both_implementations(model, variables, x1, x2, dtype):
     for ref in refs:
       assert relative_max_error(ours, ref) <= RTOL[dtype], implementation
@@ -101,25 +141,54 @@ def test_structured_equals_generic(parameterization, trainable, trace_outputs, r
   x1, x2 = rng.normal(size=(11, 4)), rng.normal(size=(6, 4))
   model = _model('ecrn', parameterization, 'float64', trainable)
   variables = model.init(jax.random.PRNGKey(5), x1)
-  generic = empirical_ntk(model, variables, x1, x2, implementation='generic',
-                          trace_outputs=trace_outputs)
-  for block_size in (4, None):   # 4: padded last blocks on both sides
-    fast = empirical_ntk(model, variables, x1, x2, implementation='structured',
-                         trace_outputs=trace_outputs, block_size=block_size)
+  generic = empirical_ntk(
+      model, variables, x1, x2, implementation='generic', trace_outputs=trace_outputs
+  )
+  for block_size in (4, None):  # 4: padded last blocks on both sides
+    fast = empirical_ntk(
+        model,
+        variables,
+        x1,
+        x2,
+        implementation='structured',
+        trace_outputs=trace_outputs,
+        block_size=block_size,
+    )
     assert relative_max_error(fast, generic) <= 1e-10
-  sym = np.asarray(empirical_ntk(model, variables, x1, implementation='structured',
-                                 trace_outputs=trace_outputs))
+  sym = np.asarray(
+      empirical_ntk(model, variables, x1, implementation='structured', trace_outputs=trace_outputs)
+  )
   np.testing.assert_allclose(sym, sym.T, rtol=1e-12)
   # One drop mask (train=True with rngs) goes through the structured path too.
   rngs = {'dropout': jax.random.PRNGKey(3)}
   np.testing.assert_allclose(
-      empirical_ntk(model, variables, x1, x2, implementation='structured', train=True,
-                    rngs=rngs, trace_outputs=trace_outputs),
-      empirical_ntk(model, variables, x1, x2, implementation='generic', train=True,
-                    rngs=rngs, trace_outputs=trace_outputs), rtol=1e-10, atol=1e-12)
+      empirical_ntk(
+          model,
+          variables,
+          x1,
+          x2,
+          implementation='structured',
+          train=True,
+          rngs=rngs,
+          trace_outputs=trace_outputs,
+      ),
+      empirical_ntk(
+          model,
+          variables,
+          x1,
+          x2,
+          implementation='generic',
+          train=True,
+          rngs=rngs,
+          trace_outputs=trace_outputs,
+      ),
+      rtol=1e-10,
+      atol=1e-12,
+  )
 
 
 class _FlaxDenseNet(nn.Module):
+
   @nn.compact
   def __call__(self, x):
     dense = lambda n: nn.Dense(n, dtype=jnp.float64, param_dtype=jnp.float64)
@@ -127,6 +196,7 @@ class _FlaxDenseNet(nn.Module):
 
 
 class _SharedLayer(nn.Module):
+
   @nn.compact
   def __call__(self, x):
     layer = Dense(4, w_std=1.0, b_std=0.1, dtype=jnp.float64)
@@ -177,15 +247,15 @@ def test_ntk_vp_fn_equals_kernel_times_vector(trace_outputs, batch_size, rng):
   model = _model('ecrn', 'standard', 'float64')
   variables = model.init(jax.random.PRNGKey(2), x1)
   kernel = np.asarray(empirical_ntk(model, variables, x1, x2, trace_outputs=trace_outputs))
-  matvec = ntk_vp_fn(model, variables, x1, x2, trace_outputs=trace_outputs,
-                     batch_size=batch_size)
+  matvec = ntk_vp_fn(model, variables, x1, x2, trace_outputs=trace_outputs, batch_size=batch_size)
   v = rng.normal(size=(8,) if trace_outputs else (8, 3))
   expected = kernel @ v.reshape(-1)
   np.testing.assert_allclose(np.asarray(matvec(v)).reshape(-1), expected, rtol=1e-10)
   np.testing.assert_allclose(np.asarray(jax.jit(matvec)(v)).reshape(-1), expected, rtol=1e-10)
   many = rng.normal(size=(3,) + v.shape)
-  np.testing.assert_allclose(np.asarray(jax.vmap(matvec)(many)).reshape(3, -1),
-                             many.reshape(3, -1) @ kernel.T, rtol=1e-10)
+  np.testing.assert_allclose(
+      np.asarray(jax.vmap(matvec)(many)).reshape(3, -1), many.reshape(3, -1) @ kernel.T, rtol=1e-10
+  )
   with pytest.raises(ValueError, match='v must have shape'):
     matvec(np.ones(5))
 
@@ -195,8 +265,9 @@ def test_chunked_ntk_vp_equals_unchunked(trace_outputs, rng):
   """Θv over input chunks (chunks that do not divide N₁ or N₂, x1 ≠ x2, a drop mask drawn from
   rngs, inside jit with traced inputs, vmapped over vectors) = all at once, to round-off."""
   x1, x2 = rng.normal(size=(11, 4)), rng.normal(size=(7, 4))
-  config = ECRNConfig(width=10, depth=3, fourier_features=5, drop_rate=0.6, out_dim=3,
-                      alpha=0.8, dtype='float64')
+  config = ECRNConfig(
+      width=10, depth=3, fourier_features=5, drop_rate=0.6, out_dim=3, alpha=0.8, dtype='float64'
+  )
   model = ECRN(config)
   variables = model.init(jax.random.PRNGKey(5), x1)
   rngs = {'dropout': jax.random.PRNGKey(1)}
@@ -206,8 +277,16 @@ def test_chunked_ntk_vp_equals_unchunked(trace_outputs, rng):
   vectors = rng.normal(size=(3, 7) if trace_outputs else (3, 7, 3))
 
   def products(batch_size, a, b):
-    matvec = ntk_vp_fn(model, variables, a, b, trace_outputs=trace_outputs, rngs=rngs,
-                       train=True, batch_size=batch_size)
+    matvec = ntk_vp_fn(
+        model,
+        variables,
+        a,
+        b,
+        trace_outputs=trace_outputs,
+        rngs=rngs,
+        train=True,
+        batch_size=batch_size,
+    )
     return jax.vmap(matvec)(vectors)
 
   whole = products(None, x1, x2)
@@ -216,8 +295,12 @@ def test_chunked_ntk_vp_equals_unchunked(trace_outputs, rng):
     assert relative_max_error(chunked, whole) <= 1e-12, batch_size
   symmetric = ntk_vp_fn(model, variables, x1, trace_outputs=trace_outputs, batch_size=4)
   v = rng.normal(size=(11,) if trace_outputs else (11, 3))
-  assert relative_max_error(symmetric(v), ntk_vp_fn(model, variables, x1,
-                                                    trace_outputs=trace_outputs)(v)) <= 1e-12
+  assert (
+      relative_max_error(
+          symmetric(v), ntk_vp_fn(model, variables, x1, trace_outputs=trace_outputs)(v)
+      )
+      <= 1e-12
+  )
   for bad in (0, -2, 1.5, True, 'auto'):
     with pytest.raises(ValueError, match='batch_size'):
       ntk_vp_fn(model, variables, x1, batch_size=bad)
@@ -241,8 +324,7 @@ def test_empirical_nngp(rng):
   model = _model('mlp', 'ntk', 'float64')
   variables = model.init(jax.random.PRNGKey(4), x1)
   f1, f2 = model.apply(variables, x1), model.apply(variables, x2)
-  np.testing.assert_allclose(empirical_nngp(model, variables, x1, x2), f1 @ f2.T / 3,
-                             rtol=1e-13)
+  np.testing.assert_allclose(empirical_nngp(model, variables, x1, x2), f1 @ f2.T / 3, rtol=1e-13)
 
 
 def test_bad_inputs(rng):
@@ -271,10 +353,12 @@ def test_auto_falls_back_for_non_flax_apply_wrappers(rng):
   variables = model.init(jax.random.PRNGKey(6), x)
 
   class Linearized:
+
     def apply(self, v, x, **kwargs):
       delta = jax.tree_util.tree_map(lambda a, b: a - b, v['params'], variables['params'])
-      f0, df = jax.jvp(lambda p: model.apply({**v, 'params': p}, x, **kwargs),
-                       (variables['params'],), (delta,))
+      f0, df = jax.jvp(
+          lambda p: model.apply({**v, 'params': p}, x, **kwargs), (variables['params'],), (delta,)
+      )
       return f0 + df
 
   ours = empirical_ntk(Linearized(), variables, x)

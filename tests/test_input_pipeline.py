@@ -1,4 +1,7 @@
-"""Tests of experiments/input_pipeline.py and experiments/import_cifar10.py (SPEC §1, §5)."""
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""Tests of experiments/input_pipeline.py and experiments/import_cifar10.py (docs/spec.md §1, §5)."""
 
 import os
 import pathlib
@@ -71,15 +74,23 @@ def test_synthetic_is_deterministic_in_the_seed(name):
 
 def test_synthetic_regression_follows_spec_formula():
   """y = sum_k a_k sin(2 pi w_k^T x + phi_k) + eps, parameters drawn as documented."""
-  config = dict(num_modes=3, input_dim=5, amplitude_min=0.5, amplitude_max=1.5,
-                frequency_scale=0.3, num_train=400, num_test=300)
+  config = dict(
+      num_modes=3,
+      input_dim=5,
+      amplitude_min=0.5,
+      amplitude_max=1.5,
+      frequency_scale=0.3,
+      num_train=400,
+      num_test=300,
+  )
   data = _load('synthetic_regression', seed=11, **config)
   assert data.task == 'regression' and data.num_classes == 0
   assert data.y_train.dtype == np.float32 and data.y_train.shape == (400,)
 
   # The documented recipe: named key -> three child streams (parameters, train, test).
-  params_rng, train_rng, test_rng = input_pipeline.named_rng(
-      11, 'data/synthetic_regression').spawn(3)
+  params_rng, train_rng, test_rng = input_pipeline.named_rng(11, 'data/synthetic_regression').spawn(
+      3
+  )
   a = params_rng.uniform(0.5, 1.5, size=3) / np.sqrt(3)
   w = 0.3 * params_rng.standard_normal((3, 5))
   phi = params_rng.uniform(0, 2 * np.pi, size=3)
@@ -87,8 +98,10 @@ def test_synthetic_regression_follows_spec_formula():
   np.testing.assert_array_equal(data.info['frequencies'], w)
   np.testing.assert_array_equal(data.info['phases'], phi)
 
-  for rng, n, x_std, y in ((train_rng, 400, data.x_train, data.y_train),
-                           (test_rng, 300, data.x_test, data.y_test)):
+  for rng, n, x_std, y in (
+      (train_rng, 400, data.x_train, data.y_train),
+      (test_rng, 300, data.x_test, data.y_test),
+  ):
     x = rng.standard_normal((n, 5))
     eps = 0.1 * rng.standard_normal(n)
     f = sum(a[k] * np.sin(2 * np.pi * x @ w[k] + phi[k]) for k in range(3))
@@ -101,16 +114,18 @@ def test_synthetic_regression_follows_spec_formula():
   np.testing.assert_allclose(
       noiseless.y_train,
       input_pipeline.synthetic_regression_targets(noiseless.info['x_train_raw'], a, w, phi),
-      rtol=0, atol=1e-6)
+      rtol=0,
+      atol=1e-6,
+  )
 
 
 def test_synthetic_classification_mixture():
-  data = _load('synthetic_classification', seed=0, num_train=2000, class_weights=(
-      0.4, 0.3, 0.1, 0.1, 0.1))
+  data = _load(
+      'synthetic_classification', seed=0, num_train=2000, class_weights=(0.4, 0.3, 0.1, 0.1, 0.1)
+  )
   assert data.task == 'classification' and data.num_classes == 5
   assert data.y_train.dtype == np.int32 and set(np.unique(data.y_train)) == set(range(5))
-  np.testing.assert_allclose(np.bincount(data.y_train) / 2000, [0.4, 0.3, 0.1, 0.1, 0.1],
-                             atol=0.04)
+  np.testing.assert_allclose(np.bincount(data.y_train) / 2000, [0.4, 0.3, 0.1, 0.1, 0.1], atol=0.04)
   # Raw inputs scatter around their class means with the configured std.
   raw = data.x_train * data.info['feature_std'] + data.info['feature_mean']
   residual = raw - data.info['means'][data.y_train]
@@ -119,25 +134,31 @@ def test_synthetic_classification_mixture():
     _load('synthetic_classification', class_weights=(0.5, 0.5))
 
 
-@pytest.mark.parametrize('name,n,n_test,num_features', [('iris', 150, 30, 4),
-                                                         ('wine', 178, 36, 13)])
+@pytest.mark.parametrize(
+    'name,n,n_test,num_features', [('iris', 150, 30, 4), ('wine', 178, 36, 13)]
+)
 def test_sklearn_split_is_stratified_and_standardized(name, n, n_test, num_features):
   from sklearn import datasets  # pylint: disable=g-import-not-at-top
+
   bunch = datasets.load_iris() if name == 'iris' else datasets.load_wine()
   data = _load(name, seed=0)
   assert data.num_classes == 3 and data.task == 'classification'
-  assert data.x_train.shape == (n - n_test, num_features) and data.x_test.shape == (n_test,
-                                                                                    num_features)
+  assert data.x_train.shape == (n - n_test, num_features) and data.x_test.shape == (
+      n_test,
+      num_features,
+  )
   assert data.y_train.dtype == np.int32
   # Stratified: each class's share of the test split is its share of the whole, +-1 example.
   expected = np.bincount(bunch.target) * n_test / n
   assert np.all(np.abs(np.bincount(data.y_test, minlength=3) - expected) <= 1)
   info = data.info
-  np.testing.assert_array_equal(np.sort(np.r_[info['train_indices'], info['test_indices']]),
-                                np.arange(n))
+  np.testing.assert_array_equal(
+      np.sort(np.r_[info['train_indices'], info['test_indices']]), np.arange(n)
+  )
   np.testing.assert_array_equal(data.y_test, bunch.target[info['test_indices']])
-  _assert_standardized_on_train(data, bunch.data[info['train_indices']],
-                                bunch.data[info['test_indices']])
+  _assert_standardized_on_train(
+      data, bunch.data[info['train_indices']], bunch.data[info['test_indices']]
+  )
   _assert_same(data, _load(name, seed=0))
   assert not np.array_equal(data.y_test, _load(name, seed=1).y_test)
   assert _load(name, seed=0, test_fraction=0.5).x_test.shape[0] == n // 2
@@ -203,6 +224,7 @@ def test_experiments_import_no_tensorflow_until_cifar_is_read():
       import sys
       import experiments.run, experiments.input_pipeline, experiments.import_cifar10
       import experiments.train, experiments.search, experiments.finite_vs_infinite
+      import experiments.units, experiments.models, experiments.workdir
       from experiments import input_pipeline, run
       for name in run.CONFIGS:
         run.load_config(name)
@@ -214,8 +236,14 @@ def test_experiments_import_no_tensorflow_until_cifar_is_read():
       print('TENSORFLOW_MODULES', heavy)
   """)
   env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
-  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env,
-                          cwd=pathlib.Path(__file__).resolve().parents[1], timeout=300)
+  result = subprocess.run(
+      [sys.executable, '-c', code],
+      capture_output=True,
+      text=True,
+      env=env,
+      cwd=pathlib.Path(__file__).resolve().parents[1],
+      timeout=300,
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'TENSORFLOW_MODULES []' in result.stdout, result.stdout[-3000:]
 
@@ -226,6 +254,7 @@ def test_experiments_import_no_tensorflow_until_cifar_is_read():
 
 def test_cifar10_under_mock_data(tmp_path):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   with tfds.testing.mock_data(num_examples=12):  # mock_data ignores the slice of the split.
     data = _load('cifar10', data_dir=str(tmp_path))
   assert data.task == 'classification' and data.num_classes == 10 and data.name == 'cifar10'
@@ -246,8 +275,10 @@ def test_cifar10_missing_dataset_says_how_to_import(tmp_path):
   assert not (tmp_path / 'empty' / 'cifar10' / '3.0.2' / 'dataset_info.json').exists()
 
 
-@pytest.mark.skipif(not (CIFAR_TRAIN_NPZ.exists() and CIFAR_TEST_NPZ.exists()),
-                    reason=f'shared CIFAR-10 npz files absent under {SHARED_DATA / "cifar10"}')
+@pytest.mark.skipif(
+    not (CIFAR_TRAIN_NPZ.exists() and CIFAR_TEST_NPZ.exists()),
+    reason=f'shared CIFAR-10 npz files absent under {SHARED_DATA / "cifar10"}',
+)
 def test_import_real_cifar10_then_load(tmp_path):
   with np.load(CIFAR_TRAIN_NPZ) as train, np.load(CIFAR_TEST_NPZ) as test:
     x_train, y_train = train['x'][:20], train['y'][:20]
@@ -255,19 +286,28 @@ def test_import_real_cifar10_then_load(tmp_path):
   np.savez(tmp_path / 'train.npz', x=x_train, y=y_train)
   np.savez(tmp_path / 'test.npz', x=x_test, y=y_test)
   data_dir = str(tmp_path / 'data_dir')
-  path = import_cifar10.import_cifar10(str(tmp_path / 'train.npz'), str(tmp_path / 'test.npz'),
-                                       data_dir)
+  path = import_cifar10.import_cifar10(
+      str(tmp_path / 'train.npz'), str(tmp_path / 'test.npz'), data_dir
+  )
   assert path == os.path.join(data_dir, 'cifar10', '3.0.2')
   assert {'dataset_info.json', 'features.json'} <= set(os.listdir(path))
   assert sorted(os.listdir(data_dir)) == ['cifar10']
   with pytest.raises(FileExistsError):
-    import_cifar10.import_cifar10(str(tmp_path / 'train.npz'), str(tmp_path / 'test.npz'),
-                                  data_dir)
+    import_cifar10.import_cifar10(str(tmp_path / 'train.npz'), str(tmp_path / 'test.npz'), data_dir)
 
   # The plain tfds call reads back the exact images, labels and order.
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  images, labels = tfds.as_numpy(tfds.load('cifar10', split='train[:10]', data_dir=data_dir,
-                                           as_supervised=True, batch_size=-1, download=False))
+
+  images, labels = tfds.as_numpy(
+      tfds.load(
+          'cifar10',
+          split='train[:10]',
+          data_dir=data_dir,
+          as_supervised=True,
+          batch_size=-1,
+          download=False,
+      )
+  )
   np.testing.assert_array_equal(images, x_train[:10])
   np.testing.assert_array_equal(labels, y_train[:10])
   builder = tfds.builder('cifar10', data_dir=data_dir)
@@ -281,7 +321,7 @@ def test_import_real_cifar10_then_load(tmp_path):
   head = _load('cifar10', data_dir=data_dir, train_split='train[:5]', test_split='test[:2]')
   np.testing.assert_array_equal(head.y_train, y_train[:5])
   # The default 'train[:5000]' asks for more than the 20 imported images.
-  with pytest.raises(ValueError, match=r"train\[:5000\].*train_split"):
+  with pytest.raises(ValueError, match=r'train\[:5000\].*train_split'):
     _load('cifar10', data_dir=data_dir)
 
 

@@ -1,3 +1,6 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 import itertools
 import math
 
@@ -24,8 +27,11 @@ def test_shapes_collections_and_dtype(rng):
   assert 'fourier_features' not in variables['params']
   assert variables['fourier']['fourier_features']['B'].shape == (4, 6)
   assert variables['params']['stem']['kernel'].shape == (12, 16)
-  assert [k for k in variables['params'] if k.startswith('block_')] == ['block_0', 'block_1',
-                                                                        'block_2']
+  assert [k for k in variables['params'] if k.startswith('block_')] == [
+      'block_0',
+      'block_1',
+      'block_2',
+  ]
   out = model.apply(variables, x)
   assert out.shape == (5, 2) and out.dtype == jnp.float64
   for leaf in jax.tree_util.tree_leaves(variables):
@@ -55,22 +61,26 @@ def test_fourier_features_formula_and_scale(rng):
   assert abs(b.std() / sigma - 1) < 0.03 and abs(b.mean()) < 0.1
   gamma = np.asarray(fourier_embed(x, b))
   proj = 2 * np.pi * x @ b
-  np.testing.assert_allclose(gamma, np.concatenate([np.cos(proj), np.sin(proj)], 1),
-                             rtol=1e-12, atol=1e-12)
+  np.testing.assert_allclose(
+      gamma, np.concatenate([np.cos(proj), np.sin(proj)], 1), rtol=1e-12, atol=1e-12
+  )
 
 
 def test_forward_matches_spec_written_out(rng):
-  """SPEC §1 written out in numpy from the parameters, for both parameterizations."""
+  """docs/spec.md §1 written out in numpy from the parameters, for both parameterizations."""
   x = rng.normal(size=(6, 3))
   for param, act in [('ntk', 'gelu'), ('standard', 'erf'), ('ntk', 'relu')]:
-    cfg = _cfg(parameterization=param, activation=act, alpha=0.7, drop_rate=0.3,
-               w_std=1.3, b_std=0.2)
+    cfg = _cfg(
+        parameterization=param, activation=act, alpha=0.7, drop_rate=0.3, w_std=1.3, b_std=0.2
+    )
     model = ECRN(cfg)
     variables = model.init(jax.random.PRNGKey(3), x)
     p = jax.tree_util.tree_map(np.asarray, variables['params'])
-    phi = {'gelu': lambda z: np.asarray(jax.nn.gelu(z, approximate=False)),
-           'erf': lambda z: np.asarray(jax.scipy.special.erf(z)),
-           'relu': lambda z: np.maximum(z, 0)}[act]
+    phi = {
+        'gelu': lambda z: np.asarray(jax.nn.gelu(z, approximate=False)),
+        'erf': lambda z: np.asarray(jax.scipy.special.erf(z)),
+        'relu': lambda z: np.maximum(z, 0),
+    }[act]
 
     def dense(h, layer):
       w, b = layer['kernel'], layer['bias']
@@ -101,10 +111,17 @@ def test_eval_mode_equals_survival_scaled_network(rng):
   x = rng.normal(size=(4, 3))
   cfg = _cfg(drop_rate=(0.2, 0.5, 0.0), alpha=0.9)
   variables = ECRN(cfg).init(jax.random.PRNGKey(4), x)
-  scaled = cfg.replace(drop_rate=0.0, alpha_schedule='constant',
-                       alpha=tuple(a * q for a, q in zip(cfg.alphas, cfg.survival_probs)))
-  np.testing.assert_allclose(ECRN(cfg).apply(variables, x, train=False),
-                             ECRN(scaled).apply(variables, x), rtol=1e-13, atol=1e-13)
+  scaled = cfg.replace(
+      drop_rate=0.0,
+      alpha_schedule='constant',
+      alpha=tuple(a * q for a, q in zip(cfg.alphas, cfg.survival_probs)),
+  )
+  np.testing.assert_allclose(
+      ECRN(cfg).apply(variables, x, train=False),
+      ECRN(scaled).apply(variables, x),
+      rtol=1e-13,
+      atol=1e-13,
+  )
   # And it differs from the unscaled network, so the check has teeth.
   unscaled = scaled.replace(alpha=cfg.alphas)
   assert not np.allclose(ECRN(cfg).apply(variables, x), ECRN(unscaled).apply(variables, x))
@@ -116,9 +133,16 @@ def test_train_mode_draws_one_mask_per_block(rng):
   model = ECRN(cfg)
   variables = model.init(jax.random.PRNGKey(5), x)
   masks = list(itertools.product((0, 1), repeat=3))
-  candidates = [ECRN(cfg.replace(drop_rate=0.0, alpha_schedule='constant',
-                                 alpha=tuple(a * m for a, m in zip(cfg.alphas, mask))))
-                .apply(variables, x) for mask in masks]
+  candidates = [
+      ECRN(
+          cfg.replace(
+              drop_rate=0.0,
+              alpha_schedule='constant',
+              alpha=tuple(a * m for a, m in zip(cfg.alphas, mask)),
+          )
+      ).apply(variables, x)
+      for mask in masks
+  ]
   counts = np.zeros(3)
   draws = 300
   for i in range(draws):
@@ -129,8 +153,10 @@ def test_train_mode_draws_one_mask_per_block(rng):
   # Each block survives with probability q = 0.6: binomial(300, 0.6) within 4 sigma.
   sigma = math.sqrt(draws * 0.6 * 0.4)
   assert np.all(np.abs(counts - 0.6 * draws) < 4 * sigma), counts
-  same = [model.apply(variables, x, train=True, rngs={'dropout': jax.random.PRNGKey(7)})
-          for _ in range(2)]
+  same = [
+      model.apply(variables, x, train=True, rngs={'dropout': jax.random.PRNGKey(7)})
+      for _ in range(2)
+  ]
   np.testing.assert_array_equal(same[0], same[1])
   with pytest.raises(Exception, match='dropout'):
     model.apply(variables, x, train=True)
@@ -143,8 +169,9 @@ def test_mlp_forward(rng):
   p = variables['params']
   h = x.reshape(5, -1)
   for name in ('dense_0', 'dense_1'):
-    h = np.maximum(math.sqrt(2) / math.sqrt(h.shape[1]) * h @ p[name]['kernel']
-                   + 0.1 * p[name]['bias'], 0)
+    h = np.maximum(
+        math.sqrt(2) / math.sqrt(h.shape[1]) * h @ p[name]['kernel'] + 0.1 * p[name]['bias'], 0
+    )
   out = math.sqrt(2) / math.sqrt(7) * h @ p['readout']['kernel'] + 0.1 * p['readout']['bias']
   np.testing.assert_allclose(MLP(cfg).apply(variables, x), out, rtol=1e-12)
 

@@ -1,7 +1,10 @@
-"""Kernel regression: closed forms against independent solves (and, in the reference lane,
-neural-tangents' predict), the tiled and multi-device twin kernels, and the empirical-NTK path."""
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
 
-import os
+"""Kernel regression: closed forms against independent solves (and, in the reference lane,
+neural-tangents' predict), the twin's and the empirical NTK's regression, and the
+cross-validated softmax calibration. The tiled twin kernels are tested in test_batching.py."""
+
 import subprocess
 import sys
 import textwrap
@@ -14,8 +17,8 @@ import scipy.linalg
 from conftest import relative_max_error
 from reference_ntk import gp_posterior, gradient_flow_mse, jacobian_ntk
 
-from ecrn_jax import ECRN, ECRNConfig, MLPConfig, infinite_kernels
-from ecrn_jax._src import regression
+from ecrn_jax import ECRN, ECRNConfig, infinite_kernels
+from ecrn_jax import regression
 
 TOL = 1e-10
 
@@ -49,24 +52,47 @@ def test_kernel_regression_matches_independent_closed_form(diag_reg, outputs, t,
   assert relative_max_error(ours, expected) < 1e-9
 
 
-@pytest.mark.parametrize('t', [None, 0.5, 25.0])
-@pytest.mark.parametrize('linearized', [False, True])
-def test_kernel_regression_matches_eigendecomposition_closed_form(t, linearized, rng):
-  n, m, c, lr, diag_reg = 15, 6, 3, 0.4, 1e-2
+def _linearized_case(rng, t, linearized, lr, diag_reg, n=15, m=6, c=3):
+  """(k_tt, k_st, y, f0_train, f0_test, ours): one kernel-regression problem and our answer."""
   k_tt, k_st, _ = _kernels(rng, n, m)
   y = rng.normal(size=(n, c))
   f0_train = rng.normal(size=(n, c)) if linearized else None
   f0_test = rng.normal(size=(m, c)) if linearized else None
-  ours = regression.kernel_regression(k_tt, y, k_st, diag_reg=diag_reg, t=t, learning_rate=lr,
-                                      fx_train_0=f0_train, fx_test_0=f0_test)
-  expected = gradient_flow_mse(k_tt, y, k_st, t=t, learning_rate=lr, diag_reg=diag_reg,
-                               f0_train=f0_train, f0_test=f0_test)
+  ours = regression.kernel_regression(
+      k_tt,
+      y,
+      k_st,
+      diag_reg=diag_reg,
+      t=t,
+      learning_rate=lr,
+      fx_train_0=f0_train,
+      fx_test_0=f0_test,
+  )
+  return k_tt, k_st, y, f0_train, f0_test, ours
+
+
+@pytest.mark.parametrize('t', [None, 0.5, 25.0])
+@pytest.mark.parametrize('linearized', [False, True])
+def test_kernel_regression_matches_eigendecomposition_closed_form(t, linearized, rng):
+  m, c, lr, diag_reg = 6, 3, 0.4, 1e-2
+  k_tt, k_st, y, f0_train, f0_test, ours = _linearized_case(rng, t, linearized, lr, diag_reg)
+  expected = gradient_flow_mse(
+      k_tt, y, k_st, t=t, learning_rate=lr, diag_reg=diag_reg, f0_train=f0_train, f0_test=f0_test
+  )
   assert ours.shape == expected.shape == (m, c)
   assert relative_max_error(ours, expected) < 1e-8
   # Time is normalized by N (not by N·C): a different η·t is a different prediction.
   if t is not None:
-    other = gradient_flow_mse(k_tt, y, k_st, t=t, learning_rate=lr / c, diag_reg=diag_reg,
-                              f0_train=f0_train, f0_test=f0_test)
+    other = gradient_flow_mse(
+        k_tt,
+        y,
+        k_st,
+        t=t,
+        learning_rate=lr / c,
+        diag_reg=diag_reg,
+        f0_train=f0_train,
+        f0_test=f0_test,
+    )
     assert relative_max_error(ours, other) > 1e-4
 
 
@@ -74,18 +100,16 @@ def test_kernel_regression_matches_eigendecomposition_closed_form(t, linearized,
 @pytest.mark.parametrize('t', [None, 0.5, 25.0])
 @pytest.mark.parametrize('linearized', [False, True])
 def test_kernel_regression_matches_neural_tangents_predict(t, linearized, rng, nt):
-  n, m, c, lr, diag_reg = 15, 6, 3, 0.4, 1e-2
-  k_tt, k_st, _ = _kernels(rng, n, m)
-  y = rng.normal(size=(n, c))
-  f0_train = rng.normal(size=(n, c)) if linearized else None
-  f0_test = rng.normal(size=(m, c)) if linearized else None
-  ours = regression.kernel_regression(k_tt, y, k_st, diag_reg=diag_reg, t=t, learning_rate=lr,
-                                      fx_train_0=f0_train, fx_test_0=f0_test)
+  m, c, lr, diag_reg = 6, 3, 0.4, 1e-2
+  k_tt, k_st, y, f0_train, f0_test, ours = _linearized_case(rng, t, linearized, lr, diag_reg)
   # neural-tangents normalizes time by y.size = N·C (the loss averaged over outputs too).
-  predict_fn = nt.predict.gradient_descent_mse(k_tt, y, learning_rate=lr * c,
-                                               diag_reg=diag_reg)
-  _, theirs = predict_fn(t, np.zeros_like(y) if f0_train is None else f0_train,
-                         np.zeros((m, c)) if f0_test is None else f0_test, k_st)
+  predict_fn = nt.predict.gradient_descent_mse(k_tt, y, learning_rate=lr * c, diag_reg=diag_reg)
+  _, theirs = predict_fn(
+      t,
+      np.zeros_like(y) if f0_train is None else f0_train,
+      np.zeros((m, c)) if f0_test is None else f0_test,
+      k_st,
+  )
   assert relative_max_error(ours, theirs) < 1e-8
 
 
@@ -147,7 +171,7 @@ def test_gp_posterior_matches_neural_tangents(rng, nt):
 
 
 def test_cholesky_retries_with_growing_jitter_and_warns(rng):
-  k_tt, k_st, _ = _kernels(rng, 10, 3, rank=3)      # rank 3: singular
+  k_tt, k_st, _ = _kernels(rng, 10, 3, rank=3)  # rank 3: singular
   y = rng.normal(size=10)
   with pytest.warns(regression.JitterWarning, match=r'jitter .*mean\(diag\) = '):
     predictions = regression.kernel_regression(k_tt, y, k_st, diag_reg=0.0)
@@ -168,8 +192,10 @@ def test_cholesky_retries_with_growing_jitter_and_warns(rng):
 def test_non_finite_and_malformed_inputs_raise_clear_errors(rng):
   k_tt, k_st, _ = _kernels(rng, 6, 2)
   y = np.ones(6)
-  for bad, name in [(np.where(np.eye(6) > 0, np.nan, k_tt), 'k_train_train'),
-                    (np.full_like(k_tt, np.inf), 'k_train_train')]:
+  for bad, name in [
+      (np.where(np.eye(6) > 0, np.nan, k_tt), 'k_train_train'),
+      (np.full_like(k_tt, np.inf), 'k_train_train'),
+  ]:
     with pytest.raises(ValueError, match=f'{name} contains .* NaN or inf'):
       regression.kernel_regression(bad, y, k_st)
   with pytest.raises(ValueError, match='y_train contains'):
@@ -194,128 +220,60 @@ def test_non_finite_and_malformed_inputs_raise_clear_errors(rng):
     regression.gp_posterior(k_tt, y, k_st, np.ones(3))
 
 
-_ECRN = ECRNConfig(width=16, depth=2, fourier_features=6, fourier_scale=0.5, drop_rate=0.2,
-                   activation='gelu', dtype='float64')
-_MLP = MLPConfig(hidden_widths=(16, 16), activation='relu', dtype='float64')
-
-
-def _variables(config, x):
-  if isinstance(config, MLPConfig):
-    return None
-  return ECRN(config).init(jax.random.PRNGKey(3), x[:1])
-
-
-@pytest.mark.parametrize('config', [_ECRN, _MLP], ids=['ecrn', 'mlp'])
-@pytest.mark.parametrize('symmetric', [True, False])
-def test_batched_kernels_equal_direct_kernels(config, symmetric, rng):
-  x1, x2 = rng.normal(size=(37, 4)), rng.normal(size=(21, 4))
-  variables = _variables(config, x1)
-  other = None if symmetric else x2
-  direct = infinite_kernels(config, x1, other, variables=variables)
-  calls = []
-  tiled = regression.batched_infinite_kernels(config, x1, other, variables=variables,
-                                              batch_size=8,
-                                              progress=lambda d, n: calls.append((d, n)))
-  # ReLU's dual has infinite slope at correlation 1: the tiler recomputes the diagonal from
-  # each point alone (exact, as infinite_kernels does), so ReLU meets the same tolerance.
-  tol = TOL
-  for ours, reference in zip(tiled, direct):
-    assert isinstance(ours, np.ndarray) and ours.shape == reference.shape
-    assert relative_max_error(ours, reference) < tol
-  total = calls[-1][1]
-  assert calls == [(i, total) for i in range(1, total + 1)]
-  # 5 row tiles × 3 column tiles; symmetric: the 15 of 5 × 5 on or above the diagonal.
-  assert total == 15
-  only_ntk = regression.batched_infinite_kernels(config, x1, other, variables=variables,
-                                                 get='ntk', batch_size=16)
-  assert relative_max_error(only_ntk, direct.ntk) < tol
-
-
-def test_batched_kernels_write_into_given_arrays(tmp_path, rng):
-  x = rng.normal(size=(19, 3))
-  variables = _variables(_ECRN, x)
-  out = {'nngp': np.lib.format.open_memmap(tmp_path / 'nngp.npy', mode='w+',
-                                           dtype=np.float64, shape=(19, 19))}
-  result = regression.batched_infinite_kernels(_ECRN, x, variables=variables, get=('nngp',),
-                                               batch_size=8, out=out)
-  assert result.nngp is out['nngp'] and result.ntk is None
-  reference = infinite_kernels(_ECRN, x, variables=variables).nngp
-  assert relative_max_error(np.load(tmp_path / 'nngp.npy'), reference) < TOL
-  with pytest.raises(ValueError, match='out'):
-    regression.batched_infinite_kernels(_ECRN, x, variables=variables, get='ntk',
-                                        out={'ntk': np.empty((3, 3))})
-  with pytest.raises(ValueError, match='get'):
-    regression.batched_infinite_kernels(_ECRN, x, variables=variables, get='rbf')
-  with pytest.raises(ValueError, match='batch_size'):
-    regression.batched_infinite_kernels(_ECRN, x, variables=variables, batch_size=0)
-  with pytest.raises(ValueError, match='variables'):
-    regression.batched_infinite_kernels(_ECRN, x)
-
-
-def test_multi_device_kernels_equal_single_device():
-  """Four host CPU devices (XLA_FLAGS must be set before jax starts, hence a subprocess)."""
-  code = textwrap.dedent("""
-      import jax, numpy as np
-      jax.config.update('jax_enable_x64', True)
-      from ecrn_jax import ECRN, ECRNConfig, infinite_kernels
-      from ecrn_jax._src import regression
-      assert jax.device_count() == 4, jax.devices()
-      cfg = ECRNConfig(width=16, depth=2, fourier_features=6, fourier_scale=0.5,
-                       dtype='float64')
-      rng = np.random.default_rng(1)
-      x1, x2 = rng.normal(size=(45, 5)), rng.normal(size=(18, 5))
-      v = ECRN(cfg).init(jax.random.PRNGKey(0), x1[:1])
-      fn, _, mesh = regression._tile_kernel_fn(cfg, ('nngp', 'ntk'), tuple(jax.devices()),
-                                               True, False)
-      g = regression._twin_inputs('x1', cfg, x1[:8], v, False, 8)
-      tile = fn(g, g[:4], regression._block_scales(cfg))[1]
-      assert tile.shape == (8, 4) and len(tile.addressable_shards) == 4
-      assert {s.data.shape for s in tile.addressable_shards} == {(2, 4)}
-      worst = 0.0
-      for other in (None, x2):
-        one = regression.batched_infinite_kernels(cfg, x1, other, variables=v, batch_size=4,
-                                                  devices=1)
-        four = regression.batched_infinite_kernels(cfg, x1, other, variables=v, batch_size=4)
-        direct = infinite_kernels(cfg, x1, other, variables=v)
-        for a, b, c in zip(one, four, direct):
-          worst = max(worst, np.abs(a - b).max() / np.abs(a).max(),
-                      np.abs(b - np.asarray(c)).max() / np.abs(c).max())
-      print('worst', worst)
-      assert worst < 1e-12, worst
-  """)
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4',
-             TF_CPP_MIN_LOG_LEVEL='3')
-  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                          env=env, timeout=300)
-  assert result.returncode == 0 and 'worst' in result.stdout, result.stderr[-3000:]
+_ECRN = ECRNConfig(
+    width=16,
+    depth=2,
+    fourier_features=6,
+    fourier_scale=0.5,
+    drop_rate=0.2,
+    activation='gelu',
+    dtype='float64',
+)
 
 
 def test_infinite_kernel_regression_matches_closed_form_with_twin_kernels(rng):
   x_train, x_test = rng.normal(size=(20, 4)), rng.normal(size=(7, 4))
   y = rng.normal(size=(20, 2))
-  variables = _variables(_ECRN, x_train)
+  variables = ECRN(_ECRN).init(jax.random.PRNGKey(3), x_train[:1])
   train = infinite_kernels(_ECRN, x_train, variables=variables)
   test = infinite_kernels(_ECRN, x_test, x_train, variables=variables)
   for kernel in ('ntk', 'nngp'):
     for t in (None, 3.0):
-      ours = regression.infinite_kernel_regression(_ECRN, x_train, y, x_test,
-                                                   variables=variables, kernel=kernel, t=t,
-                                                   diag_reg=1e-3, batch_size=8)
-      expected = _reference_solve(np.asarray(getattr(train, kernel)), y,
-                                  np.asarray(getattr(test, kernel)), 1e-3, t)
+      ours = regression.infinite_kernel_regression(
+          _ECRN,
+          x_train,
+          y,
+          x_test,
+          variables=variables,
+          kernel=kernel,
+          t=t,
+          diag_reg=1e-3,
+          batch_size=8,
+      )
+      expected = _reference_solve(
+          np.asarray(getattr(train, kernel)), y, np.asarray(getattr(test, kernel)), 1e-3, t
+      )
       assert relative_max_error(ours, expected) < 1e-8
-  posterior = regression.infinite_kernel_regression(_ECRN, x_train, y, x_test,
-                                                    variables=variables, kernel='nngp',
-                                                    diag_reg=1e-3, return_variance=True,
-                                                    batch_size=8)
+  posterior = regression.infinite_kernel_regression(
+      _ECRN,
+      x_train,
+      y,
+      x_test,
+      variables=variables,
+      kernel='nngp',
+      diag_reg=1e-3,
+      return_variance=True,
+      batch_size=8,
+  )
   k_ss = np.asarray(infinite_kernels(_ECRN, x_test, variables=variables).nngp)
   k_tt, k_st = np.asarray(train.nngp), np.asarray(test.nngp)
   regularized = k_tt + 1e-3 * np.trace(k_tt) / 20 * np.eye(20)
   variance = np.diag(k_ss - k_st @ np.linalg.solve(regularized, k_st.T))
   assert relative_max_error(posterior.covariance, variance) < 1e-8
   with pytest.raises(ValueError, match='return_variance'):
-    regression.infinite_kernel_regression(_ECRN, x_train, y, x_test, variables=variables,
-                                          kernel='ntk', return_variance=True)
+    regression.infinite_kernel_regression(
+        _ECRN, x_train, y, x_test, variables=variables, kernel='ntk', return_variance=True
+    )
 
 
 class _EmpiricalRegressionCase(NamedTuple):
@@ -332,26 +290,43 @@ class _EmpiricalRegressionCase(NamedTuple):
 def _empirical_regression_case(rng, t, trace_outputs) -> _EmpiricalRegressionCase:
   """A linearized ECRN (C = 2) regressed with its own empirical NTK, for the closed-form and
   neural-tangents comparisons."""
-  cfg = ECRNConfig(width=32, depth=2, fourier_features=8, fourier_scale=0.5, out_dim=2,
-                   dtype='float64')
+  cfg = ECRNConfig(
+      width=32, depth=2, fourier_features=8, fourier_scale=0.5, out_dim=2, dtype='float64'
+  )
   model = ECRN(cfg)
   x_train, x_test = rng.normal(size=(12, 3)), rng.normal(size=(5, 3))
   y = rng.normal(size=(12, 2))
   variables = model.init(jax.random.PRNGKey(0), x_train)
   lr, diag_reg = 0.5, 1e-3
-  ours = regression.empirical_kernel_regression(model, variables, x_train, y, x_test,
-                                                diag_reg=diag_reg, t=t, learning_rate=lr,
-                                                linearized=True, trace_outputs=trace_outputs)
+  ours = regression.empirical_kernel_regression(
+      model,
+      variables,
+      x_train,
+      y,
+      x_test,
+      diag_reg=diag_reg,
+      t=t,
+      learning_rate=lr,
+      linearized=True,
+      trace_outputs=trace_outputs,
+  )
   return _EmpiricalRegressionCase(model, variables, x_train, x_test, y, lr, diag_reg, ours)
 
 
 def _check_empirical_regression(case, t, expected):
   assert case.ours.shape == (5, 2)
   assert relative_max_error(case.ours, expected) < 1e-8
-  plain = regression.empirical_kernel_regression(case.model, case.variables, case.x_train,
-                                                 case.y, case.x_test, diag_reg=case.diag_reg,
-                                                 t=t, learning_rate=case.lr)
-  assert relative_max_error(plain, case.ours) > 1e-6          # f₀ ≢ 0 matters
+  plain = regression.empirical_kernel_regression(
+      case.model,
+      case.variables,
+      case.x_train,
+      case.y,
+      case.x_test,
+      diag_reg=case.diag_reg,
+      t=t,
+      learning_rate=case.lr,
+  )
+  assert relative_max_error(plain, case.ours) > 1e-6  # f₀ ≢ 0 matters
 
 
 @pytest.mark.parametrize('trace_outputs', [True, False])
@@ -363,14 +338,22 @@ def test_empirical_kernel_regression_matches_jacobian_closed_form(trace_outputs,
   k_tt, k_st = kernel(x_train), kernel(x_test, x_train)
   f0_train = np.asarray(model.apply(variables, x_train))
   f0_test = np.asarray(model.apply(variables, x_test))
-  if trace_outputs:            # Θ ⊗ I: each output column on its own, time normalized by N
-    expected = gradient_flow_mse(k_tt, y, k_st, t=t, learning_rate=lr, diag_reg=diag_reg,
-                                 f0_train=f0_train, f0_test=f0_test)
-  else:                        # the full (N·C, N·C) kernel on rows i·C + a, still time / N
-    expected = gradient_flow_mse(k_tt, y.reshape(-1), k_st, t=t, learning_rate=lr,
-                                 diag_reg=diag_reg, num_examples=12,
-                                 f0_train=f0_train.reshape(-1),
-                                 f0_test=f0_test.reshape(-1)).reshape(5, 2)
+  if trace_outputs:  # Θ ⊗ I: each output column on its own, time normalized by N
+    expected = gradient_flow_mse(
+        k_tt, y, k_st, t=t, learning_rate=lr, diag_reg=diag_reg, f0_train=f0_train, f0_test=f0_test
+    )
+  else:  # the full (N·C, N·C) kernel on rows i·C + a, still time / N
+    expected = gradient_flow_mse(
+        k_tt,
+        y.reshape(-1),
+        k_st,
+        t=t,
+        learning_rate=lr,
+        diag_reg=diag_reg,
+        num_examples=12,
+        f0_train=f0_train.reshape(-1),
+        f0_test=f0_test.reshape(-1),
+    ).reshape(5, 2)
   _check_empirical_regression(case, t, expected)
 
 
@@ -386,10 +369,10 @@ def test_empirical_kernel_regression_matches_neural_tangents(trace_outputs, t, r
   kernel_fn = nt.empirical_ntk_fn(f, trace_axes=axes, vmap_axes=0)
   k_tt = kernel_fn(x_train, None, variables['params'])
   k_st = kernel_fn(x_test, x_train, variables['params'])
-  predict_fn = nt.predict.gradient_descent_mse(k_tt, y, learning_rate=lr * 2,
-                                               diag_reg=diag_reg, trace_axes=axes)
-  _, theirs = predict_fn(t, f(variables['params'], x_train), f(variables['params'], x_test),
-                         k_st)
+  predict_fn = nt.predict.gradient_descent_mse(
+      k_tt, y, learning_rate=lr * 2, diag_reg=diag_reg, trace_axes=axes
+  )
+  _, theirs = predict_fn(t, f(variables['params'], x_train), f(variables['params'], x_test), k_st)
   _check_empirical_regression(case, t, theirs)
 
 
@@ -406,14 +389,163 @@ def test_classification_targets_and_softmax_calibration(rng):
   assert abs(regression.fit_softmax_temperature(scores, labels) - 2.0) < 0.2
 
 
+@pytest.mark.parametrize('t', [None, 2.0, np.array([0.5, 3.0])])
+@pytest.mark.parametrize('linearized', [False, True])
+def test_several_test_kernels_share_one_solve(t, linearized, rng, monkeypatch):
+  k_tt, k_st, _ = _kernels(rng, 12, 5)
+  y = rng.normal(size=(12, 2))
+  f0_train, f0_test = rng.normal(size=(12, 2)), rng.normal(size=(5, 2))
+  solve = dict(diag_reg=1e-3, t=t, learning_rate=0.4)
+  initial = lambda fx_test_0: (dict(fx_train_0=f0_train, fx_test_0=fx_test_0) if linearized else {})
+  separate = [
+      regression.kernel_regression(k_tt, y, k_tt, **solve, **initial(f0_train)),
+      regression.kernel_regression(k_tt, y, k_st, **solve, **initial(f0_test)),
+  ]
+  solves = []
+  from ecrn_jax._src import regression as implementation  # pylint: disable=g-import-not-at-top
+
+  dual_coefficients = implementation.dual_coefficients
+  monkeypatch.setattr(
+      implementation,
+      'dual_coefficients',
+      lambda *a, **k: solves.append(1) or dual_coefficients(*a, **k),
+  )
+  together = regression.kernel_regression(
+      k_tt, y, (k_tt, k_st), **solve, **initial((f0_train, f0_test))
+  )
+  assert isinstance(together, tuple) and len(solves) == 1
+  for ours, expected in zip(together, separate):
+    assert ours.shape == expected.shape
+    assert relative_max_error(ours, expected) < 1e-13
+  # One matrix written as nested lists is still one kernel.
+  nested = regression.kernel_regression(k_tt, y, k_st.tolist(), **solve, **initial(f0_test))
+  assert relative_max_error(nested, separate[1]) < 1e-13
+  if linearized:
+    with pytest.raises(ValueError, match='fx_test_0 must be a list or tuple of 2'):
+      regression.kernel_regression(k_tt, y, [k_tt, k_st], **solve, **initial(f0_test))
+  with pytest.raises(ValueError, match=r'k_test_train must have shape \(M, N\)'):
+    regression.kernel_regression(k_tt, y, [k_st, k_st[:, :4]], diag_reg=1e-3)
+
+
+def _fold_loop(k, targets, folds, order, **solve):
+  """The K-fold loop that experiments/train.py ran before `cross_validated_scores`."""
+  n = len(targets)
+  scores = np.zeros(targets.shape)
+  for fold in range(folds):
+    held = np.sort(order[fold::folds])
+    fit = np.setdiff1d(np.arange(n), held)
+    scores[held] = regression.kernel_regression(
+        k[np.ix_(fit, fit)], targets[fit], k[np.ix_(held, fit)], **solve
+    )
+  return scores
+
+
+@pytest.mark.parametrize('diag_reg, t', [(1e-3, None), (0.3, None), (1e-2, 4.0)])
+@pytest.mark.parametrize('outputs', [None, 3])
+@pytest.mark.parametrize('folds', [2, 5, 23])
+def test_cross_validated_scores_equal_the_fold_loop(diag_reg, t, outputs, folds, rng):
+  k_tt, _, _ = _kernels(rng, 23, 0)
+  targets = rng.normal(size=(23,) if outputs is None else (23, outputs))
+  order = rng.permutation(23)
+  ours = regression.cross_validated_scores(
+      k_tt, targets, folds=folds, order=order, diag_reg=diag_reg, t=t
+  )
+  expected = _fold_loop(k_tt, targets, folds, order, diag_reg=diag_reg, t=t)
+  assert ours.shape == targets.shape and ours.dtype == np.float64
+  assert relative_max_error(ours, expected) < 1e-13
+  # Each fold is a plain kernel_regression of its own blocks: the last fold by hand.
+  held = np.sort(order[folds - 1 :: folds])
+  fit = np.setdiff1d(np.arange(23), held)
+  ridge = diag_reg * np.trace(k_tt[np.ix_(fit, fit)]) / len(fit)
+  if t is None:
+    by_hand = k_tt[np.ix_(held, fit)] @ np.linalg.solve(
+        k_tt[np.ix_(fit, fit)] + ridge * np.eye(len(fit)), targets[fit]
+    )
+    assert relative_max_error(ours[held], by_hand) < 1e-9
+
+
+def test_cross_validated_scores_with_array_times(rng):
+  k_tt, _, _ = _kernels(rng, 10, 0)
+  targets, order, times = rng.normal(size=10), rng.permutation(10), np.array([1.0, 9.0])
+  stacked = regression.cross_validated_scores(
+      k_tt, targets, folds=3, order=order, diag_reg=1e-2, t=times
+  )
+  assert stacked.shape == (2, 10)
+  for scores, t in zip(stacked, times):
+    single = regression.cross_validated_scores(
+        k_tt, targets, folds=3, order=order, diag_reg=1e-2, t=t
+    )
+    assert relative_max_error(scores, single) < 1e-12
+
+
+def test_bad_folds_and_orders_raise(rng):
+  k_tt, _, _ = _kernels(rng, 6, 0)
+  y = rng.normal(size=6)
+  order = np.arange(6)
+  for folds, match in [
+      (1, 'folds must be an integer >= 2'),
+      (0, 'folds'),
+      (2.0, 'folds must be an integer'),
+      (True, 'folds must be an integer'),
+      (7, 'folds must be <= N = 6'),
+  ]:
+    with pytest.raises(ValueError, match=match):
+      regression.cross_validated_scores(k_tt, y, folds=folds, order=order)
+  for bad in [
+      np.array([0, 1, 2, 3, 4, 4]),
+      np.arange(5),
+      np.arange(1, 7),
+      np.arange(6.0),
+      np.arange(6).reshape(2, 3),
+  ]:
+    with pytest.raises(
+        ValueError, match=r'order must be a permutation of range\(N\) = ' r'range\(6\)'
+    ):
+      regression.cross_validated_scores(k_tt, y, folds=2, order=bad)
+  with pytest.raises(ValueError, match='y_train must have shape'):
+    regression.cross_validated_scores(k_tt, y[:5], folds=2, order=order)
+  leave_one_out = regression.cross_validated_scores(
+      k_tt, y, folds=6, order=order[::-1], diag_reg=1e-2
+  )
+  assert (
+      relative_max_error(leave_one_out, _fold_loop(k_tt, y, 6, order[::-1], diag_reg=1e-2)) < 1e-13
+  )
+
+
+def test_calibrate_temperature_equals_the_fold_loop_and_fit(rng):
+  n, c, folds = 60, 3, 4
+  features = rng.normal(size=(n, 5))
+  labels = np.argmax(features[:, :c] + 0.7 * rng.normal(size=(n, c)), axis=1)
+  k_tt = np.exp(-0.1 * ((features[:, None] - features[None]) ** 2).sum(-1))
+  order = rng.permutation(n)
+  calibration = regression.calibrate_temperature(
+      k_tt, labels, c, folds=folds, order=order, diag_reg=1e-2
+  )
+  scores = _fold_loop(k_tt, regression.centered_one_hot(labels, c), folds, order, diag_reg=1e-2)
+  accuracy = float(np.mean(np.argmax(scores, -1) == labels))
+  assert relative_max_error(calibration.held_out_scores, scores) < 1e-13
+  assert calibration.held_out_accuracy == accuracy and 0.4 < accuracy < 1.0
+  assert calibration.temperature == regression.fit_softmax_temperature(scores, labels)
+  # On the training scores (near interpolation) T would run towards its lower bound.
+  train_scores = regression.kernel_regression(
+      k_tt, regression.centered_one_hot(labels, c), k_tt, diag_reg=1e-6
+  )
+  assert regression.fit_softmax_temperature(train_scores, labels) < calibration.temperature
+  with pytest.raises(ValueError, match='one temperature'):
+    regression.calibrate_temperature(
+        k_tt, labels, c, folds=folds, order=order, t=np.array([1.0, 2.0])
+    )
+  with pytest.raises(ValueError, match='labels'):
+    regression.calibrate_temperature(k_tt, labels + 1, c, folds=folds, order=order)
+
+
 def test_modules_import_without_neural_tangents_or_tensorflow():
   code = textwrap.dedent("""
       import sys
-      import ecrn_jax._src.regression, ecrn_jax._src.sklearn
+      import ecrn_jax, ecrn_jax.regression, ecrn_jax.analysis, ecrn_jax.io, ecrn_jax.estimators
       heavy = [m for m in sys.modules if m.split('.')[0] in ('neural_tangents', 'tensorflow')]
       assert not heavy, heavy
       print('clean')
   """)
-  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                          timeout=300)
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
   assert result.returncode == 0 and 'clean' in result.stdout, result.stderr[-3000:]

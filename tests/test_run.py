@@ -1,37 +1,318 @@
-"""The main job, end to end, as a user runs it."""
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""The experiment runner as a user runs it: every named config end to end (`:smoke`), the
+default job, resume after SIGKILL, the workdir guard and the config-flag errors."""
 
 import json
 import os
-import subprocess
-import sys
+import signal
+import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import numpy as np
+import pytest
+
+import utils
+
+BENCHMARKS = (
+    'synthetic_regression',
+    'synthetic_classification',
+    'boston',
+    'iris',
+    'wine',
+    'cifar_subset',
+)
+KERNEL_MODELS = ('standard_ntk', 'ntk_ecrn_infinite')
 
 
-def _run(*args):
-  return subprocess.run([sys.executable, '-m', 'experiments.run', *args], cwd=REPO,
-                        capture_output=True, text=True, timeout=600)
-
-
-def test_smoke_run_writes_results(tmp_path):
-  result = _run('--config=finite_vs_infinite:smoke', f'--workdir={tmp_path}')
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert 'relative max error' in result.stdout and 'fitted slope' in result.stdout
+@pytest.mark.slow
+def test_default_job_smoke_writes_results(tmp_path):
+  code, out, err = utils.run_cli('--config=finite_vs_infinite:smoke', f'--workdir={tmp_path}')
+  assert code == 0, err[-3000:]
+  assert 'relative max error' in out and 'fitted slope' in out
   results = json.loads((tmp_path / 'results.json').read_text())
   assert results['empirical_ntk_vs_jacobian'] < 1e-10
-  if 'empirical_ntk_vs_neural_tangents' in results:      # only where neural_tangents imports
+  if 'empirical_ntk_vs_neural_tangents' in results:  # only where neural_tangents imports
     assert results['empirical_ntk_vs_neural_tangents'] < 1e-10
   assert results['ntk']['widths'] == [32, 64, 128]
   # Errors shrink with width even in the smoke run.
   assert results['ntk']['mean_relative_error'][-1] < results['ntk']['mean_relative_error'][0]
 
 
-def test_unknown_config_lists_valid_names():
-  result = _run('--config=cifar_everything')
-  assert result.returncode != 0
-  assert 'finite_vs_infinite' in result.stderr and 'cifar_everything' in result.stderr
-  for name in ('synthetic_regression', 'synthetic_classification', 'boston', 'iris', 'wine',
-               'cifar_subset'):
-    assert name in result.stderr
-  result = _run('--config=finite_vs_infinite:huge')
-  assert result.returncode != 0 and 'smoke' in result.stderr
+def _check_unit(unit, classification):
+  assert not unit.get('diverged'), unit
+  test = unit['test']
+  if not classification:
+    assert np.isfinite(test['mse']) and test['r2'] is not None
+    return
+  assert 0.0 <= test['accuracy'] <= 1.0
+  kernel_model = unit['model'] in KERNEL_MODELS
+  if kernel_model:
+    assert unit['temperature'] > 0 and unit['calibration']['folds'] == 5
+  if kernel_model and unit['cross_entropy_from'] is None:  # no held-out error
+    assert test['cross_entropy'] is None and unit['cross_entropy_none_because']
+    assert unit['calibration']['held_out_accuracy'] == 1.0
+  else:
+    assert not kernel_model or 'calibrated_softmax' in unit['cross_entropy_from']
+    assert np.isfinite(test['cross_entropy']) and test['cross_entropy'] > 0
+
+
+def _check_workdir(directory, name):
+  """The files of a finished run of config `name` in `directory` agree with each other."""
+  saved = json.loads((directory / 'config.json').read_text())
+  config, results = saved['config'], json.loads((directory / 'results.json').read_text())
+  assert saved['name'] == name and results['complete']
+  assert results['device']['platform'] in ('cpu', 'gpu', 'tpu')
+  units = {(u['seed'], u['model']): u for u in results['units']}
+  assert set(units) == {(s, m) for s in config['seeds'] for m in config['models']}
+  for (seed, model), unit in units.items():
+    _check_unit(unit, name not in ('synthetic_regression', 'boston'))
+    unit_dir = directory / f'seed_{seed}' / model
+    assert json.loads((unit_dir / 'result.json').read_text()) == unit
+    if model in ('ntk_ecrn', 'mlp'):
+      epochs = unit['train_config']['epochs']
+      arrays = np.load(unit_dir / 'tracking' / 'tracking.npz')
+      np.testing.assert_array_equal(arrays['epoch'], np.arange(epochs + 1))
+      assert np.all(np.isfinite(arrays['lambda_max']))
+      assert str(epochs) in os.listdir(unit_dir / 'checkpoints')
+  assert set(results['summary']) == set(config['models'])
+  lines = [json.loads(l) for l in (directory / 'metrics.jsonl').read_text().splitlines()]
+  for seed in config['seeds']:
+    epochs = [l['epoch'] for l in lines if l['model'] == 'ntk_ecrn' and l['seed'] == seed]
+    expected = units[(seed, 'ntk_ecrn')]['train_config']['epochs']
+    assert epochs == list(range(1, expected + 1)) + [None]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', [b for b in BENCHMARKS if b != 'iris'])
+def test_every_config_smoke_end_to_end(name, tmp_path):
+  if name == 'boston' and not os.path.exists(utils.BOSTON_CSV):
+    pytest.skip('the project copy of the Boston CSV is not beside the repository')
+  overrides = [f'data.csv_path={utils.BOSTON_CSV}'] if name == 'boston' else []
+  _, results = utils.smoke_run(name, tmp_path, overrides)
+  assert json.loads((tmp_path / 'results.json').read_text()) == results
+  _check_workdir(tmp_path, name)
+
+
+def test_iris_smoke_end_to_end(iris_smoke_workdir):
+  """Iris through the shared smoke run (two seeds, with the search)."""
+  import pathlib  # pylint: disable=g-import-not-at-top
+
+  _check_workdir(pathlib.Path(iris_smoke_workdir), 'iris')
+
+
+def _finished_checkpoints(directory):
+  if not os.path.isdir(directory):
+    return []
+  return [int(d) for d in os.listdir(directory) if d.isdigit()]
+
+
+def _kill_after_checkpoint(args, workdir, epoch):
+  proc = utils.cli(*args, f'--workdir={workdir}')
+  checkpoints = workdir / 'seed_0' / 'ntk_ecrn' / 'checkpoints'
+  deadline = time.time() + 240
+  while not any(e >= epoch for e in _finished_checkpoints(checkpoints)):
+    assert proc.poll() is None, proc.communicate()[1][-3000:]
+    assert time.time() < deadline, 'no checkpoint appeared'
+    time.sleep(0.02)
+  proc.send_signal(signal.SIGKILL)
+  proc.communicate()
+  assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
+  args = [
+      '--config=synthetic_regression:smoke',
+      '--config.models=mlp',
+      '--config.models=ntk_ecrn',
+      '--config.train.epochs=8',
+      '--config.checkpoint_every=2',
+      '--config.search.enabled=False',
+  ]
+  reference_dir, killed_dir = tmp_path / 'reference', tmp_path / 'killed'
+  # Started first, so that the two runs share the two cores for a while.
+  reference = utils.cli(*args, f'--workdir={reference_dir}')
+  _kill_after_checkpoint(args, killed_dir, 2)
+  # Killed mid-way: the first unit is done, the second is not.
+  assert (killed_dir / 'seed_0' / 'mlp' / 'result.json').exists()
+  assert not (killed_dir / 'seed_0' / 'ntk_ecrn' / 'result.json').exists()
+
+  code, _, err = utils.run_cli(*args, f'--workdir={killed_dir}')
+  assert code == 0, err[-3000:]
+  assert 'done earlier: skipped' in err and 'resuming from the checkpoint of epoch' in err
+  _, ref_err = reference.communicate(timeout=300)
+  assert reference.returncode == 0, ref_err[-3000:]
+
+  resumed = json.loads((killed_dir / 'results.json').read_text())
+  expected = json.loads((reference_dir / 'results.json').read_text())
+  assert utils.without_timings(resumed) == utils.without_timings(expected)
+  # The logs are whole too: one line per epoch, no duplicates from the re-run epochs.
+  for directory in (killed_dir, reference_dir):
+    lines = [json.loads(l) for l in (directory / 'metrics.jsonl').read_text().splitlines()]
+    epochs = [l['epoch'] for l in lines if l['model'] == 'ntk_ecrn']
+    assert epochs == list(range(1, 9)) + [None]
+  a = np.load(killed_dir / 'seed_0' / 'ntk_ecrn' / 'tracking' / 'tracking.npz')
+  b = np.load(reference_dir / 'seed_0' / 'ntk_ecrn' / 'tracking' / 'tracking.npz')
+  for key in b.files:
+    if key != 'seconds':
+      np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+  tracked = killed_dir / 'seed_0' / 'ntk_ecrn' / 'tracking' / 'tracking.jsonl'
+  assert [json.loads(l)['epoch'] for l in tracked.read_text().splitlines()] == list(range(9))
+
+
+def test_workdir_of_another_config_is_refused(tmp_path):
+  from experiments import run, workdir  # pylint: disable=g-import-not-at-top
+
+  _, config = run.load_config('iris:smoke')
+  workdir.prepare(str(tmp_path), 'iris', config)
+  (tmp_path / 'results.json').write_text('{}')
+  workdir.prepare(str(tmp_path), 'iris', config)  # the same config: resumes
+  assert (tmp_path / 'results.json').exists()
+  config.data.data_dir = '/elsewhere'  # where the data live is not the config
+  workdir.prepare(str(tmp_path), 'iris', config)
+  assert (tmp_path / 'results.json').exists()
+
+  code, _, err = utils.run_cli(
+      '--config=iris:smoke', '--config.train.epochs=5', f'--workdir={tmp_path}'
+  )
+  assert code != 0 and '--overwrite' in err and str(tmp_path) in err
+  assert (tmp_path / 'results.json').exists()
+
+  other = tmp_path / 'other'
+  other.mkdir()
+  (other / 'notes.txt').write_text('not a run')
+  with pytest.raises(FileExistsError, match='overwrite'):
+    workdir.prepare(str(other), 'iris', config)
+  workdir.prepare(str(other), 'iris', config, overwrite=True)
+  assert sorted(os.listdir(other)) == ['config.json']
+
+
+@pytest.mark.parametrize(
+    'args, expected',
+    [
+        (
+            ['--config=iris:smoke', '--config.train.learnig_rate=0.1'],
+            ('learnig_rate', 'learning_rate'),
+        ),
+        (['--config=iris', '--config.train.epochs=many'], ('epochs', 'many')),
+        (
+            ['--config=iris', '--config.models=mlp', '--config.models=resnet19'],
+            ('resnet19', 'resnet18'),
+        ),
+        (
+            ['--config=iris', '--config.search.space.mlp.train.learning_rate=()'],
+            ('search.space.mlp',),
+        ),
+        (['--config=iris:huge'], ('huge', 'smoke')),
+        (
+            ['--config=cifar_everything'],
+            (
+                'cifar_everything',
+                'finite_vs_infinite',
+                'iris',
+                'wine',
+                'synthetic_regression',
+                'cifar_subset',
+            ),
+        ),
+    ],
+)
+def test_bad_config_or_override_fails_at_once_with_one_clear_line(args, expected):
+  start = time.time()
+  code, _, err = utils.run_cli(*args)
+  assert code != 0
+  for text in expected:
+    assert text in err, err[-2000:]
+  assert 'Traceback' not in err, err[-2000:]
+  assert time.time() - start < 60  # nothing was trained
+
+
+def test_overrides_set_nested_typed_fields():
+  from experiments import run  # pylint: disable=g-import-not-at-top
+
+  _, config = run.load_config(
+      'wine',
+      [
+          'train.learning_rate=0.1',
+          'seeds=(3,)',
+          'models=mlp',
+          'ecrn.fourier_scale=0.5',
+          'train.batch_size=None',
+          'tracking.save_kernels=true',
+          'train.epochs=10',
+      ],
+  )
+  assert config.train.learning_rate == 0.1 and config.seeds == (3,)
+  assert config.models == ('mlp',) and config.ecrn.fourier_scale == 0.5
+  assert config.train.batch_size is None and config.tracking.save_kernels is True
+  # The searched epochs follow train.epochs.
+  from experiments import search  # pylint: disable=g-import-not-at-top
+
+  assert {p['train.epochs'] for p in search.candidates(config, 'mlp')} <= {5, 10}
+
+
+def test_experiment_modules_import_together():
+  """Every experiments module imports in one process (no absl flag defined twice)."""
+  import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+
+  code = (
+      'import experiments.run, experiments.train, experiments.units, experiments.search, '
+      'experiments.models, experiments.workdir, experiments.input_pipeline, '
+      'experiments.import_cifar10, experiments.finite_vs_infinite, experiments.report, '
+      'experiments.plots; print("ok")'
+  )
+  proc = subprocess.run(
+      [sys.executable, '-c', code], cwd=utils.REPO, capture_output=True, text=True, timeout=300
+  )
+  assert proc.returncode == 0 and 'ok' in proc.stdout, proc.stderr[-2000:]
+
+
+def test_progress_bar_only_on_a_terminal():
+  import io  # pylint: disable=g-import-not-at-top
+  from experiments import units  # pylint: disable=g-import-not-at-top
+
+  class Terminal(io.StringIO):
+
+    def isatty(self):
+      return True
+
+  plain = io.StringIO()
+  assert not units.progress_bar('[seed 0 ntk_ecrn]', 3, 10, 0.5, '7s', stream=plain)
+  assert plain.getvalue() == ''
+  terminal = Terminal()
+  assert units.progress_bar('[seed 0 ntk_ecrn]', 3, 10, 0.5, '7s', stream=terminal, width=10)
+  assert terminal.getvalue().startswith('\r[seed 0 ntk_ecrn] [###-------] 3/10')
+  assert 'ETA 7s' in terminal.getvalue() and not terminal.getvalue().endswith('\n')
+  units.progress_bar('[seed 0 ntk_ecrn]', 10, 10, 0.4, '0s', stream=terminal, width=10)
+  assert terminal.getvalue().endswith('\n') and '[##########] 10/10' in terminal.getvalue()
+
+
+@pytest.mark.slow
+def test_cifar_subset_smoke_on_real_imported_images(tmp_path):
+  """The real CIFAR path end to end: a few real images imported offline, then the same
+  tfds.load the runner uses (no mock), through `cifar_subset:smoke`."""
+  train_npz = os.path.join(utils.SHARED_DATA, 'cifar10', 'train_subset.npz')
+  test_npz = os.path.join(utils.SHARED_DATA, 'cifar10', 'test_public.npz')
+  if not (os.path.exists(train_npz) and os.path.exists(test_npz)):
+    pytest.skip('the shared CIFAR-10 subset is not beside the repository')
+  from experiments import import_cifar10  # pylint: disable=g-import-not-at-top
+
+  small = {}
+  for split, path, n in (('train', train_npz, 64), ('test', test_npz, 32)):
+    with np.load(path) as f:
+      small[split] = str(tmp_path / f'{split}.npz')
+      np.savez(small[split], x=f['x'][:n], y=f['y'][:n])
+  data_dir = str(tmp_path / 'data_dir')
+  import_cifar10.import_cifar10(small['train'], small['test'], data_dir)
+  _, results = utils.smoke_run(
+      'cifar_subset',
+      tmp_path / 'work',
+      ['models=ntk_ecrn', 'models=standard_ntk', 'models=resnet18', f'data.data_dir={data_dir}'],
+      search=True,
+  )
+  assert results['complete']
+  for unit in results['units']:
+    assert unit['dataset']['num_train'] == 64 and unit['dataset']['num_test'] == 32
+    assert unit['dataset']['input_dim'] == 3072
+    assert 0.0 <= unit['test']['accuracy'] <= 1.0

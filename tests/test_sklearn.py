@@ -1,3 +1,6 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 """scikit-learn estimators NTKRegressor and NTKClassifier.
 
 `parametrize_with_checks` runs every scikit-learn estimator check. Checks it may skip here, and
@@ -31,21 +34,26 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from ecrn_jax import ECRNConfig, MLPConfig, infinite_kernels
-from ecrn_jax._src import regression
-from ecrn_jax._src.sklearn import NTKClassifier, NTKRegressor, default_config
+from ecrn_jax import regression
+from ecrn_jax.estimators import NTKClassifier, NTKRegressor, default_config
 
-SMALL_ECRN = ECRNConfig(width=8, depth=1, fourier_features=16, fourier_scale=0.2,
-                        dtype='float64')
+SMALL_ECRN = ECRNConfig(width=8, depth=1, fourier_features=16, fourier_scale=0.2, dtype='float64')
 SMALL_MLP = MLPConfig(hidden_widths=(8,), dtype='float64')
-DEEPER_ECRN = ECRNConfig(width=8, depth=2, fourier_features=32, fourier_scale=0.3,
-                         drop_rate=0.1, dtype='float64')
-BOSTON = Path(__file__).resolve().parents[1] / '..' / 'shared' / 'data' / 'uci' / \
-    'boston_housing.csv'
+DEEPER_ECRN = ECRNConfig(
+    width=8, depth=2, fourier_features=32, fourier_scale=0.3, drop_rate=0.1, dtype='float64'
+)
+BOSTON = (
+    Path(__file__).resolve().parents[1] / '..' / 'shared' / 'data' / 'uci' / 'boston_housing.csv'
+)
 
 
-@parametrize_with_checks([NTKRegressor(config=SMALL_ECRN, random_state=0),
-                          NTKClassifier(config=SMALL_ECRN, random_state=0),
-                          NTKRegressor(config=SMALL_MLP, kernel='nngp', t=5.0)])
+@parametrize_with_checks(
+    [
+        NTKRegressor(config=SMALL_ECRN, random_state=0),
+        NTKClassifier(config=SMALL_ECRN, random_state=0),
+        NTKRegressor(config=SMALL_MLP, kernel='nngp', t=5.0),
+    ]
+)
 def test_sklearn_estimator_checks(estimator, check):
   check(estimator)
 
@@ -71,8 +79,15 @@ def _closed_form(estimator, x_train, targets, x_test):
 def test_regressor_equals_closed_form_with_twin_kernels(config, kernel, t, rng):
   x, x_test = rng.normal(size=(30, 3)), rng.normal(size=(9, 3))
   y = np.sin(x @ np.array([1.0, -2.0, 0.5])) + 0.1 * rng.normal(size=30)
-  est = NTKRegressor(config=config, kernel=kernel, t=t, diag_reg=1e-3, learning_rate=0.5,
-                     batch_size=16, random_state=7).fit(x, y)
+  est = NTKRegressor(
+      config=config,
+      kernel=kernel,
+      t=t,
+      diag_reg=1e-3,
+      learning_rate=0.5,
+      batch_size=16,
+      random_state=7,
+  ).fit(x, y)
   expected = _closed_form(est, x, y, x_test).ravel()
   predictions = est.predict(x_test)
   assert predictions.shape == (9,) and predictions.dtype == np.float64
@@ -82,8 +97,9 @@ def test_regressor_equals_closed_form_with_twin_kernels(config, kernel, t, rng):
 def test_classifier_scores_equal_closed_form_on_centered_one_hot(rng):
   x, x_test = rng.normal(size=(40, 4)), rng.normal(size=(11, 4))
   labels = np.array(['cat', 'dog', 'emu'])[rng.integers(0, 3, size=40)]
-  est = NTKClassifier(config=DEEPER_ECRN, diag_reg=1e-3, batch_size=16,
-                      random_state=0).fit(x, labels)
+  est = NTKClassifier(config=DEEPER_ECRN, diag_reg=1e-3, batch_size=16, random_state=0).fit(
+      x, labels
+  )
   np.testing.assert_array_equal(est.classes_, ['cat', 'dog', 'emu'])
   targets = np.eye(3)[np.searchsorted(est.classes_, labels)] - 1.0 / 3
   expected = _closed_form(est, x, targets, x_test)
@@ -91,8 +107,7 @@ def test_classifier_scores_equal_closed_form_on_centered_one_hot(rng):
   assert scores.shape == (11, 3)
   assert relative_max_error(scores, expected) < 1e-8
   np.testing.assert_array_equal(est.predict(x_test), est.classes_[np.argmax(expected, 1)])
-  binary = NTKClassifier(config=DEEPER_ECRN, diag_reg=1e-3, random_state=0).fit(
-      x, labels == 'cat')
+  binary = NTKClassifier(config=DEEPER_ECRN, diag_reg=1e-3, random_state=0).fit(x, labels == 'cat')
   two = _closed_form(binary, x, np.eye(2)[(labels == 'cat').astype(int)] - 0.5, x_test)
   assert relative_max_error(binary.decision_function(x_test), two[:, 1] - two[:, 0]) < 1e-8
   assert not hasattr(est, 'predict_proba')
@@ -103,8 +118,9 @@ def test_return_std_is_the_nngp_posterior_deviation(rng):
   y = rng.normal(size=25)
   est = NTKRegressor(config=SMALL_ECRN, kernel='nngp', diag_reg=1e-2, random_state=0).fit(x, y)
   mean, std = est.predict(x_test, return_std=True)
-  k = lambda a, b=None: np.asarray(infinite_kernels(est.config_, a, b,
-                                                    variables=est.variables_).nngp)
+  k = lambda a, b=None: np.asarray(
+      infinite_kernels(est.config_, a, b, variables=est.variables_).nngp
+  )
   regularized = k(x) + 1e-2 * np.trace(k(x)) / 25 * np.eye(25)
   cov = k(x_test) - k(x_test, x) @ np.linalg.solve(regularized, k(x_test, x).T)
   assert relative_max_error(std, np.sqrt(np.diag(cov))) < 1e-8
@@ -151,8 +167,9 @@ def test_params_clone_pipeline_and_grid_search():
   assert twin.kernel == 'nngp' and twin.config == SMALL_MLP and est.kernel == 'ntk'
   search = GridSearchCV(
       make_pipeline(StandardScaler(), est),
-      {'ntkclassifier__diag_reg': [1e-3, 1e-1],
-       'ntkclassifier__config': [SMALL_ECRN, SMALL_MLP]}, cv=3)
+      {'ntkclassifier__diag_reg': [1e-3, 1e-1], 'ntkclassifier__config': [SMALL_ECRN, SMALL_MLP]},
+      cv=3,
+  )
   search.fit(x, y)
   assert search.best_score_ > 0.85
   assert search.best_params_['ntkclassifier__config'] in (SMALL_ECRN, SMALL_MLP)
@@ -161,29 +178,37 @@ def test_params_clone_pipeline_and_grid_search():
 @pytest.mark.parametrize('loader', [load_iris, load_wine], ids=['iris', 'wine'])
 def test_iris_and_wine_cross_validated_accuracy_beats_majority_class(loader):
   x, y = loader(return_X_y=True)
-  accuracy = cross_val_score(make_pipeline(StandardScaler(), NTKClassifier(random_state=0)),
-                             x, y, cv=5)
+  accuracy = cross_val_score(
+      make_pipeline(StandardScaler(), NTKClassifier(random_state=0)), x, y, cv=5
+  )
   baseline = cross_val_score(DummyClassifier(strategy='most_frequent'), x, y, cv=5)
-  print(f'\n{loader.__name__}: 5-fold accuracy {accuracy.mean():.4f} ± {accuracy.std():.4f} '
-        f'(folds {np.round(accuracy, 4).tolist()}); majority class {baseline.mean():.4f}')
+  print(
+      f'\n{loader.__name__}: 5-fold accuracy {accuracy.mean():.4f} ± {accuracy.std():.4f} '
+      f'(folds {np.round(accuracy, 4).tolist()}); majority class {baseline.mean():.4f}'
+  )
   assert accuracy.mean() > baseline.mean() + 0.4
   assert accuracy.mean() > 0.85
 
 
 def test_boston_housing_r2():
   if not BOSTON.exists():
-    pytest.skip(f'Boston Housing CSV not found at {BOSTON} (the shared data directory beside '
-                'the repository); nothing to test against.')
+    pytest.skip(
+        f'Boston Housing CSV not found at {BOSTON} (the shared data directory beside '
+        'the repository); nothing to test against.'
+    )
   table = np.genfromtxt(BOSTON, delimiter=',', names=True)
   features = [name for name in table.dtype.names if name != 'MEDV']
   x = np.stack([table[name] for name in features], axis=1)
   y = table['MEDV']
   assert x.shape == (506, 13)
   cv = KFold(5, shuffle=True, random_state=0)
-  r2 = cross_val_score(make_pipeline(StandardScaler(), NTKRegressor(random_state=0)), x, y,
-                       cv=cv, scoring='r2')
-  print(f'\nBoston Housing: 5-fold (shuffled, seed 0) R² {r2.mean():.4f} ± {r2.std():.4f} '
-        f'(folds {np.round(r2, 4).tolist()})')
+  r2 = cross_val_score(
+      make_pipeline(StandardScaler(), NTKRegressor(random_state=0)), x, y, cv=cv, scoring='r2'
+  )
+  print(
+      f'\nBoston Housing: 5-fold (shuffled, seed 0) R² {r2.mean():.4f} ± {r2.std():.4f} '
+      f'(folds {np.round(r2, 4).tolist()})'
+  )
   assert r2.mean() > 0.75
 
 
@@ -224,10 +249,14 @@ def test_bad_inputs_raise_what_sklearn_users_expect(rng):
   assert clf.score(x, strings) > 0.9
   with pytest.raises(ValueError, match='standardize'):
     NTKRegressor(config=MLPConfig((8,), activation='relu', dtype='float64')).fit(x * 1e200, y)
-  for params, match in [({'kernel': 'rbf'}, 'kernel'), ({'t': -1.0}, 't must be'),
-                        ({'diag_reg': -1.0}, 'diag_reg'), ({'batch_size': 0}, 'batch_size'),
-                        ({'learning_rate': 0.0}, 'learning_rate'),
-                        ({'config': 'ecrn'}, 'config must be')]:
+  for params, match in [
+      ({'kernel': 'rbf'}, 'kernel'),
+      ({'t': -1.0}, 't must be'),
+      ({'diag_reg': -1.0}, 'diag_reg'),
+      ({'batch_size': 0}, 'batch_size'),
+      ({'learning_rate': 0.0}, 'learning_rate'),
+      ({'config': 'ecrn'}, 'config must be'),
+  ]:
     with pytest.raises(ValueError, match=match):
       NTKRegressor(**params).fit(x, y)
 
@@ -238,7 +267,7 @@ def test_float64_without_global_x64(rng):
   code = textwrap.dedent(f"""
       import json, jax, numpy as np
       from ecrn_jax import ECRNConfig
-      from ecrn_jax._src.sklearn import NTKRegressor
+      from ecrn_jax.estimators import NTKRegressor
       config = ECRNConfig(width=8, depth=1, fourier_features=16, fourier_scale=0.2,
                           dtype='float64')
       x, y, x_test = (np.array(v) for v in json.loads({json.dumps(json.dumps(
@@ -249,8 +278,9 @@ def test_float64_without_global_x64(rng):
       print(json.dumps(predictions.tolist()))
   """)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', JAX_ENABLE_X64='0')
-  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                          env=env, timeout=300)
+  result = subprocess.run(
+      [sys.executable, '-c', code], capture_output=True, text=True, env=env, timeout=300
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   theirs = np.array(json.loads(result.stdout.strip().splitlines()[-1]))
   ours = NTKRegressor(SMALL_ECRN, random_state=0).fit(x, y).predict(x_test)

@@ -1,3 +1,6 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 """Shims for JAX APIs that moved between the versions ecrn_jax runs on.
 
 ecrn_jax runs on the current JAX (what `pip install jax` resolves, e.g. 0.10) and still on
@@ -28,6 +31,7 @@ def _x64(enabled: bool) -> Iterator[None]:
     manager = jax.enable_x64(enabled)
   else:
     from jax import experimental  # pylint: disable=g-import-not-at-top
+
     manager = experimental.enable_x64() if enabled else experimental.disable_x64()
   with manager:
     yield
@@ -62,4 +66,5 @@ def shard_map(f: Callable[..., Any], mesh, in_specs, out_specs) -> Callable[...,
   if new_shard_map is not None:
     return new_shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
   from jax.experimental.shard_map import shard_map as old_shard_map  # pylint: disable=g-import-not-at-top
+
   return old_shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_rep=False)

@@ -1,4 +1,7 @@
-"""Configurations of the NTK-ECRN and of the plain MLP baseline (SPEC §1)."""
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""Configurations of the NTK-ECRN and of the plain MLP baseline (docs/spec.md §1)."""
 
 from __future__ import annotations
 
@@ -26,14 +29,16 @@ def _normalize_dtype(value) -> str:
   return name
 
 
-def _per_block(name: str, value, depth: int, low: float, high: float,
-               high_open: bool) -> tuple[float, ...]:
+def _per_block(
+    name: str, value, depth: int, low: float, high: float, high_open: bool
+) -> tuple[float, ...]:
   """A float or a sequence of `depth` floats, validated, as a tuple."""
   if isinstance(value, (list, tuple, np.ndarray)):
     values = tuple(float(v) for v in value)
     if len(values) != depth:
-      raise ValueError(f'{name} given per block must have depth={depth} entries, '
-                       f'got {len(values)}.')
+      raise ValueError(
+          f'{name} given per block must have depth={depth} entries, ' f'got {len(values)}.'
+      )
   else:
     check_real(name, value, low, high, high_open=high_open)
     values = (float(value),) * depth
@@ -44,7 +49,7 @@ def _per_block(name: str, value, depth: int, low: float, high: float,
 
 @dataclasses.dataclass(frozen=True)
 class ECRNConfig:
-  """Every hyperparameter of the NTK-ECRN (SPEC §1).
+  """Every hyperparameter of the NTK-ECRN (docs/spec.md §1).
 
   Attributes:
     width: hidden width n (>= 1).
@@ -62,6 +67,7 @@ class ECRNConfig:
     b_std: σ_b of every Dense layer (>= 0).
     dtype: 'float32' or 'float64' (float64 needs `jax_enable_x64`).
   """
+
   width: int = 512
   depth: int = 4
   alpha: Union[float, tuple[float, ...]] = 1.0
@@ -93,13 +99,15 @@ class ECRNConfig:
     check_real('b_std', self.b_std, 0.0)
     # Normalize sequences to hashable tuples so the config can be a static jit argument.
     if isinstance(self.alpha, (list, tuple, np.ndarray)):
-      object.__setattr__(self, 'alpha', _per_block('alpha', self.alpha, self.depth,
-                                                   -math.inf, math.inf, False))
+      object.__setattr__(
+          self, 'alpha', _per_block('alpha', self.alpha, self.depth, -math.inf, math.inf, False)
+      )
     else:
       check_real('alpha', self.alpha, -math.inf)
     if isinstance(self.drop_rate, (list, tuple, np.ndarray)):
-      object.__setattr__(self, 'drop_rate', _per_block('drop_rate', self.drop_rate,
-                                                       self.depth, 0.0, 1.0, True))
+      object.__setattr__(
+          self, 'drop_rate', _per_block('drop_rate', self.drop_rate, self.depth, 0.0, 1.0, True)
+      )
     else:
       check_real('drop_rate', self.drop_rate, 0.0, 1.0, high_open=True)
     object.__setattr__(self, 'dtype', _normalize_dtype(self.dtype))
@@ -139,6 +147,7 @@ class MLPConfig:
     hidden_widths: widths of the hidden layers (the paper's baseline is (512, 512, 512)).
     out_dim, activation, parameterization, w_std, b_std, dtype: as in `ECRNConfig`.
   """
+
   hidden_widths: tuple[int, ...] = (512, 512, 512)
   out_dim: int = 1
   activation: str = 'relu'
@@ -148,11 +157,14 @@ class MLPConfig:
   dtype: str = 'float32'
 
   def __post_init__(self):
-    if isinstance(self.hidden_widths, (int, np.integer)) and not isinstance(self.hidden_widths, bool):
+    if isinstance(self.hidden_widths, (int, np.integer)) and not isinstance(
+        self.hidden_widths, bool
+    ):
       object.__setattr__(self, 'hidden_widths', (int(self.hidden_widths),))
     if not isinstance(self.hidden_widths, (list, tuple)):
-      raise ValueError(f'hidden_widths must be a tuple of positive integers, '
-                       f'got {self.hidden_widths!r}.')
+      raise ValueError(
+          f'hidden_widths must be a tuple of positive integers, ' f'got {self.hidden_widths!r}.'
+      )
     for w in self.hidden_widths:
       check_int('hidden_widths entries', w, 1)
     object.__setattr__(self, 'hidden_widths', tuple(int(w) for w in self.hidden_widths))

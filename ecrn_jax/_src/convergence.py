@@ -1,4 +1,7 @@
-"""Finite-width kernels against their infinite-width twin as the width grows (SPEC §3).
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""Finite-width kernels against their infinite-width twin as the width grows (docs/spec.md §3).
 
 The twin is compared with networks that share one Fourier matrix B (drawn once), so the
 only randomness left is that of the Dense layers, which is what the n^(-1/2) law is about.
@@ -26,8 +29,9 @@ def relative_frobenius_error(kernel, reference) -> float:
 
 def fit_power_law(widths: Sequence[float], errors: Sequence[float]) -> tuple[float, float]:
   """Least-squares fit of log error = s · log width + c; returns (s, c)."""
-  slope, intercept = np.polyfit(np.log(np.asarray(widths, np.float64)),
-                                np.log(np.asarray(errors, np.float64)), 1)
+  slope, intercept = np.polyfit(
+      np.log(np.asarray(widths, np.float64)), np.log(np.asarray(errors, np.float64)), 1
+  )
   return float(slope), float(intercept)
 
 
@@ -55,6 +59,7 @@ def _set_fourier(variables: Mapping[str, Any], reference: Mapping[str, Any]):
 @dataclasses.dataclass
 class ConvergenceResult:
   """errors[i, s]: relative Frobenius error at widths[i], seed s; slope of the mean's fit."""
+
   kernel: str
   widths: tuple[int, ...]
   errors: np.ndarray
@@ -70,8 +75,9 @@ class ConvergenceResult:
     return '\n'.join(rows)
 
 
-def finite_vs_infinite(config, x, widths: Sequence[int], num_seeds: int, *,
-                       key: jax.Array, kernel: str = 'ntk') -> ConvergenceResult:
+def finite_vs_infinite(
+    config, x, widths: Sequence[int], num_seeds: int, *, key: jax.Array, kernel: str = 'ntk'
+) -> ConvergenceResult:
   """Mean relative Frobenius error of finite kernels at initialization against the twin.
 
   Args:
@@ -107,5 +113,6 @@ def finite_vs_infinite(config, x, widths: Sequence[int], num_seeds: int, *,
       errors[i, s] = relative_frobenius_error(finite, target)
   mean_errors = errors.mean(axis=1)
   slope, intercept = fit_power_law(widths, mean_errors)
-  return ConvergenceResult(kernel, tuple(int(w) for w in widths), errors, mean_errors, slope,
-                           intercept)
+  return ConvergenceResult(
+      kernel, tuple(int(w) for w in widths), errors, mean_errors, slope, intercept
+  )

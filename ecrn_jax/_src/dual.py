@@ -1,3 +1,6 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 """Dual activations: the closed-form Gaussian expectations behind the infinite-width kernels.
 
 For (u, v) ~ N(0, [[c₁, k], [k, c₂]]) and an activation φ, the dual of φ is
@@ -33,12 +36,21 @@ _TWO_PI = 2.0 * math.pi
 # t > 0.66 by atan t = π/4 + atan((t − 1)/(t + 1))), within 2 ulp of NumPy's arctan2 in
 # float64 (tested). XLA's CPU atan2 is a scalar libm call; this vectorizes and is
 # ~4× faster, which is most of the cost of a deep twin's kernel.
-_ATAN_P = (-8.750608600031904122785e-1, -1.615753718733365076637e1,
-           -7.500855792314704667340e1, -1.228866684490136173410e2,
-           -6.485021904942025371773e1)
-_ATAN_Q = (2.485846490142306297962e1, 1.650270098316988542046e2, 4.328810604912902668951e2,
-           4.853903996359136964868e2, 1.945506571482613964425e2)
-_PI_4_LOW = 0.5 * 6.123233995736765886130e-17   # π/4 − fl(π/4)
+_ATAN_P = (
+    -8.750608600031904122785e-1,
+    -1.615753718733365076637e1,
+    -7.500855792314704667340e1,
+    -1.228866684490136173410e2,
+    -6.485021904942025371773e1,
+)
+_ATAN_Q = (
+    2.485846490142306297962e1,
+    1.650270098316988542046e2,
+    4.328810604912902668951e2,
+    4.853903996359136964868e2,
+    1.945506571482613964425e2,
+)
+_PI_4_LOW = 0.5 * 6.123233995736765886130e-17  # π/4 − fl(π/4)
 
 
 def _atan_unit(t):
@@ -47,8 +59,7 @@ def _atan_unit(t):
   r = jnp.where(mid, (t - 1.0) / (t + 1.0), t)
   z = r * r
   p = (((_ATAN_P[0] * z + _ATAN_P[1]) * z + _ATAN_P[2]) * z + _ATAN_P[3]) * z + _ATAN_P[4]
-  q = ((((z + _ATAN_Q[0]) * z + _ATAN_Q[1]) * z + _ATAN_Q[2]) * z + _ATAN_Q[3]) * z \
-      + _ATAN_Q[4]
+  q = ((((z + _ATAN_Q[0]) * z + _ATAN_Q[1]) * z + _ATAN_Q[2]) * z + _ATAN_Q[3]) * z + _ATAN_Q[4]
   tail = r + r * (z * p / q)
   return jnp.where(mid, (math.pi / 4 + (tail + _PI_4_LOW)), tail)
 
@@ -105,8 +116,11 @@ def gelu_dual(k, prod, prod_plus_1):
   delta = _safe_sqrt(delta_sq)
   theta = atan2(k, delta)
   value = 0.25 * k + ((k * k + prod * delta_sq) / (prod_plus_1 * delta) + k * theta) / _TWO_PI
-  dot = 0.25 + theta / _TWO_PI + (k / delta) * (
-      1.0 / delta_sq + (1.0 - prod) / prod_plus_1 + 1.0) / _TWO_PI
+  dot = (
+      0.25
+      + theta / _TWO_PI
+      + (k / delta) * (1.0 / delta_sq + (1.0 - prod) / prod_plus_1 + 1.0) / _TWO_PI
+  )
   return value, dot
 
 
@@ -119,6 +133,7 @@ def gelu_diagonal(c):
 class DualActivation(NamedTuple):
   """`pair(k, c1, c2)` → (E[φφ], E[φ'φ']) with c1, c2 broadcast against k;
   `diagonal(c)` → E[φ(u)²]."""
+
   pair: Callable
   diagonal: Callable
 

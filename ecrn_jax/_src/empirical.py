@@ -1,7 +1,10 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 """Empirical NTK and NNGP of any Flax module, from jitted jvp/vjp kernel–vector products.
 
 Θ_θ(x, x') = (1/C) Σ_c ⟨∂f_c(x)/∂θ, ∂f_c(x')/∂θ⟩ with θ the 'params' collection only
-(SPEC §2). The full kernel, on request, has shape (N₁·C, N₂·C) with row index i·C + a
+(docs/spec.md §2). The full kernel, on request, has shape (N₁·C, N₂·C) with row index i·C + a
 (a reshape of (N₁, C, N₂, C)).
 """
 
@@ -24,8 +27,10 @@ _DEFAULT_BLOCK_BYTES = 256 * 2**20
 
 def _split_variables(variables: Mapping[str, Any]) -> tuple[Any, dict]:
   if 'params' not in variables:
-    raise ValueError("variables must contain a 'params' collection (the output of "
-                     f'model.init); got collections {list(variables)}.')
+    raise ValueError(
+        "variables must contain a 'params' collection (the output of "
+        f'model.init); got collections {list(variables)}.'
+    )
   rest = {k: v for k, v in variables.items() if k != 'params'}
   return variables['params'], rest
 
@@ -35,8 +40,10 @@ def _freeze_kwargs(apply_kwargs: Mapping[str, Any]) -> tuple:
     frozen = tuple(sorted(apply_kwargs.items()))
     hash(frozen)
   except TypeError as e:
-    raise ValueError('extra apply arguments must be hashable static values (e.g. '
-                     'train=True); pass PRNG keys through rngs=.') from e
+    raise ValueError(
+        'extra apply arguments must be hashable static values (e.g. '
+        'train=True); pass PRNG keys through rngs=.'
+    ) from e
   return frozen
 
 
@@ -47,6 +54,7 @@ def _output_fn(model: nn.Module, frozen_kwargs: tuple) -> Callable:
   def f(params, rest, rngs, x):
     out = model.apply({'params': params, **rest}, x, rngs=rngs, **kwargs)
     return out.reshape(out.shape[0], -1)
+
   return f
 
 
@@ -64,12 +72,12 @@ def _block_kernel_fn(model: nn.Module, frozen_kwargs: tuple, trace_outputs: bool
     out2, vjp_fn = jax.vjp(lambda p: f(p, rest, rngs, x2), params)
     n2, c = out2.shape
     units = jnp.eye(n2 * c, dtype=out2.dtype).reshape(n2 * c, n2, c)
-    tangents, = jax.vmap(vjp_fn)(units)                      # (n2·C) × P
+    (tangents,) = jax.vmap(vjp_fn)(units)  # (n2·C) × P
     jvp = lambda t: jax.jvp(lambda p: f(p, rest, rngs, x1), (params,), (t,))[1]
-    products = jax.vmap(jvp)(tangents)                        # (n2·C, n1, C)
-    products = products.reshape(n2, c, x1.shape[0], c)        # [j, b, i, a]
+    products = jax.vmap(jvp)(tangents)  # (n2·C, n1, C)
+    products = products.reshape(n2, c, x1.shape[0], c)  # [j, b, i, a]
     if trace_outputs:
-      return jnp.einsum('jcic->ij', products) / c             # (n1, n2)
+      return jnp.einsum('jcic->ij', products) / c  # (n1, n2)
     return jnp.transpose(products, (2, 3, 0, 1)).reshape(x1.shape[0] * c, n2 * c)
 
   return block
@@ -82,7 +90,7 @@ def _num_params(params) -> int:
 def _padded_blocks(x: jax.Array, block_size: int):
   """Yields (block padded to block_size rows, number of valid rows): one compiled shape."""
   for start in range(0, x.shape[0], block_size):
-    block = x[start:start + block_size]
+    block = x[start : start + block_size]
     valid = block.shape[0]
     if valid < block_size and x.shape[0] > block_size:
       pad = jnp.zeros((block_size - valid,) + block.shape[1:], block.dtype)
@@ -98,13 +106,14 @@ def _generic_ntk(model, frozen, params, rest, rngs, x1, x2, trace_outputs, block
     for b2, n2 in _padded_blocks(x2, block_size):
       k = block(params, rest, rngs, b1, b2)
       c1, c2 = k.shape[0] // b1.shape[0], k.shape[1] // b2.shape[0]
-      cols.append(k[:n1 * c1, :n2 * c2])
+      cols.append(k[: n1 * c1, : n2 * c2])
     rows.append(jnp.concatenate(cols, axis=1))
   return jnp.concatenate(rows, axis=0)
 
 
-def _structured_ntk(model, frozen, layers, params, rest, rngs, x1, x2, trace_outputs,
-                    block_size, same_inputs):
+def _structured_ntk(
+    model, frozen, layers, params, rest, rngs, x1, x2, trace_outputs, block_size, same_inputs
+):
   features = structured.features_fn(model, frozen, layers)
   contract = structured.contract_fn(layers, trace_outputs)
 
@@ -115,8 +124,13 @@ def _structured_ntk(model, frozen, layers, params, rest, rngs, x1, x2, trace_out
       blocks.append({k: (a[:n], g[:, :n]) for k, (a, g) in feats.items()})
     if len(blocks) == 1:
       return blocks[0]
-    return {k: (jnp.concatenate([b[k][0] for b in blocks]),
-                jnp.concatenate([b[k][1] for b in blocks], axis=1)) for k in blocks[0]}
+    return {
+        k: (
+            jnp.concatenate([b[k][0] for b in blocks]),
+            jnp.concatenate([b[k][1] for b in blocks], axis=1),
+        )
+        for k in blocks[0]
+    }
 
   feats1 = all_features(x1)
   feats2 = feats1 if same_inputs else all_features(x2)
@@ -130,24 +144,32 @@ def _structured_ntk(model, frozen, layers, params, rest, rngs, x1, x2, trace_out
     valid = min(tile, n1 - start)
     rows_feats = {}
     for k, (a, g) in feats1.items():
-      a, g = a[start:start + tile], g[:, start:start + tile]
+      a, g = a[start : start + tile], g[:, start : start + tile]
       if valid < tile:
         a = jnp.concatenate([a, jnp.zeros((tile - valid,) + a.shape[1:], a.dtype)])
-        g = jnp.concatenate([g, jnp.zeros(g.shape[:1] + (tile - valid,) + g.shape[2:],
-                                          g.dtype)], axis=1)
+        g = jnp.concatenate(
+            [g, jnp.zeros(g.shape[:1] + (tile - valid,) + g.shape[2:], g.dtype)], axis=1
+        )
       rows_feats[k] = (a, g)
-    rows.append(contract(rows_feats, feats2)[:valid * (1 if trace_outputs else c)])
+    rows.append(contract(rows_feats, feats2)[: valid * (1 if trace_outputs else c)])
   return jnp.concatenate(rows, axis=0) if len(rows) > 1 else rows[0]
 
 
 IMPLEMENTATIONS = ('auto', 'structured', 'generic')
 
 
-def empirical_ntk(model: nn.Module, variables: Mapping[str, Any], x1, x2=None, *,
-                  trace_outputs: bool = True, block_size: Optional[int] = None,
-                  implementation: str = 'auto',
-                  rngs: Optional[Mapping[str, jax.Array]] = None,
-                  **apply_kwargs) -> jax.Array:
+def empirical_ntk(
+    model: nn.Module,
+    variables: Mapping[str, Any],
+    x1,
+    x2=None,
+    *,
+    trace_outputs: bool = True,
+    block_size: Optional[int] = None,
+    implementation: str = 'auto',
+    rngs: Optional[Mapping[str, jax.Array]] = None,
+    **apply_kwargs,
+) -> jax.Array:
   """The empirical NTK of `model` at `variables`, materialized in blocks.
 
   Differentiates the 'params' collection only; other collections (e.g. a fixed Fourier
@@ -181,19 +203,24 @@ def empirical_ntk(model: nn.Module, variables: Mapping[str, Any], x1, x2=None, *
   x1 = jnp.asarray(x1)
   x2 = x1 if x2 is None else jnp.asarray(x2)
   if x1.ndim < 2 or x2.ndim < 2:
-    raise ValueError(f'x1 and x2 must be batched, shape (N, ...); got {x1.shape} and '
-                     f'{x2.shape}. For one example use x[None].')
+    raise ValueError(
+        f'x1 and x2 must be batched, shape (N, ...); got {x1.shape} and '
+        f'{x2.shape}. For one example use x[None].'
+    )
   if x1.shape[1:] != x2.shape[1:]:
-    raise ValueError(f'x1 and x2 must have the same feature shape, got {x1.shape[1:]} '
-                     f'and {x2.shape[1:]}.')
+    raise ValueError(
+        f'x1 and x2 must have the same feature shape, got {x1.shape[1:]} ' f'and {x2.shape[1:]}.'
+    )
   if implementation not in IMPLEMENTATIONS:
-    raise ValueError(f'implementation must be one of {list(IMPLEMENTATIONS)}, '
-                     f'got {implementation!r}.')
+    raise ValueError(
+        f'implementation must be one of {list(IMPLEMENTATIONS)}, ' f'got {implementation!r}.'
+    )
   frozen = _freeze_kwargs(apply_kwargs)
   f = _output_fn(model, frozen)
   out_dim = jax.eval_shape(lambda: f(params, rest, rngs, x1[:1])).shape[1]
-  if block_size is not None and (isinstance(block_size, bool) or
-                                 not isinstance(block_size, int) or block_size < 1):
+  if block_size is not None and (
+      isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1
+  ):
     raise ValueError(f'block_size must be a positive integer or None, got {block_size!r}.')
 
   layers = None
@@ -205,18 +232,32 @@ def empirical_ntk(model: nn.Module, variables: Mapping[str, Any], x1, x2=None, *
     except Exception as e:  # pylint: disable=broad-except
       # 'auto' must never fail where the generic path works: any surprise → generic.
       if implementation == 'structured':
-        raise ValueError(f"implementation='structured' does not apply: {e} Use "
-                         "implementation='generic' (or 'auto').") from None
+        raise ValueError(
+            f"implementation='structured' does not apply: {e} Use "
+            "implementation='generic' (or 'auto')."
+        ) from None
   if layers is not None:
-    kernel = _structured_ntk(model, frozen, layers, params, rest, rngs, x1, x2,
-                             bool(trace_outputs), block_size or 256, same_inputs)
+    kernel = _structured_ntk(
+        model,
+        frozen,
+        layers,
+        params,
+        rest,
+        rngs,
+        x1,
+        x2,
+        bool(trace_outputs),
+        block_size or 256,
+        same_inputs,
+    )
   else:
     if block_size is None:
       itemsize = np.dtype(structured.params_dtype(params)).itemsize
       per_input = out_dim * _num_params(params) * itemsize
       block_size = int(max(1, min(512, _DEFAULT_BLOCK_BYTES // max(1, per_input))))
-    kernel = _generic_ntk(model, frozen, params, rest, rngs, x1, x2, bool(trace_outputs),
-                          block_size)
+    kernel = _generic_ntk(
+        model, frozen, params, rest, rngs, x1, x2, bool(trace_outputs), block_size
+    )
   scale = 1 if trace_outputs else out_dim
   assert kernel.shape == (x1.shape[0] * scale, x2.shape[0] * scale), kernel.shape
   return kernel
@@ -245,8 +286,9 @@ def _map_outputs(fn, stacked):
   """vmap over the leading (output) axis, or a plain call when it has one entry (C = 1, or the
   full kernel): a vmap of size one inside a scan costs ~1.5× on a CPU."""
   if jax.tree_util.tree_leaves(stacked)[0].shape[0] == 1:
-    return jax.tree_util.tree_map(lambda a: a[None],
-                                  fn(jax.tree_util.tree_map(lambda a: a[0], stacked)))
+    return jax.tree_util.tree_map(
+        lambda a: a[None], fn(jax.tree_util.tree_map(lambda a: a[0], stacked))
+    )
   return jax.vmap(fn)(stacked)
 
 
@@ -260,8 +302,7 @@ def _ntk_vp_jitted(model: nn.Module, frozen_kwargs: tuple, trace_outputs: bool):
     push = lambda t: jax.jvp(lambda p: f(p, rest, rngs, x1), (params,), (t,))[1]
     cotangents = _output_cotangents(v, out2.shape[0], out2.shape[1], out2.dtype, trace_outputs)
     # One vjp and one jvp per cotangent (just one of each when C = 1 or for the full kernel).
-    return _reduce_outputs(_map_outputs(lambda ct: push(vjp_fn(ct)[0]), cotangents),
-                           trace_outputs)
+    return _reduce_outputs(_map_outputs(lambda ct: push(vjp_fn(ct)[0]), cotangents), trace_outputs)
 
   return ntk_vp
 
@@ -290,7 +331,7 @@ def _ntk_vp_chunked(model: nn.Module, frozen_kwargs: tuple, trace_outputs: bool,
     cotangents = _output_cotangents(v, n2, c, out.dtype, trace_outputs)
     k = cotangents.shape[0]
     pad = -(-n2 // chunk) * chunk - n2
-    cotangents = jnp.pad(cotangents, ((0, 0), (0, pad), (0, 0)))   # zero: padding adds nothing
+    cotangents = jnp.pad(cotangents, ((0, 0), (0, pad), (0, 0)))  # zero: padding adds nothing
     cotangents = cotangents.reshape(k, -1, chunk, c).transpose(1, 0, 2, 3)
 
     def accumulate(total, inputs):
@@ -303,20 +344,27 @@ def _ntk_vp_chunked(model: nn.Module, frozen_kwargs: tuple, trace_outputs: bool,
     tangents, _ = jax.lax.scan(accumulate, zeros, (_row_chunks(x2, chunk), cotangents))
 
     def push(x_chunk):
-      return _map_outputs(lambda t: jax.jvp(lambda p: f(p, rest, rngs, x_chunk), (params,),
-                                            (t,))[1], tangents)        # (k, chunk, C)
+      return _map_outputs(
+          lambda t: jax.jvp(lambda p: f(p, rest, rngs, x_chunk), (params,), (t,))[1], tangents
+      )  # (k, chunk, C)
 
-    pushed = jax.lax.map(push, _row_chunks(x1, chunk))                 # (chunks, k, chunk, C)
-    return _reduce_outputs(pushed.transpose(1, 0, 2, 3).reshape(k, -1, c)[:, :n1],
-                           trace_outputs)
+    pushed = jax.lax.map(push, _row_chunks(x1, chunk))  # (chunks, k, chunk, C)
+    return _reduce_outputs(pushed.transpose(1, 0, 2, 3).reshape(k, -1, c)[:, :n1], trace_outputs)
 
   return ntk_vp
 
 
-def ntk_vp_fn(model: nn.Module, variables: Mapping[str, Any], x1, x2=None, *,
-              trace_outputs: bool = True, rngs: Optional[Mapping[str, jax.Array]] = None,
-              batch_size: Optional[int] = None,
-              **apply_kwargs) -> Callable[[jax.Array], jax.Array]:
+def ntk_vp_fn(
+    model: nn.Module,
+    variables: Mapping[str, Any],
+    x1,
+    x2=None,
+    *,
+    trace_outputs: bool = True,
+    rngs: Optional[Mapping[str, jax.Array]] = None,
+    batch_size: Optional[int] = None,
+    **apply_kwargs,
+) -> Callable[[jax.Array], jax.Array]:
   """A jittable v ↦ Θ(x1, x2) v that never forms the Jacobian: Θ v = J₁ (J₂ᵀ v).
 
   Args:
@@ -340,17 +388,26 @@ def ntk_vp_fn(model: nn.Module, variables: Mapping[str, Any], x1, x2=None, *,
   if batch_size is None:
     fn = _ntk_vp_jitted(model, _freeze_kwargs(apply_kwargs), bool(trace_outputs))
   else:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-        or batch_size < 1:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
       raise ValueError(f'batch_size must be a positive integer or None, got {batch_size!r}.')
-    chunk = min(int(batch_size), max(x1.shape[0], x2.shape[0]))   # no padding beyond N
+    chunk = min(int(batch_size), max(x1.shape[0], x2.shape[0]))  # no padding beyond N
     fn = _ntk_vp_chunked(model, _freeze_kwargs(apply_kwargs), bool(trace_outputs), chunk)
   return functools.partial(fn, params, rest, rngs, x1, x2)
 
 
-def empirical_nngp(model: nn.Module, variables: Mapping[str, Any], x1, x2=None, *,
-                   rngs: Optional[Mapping[str, jax.Array]] = None,
-                   **apply_kwargs) -> jax.Array:
+def empirical_nngp(
+    model: nn.Module,
+    variables: Mapping[str, Any],
+    x1,
+    x2=None,
+    *,
+    rngs: Optional[Mapping[str, jax.Array]] = None,
+    **apply_kwargs,
+) -> jax.Array:
   """One Monte Carlo sample of the NNGP: f(x1) f(x2)ᵀ / C, shape (N₁, N₂).
 
   Its expectation over initializations is the NNGP kernel; with a wide readout

@@ -1,4 +1,7 @@
-"""Infinite-width kernels of the twin (SPEC §2): native JAX by default, neural-tangents on request.
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""Infinite-width kernels of the twin (docs/spec.md §2): native JAX by default, neural-tangents on request.
 
 `infinite_kernels` and `expected_kernels_stochastic_depth` compute K∞ and Θ∞ with the native
 recursions of `twin.py`. `implementation='neural_tangents'`, `stax_twin` and `to_stax_params`
@@ -24,12 +27,18 @@ import numpy as np
 
 from ecrn_jax._src.config import ArchConfig, ECRNConfig, MLPConfig
 from ecrn_jax._src.models import resolve_dtype
-from ecrn_jax._src.twin import (InfiniteKernels, block_scales, check_config,
-                                embed_inputs, infinite_kernel_fn,
-                                twin_kernels_of_scales)
+from ecrn_jax._src.twin import (
+    InfiniteKernels,
+    block_scales,
+    check_config,
+    embed_inputs,
+    infinite_kernel_fn,
+    twin_kernels_of_scales,
+)
 from ecrn_jax._src.validation import check_finite_inputs
 
 IMPLEMENTATIONS = ('native', 'neural_tangents')
+
 
 def _import_stax():
   try:
@@ -39,12 +48,14 @@ def _import_stax():
         "The neural-tangents reference (stax_twin, implementation='neural_tangents') needs "
         'neural-tangents 0.6.5, which needs jax < 0.6 and TensorFlow: install the reference '
         "lane, pip install -c constraints-reference.txt -e '.[reference]' (BUILD_NOTES.md). "
-        "The native kernels (implementation='native', the default) need none of it.") from e
-  except AttributeError as e:   # jax >= 0.6 removed jax.core.Jaxpr, which it uses.
+        "The native kernels (implementation='native', the default) need none of it."
+    ) from e
+  except AttributeError as e:  # jax >= 0.6 removed jax.core.Jaxpr, which it uses.
     raise ImportError(
         f'neural-tangents failed to import with jax {jax.__version__} ({e}); it needs '
-        "jax < 0.6: install the reference lane, pip install -c constraints-reference.txt "
-        "-e '.[reference]'. The native kernels (the default) work on this jax.") from e
+        'jax < 0.6: install the reference lane, pip install -c constraints-reference.txt '
+        "-e '.[reference]'. The native kernels (the default) work on this jax."
+    ) from e
   return stax
 
 
@@ -52,7 +63,7 @@ def _import_stax():
 def _quiet_fan_in():
   # neural-tangents warns that FanInSum assumes independent branches. Here they are: the
   # identity branch hˡ⁻¹ and α_l Dense_l(φ(hˡ⁻¹)) are uncorrelated because W_l is fresh and
-  # zero-mean, which is why the branch ends in a Dense layer (SPEC §1).
+  # zero-mean, which is why the branch ends in a Dense layer (docs/spec.md §1).
   with warnings.catch_warnings():
     warnings.filterwarnings('ignore', message='`FanIn` layers assume independent inputs')
     yield
@@ -84,8 +95,9 @@ def stax_twin(config: ArchConfig, *, mask: Optional[Sequence[float]] = None):
   phi = _stax_activation(stax, config.activation)
 
   def dense(features):
-    return stax.Dense(features, W_std=config.w_std, b_std=config.b_std,
-                      parameterization=config.parameterization)
+    return stax.Dense(
+        features, W_std=config.w_std, b_std=config.b_std, parameterization=config.parameterization
+    )
 
   if isinstance(config, MLPConfig):
     layers = []
@@ -97,8 +109,9 @@ def stax_twin(config: ArchConfig, *, mask: Optional[Sequence[float]] = None):
   blocks = []
   for scale in block_scales(config, mask):
     branch = stax.serial(phi, dense(config.width), stax.DotGeneral(rhs=scale))
-    blocks.append(stax.serial(stax.FanOut(2), stax.parallel(stax.Identity(), branch),
-                              stax.FanInSum()))
+    blocks.append(
+        stax.serial(stax.FanOut(2), stax.parallel(stax.Identity(), branch), stax.FanInSum())
+    )
   with _quiet_fan_in():
     return stax.serial(dense(config.width), *blocks, phi, dense(config.out_dim))
 
@@ -124,19 +137,19 @@ def to_stax_params(config: ArchConfig, variables: Mapping[str, Any]):
   return (dense('stem'),) + blocks + ((), dense('readout'))
 
 
-
-
 def _check_implementation(implementation: str) -> None:
   if implementation not in IMPLEMENTATIONS:
-    raise ValueError(f'implementation must be one of {list(IMPLEMENTATIONS)}, '
-                     f'got {implementation!r}.')
+    raise ValueError(
+        f'implementation must be one of {list(IMPLEMENTATIONS)}, ' f'got {implementation!r}.'
+    )
 
 
 def _stax_inputs(config: ArchConfig, x1, x2, variables, fourier_limit: bool):
   """γ(x1), γ(x2) (None when x2 is) for the neural-tangents twin, inputs checked."""
   if fourier_limit:
-    raise ValueError("fourier_limit=True has no neural-tangents counterpart: use "
-                     "implementation='native'.")
+    raise ValueError(
+        'fourier_limit=True has no neural-tangents counterpart: use ' "implementation='native'."
+    )
   check_finite_inputs('x1', x1)
   g1 = embed_inputs(config, x1, variables)
   if x2 is None:
@@ -152,10 +165,16 @@ def _stax_kernels(config: ArchConfig, g1, g2, mask, names=('nngp', 'ntk')):
   return dict(zip(names, (k,) if len(names) == 1 else tuple(getattr(k, n) for n in names)))
 
 
-def infinite_kernels(config: ArchConfig, x1, x2=None, *,
-                     variables: Optional[Mapping[str, Any]] = None,
-                     mask: Optional[Sequence[float]] = None, fourier_limit: bool = False,
-                     implementation: str = 'native') -> InfiniteKernels:
+def infinite_kernels(
+    config: ArchConfig,
+    x1,
+    x2=None,
+    *,
+    variables: Optional[Mapping[str, Any]] = None,
+    mask: Optional[Sequence[float]] = None,
+    fourier_limit: bool = False,
+    implementation: str = 'native',
+) -> InfiniteKernels:
   """Θ∞ and K∞ of the twin on γ(x₁), γ(x₂), with the evaluation-mode survival scale.
 
   Args:
@@ -174,8 +193,9 @@ def infinite_kernels(config: ArchConfig, x1, x2=None, *,
   check_config(config)
   _check_implementation(implementation)
   if implementation == 'native':
-    return infinite_kernel_fn(config, variables=variables, mask=mask,
-                              fourier_limit=fourier_limit)(x1, x2)
+    return infinite_kernel_fn(config, variables=variables, mask=mask, fourier_limit=fourier_limit)(
+        x1, x2
+    )
   if mask is not None and not isinstance(config, ECRNConfig):
     raise ValueError('mask applies to ECRNConfig only (an MLP has no stochastic depth).')
   g1, g2 = _stax_inputs(config, x1, x2, variables, fourier_limit)
@@ -186,6 +206,7 @@ def infinite_kernels(config: ArchConfig, x1, x2=None, *,
 class ExpectedKernels(NamedTuple):
   """E_ξ[K_ξ] and E_ξ[Θ_ξ] over drop masks, (N₁, N₂) each; the standard errors and the
   number of masks drawn for method='mc' (zeros and the number of masks for 'exact')."""
+
   nngp: jax.Array
   ntk: jax.Array
   nngp_stderr: jax.Array
@@ -198,10 +219,18 @@ _MASK_CHUNK = 64
 
 
 def expected_kernels_stochastic_depth(
-    config: ECRNConfig, x1, x2=None, *, variables: Optional[Mapping[str, Any]] = None,
-    method: str = 'exact', num_samples: int = 1000, key: Optional[jax.Array] = None,
-    fourier_limit: bool = False, implementation: str = 'native') -> ExpectedKernels:
-  """E_ξ[Θ_ξ] = Σ_ξ P(ξ) Θ_ξ of the infinite twin over stochastic-depth masks (SPEC §2).
+    config: ECRNConfig,
+    x1,
+    x2=None,
+    *,
+    variables: Optional[Mapping[str, Any]] = None,
+    method: str = 'exact',
+    num_samples: int = 1000,
+    key: Optional[jax.Array] = None,
+    fourier_limit: bool = False,
+    implementation: str = 'native',
+) -> ExpectedKernels:
+  """E_ξ[Θ_ξ] = Σ_ξ P(ξ) Θ_ξ of the infinite twin over stochastic-depth masks (docs/spec.md §2).
 
   Each distinct mask's kernels are computed once (masks vmapped in chunks of 64 with the
   native implementation); a drawn mask that repeats is counted, not recomputed.
@@ -230,18 +259,19 @@ def expected_kernels_stochastic_depth(
 
   if method == 'exact':
     if len(random_blocks) > _MAX_EXACT_BLOCKS:
-      raise ValueError(f'exact enumeration of 2^{len(random_blocks)} masks is too costly; '
-                       "use method='mc'.")
+      raise ValueError(
+          f'exact enumeration of 2^{len(random_blocks)} masks is too costly; ' "use method='mc'."
+      )
     masks = [full_mask(bits) for bits in itertools.product((0, 1), repeat=len(random_blocks))]
-    weights = [float(np.prod([q[l] if m[l] else 1.0 - q[l] for l in random_blocks]))
-               for m in masks]
+    weights = [float(np.prod([q[l] if m[l] else 1.0 - q[l] for l in random_blocks])) for m in masks]
   else:
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
       raise ValueError(f'num_samples must be an integer >= 2, got {num_samples!r}.')
     if key is None:
       raise ValueError("method='mc' needs key=jax.random.PRNGKey(seed).")
-    draws = np.asarray(jax.random.bernoulli(key, jnp.asarray(q[random_blocks]),
-                                            (num_samples, len(random_blocks))))
+    draws = np.asarray(
+        jax.random.bernoulli(key, jnp.asarray(q[random_blocks]), (num_samples, len(random_blocks)))
+    )
     counts: dict[tuple[int, ...], int] = {}
     for bits in draws:
       mask = full_mask(tuple(int(b) for b in bits))
@@ -251,34 +281,39 @@ def expected_kernels_stochastic_depth(
 
   kernels = _kernels_of_masks(config, x1, x2, variables, masks, fourier_limit, implementation)
   mean = {n: sum(w * k[n] for w, k in zip(weights, kernels)) for n in ('nngp', 'ntk')}
-  dtype = resolve_dtype(config.dtype)   # accumulated in float64, returned in the config's dtype
+  dtype = resolve_dtype(config.dtype)  # accumulated in float64, returned in the config's dtype
   if method == 'exact':
     zeros = jnp.zeros(mean['ntk'].shape, dtype)
-    return ExpectedKernels(jnp.asarray(mean['nngp'], dtype), jnp.asarray(mean['ntk'], dtype),
-                           zeros, zeros, len(masks))
+    return ExpectedKernels(
+        jnp.asarray(mean['nngp'], dtype), jnp.asarray(mean['ntk'], dtype), zeros, zeros, len(masks)
+    )
   stderr = {}
   for n in ('nngp', 'ntk'):
     # Sample variance (ddof = 1) of the drawn masks' kernels, each distinct one weighted by
     # its count.
     sq = sum(w * num_samples * (k[n] - mean[n]) ** 2 for w, k in zip(weights, kernels))
     stderr[n] = np.sqrt(sq / (num_samples - 1)) / math.sqrt(num_samples)
-  return ExpectedKernels(*(jnp.asarray(a, dtype) for a in (mean['nngp'], mean['ntk'],
-                                                            stderr['nngp'], stderr['ntk'])),
-                         num_samples)
+  return ExpectedKernels(
+      *(jnp.asarray(a, dtype) for a in (mean['nngp'], mean['ntk'], stderr['nngp'], stderr['ntk'])),
+      num_samples,
+  )
 
 
 def _kernels_of_masks(config, x1, x2, variables, masks, fourier_limit, implementation):
   """[{'nngp': (N₁, N₂), 'ntk': (N₁, N₂)} as float64 NumPy] for each mask."""
   if implementation == 'neural_tangents':
     g1, g2 = _stax_inputs(config, x1, x2, variables, fourier_limit)
-    return [{n: np.asarray(v, np.float64) for n, v in _stax_kernels(config, g1, g2, m).items()}
-            for m in masks]
+    return [
+        {n: np.asarray(v, np.float64) for n, v in _stax_kernels(config, g1, g2, m).items()}
+        for m in masks
+    ]
   out = []
   for start in range(0, len(masks), _MASK_CHUNK):
-    chunk = masks[start:start + _MASK_CHUNK]
+    chunk = masks[start : start + _MASK_CHUNK]
     scales = np.asarray([block_scales(config, m) for m in chunk])
-    nngp, ntk = twin_kernels_of_scales(config, x1, x2, scales, variables=variables,
-                                       fourier_limit=fourier_limit)
+    nngp, ntk = twin_kernels_of_scales(
+        config, x1, x2, scales, variables=variables, fourier_limit=fourier_limit
+    )
     nngp, ntk = np.asarray(nngp, np.float64), np.asarray(ntk, np.float64)
     out += [{'nngp': nngp[i], 'ntk': ntk[i]} for i in range(len(chunk))]
   return out

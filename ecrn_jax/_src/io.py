@@ -1,3 +1,6 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 """Files written by ecrn_jax: atomic, readable under the user's umask, no pickle anywhere.
 
 Every file is written to a temporary name in its directory and renamed over the target, so a
@@ -51,8 +54,9 @@ def atomic_open(path: str, mode: str = 'w') -> Iterator[Any]:
   """
   directory = os.path.dirname(path) or '.'
   os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.',
-                             suffix='.tmp')
+  fd, tmp = tempfile.mkstemp(
+      dir=directory, prefix='.' + os.path.basename(path) + '.', suffix='.tmp'
+  )
   try:
     os.fchmod(fd, 0o666 & ~_umask())
     with os.fdopen(fd, mode) as f:
@@ -114,8 +118,10 @@ def save_npz(path: str, arrays: Mapping[str, Any]) -> None:
   arrays = {name: np.asarray(value) for name, value in arrays.items()}
   for name, value in arrays.items():
     if value.dtype == object:
-      raise ValueError(f'{name!r} is an object array; only numeric, bool and string arrays '
-                       'are written (files are read back without pickle).')
+      raise ValueError(
+          f'{name!r} is an object array; only numeric, bool and string arrays '
+          'are written (files are read back without pickle).'
+      )
   with atomic_open(path, 'wb') as f:
     np.savez(f, **arrays)
 

@@ -1,4 +1,7 @@
-"""Flax modules: the NTK-ECRN and the plain MLP baseline (SPEC §1).
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""Flax modules: the NTK-ECRN and the plain MLP baseline (docs/spec.md §1).
 
 Shapes: inputs x of shape (N, d) (trailing axes beyond the first are flattened, so images
 (N, H, W, C) are accepted); outputs of shape (N, C).
@@ -36,7 +39,8 @@ def resolve_dtype(name: str) -> Any:
       raise ValueError(
           "dtype='float64' needs 64-bit JAX: call jax.config.update('jax_enable_x64', True) "
           'at the start of your program (or set JAX_ENABLE_X64=1), or use '
-          "dtype='float32'.")
+          "dtype='float32'."
+      )
     return jnp.float64
   return jnp.float32
 
@@ -58,8 +62,10 @@ def flatten_inputs(x: jax.Array) -> jax.Array:
   """(N, ...) → (N, d); rejects a single unbatched example with a clear message."""
   x = jnp.asarray(x)
   if x.ndim < 2:
-    raise ValueError(f'inputs must be batched with shape (N, d), got shape {x.shape}; '
-                     'for one example use x[None].')
+    raise ValueError(
+        f'inputs must be batched with shape (N, d), got shape {x.shape}; '
+        'for one example use x[None].'
+    )
   return x.reshape(x.shape[0], -1)
 
 
@@ -70,6 +76,7 @@ class Dense(nn.Module):
   'standard': z = x W + b with W ~ N(0, σ_w²/fan_in), b ~ N(0, σ_b²).
   Parameters are named 'kernel' (fan_in, features) and 'bias' (features,).
   """
+
   features: int
   w_std: float
   b_std: float
@@ -80,18 +87,23 @@ class Dense(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     fan_in = x.shape[-1]
     if self.parameterization == 'ntk':
-      kernel = self.param('kernel', nn.initializers.normal(1.0), (fan_in, self.features),
-                          self.dtype)
+      kernel = self.param(
+          'kernel', nn.initializers.normal(1.0), (fan_in, self.features), self.dtype
+      )
       bias = self.param('bias', nn.initializers.normal(1.0), (self.features,), self.dtype)
       return (self.w_std / math.sqrt(fan_in)) * (x @ kernel) + self.b_std * bias
     if self.parameterization == 'standard':
-      kernel = self.param('kernel', nn.initializers.normal(self.w_std / math.sqrt(fan_in)),
-                          (fan_in, self.features), self.dtype)
-      bias = self.param('bias', nn.initializers.normal(self.b_std), (self.features,),
-                        self.dtype)
+      kernel = self.param(
+          'kernel',
+          nn.initializers.normal(self.w_std / math.sqrt(fan_in)),
+          (fan_in, self.features),
+          self.dtype,
+      )
+      bias = self.param('bias', nn.initializers.normal(self.b_std), (self.features,), self.dtype)
       return x @ kernel + bias
-    raise ValueError("parameterization must be 'ntk' or 'standard', "
-                     f'got {self.parameterization!r}.')
+    raise ValueError(
+        "parameterization must be 'ntk' or 'standard', " f'got {self.parameterization!r}.'
+    )
 
 
 class FourierFeatures(nn.Module):
@@ -100,6 +112,7 @@ class FourierFeatures(nn.Module):
   B is stored as variable 'B' in the 'fourier' collection (fixed, outside the NTK) or,
   when `trainable`, as parameter 'B' in 'params'.
   """
+
   num_features: int
   scale: float
   trainable: bool = False
@@ -115,13 +128,14 @@ class FourierFeatures(nn.Module):
     if self.trainable:
       b_matrix = self.param('B', init, shape, self.dtype)
     else:
-      b_matrix = self.variable(FOURIER_COLLECTION, 'B',
-                               lambda: init(self.make_rng('params'), shape, self.dtype)).value
+      b_matrix = self.variable(
+          FOURIER_COLLECTION, 'B', lambda: init(self.make_rng('params'), shape, self.dtype)
+      ).value
     return fourier_embed(x, b_matrix)
 
 
 class ECRN(nn.Module):
-  """The NTK-ECRN of SPEC §1.
+  """The NTK-ECRN of docs/spec.md §1.
 
   h⁰ = Dense₀(γ(x)); hˡ = hˡ⁻¹ + α_l ξ_l Dense_l(φ(hˡ⁻¹)); f(x) = Dense_out(φ(h^L)).
   With `train=True` and a positive drop rate, ξ_l ~ Bernoulli(q_l) is drawn once per block per
@@ -130,6 +144,7 @@ class ECRN(nn.Module):
   Submodule names: 'fourier_features', 'stem', 'block_{l}' (l = 0..L−1), 'readout'.
   Call: x (N, d) → (N, out_dim).
   """
+
   config: ECRNConfig
 
   @nn.compact
@@ -139,8 +154,13 @@ class ECRN(nn.Module):
     phi = activation_fn(cfg.activation)
     x = flatten_inputs(x).astype(dtype)
     if cfg.fourier_features is not None:
-      x = FourierFeatures(cfg.fourier_features, cfg.fourier_scale, cfg.fourier_trainable,
-                          dtype, name='fourier_features')(x)
+      x = FourierFeatures(
+          cfg.fourier_features,
+          cfg.fourier_scale,
+          cfg.fourier_trainable,
+          dtype,
+          name='fourier_features',
+      )(x)
 
     def dense(features, name):
       return Dense(features, cfg.w_std, cfg.b_std, cfg.parameterization, dtype, name=name)
@@ -162,6 +182,7 @@ class MLP(nn.Module):
   Submodule names: 'dense_{i}' for the hidden layers, 'readout'. `train` is accepted for a
   uniform interface and ignored. Call: x (N, d) → (N, out_dim).
   """
+
   config: MLPConfig
 
   @nn.compact
@@ -172,10 +193,8 @@ class MLP(nn.Module):
     phi = activation_fn(cfg.activation)
     h = flatten_inputs(x).astype(dtype)
     for i, width in enumerate(cfg.hidden_widths):
-      h = phi(Dense(width, cfg.w_std, cfg.b_std, cfg.parameterization, dtype,
-                    name=f'dense_{i}')(h))
-    return Dense(cfg.out_dim, cfg.w_std, cfg.b_std, cfg.parameterization, dtype,
-                 name='readout')(h)
+      h = phi(Dense(width, cfg.w_std, cfg.b_std, cfg.parameterization, dtype, name=f'dense_{i}')(h))
+    return Dense(cfg.out_dim, cfg.w_std, cfg.b_std, cfg.parameterization, dtype, name='readout')(h)
 
 
 def fourier_matrix(variables) -> jax.Array | None:

@@ -1,3 +1,6 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 """scikit-learn estimators: kernel regression with the infinite-width twin's NTK or NNGP.
 
 `NTKRegressor` and `NTKClassifier` compute the twin's kernels (`batched_infinite_kernels`) on
@@ -8,7 +11,7 @@ Every fit and predict runs under `compat.enable_x64()` (64-bit JAX for that scop
 and current JAX alike), so float64 configs work whether or not the caller enabled 64-bit JAX,
 and leave the global setting unchanged.
 
-The kernels are computed natively in JAX (`regression.batched_infinite_kernels`): neither
+The kernels are computed natively in JAX (`batching.batched_infinite_kernels`): neither
 neural-tangents nor TensorFlow is needed or imported.
 """
 
@@ -26,29 +29,41 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state, column_or_1d
 from sklearn.utils.validation import validate_data
 
+from ecrn_jax._src import batching
 from ecrn_jax._src import regression
+from ecrn_jax._src import validation
 from ecrn_jax._src.compat import enable_x64
 from ecrn_jax._src.config import ArchConfig, ECRNConfig, MLPConfig
 from ecrn_jax._src.models import ECRN, FOURIER_COLLECTION
-from ecrn_jax._src import validation
-
 
 
 def default_config(num_features: int) -> ECRNConfig:
   """The architecture used when `config=None`: the default ECRN in float64 (width 512,
   depth 4, 256 Fourier features) with σ_ff = 1/(2π√d), so that each phase 2π bⱼᵀx has unit
   variance on standardized inputs with d features."""
-  return ECRNConfig(width=512, depth=4, fourier_features=256,
-                    fourier_scale=1.0 / (2.0 * math.pi * math.sqrt(num_features)),
-                    dtype='float64')
+  return ECRNConfig(
+      width=512,
+      depth=4,
+      fourier_features=256,
+      fourier_scale=1.0 / (2.0 * math.pi * math.sqrt(num_features)),
+      dtype='float64',
+  )
 
 
 class _NTKEstimator(BaseEstimator):
   """Shared fit/predict machinery; see `NTKRegressor` and `NTKClassifier`."""
 
-  def __init__(self, config: Optional[ArchConfig] = None, kernel: str = 'ntk', t=None,
-               diag_reg: float = 1e-2, learning_rate: float = 1.0, batch_size: int = 512,
-               random_state=None, verbose: bool = False):
+  def __init__(
+      self,
+      config: Optional[ArchConfig] = None,
+      kernel: str = 'ntk',
+      t=None,
+      diag_reg: float = 1e-2,
+      learning_rate: float = 1.0,
+      batch_size: int = 512,
+      random_state=None,
+      verbose: bool = False,
+  ):
     self.config = config
     self.kernel = kernel
     self.t = t
@@ -64,28 +79,36 @@ class _NTKEstimator(BaseEstimator):
     elif isinstance(self.config, (ECRNConfig, MLPConfig)):
       config = self.config
     else:
-      raise ValueError('config must be an ECRNConfig, an MLPConfig or None (the default '
-                       f'ECRN), got {type(self.config).__name__}.')
-    if self.kernel not in regression.KERNELS:
-      raise ValueError(f"kernel must be 'ntk' or 'nngp', got {self.kernel!r}.")
-    if self.t is not None and (isinstance(self.t, bool) or
-                               not isinstance(self.t, numbers.Real) or
-                               math.isnan(self.t) or self.t < 0):
+      raise ValueError(
+          'config must be an ECRNConfig, an MLPConfig or None (the default '
+          f'ECRN), got {type(self.config).__name__}.'
+      )
+    validation.check_choice('kernel', self.kernel, regression.KERNELS)
+    if self.t is not None and (
+        isinstance(self.t, bool)
+        or not isinstance(self.t, numbers.Real)
+        or math.isnan(self.t)
+        or self.t < 0
+    ):
       raise ValueError(f't must be None (t = ∞) or a number >= 0, got {self.t!r}.')
     validation.check_diag_reg(self.diag_reg)
     validation.check_time(None, self.learning_rate)
-    if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, numbers.Integral) \
-        or self.batch_size < 1:
-      raise ValueError(f'batch_size must be a positive integer, got {self.batch_size!r}.')
+    validation.check_positive_int(self.batch_size, 'batch_size')
     return config
 
   def _time(self):
     return None if self.t is None or math.isinf(self.t) else float(self.t)
 
   def _kernel(self, x1, x2=None) -> np.ndarray:
-    return regression.batched_infinite_kernels(
-        self.config_, x1, x2, variables=self.variables_, get=self.kernel,
-        batch_size=int(self.batch_size), progress=bool(self.verbose))
+    return batching.batched_infinite_kernels(
+        self.config_,
+        x1,
+        x2,
+        variables=self.variables_,
+        get=self.kernel,
+        batch_size=int(self.batch_size),
+        progress=bool(self.verbose),
+    )
 
   def _fit_targets(self, X: np.ndarray, targets: np.ndarray) -> None:
     """Draws B, computes Θ(X, X) and the dual coefficients; X (N, d), targets (N, C)."""
@@ -96,21 +119,25 @@ class _NTKEstimator(BaseEstimator):
       if isinstance(self.config_, ECRNConfig) and self.config_.fourier_features is not None:
         self.seed_ = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         init = ECRN(self.config_).init(jax.random.PRNGKey(self.seed_), X[:1])
-        b_matrix = init[FOURIER_COLLECTION]['fourier_features']['B'] \
-            if FOURIER_COLLECTION in init else init['params']['fourier_features']['B']
+        b_matrix = (
+            init[FOURIER_COLLECTION]['fourier_features']['B']
+            if FOURIER_COLLECTION in init
+            else init['params']['fourier_features']['B']
+        )
         self.variables_ = {FOURIER_COLLECTION: {'fourier_features': {'B': np.asarray(b_matrix)}}}
       k_train_train = self._kernel(X)
-    regression.check_finite('the training kernel', k_train_train)
+    validation.check_finite('the training kernel', k_train_train)
     self.X_fit_ = X
     self._posterior_factor = None
     if self.kernel == 'nngp' and self._time() is None:
       self._posterior_factor, _ = regression.cholesky_with_jitter(
-          regression.regularized_kernel(k_train_train, float(self.diag_reg)))
+          regression.regularized_kernel(k_train_train, float(self.diag_reg))
+      )
       self.dual_coef_ = scipy.linalg.cho_solve((self._posterior_factor, True), targets)
     else:
       self.dual_coef_ = regression.dual_coefficients(
-          k_train_train, targets, diag_reg=self.diag_reg, t=self.t,
-          learning_rate=self.learning_rate)
+          k_train_train, targets, diag_reg=self.diag_reg, t=self.t, learning_rate=self.learning_rate
+      )
 
   def _scores(self, X) -> tuple[np.ndarray, np.ndarray]:
     """(M, C) regression outputs and the (M, N) test–train kernel."""
@@ -118,13 +145,12 @@ class _NTKEstimator(BaseEstimator):
     X = validate_data(self, X, reset=False, dtype=np.float64)
     with enable_x64():
       k_test_train = self._kernel(X, self.X_fit_)
-    regression.check_finite('the test–train kernel', k_test_train)
+    validation.check_finite('the test–train kernel', k_test_train)
     return k_test_train @ self.dual_coef_, (X, k_test_train)
 
   def __sklearn_tags__(self):
     tags = super().__sklearn_tags__()
-    tags.non_deterministic = self.random_state is None and not isinstance(self.config,
-                                                                          MLPConfig)
+    tags.non_deterministic = self.random_state is None and not isinstance(self.config, MLPConfig)
     return tags
 
 
@@ -164,17 +190,18 @@ class NTKRegressor(RegressorMixin, _NTKEstimator):
     """(M,) or (M, C) predictions; with return_std (kernel='nngp', t=None), also the (M,)
     posterior standard deviation of the latent function (without noise)."""
     if return_std and (self.kernel != 'nngp' or self._time() is not None):
-      raise ValueError("return_std=True needs kernel='nngp' and t=None: the standard deviation "
-                       'is that of the NNGP (Bayesian) posterior.')
+      raise ValueError(
+          "return_std=True needs kernel='nngp' and t=None: the standard deviation "
+          'is that of the NNGP (Bayesian) posterior.'
+      )
     mean, (X, k_test_train) = self._scores(X)
     if not return_std:
       return mean
     with enable_x64():
-      k_test_diag = regression.batched_infinite_kernel_diagonal(
-          self.config_, X, variables=self.variables_, get='nngp',
-          batch_size=int(self.batch_size))
-    whitened = scipy.linalg.solve_triangular(self._posterior_factor, k_test_train.T,
-                                             lower=True)
+      k_test_diag = batching.batched_infinite_kernel_diagonal(
+          self.config_, X, variables=self.variables_, get='nngp', batch_size=int(self.batch_size)
+      )
+    whitened = scipy.linalg.solve_triangular(self._posterior_factor, k_test_train.T, lower=True)
     variance = k_test_diag - np.einsum('nm,nm->m', whitened, whitened)
     return mean, np.sqrt(np.maximum(variance, 0.0))
 
@@ -203,8 +230,10 @@ class NTKClassifier(ClassifierMixin, _NTKEstimator):
     y = column_or_1d(y, warn=True)
     self.classes_, encoded = np.unique(y, return_inverse=True)
     if len(self.classes_) < 2:
-      raise ValueError(f'{type(self).__name__} needs samples of at least 2 classes in y; got '
-                       f'1 class: {self.classes_[0]!r}.')
+      raise ValueError(
+          f'{type(self).__name__} needs samples of at least 2 classes in y; got '
+          f'1 class: {self.classes_[0]!r}.'
+      )
     self._fit_targets(X, regression.centered_one_hot(encoded.ravel(), len(self.classes_)))
     return self
 

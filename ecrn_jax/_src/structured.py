@@ -1,3 +1,6 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 """Structured empirical NTK for networks built from the project's Dense layers.
 
 For a Dense layer z = s_w·a W + s_b·b with inputs A (N, n_in) and cotangents
@@ -30,10 +33,10 @@ class Unsupported(Exception):
 
 class _Layer(NamedTuple):
   key: str
-  kind: str             # 'dense' or 'fourier'
+  kind: str  # 'dense' or 'fourier'
   out_shape: tuple
-  w_scale: float        # s_w²
-  b_scale: float        # s_b²
+  w_scale: float  # s_w²
+  b_scale: float  # s_b²
 
 
 def _scales(module: Dense, fan_in: int) -> tuple[float, float]:
@@ -47,8 +50,7 @@ def _traced_apply(model: nn.Module, kwargs: dict, params, rest, rngs, x, eps, re
 
   def interceptor(next_fun, args, kw, context):
     module = context.module
-    covered = (isinstance(module, Dense) or
-               isinstance(module, FourierFeatures) and module.trainable)
+    covered = isinstance(module, Dense) or isinstance(module, FourierFeatures) and module.trainable
     if context.method_name != '__call__' or not covered:
       return next_fun(*args, **kw)
     key = '/'.join(module.path)
@@ -57,8 +59,10 @@ def _traced_apply(model: nn.Module, kwargs: dict, params, rest, rngs, x, eps, re
     inputs = args[0] if args else kw.get('x')
     out = next_fun(*args, **kw)
     if inputs is None or inputs.ndim != 2 or out.ndim != 2:
-      raise Unsupported(f'layer {key!r} is applied to inputs of shape '
-                        f'{getattr(inputs, "shape", None)}, not (N, features).')
+      raise Unsupported(
+          f'layer {key!r} is applied to inputs of shape '
+          f'{getattr(inputs, "shape", None)}, not (N, features).'
+      )
     records[key] = (module, inputs, tuple(module.path))
     return out if eps is None else out + eps[key]
 
@@ -71,8 +75,9 @@ def plan(model: nn.Module, frozen_kwargs: tuple, params, rest, rngs, x) -> tuple
   """The covered layers, in call order; raises `Unsupported` (with the reason) otherwise."""
   records: dict[str, Any] = {}
   kwargs = dict(frozen_kwargs)
-  jax.eval_shape(lambda p, xx: _traced_apply(model, kwargs, p, rest, rngs, xx, None, records),
-                 params, x)
+  jax.eval_shape(
+      lambda p, xx: _traced_apply(model, kwargs, p, rest, rngs, xx, None, records), params, x
+  )
   layers, covered = [], set()
   for key, (module, inputs, path) in records.items():
     fan_in = inputs.shape[1]
@@ -81,11 +86,14 @@ def plan(model: nn.Module, frozen_kwargs: tuple, params, rest, rngs, x) -> tuple
       layers.append(_Layer(key, 'dense', (inputs.shape[0], module.features), w_scale, b_scale))
       covered |= {(*path, 'kernel'), (*path, 'bias')}
     else:
-      layers.append(_Layer(key, 'fourier', (inputs.shape[0], 2 * module.num_features),
-                           4 * math.pi**2, 0.0))
+      layers.append(
+          _Layer(key, 'fourier', (inputs.shape[0], 2 * module.num_features), 4 * math.pi**2, 0.0)
+      )
       covered.add((*path, 'B'))
-  leaves = {tuple(getattr(k, 'key', getattr(k, 'name', k)) for k in path)
-            for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]}
+  leaves = {
+      tuple(getattr(k, 'key', getattr(k, 'name', k)) for k in path)
+      for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]
+  }
   missing = sorted('/'.join(map(str, p)) for p in leaves - covered)
   if missing:
     raise Unsupported(f'parameters {missing[:3]} do not belong to a Dense layer of ecrn_jax.')
@@ -111,7 +119,7 @@ def features_fn(model: nn.Module, frozen_kwargs: tuple, layers: tuple[_Layer, ..
     out, vjp_fn, inputs = jax.vjp(f, eps0, has_aux=True)
     n, c = out.shape
     seeds = jnp.broadcast_to(jnp.eye(c, dtype=out.dtype)[:, None, :], (c, n, c))
-    cotangents, = jax.vmap(vjp_fn)(seeds)                       # {layer: (C, n, n_out)}
+    (cotangents,) = jax.vmap(vjp_fn)(seeds)  # {layer: (C, n, n_out)}
     result = {}
     for l in layers:
       a, g = inputs[l.key], cotangents[l.key]
@@ -119,7 +127,7 @@ def features_fn(model: nn.Module, frozen_kwargs: tuple, layers: tuple[_Layer, ..
         b_matrix = _get(params, l.key)['B']
         u = 2 * math.pi * (a @ b_matrix)
         m = b_matrix.shape[1]
-        g = -jnp.sin(u) * g[..., :m] + jnp.cos(u) * g[..., m:]   # ∂f/∂u
+        g = -jnp.sin(u) * g[..., :m] + jnp.cos(u) * g[..., m:]  # ∂f/∂u
       result[l.key] = (a, g)
     return result
 
@@ -148,7 +156,7 @@ def contract_fn(layers: tuple[_Layer, ...], trace_outputs: bool):
     for l in layers:
       a1, g1 = feats1[l.key]
       a2, g2 = feats2[l.key]
-      inputs = l.w_scale * (a1 @ a2.T) + l.b_scale                  # (b₁, b₂)
+      inputs = l.w_scale * (a1 @ a2.T) + l.b_scale  # (b₁, b₂)
       if trace_outputs:
         total = total + inputs * jnp.einsum('cnh,cmh->nm', g1, g2)
       else:

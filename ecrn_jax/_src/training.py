@@ -1,15 +1,19 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 """Training any ecrn_jax Flax model with optax: full-batch gradient descent or mini-batches.
 
 Losses (per batch of B examples, outputs f of shape (B, C)):
-- 'mse': ½·B⁻¹ Σ_i ‖f(x_i) − y_i‖², SPEC §4's convention (a mean over examples, a sum over
+- 'mse': ½·B⁻¹ Σ_i ‖f(x_i) − y_i‖², docs/spec.md §4's convention (a mean over examples, a sum over
   the C outputs). `neural_tangents.predict.gradient_descent_mse` normalizes by y.size = B·C
   instead, so plain GD with step η matches it with `learning_rate=η·C` (η for C = 1).
 - 'cross_entropy': mean softmax cross-entropy, labels as integers (B,) or one-hot (B, C).
 
 Only the 'params' collection is trained; 'batch_stats' (BatchNorm running averages, as in
 the ResNet-18 baseline) is updated by each training step; every other collection (the fixed
-Fourier matrix B in 'fourier') is passed through unchanged. Randomness comes from `TrainConfig.seed`, split
-into named keys ('shuffle', 'dropout'); the stochastic-depth key of step s is
+Fourier matrix B in 'fourier') is passed through unchanged. Randomness comes from
+`TrainConfig.seed`, split into named keys ('shuffle', 'dropout'); the stochastic-depth key of
+step s is
 `fold_in(dropout_key, s)` and the batch order of epoch e is drawn from
 `fold_in(shuffle_key, e)`, so a run is a pure function of (model, variables, data, config).
 """
@@ -18,13 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
-import os
 import time
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
-import flax
 import flax.linen as nn
 from flax.training import train_state
 import jax
@@ -60,6 +61,7 @@ class TrainConfig:
     loss: 'mse' or 'cross_entropy'.
     seed: seed of the shuffle and stochastic-depth keys.
   """
+
   optimizer: str = 'sgd'
   learning_rate: float = 0.1
   momentum: float = 0.9
@@ -104,8 +106,16 @@ class TrainingDiverged(ValueError):
     history: the history so far (as `train` returns it).
   """
 
-  def __init__(self, message: str, *, step: int, epoch: int, loss: float,
-               variables: Mapping[str, Any], history: dict):
+  def __init__(
+      self,
+      message: str,
+      *,
+      step: int,
+      epoch: int,
+      loss: float,
+      variables: Mapping[str, Any],
+      history: dict,
+  ):
     super().__init__(message)
     self.step = step
     self.epoch = epoch
@@ -156,13 +166,17 @@ def learning_rate_schedule(config: TrainConfig, num_steps_per_epoch: int) -> opt
   return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
 
 
-@functools.lru_cache(maxsize=32)
-def make_optimizer(config: TrainConfig, num_steps_per_epoch: int
-                   ) -> optax.GradientTransformation:
+def make_optimizer(config: TrainConfig, num_steps_per_epoch: int) -> optax.GradientTransformation:
   """The optax transformation of `config` (a constant η is passed as a float).
 
-  Cached, so that repeated runs with one config reuse the compiled step.
+  Cached on the fields that define it (not the seed, loss or batch size), so that repeated
+  runs, and runs that differ only in those, reuse one compiled step.
   """
+  return _optimizer(config.replace(seed=0, loss='mse', batch_size=None), num_steps_per_epoch)
+
+
+@functools.lru_cache(maxsize=32)
+def _optimizer(config: TrainConfig, num_steps_per_epoch: int) -> optax.GradientTransformation:
   if config.schedule == 'constant' and config.warmup_epochs == 0:
     lr = float(config.learning_rate)
   else:
@@ -180,27 +194,32 @@ MUTABLE_COLLECTIONS = ('batch_stats',)
 
 class TrainState(train_state.TrainState):
   """flax's TrainState over 'params', plus `rest`: the variables' other collections."""
+
   rest: Any = None
 
 
 @functools.lru_cache(maxsize=32)
-def _train_step(model: nn.Module, loss: str, mutable: tuple[str, ...]) -> Callable:
+def make_train_step(
+    model: nn.Module, loss: str, mutable: tuple[str, ...] = MUTABLE_COLLECTIONS
+) -> Callable:
   """A jitted step (state, x, y, dropout_key) → (state, loss before the step).
 
-  The collections of state.rest named in `mutable` (BatchNorm's 'batch_stats') take the
-  values that the training-mode forward pass computes; the others are held constant.
+  `state` is a `TrainState`: 'params' with the optimizer, the other collections in
+  state.rest. Those of them named in `mutable` (a tuple; BatchNorm's 'batch_stats') take the
+  values that the training-mode forward pass computes; the others are held constant. The
+  stochastic-depth key is fold_in(dropout_key, state.step). Cached, as `make_optimizer`.
   """
   loss_fn = LOSS_FNS[loss]
 
   @jax.jit
   def step(state: TrainState, x, y, dropout_key):
     key = jax.random.fold_in(dropout_key, state.step)
+    updated = [name for name in mutable if name in state.rest]
 
     def objective(params):
       variables = {'params': params, **state.rest}
-      if mutable:
-        out, updates = model.apply(variables, x, train=True, rngs={'dropout': key},
-                                   mutable=list(mutable))
+      if updated:
+        out, updates = model.apply(variables, x, train=True, rngs={'dropout': key}, mutable=updated)
       else:
         out, updates = model.apply(variables, x, train=True, rngs={'dropout': key}), {}
       return loss_fn(out.reshape(out.shape[0], -1), y), updates
@@ -208,30 +227,6 @@ def _train_step(model: nn.Module, loss: str, mutable: tuple[str, ...]) -> Callab
     (value, updates), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
     state = state.apply_gradients(grads=grads)
     return state.replace(rest={**state.rest, **updates}), value
-
-  return step
-
-
-@functools.lru_cache(maxsize=32)
-def make_train_step(model: nn.Module, loss: str) -> Callable:
-  """A jitted step (state, rest, x, y, dropout_key) → (state, loss before the step).
-
-  `state` is a flax `TrainState` over the 'params' collection; `rest` holds the other
-  collections (held constant). The stochastic-depth key is fold_in(dropout_key, state.step).
-  (`train` itself also updates BatchNorm's 'batch_stats'; this standalone step does not.)
-  """
-  loss_fn = LOSS_FNS[loss]
-
-  @jax.jit
-  def step(state: train_state.TrainState, rest, x, y, dropout_key):
-    key = jax.random.fold_in(dropout_key, state.step)
-
-    def objective(params):
-      out = model.apply({'params': params, **rest}, x, train=True, rngs={'dropout': key})
-      return loss_fn(out.reshape(out.shape[0], -1), y)
-
-    value, grads = jax.value_and_grad(objective)(state.params)
-    return state.apply_gradients(grads=grads), value
 
   return step
 
@@ -253,13 +248,17 @@ class LinearizedModel:
 
   def __init__(self, model: nn.Module, variables: Mapping[str, Any]):
     if 'params' not in variables:
-      raise ValueError("variables must contain a 'params' collection, got "
-                       f'{list(variables)}.')
+      raise ValueError("variables must contain a 'params' collection, got " f'{list(variables)}.')
     self.model = model
     self.params0 = variables['params']
 
-  def apply(self, variables: Mapping[str, Any], x, train: bool = False,
-            rngs: Optional[Mapping[str, jax.Array]] = None) -> jax.Array:
+  def apply(
+      self,
+      variables: Mapping[str, Any],
+      x,
+      train: bool = False,
+      rngs: Optional[Mapping[str, jax.Array]] = None,
+  ) -> jax.Array:
     del train, rngs
     rest = {k: v for k, v in variables.items() if k != 'params'}
     f = lambda p: self.model.apply({'params': p, **rest}, x)
@@ -278,7 +277,10 @@ def linearize(model: nn.Module, variables: Mapping[str, Any]) -> LinearizedModel
 # ---------------------------------------------------------------------------
 
 
-def _check_data(data, loss: str):
+def _check_inputs(variables: Mapping[str, Any], data, config: TrainConfig):
+  """(x, y) as arrays, after checking them, `variables` and `config` against each other."""
+  if not isinstance(config, TrainConfig):
+    raise ValueError(f'config must be a TrainConfig, got {type(config).__name__}.')
   try:
     x, y = data
   except (TypeError, ValueError) as e:
@@ -287,37 +289,116 @@ def _check_data(data, loss: str):
   if x.ndim < 2:
     raise ValueError(f'x must be batched, shape (N, d), got {x.shape}.')
   if y.ndim < 1 or y.shape[0] != x.shape[0]:
-    raise ValueError(f'x and y must have the same number of examples, got x {x.shape} '
-                     f'and y {y.shape}.')
+    raise ValueError(
+        f'x and y must have the same number of examples, got x {x.shape} ' f'and y {y.shape}.'
+    )
   if x.shape[0] == 0:
     raise ValueError('data is empty.')
-  if loss == 'cross_entropy' and y.ndim == 1 and not jnp.issubdtype(y.dtype, jnp.integer):
-    raise ValueError("loss='cross_entropy' needs integer labels (N,) or one-hot targets "
-                     f'(N, C); got y of dtype {y.dtype}.')
+  if config.loss == 'cross_entropy' and y.ndim == 1 and not jnp.issubdtype(y.dtype, jnp.integer):
+    raise ValueError(
+        "loss='cross_entropy' needs integer labels (N,) or one-hot targets "
+        f'(N, C); got y of dtype {y.dtype}.'
+    )
   if y.ndim > 2:
     raise ValueError(f'y must have shape (N,) or (N, C), got {y.shape}.')
+  if config.batch_size is not None and config.batch_size > x.shape[0]:
+    raise ValueError(
+        f'batch_size={config.batch_size} exceeds the {x.shape[0]} training '
+        'examples; use batch_size=None for the full batch.'
+    )
+  if 'params' not in variables:
+    raise ValueError(f"variables must contain a 'params' collection, got {list(variables)}.")
   return x, y
 
 
-def _to_numpy(tree):
-  return jax.tree_util.tree_map(np.asarray, tree)
+def _variables_of(state: TrainState) -> dict:
+  return {'params': state.params, **state.rest}
 
 
-def _save_run(workdir: str, variables, history: dict) -> None:
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, 'variables.msgpack'), 'wb') as fp:
-    fp.write(flax.serialization.msgpack_serialize(_to_numpy(flax.core.unfreeze(variables))))
-  serializable = {k: (v.tolist() if isinstance(v, np.ndarray) else v)
-                  for k, v in history.items()}
-  with open(os.path.join(workdir, 'history.json'), 'w') as fp:
-    json.dump(serializable, fp)
+def _snapshot(history: dict) -> dict:
+  """A copy of the history with its per-epoch and per-step lists as arrays."""
+  out = dict(history)
+  for name in ('epoch', 'loss', 'step_loss'):
+    out[name] = np.asarray(history[name])
+  return out
 
 
-def train(model: nn.Module, variables: Mapping[str, Any], data, config: TrainConfig, *,
-          callbacks: Sequence[Callback] = (), workdir: Optional[str] = None,
-          resume: Optional[Mapping[str, Any]] = None,
-          checkpoint: Optional[Callable[[int, train_state.TrainState, dict], Any]] = None
-          ) -> tuple[dict, dict]:
+def _batches(
+    x, y, config: TrainConfig, epoch: int, shuffle_key: jax.Array
+) -> Iterator[tuple[jax.Array, jax.Array]]:
+  """The (x, y) batches of an epoch: the full batch, or an order drawn for the epoch."""
+  n = x.shape[0]
+  num_steps = steps_per_epoch(config, n)
+  if num_steps == 1:
+    yield x, y
+    return
+  order = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n)
+  for b in range(num_steps):
+    idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+    yield x[idx], y[idx]
+
+
+def _resumed(
+    state: TrainState, resume: Mapping[str, Any], history: dict, epochs: int
+) -> tuple[TrainState, int]:
+  """(the state of `resume`, its epoch); `history` takes the resumed history."""
+  start_epoch = int(resume['epoch'])
+  if not 0 <= start_epoch <= epochs:
+    raise ValueError(f"resume['epoch']={start_epoch} is outside [0, {epochs}].")
+  tree = jax.tree_util
+  opt_state = resume['opt_state']
+  treedef = tree.tree_structure(state.opt_state)
+  if tree.tree_structure(opt_state) != treedef:
+    opt_state = tree.tree_unflatten(treedef, tree.tree_leaves(opt_state))
+  params = tree.tree_unflatten(
+      tree.tree_structure(state.params), tree.tree_leaves(resume['params'])
+  )
+  state = state.replace(
+      step=jnp.asarray(resume['step'], jnp.asarray(state.step).dtype),
+      params=params,
+      opt_state=opt_state,
+  )
+  if resume.get('rest') is not None:
+    state = state.replace(
+        rest=tree.tree_unflatten(tree.tree_structure(state.rest), tree.tree_leaves(resume['rest']))
+    )
+  for name, value in resume['history'].items():
+    history[name] = (
+        list(np.asarray(value).tolist()) if name in ('epoch', 'loss', 'step_loss') else value
+    )
+  return state, start_epoch
+
+
+def _diverged(
+    value: float, step: int, epoch: int, last_good: TrainState, history: dict
+) -> TrainingDiverged:
+  kept = (
+      f'the last variables with a finite loss (step {int(last_good.step)})'
+      if step > 0
+      else 'the initial variables (no step had a finite loss)'
+  )
+  return TrainingDiverged(
+      f'training diverged: the loss is {value} at step {step} (epoch {epoch}). '
+      f'The exception carries the history so far and, as .variables, {kept}. '
+      'Lower the learning rate, or check the data for non-finite values.',
+      step=step,
+      epoch=epoch,
+      loss=value,
+      variables=_variables_of(last_good),
+      history=_snapshot(history),
+  )
+
+
+def train(
+    model: nn.Module,
+    variables: Mapping[str, Any],
+    data,
+    config: TrainConfig,
+    *,
+    callbacks: Sequence[Callback] = (),
+    resume: Optional[Mapping[str, Any]] = None,
+    checkpoint: Optional[Callable[[int, TrainState, dict], Any]] = None,
+) -> tuple[dict, dict]:
   """Trains the 'params' of `model` on `data` with the optimizer of `config`.
 
   Args:
@@ -330,15 +411,13 @@ def train(model: nn.Module, variables: Mapping[str, Any], data, config: TrainCon
     config: a `TrainConfig`.
     callbacks: each called as callback(epoch, step, variables) at epoch 0 (before training)
       and after every epoch; their time is reported apart from the training time.
-    workdir: if given, `history.json` and `variables.msgpack` (flax msgpack of numpy
-      arrays) are written there at the end, or on divergence (then the last finite ones).
     resume: continue a run from the end of an epoch: a mapping with 'epoch' (the last
       completed epoch, >= 0), 'params', 'opt_state' (structured as this config's optimizer
       state, or its leaves in order), 'step', 'history' (the history at that epoch, as
       `checkpoint` received it) and, for models with BatchNorm, 'rest' (state.rest: the
       collections other than 'params' at that epoch). The epoch-0 callbacks are not called
-      again (restore the callbacks' own state first); batch orders and stochastic-depth keys depend only on
-      the epoch and step, so a resumed run equals an uninterrupted one.
+      again (restore the callbacks' own state first); batch orders and stochastic-depth keys
+      depend only on the epoch and step, so a resumed run equals an uninterrupted one.
     checkpoint: called as checkpoint(epoch, state, history) at epoch 0 and after every
       epoch, after the callbacks (`state`: a `TrainState` over 'params', the other
       collections in state.rest; `history`: a copy); what it saves is what `resume` takes.
@@ -351,109 +430,55 @@ def train(model: nn.Module, variables: Mapping[str, Any], data, config: TrainCon
     TrainingDiverged: a non-finite loss; it carries the step, the history so far and the
       last variables with a finite loss.
   """
-  if not isinstance(config, TrainConfig):
-    raise ValueError(f'config must be a TrainConfig, got {type(config).__name__}.')
-  x, y = _check_data(data, config.loss)
-  n = x.shape[0]
-  if config.batch_size is not None and config.batch_size > n:
-    raise ValueError(f'batch_size={config.batch_size} exceeds the {n} training examples; '
-                     'use batch_size=None for the full batch.')
-  if 'params' not in variables:
-    raise ValueError(f"variables must contain a 'params' collection, got {list(variables)}.")
-  rest = {k: v for k, v in variables.items() if k != 'params'}
-  num_steps = steps_per_epoch(config, n)
-  batch = n if config.batch_size is None else config.batch_size
-  state = TrainState.create(apply_fn=model.apply, params=variables['params'],
-                            tx=make_optimizer(config, num_steps), rest=rest)
-  step_fn = _train_step(model, config.loss,
-                        tuple(name for name in MUTABLE_COLLECTIONS if name in rest))
+  x, y = _check_inputs(variables, data, config)
+  num_steps = steps_per_epoch(config, x.shape[0])
+  state = TrainState.create(
+      apply_fn=model.apply,
+      params=variables['params'],
+      tx=make_optimizer(config, num_steps),
+      rest={k: v for k, v in variables.items() if k != 'params'},
+  )
+  step_fn = make_train_step(model, config.loss)
   shuffle_key, dropout_key = jax.random.split(jax.random.PRNGKey(config.seed))
+  history = {
+      'epoch': [],
+      'loss': [],
+      'step_loss': [],
+      'steps_per_epoch': num_steps,
+      'train_seconds': 0.0,
+      'callback_seconds': 0.0,
+  }
 
-  history = {'epoch': [], 'loss': [], 'step_loss': [], 'steps_per_epoch': num_steps,
-             'train_seconds': 0.0, 'callback_seconds': 0.0}
-
-  def variables_of(st):
-    return {'params': st.params, **st.rest}
-
-  def run_callbacks(epoch, st):
+  def run_hooks(epoch, st):
     start = time.perf_counter()
     for callback in callbacks:
-      callback(epoch, int(st.step), variables_of(st))
+      callback(epoch, int(st.step), _variables_of(st))
     history['callback_seconds'] += time.perf_counter() - start
-
-  def snapshot():
-    out = dict(history)
-    for name in ('epoch', 'loss', 'step_loss'):
-      out[name] = np.asarray(history[name])
-    return out
-
-  def run_checkpoint(epoch, st):
     if checkpoint is not None:
       start = time.perf_counter()
-      checkpoint(epoch, st, snapshot())
+      checkpoint(epoch, st, _snapshot(history))
       history['callback_seconds'] += time.perf_counter() - start
 
   start_epoch = 0
   if resume is None:
-    run_callbacks(0, state)
-    run_checkpoint(0, state)
+    run_hooks(0, state)
   else:
-    start_epoch = int(resume['epoch'])
-    if not 0 <= start_epoch <= config.epochs:
-      raise ValueError(f"resume['epoch']={start_epoch} is outside [0, {config.epochs}].")
-    opt_state = resume['opt_state']
-    treedef = jax.tree_util.tree_structure(state.opt_state)
-    if jax.tree_util.tree_structure(opt_state) != treedef:
-      opt_state = jax.tree_util.tree_unflatten(treedef, jax.tree_util.tree_leaves(opt_state))
-    params = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state.params),
-                                          jax.tree_util.tree_leaves(resume['params']))
-    state = state.replace(step=jnp.asarray(resume['step'], jnp.asarray(state.step).dtype),
-                          params=params, opt_state=opt_state)
-    if resume.get('rest') is not None:
-      state = state.replace(rest=jax.tree_util.tree_unflatten(
-          jax.tree_util.tree_structure(rest), jax.tree_util.tree_leaves(resume['rest'])))
-    for name, value in resume['history'].items():
-      history[name] = list(np.asarray(value).tolist()) if name in (
-          'epoch', 'loss', 'step_loss') else value
-  last_good = state
+    state, start_epoch = _resumed(state, resume, history, config.epochs)
+  last_good = state  # the last state with a finite loss
   for epoch in range(start_epoch + 1, config.epochs + 1):
     start = time.perf_counter()
-    if num_steps == 1:
-      order = None
-    else:
-      order = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n)
     losses = []
-    for b in range(num_steps):
-      if order is None:
-        xb, yb = x, y
-      else:
-        idx = order[b * batch:(b + 1) * batch]
-        xb, yb = x[idx], y[idx]
+    for xb, yb in _batches(x, y, config, epoch, shuffle_key):
       new_state, value = step_fn(state, xb, yb, dropout_key)
       value = float(value)
       if not math.isfinite(value):
-        step = int(state.step)
         history['train_seconds'] += time.perf_counter() - start
-        good = variables_of(last_good)
-        if workdir is not None:
-          _save_run(workdir, good, snapshot())
-        kept = (f'the last variables with a finite loss (step {int(last_good.step)})'
-                if step > 0 else 'the initial variables (no step had a finite loss)')
-        raise TrainingDiverged(
-            f'training diverged: the loss is {value} at step {step} (epoch {epoch}). '
-            f'The exception carries the history so far and, as .variables, {kept}. '
-            'Lower the learning rate, or check the data for non-finite values.',
-            step=step, epoch=epoch, loss=value, variables=good, history=snapshot())
-      last_good = state
-      state = new_state
+        raise _diverged(value, int(state.step), epoch, last_good, history)
+      last_good, state = state, new_state
       losses.append(value)
       history['step_loss'].append(value)
     history['train_seconds'] += time.perf_counter() - start
     history['epoch'].append(epoch)
     history['loss'].append(float(np.mean(losses)))
-    run_callbacks(epoch, state)
-    run_checkpoint(epoch, state)
-  final = variables_of(state)
-  if workdir is not None:
-    _save_run(workdir, final, snapshot())
-  return final, snapshot()
+    run_hooks(epoch, state)
+  return _variables_of(state), _snapshot(history)

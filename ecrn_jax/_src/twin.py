@@ -1,4 +1,7 @@
-"""The infinite-width twin of NTK-ECRN and of the MLP, computed natively in JAX (SPEC §2).
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""The infinite-width twin of NTK-ECRN and of the MLP, computed natively in JAX (docs/spec.md §2).
 
 The twin's NNGP K∞ and NTK Θ∞ follow layer by layer from closed-form recursions on the
 (N₁, N₂) covariance and the two diagonals c₁ (N₁,), c₂ (N₂,), in neural-tangents' `stax`
@@ -42,6 +45,7 @@ KERNELS = ('nngp', 'ntk')
 
 class InfiniteKernels(NamedTuple):
   """K∞ (`nngp`) and Θ∞ (`ntk`), each (N₁, N₂); None for a kernel that was not asked for."""
+
   nngp: Any
   ntk: Any
 
@@ -60,8 +64,7 @@ def check_config(config) -> None:
     raise TypeError(f'config must be an ECRNConfig or MLPConfig, got {type(config).__name__}.')
 
 
-def block_scales(config: ECRNConfig, mask: Optional[Sequence[float]] = None
-                 ) -> tuple[float, ...]:
+def block_scales(config: ECRNConfig, mask: Optional[Sequence[float]] = None) -> tuple[float, ...]:
   """α_l q̄_l: q̄_l = q_l (evaluation mode) when mask is None, else q̄_l = mask_l."""
   if mask is None:
     factors = config.survival_probs
@@ -70,8 +73,10 @@ def block_scales(config: ECRNConfig, mask: Optional[Sequence[float]] = None
     if len(factors) != config.depth:
       raise ValueError(f'mask must have depth={config.depth} entries, got {len(factors)}.')
     if any(m not in (0.0, 1.0) for m in factors):
-      raise ValueError(f'mask entries must be 0 (block dropped) or 1 (kept), got {mask!r}; '
-                       'for the expectation over masks use expected_kernels_stochastic_depth.')
+      raise ValueError(
+          f'mask entries must be 0 (block dropped) or 1 (kept), got {mask!r}; '
+          'for the expectation over masks use expected_kernels_stochastic_depth.'
+      )
   return tuple(a * q for a, q in zip(config.alphas, factors))
 
 
@@ -85,12 +90,16 @@ def check_fourier_limit(config: ArchConfig, fourier_limit: bool) -> None:
   if not fourier_limit:
     return
   if not uses_fourier(config):
-    raise ValueError('fourier_limit=True needs an ECRNConfig with Fourier features '
-                     '(fourier_features is not None).')
+    raise ValueError(
+        'fourier_limit=True needs an ECRNConfig with Fourier features '
+        '(fourier_features is not None).'
+    )
   if config.parameterization != 'ntk':
-    raise ValueError("fourier_limit=True needs parameterization='ntk': in the standard "
-                     "parameterization the stem's NTK grows with the number of Fourier "
-                     'features without bound.')
+    raise ValueError(
+        "fourier_limit=True needs parameterization='ntk': in the standard "
+        "parameterization the stem's NTK grows with the number of Fourier "
+        'features without bound.'
+    )
 
 
 def fourier_b(config: ArchConfig, variables: Optional[Mapping[str, Any]], num_inputs: int):
@@ -101,15 +110,17 @@ def fourier_b(config: ArchConfig, variables: Optional[Mapping[str, Any]], num_in
         'this config has Fourier features, so the twin needs the same B as the finite '
         'network: pass variables=model.init(...) (B is read from its "fourier" '
         'collection, or from "params" when fourier_trainable=True), or fourier_limit=True '
-        'for infinitely many features (no B).')
+        'for infinitely many features (no B).'
+    )
   if b_matrix.shape != (num_inputs, config.fourier_features):
-    raise ValueError(f'B has shape {b_matrix.shape} but the inputs have {num_inputs} '
-                     f'features and fourier_features={config.fourier_features}.')
+    raise ValueError(
+        f'B has shape {b_matrix.shape} but the inputs have {num_inputs} '
+        f'features and fourier_features={config.fourier_features}.'
+    )
   return b_matrix
 
 
-def embed_inputs(config: ArchConfig, x, variables: Optional[Mapping[str, Any]] = None
-                 ) -> jax.Array:
+def embed_inputs(config: ArchConfig, x, variables: Optional[Mapping[str, Any]] = None) -> jax.Array:
   """γ(x) for an ECRN with Fourier features (B from `variables`); else x flattened.
 
   Returns (N, 2m) or (N, d), in the config's dtype.
@@ -123,8 +134,10 @@ def embed_inputs(config: ArchConfig, x, variables: Optional[Mapping[str, Any]] =
 
 # The recursions.
 
+
 class _State(NamedTuple):
   """nngp, ntk (n₁, n₂) (ntk None when not asked for); c1 (n₁,), c2 (n₂,)."""
+
   nngp: jax.Array
   ntk: Optional[jax.Array]
   c1: jax.Array
@@ -150,14 +163,14 @@ def _input_kernel(x1, x2, *, sigma: float, fourier_limit: bool):
   if fourier_limit:
     sq1, sq2 = jnp.sum(x1 * x1, axis=1), jnp.sum(x2 * x2, axis=1)
     dist = jnp.maximum(sq1[:, None] + sq2[None, :] - 2.0 * gram, 0.0)
-    nngp = 0.5 * jnp.exp((-2.0 * math.pi ** 2 * sigma ** 2) * dist)
+    nngp = 0.5 * jnp.exp((-2.0 * math.pi**2 * sigma**2) * dist)
   else:
     nngp = gram / x1.shape[1]
   return nngp, _variance(x1, fourier_limit), _variance(x2, fourier_limit)
 
 
 def _dense(state: _State, config: ArchConfig, fan_in) -> _State:
-  w2, b2 = config.w_std ** 2, config.b_std ** 2
+  w2, b2 = config.w_std**2, config.b_std**2
   nngp = w2 * state.nngp + b2
   ntk = state.ntk
   if ntk is not None:
@@ -181,8 +194,9 @@ def _activation(state: _State, dual, symmetric: bool) -> _State:
 def _scaled_sum(state: _State, branch: _State, scale) -> _State:
   s2 = scale * scale
   ntk = None if state.ntk is None else state.ntk + s2 * branch.ntk
-  return _State(state.nngp + s2 * branch.nngp, ntk, state.c1 + s2 * branch.c1,
-                state.c2 + s2 * branch.c2)
+  return _State(
+      state.nngp + s2 * branch.nngp, ntk, state.c1 + s2 * branch.c1, state.c2 + s2 * branch.c2
+  )
 
 
 def _network(state: _State, config: ArchConfig, scales, fan_in, symmetric: bool) -> _State:
@@ -212,8 +226,17 @@ def _kernels_of_input_kernel(nngp, c1, c2, *, config, scales, fan_in, names, sym
 _BLOCK_ENTRIES = 1 << 18
 
 
-def twin_core(x1, x2, b_matrix, scales, *, config: ArchConfig, names: tuple[str, ...],
-              symmetric: bool, fourier_limit: bool) -> tuple[jax.Array, ...]:
+def twin_core(
+    x1,
+    x2,
+    b_matrix,
+    scales,
+    *,
+    config: ArchConfig,
+    names: tuple[str, ...],
+    symmetric: bool,
+    fourier_limit: bool,
+) -> tuple[jax.Array, ...]:
   """Flattened inputs x1 (N₁, d), x2 (N₂, d) → the kernels named in `names`, (N₁, N₂) each.
 
   b_matrix: B (d, m) or None (no Fourier features, or the limit); scales: (L,) block scales
@@ -223,11 +246,17 @@ def twin_core(x1, x2, b_matrix, scales, *, config: ArchConfig, names: tuple[str,
   if b_matrix is not None:
     x1 = fourier_embed(x1, b_matrix)
     x2 = x1 if symmetric else fourier_embed(x2, b_matrix)
-  nngp0, c1, c2 = _input_kernel(x1, x2, sigma=getattr(config, 'fourier_scale', None),
-                                fourier_limit=fourier_limit)
+  nngp0, c1, c2 = _input_kernel(
+      x1, x2, sigma=getattr(config, 'fourier_scale', None), fourier_limit=fourier_limit
+  )
   # The limit is refused for the standard parameterization, the only user of fan_in here.
-  net = functools.partial(_kernels_of_input_kernel, config=config, scales=scales,
-                          fan_in=None if fourier_limit else x1.shape[1], names=names)
+  net = functools.partial(
+      _kernels_of_input_kernel,
+      config=config,
+      scales=scales,
+      fan_in=None if fourier_limit else x1.shape[1],
+      names=names,
+  )
   n1, n2 = nngp0.shape
   rows = max(1, min(n1, _BLOCK_ENTRIES // max(n2, 1)))
   if rows >= n1:
@@ -237,8 +266,10 @@ def twin_core(x1, x2, b_matrix, scales, *, config: ArchConfig, names: tuple[str,
     pad = num_blocks * rows - n1
     nngp0 = jnp.concatenate([nngp0, jnp.broadcast_to(nngp0[-1:], (pad, n2))])
     c1_padded = jnp.concatenate([c1, jnp.broadcast_to(c1[-1:], (pad,))])
-    blocks = jax.lax.map(lambda block: net(block[0], block[1], c2, symmetric=False),
-                         (nngp0.reshape(num_blocks, rows, n2), c1_padded.reshape(num_blocks, rows)))
+    blocks = jax.lax.map(
+        lambda block: net(block[0], block[1], c2, symmetric=False),
+        (nngp0.reshape(num_blocks, rows, n2), c1_padded.reshape(num_blocks, rows)),
+    )
     out = tuple(b.reshape(num_blocks * rows, n2)[:n1] for b in blocks)
   if symmetric:
     idx = jnp.arange(n1)
@@ -252,14 +283,20 @@ def _diagonal(c, net):
   return tuple(d[:, 0, 0] for d in diagonals)
 
 
-def twin_diagonal_core(x, b_matrix, scales, *, config: ArchConfig, names: tuple[str, ...],
-                       fourier_limit: bool) -> tuple[jax.Array, ...]:
+def twin_diagonal_core(
+    x, b_matrix, scales, *, config: ArchConfig, names: tuple[str, ...], fourier_limit: bool
+) -> tuple[jax.Array, ...]:
   """diag K(x, x) for each kernel in `names`, (N,) each, in O(N): what `twin_core(x, x, ...,
   symmetric=True)` puts on its diagonal. Not jitted itself."""
   if b_matrix is not None:
     x = fourier_embed(x, b_matrix)
-  net = functools.partial(_kernels_of_input_kernel, config=config, scales=scales,
-                          fan_in=None if fourier_limit else x.shape[1], names=names)
+  net = functools.partial(
+      _kernels_of_input_kernel,
+      config=config,
+      scales=scales,
+      fan_in=None if fourier_limit else x.shape[1],
+      names=names,
+  )
   return _diagonal(_variance(x, fourier_limit), net)
 
 
@@ -269,8 +306,14 @@ def structural_config(config: ArchConfig) -> ArchConfig:
   that configs differing only there share one compilation."""
   if isinstance(config, MLPConfig):
     return config.replace(out_dim=1)
-  return config.replace(alpha=1.0, alpha_schedule='constant', drop_rate=0.0, out_dim=1,
-                        fourier_features=None, fourier_trainable=False)
+  return config.replace(
+      alpha=1.0,
+      alpha_schedule='constant',
+      drop_rate=0.0,
+      out_dim=1,
+      fourier_features=None,
+      fourier_trainable=False,
+  )
 
 
 _STATIC = ('config', 'names', 'symmetric', 'fourier_limit')
@@ -282,9 +325,13 @@ def _twin_kernels_of_many_scales(x1, x2, b_matrix, scales, **static):
   return jax.vmap(lambda s: twin_core(x1, x2, b_matrix, s, **static))(scales)
 
 
-def infinite_kernel_fn(config: ArchConfig, *, variables: Optional[Mapping[str, Any]] = None,
-                       mask: Optional[Sequence[float]] = None, fourier_limit: bool = False
-                       ) -> Callable[..., Union[jax.Array, InfiniteKernels]]:
+def infinite_kernel_fn(
+    config: ArchConfig,
+    *,
+    variables: Optional[Mapping[str, Any]] = None,
+    mask: Optional[Sequence[float]] = None,
+    fourier_limit: bool = False,
+) -> Callable[..., Union[jax.Array, InfiniteKernels]]:
   """The twin's kernel function, in the style of `stax`'s `kernel_fn(x1, x2, get)`.
 
   Args:
@@ -319,17 +366,27 @@ def infinite_kernel_fn(config: ArchConfig, *, variables: Optional[Mapping[str, A
       b_cache[num_inputs] = jnp.asarray(fourier_b(config, variables, num_inputs), dtype)
     return b_cache[num_inputs]
 
-  if uses_fourier(config) and not fourier_limit and (
-      variables is None or fourier_matrix(variables) is None):
-    fourier_b(config, variables, 0)   # raises the message that says what to pass
+  if (
+      uses_fourier(config)
+      and not fourier_limit
+      and (variables is None or fourier_matrix(variables) is None)
+  ):
+    fourier_b(config, variables, 0)  # raises the message that says what to pass
 
   def kernel_fn(x1, x2=None, get=('nngp', 'ntk')):
     names, single = canonical_get(get)
     a1, a2 = flat_inputs(config, x1, x2)
     symmetric = x2 is None
-    out = _twin_kernels(a1, a2, b_for(a1.shape[1]), scales, config=structural_config(config),
-                        names=names,
-                        symmetric=symmetric, fourier_limit=bool(fourier_limit))
+    out = _twin_kernels(
+        a1,
+        a2,
+        b_for(a1.shape[1]),
+        scales,
+        config=structural_config(config),
+        names=names,
+        symmetric=symmetric,
+        fourier_limit=bool(fourier_limit),
+    )
     if single:
       return out[0]
     kernels = dict(zip(names, out))
@@ -349,14 +406,22 @@ def flat_inputs(config: ArchConfig, x1, x2):
   check_finite_inputs('x2', x2)
   a2 = flatten_inputs(x2).astype(dtype)
   if a2.shape[1] != a1.shape[1]:
-    raise ValueError(f'x1 and x2 must have the same number of features, got '
-                     f'{a1.shape[1]} and {a2.shape[1]}.')
+    raise ValueError(
+        f'x1 and x2 must have the same number of features, got ' f'{a1.shape[1]} and {a2.shape[1]}.'
+    )
   return a1, a2
 
 
-def twin_kernels_of_scales(config: ECRNConfig, x1, x2, scales, *,
-                           variables: Optional[Mapping[str, Any]] = None,
-                           fourier_limit: bool = False, get=('nngp', 'ntk')):
+def twin_kernels_of_scales(
+    config: ECRNConfig,
+    x1,
+    x2,
+    scales,
+    *,
+    variables: Optional[Mapping[str, Any]] = None,
+    fourier_limit: bool = False,
+    get=('nngp', 'ntk'),
+):
   """The twin's kernels with the block scales s_l = α_l ξ_l given as an array (L,), or a batch
   (S, L) of them (vmapped): the building block of the expectation over drop masks."""
   check_config(config)
@@ -370,9 +435,18 @@ def twin_kernels_of_scales(config: ECRNConfig, x1, x2, scales, *,
     b_matrix = jnp.asarray(fourier_b(config, variables, a1.shape[1]), dtype)
   scales = jnp.asarray(scales, dtype)
   if scales.ndim not in (1, 2) or scales.shape[-1] != config.depth:
-    raise ValueError(f'scales must have shape (L,) or (S, L) with L = depth = {config.depth}, '
-                     f'got {scales.shape}.')
+    raise ValueError(
+        f'scales must have shape (L,) or (S, L) with L = depth = {config.depth}, '
+        f'got {scales.shape}.'
+    )
   core = _twin_kernels_of_many_scales if scales.ndim == 2 else _twin_kernels
-  return core(a1, a2, b_matrix, scales, config=structural_config(config), names=names,
-              symmetric=symmetric,
-              fourier_limit=bool(fourier_limit))
+  return core(
+      a1,
+      a2,
+      b_matrix,
+      scales,
+      config=structural_config(config),
+      names=names,
+      symmetric=symmetric,
+      fourier_limit=bool(fourier_limit),
+  )

@@ -1,3 +1,6 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 """Checks of user inputs, shared by the whole library: each fails with a ValueError that names
 the argument, what was expected and what was given (instead of a NaN or a traceback later)."""
 
@@ -22,8 +25,15 @@ def check_int(name: str, value, low: int) -> None:
     raise ValueError(f'{name} must be an integer >= {low}, got {value!r}.')
 
 
-def check_real(name: str, value, low: float, high: float = math.inf, *,
-                low_open: bool = False, high_open: bool = False) -> None:
+def check_real(
+    name: str,
+    value,
+    low: float,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
   if isinstance(value, bool) or not isinstance(value, numbers.Real):
     raise ValueError(f'{name} must be a real number, got {value!r}.')
   value = float(value)
@@ -32,8 +42,7 @@ def check_real(name: str, value, low: float, high: float = math.inf, *,
   if not math.isfinite(value) or too_low or too_high:
     lo = '(' if low_open else '['
     hi = ')' if high_open else ']'
-    raise ValueError(f'{name} must be finite and lie in {lo}{low}, {high}{hi}, '
-                     f'got {value!r}.')
+    raise ValueError(f'{name} must be finite and lie in {lo}{low}, {high}{hi}, ' f'got {value!r}.')
 
 
 def check_choice(name: str, value, choices: Sequence[str]) -> None:
@@ -48,7 +57,8 @@ def as_kernel(kernel: ArrayLike, name: str = 'kernel') -> np.ndarray:
     raise ValueError(
         f'`{name}` must be a square 2D matrix of shape (N, N); got shape '
         f'{k.shape}. Pass the (N, N) kernel over a single set of inputs '
-        '(flatten any output/trace dimensions first).')
+        '(flatten any output/trace dimensions first).'
+    )
   if k.shape[0] == 0:
     raise ValueError(f'`{name}` must be non-empty; got shape {k.shape}.')
   if not (np.issubdtype(k.dtype, np.number) or k.dtype == bool):
@@ -60,7 +70,8 @@ def as_kernel(kernel: ArrayLike, name: str = 'kernel') -> np.ndarray:
     raise ValueError(
         f'`{name}` contains non-finite entries (NaN or inf). Check the kernel '
         'computation (e.g. for overflow or diverged parameters) before '
-        'analysing it.')
+        'analysing it.'
+    )
   return k
 
 
@@ -68,13 +79,13 @@ def as_targets(y: ArrayLike, n: int, name: str = 'y') -> np.ndarray:
   """Validates targets and returns them as a float64 `(N, C)` array."""
   y = np.asarray(y)
   if y.ndim not in (1, 2):
-    raise ValueError(
-        f'`{name}` must have shape (N,) or (N, C); got shape {y.shape}.')
+    raise ValueError(f'`{name}` must have shape (N,) or (N, C); got shape {y.shape}.')
   if y.shape[0] != n:
     raise ValueError(
         f'`{name}` has {y.shape[0]} rows but the kernel is {n} x {n}; pass '
         'targets for exactly the inputs the kernel was computed on, in the '
-        'same order.')
+        'same order.'
+    )
   if np.iscomplexobj(y):
     raise ValueError(f'`{name}` must be real-valued; got dtype {y.dtype}.')
   y = y.astype(np.float64)
@@ -100,7 +111,8 @@ def check_matvec(matvec: MatVec, n: int, dtype: np.dtype) -> None:
   if shape != (n,):
     raise ValueError(
         f'`matvec` must map vectors of shape ({n},) to shape ({n},); got '
-        f'output {out}. Check that `n` matches the operator dimension.')
+        f'output {out}. Check that `n` matches the operator dimension.'
+    )
 
 
 def as_float_array(name: str, value, dtype) -> np.ndarray:
@@ -118,7 +130,8 @@ def check_finite(name: str, array: np.ndarray) -> None:
     raise ValueError(
         f'{name} contains {bad} NaN or inf entries. A kernel is non-finite when its inputs '
         'are (check X for NaN/inf) or when they are so large that the kernel overflows '
-        '(standardize the features, e.g. with StandardScaler).')
+        '(standardize the features, e.g. with StandardScaler).'
+    )
 
 
 def check_diag_reg(diag_reg) -> float:
@@ -130,8 +143,12 @@ def check_diag_reg(diag_reg) -> float:
 
 
 def check_time(t, learning_rate) -> Optional[np.ndarray]:
-  if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.number)) \
-      or not math.isfinite(learning_rate) or learning_rate <= 0:
+  if (
+      isinstance(learning_rate, bool)
+      or not isinstance(learning_rate, (int, float, np.number))
+      or not math.isfinite(learning_rate)
+      or learning_rate <= 0
+  ):
     raise ValueError(f'learning_rate must be a finite number > 0, got {learning_rate!r}.')
   if t is None:
     return None
@@ -166,5 +183,7 @@ def check_finite_inputs(name: str, x) -> None:
       return
     bad, size = int(array.size - np.count_nonzero(np.isfinite(array))), array.size
   if bad:
-    raise ValueError(f'{name} has {bad} NaN or inf entries (of {size}): a kernel of such '
-                     'inputs is NaN. Remove or impute them first.')
+    raise ValueError(
+        f'{name} has {bad} NaN or inf entries (of {size}): a kernel of such '
+        'inputs is NaN. Remove or impute them first.'
+    )

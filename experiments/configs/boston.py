@@ -1,4 +1,7 @@
-"""Boston Housing (SPEC §5, Table III): R² (and MSE).
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""Boston Housing (docs/spec.md §5, Table III): R² (and MSE).
 
 The CSV is not downloaded: pass its path, --config.data.csv_path=PATH (the README says where
 to get the file); without it the run stops at once and says so.
@@ -11,6 +14,5 @@ from experiments.configs import common
 def get_config(arg=None):
   config = common.base_config('boston')
   config.train.epochs = 200
-  config.search = common.search_config(config.train.epochs)
   config.train.batch_size = 64
   return common.apply_variant(config, 'boston', arg)

@@ -1,4 +1,7 @@
-"""The fields shared by the benchmark configs (SPEC §5), and the `:smoke` shrinking.
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""The fields shared by the benchmark configs (docs/spec.md §5), and the `:smoke` shrinking.
 
 Each named config (`synthetic_regression`, `synthetic_classification`, `boston`, `iris`, `wine`,
 `cifar_subset`) is a pure `get_config(arg)` built from `base_config(dataset)`; `arg='smoke'`
@@ -8,9 +11,9 @@ Fields (every one can be overridden: `--config.train.learning_rate=0.01`):
   data: the data engineer's `input_pipeline.default_data_config(name)` block.
   seeds: run seeds; each seeds the data (see input_pipeline), the initializations and the
     training order. Results report mean ± std over them.
-  models: any of 'mlp' (the trained plain MLP baseline, SPEC's 3×512), 'resnet18' (the CIFAR
+  models: any of 'mlp' (the trained plain MLP baseline, docs/spec.md §5's 3×512), 'resnet18' (the CIFAR
     ResNet-18 for images; for vector data its stand-in, the 18-layer residual MLP, see
-    experiments/models.py), 'standard_ntk' (kernel regression with the infinite NTK of the
+    experiments/resnet.py), 'standard_ntk' (kernel regression with the infinite NTK of the
     plain MLP), 'ntk_ecrn' (the trained NTK-ECRN, kernel-tracked), 'ntk_ecrn_infinite'
     (kernel regression with the ECRN's infinite twin, same B as the trained ECRN of that
     seed), and the names of `variants`.
@@ -45,9 +48,9 @@ import math
 import ml_collections
 
 from experiments import input_pipeline
+from experiments import models
 
 VARIANTS = ('smoke', 'ablations')
-MODELS = ('mlp', 'resnet18', 'standard_ntk', 'ntk_ecrn', 'ntk_ecrn_infinite')
 DIAG_REGS = (1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 # The σ_ff sweep of the ablations, as multiples of 1/(2π√d).
 SIGMA_FF_FACTORS = (0.25, 1.0, 4.0, 16.0)
@@ -56,68 +59,119 @@ SIGMA_FF_FACTORS = (0.25, 1.0, 4.0, 16.0)
 def base_config(dataset: str) -> ml_collections.ConfigDict:
   placeholder = ml_collections.config_dict.placeholder
   config = ml_collections.ConfigDict()
+  config.experiment = 'benchmark'
   config.data = input_pipeline.default_data_config(dataset)
   config.seeds = (0, 1, 2, 3, 4)
-  config.models = MODELS
-  config.ecrn = ml_collections.ConfigDict(dict(
-      width=512, depth=4, alpha=1.0, alpha_schedule='inverse_sqrt_depth', activation='gelu',
-      fourier_features=256, fourier_scale=placeholder(float), fourier_scale_factor=1.0,
-      fourier_trainable=False,
-      drop_rate=0.1, parameterization='ntk', w_std=math.sqrt(2.0), b_std=0.1,
-      dtype='float32'))
-  config.mlp = ml_collections.ConfigDict(dict(
-      hidden_widths=(512, 512, 512), activation='relu', parameterization='ntk',
-      w_std=math.sqrt(2.0), b_std=0.1, dtype='float32'))
-  config.train = ml_collections.ConfigDict(dict(
-      optimizer='adam', learning_rate=1e-3, momentum=0.9, weight_decay=0.0,
-      schedule='cosine', warmup_epochs=0, epochs=100, batch_size=placeholder(int)))
+  config.models = models.MODELS
+  config.ecrn = ml_collections.ConfigDict(
+      dict(
+          width=512,
+          depth=4,
+          alpha=1.0,
+          alpha_schedule='inverse_sqrt_depth',
+          activation='gelu',
+          fourier_features=256,
+          fourier_scale=placeholder(float),
+          fourier_scale_factor=1.0,
+          fourier_trainable=False,
+          drop_rate=0.1,
+          parameterization='ntk',
+          w_std=math.sqrt(2.0),
+          b_std=0.1,
+          dtype='float32',
+      )
+  )
+  config.mlp = ml_collections.ConfigDict(
+      dict(
+          hidden_widths=(512, 512, 512),
+          activation='relu',
+          parameterization='ntk',
+          w_std=math.sqrt(2.0),
+          b_std=0.1,
+          dtype='float32',
+      )
+  )
+  config.train = ml_collections.ConfigDict(
+      dict(
+          optimizer='adam',
+          learning_rate=1e-3,
+          momentum=0.9,
+          weight_decay=0.0,
+          schedule='cosine',
+          warmup_epochs=0,
+          epochs=100,
+          batch_size=placeholder(int),
+      )
+  )
   config.train.batch_size = 128
-  config.resnet18 = ml_collections.ConfigDict(dict(
-      width=64, augment=True, mlp_widths=(64, 128, 256, 512), dtype='float32'))
+  config.resnet18 = ml_collections.ConfigDict(
+      dict(width=64, augment=True, mlp_widths=(64, 128, 256, 512), dtype='float32')
+  )
   # Per-model overrides before the selected setting (cifar_subset: ResNet-18's SGD recipe).
   config.model_defaults = ml_collections.ConfigDict()
   config.variants = ml_collections.ConfigDict()
-  config.tracking = ml_collections.ConfigDict(dict(
-      models=('ntk_ecrn', 'mlp'), probe_size=256, top_k=10, modewise_k=5, dense_max_size=512,
-      lanczos_iterations=40, num_probes=16, deflation_rank=2, probe_batch_size=4,
-      vp_batch_size=0, cg_iterations=50, every=5, save_kernels=False, seed=0))
-  config.kernel = ml_collections.ConfigDict(dict(
-      kernel='ntk', t=placeholder(float), diag_reg=1e-4, batch_size=256,
-      calibration_folds=5))
+  config.tracking = ml_collections.ConfigDict(
+      dict(
+          models=('ntk_ecrn', 'mlp'),
+          probe_size=256,
+          top_k=10,
+          modewise_k=5,
+          dense_max_size=512,
+          lanczos_iterations=40,
+          num_probes=16,
+          deflation_rank=2,
+          probe_batch_size=4,
+          vp_batch_size=0,
+          cg_iterations=50,
+          every=5,
+          save_kernels=False,
+          seed=0,
+      )
+  )
+  config.kernel = ml_collections.ConfigDict(
+      dict(kernel='ntk', t=placeholder(float), diag_reg=1e-4, batch_size=256, calibration_folds=5)
+  )
   config.checkpoint_every = 5
   config.eval_batch_size = 1024
-  config.search = search_config(config.train.epochs)
+  config.search = search_config()
   return config
 
 
-def search_config(epochs: int) -> ml_collections.ConfigDict:
+def search_config() -> ml_collections.ConfigDict:
   """Every model: `trials` settings drawn from its grid, scored on the validation split.
 
-  Call again after changing config.train.epochs (its grid holds epochs/2 and epochs).
+  Epochs are searched as fractions of the model's train.epochs (experiments/search.py), so
+  overriding train.epochs moves the grid with it.
   """
-  half = max(1, epochs // 2)
+  halves = (0.5, 1.0)
   lrs = (3e-4, 1e-3, 3e-3)
   space = dict(
-      mlp=dict(train=dict(learning_rate=lrs, weight_decay=(0.0, 1e-4, 1e-3),
-                          epochs=(half, epochs))),
+      mlp=dict(
+          train=dict(learning_rate=lrs, weight_decay=(0.0, 1e-4, 1e-3), epochs_fraction=halves)
+      ),
       # The residual-MLP stand-in (vector data) is trained like the MLP; cifar_subset
       # replaces this with the image recipe's grid.
-      resnet18=dict(train=dict(learning_rate=lrs, weight_decay=(0.0, 1e-4, 1e-3),
-                               epochs=(half, epochs))),
+      resnet18=dict(
+          train=dict(learning_rate=lrs, weight_decay=(0.0, 1e-4, 1e-3), epochs_fraction=halves)
+      ),
       standard_ntk=dict(kernel=dict(diag_reg=DIAG_REGS), mlp=dict(b_std=(0.1, 1.0))),
-      ntk_ecrn=dict(train=dict(learning_rate=lrs, weight_decay=(0.0, 1e-4),
-                               epochs=(half, epochs)),
-                    ecrn=dict(fourier_scale_factor=(0.5, 1.0, 2.0, 4.0), alpha=(0.5, 1.0, 2.0),
-                              drop_rate=(0.0, 0.1))),
-      ntk_ecrn_infinite=dict(kernel=dict(diag_reg=DIAG_REGS),
-                             ecrn=dict(fourier_scale_factor=(0.5, 1.0, 2.0, 4.0))),
+      ntk_ecrn=dict(
+          train=dict(learning_rate=lrs, weight_decay=(0.0, 1e-4), epochs_fraction=halves),
+          ecrn=dict(
+              fourier_scale_factor=(0.5, 1.0, 2.0, 4.0), alpha=(0.5, 1.0, 2.0), drop_rate=(0.0, 0.1)
+          ),
+      ),
+      ntk_ecrn_infinite=dict(
+          kernel=dict(diag_reg=DIAG_REGS), ecrn=dict(fourier_scale_factor=(0.5, 1.0, 2.0, 4.0))
+      ),
   )
-  return ml_collections.ConfigDict(dict(enabled=True, validation_fraction=0.2, seed=0,
-                                        trials=8, space=space))
+  return ml_collections.ConfigDict(
+      dict(enabled=True, validation_fraction=0.2, seed=0, trials=8, space=space)
+  )
 
 
 def ablation_variants() -> ml_collections.ConfigDict:
-  """One mechanism of the tuned NTK-ECRN changed at a time (SPEC §5, the paper's claims).
+  """One mechanism of the tuned NTK-ECRN changed at a time (docs/spec.md §5, the paper's claims).
 
   The stochastic-depth pair: without it (drop rate 0), and with drop rate 0.1, for when the
   selection already chose 0.
@@ -127,10 +181,12 @@ def ablation_variants() -> ml_collections.ConfigDict:
       ntk_ecrn_alpha1=dict(base='ntk_ecrn', ecrn=dict(alpha=1.0, alpha_schedule='constant')),
       ntk_ecrn_no_stochastic_depth=dict(base='ntk_ecrn', ecrn=dict(drop_rate=0.0)),
       # For a tuned drop rate of 0, the ablation the other way round.
-      ntk_ecrn_drop_rate_0p1=dict(base='ntk_ecrn', ecrn=dict(drop_rate=0.1)))
+      ntk_ecrn_drop_rate_0p1=dict(base='ntk_ecrn', ecrn=dict(drop_rate=0.1)),
+  )
   for factor in SIGMA_FF_FACTORS:
     variants['ntk_ecrn_sigma_ff_x' + f'{factor:g}'.replace('.', 'p')] = dict(
-        base='ntk_ecrn', ecrn=dict(fourier_scale_factor=factor))
+        base='ntk_ecrn', ecrn=dict(fourier_scale_factor=factor)
+    )
   return ml_collections.ConfigDict(variants)
 
 
@@ -141,12 +197,14 @@ def apply_variant(config: ml_collections.ConfigDict, name: str, arg) -> ml_colle
   args = arg.split(',')
   for a in args:
     if a not in VARIANTS:
-      raise ValueError(f'unknown variant {a!r} of {name}; valid: {list(VARIANTS)} '
-                       "(several joined by ',', e.g. ablations,smoke).")
+      raise ValueError(
+          f'unknown variant {a!r} of {name}; valid: {list(VARIANTS)} '
+          "(several joined by ',', e.g. ablations,smoke)."
+      )
   if 'ablations' in args:
     config.variants = ablation_variants()
     config.models = ('ntk_ecrn',) + tuple(config.variants.keys()) + ('mlp',)
-    config.tracking.models = ('ntk_ecrn', 'mlp')   # variants are tracked with their base
+    config.tracking.models = ('ntk_ecrn', 'mlp')  # variants are tracked with their base
   if 'smoke' not in args:
     return config
   config.seeds = (0,)
@@ -172,6 +230,5 @@ def apply_variant(config: ml_collections.ConfigDict, name: str, arg) -> ml_colle
   config.eval_batch_size = 256
   config.resnet18.width = 4
   config.resnet18.mlp_widths = (8, 8, 16, 16)
-  config.search = search_config(config.train.epochs)
   config.search.trials = 1
   return config

@@ -1,6 +1,9 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
 """Finite-width NTK-ECRN kernels at initialization against the infinite-width twin.
 
-Embedded data (x ~ N(0, I_d), SPEC §5's input law), no download. `:smoke` shrinks it.
+Embedded data (x ~ N(0, I_d), docs/spec.md §5's input law), no download. `:smoke` shrinks it.
 """
 
 import ml_collections
@@ -8,15 +11,27 @@ import ml_collections
 
 def get_config(arg=None):
   config = ml_collections.ConfigDict()
+  config.experiment = 'finite_vs_infinite'
   config.seed = 0
   config.num_points = 16
   config.input_dim = 8
   config.widths = (64, 128, 256, 512, 1024)
   config.num_seeds = 4
-  config.model = ml_collections.ConfigDict(dict(
-      depth=3, alpha=1.0, alpha_schedule='inverse_sqrt_depth', activation='gelu',
-      fourier_features=32, fourier_scale=0.5, drop_rate=0.1, out_dim=1,
-      parameterization='ntk', w_std=2.0**0.5, b_std=0.1))
+  config.model = ml_collections.ConfigDict(
+      dict(
+          depth=3,
+          alpha=1.0,
+          alpha_schedule='inverse_sqrt_depth',
+          activation='gelu',
+          fourier_features=32,
+          fourier_scale=0.5,
+          drop_rate=0.1,
+          out_dim=1,
+          parameterization='ntk',
+          w_std=2.0**0.5,
+          b_std=0.1,
+      )
+  )
   # Width at which the empirical NTK is checked against an explicit Jacobian contraction (and
   # neural-tangents' own, when it is installed).
   config.agreement_width = 128

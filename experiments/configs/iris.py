@@ -1,4 +1,7 @@
-"""Iris (SPEC §5, Table III): accuracy (and cross-entropy).
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""Iris (docs/spec.md §5, Table III): accuracy (and cross-entropy).
 
 Fields: see experiments/configs/common.py. `:smoke` shrinks it to a seconds-long run.
 """
@@ -9,7 +12,6 @@ from experiments.configs import common
 def get_config(arg=None):
   config = common.base_config('iris')
   config.train.epochs = 200
-  config.search = common.search_config(config.train.epochs)
   config.train.batch_size = 32
   config.tracking.probe_size = 120
   return common.apply_variant(config, 'iris', arg)

@@ -1,4 +1,7 @@
-"""Synthetic classification (SPEC §5, Table II): a 5-class Gaussian mixture, accuracy and cross-entropy.
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""Synthetic classification (docs/spec.md §5, Table II): a 5-class Gaussian mixture, accuracy and cross-entropy.
 
 Fields: see experiments/configs/common.py. `:smoke` shrinks it to a seconds-long run.
 """
@@ -9,5 +12,4 @@ from experiments.configs import common
 def get_config(arg=None):
   config = common.base_config('synthetic_classification')
   config.train.epochs = 100
-  config.search = common.search_config(config.train.epochs)
   return common.apply_variant(config, 'synthetic_classification', arg)

@@ -1,0 +1,241 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""Baselines for the paper's "ResNet-18" row: `ResNet18` (images) and `ResidualMLP18` (vectors).
+
+`ResNet18` is the CIFAR variant of He et al. (2016) as in kuangliu/pytorch-cifar: a 3×3 conv
+stem (`width` channels, stride 1, no max-pool) + BN + ReLU; 4 stages of 2 BasicBlocks with
+widths (w, 2w, 4w, 8w) and strides (1, 2, 2, 2); global average pool; Dense head. BasicBlock:
+conv3×3-BN-ReLU-conv3×3-BN plus a shortcut (1×1 conv + BN projection when the stride is not 1
+or the width changes), ReLU after the sum. 1 + 16 + 1 = 18 weight layers on the main path,
+plus 3 projection shortcuts.
+
+`ResidualMLP18` is the stand-in for ResNet-18 on vector (tabular, synthetic) data: a 2-D
+convolution has no meaning on unordered features, so each 3×3 conv becomes a Dense layer,
+keeping ResNet-18's depth (18 weight layers), widths (64, 128, 256, 512), residual structure,
+projection shortcuts and BatchNorm.
+
+Initialisation (as torchvision): conv and hidden Dense kernels He normal,
+variance_scaling(2.0, 'fan_out', 'normal') (untruncated); convs and the Dense layers followed
+by BN have no bias; BN scale 1, bias 0, momentum 0.9 (PyTorch's 0.1), epsilon 1e-5; the head
+kernel is U(±1/√fan_in) (PyTorch's Linear default) with a zero bias.
+
+Parameter counts ('params' only; BN running statistics, in 'batch_stats', excluded):
+  ResNet18(num_classes=10) on 32×32×3: 11,173,962 (as kuangliu's ResNet18).
+  ResidualMLP18(out_dim=1) on d=8:     1,403,265.
+
+BatchNorm: `train=True` normalises with batch statistics and updates 'batch_stats' (apply with
+`mutable=['batch_stats']`); `train=False` uses the running averages.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ecrn_jax import resolve_dtype
+
+he_normal = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
+torch_linear_init = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')
+
+
+def crop_and_flip(
+    images: jax.Array, offsets: jax.Array, flips: jax.Array, padding: int = 4
+) -> jax.Array:
+  """Crops each zero-padded image at given offsets and flips it horizontally where asked.
+
+  Args:
+    images: (N, H, W, C).
+    offsets: (N, 2) integer (row, column) offsets into the padded image, in [0, 2·padding].
+    flips: (N,) booleans, True to flip left-right.
+    padding: zero padding added to each spatial side before cropping.
+  Returns:
+    (N, H, W, C); offset (padding, padding) without flip returns the image.
+  """
+  _, height, width, channels = images.shape
+  padded = jnp.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+
+  def one(img, offset, flip):
+    crop = jax.lax.dynamic_slice(img, (offset[0], offset[1], 0), (height, width, channels))
+    return jnp.where(flip, crop[:, ::-1], crop)
+
+  return jax.vmap(one)(padded, offsets, flips)
+
+
+def random_crop_and_flip(images: jax.Array, key: jax.Array, padding: int = 4) -> jax.Array:
+  """Standard CIFAR augmentation: random crop from the `padding`-padded image + random flip.
+
+  Offsets are uniform in {0, …, 2·padding}² and flips Bernoulli(1/2), independently per image.
+
+  Args:
+    images: (N, H, W, C).
+    key: PRNG key.
+    padding: zero padding on each spatial side.
+  Returns:
+    (N, H, W, C).
+  """
+  offset_key, flip_key = jax.random.split(key)
+  n = images.shape[0]
+  offsets = jax.random.randint(offset_key, (n, 2), 0, 2 * padding + 1)
+  flips = jax.random.bernoulli(flip_key, 0.5, (n,))
+  return crop_and_flip(images, offsets, flips, padding)
+
+
+def _batch_norm(train: bool, dtype: Any, name: str) -> nn.BatchNorm:
+  # force_float32_reductions=False: statistics and running averages in `dtype` (float64 too).
+  return nn.BatchNorm(
+      use_running_average=not train,
+      momentum=0.9,
+      epsilon=1e-5,
+      dtype=dtype,
+      param_dtype=dtype,
+      force_float32_reductions=False,
+      name=name,
+  )
+
+
+class BasicBlock(nn.Module):
+  """conv3×3-BN-ReLU-conv3×3-BN + shortcut, ReLU after the sum. (N, H, W, C) → (N, H/s, W/s, F)."""
+
+  features: int
+  strides: int = 1
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    conv = lambda f, k, s, name: nn.Conv(  # pylint: disable=g-long-lambda
+        f,
+        (k, k),
+        strides=(s, s),
+        padding=((k // 2, k // 2),) * 2,
+        use_bias=False,
+        kernel_init=he_normal,
+        dtype=self.dtype,
+        param_dtype=self.dtype,
+        name=name,
+    )
+    y = conv(self.features, 3, self.strides, 'conv1')(x)
+    y = nn.relu(_batch_norm(train, self.dtype, 'bn1')(y))
+    y = conv(self.features, 3, 1, 'conv2')(y)
+    y = _batch_norm(train, self.dtype, 'bn2')(y)
+    shortcut = x
+    if self.strides != 1 or x.shape[-1] != self.features:
+      shortcut = conv(self.features, 1, self.strides, 'proj_conv')(x)
+      shortcut = _batch_norm(train, self.dtype, 'proj_bn')(shortcut)
+    return nn.relu(y + shortcut)
+
+
+class ResNet18(nn.Module):
+  """CIFAR ResNet-18 (see the module docstring).
+
+  Submodule names: 'stem_conv', 'stem_bn', 'block_{s}_{b}' (stage s = 0..3, block b = 0..1),
+  'head'. With `augment` and `train`, each image is randomly cropped and flipped
+  (`random_crop_and_flip`) with the 'dropout' rng.
+  Call: x (N, H·W·C) channels-last flattened, or (N, H, W, C) → (N, num_classes).
+  """
+
+  num_classes: int
+  image_shape: tuple = (32, 32, 3)
+  width: int = 64
+  augment: bool = False
+  dtype: str = 'float32'
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    dtype = resolve_dtype(self.dtype)
+    x = jnp.asarray(x)
+    if x.ndim == 2:
+      if x.shape[1] != math.prod(self.image_shape):
+        raise ValueError(
+            f'flat inputs must have {math.prod(self.image_shape)} features '
+            f'(image_shape={self.image_shape}), got shape {x.shape}.'
+        )
+      x = x.reshape(x.shape[0], *self.image_shape)
+    elif x.ndim != 4:
+      raise ValueError(f'inputs must be (N, H·W·C) or (N, H, W, C), got shape {x.shape}.')
+    x = x.astype(dtype)
+    if self.augment and train:
+      x = random_crop_and_flip(x, self.make_rng('dropout'))
+    h = nn.Conv(
+        self.width,
+        (3, 3),
+        padding=((1, 1), (1, 1)),
+        use_bias=False,
+        kernel_init=he_normal,
+        dtype=dtype,
+        param_dtype=dtype,
+        name='stem_conv',
+    )(x)
+    h = nn.relu(_batch_norm(train, dtype, 'stem_bn')(h))
+    for s, (mult, stride) in enumerate(zip((1, 2, 4, 8), (1, 2, 2, 2))):
+      for b in range(2):
+        h = BasicBlock(self.width * mult, stride if b == 0 else 1, dtype, name=f'block_{s}_{b}')(
+            h, train
+        )
+    h = jnp.mean(h, axis=(1, 2))
+    return nn.Dense(
+        self.num_classes, kernel_init=torch_linear_init, dtype=dtype, param_dtype=dtype, name='head'
+    )(h)
+
+
+class ResidualBlock(nn.Module):
+  """Dense-BN-ReLU-Dense-BN + shortcut (Dense+BN projection if the width changes), ReLU after."""
+
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    dense = lambda name: nn.Dense(
+        self.features,
+        use_bias=False,
+        kernel_init=he_normal,
+        dtype=self.dtype,
+        param_dtype=self.dtype,
+        name=name,
+    )
+    y = nn.relu(_batch_norm(train, self.dtype, 'bn1')(dense('dense1')(x)))
+    y = _batch_norm(train, self.dtype, 'bn2')(dense('dense2')(y))
+    shortcut = x
+    if x.shape[-1] != self.features:
+      shortcut = _batch_norm(train, self.dtype, 'proj_bn')(dense('proj_dense')(x))
+    return nn.relu(y + shortcut)
+
+
+class ResidualMLP18(nn.Module):
+  """ResNet-18's topology with Dense layers, for vector data (see the module docstring).
+
+  Dense stem (widths[0]) + BN + ReLU; 4 stages of 2 `ResidualBlock`s of widths `widths`;
+  Dense head. Submodule names: 'stem_dense', 'stem_bn', 'block_{s}_{b}', 'head'.
+  Call: x (N, d) → (N, out_dim).
+  """
+
+  out_dim: int
+  widths: tuple = (64, 128, 256, 512)
+  dtype: str = 'float32'
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    dtype = resolve_dtype(self.dtype)
+    x = jnp.asarray(x)
+    if x.ndim != 2:
+      raise ValueError(f'inputs must be (N, d), got shape {x.shape}.')
+    h = nn.Dense(
+        self.widths[0],
+        use_bias=False,
+        kernel_init=he_normal,
+        dtype=dtype,
+        param_dtype=dtype,
+        name='stem_dense',
+    )(x.astype(dtype))
+    h = nn.relu(_batch_norm(train, dtype, 'stem_bn')(h))
+    for s, width in enumerate(self.widths):
+      for b in range(2):
+        h = ResidualBlock(width, dtype, name=f'block_{s}_{b}')(h, train)
+    return nn.Dense(
+        self.out_dim, kernel_init=torch_linear_init, dtype=dtype, param_dtype=dtype, name='head'
+    )(h)

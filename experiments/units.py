@@ -1,0 +1,379 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""One unit of a benchmark run: one model, one seed, one dataset → one result dict.
+
+A trained unit (`run_trained`) trains a network with `ecrn_jax.train`, kernel-tracked when
+the config asks, checkpointing every `checkpoint_every` epochs; started again it restores the
+last checkpoint and continues, and its results equal an uninterrupted run's (batch orders and
+dropout keys depend only on (seed, epoch, step); timings aside, under 'seconds' keys).
+A kernel unit (`run_kernel`) is kernel regression with an infinite-width kernel; the training
+kernel is factored once for the training and test predictions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from typing import Optional
+
+from absl import logging
+import jax
+import numpy as np
+import scipy.special
+
+import ecrn_jax
+from experiments import input_pipeline
+from experiments import models
+from experiments import workdir as workdir_lib
+
+
+@dataclasses.dataclass
+class Unit:
+  seed: int
+  model: str
+  directory: str
+  label: str
+
+
+def regression_metrics(predictions, targets) -> dict:
+  p = np.asarray(predictions, np.float64).reshape(-1)
+  y = np.asarray(targets, np.float64).reshape(-1)
+  mse = float(np.mean((p - y) ** 2))
+  sst = float(np.sum((y - y.mean()) ** 2))
+  return {'mse': mse, 'r2': 1.0 - float(np.sum((p - y) ** 2)) / sst if sst > 0 else None}
+
+
+def classification_metrics(log_probs: Optional[np.ndarray], scores, labels) -> dict:
+  labels = np.asarray(labels)
+  accuracy = float(np.mean(np.argmax(np.asarray(scores), axis=-1) == labels))
+  out = {'accuracy': accuracy, 'cross_entropy': None}
+  if log_probs is not None:
+    out['cross_entropy'] = 0.0 - float(
+        np.mean(np.asarray(log_probs, np.float64)[np.arange(len(labels)), labels])
+    )
+  return out
+
+
+def progress_bar(
+    label: str, epoch: int, epochs: int, loss: float, eta: str, *, stream=None, width: int = 30
+) -> bool:
+  """Draws `label [#####-----] epoch/epochs loss ETA` in place on a terminal.
+
+  Returns False (and draws nothing) when `stream` (default stderr) is not a terminal, so
+  that logs and CI output get one absl line per epoch instead.
+  """
+  stream = sys.stderr if stream is None else stream
+  if not getattr(stream, 'isatty', lambda: False)():
+    return False
+  filled = int(width * epoch / max(epochs, 1))
+  stream.write(
+      f'\r{label} [{"#" * filled}{"-" * (width - filled)}] {epoch}/{epochs}  '
+      f'loss {loss:.5g}  ETA {eta}   '
+  )
+  if epoch >= epochs:
+    stream.write('\n')
+  stream.flush()
+  return True
+
+
+def format_seconds(seconds: float) -> str:
+  seconds = int(round(seconds))
+  h, rem = divmod(seconds, 3600)
+  m, s = divmod(rem, 60)
+  return f'{h}h{m:02d}m{s:02d}s' if h else (f'{m}m{s:02d}s' if m else f'{s}s')
+
+
+def run_unit(unit: Unit, config, dataset, metrics: workdir_lib.MetricsLog) -> dict:
+  """Trains or fits `unit.model` with `config` on `dataset`; returns its result dict."""
+  if models.spec(config, unit.model).kind == 'trained':
+    return run_trained(unit, config, dataset, metrics)
+  return run_kernel(unit, config, dataset)
+
+
+# ---------------------------------------------------------------------------------------------
+# Trained units.
+
+
+def _tracker(unit: Unit, config, model, data, train_config):
+  base = models.base_model(config, unit.model)
+  if unit.model not in config.tracking.models and base not in config.tracking.models:
+    return None
+  fields = {k: v for k, v in config.tracking.to_dict().items() if k != 'models'}
+  fields['probe_size'] = min(fields['probe_size'], len(data[0]))
+  tracker = ecrn_jax.KernelTracker(model, data, train_config, ecrn_jax.TrackingConfig(**fields))
+  return ecrn_jax.TrackingWriter(tracker, os.path.join(unit.directory, 'tracking'))
+
+
+def _restore(unit: Unit, checkpointer, model, variables, train_config, n, tracker):
+  """The `resume` argument of `ecrn_jax.train` from the last checkpoint, or None."""
+  latest = checkpointer.latest_epoch()
+  if latest is None:
+    return None
+  fresh = ecrn_jax.TrainState.create(
+      apply_fn=model.apply,
+      params=variables['params'],
+      tx=ecrn_jax.make_optimizer(train_config, ecrn_jax.steps_per_epoch(train_config, n)),
+      rest={k: v for k, v in variables.items() if k != 'params'},
+  )
+  state, host, tracker_state = checkpointer.restore(latest, fresh)
+  rest = dict(fresh.rest)
+  if 'batch_stats' in state:
+    rest['batch_stats'] = state['batch_stats']
+  if tracker is not None:
+    tracker.load_state_dict(tracker_state)
+  logging.info('%s: resuming from the checkpoint of epoch %d', unit.label, host['epoch'])
+  return dict(
+      epoch=host['epoch'],
+      params=state['params'],
+      opt_state=state['opt_state'],
+      step=state['step'],
+      history=host['history'],
+      rest=rest,
+  )
+
+
+class EpochReporter:
+  """The `checkpoint` hook of `ecrn_jax.train`: after each epoch, one metrics line, the
+  progress (bar on a terminal, else a log line with the ETA), and a checkpoint every
+  `every` epochs (and the last)."""
+
+  def __init__(
+      self, unit: Unit, epochs: int, every: int, first_epoch: int, metrics, checkpointer, tracker
+  ):
+    self.unit, self.epochs, self.every, self.first_epoch = unit, epochs, every, first_epoch
+    self.metrics, self.checkpointer, self.tracker = metrics, checkpointer, tracker
+    self.start = time.perf_counter()
+    self.first_done = None  # the end of this session's first epoch (compilation included)
+    self.checkpoint_seconds = 0.0
+
+  def _tracked(self, epoch: int) -> dict:
+    records = self.tracker.tracker.records if self.tracker is not None else []
+    if not records or records[-1]['epoch'] != epoch:
+      return {}
+    return {name: records[-1][name] for name in ('lambda_max', 'relative_delta_frobenius')}
+
+  def _report(self, epoch: int, state, loss: float) -> None:
+    elapsed = time.perf_counter() - self.start
+    done = epoch - self.first_epoch
+    if self.first_done is None:
+      self.first_done = elapsed
+    # The rate after the first epoch, which also compiles.
+    rate = (elapsed - self.first_done) / (done - 1) if done > 1 else elapsed / max(done, 1)
+    eta = format_seconds(rate * (self.epochs - epoch))
+    self.metrics.write(
+        {
+            'seed': self.unit.seed,
+            'model': self.unit.model,
+            'epoch': epoch,
+            'step': int(state.step),
+            'train_loss': loss,
+            **self._tracked(epoch),
+            'seconds': {'elapsed': elapsed},
+        }
+    )
+    if not progress_bar(self.unit.label, epoch, self.epochs, loss, eta):
+      logging.info(
+          '%s epoch %d/%d  loss %.5g  |  %.2f s/epoch, ETA %s',
+          self.unit.label,
+          epoch,
+          self.epochs,
+          loss,
+          rate,
+          eta,
+      )
+
+  def __call__(self, epoch: int, state, history: dict) -> None:
+    if epoch > 0:
+      self._report(epoch, state, history['loss'][-1])
+    if epoch % self.every == 0 or epoch == self.epochs:
+      start = time.perf_counter()
+      tracker_state = self.tracker.tracker.state_dict() if self.tracker is not None else None
+      self.checkpointer.save(epoch, state, history, tracker_state)
+      self.checkpoint_seconds += time.perf_counter() - start
+
+
+def _predict(model, variables, x, batch_size: int) -> np.ndarray:
+  apply = jax.jit(model.apply)
+  parts = [
+      np.asarray(apply(variables, x[i : i + batch_size]), np.float64)
+      for i in range(0, len(x), batch_size)
+  ]
+  return np.concatenate(parts)
+
+
+def evaluate_network(model, variables, dataset, batch_size: int) -> dict:
+  """{'train': metrics, 'test': metrics} of a network in evaluation mode."""
+  out = {}
+  for split, x, y in (
+      ('train', dataset.x_train, dataset.y_train),
+      ('test', dataset.x_test, dataset.y_test),
+  ):
+    f = _predict(model, variables, x, batch_size)
+    if dataset.task == 'regression':
+      out[split] = regression_metrics(f[:, 0], y)
+    else:
+      out[split] = classification_metrics(scipy.special.log_softmax(f, axis=-1), f, y)
+  return out
+
+
+def _tracking_summary(unit: Unit, writer) -> dict:
+  tracker = writer.tracker
+  first, last = tracker.records[0], tracker.records[-1]
+  return {
+      'mode': tracker.mode,
+      'probe_size': tracker.n_p,
+      'lambda_max_init': first['lambda_max'],
+      'lambda_max_final': last['lambda_max'],
+      'relative_delta_frobenius_final': last['relative_delta_frobenius'],
+      'files': os.path.relpath(writer.directory, os.path.dirname(os.path.dirname(unit.directory))),
+  }
+
+
+def run_trained(unit: Unit, config, dataset, metrics: workdir_lib.MetricsLog) -> dict:
+  """Trains (or resumes) one network and evaluates it on the train and test splits."""
+  start = time.perf_counter()
+  model, variables = models.build_network(config, unit.model, dataset, unit.seed)
+  loss = 'mse' if dataset.task == 'regression' else 'cross_entropy'
+  train_config = ecrn_jax.TrainConfig(**config.train.to_dict(), loss=loss, seed=unit.seed)
+  data = (dataset.x_train, dataset.y_train)
+  tracker = _tracker(unit, config, model, data, train_config)
+  checkpointer = workdir_lib.Checkpointer(os.path.join(unit.directory, 'checkpoints'))
+  resume = _restore(unit, checkpointer, model, variables, train_config, len(data[0]), tracker)
+  first_epoch = 0 if resume is None else int(resume['epoch'])
+  metrics.truncate_unit(unit.seed, unit.model, -1 if resume is None else first_epoch)
+  reporter = EpochReporter(
+      unit,
+      train_config.epochs,
+      int(config.checkpoint_every),
+      first_epoch,
+      metrics,
+      checkpointer,
+      tracker,
+  )
+  result = {
+      'seed': unit.seed,
+      'model': unit.model,
+      'kind': 'trained network',
+      'train_config': dataclasses.asdict(train_config),
+  }
+  try:
+    final, history = ecrn_jax.train(
+        model,
+        variables,
+        data,
+        train_config,
+        callbacks=[tracker] if tracker is not None else [],
+        resume=resume,
+        checkpoint=reporter,
+    )
+  except ecrn_jax.TrainingDiverged as e:
+    logging.warning('%s: %s', unit.label, e)
+    result.update(
+        diverged=True,
+        error=str(e),
+        test=None,
+        train=None,
+        seconds={'unit': time.perf_counter() - start},
+    )
+    return result
+  finally:
+    checkpointer.close()
+  result.update(evaluate_network(model, final, dataset, int(config.eval_batch_size)))
+  result['diverged'] = False
+  result['final_train_loss'] = history['loss'][-1] if len(history['loss']) else None
+  result['num_parameters'] = int(
+      sum(np.size(p) for p in jax.tree_util.tree_leaves(final['params']))
+  )
+  if tracker is not None:
+    result['tracking'] = _tracking_summary(unit, tracker)
+  result['seconds'] = {
+      'train': history['train_seconds'],
+      'callbacks': history['callback_seconds'],
+      'tracking': tracker.tracker.seconds if tracker is not None else 0.0,
+      'checkpoints_this_session': reporter.checkpoint_seconds,
+      'unit_this_session': time.perf_counter() - start,
+  }
+  return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernel units.
+
+
+_CROSS_ENTROPY_FROM = (
+    'calibrated_softmax(scores / T), scores = kernel regression on centred one-hot targets; '
+    'T fitted (fit_softmax_temperature) on {folds}-fold cross-validated scores of the '
+    'training points'
+)
+
+
+def _classify(unit: Unit, config, dataset, k_train, k_test, solve) -> dict:
+  """Scores by kernel regression on centred one-hot targets; probabilities by a softmax whose
+  temperature is fitted on K-fold cross-validated training scores."""
+  c, labels = dataset.num_classes, np.asarray(dataset.y_train)
+  targets = ecrn_jax.centered_one_hot(labels.astype(np.int64), c)
+  folds = int(config.kernel.calibration_folds)
+  order = input_pipeline.named_rng(unit.seed, 'calibration').permutation(len(labels))
+  calibration = ecrn_jax.calibrate_temperature(
+      k_train, labels, c, folds=folds, order=order, **solve
+  )
+  out = {
+      'cross_entropy_from': _CROSS_ENTROPY_FROM.format(folds=folds),
+      'calibration': {'folds': folds, 'held_out_accuracy': calibration.held_out_accuracy},
+      'temperature': calibration.temperature,
+  }
+  if calibration.held_out_accuracy == 1.0:
+    out['cross_entropy_from'] = None
+    out['cross_entropy_none_because'] = (
+        'every cross-validated training score is classified correctly, so the fitted '
+        'temperature runs to its lower bound and the cross-entropy would measure that bound'
+    )
+  coefficients = ecrn_jax.dual_coefficients(k_train, targets, **solve)
+  for split, k, y in (('train', k_train, labels), ('test', k_test, dataset.y_test)):
+    scores = k @ coefficients
+    log_probs = None
+    if out['cross_entropy_from'] is not None:
+      log_probs = np.log(
+          np.clip(ecrn_jax.calibrated_softmax(scores, calibration.temperature), 1e-300, None)
+      )
+    out[split] = classification_metrics(log_probs, scores, y)
+  return out
+
+
+def run_kernel(unit: Unit, config, dataset) -> dict:
+  """Kernel regression with the infinite-width kernel of the unit's architecture."""
+  start = time.perf_counter()
+  kcfg = config.kernel
+  arch = models.arch_config(config, unit.model, dataset, dtype='float64')
+  variables = None
+  if models.spec(config, unit.model).family == 'ecrn':
+    variables = ecrn_jax.ECRN(arch).init(
+        models.model_key(unit.seed, unit.model, config), dataset.x_train[:1]
+    )
+  common = dict(variables=variables, get=kcfg.kernel, batch_size=int(kcfg.batch_size))
+  x_train = np.asarray(dataset.x_train, np.float64)
+  k_train = ecrn_jax.batched_infinite_kernels(arch, x_train, **common)
+  k_test = ecrn_jax.batched_infinite_kernels(
+      arch, np.asarray(dataset.x_test, np.float64), x_train, **common
+  )
+  solve = dict(diag_reg=float(kcfg.diag_reg), t=kcfg.t)
+  result = {
+      'seed': unit.seed,
+      'model': unit.model,
+      'kind': f'infinite-width {kcfg.kernel.upper()} kernel regression',
+      'architecture': dataclasses.asdict(arch),
+      'diag_reg': float(kcfg.diag_reg),
+      't': kcfg.t,
+  }
+  if dataset.task == 'regression':
+    y = np.asarray(dataset.y_train, np.float64)
+    coefficients = ecrn_jax.dual_coefficients(k_train, y, **solve)
+    result['train'] = regression_metrics(k_train @ coefficients, y)
+    result['test'] = regression_metrics(k_test @ coefficients, dataset.y_test)
+  else:
+    result.update(_classify(unit, config, dataset, k_train, k_test, solve))
+  result['seconds'] = {'unit': time.perf_counter() - start}
+  return result

@@ -1,0 +1,199 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""The workdir of a run: its guard, its metrics log and the trained units' checkpoints.
+
+Layout (experiments/train.py fills it):
+
+  config.json                   {'name', 'config'}: the resolved config (`prepare`)
+  metrics.jsonl                 one JSON line per epoch of each trained unit and one per unit
+                                result, `{"seed", "model", "epoch", ...}` (`MetricsLog`)
+  results.json                  every finished unit, and mean ± std over seeds per model
+  search.json, search/          hyperparameter selection (experiments/search.py)
+  seed_<s>/<model>/result.json  a finished unit (its presence marks it done)
+  seed_<s>/<model>/tracking/    the kernel tracker's tracking.npz / .jsonl / _meta.json
+  seed_<s>/<model>/checkpoints/ orbax checkpoints of a trained unit (`Checkpointer`)
+
+Every file is written atomically (ecrn_jax.io) and nothing is pickled: a workdir copied from
+elsewhere is data, never code.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any, Optional
+
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+
+from ecrn_jax import io
+
+CONFIG_FILE = 'config.json'
+# Fields that do not change what a run computes: not compared when a run resumes.
+_UNCOMPARED = ('data_dir',)
+
+
+def config_to_dict(config: ml_collections.ConfigDict) -> dict:
+  return io.jsonable(config.to_dict())
+
+
+def _identity(resolved: dict) -> dict:
+  config = dict(resolved.get('config') or {})
+  data = dict(config.get('data') or {})
+  for name in _UNCOMPARED:
+    data.pop(name, None)
+  if data:
+    config['data'] = data
+  return {'name': resolved.get('name'), 'config': config}
+
+
+def _empty(workdir: str) -> None:
+  logging.warning('--overwrite: deleting the contents of %s', workdir)
+  for entry in os.listdir(workdir):
+    full = os.path.join(workdir, entry)
+    if os.path.isdir(full) and not os.path.islink(full):
+      shutil.rmtree(full)
+    else:
+      os.remove(full)
+
+
+def prepare(
+    workdir: str, name: str, config: ml_collections.ConfigDict, *, overwrite: bool = False
+) -> None:
+  """Creates `workdir` with config.json, or checks that it belongs to this config.
+
+  A non-empty workdir whose config.json differs (or that has none) is refused unless
+  `overwrite`, which empties it first. The same config continues (resumes) the run.
+  """
+  resolved = {'name': name, 'config': config_to_dict(config)}
+  path = os.path.join(workdir, CONFIG_FILE)
+  if os.path.isdir(workdir) and os.listdir(workdir):
+    previous = None
+    if os.path.exists(path):
+      try:
+        previous = io.read_json(path)
+      except ValueError:
+        previous = None
+    if previous is None or _identity(previous) != _identity(resolved):
+      if not overwrite:
+        what = (
+            f"config {previous.get('name')!r} with other values"
+            if previous
+            else 'files of another run (no readable config.json)'
+        )
+        raise FileExistsError(
+            f'workdir {workdir} holds {what}; choose another --workdir, or pass --overwrite '
+            'to delete its contents.'
+        )
+      _empty(workdir)
+    else:
+      logging.info('workdir %s holds this config: resuming', workdir)
+  os.makedirs(workdir, exist_ok=True)
+  io.write_json(path, resolved)
+
+
+class MetricsLog:
+  """metrics.jsonl: appends lines; `truncate_unit` drops a unit's lines past an epoch."""
+
+  def __init__(self, path: str):
+    self.path = path
+
+  def write(self, record: dict) -> None:
+    io.append_line(self.path, record)
+
+  def truncate_unit(self, seed: int, model: str, after_epoch: int) -> None:
+    """Removes the lines of (seed, model) with epoch > after_epoch (or with no epoch)."""
+    if not os.path.exists(self.path):
+      return
+    kept = [
+        rec
+        for rec in io.read_lines(self.path)
+        if not (
+            rec.get('seed') == seed
+            and rec.get('model') == model
+            and (rec.get('epoch') is None or rec['epoch'] > after_epoch)
+        )
+    ]
+    io.write_lines(self.path, kept)
+
+
+class Checkpointer:
+  """Orbax CheckpointManager of a trained unit: step = epoch, the last two kept.
+
+  Items: 'state' (params, optimizer state, step and BatchNorm statistics, as numpy arrays)
+  and 'host' (JSON: the epoch and the training history). The kernel tracker's state (flat
+  numpy arrays) is written beside them as tracker_<epoch>.npz before the step is committed.
+  Saves are synchronous; orbax finalizes a step atomically, so a killed save leaves the last
+  complete one as the latest.
+  """
+
+  def __init__(self, directory: str):
+    import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+
+    self._ocp = ocp
+    self.directory = os.path.abspath(directory)
+    self.manager = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=2,
+            create=True,
+            cleanup_tmp_directories=True,
+            enable_async_checkpointing=False,
+        ),
+    )
+
+  def latest_epoch(self) -> Optional[int]:
+    return self.manager.latest_step()
+
+  def _tracker_path(self, epoch: int) -> str:
+    return os.path.join(self.directory, f'tracker_{epoch}.npz')
+
+  @staticmethod
+  def _items(state) -> dict:
+    items = {'params': state.params, 'opt_state': state.opt_state, 'step': state.step}
+    if getattr(state, 'rest', None) and 'batch_stats' in state.rest:
+      items['batch_stats'] = state.rest['batch_stats']
+    return items
+
+  def save(
+      self, epoch: int, state, history: dict, tracker_state: Optional[dict[str, np.ndarray]] = None
+  ) -> None:
+    ocp = self._ocp
+    if tracker_state is not None:
+      io.save_npz(self._tracker_path(epoch), tracker_state)
+    tree = jax.tree_util.tree_map(np.asarray, self._items(state))
+    host = io.jsonable({'epoch': epoch, 'history': history})
+    self.manager.save(
+        epoch,
+        args=ocp.args.Composite(state=ocp.args.StandardSave(tree), host=ocp.args.JsonSave(host)),
+        force=True,
+    )
+    self.manager.wait_until_finished()
+    kept = set(self.manager.all_steps())
+    for entry in os.listdir(self.directory):
+      if entry.startswith('tracker_') and entry.endswith('.npz'):
+        if int(entry[len('tracker_') : -len('.npz')]) not in kept:
+          os.remove(os.path.join(self.directory, entry))
+
+  def restore(self, epoch: int, state) -> tuple[dict, dict, Optional[dict[str, Any]]]:
+    """(state items, host {'epoch', 'history'}, tracker state or None) of `epoch`."""
+    ocp = self._ocp
+    target = jax.tree_util.tree_map(
+        lambda a: np.zeros(np.shape(a), np.asarray(a).dtype), self._items(state)
+    )
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
+    out = self.manager.restore(
+        epoch,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract), host=ocp.args.JsonRestore()
+        ),
+    )
+    path = self._tracker_path(epoch)
+    tracker_state = io.load_npz(path) if os.path.exists(path) else None
+    return out['state'], out['host'], tracker_state
+
+  def close(self):
+    self.manager.close()

@@ -1,0 +1,65 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""Helpers shared by the tests of the experiments layer: the CLI, config loading, smoke runs."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.path.join(REPO, '..', 'shared', 'data')
+BOSTON_CSV = os.path.join(SHARED_DATA, 'uci', 'boston_housing.csv')
+
+
+def cli(*args, **kwargs) -> subprocess.Popen:
+  """`python -m experiments.run ARGS` started in the repository root."""
+  return subprocess.Popen(
+      [sys.executable, '-m', 'experiments.run', *args],
+      cwd=REPO,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+      **kwargs,
+  )
+
+
+def run_cli(*args, timeout=300) -> tuple[int, str, str]:
+  proc = cli(*args)
+  out, err = proc.communicate(timeout=timeout)
+  return proc.returncode, out, err
+
+
+def without_timings(obj):
+  """`obj` without its 'seconds' entries (the only fields that differ between equal runs)."""
+  if isinstance(obj, dict):
+    return {k: without_timings(v) for k, v in obj.items() if k != 'seconds'}
+  if isinstance(obj, list):
+    return [without_timings(v) for v in obj]
+  return obj
+
+
+def smoke_run(name: str, workdir, overrides=(), *, search: bool = False):
+  """(config, results) of `NAME:smoke` with `overrides` ('field=value') run in `workdir`."""
+  from experiments import run, train, workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+
+  overrides = list(overrides) + ([] if search else ['search.enabled=False'])
+  _, config = run.load_config(f'{name}:smoke', overrides)
+  workdir_lib.prepare(str(workdir), name, config)
+  if name == 'cifar_subset' and not config.data.data_dir:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+    with tfds.testing.mock_data(num_examples=96):
+      return config, train.train_and_evaluate(config, str(workdir))
+  return config, train.train_and_evaluate(config, str(workdir))
+
+
+def regression_data(n: int, d: int = 4, seed: int = 0):
+  """(x (n, d), y (n,)): standardized Gaussian inputs and a standardized smooth target."""
+  rng = np.random.default_rng(seed)
+  x = rng.standard_normal((n, d))
+  x = (x - x.mean(0)) / x.std(0)
+  y = np.sin(x @ rng.standard_normal(d))
+  return x, (y - y.mean()) / y.std()
