@@ -195,6 +195,50 @@ def time_ntk_vp(n):
   )
 
 
+def _print_row(n, method, stats, kernel, ref, ours_t):
+  """One table row: `method`'s times against the structured kernel `ref` (N, N) and its time."""
+  t = statistics.median(stats['times_s'])
+  diff = float(np.abs(kernel - ref).max() / np.abs(ref).max()) if ref is not None else float('nan')
+  speedup = t / ours_t if ours_t else float('nan')
+  frac = (
+      structured_flops(n) / t / stats['matmul_flops_per_s'] * 100
+      if method == 'structured'
+      else float('nan')
+  )
+  print(
+      f'{n:>6} {method:>24} {t:>9.3f} {stats["first_s"]:>8.2f} '
+      f'{stats["peak_rss_gib"]:>7.2f}Gi {diff:>9.1e} {speedup:>7.1f} {frac:>6.1f}'
+  )
+
+
+def _compare_methods(n, tmp):
+  """Runs every method at N = n in its own worker and prints their rows."""
+  results = {}
+  for method in FLAGS.methods:
+    stats, kernel = _run_worker(method, n, tmp)
+    results[method] = (stats, kernel)
+  ref_stats, ref = results.get('structured', (None, None))
+  ours_t = statistics.median(ref_stats['times_s']) if ref_stats else None
+  for method, (stats, kernel) in results.items():
+    if stats is None:
+      print(f'{n:>6} {method:>24}  failed: {kernel}')
+      continue
+    _print_row(n, method, stats, kernel, ref, ours_t)
+  print()
+
+
+def _time_full_kernel(n, tmp):
+  """Times our structured n×n kernel in a worker and prints it."""
+  stats, _ = _run_worker('structured', n, tmp)
+  t = statistics.median(stats['times_s'])
+  frac = structured_flops(n) / t / stats['matmul_flops_per_s'] * 100
+  print(
+      f'full {n}×{n} kernel (structured): {t:.2f} s warm, '
+      f'{stats["first_s"]:.2f} s first call, peak RSS {stats["peak_rss_gib"]:.2f} GiB, '
+      f'{frac:.1f}% of the matmul FLOP/s measured in that process'
+  )
+
+
 def main(argv):
   del argv
   if FLAGS.worker:
@@ -213,42 +257,9 @@ def main(argv):
   print(header)
   with tempfile.TemporaryDirectory() as tmp:
     for n in map(int, FLAGS.sizes):
-      results = {}
-      for method in FLAGS.methods:
-        stats, kernel = _run_worker(method, n, tmp)
-        results[method] = (stats, kernel)
-      ref_stats, ref = results.get('structured', (None, None))
-      ours_t = statistics.median(ref_stats['times_s']) if ref_stats else None
-      for method, (stats, kernel) in results.items():
-        if stats is None:
-          print(f'{n:>6} {method:>24}  failed: {kernel}')
-          continue
-        t = statistics.median(stats['times_s'])
-        diff = (
-            float(np.abs(kernel - ref).max() / np.abs(ref).max())
-            if ref is not None
-            else float('nan')
-        )
-        speedup = t / ours_t if ours_t else float('nan')
-        frac = (
-            structured_flops(n) / t / stats['matmul_flops_per_s'] * 100
-            if method == 'structured'
-            else float('nan')
-        )
-        print(
-            f'{n:>6} {method:>24} {t:>9.3f} {stats["first_s"]:>8.2f} '
-            f'{stats["peak_rss_gib"]:>7.2f}Gi {diff:>9.1e} {speedup:>7.1f} {frac:>6.1f}'
-        )
-      print()
+      _compare_methods(n, tmp)
     if FLAGS.full_n:
-      stats, _ = _run_worker('structured', FLAGS.full_n, tmp)
-      t = statistics.median(stats['times_s'])
-      frac = structured_flops(FLAGS.full_n) / t / stats['matmul_flops_per_s'] * 100
-      print(
-          f'full {FLAGS.full_n}×{FLAGS.full_n} kernel (structured): {t:.2f} s warm, '
-          f'{stats["first_s"]:.2f} s first call, peak RSS {stats["peak_rss_gib"]:.2f} GiB, '
-          f'{frac:.1f}% of the matmul FLOP/s measured in that process'
-      )
+      _time_full_kernel(FLAGS.full_n, tmp)
   if FLAGS.vp_n:
     time_ntk_vp(FLAGS.vp_n)
   print(

@@ -75,6 +75,7 @@ from ecrn_jax.regression import fit_softmax_temperature
 from ecrn_jax.regression import gp_posterior
 from ecrn_jax.regression import infinite_kernel_regression
 from ecrn_jax.regression import kernel_regression
+from ecrn_jax.regression import mean_diagonal
 
 __version__ = '0.1.0'
 
@@ -135,22 +136,7 @@ __all__ = [
     'TrackingConfig',
     'TrackingWriter',
     # Kernel regression (also in `ecrn_jax.regression`).
-    'GaussianPosterior',
-    'JitterWarning',
-    'TemperatureCalibration',
-    'batched_infinite_kernel_diagonal',
-    'batched_infinite_kernels',
-    'calibrate_temperature',
-    'calibrated_softmax',
-    'centered_one_hot',
-    'cholesky_with_jitter',
-    'cross_validated_scores',
-    'dual_coefficients',
-    'empirical_kernel_regression',
-    'fit_softmax_temperature',
-    'gp_posterior',
-    'infinite_kernel_regression',
-    'kernel_regression',
+    *regression.__all__,
     # scikit-learn estimators (loaded on first use).
     'NTKClassifier',
     'NTKRegressor',

@@ -76,17 +76,10 @@ def load_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
   return x, y.astype(np.int64)
 
 
-def import_cifar10(train_npz: str, test_npz: str, data_dir: str | None = None) -> str:
-  """Writes the npz images as tfds's `cifar10` (3.0.2) into data_dir; returns the dataset folder."""
+def _builder_class(splits: dict, sources: str):
+  """tfds's cifar10 builder class whose examples come from `splits` ({split: (x, y)})."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from tensorflow_datasets.image_classification import cifar  # pylint: disable=g-import-not-at-top
-
-  data_dir = os.path.abspath(data_dir or _DEFAULT_DATA_DIR)
-  splits = {'train': load_npz(train_npz), 'test': load_npz(test_npz)}
-  sources = (
-      f'train: {train_npz} ({len(splits["train"][0])} images), '
-      f'test: {test_npz} ({len(splits["test"][0])} images)'
-  )
 
   class Cifar10FromArrays(cifar.Cifar10, skip_registration=True):
     """tfds's cifar10 builder, generating its examples from arrays instead of a download."""
@@ -123,7 +116,31 @@ def import_cifar10(train_npz: str, test_npz: str, data_dir: str | None = None) -
       for index, (image, label) in enumerate(zip(images, labels)):
         yield index, {'id': f'{prefix}{index:05d}', 'image': image, 'label': int(label)}
 
-  builder = Cifar10FromArrays(data_dir=data_dir)
+  return Cifar10FromArrays
+
+
+def _check_splits(builder, splits: dict) -> None:
+  for split, (images, _) in splits.items():
+    info = builder.info.splits[split]
+    if info.num_examples != len(images) or info.num_shards != 1:
+      raise RuntimeError(
+          f'{split}: wrote {info.num_examples} examples in {info.num_shards} '
+          f'shards; expected {len(images)} in 1 (order is kept within one shard).'
+      )
+
+
+def import_cifar10(train_npz: str, test_npz: str, data_dir: str | None = None) -> str:
+  """Writes the npz images as tfds's `cifar10` (3.0.2) into data_dir; returns the dataset folder."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  data_dir = os.path.abspath(data_dir or _DEFAULT_DATA_DIR)
+  splits = {'train': load_npz(train_npz), 'test': load_npz(test_npz)}
+  sources = (
+      f'train: {train_npz} ({len(splits["train"][0])} images), '
+      f'test: {test_npz} ({len(splits["test"][0])} images)'
+  )
+
+  builder = _builder_class(splits, sources)(data_dir=data_dir)
   if builder.data_path.exists():
     raise FileExistsError(f'{builder.data_path} already exists; delete it to re-import.')
   with tempfile.TemporaryDirectory() as download_dir:  # Nothing is downloaded: keep data_dir clean.
@@ -135,13 +152,7 @@ def import_cifar10(train_npz: str, test_npz: str, data_dir: str | None = None) -
             )
         ),
     )
-  for split, (images, _) in splits.items():
-    info = builder.info.splits[split]
-    if info.num_examples != len(images) or info.num_shards != 1:
-      raise RuntimeError(
-          f'{split}: wrote {info.num_examples} examples in {info.num_shards} '
-          f'shards; expected {len(images)} in 1 (order is kept within one shard).'
-      )
+  _check_splits(builder, splits)
   return os.fspath(builder.data_path)
 
 

@@ -306,25 +306,37 @@ def _split_indices(y, test_fraction, stratify, rng):
   )
 
 
-def _split_and_standardize(x, y, task, num_classes, name, test_fraction, rng) -> Dataset:
-  train_idx, test_idx = _split_indices(y, test_fraction, task == 'classification', rng)
-  x_train, (x_test,), mean, std = standardize(x[train_idx], x[test_idx])
+def _standardized(
+    x_train, y_train, x_test, y_test, task: str, num_classes: int, name: str, **info
+) -> Dataset:
+  """A `Dataset` of raw arrays, standardized with the training statistics (per feature)."""
+  xs_train, (xs_test,), mean, std = standardize(x_train, x_test)
   y_dtype = np.int32 if task == 'classification' else np.float32
+  info = dict(feature_mean=mean, feature_std=std, standardize_channels=None, **info)
   return Dataset(
-      x_train,
-      y[train_idx].astype(y_dtype),
-      x_test,
-      y[test_idx].astype(y_dtype),
+      xs_train,
+      np.asarray(y_train).astype(y_dtype),
+      xs_test,
+      np.asarray(y_test).astype(y_dtype),
       task=task,
       num_classes=num_classes,
       name=name,
-      info=dict(
-          feature_mean=mean,
-          feature_std=std,
-          standardize_channels=None,
-          train_indices=train_idx,
-          test_indices=test_idx,
-      ),
+      info=info,
+  )
+
+
+def _split_and_standardize(x, y, task, num_classes, name, test_fraction, rng) -> Dataset:
+  train_idx, test_idx = _split_indices(y, test_fraction, task == 'classification', rng)
+  return _standardized(
+      x[train_idx],
+      y[train_idx],
+      x[test_idx],
+      y[test_idx],
+      task,
+      num_classes,
+      name,
+      train_indices=train_idx,
+      test_indices=test_idx,
   )
 
 
@@ -343,26 +355,19 @@ def _synthetic_regression(config, rng) -> Dataset:
 
   x_train, y_train = draw(train_rng, config.num_train)
   x_test, y_test = draw(test_rng, config.num_test)
-  xs_train, (xs_test,), mean, std = standardize(x_train, x_test)
-  info = dict(
-      feature_mean=mean,
-      feature_std=std,
-      standardize_channels=None,
+  return _standardized(
+      x_train,
+      y_train,
+      x_test,
+      y_test,
+      'regression',
+      0,
+      config.name,
       amplitudes=amplitudes,
       frequencies=frequencies,
       phases=phases,
       x_train_raw=x_train,
       x_test_raw=x_test,
-  )
-  return Dataset(
-      xs_train,
-      y_train.astype(np.float32),
-      xs_test,
-      y_test.astype(np.float32),
-      task='regression',
-      num_classes=0,
-      name=config.name,
-      info=info,
   )
 
 
@@ -391,24 +396,17 @@ def _synthetic_classification(config, rng) -> Dataset:
 
   x_train, y_train = draw(train_rng, config.num_train)
   x_test, y_test = draw(test_rng, config.num_test)
-  xs_train, (xs_test,), mean, std = standardize(x_train, x_test)
-  info = dict(
-      feature_mean=mean,
-      feature_std=std,
-      standardize_channels=None,
+  return _standardized(
+      x_train,
+      y_train,
+      x_test,
+      y_test,
+      'classification',
+      c,
+      config.name,
       means=means,
       covariance_sqrt=scale,
       class_weights=weights,
-  )
-  return Dataset(
-      xs_train,
-      y_train.astype(np.int32),
-      xs_test,
-      y_test.astype(np.int32),
-      task='classification',
-      num_classes=c,
-      name=config.name,
-      info=info,
   )
 
 

@@ -22,6 +22,7 @@ from absl import logging
 import numpy as np
 
 from ecrn_jax import io
+from experiments import paper
 from experiments import report
 from experiments import tables
 
@@ -48,7 +49,7 @@ def _dataset_title(workdir: str) -> str:
   units = loaded['results']['units']
   name = next(((u.get('dataset') or {}).get('name') for u in units if u.get('dataset')), None)
   name = name or report.config_name(loaded, workdir)
-  return tables.DATASET_LABELS.get(name, name)
+  return paper.DATASET_LABELS.get(name, name)
 
 
 def _context(workdir: str) -> tuple[Optional[str], dict]:

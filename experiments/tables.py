@@ -5,8 +5,8 @@
 
 `experiments/report.py` reads the workdirs, summarizes them (`summarize`: {(dataset, model,
 metric): {'mean', 'std', 'n', 'values'}}) and writes what these functions return. Here:
-labels, row order (models: the registry `experiments.models.MODELS`, in paper row order),
-value formatting, the paper's printed values (PAPER_CLAIMS) and the checks of its claims.
+value formatting, the table layouts and the checks of the paper's claims; the paper's own
+vocabulary (labels, row order, its printed values) is in `experiments/paper.py`.
 """
 
 from __future__ import annotations
@@ -15,66 +15,17 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from experiments.models import MODELS
+from experiments.paper import BASELINES
+from experiments.paper import DATASET_LABELS
+from experiments.paper import DATASET_ORDER
+from experiments.paper import HIGHER_IS_BETTER
+from experiments.paper import METRIC_LABELS
+from experiments.paper import PAPER_CLAIMS
+from experiments.paper import model_label
+from experiments.paper import order_models
 
 TABLES = ('I', 'II', 'III', 'IV', 'ablation')
-BASELINES = ('mlp', 'resnet18', 'standard_ntk')
-IMAGE_DATASETS = ('cifar10',)
-DATASET_ORDER = (
-    'synthetic_regression',
-    'synthetic_classification',
-    'boston',
-    'iris',
-    'wine',
-    'cifar10',
-)
-DATASET_LABELS = {
-    'synthetic_regression': 'Synthetic regression',
-    'synthetic_classification': 'Synthetic classification',
-    'boston': 'Boston Housing',
-    'iris': 'Iris',
-    'wine': 'Wine',
-    'cifar10': 'CIFAR-10 subset',
-}
-METRIC_LABELS = {
-    'accuracy': 'Accuracy (%)',
-    'cross_entropy': 'Cross-Entropy',
-    'mse': 'MSE',
-    'r2': 'R²',
-    'train_accuracy': 'Train accuracy (%)',
-    'train_mse': 'Train MSE',
-}
-HIGHER_IS_BETTER = {'accuracy': True, 'r2': True, 'mse': False, 'cross_entropy': False}
 DASH = '—'
-
-# The paper's claims, as printed (accuracy in %). Table III (UCI: Boston R², Iris and Wine test
-# accuracy) and Table IV (CIFAR-10 subset: accuracy %, cross-entropy). Tables I (synthetic
-# regression) and II (synthetic classification): the text we have leaves the cells empty and
-# only claims NTK-ECRN has the lowest MSE / highest R² / highest accuracy (see claim_checks).
-PAPER_CLAIMS = {
-    'III': {
-        'boston': {'r2': {'mlp': 0.84, 'resnet18': 0.87, 'standard_ntk': 0.82, 'ntk_ecrn': 0.89}},
-        'iris': {
-            'accuracy': {'mlp': 94.2, 'resnet18': 95.0, 'standard_ntk': 93.5, 'ntk_ecrn': 96.1}
-        },
-        'wine': {
-            'accuracy': {'mlp': 96.0, 'resnet18': 96.5, 'standard_ntk': 95.2, 'ntk_ecrn': 97.0}
-        },
-    },
-    'IV': {
-        'cifar10': {
-            'accuracy': {'resnet18': 78.4, 'mlp': 74.1, 'standard_ntk': 71.5, 'ntk_ecrn': 81.9},
-            'cross_entropy': {
-                'resnet18': 0.712,
-                'mlp': 0.815,
-                'standard_ntk': 0.843,
-                'ntk_ecrn': 0.648,
-            },
-        },
-    },
-    'I': {},
-    'II': {},
-}
 
 _TABLE_III_HEADER = ['Dataset', 'Task', 'Model', 'Metric', 'Value', 'Paper', 'n']
 _TRACKING_HEADER = ['λ_max init → final', '‖ΔΘ‖_F/‖Θ_0‖_F final']
@@ -82,37 +33,6 @@ _TRACKING_HEADER = ['λ_max init → final', '‖ΔΘ‖_F/‖Θ_0‖_F final']
 
 # ---------------------------------------------------------------------------------------------
 # Labels, order and formatting.
-
-
-def model_label(model: str, dataset: Optional[str] = None, config: Optional[dict] = None) -> str:
-  """The table/legend label of `model` (unknown models: their name)."""
-  if model == 'mlp':
-    widths = list(((config or {}).get('mlp') or {}).get('hidden_widths') or (512, 512, 512))
-    if len(set(widths)) == 1:
-      return f'MLP ({len(widths)}×{widths[0]})'
-    return f'MLP ({"-".join(str(w) for w in widths)})'
-  if model == 'resnet18':
-    if dataset is not None and dataset not in IMAGE_DATASETS:
-      return 'ResNet-18 (residual MLP stand-in)'
-    return 'ResNet-18'
-  if model.startswith('ntk_ecrn_sigma_ff_x'):
-    factor = model[len('ntk_ecrn_sigma_ff_x') :].replace('p', '.')
-    return f'NTK-ECRN, σ_ff = {factor}/(2π√d)'
-  return {
-      'standard_ntk': 'Standard NTK',
-      'ntk_ecrn': 'NTK-ECRN',
-      'ntk_ecrn_infinite': 'NTK-ECRN infinite twin',
-      'ntk_ecrn_no_fourier': 'NTK-ECRN without Fourier features',
-      'ntk_ecrn_alpha1': 'NTK-ECRN with α_l = 1',
-      'ntk_ecrn_no_stochastic_depth': 'NTK-ECRN without stochastic depth',
-      'ntk_ecrn_drop_rate_0p1': 'NTK-ECRN with stochastic depth 0.1',
-  }.get(model, model)
-
-
-def order_models(names: Iterable[str]) -> list[str]:
-  """`names` in paper row order (the registry's); others (ablations) follow, by name."""
-  names = set(names)
-  return [m for m in MODELS if m in names] + sorted(m for m in names if m not in MODELS)
 
 
 def _order_datasets(datasets: Iterable[str]) -> list[str]:

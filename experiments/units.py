@@ -17,14 +17,13 @@ import dataclasses
 import os
 import sys
 import time
-from typing import Optional
 
 from absl import logging
 import jax
 import numpy as np
-import scipy.special
 
 import ecrn_jax
+from experiments import evaluation
 from experiments import input_pipeline
 from experiments import models
 from experiments import workdir as workdir_lib
@@ -36,25 +35,6 @@ class Unit:
   model: str
   directory: str
   label: str
-
-
-def regression_metrics(predictions, targets) -> dict:
-  p = np.asarray(predictions, np.float64).reshape(-1)
-  y = np.asarray(targets, np.float64).reshape(-1)
-  mse = float(np.mean((p - y) ** 2))
-  sst = float(np.sum((y - y.mean()) ** 2))
-  return {'mse': mse, 'r2': 1.0 - float(np.sum((p - y) ** 2)) / sst if sst > 0 else None}
-
-
-def classification_metrics(log_probs: Optional[np.ndarray], scores, labels) -> dict:
-  labels = np.asarray(labels)
-  accuracy = float(np.mean(np.argmax(np.asarray(scores), axis=-1) == labels))
-  out = {'accuracy': accuracy, 'cross_entropy': None}
-  if log_probs is not None:
-    out['cross_entropy'] = 0.0 - float(
-        np.mean(np.asarray(log_probs, np.float64)[np.arange(len(labels)), labels])
-    )
-  return out
 
 
 def progress_bar(
@@ -97,7 +77,8 @@ def run_unit(unit: Unit, config, dataset, metrics: workdir_lib.MetricsLog) -> di
 # Trained units.
 
 
-def _tracker(unit: Unit, config, model, data, train_config):
+def _tracking_writer(unit: Unit, config, model, data, train_config):
+  """The unit's KernelTracker inside its TrackingWriter (unit/tracking/), or None."""
   base = models.base_model(config, unit.model)
   if unit.model not in config.tracking.models and base not in config.tracking.models:
     return None
@@ -107,7 +88,7 @@ def _tracker(unit: Unit, config, model, data, train_config):
   return ecrn_jax.TrackingWriter(tracker, os.path.join(unit.directory, 'tracking'))
 
 
-def _restore(unit: Unit, checkpointer, model, variables, train_config, n, tracker):
+def _restore(unit: Unit, checkpointer, model, variables, train_config, n, writer):
   """The `resume` argument of `ecrn_jax.train` from the last checkpoint, or None."""
   latest = checkpointer.latest_epoch()
   if latest is None:
@@ -122,8 +103,8 @@ def _restore(unit: Unit, checkpointer, model, variables, train_config, n, tracke
   rest = dict(fresh.rest)
   if 'batch_stats' in state:
     rest['batch_stats'] = state['batch_stats']
-  if tracker is not None:
-    tracker.load_state_dict(tracker_state)
+  if writer is not None:
+    writer.load_state_dict(tracker_state)
   logging.info('%s: resuming from the checkpoint of epoch %d', unit.label, host['epoch'])
   return dict(
       epoch=host['epoch'],
@@ -141,16 +122,16 @@ class EpochReporter:
   `every` epochs (and the last)."""
 
   def __init__(
-      self, unit: Unit, epochs: int, every: int, first_epoch: int, metrics, checkpointer, tracker
+      self, unit: Unit, epochs: int, every: int, first_epoch: int, metrics, checkpointer, writer
   ):
     self.unit, self.epochs, self.every, self.first_epoch = unit, epochs, every, first_epoch
-    self.metrics, self.checkpointer, self.tracker = metrics, checkpointer, tracker
+    self.metrics, self.checkpointer, self.writer = metrics, checkpointer, writer
     self.start = time.perf_counter()
     self.first_done = None  # the end of this session's first epoch (compilation included)
     self.checkpoint_seconds = 0.0
 
   def _tracked(self, epoch: int) -> dict:
-    records = self.tracker.tracker.records if self.tracker is not None else []
+    records = self.writer.tracker.records if self.writer is not None else []
     if not records or records[-1]['epoch'] != epoch:
       return {}
     return {name: records[-1][name] for name in ('lambda_max', 'relative_delta_frobenius')}
@@ -190,33 +171,9 @@ class EpochReporter:
       self._report(epoch, state, history['loss'][-1])
     if epoch % self.every == 0 or epoch == self.epochs:
       start = time.perf_counter()
-      tracker_state = self.tracker.tracker.state_dict() if self.tracker is not None else None
+      tracker_state = self.writer.state_dict() if self.writer is not None else None
       self.checkpointer.save(epoch, state, history, tracker_state)
       self.checkpoint_seconds += time.perf_counter() - start
-
-
-def _predict(model, variables, x, batch_size: int) -> np.ndarray:
-  apply = jax.jit(model.apply)
-  parts = [
-      np.asarray(apply(variables, x[i : i + batch_size]), np.float64)
-      for i in range(0, len(x), batch_size)
-  ]
-  return np.concatenate(parts)
-
-
-def evaluate_network(model, variables, dataset, batch_size: int) -> dict:
-  """{'train': metrics, 'test': metrics} of a network in evaluation mode."""
-  out = {}
-  for split, x, y in (
-      ('train', dataset.x_train, dataset.y_train),
-      ('test', dataset.x_test, dataset.y_test),
-  ):
-    f = _predict(model, variables, x, batch_size)
-    if dataset.task == 'regression':
-      out[split] = regression_metrics(f[:, 0], y)
-    else:
-      out[split] = classification_metrics(scipy.special.log_softmax(f, axis=-1), f, y)
-  return out
 
 
 def _tracking_summary(unit: Unit, writer) -> dict:
@@ -232,6 +189,27 @@ def _tracking_summary(unit: Unit, writer) -> dict:
   }
 
 
+def _trained_result(
+    unit: Unit, config, dataset, model, final, history, writer, reporter, start: float
+) -> dict:
+  result = evaluation.evaluate_network(model, final, dataset, int(config.eval_batch_size))
+  result['diverged'] = False
+  result['final_train_loss'] = history['loss'][-1] if len(history['loss']) else None
+  result['num_parameters'] = int(
+      sum(np.size(p) for p in jax.tree_util.tree_leaves(final['params']))
+  )
+  if writer is not None:
+    result['tracking'] = _tracking_summary(unit, writer)
+  result['seconds'] = {
+      'train': history['train_seconds'],
+      'callbacks': history['callback_seconds'],
+      'tracking': writer.tracker.seconds if writer is not None else 0.0,
+      'checkpoints_this_session': reporter.checkpoint_seconds,
+      'unit_this_session': time.perf_counter() - start,
+  }
+  return result
+
+
 def run_trained(unit: Unit, config, dataset, metrics: workdir_lib.MetricsLog) -> dict:
   """Trains (or resumes) one network and evaluates it on the train and test splits."""
   start = time.perf_counter()
@@ -239,9 +217,9 @@ def run_trained(unit: Unit, config, dataset, metrics: workdir_lib.MetricsLog) ->
   loss = 'mse' if dataset.task == 'regression' else 'cross_entropy'
   train_config = ecrn_jax.TrainConfig(**config.train.to_dict(), loss=loss, seed=unit.seed)
   data = (dataset.x_train, dataset.y_train)
-  tracker = _tracker(unit, config, model, data, train_config)
+  writer = _tracking_writer(unit, config, model, data, train_config)
   checkpointer = workdir_lib.Checkpointer(os.path.join(unit.directory, 'checkpoints'))
-  resume = _restore(unit, checkpointer, model, variables, train_config, len(data[0]), tracker)
+  resume = _restore(unit, checkpointer, model, variables, train_config, len(data[0]), writer)
   first_epoch = 0 if resume is None else int(resume['epoch'])
   metrics.truncate_unit(unit.seed, unit.model, -1 if resume is None else first_epoch)
   reporter = EpochReporter(
@@ -251,7 +229,7 @@ def run_trained(unit: Unit, config, dataset, metrics: workdir_lib.MetricsLog) ->
       first_epoch,
       metrics,
       checkpointer,
-      tracker,
+      writer,
   )
   result = {
       'seed': unit.seed,
@@ -265,7 +243,7 @@ def run_trained(unit: Unit, config, dataset, metrics: workdir_lib.MetricsLog) ->
         variables,
         data,
         train_config,
-        callbacks=[tracker] if tracker is not None else [],
+        callbacks=[writer] if writer is not None else [],
         resume=resume,
         checkpoint=reporter,
     )
@@ -281,21 +259,9 @@ def run_trained(unit: Unit, config, dataset, metrics: workdir_lib.MetricsLog) ->
     return result
   finally:
     checkpointer.close()
-  result.update(evaluate_network(model, final, dataset, int(config.eval_batch_size)))
-  result['diverged'] = False
-  result['final_train_loss'] = history['loss'][-1] if len(history['loss']) else None
-  result['num_parameters'] = int(
-      sum(np.size(p) for p in jax.tree_util.tree_leaves(final['params']))
+  result.update(
+      _trained_result(unit, config, dataset, model, final, history, writer, reporter, start)
   )
-  if tracker is not None:
-    result['tracking'] = _tracking_summary(unit, tracker)
-  result['seconds'] = {
-      'train': history['train_seconds'],
-      'callbacks': history['callback_seconds'],
-      'tracking': tracker.tracker.seconds if tracker is not None else 0.0,
-      'checkpoints_this_session': reporter.checkpoint_seconds,
-      'unit_this_session': time.perf_counter() - start,
-  }
   return result
 
 
@@ -339,7 +305,7 @@ def _classify(unit: Unit, config, dataset, k_train, k_test, solve) -> dict:
       log_probs = np.log(
           np.clip(ecrn_jax.calibrated_softmax(scores, calibration.temperature), 1e-300, None)
       )
-    out[split] = classification_metrics(log_probs, scores, y)
+    out[split] = evaluation.classification_metrics(log_probs, scores, y)
   return out
 
 
@@ -371,8 +337,8 @@ def run_kernel(unit: Unit, config, dataset) -> dict:
   if dataset.task == 'regression':
     y = np.asarray(dataset.y_train, np.float64)
     coefficients = ecrn_jax.dual_coefficients(k_train, y, **solve)
-    result['train'] = regression_metrics(k_train @ coefficients, y)
-    result['test'] = regression_metrics(k_test @ coefficients, dataset.y_test)
+    result['train'] = evaluation.regression_metrics(k_train @ coefficients, y)
+    result['test'] = evaluation.regression_metrics(k_test @ coefficients, dataset.y_test)
   else:
     result.update(_classify(unit, config, dataset, k_train, k_test, solve))
   result['seconds'] = {'unit': time.perf_counter() - start}

@@ -14,21 +14,14 @@ import numpy as np
 import pytest
 from conftest import relative_max_error
 
-from ecrn_jax import ECRN, ECRNConfig, MLPConfig, infinite_kernels
+from ecrn_jax import ECRN, MLPConfig, infinite_kernels
 from ecrn_jax._src import batching
+import utils
 
 TOL = 1e-10
 
 
-_ECRN = ECRNConfig(
-    width=16,
-    depth=2,
-    fourier_features=6,
-    fourier_scale=0.5,
-    drop_rate=0.2,
-    activation='gelu',
-    dtype='float64',
-)
+_ECRN = utils.small_ecrn_config()
 _MLP = MLPConfig(hidden_widths=(16, 16), activation='relu', dtype='float64')
 
 

@@ -19,6 +19,7 @@ from reference_ntk import gp_posterior, gradient_flow_mse, jacobian_ntk
 
 from ecrn_jax import ECRN, ECRNConfig, infinite_kernels
 from ecrn_jax import regression
+import utils
 
 TOL = 1e-10
 
@@ -220,15 +221,7 @@ def test_non_finite_and_malformed_inputs_raise_clear_errors(rng):
     regression.gp_posterior(k_tt, y, k_st, np.ones(3))
 
 
-_ECRN = ECRNConfig(
-    width=16,
-    depth=2,
-    fourier_features=6,
-    fourier_scale=0.5,
-    drop_rate=0.2,
-    activation='gelu',
-    dtype='float64',
-)
+_ECRN = utils.small_ecrn_config()
 
 
 def test_infinite_kernel_regression_matches_closed_form_with_twin_kernels(rng):

@@ -63,3 +63,18 @@ def regression_data(n: int, d: int = 4, seed: int = 0):
   x = (x - x.mean(0)) / x.std(0)
   y = np.sin(x @ rng.standard_normal(d))
   return x, (y - y.mean()) / y.std()
+
+
+def small_ecrn_config():
+  """A small float64 NTK-ECRN config (width 16, depth 2, 6 Fourier features, gelu) for kernels."""
+  import ecrn_jax  # pylint: disable=g-import-not-at-top
+
+  return ecrn_jax.ECRNConfig(
+      width=16,
+      depth=2,
+      fourier_features=6,
+      fourier_scale=0.5,
+      drop_rate=0.2,
+      activation='gelu',
+      dtype='float64',
+  )

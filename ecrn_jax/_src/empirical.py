@@ -158,6 +158,61 @@ def _structured_ntk(
 IMPLEMENTATIONS = ('auto', 'structured', 'generic')
 
 
+def _checked_inputs(x1, x2, implementation: str) -> tuple[jax.Array, jax.Array]:
+  """(x1, x2) as arrays, x2 = x1 when None, after checking them and `implementation`."""
+  check_finite_inputs('x1', x1)
+  if x2 is not None:
+    check_finite_inputs('x2', x2)
+  x1 = jnp.asarray(x1)
+  x2 = x1 if x2 is None else jnp.asarray(x2)
+  if x1.ndim < 2 or x2.ndim < 2:
+    raise ValueError(
+        f'x1 and x2 must be batched, shape (N, ...); got {x1.shape} and '
+        f'{x2.shape}. For one example use x[None].'
+    )
+  if x1.shape[1:] != x2.shape[1:]:
+    raise ValueError(
+        f'x1 and x2 must have the same feature shape, got {x1.shape[1:]} ' f'and {x2.shape[1:]}.'
+    )
+  if implementation not in IMPLEMENTATIONS:
+    raise ValueError(
+        f'implementation must be one of {list(IMPLEMENTATIONS)}, ' f'got {implementation!r}.'
+    )
+  return x1, x2
+
+
+def _check_block_size(block_size) -> None:
+  if block_size is not None and (
+      isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1
+  ):
+    raise ValueError(f'block_size must be a positive integer or None, got {block_size!r}.')
+
+
+def _structured_layers(model, frozen, params, rest, rngs, x1, implementation: str):
+  """The structured path's layer plan, or None for the generic path."""
+  if implementation == 'generic':
+    return None
+  try:
+    if not isinstance(model, nn.Module):
+      raise structured.Unsupported(f'{type(model).__name__} is not a Flax module.')
+    return structured.plan(model, frozen, params, rest, rngs, x1[:1])
+  except Exception as e:  # pylint: disable=broad-except
+    # 'auto' must never fail where the generic path works: any surprise → generic.
+    if implementation == 'structured':
+      raise ValueError(
+          f"implementation='structured' does not apply: {e} Use "
+          "implementation='generic' (or 'auto')."
+      ) from None
+  return None
+
+
+def _generic_block_size(params, out_dim: int) -> int:
+  """Inputs per block that keep the per-block tangents (block·C·P numbers) near 256 MiB."""
+  itemsize = np.dtype(structured.params_dtype(params)).itemsize
+  per_input = out_dim * _num_params(params) * itemsize
+  return int(max(1, min(512, _DEFAULT_BLOCK_BYTES // max(1, per_input))))
+
+
 def empirical_ntk(
     model: nn.Module,
     variables: Mapping[str, Any],
@@ -197,45 +252,12 @@ def empirical_ntk(
   """
   params, rest = _split_variables(variables)
   same_inputs = x2 is None
-  check_finite_inputs('x1', x1)
-  if x2 is not None:
-    check_finite_inputs('x2', x2)
-  x1 = jnp.asarray(x1)
-  x2 = x1 if x2 is None else jnp.asarray(x2)
-  if x1.ndim < 2 or x2.ndim < 2:
-    raise ValueError(
-        f'x1 and x2 must be batched, shape (N, ...); got {x1.shape} and '
-        f'{x2.shape}. For one example use x[None].'
-    )
-  if x1.shape[1:] != x2.shape[1:]:
-    raise ValueError(
-        f'x1 and x2 must have the same feature shape, got {x1.shape[1:]} ' f'and {x2.shape[1:]}.'
-    )
-  if implementation not in IMPLEMENTATIONS:
-    raise ValueError(
-        f'implementation must be one of {list(IMPLEMENTATIONS)}, ' f'got {implementation!r}.'
-    )
+  x1, x2 = _checked_inputs(x1, x2, implementation)
   frozen = _freeze_kwargs(apply_kwargs)
   f = _output_fn(model, frozen)
   out_dim = jax.eval_shape(lambda: f(params, rest, rngs, x1[:1])).shape[1]
-  if block_size is not None and (
-      isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1
-  ):
-    raise ValueError(f'block_size must be a positive integer or None, got {block_size!r}.')
-
-  layers = None
-  if implementation != 'generic':
-    try:
-      if not isinstance(model, nn.Module):
-        raise structured.Unsupported(f'{type(model).__name__} is not a Flax module.')
-      layers = structured.plan(model, frozen, params, rest, rngs, x1[:1])
-    except Exception as e:  # pylint: disable=broad-except
-      # 'auto' must never fail where the generic path works: any surprise → generic.
-      if implementation == 'structured':
-        raise ValueError(
-            f"implementation='structured' does not apply: {e} Use "
-            "implementation='generic' (or 'auto')."
-        ) from None
+  _check_block_size(block_size)
+  layers = _structured_layers(model, frozen, params, rest, rngs, x1, implementation)
   if layers is not None:
     kernel = _structured_ntk(
         model,
@@ -252,9 +274,7 @@ def empirical_ntk(
     )
   else:
     if block_size is None:
-      itemsize = np.dtype(structured.params_dtype(params)).itemsize
-      per_input = out_dim * _num_params(params) * itemsize
-      block_size = int(max(1, min(512, _DEFAULT_BLOCK_BYTES // max(1, per_input))))
+      block_size = _generic_block_size(params, out_dim)
     kernel = _generic_ntk(
         model, frozen, params, rest, rngs, x1, x2, bool(trace_outputs), block_size
     )

@@ -250,35 +250,10 @@ def expected_kernels_stochastic_depth(
   _check_implementation(implementation)
   q = np.asarray(config.survival_probs, dtype=np.float64)
   random_blocks = [l for l in range(config.depth) if q[l] < 1.0]
-
-  def full_mask(bits):
-    mask = [1] * config.depth
-    for l, bit in zip(random_blocks, bits):
-      mask[l] = int(bit)
-    return tuple(mask)
-
   if method == 'exact':
-    if len(random_blocks) > _MAX_EXACT_BLOCKS:
-      raise ValueError(
-          f'exact enumeration of 2^{len(random_blocks)} masks is too costly; ' "use method='mc'."
-      )
-    masks = [full_mask(bits) for bits in itertools.product((0, 1), repeat=len(random_blocks))]
-    weights = [float(np.prod([q[l] if m[l] else 1.0 - q[l] for l in random_blocks])) for m in masks]
+    masks, weights = _enumerated_masks(config.depth, q, random_blocks)
   else:
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
-      raise ValueError(f'num_samples must be an integer >= 2, got {num_samples!r}.')
-    if key is None:
-      raise ValueError("method='mc' needs key=jax.random.PRNGKey(seed).")
-    draws = np.asarray(
-        jax.random.bernoulli(key, jnp.asarray(q[random_blocks]), (num_samples, len(random_blocks)))
-    )
-    counts: dict[tuple[int, ...], int] = {}
-    for bits in draws:
-      mask = full_mask(tuple(int(b) for b in bits))
-      counts[mask] = counts.get(mask, 0) + 1
-    masks = list(counts)
-    weights = [counts[m] / num_samples for m in masks]
-
+    masks, weights = _drawn_masks(config.depth, q, random_blocks, num_samples, key)
   kernels = _kernels_of_masks(config, x1, x2, variables, masks, fourier_limit, implementation)
   mean = {n: sum(w * k[n] for w, k in zip(weights, kernels)) for n in ('nngp', 'ntk')}
   dtype = resolve_dtype(config.dtype)  # accumulated in float64, returned in the config's dtype
@@ -287,6 +262,52 @@ def expected_kernels_stochastic_depth(
     return ExpectedKernels(
         jnp.asarray(mean['nngp'], dtype), jnp.asarray(mean['ntk'], dtype), zeros, zeros, len(masks)
     )
+  return _sampled_expectation(mean, kernels, weights, dtype, num_samples)
+
+
+def _full_mask(depth: int, random_blocks: Sequence[int], bits) -> tuple[int, ...]:
+  """The (L,) mask with `bits` at `random_blocks` and 1 elsewhere."""
+  mask = [1] * depth
+  for l, bit in zip(random_blocks, bits):
+    mask[l] = int(bit)
+  return tuple(mask)
+
+
+def _enumerated_masks(depth: int, q: np.ndarray, random_blocks: list[int]):
+  """([the 2^L' masks], [their probabilities]) for q (L,) survival probabilities."""
+  if len(random_blocks) > _MAX_EXACT_BLOCKS:
+    raise ValueError(
+        f'exact enumeration of 2^{len(random_blocks)} masks is too costly; ' "use method='mc'."
+    )
+  masks = [
+      _full_mask(depth, random_blocks, bits)
+      for bits in itertools.product((0, 1), repeat=len(random_blocks))
+  ]
+  weights = [float(np.prod([q[l] if m[l] else 1.0 - q[l] for l in random_blocks])) for m in masks]
+  return masks, weights
+
+
+def _drawn_masks(depth: int, q: np.ndarray, random_blocks: list[int], num_samples, key):
+  """([the distinct masks of num_samples draws], [their frequencies])."""
+  if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
+    raise ValueError(f'num_samples must be an integer >= 2, got {num_samples!r}.')
+  if key is None:
+    raise ValueError("method='mc' needs key=jax.random.PRNGKey(seed).")
+  draws = np.asarray(
+      jax.random.bernoulli(key, jnp.asarray(q[random_blocks]), (num_samples, len(random_blocks)))
+  )
+  counts: dict[tuple[int, ...], int] = {}
+  for bits in draws:
+    mask = _full_mask(depth, random_blocks, tuple(int(b) for b in bits))
+    counts[mask] = counts.get(mask, 0) + 1
+  masks = list(counts)
+  weights = [counts[m] / num_samples for m in masks]
+  return masks, weights
+
+
+def _sampled_expectation(mean, kernels, weights, dtype, num_samples: int) -> ExpectedKernels:
+  """`ExpectedKernels` of the weighted `mean` (N₁, N₂) of num_samples drawn masks' kernels,
+  with its standard errors."""
   stderr = {}
   for n in ('nngp', 'ntk'):
     # Sample variance (ddof = 1) of the drawn masks' kernels, each distinct one weighted by

@@ -528,17 +528,9 @@ def empirical_kernel_regression(
   n, m = x_train.shape[0], x_test.shape[0]
   fx_train_0 = fx_test_0 = None
   if linearized:
-    fx_train_0 = np.asarray(
-        model.apply(variables, x_train, rngs=rngs, **apply_kwargs), np.float64
-    ).reshape(n, -1)
-    fx_test_0 = np.asarray(
-        model.apply(variables, x_test, rngs=rngs, **apply_kwargs), np.float64
-    ).reshape(m, -1)
-    if y.reshape(n, -1).shape[1] != fx_train_0.shape[1]:
-      raise ValueError(
-          f"linearized=True needs y_train with the model's "
-          f'{fx_train_0.shape[1]} outputs per example, got shape {y.shape}.'
-      )
+    fx_train_0, fx_test_0 = _initial_outputs(
+        model, variables, x_train, x_test, y, rngs, apply_kwargs
+    )
   if trace_outputs:
     if fx_train_0 is not None:
       fx_train_0, fx_test_0 = fx_train_0.reshape(y.shape), fx_test_0.reshape((m,) + y.shape[1:])
@@ -552,6 +544,34 @@ def empirical_kernel_regression(
         fx_train_0=fx_train_0,
         fx_test_0=fx_test_0,
     )
+  return _full_kernel_regression(
+      k_train_train, y, k_test_train, fx_train_0, fx_test_0, n, m, diag_reg, t, learning_rate
+  )
+
+
+def _initial_outputs(model, variables, x_train, x_test, y, rngs, apply_kwargs):
+  """The network's outputs f(x), (N, C) and (M, C) in float64, checked against y (N,) or
+  (N, C)."""
+  n, m = x_train.shape[0], x_test.shape[0]
+  fx_train_0 = np.asarray(
+      model.apply(variables, x_train, rngs=rngs, **apply_kwargs), np.float64
+  ).reshape(n, -1)
+  fx_test_0 = np.asarray(
+      model.apply(variables, x_test, rngs=rngs, **apply_kwargs), np.float64
+  ).reshape(m, -1)
+  if y.reshape(n, -1).shape[1] != fx_train_0.shape[1]:
+    raise ValueError(
+        f"linearized=True needs y_train with the model's "
+        f'{fx_train_0.shape[1]} outputs per example, got shape {y.shape}.'
+    )
+  return fx_train_0, fx_test_0
+
+
+def _full_kernel_regression(
+    k_train_train, y, k_test_train, fx_train_0, fx_test_0, n, m, diag_reg, t, learning_rate
+) -> np.ndarray:
+  """Kernel regression with the full (N·C, N·C) and (M·C, N·C) kernels: y (N,) or (N, C) →
+  (M,) or (M, C), with a leading time axis for an array t."""
   c = k_train_train.shape[0] // n
   if y.reshape(n, -1).shape[1] != c:
     raise ValueError(

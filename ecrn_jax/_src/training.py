@@ -389,6 +389,57 @@ def _diverged(
   )
 
 
+def _run_hooks(
+    callbacks: Sequence[Callback],
+    checkpoint: Optional[Callable[[int, TrainState, dict], Any]],
+    history: dict,
+    epoch: int,
+    state: TrainState,
+) -> None:
+  """The callbacks, then the checkpoint, at `epoch`; their time goes to 'callback_seconds'."""
+  start = time.perf_counter()
+  for callback in callbacks:
+    callback(epoch, int(state.step), _variables_of(state))
+  history['callback_seconds'] += time.perf_counter() - start
+  if checkpoint is not None:
+    start = time.perf_counter()
+    checkpoint(epoch, state, _snapshot(history))
+    history['callback_seconds'] += time.perf_counter() - start
+
+
+def _train_epoch(
+    step_fn: Callable,
+    state: TrainState,
+    last_good: TrainState,
+    x,
+    y,
+    config: TrainConfig,
+    epoch: int,
+    shuffle_key: jax.Array,
+    dropout_key: jax.Array,
+    history: dict,
+) -> tuple[TrainState, TrainState]:
+  """The steps of one epoch, recorded in `history`: (state, the last state with a finite loss).
+
+  Raises `TrainingDiverged` at a non-finite loss.
+  """
+  start = time.perf_counter()
+  losses = []
+  for xb, yb in _batches(x, y, config, epoch, shuffle_key):
+    new_state, value = step_fn(state, xb, yb, dropout_key)
+    value = float(value)
+    if not math.isfinite(value):
+      history['train_seconds'] += time.perf_counter() - start
+      raise _diverged(value, int(state.step), epoch, last_good, history)
+    last_good, state = state, new_state
+    losses.append(value)
+    history['step_loss'].append(value)
+  history['train_seconds'] += time.perf_counter() - start
+  history['epoch'].append(epoch)
+  history['loss'].append(float(np.mean(losses)))
+  return state, last_good
+
+
 def train(
     model: nn.Module,
     variables: Mapping[str, Any],
@@ -449,16 +500,7 @@ def train(
       'callback_seconds': 0.0,
   }
 
-  def run_hooks(epoch, st):
-    start = time.perf_counter()
-    for callback in callbacks:
-      callback(epoch, int(st.step), _variables_of(st))
-    history['callback_seconds'] += time.perf_counter() - start
-    if checkpoint is not None:
-      start = time.perf_counter()
-      checkpoint(epoch, st, _snapshot(history))
-      history['callback_seconds'] += time.perf_counter() - start
-
+  run_hooks = functools.partial(_run_hooks, callbacks, checkpoint, history)
   start_epoch = 0
   if resume is None:
     run_hooks(0, state)
@@ -466,19 +508,8 @@ def train(
     state, start_epoch = _resumed(state, resume, history, config.epochs)
   last_good = state  # the last state with a finite loss
   for epoch in range(start_epoch + 1, config.epochs + 1):
-    start = time.perf_counter()
-    losses = []
-    for xb, yb in _batches(x, y, config, epoch, shuffle_key):
-      new_state, value = step_fn(state, xb, yb, dropout_key)
-      value = float(value)
-      if not math.isfinite(value):
-        history['train_seconds'] += time.perf_counter() - start
-        raise _diverged(value, int(state.step), epoch, last_good, history)
-      last_good, state = state, new_state
-      losses.append(value)
-      history['step_loss'].append(value)
-    history['train_seconds'] += time.perf_counter() - start
-    history['epoch'].append(epoch)
-    history['loss'].append(float(np.mean(losses)))
+    state, last_good = _train_epoch(
+        step_fn, state, last_good, x, y, config, epoch, shuffle_key, dropout_key, history
+    )
     run_hooks(epoch, state)
   return _variables_of(state), _snapshot(history)

@@ -56,13 +56,9 @@ DIAG_REGS = (1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 SIGMA_FF_FACTORS = (0.25, 1.0, 4.0, 16.0)
 
 
-def base_config(dataset: str) -> ml_collections.ConfigDict:
-  placeholder = ml_collections.config_dict.placeholder
+def architecture_config() -> ml_collections.ConfigDict:
+  """The `ecrn`, `mlp` and `resnet18` blocks: the networks (out_dim comes from the data)."""
   config = ml_collections.ConfigDict()
-  config.experiment = 'benchmark'
-  config.data = input_pipeline.default_data_config(dataset)
-  config.seeds = (0, 1, 2, 3, 4)
-  config.models = models.MODELS
   config.ecrn = ml_collections.ConfigDict(
       dict(
           width=512,
@@ -71,7 +67,7 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
           alpha_schedule='inverse_sqrt_depth',
           activation='gelu',
           fourier_features=256,
-          fourier_scale=placeholder(float),
+          fourier_scale=ml_collections.config_dict.placeholder(float),
           fourier_scale_factor=1.0,
           fourier_trainable=False,
           drop_rate=0.1,
@@ -91,26 +87,15 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
           dtype='float32',
       )
   )
-  config.train = ml_collections.ConfigDict(
-      dict(
-          optimizer='adam',
-          learning_rate=1e-3,
-          momentum=0.9,
-          weight_decay=0.0,
-          schedule='cosine',
-          warmup_epochs=0,
-          epochs=100,
-          batch_size=placeholder(int),
-      )
-  )
-  config.train.batch_size = 128
   config.resnet18 = ml_collections.ConfigDict(
       dict(width=64, augment=True, mlp_widths=(64, 128, 256, 512), dtype='float32')
   )
-  # Per-model overrides before the selected setting (cifar_subset: ResNet-18's SGD recipe).
-  config.model_defaults = ml_collections.ConfigDict()
-  config.variants = ml_collections.ConfigDict()
-  config.tracking = ml_collections.ConfigDict(
+  return config
+
+
+def tracking_config() -> ml_collections.ConfigDict:
+  """The `tracking` block: `TrackingConfig` fields and the tracked models."""
+  return ml_collections.ConfigDict(
       dict(
           models=('ntk_ecrn', 'mlp'),
           probe_size=256,
@@ -128,6 +113,32 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
           seed=0,
       )
   )
+
+
+def base_config(dataset: str) -> ml_collections.ConfigDict:
+  placeholder = ml_collections.config_dict.placeholder
+  config = architecture_config()
+  config.experiment = 'benchmark'
+  config.data = input_pipeline.default_data_config(dataset)
+  config.seeds = (0, 1, 2, 3, 4)
+  config.models = models.MODELS
+  config.train = ml_collections.ConfigDict(
+      dict(
+          optimizer='adam',
+          learning_rate=1e-3,
+          momentum=0.9,
+          weight_decay=0.0,
+          schedule='cosine',
+          warmup_epochs=0,
+          epochs=100,
+          batch_size=placeholder(int),
+      )
+  )
+  config.train.batch_size = 128
+  # Per-model overrides before the selected setting (cifar_subset: ResNet-18's SGD recipe).
+  config.model_defaults = ml_collections.ConfigDict()
+  config.variants = ml_collections.ConfigDict()
+  config.tracking = tracking_config()
   config.kernel = ml_collections.ConfigDict(
       dict(kernel='ntk', t=placeholder(float), diag_reg=1e-4, batch_size=256, calibration_folds=5)
   )
