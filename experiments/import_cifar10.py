@@ -29,7 +29,6 @@ this module (e.g. from tests, for `load_npz`) does not load TensorFlow.
 from __future__ import annotations
 
 import os
-import pathlib
 import tempfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
@@ -37,6 +36,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 import numpy as np
+
+from experiments import sources
 
 _CIFAR10_LABELS = (
     'airplane',
@@ -50,7 +51,7 @@ _CIFAR10_LABELS = (
     'ship',
     'truck',
 )
-_DEFAULT_DATA_DIR = str(pathlib.Path(__file__).resolve().parents[1] / 'data_cache')
+_DEFAULT_DATA_DIR = sources.DEFAULT_DATA_DIR
 
 
 def load_npz(path: str) -> tuple[np.ndarray, np.ndarray]:

@@ -21,24 +21,20 @@ training data (stratified for classification), for hyperparameter selection that
 test split.
 
 Imports. tensorflow-datasets, and with it TensorFlow, is imported only when CIFAR-10 is read
-(inside `_tfds_load_numpy`), never at module import: every other dataset, and any code that just
+(inside `sources.tfds_load_numpy`), never at module import: every other dataset, and any code that just
 imports this module (e.g. the configs), runs without TensorFlow and without its start-up lines.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import os
-import pathlib
 from typing import Any, Mapping
 import zlib
 
 import ml_collections
 import numpy as np
 
-# The project's tensorflow-datasets data_dir: <repo root>/data_cache.
-DEFAULT_DATA_DIR = str(pathlib.Path(__file__).resolve().parents[1] / 'data_cache')
+from experiments import sources
 
 DATASET_NAMES = (
     'synthetic_regression',
@@ -47,15 +43,6 @@ DATASET_NAMES = (
     'iris',
     'wine',
     'cifar10',
-)
-
-_CIFAR_IMPORT_HELP = (
-    'Import a local copy (uint8 images + labels as npz files with keys x (N, 32, 32, 3) and '
-    'y (N,)) once, from the repository root, with\n'
-    '    python -m experiments.import_cifar10 --train_npz=PATH --test_npz=PATH '
-    '--data_dir={data_dir}\n'
-    '(the project data: ../shared/data/cifar10/train_subset.npz and test_public.npz), or, with '
-    'network access, run tfds.builder("cifar10", data_dir={data_dir!r}).download_and_prepare().'
 )
 
 
@@ -153,11 +140,16 @@ def load_dataset(
   data_seed = seed if data_config.get('data_seed') is None else data_config.data_seed
   rng = named_rng(data_seed, f'data/{name}')
   if name == 'synthetic_regression':
-    return _synthetic_regression(data_config, rng)
+    return _from_source(sources.synthetic_regression(data_config, rng), 'regression', 0, name)
   if name == 'synthetic_classification':
-    return _synthetic_classification(data_config, rng)
+    return _from_source(
+        sources.synthetic_classification(data_config, rng),
+        'classification',
+        data_config.num_classes,
+        name,
+    )
   if name == 'boston':
-    x, y, _ = read_boston_csv(
+    x, y, _ = sources.read_boston_csv(
         data_config.get('csv_path'),
         target=data_config.target,
         drop_columns=tuple(data_config.drop_columns),
@@ -259,41 +251,6 @@ def standardize(x_train: np.ndarray, *others: np.ndarray, channels: int | None =
   return apply(x_train), tuple(apply(x) for x in others), mean, std
 
 
-def synthetic_regression_targets(
-    x: np.ndarray, amplitudes: np.ndarray, frequencies: np.ndarray, phases: np.ndarray
-) -> np.ndarray:
-  """Noise-free docs/spec.md §5 target: (N, d) x, (K,) a, (K, d) w, (K,) phi -> (N,) sum_k a_k sin(.)."""
-  return np.sin(2 * np.pi * x @ frequencies.T + phases) @ amplitudes
-
-
-def read_boston_csv(
-    csv_path: str | None, *, target: str = 'MEDV', drop_columns: tuple[str, ...] = ()
-):
-  """Reads the Boston table: returns x (506, 13) float64, y (506,) float64, feature names."""
-  if not csv_path:
-    raise ValueError(
-        "dataset 'boston' needs data_config.csv_path (on the command line: "
-        '--config.data.csv_path=PATH): the Boston Housing CSV (506 rows, header '
-        'CRIM ... LSTAT MEDV). The project copy is shared/data/uci/boston_housing.csv (see README, '
-        '"Data"); the same table is scikit-learn 1.1.3\'s sklearn/datasets/data/'
-        'boston_house_prices.csv without its first line.'
-    )
-  if not os.path.exists(csv_path):
-    raise FileNotFoundError(
-        f'data_config.csv_path={csv_path!r} does not exist: point it at the Boston Housing CSV '
-        '(the project copy is shared/data/uci/boston_housing.csv; see README, "Data").'
-    )
-  with open(csv_path, newline='') as f:
-    rows = list(csv.reader(f))
-  header, values = [h.strip() for h in rows[0]], np.array(rows[1:], dtype=np.float64)
-  missing = [c for c in (target, *drop_columns) if c not in header]
-  if missing:
-    raise ValueError(f'{csv_path}: no column(s) {missing}; columns are {header}.')
-  features = [c for c in header if c != target and c not in drop_columns]
-  x = values[:, [header.index(c) for c in features]]
-  return x, values[:, header.index(target)], features
-
-
 def _split_indices(y, test_fraction, stratify, rng):
   from sklearn import model_selection  # pylint: disable=g-import-not-at-top
 
@@ -325,6 +282,12 @@ def _standardized(
   )
 
 
+def _from_source(arrays: tuple, task: str, num_classes: int, name: str) -> Dataset:
+  """A `Dataset` of a source's (x_train, y_train, x_test, y_test, info)."""
+  x_train, y_train, x_test, y_test, info = arrays
+  return _standardized(x_train, y_train, x_test, y_test, task, num_classes, name, **info)
+
+
 def _split_and_standardize(x, y, task, num_classes, name, test_fraction, rng) -> Dataset:
   train_idx, test_idx = _split_indices(y, test_fraction, task == 'classification', rng)
   return _standardized(
@@ -340,122 +303,11 @@ def _split_and_standardize(x, y, task, num_classes, name, test_fraction, rng) ->
   )
 
 
-def _synthetic_regression(config, rng) -> Dataset:
-  """Draws parameters, then train and test sets, from three independent child streams of `rng`."""
-  params_rng, train_rng, test_rng = rng.spawn(3)
-  d, k = config.input_dim, config.num_modes
-  amplitudes = params_rng.uniform(config.amplitude_min, config.amplitude_max, size=k) / np.sqrt(k)
-  frequencies = config.frequency_scale * params_rng.standard_normal((k, d))
-  phases = params_rng.uniform(0.0, 2 * np.pi, size=k)
-
-  def draw(r, n):
-    x = r.standard_normal((n, d))
-    y = synthetic_regression_targets(x, amplitudes, frequencies, phases)
-    return x, y + config.noise_std * r.standard_normal(n)
-
-  x_train, y_train = draw(train_rng, config.num_train)
-  x_test, y_test = draw(test_rng, config.num_test)
-  return _standardized(
-      x_train,
-      y_train,
-      x_test,
-      y_test,
-      'regression',
-      0,
-      config.name,
-      amplitudes=amplitudes,
-      frequencies=frequencies,
-      phases=phases,
-      x_train_raw=x_train,
-      x_test_raw=x_test,
-  )
-
-
-def _synthetic_classification(config, rng) -> Dataset:
-  """Draws means/covariance, then labels and inputs, from three child streams of `rng`."""
-  params_rng, train_rng, test_rng = rng.spawn(3)
-  d, c = config.input_dim, config.num_classes
-  means = config.mean_scale * params_rng.standard_normal((c, d))
-  if config.covariance == 'isotropic':
-    scale = config.cluster_std * np.eye(d)
-  elif config.covariance == 'anisotropic':
-    scale = config.cluster_std * params_rng.standard_normal((d, d)) / np.sqrt(d)
-  else:
-    raise ValueError(f"covariance must be 'isotropic' or 'anisotropic', got {config.covariance!r}.")
-  weights = (
-      np.full(c, 1.0 / c)
-      if config.get('class_weights') is None
-      else np.asarray(config.class_weights, np.float64)
-  )
-  if weights.shape != (c,) or np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
-    raise ValueError(f'class_weights must be {c} non-negative numbers summing to 1, got {weights}.')
-
-  def draw(r, n):
-    y = r.choice(c, size=n, p=weights)
-    return means[y] + r.standard_normal((n, d)) @ scale.T, y
-
-  x_train, y_train = draw(train_rng, config.num_train)
-  x_test, y_test = draw(test_rng, config.num_test)
-  return _standardized(
-      x_train,
-      y_train,
-      x_test,
-      y_test,
-      'classification',
-      c,
-      config.name,
-      means=means,
-      covariance_sqrt=scale,
-      class_weights=weights,
-  )
-
-
-def _tfds_load_numpy(name, split, data_dir):
-  """tfds.load(name, split=split, as_supervised=True) as numpy arrays, never downloading.
-
-  Batches of 1,000 are concatenated rather than `batch_size=-1`, which batches by the split size
-  recorded on disk (unknown under `tfds.testing.mock_data`, where TF then aborts the process).
-  """
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # before TensorFlow's first import
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
-  try:
-    ds = tfds.load(
-        name,
-        split=split,
-        data_dir=data_dir,
-        as_supervised=True,
-        shuffle_files=False,
-        download=False,
-        try_gcs=False,
-    )
-  except AssertionError as e:
-    # tfds: AssertionError('Dataset cifar10: could not find data in <data_dir>. ...').
-    raise FileNotFoundError(
-        f'{name} is not prepared in data_dir={data_dir!r} (no {name}/<version>/dataset_info.json '
-        'there), and it is never downloaded here. ' + _CIFAR_IMPORT_HELP.format(data_dir=data_dir)
-    ) from e
-  except ValueError as e:
-    if 'incompatible with' not in str(e):
-      raise
-    raise ValueError(
-        f'split {split!r} of {name} in data_dir={data_dir!r}: {e} Choose a split '
-        'within the prepared data (data_config.train_split / test_split).'
-    ) from e
-  batches = list(tfds.as_numpy(ds.batch(1000)))
-  if not batches:
-    raise ValueError(f'split {split!r} of {name} in data_dir={data_dir!r} is empty.')
-  return (
-      np.concatenate([images for images, _ in batches]),
-      np.concatenate([labels for _, labels in batches]),
-  )
-
-
 def _cifar10(config, data_dir) -> Dataset:
   """CIFAR-10 through tensorflow-datasets; per-channel statistics of the training subset."""
-  data_dir = data_dir or DEFAULT_DATA_DIR
-  x_train, y_train = _tfds_load_numpy('cifar10', config.train_split, data_dir)
-  x_test, y_test = _tfds_load_numpy('cifar10', config.test_split, data_dir)
+  data_dir = data_dir or sources.DEFAULT_DATA_DIR
+  x_train, y_train = sources.tfds_load_numpy('cifar10', config.train_split, data_dir)
+  x_test, y_test = sources.tfds_load_numpy('cifar10', config.test_split, data_dir)
   channels = x_train.shape[-1]
   xs_train, (xs_test,), mean, std = standardize(
       x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1), channels=channels

@@ -191,7 +191,7 @@ def main(argv):
           config,
           overwrite=FLAGS.overwrite,
       )
-    except FileExistsError as e:
+    except workdir.WorkdirError as e:
       raise app.UsageError(str(e)) from e
   train.train_and_evaluate(config, FLAGS.workdir)
 

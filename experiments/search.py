@@ -38,6 +38,7 @@ import ml_collections
 from ecrn_jax import io
 from experiments import input_pipeline
 from experiments import models
+from experiments import workdir as workdir_lib
 
 EPOCHS_FRACTION = 'train.epochs_fraction'
 
@@ -80,6 +81,12 @@ def candidates(config: ml_collections.ConfigDict, model: str) -> list[dict[str, 
 
 def check(config: ml_collections.ConfigDict) -> None:
   """Fails (ValueError naming the field) on a search space or variant that names no field."""
+  examples = {'seeds': "--config.seeds='(0,)'", 'models': '--config.models=mlp'}
+  for field, example in examples.items():
+    if not config[field]:
+      raise ValueError(
+          f'config.{field} is empty, so nothing would run; give at least one, e.g. ' f'{example}.'
+      )
   models.check_models(config)
   search = config.get('search')
   if search is None:
@@ -159,8 +166,9 @@ def _trial(
 ) -> dict:
   directory = os.path.join(workdir, 'search', model, f'trial_{k}')
   result_path = os.path.join(directory, 'result.json')
-  if os.path.exists(result_path):
-    return io.read_json(result_path)
+  earlier = workdir_lib.read_result(result_path)
+  if earlier is not None:
+    return earlier
   label = f'[search {model} {k + 1}/{total}]'
   unit_config = models.model_config(config, model, overrides)
   unit_config.tracking.models = ()

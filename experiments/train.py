@@ -115,9 +115,10 @@ def _run_seed(
     label = f'[seed {seed} {name} {len(results) + 1}/{total}]'
     unit = units.Unit(int(seed), name, os.path.join(workdir, f'seed_{seed}', name), label)
     result_path = os.path.join(unit.directory, 'result.json')
-    if os.path.exists(result_path):
+    earlier = workdir_lib.read_result(result_path)
+    if earlier is not None:
       logging.info('%s done earlier: skipped', label)
-      results.append(io.read_json(result_path))
+      results.append(earlier)
       continue
     if dataset is None:
       dataset = input_pipeline.load_dataset(config.data, seed=int(seed))
@@ -132,6 +133,8 @@ def _run_seed(
     os.makedirs(unit.directory, exist_ok=True)
     logging.info('%s start', label)
     unit_config = models.model_config(config, name, hyperparameters[name])
+    if models.spec(config, name).kind == 'kernel':  # a killed earlier try may have logged it
+      metrics.truncate_unit(unit.seed, name, -1)
     result = units.run_unit(unit, unit_config, dataset, metrics)
     result.update(hyperparameters=hyperparameters[name], dataset=_dataset_record(dataset))
     result = io.jsonable(result)

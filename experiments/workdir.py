@@ -21,6 +21,7 @@ elsewhere is data, never code.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from typing import Any, Optional
 
@@ -50,14 +51,43 @@ def _identity(resolved: dict) -> dict:
   return {'name': resolved.get('name'), 'config': config}
 
 
+class WorkdirError(FileExistsError):
+  """A --workdir that this run cannot use: another config's, not ours, or not creatable."""
+
+
+# What a run writes at the top of its workdir; `--overwrite` deletes these and nothing else.
+_RUN_ENTRIES = re.compile(
+    r'^(config\.json|results\.json|search\.json|metrics\.jsonl|search|seed_\d+|\..+\.tmp)$'
+)
+
+
+def _read_ours(path: str) -> Optional[dict]:
+  """config.json's content when it is one this program wrote ({'name', 'config'}), else None."""
+  try:
+    previous = io.read_json(path)
+  except (OSError, ValueError):
+    return None
+  if isinstance(previous, dict) and set(previous) == {'name', 'config'}:
+    return previous
+  return None
+
+
 def _empty(workdir: str) -> None:
-  logging.warning('--overwrite: deleting the contents of %s', workdir)
-  for entry in os.listdir(workdir):
+  """Deletes the run's files in `workdir`; anything else there is left (and logged)."""
+  left = []
+  for entry in sorted(os.listdir(workdir)):
     full = os.path.join(workdir, entry)
-    if os.path.isdir(full) and not os.path.islink(full):
+    if not _RUN_ENTRIES.match(entry):
+      left.append(entry)
+    elif os.path.isdir(full) and not os.path.islink(full):
       shutil.rmtree(full)
     else:
       os.remove(full)
+  logging.warning(
+      '--overwrite: deleted the run files in %s%s',
+      workdir,
+      f'; left {left} (not written by this program)' if left else '',
+  )
 
 
 def prepare(
@@ -65,34 +95,54 @@ def prepare(
 ) -> None:
   """Creates `workdir` with config.json, or checks that it belongs to this config.
 
-  A non-empty workdir whose config.json differs (or that has none) is refused unless
-  `overwrite`, which empties it first. The same config continues (resumes) the run.
+  The same config continues (resumes) the run. A workdir of another config is refused unless
+  `overwrite`, which deletes that run's files (only those: config.json, results.json,
+  search.json, metrics.jsonl, search/, seed_*/). A non-empty directory without a config.json
+  of ours is not a workdir of this program: it is refused whatever `overwrite` says.
   """
   resolved = {'name': name, 'config': config_to_dict(config)}
   path = os.path.join(workdir, CONFIG_FILE)
   if os.path.isdir(workdir) and os.listdir(workdir):
-    previous = None
-    if os.path.exists(path):
-      try:
-        previous = io.read_json(path)
-      except ValueError:
-        previous = None
-    if previous is None or _identity(previous) != _identity(resolved):
+    previous = _read_ours(path)
+    if previous is None:
+      raise WorkdirError(
+          f'workdir {workdir} is not empty and holds no config.json written by this program, '
+          'so it is not one of its workdirs and nothing in it will be deleted, not even with '
+          '--overwrite; choose a new or empty --workdir.'
+      )
+    if _identity(previous) != _identity(resolved):
       if not overwrite:
-        what = (
-            f"config {previous.get('name')!r} with other values"
-            if previous
-            else 'files of another run (no readable config.json)'
-        )
-        raise FileExistsError(
-            f'workdir {workdir} holds {what}; choose another --workdir, or pass --overwrite '
-            'to delete its contents.'
+        raise WorkdirError(
+            f"workdir {workdir} holds config {previous.get('name')!r} with other values; "
+            "choose another --workdir, or pass --overwrite to delete that run's files."
         )
       _empty(workdir)
     else:
       logging.info('workdir %s holds this config: resuming', workdir)
-  os.makedirs(workdir, exist_ok=True)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise WorkdirError(f'cannot create workdir {workdir}: {e.strerror or e}.') from e
   io.write_json(path, resolved)
+
+
+def read_result(path: str) -> Optional[dict]:
+  """A finished unit's or trial's result.json, or None when it is missing or unreadable.
+
+  An unreadable one (cut by a kill or damaged) is deleted and logged: its unit runs again.
+  """
+  if not os.path.exists(path):
+    return None
+  try:
+    result = io.read_json(path)
+    if isinstance(result, dict):
+      return result
+    problem = f'holds a {type(result).__name__}, not a result'
+  except ValueError as e:
+    problem = str(e)
+  logging.warning('discarding %s (%s): that unit runs again', path, problem)
+  os.remove(path)
+  return None
 
 
 class MetricsLog:

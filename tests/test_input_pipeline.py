@@ -14,6 +14,7 @@ import pytest
 
 from experiments import import_cifar10
 from experiments import input_pipeline
+from experiments import sources
 
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[1] / '..' / 'shared' / 'data'
 BOSTON_CSV = SHARED_DATA / 'uci' / 'boston_housing.csv'
@@ -113,7 +114,7 @@ def test_synthetic_regression_follows_spec_formula():
   noiseless = _load('synthetic_regression', seed=11, noise_std=0.0, **config)
   np.testing.assert_allclose(
       noiseless.y_train,
-      input_pipeline.synthetic_regression_targets(noiseless.info['x_train_raw'], a, w, phi),
+      sources.synthetic_regression_targets(noiseless.info['x_train_raw'], a, w, phi),
       rtol=0,
       atol=1e-6,
   )
@@ -170,7 +171,7 @@ def test_boston_from_csv():
   assert data.task == 'regression' and data.num_classes == 0
   assert data.x_train.shape == (404, 13) and data.x_test.shape == (102, 13)
   assert data.y_train.dtype == np.float32
-  x, y, names = input_pipeline.read_boston_csv(str(BOSTON_CSV))
+  x, y, names = sources.read_boston_csv(str(BOSTON_CSV))
   assert names[0] == 'CRIM' and names[-1] == 'LSTAT' and len(names) == 13
   np.testing.assert_allclose(y.mean(), 22.5328, atol=1e-4)
   np.testing.assert_array_equal(data.y_train, y[data.info['train_indices']].astype(np.float32))

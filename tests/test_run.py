@@ -174,13 +174,74 @@ def test_workdir_of_another_config_is_refused(tmp_path):
   assert code != 0 and '--overwrite' in err and str(tmp_path) in err
   assert (tmp_path / 'results.json').exists()
 
-  other = tmp_path / 'other'
-  other.mkdir()
-  (other / 'notes.txt').write_text('not a run')
-  with pytest.raises(FileExistsError, match='overwrite'):
-    workdir.prepare(str(other), 'iris', config)
-  workdir.prepare(str(other), 'iris', config, overwrite=True)
-  assert sorted(os.listdir(other)) == ['config.json']
+  # --overwrite deletes that run's files, and only those.
+  (tmp_path / 'seed_0').mkdir()
+  (tmp_path / 'my_notes.txt').write_text('mine')
+  config.train.epochs = 7
+  workdir.prepare(str(tmp_path), 'iris', config, overwrite=True)
+  assert sorted(os.listdir(tmp_path)) == ['config.json', 'my_notes.txt']
+
+
+@pytest.mark.parametrize(
+    'contents',
+    [
+        {'notes.txt': 'not a run'},
+        {'config.json': '{"x": 1}', 'data.csv': '1,2'},
+        {'config.json': '{"name": "iris", "conf'},
+    ],
+)
+def test_overwrite_never_deletes_a_directory_that_is_not_a_workdir(tmp_path, contents):
+  from experiments import run, workdir  # pylint: disable=g-import-not-at-top
+
+  _, config = run.load_config('iris:smoke')
+  for name, text in contents.items():
+    (tmp_path / name).write_text(text)
+  for overwrite in (False, True):
+    with pytest.raises(workdir.WorkdirError, match='not one of its workdirs'):
+      workdir.prepare(str(tmp_path), 'iris', config, overwrite=overwrite)
+  assert {p.name: p.read_text() for p in tmp_path.iterdir()} == contents
+  code, _, err = utils.run_cli('--config=iris:smoke', f'--workdir={tmp_path}', '--overwrite')
+  assert code != 0 and 'nothing in it will be deleted' in err and 'Traceback' not in err
+  assert {p.name: p.read_text() for p in tmp_path.iterdir()} == contents
+
+
+def test_workdir_that_cannot_be_created_fails_with_one_sentence(tmp_path):
+  from experiments import run, workdir  # pylint: disable=g-import-not-at-top
+
+  _, config = run.load_config('iris:smoke')
+  (tmp_path / 'a_file').write_text('')
+  with pytest.raises(workdir.WorkdirError, match='cannot create workdir'):
+    workdir.prepare(str(tmp_path / 'a_file' / 'run'), 'iris', config)
+
+
+def _unit_lines(directory, model):
+  lines = [json.loads(l) for l in (directory / 'metrics.jsonl').read_text().splitlines()]
+  return [l for l in lines if l['model'] == model]
+
+
+def test_corrupt_or_missing_results_rerun_their_unit_and_log_it_once(tmp_path):
+  """A result.json cut by a kill (or deleted after its metrics line) is not a finished unit:
+  resuming redoes that unit, gets the same result and keeps one metrics line for it."""
+  from experiments import train  # pylint: disable=g-import-not-at-top
+
+  overrides = ["models=('standard_ntk', 'ntk_ecrn_infinite')", 'search.trials=1']
+  config, first = utils.smoke_run('synthetic_regression', tmp_path, overrides, search=True)
+  unit = tmp_path / 'seed_0' / 'standard_ntk' / 'result.json'
+  trial = tmp_path / 'search' / 'ntk_ecrn_infinite' / 'trial_0' / 'result.json'
+  unit.write_text(unit.read_text()[:40])  # cut mid-file
+  trial.write_text('[1, 2')
+  (tmp_path / 'seed_0' / 'ntk_ecrn_infinite' / 'result.json').unlink()  # after its line
+  again = train.train_and_evaluate(config, str(tmp_path))
+  assert utils.without_timings(again) == utils.without_timings(first)
+  assert json.loads(unit.read_text())['model'] == 'standard_ntk'
+  assert json.loads(trial.read_text())['overrides'] == _first_trial_overrides(tmp_path)
+  for model in ('standard_ntk', 'ntk_ecrn_infinite'):
+    assert [l['epoch'] for l in _unit_lines(tmp_path, model)] == [None]
+
+
+def _first_trial_overrides(directory):
+  search = json.loads((directory / 'search.json').read_text())
+  return search['models']['ntk_ecrn_infinite']['trials'][0]['overrides']
 
 
 @pytest.mark.parametrize(
@@ -200,6 +261,10 @@ def test_workdir_of_another_config_is_refused(tmp_path):
             ('search.space.mlp',),
         ),
         (['--config=iris:huge'], ('huge', 'smoke')),
+        (
+            ['--config=iris:smoke', '--config.seeds=()'],
+            ('seeds', 'nothing would run'),
+        ),
         (
             ['--config=cifar_everything'],
             (
