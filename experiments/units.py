@@ -90,8 +90,7 @@ def _tracking_writer(unit: Unit, config, model, data, train_config):
 
 def _restore(unit: Unit, checkpointer, model, variables, train_config, n, writer):
   """The `resume` argument of `ecrn_jax.train` from the last checkpoint, or None."""
-  latest = checkpointer.latest_epoch()
-  if latest is None:
+  if checkpointer.latest_epoch() is None:
     return None
   fresh = ecrn_jax.TrainState.create(
       apply_fn=model.apply,
@@ -99,7 +98,10 @@ def _restore(unit: Unit, checkpointer, model, variables, train_config, n, writer
       tx=ecrn_jax.make_optimizer(train_config, ecrn_jax.steps_per_epoch(train_config, n)),
       rest={k: v for k, v in variables.items() if k != 'params'},
   )
-  state, host, tracker_state = checkpointer.restore(latest, fresh)
+  restored = checkpointer.restore_latest(fresh, with_tracker=writer is not None)
+  if restored is None:
+    return None
+  _, state, host, tracker_state = restored
   rest = dict(fresh.rest)
   if 'batch_stats' in state:
     rest['batch_stats'] = state['batch_stats']

@@ -245,5 +245,34 @@ class Checkpointer:
     tracker_state = io.load_npz(path) if os.path.exists(path) else None
     return out['state'], out['host'], tracker_state
 
+  def restore_latest(
+      self, state, *, with_tracker: bool = False
+  ) -> Optional[tuple[int, dict, dict, Optional[dict]]]:
+    """(epoch, state items, host, tracker state) of the newest readable checkpoint, or None.
+
+    An unreadable step (cut, damaged, or with a tracker file that is not plain arrays) is
+    logged and deleted, and the one before it is tried: the last two are kept for this.
+    """
+    for epoch in sorted(self.manager.all_steps(), reverse=True):
+      try:
+        items, host, tracker_state = self.restore(epoch, state)
+        if with_tracker and tracker_state is None:
+          raise FileNotFoundError(f'no {os.path.basename(self._tracker_path(epoch))}')
+        return epoch, items, host, tracker_state
+      except Exception as e:  # pylint: disable=broad-except   (orbax/tensorstore/numpy errors)
+        logging.warning(
+            'checkpoint of epoch %d in %s is unreadable (%s: %s): deleting it and '
+            'falling back to the previous one',
+            epoch,
+            self.directory,
+            type(e).__name__,
+            str(e).splitlines()[0][:300] if str(e) else '',
+        )
+        self.manager.delete(epoch)
+        path = self._tracker_path(epoch)
+        if os.path.exists(path):
+          os.remove(path)
+    return None
+
   def close(self):
     self.manager.close()

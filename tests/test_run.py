@@ -376,3 +376,61 @@ def test_cifar_subset_smoke_on_real_imported_images(tmp_path):
     assert unit['dataset']['num_train'] == 64 and unit['dataset']['num_test'] == 32
     assert unit['dataset']['input_dim'] == 3072
     assert 0.0 <= unit['test']['accuracy'] <= 1.0
+
+
+def _damage_checkpoint(step_dir):
+  for path in step_dir.rglob('*'):
+    if path.is_file():
+      path.write_bytes(b'\x00garbage')
+
+
+def test_unreadable_checkpoints_fall_back_and_never_unpickle(tmp_path):
+  """The latest checkpoint unreadable: resume from the one before (it is kept for this). A
+  tracker file holding a pickled object array is refused like a damaged one, never loaded."""
+  args = [
+      '--config=synthetic_regression:smoke',
+      '--config.models=ntk_ecrn',
+      '--config.train.epochs=6',
+      '--config.checkpoint_every=2',
+      '--config.search.enabled=False',
+      f'--workdir={tmp_path}',
+  ]
+  code, _, err = utils.run_cli(*args)
+  assert code == 0, err[-3000:]
+  unit = tmp_path / 'seed_0' / 'ntk_ecrn'
+  expected = utils.without_timings(json.loads((tmp_path / 'results.json').read_text()))
+  checkpoints = unit / 'checkpoints'
+  assert sorted(_finished_checkpoints(checkpoints)) == [4, 6]
+
+  (unit / 'result.json').unlink()
+  _damage_checkpoint(checkpoints / '6')
+  code, _, err = utils.run_cli(*args)
+  assert code == 0, err[-3000:]
+  assert 'checkpoint of epoch 6' in err and 'is unreadable (' in err
+  assert 'resuming from the checkpoint of epoch 4' in err
+  assert utils.without_timings(json.loads((tmp_path / 'results.json').read_text())) == expected
+
+  (unit / 'result.json').unlink()
+  _damage_checkpoint(checkpoints / '4')
+  np.savez(checkpoints / 'tracker_6.npz', seconds=np.array([object()], dtype=object))
+  code, _, err = utils.run_cli(*args)
+  assert code == 0, err[-3000:]
+  assert err.count('is unreadable (') == 2 and 'resuming from' not in err  # from the start
+  assert utils.without_timings(json.loads((tmp_path / 'results.json').read_text())) == expected
+  lines = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  assert [l['epoch'] for l in lines] == list(range(1, 7)) + [None]
+
+
+def test_files_are_written_with_the_users_umask(tmp_path):
+  from ecrn_jax import io  # pylint: disable=g-import-not-at-top
+
+  previous = os.umask(0o027)
+  try:
+    io.write_json(str(tmp_path / 'a.json'), {'x': 1})
+    io.save_npz(str(tmp_path / 'b.npz'), {'x': np.arange(3)})
+  finally:
+    os.umask(previous)
+  for name in ('a.json', 'b.npz'):
+    assert (tmp_path / name).stat().st_mode & 0o777 == 0o640, name
+  with pytest.raises(ValueError, match='object array'):
+    io.save_npz(str(tmp_path / 'c.npz'), {'x': np.array([object()], dtype=object)})
