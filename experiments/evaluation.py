@@ -6,7 +6,8 @@ classification; a network's metrics on the train and test splits (evaluation mod
 
 from __future__ import annotations
 
-from typing import Optional
+import math
+from typing import Iterable, Optional, Sequence
 
 import jax
 import numpy as np
@@ -54,3 +55,21 @@ def evaluate_network(model, variables, dataset, batch_size: int) -> dict:
     else:
       out[split] = classification_metrics(scipy.special.log_softmax(f, axis=-1), f, y)
   return out
+
+
+def finite_values(values: Iterable) -> list[float]:
+  """The finite numbers of `values` (None, NaN and inf left out)."""
+  return [
+      float(v) for v in values if v is not None and isinstance(v, (int, float)) and math.isfinite(v)
+  ]
+
+
+def summary_stats(values: Sequence) -> dict:
+  """{'mean', 'std' (population, ddof=0), 'n', 'values'} over the finite values."""
+  finite = finite_values(values)
+  return {
+      'mean': float(np.mean(finite)) if finite else None,
+      'std': float(np.std(finite)) if finite else None,
+      'n': len(finite),
+      'values': list(values),
+  }

@@ -7,7 +7,9 @@ A *model* is one row of the paper's tables: a network trained with `ecrn_jax.tra
 ('trained') or kernel regression with an infinite-width kernel ('kernel'). Each reads one
 architecture block of the config (`family`): 'ecrn' (`ECRNConfig` fields), 'mlp'
 (`MLPConfig` fields) or 'resnet18'. A model and its infinite twin share the family and hence
-the initialization key: the twin uses the trained ECRN's Fourier matrix B.
+the initialization key: the twin's Fourier matrix B is drawn from the same key as the trained
+ECRN's, but at float64 and with the twin's own selected σ_ff, so the two B agree only where
+those do (the finite-vs-infinite job and `ecrn_jax.infinite_kernels` use the network's own B).
 
 Per-unit configs (`model_config`): the config with, in this order, the model's defaults
 (`config.model_defaults.BASE`), the selected hyperparameters (experiments/search.py) and the
@@ -54,7 +56,7 @@ _SPECS = (
         'ntk_ecrn_infinite',
         'kernel',
         'ecrn',
-        "kernel regression with the NTK-ECRN's infinite-width twin (same B)",
+        "kernel regression with the NTK-ECRN's infinite-width twin (B from the same key)",
     ),
 )
 # Paper row order.
@@ -101,6 +103,14 @@ def set_path(config: ml_collections.ConfigDict, path: str, value) -> None:
     value = tuple(value)
   with node.ignore_type():
     node[leaf] = value
+
+
+def get_path(config: ml_collections.ConfigDict, path: str):
+  """config.<path> (dotted)."""
+  node = config
+  for name in path.split('.'):
+    node = node[name]
+  return node
 
 
 def base_model(config: ml_collections.ConfigDict, name: str) -> str:
@@ -200,9 +210,10 @@ def arch_config(config, name: str, dataset, **changes) -> ecrn_jax.ArchConfig:
   raise ValueError(f'{name!r} has no ECRN/MLP architecture (family {family!r}).')
 
 
-def model_key(seed: int, name: str, config=None) -> jax.Array:
-  """The initialization key of (seed, model): one per family, so twins share B."""
-  family = (spec(config, name) if config is not None else REGISTRY[name]).family
+def model_key(seed: int, name: str, config) -> jax.Array:
+  """The initialization key of (seed, model): one per family, so a trained model and its
+  infinite twin draw their Fourier matrix B from the same key (the twin at float64)."""
+  family = spec(config, name).family
   return jax.random.fold_in(jax.random.PRNGKey(seed), _FAMILY_KEY[family])
 
 

@@ -11,7 +11,7 @@ OUT/results.csv (one row per model × seed × split × metric), OUT/table.md (th
 run's hardware and wall time, incompleteness markers and the paper's-claim checks),
 OUT/table.tex (booktabs) and, when a workdir has a search.json, OUT/search.md.
 
-Reads (see experiments/train.py): config.json ('name', 'config': 'seeds', 'mlp'),
+Reads (the layout: experiments/workdir.py): config.json ('name', 'config': 'seeds', 'mlp'),
 results.json ('complete', 'device', 'seconds', 'units': 'seed', 'model', 'train', 'test',
 'dataset': 'name', 'task', 'seconds', 'tracking': 'lambda_max_init', 'lambda_max_final',
 'relative_delta_frobenius_final') and the optional search.json.
@@ -23,13 +23,12 @@ and non-finite values are left out of both (n counts the rest).
 from __future__ import annotations
 
 import csv
-import math
 import os
 from typing import Any, Iterable, Optional, Sequence
 
-import numpy as np
 
 from ecrn_jax import io
+from experiments import evaluation
 from experiments import tables
 
 CSV_FIELDS = ('config', 'dataset', 'model', 'seed', 'split', 'metric', 'value')
@@ -101,29 +100,13 @@ def write_results_csv(rows: Iterable[dict], path: str) -> None:
       writer.writerow({k: '' if row.get(k) is None else row[k] for k in CSV_FIELDS})
 
 
-def _finite(values: Iterable) -> list[float]:
-  return [
-      float(v) for v in values if v is not None and isinstance(v, (int, float)) and math.isfinite(v)
-  ]
-
-
-def _stats(values: Sequence) -> dict:
-  finite = _finite(values)
-  return {
-      'mean': float(np.mean(finite)) if finite else None,
-      'std': float(np.std(finite)) if finite else None,  # population std (ddof=0)
-      'n': len(finite),
-      'values': list(values),
-  }
-
-
 def summarize(rows: Iterable[dict], split: str = 'test') -> dict:
   """{(dataset, model, metric): {'mean', 'std' (ddof=0), 'n', 'values'}} of `split`'s rows."""
   grouped: dict[tuple, list] = {}
   for row in rows:
     if row['split'] == split:
       grouped.setdefault((row['dataset'], row['model'], row['metric']), []).append(row['value'])
-  return {key: _stats(values) for key, values in grouped.items()}
+  return {key: evaluation.summary_stats(values) for key, values in grouped.items()}
 
 
 def tracking_summary(workdirs: Sequence[str]) -> dict:
@@ -138,7 +121,10 @@ def tracking_summary(workdirs: Sequence[str]) -> dict:
       entry = grouped.setdefault((_dataset_name(unit, loaded), unit['model']), {})
       for field in ('lambda_max_init', 'lambda_max_final', 'relative_delta_frobenius_final'):
         entry.setdefault(field, []).append(tracking.get(field))
-  return {key: {f: _stats(v) for f, v in fields.items()} for key, fields in grouped.items()}
+  return {
+      key: {f: evaluation.summary_stats(v) for f, v in fields.items()}
+      for key, fields in grouped.items()
+  }
 
 
 def workdir_context(workdirs: Sequence[str]) -> dict:

@@ -68,10 +68,15 @@ def resolve(spec: str) -> str:
   """NAME[:ARG] → the path of NAME's config module [:ARG]; a path is returned as it is."""
   name, sep, arg = spec.partition(':')
   if name.endswith('.py') or os.sep in name:
+    if not os.path.isfile(name):
+      raise app.UsageError(
+          f'config file {name!r} does not exist; give a path to a config '
+          f'module or one of {list(CONFIGS)}.'
+      )
     return spec
   if name not in CONFIGS:
     raise app.UsageError(
-        f'unknown config {name!r}; valid names: {list(CONFIGS)} (or a path ' 'to a config file).'
+        f'unknown config {name!r}; valid names: {list(CONFIGS)} (or a path to a config file).'
     )
   return os.path.join(CONFIG_DIR, f'{name}.py') + sep + arg
 
@@ -82,12 +87,14 @@ def config_name(spec: str) -> str:
 
 
 def _resolve_argv(argv: list[str]) -> list[str]:
-  out = []
-  for arg in argv:
+  """argv with the value of --config (`--config=SPEC` or `--config SPEC`) resolved."""
+  out = list(argv)
+  for i, arg in enumerate(out):
     for prefix in ('--config=', '-config='):
       if arg.startswith(prefix):
-        arg = prefix + resolve(arg[len(prefix) :])
-    out.append(arg)
+        out[i] = prefix + resolve(arg[len(prefix) :])
+    if arg in ('--config', '-config') and i + 1 < len(out):
+      out[i + 1] = resolve(out[i + 1])
   return out
 
 
@@ -177,12 +184,8 @@ def main(argv):
   if config.get('experiment') == 'benchmark':
     try:
       search.check(config)
-    except (ValueError, NotImplementedError) as e:
+    except (TypeError, ValueError, NotImplementedError) as e:
       raise app.UsageError(str(e)) from e
-  import jax  # pylint: disable=g-import-not-at-top
-
-  jax.config.update('jax_enable_x64', True)  # kernels are compared in float64
-  logging.info('devices: %s', jax.devices())
   if FLAGS.workdir:
     try:
       workdir.prepare(

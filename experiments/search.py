@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import shutil
 import time
 from typing import Any, Callable
 
@@ -87,6 +88,10 @@ def check(config: ml_collections.ConfigDict) -> None:
       raise ValueError(
           f'config.{field} is empty, so nothing would run; give at least one, e.g. ' f'{example}.'
       )
+  for field in ('checkpoint_every', 'eval_batch_size', 'train.epochs', 'search.trials'):
+    value = models.get_path(config, field)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+      raise ValueError(f'config.{field} must be a positive integer, got {value!r}.')
   models.check_models(config)
   search = config.get('search')
   if search is None:
@@ -184,6 +189,8 @@ def _trial(
       'seconds': time.perf_counter() - start,
   }
   io.write_json(result_path, result)
+  # A finished trial is never resumed: its checkpoints (params and optimizer state) can go.
+  shutil.rmtree(os.path.join(directory, 'checkpoints'), ignore_errors=True)
   logging.info('%s validation %s', label, result['validation'])
   return result
 

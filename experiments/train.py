@@ -13,7 +13,6 @@ again on the same workdir skips finished units and resumes an unfinished one.
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 import time
@@ -22,9 +21,9 @@ from typing import Optional
 from absl import logging
 import jax
 import ml_collections
-import numpy as np
 
 from ecrn_jax import io
+from experiments import evaluation
 from experiments import input_pipeline
 from experiments import models
 from experiments import search as search_lib
@@ -33,23 +32,16 @@ from experiments import workdir as workdir_lib
 
 
 def _summary(results: list[dict]) -> dict:
-  """{model: {metric: {'mean', 'std', 'values'}}} of the test metrics over seeds."""
+  """{model: {metric: {'mean', 'std', 'n', 'values'}}} of the test metrics over seeds."""
   by_model: dict[str, dict[str, list]] = {}
   for res in results:
     entry = by_model.setdefault(res['model'], {})
     for metric, value in (res.get('test') or {}).items():
       entry.setdefault(metric, []).append(value)
-  out = {}
-  for model, metrics in by_model.items():
-    out[model] = {}
-    for metric, values in metrics.items():
-      finite = [v for v in values if v is not None and math.isfinite(v)]
-      out[model][metric] = {
-          'mean': float(np.mean(finite)) if finite else None,
-          'std': float(np.std(finite)) if finite else None,
-          'values': values,
-      }
-  return out
+  return {
+      model: {metric: evaluation.summary_stats(values) for metric, values in metrics.items()}
+      for model, metrics in by_model.items()
+  }
 
 
 def _print_summary(summary: dict) -> None:
@@ -160,6 +152,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Optional[str]
   `workdir` should have been prepared by `workdir.prepare` (python -m experiments.run does);
   None runs in a temporary directory that is kept and logged.
   """
+  # Kernels and kernel regression are computed in float64 (float32 models keep float32).
+  jax.config.update('jax_enable_x64', True)
   if config.get('experiment') == 'finite_vs_infinite':
     from experiments import finite_vs_infinite  # pylint: disable=g-import-not-at-top
 

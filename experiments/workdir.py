@@ -261,18 +261,31 @@ class Checkpointer:
         return epoch, items, host, tracker_state
       except Exception as e:  # pylint: disable=broad-except   (orbax/tensorstore/numpy errors)
         logging.warning(
-            'checkpoint of epoch %d in %s is unreadable (%s: %s): deleting it and '
-            'falling back to the previous one',
+            'checkpoint of epoch %d in %s is unreadable (%s: %s): moved aside to '
+            '%d.unreadable; falling back to the previous one',
             epoch,
             self.directory,
             type(e).__name__,
             str(e).splitlines()[0][:300] if str(e) else '',
+            epoch,
         )
-        self.manager.delete(epoch)
-        path = self._tracker_path(epoch)
-        if os.path.exists(path):
-          os.remove(path)
+        self._set_aside(epoch)
     return None
+
+  def _set_aside(self, epoch: int) -> None:
+    """Moves an unreadable step (and its tracker file) to <epoch>.unreadable, out of orbax's
+    sight, replacing an older copy: kept for inspection, never read again."""
+    aside = os.path.join(self.directory, f'{epoch}.unreadable')
+    if os.path.exists(aside):
+      shutil.rmtree(aside)
+    os.makedirs(aside)
+    step = os.path.join(self.directory, str(epoch))
+    if os.path.isdir(step):
+      os.replace(step, os.path.join(aside, 'step'))
+    path = self._tracker_path(epoch)
+    if os.path.exists(path):
+      os.replace(path, os.path.join(aside, os.path.basename(path)))
+    self.manager.reload()
 
   def close(self):
     self.manager.close()

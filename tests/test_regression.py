@@ -421,7 +421,7 @@ def test_several_test_kernels_share_one_solve(t, linearized, rng, monkeypatch):
 
 
 def _fold_loop(k, targets, folds, order, **solve):
-  """The K-fold loop that experiments/train.py ran before `cross_validated_scores`."""
+  """The K-fold loop that the runner (experiments/train.py at 5b05e26) ran before `cross_validated_scores`."""
   n = len(targets)
   scores = np.zeros(targets.shape)
   for fold in range(folds):

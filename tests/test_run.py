@@ -265,6 +265,10 @@ def _first_trial_overrides(directory):
             ['--config=iris:smoke', '--config.seeds=()'],
             ('seeds', 'nothing would run'),
         ),
+        (['--config=iris:smoke', '--config.train.epochs=None'], ('train.epochs', 'positive')),
+        (['--config=iris:smoke', '--config.checkpoint_every=0'], ('checkpoint_every', 'positive')),
+        (['--config=no/such_config.py'], ('no/such_config.py', 'does not exist')),
+        (['--config', 'iris:huge'], ('huge', 'smoke')),
         (
             ['--config=cifar_everything'],
             (
@@ -408,6 +412,7 @@ def test_unreadable_checkpoints_fall_back_and_never_unpickle(tmp_path):
   assert code == 0, err[-3000:]
   assert 'checkpoint of epoch 6' in err and 'is unreadable (' in err
   assert 'resuming from the checkpoint of epoch 4' in err
+  assert (checkpoints / '6.unreadable' / 'step').is_dir()  # set aside, not deleted
   assert utils.without_timings(json.loads((tmp_path / 'results.json').read_text())) == expected
 
   (unit / 'result.json').unlink()

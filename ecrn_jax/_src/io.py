@@ -41,6 +41,15 @@ def jsonable(value: Any) -> Any:
 
 
 def _umask() -> int:
+  """The process umask, read from /proc where it can be (setting it to read it, as os.umask
+  must, would race with other threads creating files); else by os.umask."""
+  try:
+    with open('/proc/self/status') as f:
+      for line in f:
+        if line.startswith('Umask:'):
+          return int(line.split()[1], 8)
+  except OSError:
+    pass
   mask = os.umask(0)
   os.umask(mask)
   return mask

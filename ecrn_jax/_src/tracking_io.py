@@ -69,10 +69,14 @@ class TrackingWriter:
     self.rewrite()
 
   def rewrite(self) -> None:
-    """Rewrites the three files from the tracker's records (only tracking.jsonl, emptied,
-    while there are none)."""
+    """Rewrites the three files from the tracker's records (while there are none: an empty
+    tracking.jsonl, and no tracking.npz or tracking_meta.json left from before)."""
     if self.tracker.records:
       self._write_arrays()
+    else:
+      for name in (ARRAYS_FILE, METADATA_FILE):
+        if os.path.exists(self.path(name)):
+          os.remove(self.path(name))
     io.write_lines(self.path(RECORDS_FILE), map(json_record, self.tracker.records))
 
   def _write_arrays(self) -> None:

@@ -3,8 +3,8 @@
 
 """CIFAR-10 subset (docs/spec.md §5, Table IV): 5,000 training images, accuracy and cross-entropy.
 
-Data through tensorflow-datasets (`--data_dir`, default data_cache/); see input_pipeline for
-importing the project's copy.
+Data through tensorflow-datasets (`--data_dir`, default data_cache/); see README "Data" and
+experiments/import_cifar10.py for importing the project's copy.
 
 Fields: see experiments/configs/common.py. `:smoke` shrinks it to a seconds-long run.
 """

@@ -15,8 +15,9 @@ Fields (every one can be overridden: `--config.train.learning_rate=0.01`):
     ResNet-18 for images; for vector data its stand-in, the 18-layer residual MLP, see
     experiments/resnet.py), 'standard_ntk' (kernel regression with the infinite NTK of the
     plain MLP), 'ntk_ecrn' (the trained NTK-ECRN, kernel-tracked), 'ntk_ecrn_infinite'
-    (kernel regression with the ECRN's infinite twin, same B as the trained ECRN of that
-    seed), and the names of `variants`.
+    (kernel regression with the ECRN's infinite twin; its B is drawn from the same key as the
+    trained ECRN's of that seed, at float64 and with its own selected σ_ff), and the names of
+    `variants`.
   variants: NAME → {'base': a model, nested overrides}: ablations (`:ablations` adds
     ablation_variants(): no Fourier features, α_l = 1, stochastic depth off and on, σ_ff sweep).
   model_defaults: MODEL → nested overrides applied to that model before its selected
