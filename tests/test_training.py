@@ -345,6 +345,14 @@ def test_non_finite_data_stops_at_step_zero():
         ((np.zeros((8, 4)), np.zeros(7)), TrainConfig(), 'same number of examples'),
         ((np.zeros(8), np.zeros(8)), TrainConfig(), 'batched'),
         ((np.zeros((8, 4)), np.zeros(8)), TrainConfig(loss='cross_entropy'), 'integer labels'),
+        ((np.zeros((0, 4)), np.zeros(0)), TrainConfig(), 'empty'),
+        (
+            (np.zeros((8, 4)), np.array([0, 0, 1, -2, 0, 0, 1, 0])),
+            TrainConfig(loss='cross_entropy'),
+            r'labels must lie in \[0, 1\) .* 2 distinct value\(s\) outside: \[-2, 1\]',
+        ),
+        ((np.zeros((8, 4)), np.zeros((8, 3))), TrainConfig(), '3 column.* 1 outputs'),
+        ((np.zeros((8, 5)), np.zeros(8)), TrainConfig(), 'another number of features'),
     ],
 )
 def test_bad_data_raises(data, config, match):

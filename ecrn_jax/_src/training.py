@@ -311,6 +311,40 @@ def _check_inputs(variables: Mapping[str, Any], data, config: TrainConfig):
   return x, y
 
 
+def _num_outputs(model: nn.Module, variables: Mapping[str, Any], x: jax.Array) -> int:
+  """C, the model's outputs per example, from its shapes alone (no FLOPs)."""
+  try:
+    out = jax.eval_shape(lambda v, xb: model.apply(v, xb), variables, x[:1])
+  except Exception as e:  # pylint: disable=broad-except   (flax/jax shape errors)
+    first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+    raise ValueError(
+        f'the model cannot be applied to inputs of shape {tuple(x.shape[1:])} per example with '
+        f'these variables ({first}); were the variables initialised on inputs with another '
+        'number of features?'
+    ) from e
+  return int(np.prod(out.shape[1:]))
+
+
+def _check_targets(y: jax.Array, num_outputs: int, loss: str) -> None:
+  """y fits the model's C outputs: labels in [0, C), or C target columns."""
+  c = num_outputs
+  if loss == 'cross_entropy' and y.ndim == 1:
+    bad = np.unique(np.asarray(y)[(np.asarray(y) < 0) | (np.asarray(y) >= c)])
+    if bad.size:
+      raise ValueError(
+          f'cross-entropy labels must lie in [0, {c}) for a model with {c} outputs; got '
+          f'{bad.size} distinct value(s) outside: {bad[:10].tolist()}.'
+      )
+    return
+  columns = 1 if y.ndim == 1 else y.shape[1]
+  if columns != c:
+    what = 'one-hot targets' if loss == 'cross_entropy' else 'targets'
+    raise ValueError(
+        f'{what} have {columns} column(s) but the model has {c} outputs: give y of shape '
+        f'(N, {c})' + (' or (N,) for one output' if c == 1 else '') + '.'
+    )
+
+
 def _variables_of(state: TrainState) -> dict:
   return {'params': state.params, **state.rest}
 
@@ -482,6 +516,7 @@ def train(
       last variables with a finite loss.
   """
   x, y = _check_inputs(variables, data, config)
+  _check_targets(y, _num_outputs(model, variables, x), config.loss)
   num_steps = steps_per_epoch(config, x.shape[0])
   state = TrainState.create(
       apply_fn=model.apply,
