@@ -136,18 +136,30 @@ def default_overrides(config: ml_collections.ConfigDict, name: str) -> dict[str,
   return flatten(defaults[base]) if base in defaults else {}
 
 
+def unit_overrides(
+    config: ml_collections.ConfigDict, name: str, selected: Optional[dict[str, Any]] = None
+) -> dict[str, Any]:
+  """{path: value} of `name`'s defaults, then `selected`, then its variant's overrides."""
+  return {
+      **default_overrides(config, name),
+      **(selected or {}),
+      **variant_overrides(config, name),
+  }
+
+
+def with_overrides(config: ml_collections.ConfigDict, overrides: dict[str, Any]):
+  """A copy of `config` with each {dotted path: value} set."""
+  out = copy.deepcopy(config)
+  for path, value in overrides.items():
+    set_path(out, path, value)
+  return out
+
+
 def model_config(
     config: ml_collections.ConfigDict, name: str, selected: Optional[dict[str, Any]] = None
 ) -> ml_collections.ConfigDict:
   """`config` with `name`'s defaults, then `selected`, then its variant's overrides."""
-  out = copy.deepcopy(config)
-  for path, value in {
-      **default_overrides(config, name),
-      **(selected or {}),
-      **variant_overrides(config, name),
-  }.items():
-    set_path(out, path, value)
-  return out
+  return with_overrides(config, unit_overrides(config, name, selected))
 
 
 def check_models(config: ml_collections.ConfigDict) -> None:

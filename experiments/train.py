@@ -87,11 +87,7 @@ def _search(config, workdir: str) -> tuple[dict, dict]:
   if search['models']:
     logging.info('selected hyperparameters (validation split):\n%s', search_lib.describe(search))
   hyperparameters = {
-      name: {
-          **models.default_overrides(config, name),
-          **search_lib.selected_overrides(search, config, name),
-          **models.variant_overrides(config, name),
-      }
+      name: models.unit_overrides(config, name, search_lib.selected_overrides(search, config, name))
       for name in config.models
   }
   return search, hyperparameters
@@ -124,7 +120,7 @@ def _run_seed(
       )
     os.makedirs(unit.directory, exist_ok=True)
     logging.info('%s start', label)
-    unit_config = models.model_config(config, name, hyperparameters[name])
+    unit_config = models.with_overrides(config, hyperparameters[name])
     if models.spec(config, name).kind == 'kernel':  # a killed earlier try may have logged it
       metrics.truncate_unit(unit.seed, name, -1)
     result = units.run_unit(unit, unit_config, dataset, metrics)
