@@ -25,6 +25,7 @@ from ecrn_jax._src.convergence import ConvergenceResult
 from ecrn_jax._src.convergence import finite_vs_infinite
 from ecrn_jax._src.convergence import fit_power_law
 from ecrn_jax._src.convergence import relative_frobenius_error
+from ecrn_jax._src.empirical import auto_vp_batch_size
 from ecrn_jax._src.empirical import empirical_nngp
 from ecrn_jax._src.empirical import empirical_ntk
 from ecrn_jax._src.empirical import ntk_vp_fn
@@ -61,6 +62,8 @@ from ecrn_jax._src.twin import block_scales
 from ecrn_jax._src.twin import infinite_kernel_fn
 from ecrn_jax.regression import GaussianPosterior
 from ecrn_jax.regression import JitterWarning
+from ecrn_jax.regression import JitteredSolve
+from ecrn_jax.regression import RESIDUAL_TOLERANCE
 from ecrn_jax.regression import TemperatureCalibration
 from ecrn_jax.regression import batched_infinite_kernel_diagonal
 from ecrn_jax.regression import batched_infinite_kernels
@@ -76,6 +79,7 @@ from ecrn_jax.regression import gp_posterior
 from ecrn_jax.regression import infinite_kernel_regression
 from ecrn_jax.regression import kernel_regression
 from ecrn_jax.regression import mean_diagonal
+from ecrn_jax.regression import solve_with_jitter
 
 __version__ = '0.1.0'
 
@@ -100,6 +104,7 @@ __all__ = [
     'fourier_matrix',
     'resolve_dtype',
     # Empirical kernels.
+    'auto_vp_batch_size',
     'empirical_nngp',
     'empirical_ntk',
     'ntk_vp_fn',

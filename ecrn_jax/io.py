@@ -10,6 +10,7 @@ from ecrn_jax._src.io import jsonable
 from ecrn_jax._src.io import load_npz
 from ecrn_jax._src.io import read_json
 from ecrn_jax._src.io import read_lines
+from ecrn_jax._src.io import remove_stale_temporaries
 from ecrn_jax._src.io import save_npz
 from ecrn_jax._src.io import write_json
 from ecrn_jax._src.io import write_lines
@@ -21,6 +22,7 @@ __all__ = [
     'load_npz',
     'read_json',
     'read_lines',
+    'remove_stale_temporaries',
     'save_npz',
     'write_json',
     'write_lines',

@@ -9,6 +9,8 @@ from ecrn_jax._src.batching import batched_infinite_kernel_diagonal
 from ecrn_jax._src.batching import batched_infinite_kernels
 from ecrn_jax._src.regression import GaussianPosterior
 from ecrn_jax._src.regression import JitterWarning
+from ecrn_jax._src.regression import JitteredSolve
+from ecrn_jax._src.regression import RESIDUAL_TOLERANCE
 from ecrn_jax._src.regression import TemperatureCalibration
 from ecrn_jax._src.regression import calibrate_temperature
 from ecrn_jax._src.regression import calibrated_softmax
@@ -22,10 +24,13 @@ from ecrn_jax._src.regression import gp_posterior
 from ecrn_jax._src.regression import infinite_kernel_regression
 from ecrn_jax._src.regression import kernel_regression
 from ecrn_jax._src.regression import mean_diagonal
+from ecrn_jax._src.regression import solve_with_jitter
 
 __all__ = [
     'GaussianPosterior',
     'JitterWarning',
+    'JitteredSolve',
+    'RESIDUAL_TOLERANCE',
     'TemperatureCalibration',
     'batched_infinite_kernel_diagonal',
     'batched_infinite_kernels',
@@ -41,4 +46,5 @@ __all__ = [
     'infinite_kernel_regression',
     'kernel_regression',
     'mean_diagonal',
+    'solve_with_jitter',
 ]

@@ -107,6 +107,10 @@ def default_data_config(name: str) -> ml_collections.ConfigDict:
     config.csv_path = ml_collections.config_dict.placeholder(str)  # required, see README
     config.target = 'MEDV'
     config.drop_columns = ()  # e.g. ('B',): feature columns to leave out
+    # Data rows the CSV must hold: 506, the published table (a shorter file is an error, e.g. a
+    # truncated copy). A CSV of your own with the same 14 columns: its row count, or None for any
+    # count of at least sources.BOSTON_MIN_ROWS.
+    config.num_rows = sources.BOSTON_NUM_ROWS
     config.test_fraction = 0.2
   elif name in ('iris', 'wine'):
     config.test_fraction = 0.2  # stratified by class
@@ -153,6 +157,7 @@ def load_dataset(
         data_config.get('csv_path'),
         target=data_config.target,
         drop_columns=tuple(data_config.drop_columns),
+        num_rows=data_config.get('num_rows', sources.BOSTON_NUM_ROWS),
     )
     return _split_and_standardize(x, y, 'regression', 0, name, data_config.test_fraction, rng)
   if name in ('iris', 'wine'):

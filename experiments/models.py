@@ -14,6 +14,11 @@ those do (the finite-vs-infinite job and `ecrn_jax.infinite_kernels` use the net
 Per-unit configs (`model_config`): the config with, in this order, the model's defaults
 (`config.model_defaults.BASE`), the selected hyperparameters (experiments/search.py) and the
 variant's overrides (`config.variants.NAME = {'base': MODEL, <nested overrides>}`, ablations).
+
+Pinned fields (`config.pinned`, dotted paths; the command line pins every `--config.FIELD` it
+sets): neither the model's defaults nor a selected setting replace them (the search leaves them
+out of the grid). A variant's own overrides still apply: they are what the variant is; the
+run logs, and search.json records, each pinned field that a variant sets.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 from typing import Any, Optional
 
 import jax
@@ -130,19 +136,38 @@ def variant_overrides(config: ml_collections.ConfigDict, name: str) -> dict[str,
   return {k: v for k, v in flatten(variants[name]).items() if k != 'base'}
 
 
+def pinned(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The dotted paths of config.pinned (none when the config has no such field)."""
+  return tuple(config.get('pinned') or ())
+
+
+def is_pinned(path: str, paths) -> bool:
+  """Whether `path` is one of `paths` or lies inside one of them."""
+  return any(path == p or path.startswith(p + '.') for p in paths)
+
+
 def default_overrides(config: ml_collections.ConfigDict, name: str) -> dict[str, Any]:
+  """{path: value} of `name`'s model defaults, without the pinned fields."""
   defaults = config.get('model_defaults') or {}
   base = base_model(config, name)
-  return flatten(defaults[base]) if base in defaults else {}
+  flat = flatten(defaults[base]) if base in defaults else {}
+  return {k: v for k, v in flat.items() if not is_pinned(k, pinned(config))}
+
+
+def pinned_set_by_variant(config: ml_collections.ConfigDict, name: str) -> dict[str, Any]:
+  """{path: value} of the pinned fields that variant `name` sets (its value is used)."""
+  return {k: v for k, v in variant_overrides(config, name).items() if is_pinned(k, pinned(config))}
 
 
 def unit_overrides(
     config: ml_collections.ConfigDict, name: str, selected: Optional[dict[str, Any]] = None
 ) -> dict[str, Any]:
-  """{path: value} of `name`'s defaults, then `selected`, then its variant's overrides."""
+  """{path: value} of `name`'s defaults, then `selected`, then its variant's overrides; the
+  defaults and `selected` never set a pinned field."""
+  selected = {k: v for k, v in (selected or {}).items() if not is_pinned(k, pinned(config))}
   return {
       **default_overrides(config, name),
-      **(selected or {}),
+      **selected,
       **variant_overrides(config, name),
   }
 
@@ -184,14 +209,27 @@ def check_models(config: ml_collections.ConfigDict) -> None:
 # Builders.
 
 
+def _check_int(name: str, value, low: int) -> None:
+  if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    raise ValueError(f'{name} must be an integer >= {low}, got {value!r}.')
+
+
+def _check_real(name: str, value, low: float, *, low_open: bool = False) -> None:
+  bad = isinstance(value, bool) or not isinstance(value, (int, float))
+  if bad or not math.isfinite(value) or value < low or (low_open and value == low):
+    raise ValueError(
+        f'{name} must be a finite number {">" if low_open else ">="} {low}, got {value!r}.'
+    )
+
+
 def fourier_scale(config: ml_collections.ConfigDict, input_dim: int) -> float:
   """config.ecrn.fourier_scale, or fourier_scale_factor/(2π√d) when it is None."""
   scale = config.ecrn.fourier_scale
   if scale is not None:
     return float(scale)
-  return float(config.ecrn.get('fourier_scale_factor', 1.0)) / (
-      2.0 * math.pi * math.sqrt(input_dim)
-  )
+  factor = config.ecrn.get('fourier_scale_factor', 1.0)
+  _check_real('fourier_scale_factor', factor, 0.0, low_open=True)
+  return float(factor) / (2.0 * math.pi * math.sqrt(input_dim))
 
 
 def ecrn_config(config, dataset, **changes) -> ecrn_jax.ECRNConfig:
@@ -207,7 +245,8 @@ def ecrn_config(config, dataset, **changes) -> ecrn_jax.ECRNConfig:
 
 def mlp_config(config, dataset, **changes) -> ecrn_jax.MLPConfig:
   fields = config.mlp.to_dict()
-  fields['hidden_widths'] = tuple(fields['hidden_widths'])
+  if isinstance(fields['hidden_widths'], list):
+    fields['hidden_widths'] = tuple(fields['hidden_widths'])
   fields.update(out_dim=max(dataset.num_classes, 1), **changes)
   return ecrn_jax.MLPConfig(**fields)
 
@@ -220,6 +259,118 @@ def arch_config(config, name: str, dataset, **changes) -> ecrn_jax.ArchConfig:
   if family == 'mlp':
     return mlp_config(config, dataset, **changes)
   raise ValueError(f'{name!r} has no ECRN/MLP architecture (family {family!r}).')
+
+
+def train_config(config, loss: str, seed: int) -> ecrn_jax.TrainConfig:
+  return ecrn_jax.TrainConfig(**config.train.to_dict(), loss=loss, seed=seed)
+
+
+def is_tracked(config, name: str) -> bool:
+  """Whether the trained unit of `name` is kernel-tracked (it or its base in tracking.models)."""
+  return name in config.tracking.models or base_model(config, name) in config.tracking.models
+
+
+def tracking_config(config, num_train: Optional[int] = None) -> ecrn_jax.TrackingConfig:
+  """`TrackingConfig` of config.tracking; probe_size clipped to `num_train` when given."""
+  fields = {k: v for k, v in config.tracking.to_dict().items() if k != 'models'}
+  tracking = ecrn_jax.TrackingConfig(**fields)
+  if num_train is None:
+    return tracking
+  return tracking.replace(probe_size=min(tracking.probe_size, num_train))
+
+
+KERNELS = ('ntk', 'nngp')
+
+
+def check_kernel(config) -> None:
+  """The kernel-regression settings (config.kernel); ValueError naming the field."""
+  kernel = config.kernel
+  if kernel.kernel not in KERNELS:
+    raise ValueError(f'kernel must be one of {list(KERNELS)}, got {kernel.kernel!r}.')
+  _check_real('diag_reg', kernel.diag_reg, 0.0)
+  if kernel.t is not None:
+    _check_real('t', kernel.t, 0.0)
+  _check_int('batch_size', kernel.batch_size, 1)
+  _check_int('calibration_folds', kernel.calibration_folds, 2)
+
+
+def check_resnet18(config) -> None:
+  """The ResNet-18 settings (config.resnet18); ValueError naming the field."""
+  cfg = config.resnet18
+  _check_int('width', cfg.width, 1)
+  widths = cfg.mlp_widths
+  if not isinstance(widths, (tuple, list)) or not widths:
+    raise ValueError(f'mlp_widths must be a non-empty tuple of integers >= 1, got {widths!r}.')
+  for width in widths:
+    _check_int('mlp_widths entries', width, 1)
+  if not isinstance(cfg.augment, bool):
+    raise ValueError(f'augment must be a bool, got {cfg.augment!r}.')
+  if cfg.dtype not in ('float32', 'float64'):
+    raise ValueError(f"dtype must be 'float32' or 'float64', got {cfg.dtype!r}.")
+
+
+class _NoData:
+  """Stands in for a dataset (one feature, no classes) where a config is checked before any
+  data are loaded."""
+
+  x_train = type('Shape', (), {'shape': (1, 1)})()
+  num_classes = 0
+
+
+def _builders(config, name: str) -> list:
+  """(block, build) of every library config the unit of `name` builds from `config`."""
+  model = spec(config, name)
+  if model.family == 'resnet18':
+    out = [('resnet18', lambda: check_resnet18(config))]
+  else:
+    changes = {'dtype': 'float64'} if model.kind == 'kernel' else {}
+    out = [(model.family, lambda: arch_config(config, name, _NoData, **changes))]
+  if model.kind == 'kernel':
+    return out + [('kernel', lambda: check_kernel(config))]
+  out.append(('train', lambda: train_config(config, 'mse', 0)))
+  if is_tracked(config, name):
+    out.append(('tracking', lambda: tracking_config(config)))
+  return out
+
+
+_FIELD = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
+
+
+def check_unit(
+    config: ml_collections.ConfigDict,
+    name: str,
+    selected: Optional[dict[str, Any]] = None,
+    *,
+    sources: Optional[dict[str, str]] = None,
+    context: str = '',
+) -> None:
+  """Builds every library config of `name`'s unit (`model_config(config, name, selected)`)
+  without data, so an invalid value fails before any work.
+
+  Raises:
+    ValueError: naming the config field, the model, and where the bad value was set:
+      `sources` ({path: where}, e.g. the search space for `selected`), the model defaults,
+      the variant, else the command line (--config.FIELD).
+  """
+  unit = model_config(config, name, selected)
+  for block, build in _builders(unit, name):
+    try:
+      build()
+    except (TypeError, ValueError) as e:
+      text = str(e).rstrip('.')
+      match = _FIELD.match(text)
+      if match and match.group() in unit[block]:
+        path = f'{block}.{match.group()}'
+        text = f'config.{path}{text[match.end():]}'
+      else:
+        path, text = block, f'config.{block}: {text}'
+      base = base_model(config, name)
+      where = {p: f'model_defaults.{base}.{p}' for p in default_overrides(config, name)}
+      where.update(sources or {})
+      where.update({p: f'variants.{name}.{p}' for p in variant_overrides(config, name)})
+      raise ValueError(
+          f'{text} (model {name}{context}); fix {where.get(path, f"--config.{path}")}.'
+      ) from None
 
 
 def model_key(seed: int, name: str, config) -> jax.Array:

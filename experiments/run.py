@@ -16,11 +16,16 @@ of strings as `--config.models=mlp --config.models=ntk_ecrn` or
 valid one. The resolved config goes to DIR/config.json; see experiments/workdir.py for the
 workdir (resume, --overwrite).
 
+An override pins its field: it is added to `config.pinned`, so the hyperparameter search
+leaves it out of every grid and no model default replaces it (experiments/search.py). Every
+unit config the run can build is checked before any work (`search.check`).
+
 Imports: TensorFlow (through tensorflow-datasets) is imported only by the configs that read
 CIFAR-10, when they load it; the default config imports no TensorFlow.
 """
 
 import os
+import re
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
@@ -139,12 +144,56 @@ def _one_line(error: Exception) -> str:
   return text.replace('\\n', ' ').replace("\\'", "'")
 
 
-def _parse(flag_values: flags.FlagValues, argv: list[str]) -> list[str]:
-  """Parses argv; every error (unknown field, bad value, failing config) → one UsageError."""
+# Set on the command line but not pinned: where the data live is not part of the run.
+_NOT_PINNED = ('pinned', 'data.data_dir')
+
+
+def _pin_overrides(flag) -> None:
+  """Adds the fields set by --config.FIELD to config.pinned (a benchmark config without that
+  field gets it)."""
+  config = flag.value
+  given = [p for p in config_flags.get_override_values(flag) if p not in _NOT_PINNED]
+  if 'pinned' not in config:
+    if not given or config.get('experiment') != 'benchmark':
+      return
+    with config.unlocked():
+      config.pinned = ()
+  config.pinned = tuple(sorted(set(config.pinned or ()) | set(given)))
+
+
+def _unknown_field(argv: list[str]) -> str:
+  """'PATH names no field: ...' for the first override --config.PATH that names no field."""
+  spec = next((a.split('=', 1)[1] for a in argv if a.startswith(('--config=', '-config='))), None)
+  if spec is None and '--config' in argv[:-1]:
+    spec = argv[argv.index('--config') + 1]
   try:
-    return flag_values(argv)
+    _, config = load_config(spec or DEFAULT_CONFIG)
+  except app.UsageError:
+    return ''
+  for arg in argv:
+    match = re.match(r'-{1,2}(?:no)?config\.([^=]+)', arg)
+    node, parts = config, match.group(1).split('.') if match else []
+    for i, part in enumerate(parts):
+      if not hasattr(node, 'keys') or part not in node:
+        block = '.'.join(parts[:i]) or 'the config'
+        fields = sorted(node.keys()) if hasattr(node, 'keys') else []
+        return f'{match.group(1)} names no field: {block} has no {part!r}; its fields: {fields}.'
+      node = node[part]
+  return ''
+
+
+def _parse(flag_values: flags.FlagValues, argv: list[str]) -> list[str]:
+  """Parses argv and pins the overridden fields; every error (unknown field, bad value, failing
+  config) → one UsageError."""
+  try:
+    rest = flag_values(argv)
   except (flags.Error, AttributeError, KeyError, TypeError, ValueError, IOError) as e:
-    raise app.UsageError(f'--config: {_one_line(e)}') from e
+    text = _one_line(e)
+    if isinstance(e, (KeyError, AttributeError)) and 'Did you mean' not in text:
+      text = _unknown_field(argv) or text
+    raise app.UsageError(f'--config: {text}') from e
+  _pin_overrides(flag_values['config'])
+  return rest
 
 
 def load_config(spec: str = DEFAULT_CONFIG, overrides=()):
@@ -199,23 +248,28 @@ def main(argv):
   train.train_and_evaluate(config, FLAGS.workdir)
 
 
+def _fatal(error: app.UsageError, hint: bool = True) -> None:
+  hint_text = '\nPass --helpshort or --helpfull to see help on flags.' if hint else ''
+  print(f'FATAL Flags parsing error: {error}{hint_text}', file=sys.stderr)
+  sys.exit(1)
+
+
 def _flags_parser(argv):
   try:
     argv = _resolve_argv(argv)
   except app.UsageError as e:
-    print(f'FATAL Flags parsing error: {e}', file=sys.stderr)
-    sys.exit(1)
+    _fatal(e, hint=False)
   sys.argv[:] = argv  # config_flags reads the overrides from sys.argv
   try:
     return _parse(flags.FLAGS, argv)
   except app.UsageError as e:
-    print(
-        f'FATAL Flags parsing error: {e}\nPass --helpshort or --helpfull to see help on ' 'flags.',
-        file=sys.stderr,
-    )
-    sys.exit(1)
+    _fatal(e)
 
 
 if __name__ == '__main__':
-  define_flags()
+  try:  # without --config, the default config is parsed (with the overrides) right here
+    define_flags()
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError, IOError) as e:
+    unknown = isinstance(e, (KeyError, AttributeError)) and _unknown_field(sys.argv)
+    _fatal(app.UsageError(f'--config: {unknown or _one_line(e)}'))
   app.run(main, flags_parser=_flags_parser)

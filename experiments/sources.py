@@ -34,10 +34,152 @@ def synthetic_regression_targets(
   return np.sin(2 * np.pi * x @ frequencies.T + phases) @ amplitudes
 
 
+# The Boston Housing table (shared/data/uci/boston_housing.csv): its header and its row count.
+BOSTON_COLUMNS = (
+    'CRIM',
+    'ZN',
+    'INDUS',
+    'CHAS',
+    'NOX',
+    'RM',
+    'AGE',
+    'DIS',
+    'RAD',
+    'TAX',
+    'PTRATIO',
+    'B',
+    'LSTAT',
+    'MEDV',
+)
+BOSTON_NUM_ROWS = 506
+# Fewest data rows accepted (num_rows=None): enough for a training and a test part to standardize.
+BOSTON_MIN_ROWS = 10
+
+
+def _csv_rows(csv_path: str) -> list[tuple[int, list[str]]]:
+  """The non-blank rows of a CSV file as (line number, cells); cells stripped of spaces."""
+  with open(csv_path, newline='', encoding='utf-8-sig') as f:
+    reader = csv.reader(f)
+    return [(reader.line_num, [c.strip() for c in row]) for row in reader if row]
+
+
+def _check_num_rows(num_rows) -> None:
+  if num_rows is not None and (
+      isinstance(num_rows, bool) or not isinstance(num_rows, int) or num_rows < BOSTON_MIN_ROWS
+  ):
+    raise ValueError(
+        f'data_config.num_rows must be None or an integer >= {BOSTON_MIN_ROWS} (the expected '
+        f'number of data rows of the CSV), got {num_rows!r}; pass e.g. '
+        f'--config.data.num_rows={BOSTON_NUM_ROWS} or --config.data.num_rows=None.'
+    )
+
+
+def _check_boston_header(csv_path: str, header: list[str]) -> None:
+  """The 14 columns of BOSTON_COLUMNS, each once, in any order."""
+  missing = [c for c in BOSTON_COLUMNS if c not in header]
+  unexpected = [c for c in header if c not in BOSTON_COLUMNS]
+  duplicated = sorted({c for c in header if header.count(c) > 1})
+  if missing or unexpected or duplicated:
+    found = ', '.join(
+        f'{what} {names}'
+        for what, names in (
+            ('missing', missing),
+            ('unexpected', unexpected),
+            ('duplicated', duplicated),
+        )
+        if names
+    )
+    raise ValueError(
+        f'{csv_path}: the header line must name the 14 Boston Housing columns '
+        f'{list(BOSTON_COLUMNS)} (any order), found {header} ({found}); fix the header line.'
+    )
+
+
+def _boston_values(csv_path: str, header: list[str], body) -> np.ndarray:
+  """(rows, 14) float64 of the data rows: every row 14 cells, every cell a finite number."""
+  ragged = [(line, row) for line, row in body if len(row) != len(header)]
+  if ragged:
+    line, row = ragged[0]
+    raise ValueError(
+        f'{csv_path}: line {line} has {len(row)} cells, expected {len(header)} (one per header '
+        f'column), and {len(ragged)} row(s) in all have the wrong length; fix or remove them '
+        '(a row cut short suggests a truncated file).'
+    )
+  values = np.empty((len(body), len(header)), np.float64)
+  bad = []  # (line, column, cell) of every cell that is not a number
+  for i, (line, row) in enumerate(body):
+    for j, cell in enumerate(row):
+      try:
+        values[i, j] = float(cell)
+      except ValueError:
+        bad.append((line, header[j], cell))
+  if bad:
+    line, column, cell = bad[0]
+    raise ValueError(
+        f'{csv_path}: line {line}, column {column} holds {cell!r}, expected a number, and '
+        f'{len(bad)} cell(s) in all are not numbers; fix or remove those rows.'
+    )
+  not_finite = ~np.isfinite(values)
+  if not_finite.any():
+    per_column = {c: int(n) for c, n in zip(header, not_finite.sum(0)) if n}
+    first = body[int(np.argmax(not_finite.any(1)))][0]
+    raise ValueError(
+        f'{csv_path}: {int(not_finite.sum())} NaN/inf value(s), per column {per_column} (the '
+        f'first at line {first}), expected finite numbers only; fix or remove those rows.'
+    )
+  return values
+
+
+def _check_row_count(csv_path: str, n: int, num_rows) -> None:
+  if num_rows is not None and n != num_rows:
+    raise ValueError(
+        f'{csv_path} has {n} data rows, expected {num_rows} (the Boston Housing table has '
+        f'{BOSTON_NUM_ROWS}; is the file truncated?); for a CSV of your own with these columns '
+        f'pass --config.data.num_rows={n} (or --config.data.num_rows=None for any count of at '
+        f'least {BOSTON_MIN_ROWS}).'
+    )
+  if n < BOSTON_MIN_ROWS:
+    raise ValueError(
+        f'{csv_path} has {n} data rows, expected at least {BOSTON_MIN_ROWS} to split into '
+        'training and test parts; use a CSV with more rows.'
+    )
+
+
+def _checked_boston_table(csv_path: str, num_rows) -> tuple[list[str], np.ndarray]:
+  """(header, (rows, 14) values) of the CSV, after every check."""
+  expected = f'a header line {",".join(BOSTON_COLUMNS)} and then one row of 14 numbers per line'
+  rows = _csv_rows(csv_path)
+  if not rows:
+    raise ValueError(
+        f'{csv_path} is empty: expected the Boston Housing CSV, {expected}; point '
+        'data_config.csv_path at a complete copy (shared/data/uci/boston_housing.csv).'
+    )
+  (_, header), body = rows[0], rows[1:]
+  _check_boston_header(csv_path, header)
+  if not body:
+    raise ValueError(
+        f'{csv_path} has a header but no data rows: expected '
+        f'{num_rows or f"at least {BOSTON_MIN_ROWS}"} rows of 14 numbers below it; point '
+        'data_config.csv_path at a complete copy.'
+    )
+  values = _boston_values(csv_path, header, body)
+  _check_row_count(csv_path, len(body), num_rows)
+  return header, values
+
+
 def read_boston_csv(
-    csv_path: str | None, *, target: str = 'MEDV', drop_columns: tuple[str, ...] = ()
+    csv_path: str | None,
+    *,
+    target: str = 'MEDV',
+    drop_columns: tuple[str, ...] = (),
+    num_rows: int | None = BOSTON_NUM_ROWS,
 ):
-  """Reads the Boston table: returns x (506, 13) float64, y (506,) float64, feature names."""
+  """Reads and checks the Boston table: returns x (N, 13 - len(drop_columns)) float64, y (N,)
+  float64 and the feature names; N is `num_rows` (506, the published table) unless that is None.
+
+  The header must name the 14 columns of BOSTON_COLUMNS (any order), and every data row must hold
+  14 finite numbers; a violation raises a ValueError naming the file, the line and the column.
+  """
   if not csv_path:
     raise ValueError(
         "dataset 'boston' needs data_config.csv_path (on the command line: "
@@ -51,12 +193,14 @@ def read_boston_csv(
         f'data_config.csv_path={csv_path!r} does not exist: point it at the Boston Housing CSV '
         '(the project copy is shared/data/uci/boston_housing.csv; see README, "Data").'
     )
-  with open(csv_path, newline='') as f:
-    rows = list(csv.reader(f))
-  header, values = [h.strip() for h in rows[0]], np.array(rows[1:], dtype=np.float64)
+  _check_num_rows(num_rows)
+  header, values = _checked_boston_table(csv_path, num_rows)
   missing = [c for c in (target, *drop_columns) if c not in header]
   if missing:
-    raise ValueError(f'{csv_path}: no column(s) {missing}; columns are {header}.')
+    raise ValueError(
+        f'{csv_path}: no column(s) {missing} for data_config.target / drop_columns; columns are '
+        f'{header}.'
+    )
   features = [c for c in header if c != target and c not in drop_columns]
   x = values[:, [header.index(c) for c in features]]
   return x, values[:, header.index(target)], features

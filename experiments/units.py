@@ -79,12 +79,10 @@ def run_unit(unit: Unit, config, dataset, metrics: workdir_lib.MetricsLog) -> di
 
 def _tracking_writer(unit: Unit, config, model, data, train_config):
   """The unit's KernelTracker inside its TrackingWriter (unit/tracking/), or None."""
-  base = models.base_model(config, unit.model)
-  if unit.model not in config.tracking.models and base not in config.tracking.models:
+  if not models.is_tracked(config, unit.model):
     return None
-  fields = {k: v for k, v in config.tracking.to_dict().items() if k != 'models'}
-  fields['probe_size'] = min(fields['probe_size'], len(data[0]))
-  tracker = ecrn_jax.KernelTracker(model, data, train_config, ecrn_jax.TrackingConfig(**fields))
+  tracking = models.tracking_config(config, len(data[0]))
+  tracker = ecrn_jax.KernelTracker(model, data, train_config, tracking)
   return ecrn_jax.TrackingWriter(tracker, os.path.join(unit.directory, 'tracking'))
 
 
@@ -217,7 +215,7 @@ def run_trained(unit: Unit, config, dataset, metrics: workdir_lib.MetricsLog) ->
   start = time.perf_counter()
   model, variables = models.build_network(config, unit.model, dataset, unit.seed)
   loss = 'mse' if dataset.task == 'regression' else 'cross_entropy'
-  train_config = ecrn_jax.TrainConfig(**config.train.to_dict(), loss=loss, seed=unit.seed)
+  train_config = models.train_config(config, loss, unit.seed)
   data = (dataset.x_train, dataset.y_train)
   writer = _tracking_writer(unit, config, model, data, train_config)
   checkpointer = workdir_lib.Checkpointer(os.path.join(unit.directory, 'checkpoints'))

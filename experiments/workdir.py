@@ -119,6 +119,8 @@ def prepare(
       _empty(workdir)
     else:
       logging.info('workdir %s holds this config: resuming', workdir)
+      for stale in io.remove_stale_temporaries(workdir):
+        logging.info('removed %s, a file left half-written by a killed run', stale)
   try:
     os.makedirs(workdir, exist_ok=True)
   except OSError as e:

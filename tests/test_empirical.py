@@ -14,6 +14,7 @@ import pytest
 
 from conftest import RTOL, relative_max_error
 from reference_ntk import jacobian_ntk
+from ecrn_jax._src import empirical as empirical_lib
 from ecrn_jax import (
     ECRN,
     MLP,
@@ -301,9 +302,36 @@ def test_chunked_ntk_vp_equals_unchunked(trace_outputs, rng):
       )
       <= 1e-12
   )
-  for bad in (0, -2, 1.5, True, 'auto'):
+  for bad in (-2, 1.5, True, 'auto'):
     with pytest.raises(ValueError, match='batch_size'):
       ntk_vp_fn(model, variables, x1, batch_size=bad)
+
+
+def test_automatic_chunk_from_memory_budget(rng, monkeypatch):
+  """batch_size=None picks the chunk from the budget: the whole of N when it fits (the
+  unchunked function itself), chunks when it does not, with the same products to round-off."""
+  x = rng.normal(size=(23, 4))
+  model = ECRN(ECRNConfig(width=16, depth=2, fourier_features=6, out_dim=2, dtype='float64'))
+  variables = model.init(jax.random.PRNGKey(0), x)
+  per_input = empirical_lib.bytes_per_input(model, variables, x)
+  wider = ECRN(model.config.replace(width=32))
+  ratio = empirical_lib.bytes_per_input(wider, wider.init(jax.random.PRNGKey(0), x), x) / per_input
+  assert 1.5 < ratio < 2.5, ratio  # intermediates grow with the width
+  # k = C = 2 cotangents when traced: (1 + 2·2)·per_input bytes per input.
+  assert empirical_lib.auto_vp_batch_size(model, variables, x, memory_bytes=5 * per_input * 7) == 7
+  assert (
+      empirical_lib.auto_vp_batch_size(
+          model, variables, x, trace_outputs=False, memory_bytes=3 * per_input * 7
+      )
+      == 7
+  )
+  vectors = rng.normal(size=(2, 23))
+  whole = jax.vmap(ntk_vp_fn(model, variables, x, batch_size=0))(vectors)
+  assert ntk_vp_fn(model, variables, x).func is ntk_vp_fn(model, variables, x, batch_size=0).func
+  monkeypatch.setattr(empirical_lib, 'DEFAULT_VP_BYTES', 5 * per_input * 6)
+  auto = ntk_vp_fn(model, variables, x)
+  assert auto.func is not ntk_vp_fn(model, variables, x, batch_size=0).func  # chunked
+  assert relative_max_error(jax.vmap(auto)(vectors), whole) <= 1e-12
 
 
 def test_kernel_of_one_drop_mask(rng):
@@ -343,6 +371,84 @@ def test_bad_inputs(rng):
     empirical_ntk(model, variables, x, implementation='fast')
   with pytest.raises(ValueError, match='hashable'):
     empirical_ntk(model, variables, x, extra=[1, 2])
+
+
+_FIVE = np.ones((3, 5))  # one feature more than the variables were initialised for
+BAD_CALLS = {
+    'apply, other feature size': (lambda m, v, x: m.apply(v, _FIVE), "'fourier_features' have 5"),
+    'empirical_ntk, other feature size': (
+        lambda m, v, x: empirical_ntk(m, v, _FIVE),
+        r'x1 of shape \(5,\).*initialised',
+    ),
+    'empirical_ntk generic, other feature size': (
+        lambda m, v, x: empirical_ntk(m, v, _FIVE, implementation='generic'),
+        r'x1 of shape \(5,\).*initialised',
+    ),
+    'ntk_vp_fn, other feature size': (
+        lambda m, v, x: ntk_vp_fn(m, v, _FIVE),
+        r'x1 of shape \(5,\).*initialised',
+    ),
+    'ntk_vp_fn, x1 and x2 differ': (
+        lambda m, v, x: ntk_vp_fn(m, v, x, _FIVE),
+        r'same feature shape, got \(4,\) and \(5,\)',
+    ),
+    'ntk_vp_fn, empty x1': (
+        lambda m, v, x: ntk_vp_fn(m, v, x[:0]),
+        r'x1 is empty \(shape \(0, 4\)',
+    ),
+    'empirical_ntk, empty x2': (
+        lambda m, v, x: empirical_ntk(m, v, x, x[:0]),
+        r'x2 is empty',
+    ),
+    'ntk_vp_fn, NaN input': (
+        lambda m, v, x: ntk_vp_fn(m, v, np.where(np.eye(4) > 0, np.nan, x)),
+        'x1 has 4 NaN or inf entries',
+    ),
+    'ntk_vp_fn, negative batch_size': (
+        lambda m, v, x: ntk_vp_fn(m, v, x, batch_size=-1),
+        'batch_size must be None',
+    ),
+    'empirical_ntk, out of another shape': (
+        lambda m, v, x: empirical_ntk(m, v, x, out=np.zeros((4, 3))),
+        r"out must have the kernel's shape \(4, 4\), got \(4, 3\)",
+    ),
+    'empirical_ntk, out not an array': (
+        lambda m, v, x: empirical_ntk(m, v, x, out=[[0.0] * 4] * 4),
+        'out must be a writable array',
+    ),
+    'empirical_ntk, read-only out': (
+        lambda m, v, x: empirical_ntk(m, v, x, out=np.broadcast_to(np.zeros(4), (4, 4))),
+        'read-only',
+    ),
+}
+
+
+@pytest.mark.parametrize('case', list(BAD_CALLS))
+def test_refuses_bad_inputs_in_one_sentence(case, rng):
+  call, match = BAD_CALLS[case]
+  model = ECRN(ECRNConfig(width=8, depth=2, fourier_features=3, dtype='float64'))
+  x = rng.normal(size=(4, 4))
+  variables = model.init(jax.random.PRNGKey(0), x)
+  with pytest.raises(ValueError, match=match):
+    call(model, variables, x)
+
+
+@pytest.mark.parametrize('implementation', ['structured', 'generic'])
+@pytest.mark.parametrize('trace_outputs', [True, False])
+def test_kernel_written_into_a_memmap(implementation, trace_outputs, rng, tmp_path, monkeypatch):
+  """out=memmap receives, tile by tile, exactly the kernel returned in memory (several row
+  tiles: block and tile sizes smaller than N)."""
+  monkeypatch.setattr(empirical_lib, '_DEFAULT_BLOCK_BYTES', 1000)  # structured: 1–4 rows a tile
+  x1, x2 = rng.normal(size=(13, 4)), rng.normal(size=(9, 4))
+  model = ECRN(ECRNConfig(width=8, depth=2, fourier_features=3, out_dim=2, dtype='float64'))
+  variables = model.init(jax.random.PRNGKey(1), x1)
+  kwargs = dict(trace_outputs=trace_outputs, implementation=implementation, block_size=4)
+  for a, b in ((x1, x2), (x1, None)):
+    expected = np.asarray(empirical_ntk(model, variables, a, b, **kwargs))
+    path = tmp_path / f'{implementation}_{trace_outputs}_{b is None}.npy'
+    out = np.lib.format.open_memmap(path, 'w+', np.float64, expected.shape)
+    assert empirical_ntk(model, variables, a, b, out=out, **kwargs) is out
+    np.testing.assert_array_equal(np.load(path), expected)
 
 
 def test_auto_falls_back_for_non_flax_apply_wrappers(rng):

@@ -5,6 +5,7 @@
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -186,6 +187,115 @@ def test_boston_without_csv_path_says_which_field():
     _load('boston', csv_path='/nonexistent/boston.csv')
 
 
+def _boston_rows(num_rows=506, seed=0):
+  """A Boston-like table as text cells: the header, then num_rows rows of 14 random numbers."""
+  values = np.random.default_rng(seed).uniform(0.5, 50.0, (num_rows, len(sources.BOSTON_COLUMNS)))
+  return [list(sources.BOSTON_COLUMNS)] + [[f'{v:.4f}' for v in row] for row in values]
+
+
+def _write_csv(path, rows):
+  path.write_text(''.join(','.join(row) + '\n' for row in rows))
+  return str(path)
+
+
+def _set_cell(rows, row, column, cell):
+  rows[row][rows[0].index(column)] = cell
+  return rows
+
+
+def _without_column(rows, column):
+  j = rows[0].index(column)
+  return [row[:j] + row[j + 1 :] for row in rows]
+
+
+def _renamed(rows, old, new):
+  rows[0][rows[0].index(old)] = new
+  return rows
+
+
+# (name, rows of the CSV, regex its ValueError must match). Line numbers count the header as 1.
+_BAD_BOSTON_CSVS = (
+    ('truncated', lambda: _boston_rows(300), r'300 data rows, expected 506.*num_rows=300'),
+    ('missing column', lambda: _without_column(_boston_rows(), 'NOX'), r"missing \['NOX'\]"),
+    (
+        'renamed column',
+        lambda: _renamed(_boston_rows(), 'MEDV', 'PRICE'),
+        r"missing \['MEDV'\], unexpected \['PRICE'\]",
+    ),
+    (
+        'duplicated column',
+        lambda: _renamed(_boston_rows(), 'ZN', 'CRIM'),
+        r"missing \['ZN'\], duplicated \['CRIM'\]",
+    ),
+    (
+        'non-numeric cell',
+        lambda: _set_cell(_set_cell(_boston_rows(), 10, 'RM', 'six'), 40, 'TAX', 'n/a'),
+        r"line 11, column RM holds 'six', expected a number, and 2 cell\(s\)",
+    ),
+    ('blank cell', lambda: _set_cell(_boston_rows(), 3, 'AGE', ''), r"line 4, column AGE holds ''"),
+    (
+        'NaN and inf cells',
+        lambda: _set_cell(_set_cell(_boston_rows(), 7, 'DIS', 'inf'), 5, 'NOX', 'NaN'),
+        r"2 NaN/inf value\(s\), per column \{'NOX': 1, 'DIS': 1\} \(the first at line 6\)",
+    ),
+    (
+        'ragged row',
+        lambda: [row[:-1] if i == 20 else row for i, row in enumerate(_boston_rows())],
+        r'line 21 has 13 cells, expected 14',
+    ),
+    ('empty file', list, r'is empty: expected the Boston Housing CSV, a header line CRIM,'),
+    ('header only', lambda: _boston_rows(0), r'has a header but no data rows'),
+)
+
+
+@pytest.mark.parametrize(
+    'rows, message', [c[1:] for c in _BAD_BOSTON_CSVS], ids=[c[0] for c in _BAD_BOSTON_CSVS]
+)
+def test_boston_rejects_bad_csv(tmp_path, rows, message):
+  path = _write_csv(tmp_path / 'boston.csv', rows())
+  with pytest.raises(ValueError, match=re.escape(path) + '.*' + message):
+    _load('boston', csv_path=path)
+
+
+def test_boston_num_rows_override(tmp_path):
+  rows = _boston_rows(300)
+  path = _write_csv(tmp_path / 'own.csv', rows)
+  expected = np.array(rows[1:], np.float64)
+  for num_rows in (300, None):
+    x, y, names = sources.read_boston_csv(path, num_rows=num_rows)
+    assert x.shape == (300, 13) and names == list(sources.BOSTON_COLUMNS[:-1])
+    np.testing.assert_array_equal(np.c_[x, y], expected)
+  data = _load('boston', csv_path=path, num_rows=None)
+  assert data.x_train.shape == (240, 13) and data.x_test.shape == (60, 13)
+  with pytest.raises(ValueError, match=r'300 data rows, expected 299'):
+    sources.read_boston_csv(path, num_rows=299)
+  tiny = _write_csv(tmp_path / 'tiny.csv', _boston_rows(sources.BOSTON_MIN_ROWS - 1))
+  message = rf'{sources.BOSTON_MIN_ROWS - 1} data rows, expected at least {sources.BOSTON_MIN_ROWS}'
+  with pytest.raises(ValueError, match=message):
+    sources.read_boston_csv(tiny, num_rows=None)
+
+
+@pytest.mark.parametrize('num_rows', [0, sources.BOSTON_MIN_ROWS - 1, 300.0, '506', True])
+def test_boston_rejects_bad_num_rows(tmp_path, num_rows):
+  path = _write_csv(tmp_path / 'boston.csv', _boston_rows())
+  with pytest.raises(ValueError, match=r'data_config.num_rows must be None or an integer'):
+    sources.read_boston_csv(path, num_rows=num_rows)
+
+
+@pytest.mark.skipif(not BOSTON_CSV.exists(), reason=f'shared Boston CSV absent: {BOSTON_CSV}')
+def test_boston_real_csv_passes_checks(tmp_path):
+  x, y, names = sources.read_boston_csv(str(BOSTON_CSV))
+  assert x.shape == (506, 13) and y.shape == (506,) and len(names) == 13
+  assert np.isfinite(x).all() and np.isfinite(y).all()
+  # Its first 300 data rows, cut at a line boundary: a truncated copy is refused.
+  lines = BOSTON_CSV.read_text().splitlines(keepends=True)
+  head = tmp_path / 'head.csv'
+  head.write_text(''.join(lines[:301]))
+  with pytest.raises(ValueError, match=r'300 data rows, expected 506'):
+    sources.read_boston_csv(str(head))
+  np.testing.assert_array_equal(sources.read_boston_csv(str(head), num_rows=300)[0], x[:300])
+
+
 def test_split_validation():
   data = _load('synthetic_classification', seed=0)
   train, validation = input_pipeline.split_validation(data, 0.2, seed=5)
@@ -330,3 +440,71 @@ def test_import_rejects_bad_npz(tmp_path):
   np.savez(tmp_path / 'bad.npz', x=np.zeros((2, 28, 28, 1), np.uint8), y=np.zeros(2, np.int64))
   with pytest.raises(ValueError, match=r'\(N, 32, 32, 3\) uint8'):
     import_cifar10.load_npz(str(tmp_path / 'bad.npz'))
+
+
+def _small_npz_bytes(tmp_path, **arrays) -> bytes:
+  path = tmp_path / 'small.npz'
+  np.savez_compressed(path, **arrays)
+  return path.read_bytes()
+
+
+def _first_half(content: bytes) -> bytes:
+  return content[: len(content) // 2]
+
+
+def _valid_arrays():
+  rng = np.random.default_rng(0)
+  return {'x': rng.integers(0, 256, (4, 32, 32, 3), np.uint8), 'y': np.array([0, 3, 9, 1])}
+
+
+# (name, bytes of the file given the test's tmp_path, regex its ValueError must match).
+_BAD_NPZ = (
+    ('empty file', lambda t: b'', r'found an empty file \(0 bytes\)'),
+    (
+        'truncated',
+        lambda t: _first_half(_small_npz_bytes(t, **_valid_arrays())),
+        r'bytes that are not a valid npz archive \(truncated',
+    ),
+    (
+        'random bytes',
+        lambda t: np.random.default_rng(1).bytes(1000),
+        r'1000 bytes that are not a valid npz archive',
+    ),
+    (
+        'missing y',
+        lambda t: _small_npz_bytes(t, x=_valid_arrays()['x']),
+        r"found no key\(s\) \['y'\] \(its keys: \['x'\]\)",
+    ),
+    (
+        'x of wrong shape',
+        lambda t: _small_npz_bytes(t, x=np.zeros((4, 32, 32), np.uint8), y=_valid_arrays()['y']),
+        r'found x of shape \(4, 32, 32\) and dtype uint8',
+    ),
+    (
+        'labels out of range',
+        lambda t: _small_npz_bytes(t, x=_valid_arrays()['x'], y=np.array([0, 1, 10, 2])),
+        r'found labels from 0 to 10',
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    'content, message', [c[1:] for c in _BAD_NPZ], ids=[c[0] for c in _BAD_NPZ]
+)
+def test_load_npz_rejects_bad_file(tmp_path, content, message):
+  path = tmp_path / 'bad.npz'
+  path.write_bytes(content(tmp_path))
+  expected = r'expected an npz archive with x \(N, 32, 32, 3\) uint8 and y \(N,\) integer labels'
+  with pytest.raises(ValueError, match=re.escape(str(path)) + ': ' + expected + '.*' + message):
+    import_cifar10.load_npz(str(path))
+
+
+def test_load_npz_reads_valid_file_and_missing_path(tmp_path):
+  arrays = _valid_arrays()
+  path = tmp_path / 'ok.npz'
+  path.write_bytes(_small_npz_bytes(tmp_path, **arrays))
+  x, y = import_cifar10.load_npz(str(path))
+  np.testing.assert_array_equal(x, arrays['x'])
+  assert y.dtype == np.int64 and y.tolist() == arrays['y'].tolist()
+  with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / 'none.npz'))):
+    import_cifar10.load_npz(str(tmp_path / 'none.npz'))

@@ -5,9 +5,11 @@
 neural-tangents' predict), the twin's and the empirical NTK's regression, and the
 cross-validated softmax calibration. The tiled twin kernels are tested in test_batching.py."""
 
+import re
 import subprocess
 import sys
 import textwrap
+import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -19,6 +21,7 @@ from reference_ntk import gp_posterior, gradient_flow_mse, jacobian_ntk
 
 from ecrn_jax import ECRN, ECRNConfig, infinite_kernels
 from ecrn_jax import regression
+from ecrn_jax._src.regression import RESIDUAL_TOLERANCE, solve_with_jitter
 import utils
 
 TOL = 1e-10
@@ -188,6 +191,135 @@ def test_cholesky_retries_with_growing_jitter_and_warns(rng):
     regression.kernel_regression(indefinite, np.ones(2), indefinite)
   with pytest.raises(ValueError, match='positive diagonal'):
     regression.kernel_regression(-np.eye(3), np.ones(3), np.eye(3))
+
+
+def _ill_conditioned_kernels(rng, n, m, smallest):
+  """Θ(X, X) (n, n) and Θ(x, X) (m, n) of a PSD kernel with eigenvalues log-spaced 1..smallest."""
+  basis, _ = np.linalg.qr(rng.normal(size=(n + m, n + m)))
+  k = (basis * np.logspace(0, np.log10(smallest), n + m)) @ basis.T
+  return k[:n, :n], k[n:, :n]
+
+
+def _float32_system(k_tt, diag_reg, relative_jitter):
+  """(Θ + diag_reg·mean(diag)·I) in float32 with relative_jitter·mean(diag) added, as factorized."""
+  a = k_tt.astype(np.float32)
+  a[np.diag_indices_from(a)] += diag_reg * float(np.trace(a)) / len(a)
+  jittered = a.copy()
+  jittered[np.diag_indices_from(jittered)] += relative_jitter * float(np.trace(a)) / len(a)
+  return a, jittered
+
+
+def _relative_residual(a, alpha, y) -> float:
+  """max over columns of ‖a α − y‖/‖y‖ in float64."""
+  a, alpha, y = (np.asarray(v, np.float64).reshape(len(a), -1) for v in (a, alpha, y))
+  return float(np.max(np.linalg.norm(a @ alpha - y, axis=0) / np.linalg.norm(y, axis=0)))
+
+
+_JITTER_REPORT = re.compile(
+    r'needed jitter (\S+)·mean\(diag\) = \S+ on the diagonal.* residual '
+    r'‖\(A \+ jitter·I\)α − y‖/‖y‖ is (\S+) \(tolerance (\S+), dtype float32\); against A itself '
+    r'\(no jitter\) it is (\S+?), '
+)
+
+
+@pytest.mark.parametrize('diag_reg', [0.0, 1e-10])
+@pytest.mark.parametrize('outputs', [None, 3])
+@pytest.mark.parametrize('smallest', [1e-9, 1e-10])
+def test_float32_solve_escalates_jitter_until_its_residual_is_met(diag_reg, outputs, smallest, rng):
+  # The reproduction: the first jitter at which the float32 Cholesky succeeds gives a solve whose
+  # predictions are far off; the jitter must grow until the residual meets √eps(float32).
+  k_tt, k_st = _ill_conditioned_kernels(rng, 300, 40, smallest)
+  y = rng.normal(size=(300,) if outputs is None else (300, outputs))
+  y32 = y.astype(np.float32)
+  expected = k_st @ np.linalg.solve(k_tt + diag_reg * np.trace(k_tt) / 300 * np.eye(300), y)
+  with pytest.warns(regression.JitterWarning):
+    factor, first_jitter = regression.cholesky_with_jitter(_float32_system(k_tt, diag_reg, 0)[0])
+  first = scipy.linalg.cho_solve((factor, True), y32)
+  assert relative_max_error(k_st @ first, expected) > 0.3  # what the old solve returned
+
+  with pytest.warns(regression.JitterWarning) as record:
+    predictions = regression.kernel_regression(k_tt, y, k_st, diag_reg=diag_reg, dtype='float32')
+  with pytest.warns(regression.JitterWarning):
+    alpha = regression.dual_coefficients(k_tt, y, diag_reg=diag_reg, dtype='float32')
+  report = _JITTER_REPORT.search(str(record[0].message))
+  assert report, str(record[0].message)
+  relative_jitter, residual, tolerance, unjittered = map(float, report.groups())
+  a, jittered = _float32_system(k_tt, diag_reg, relative_jitter)
+  assert relative_jitter * np.trace(a) / 300 > first_jitter
+  assert tolerance == pytest.approx(np.sqrt(np.finfo(np.float32).eps), rel=0.05)
+  assert _relative_residual(jittered, alpha, y32) <= RESIDUAL_TOLERANCE
+  assert _relative_residual(jittered, alpha, y32) == pytest.approx(residual, rel=0.06)
+  assert _relative_residual(a, alpha, y32) == pytest.approx(unjittered, rel=0.06)
+  # Accurate for the system it reports solving: a float64 solve with the same jitter.
+  reference = k_st @ np.linalg.solve(jittered.astype(np.float64), y32.astype(np.float64))
+  assert relative_max_error(predictions, reference) < 1e-3
+  assert relative_max_error(predictions, k_st.astype(np.float32) @ alpha) < 1e-5
+
+
+@pytest.mark.parametrize('diag_reg', [0.0, 1e-3])
+@pytest.mark.parametrize('outputs', [None, 3])
+def test_well_conditioned_float32_solve_is_plain_cholesky_without_warning(diag_reg, outputs, rng):
+  k_tt, k_st, _ = _kernels(rng, 40, 5)
+  y = rng.normal(size=(40,) if outputs is None else (40, outputs))
+  expected = k_st @ np.linalg.solve(k_tt + diag_reg * np.trace(k_tt) / 40 * np.eye(40), y)
+  a, _ = _float32_system(k_tt, diag_reg, 0)
+  with warnings.catch_warnings():
+    warnings.simplefilter('error', regression.JitterWarning)
+    predictions = regression.kernel_regression(k_tt, y, k_st, diag_reg=diag_reg, dtype='float32')
+    mean = regression.gp_posterior(k_tt, y, k_st, diag_reg=diag_reg, dtype='float32').mean
+    solve = solve_with_jitter(a, y.astype(np.float32))
+  assert predictions.dtype == np.float32
+  assert relative_max_error(predictions, expected) < 1e-4
+  assert relative_max_error(mean, expected) < 1e-4
+  assert solve.jitter == 0.0
+  assert solve.residual <= RESIDUAL_TOLERANCE
+  y32 = y.astype(np.float32)
+  assert solve.residual == pytest.approx(_relative_residual(a, solve.coefficients, y32), rel=1e-6)
+  plain = scipy.linalg.cho_solve(scipy.linalg.cho_factor(a, lower=True), y32)
+  np.testing.assert_array_equal(solve.coefficients, plain)
+
+
+@pytest.mark.parametrize('dtype', ['float32', 'float64'])
+def test_kernel_beyond_the_largest_jitter_raises(dtype, rng):
+  basis, _ = np.linalg.qr(rng.normal(size=(30, 30)))
+  eigenvalues = np.r_[np.ones(29), -0.05]  # mean diagonal 0.965: -0.05 beats jitter 1e-2·0.965
+  indefinite = (basis * eigenvalues) @ basis.T
+  with pytest.raises(ValueError, match='not positive definite, even with jitter 1e-02'):
+    regression.kernel_regression(indefinite, np.ones(30), indefinite[:3], dtype=dtype)
+
+
+def test_float32_solve_that_no_jitter_makes_accurate_raises(rng):
+  n = 1500  # 1500 identical points: with jitter 1e-2 the float32 system still has cond 1.5e5
+  k_tt = np.ones((n, n)) + 1e-6 * np.eye(n)
+  y = rng.normal(size=n)
+  with pytest.raises(ValueError, match='cannot be solved accurately in float32') as error:
+    regression.kernel_regression(k_tt, y, k_tt[:2], dtype='float32')
+  message = str(error.value)
+  assert "dtype='float64'" in message and 'diag_reg' in message
+  reached = re.search(r'reached was (\S+) \(at jitter (\S+)·mean\(diag\)\)', message)
+  residual, relative_jitter = map(float, reached.groups())
+  assert residual > RESIDUAL_TOLERANCE
+  _, jittered = _float32_system(k_tt, 0.0, relative_jitter)
+  y32 = y.astype(np.float32)
+  alpha = scipy.linalg.cho_solve(scipy.linalg.cho_factor(jittered, lower=True), y32)
+  assert _relative_residual(jittered, alpha, y32) == pytest.approx(residual, rel=0.06)
+  # float64 solves the same kernel as asked: no jitter, no warning.
+  with warnings.catch_warnings():
+    warnings.simplefilter('error', regression.JitterWarning)
+    solve = solve_with_jitter(k_tt, y)
+  assert solve.jitter == 0.0 and solve.residual <= RESIDUAL_TOLERANCE
+  assert relative_max_error(solve.coefficients, np.linalg.solve(k_tt, y)) < 1e-6
+
+
+@pytest.mark.parametrize('smallest', [1e-10, 1e-12])
+def test_float64_solve_keeps_an_accurate_ill_conditioned_solution(smallest, rng):
+  # Rounding costs this float64 solve ~1e-8..1e-6 of accuracy; jitter would bias it by O(1).
+  k_tt, k_st = _ill_conditioned_kernels(rng, 300, 40, smallest)
+  y = rng.normal(size=300)
+  with warnings.catch_warnings():
+    warnings.simplefilter('error', regression.JitterWarning)
+    predictions = regression.kernel_regression(k_tt, y, k_st)
+  assert relative_max_error(predictions, k_st @ np.linalg.solve(k_tt, y)) < 1e-4
 
 
 def test_non_finite_and_malformed_inputs_raise_clear_errors(rng):

@@ -155,3 +155,168 @@ def test_ablation_variants_change_one_thing_each():
     # α_l = 1 needs alpha and the constant schedule; every other ablation one field.
     assert len(overrides) == (2 if name == 'ntk_ecrn_alpha1' else 1), (name, overrides)
   assert len(common.ablation_variants()) == 4 + len(common.SIGMA_FF_FACTORS)
+
+
+def _fixed_score(model, unit_config, dataset, directory, label):
+  return {'test': {'accuracy': 0.5, 'cross_entropy': 1.0}}
+
+
+def test_an_override_pins_its_field_out_of_every_grid_and_search_json_says_so(tmp_path):
+  from experiments import run  # pylint: disable=g-import-not-at-top
+
+  overrides = ['train.learning_rate=0.3', "models=('mlp', 'standard_ntk')", 'search.trials=4']
+  _, config = run.load_config('iris:smoke', overrides)
+  assert config.pinned == ('models', 'search.trials', 'train.learning_rate')
+  points = search.candidates(config, 'mlp')
+  # Four of the 3·2 points left: the weight decays and epoch fractions, no learning rate.
+  assert len(points) == 4 and all(set(p) == {'train.weight_decay', 'train.epochs'} for p in points)
+  # Unpinned (a library caller setting the field), the search still replaces it.
+  unpinned = iris.get_config('smoke')
+  unpinned.train.learning_rate = 0.3
+  assert all('train.learning_rate' in p for p in search.candidates(unpinned, 'mlp'))
+
+  seen = []
+
+  def run_unit(model, unit_config, dataset, directory, label):
+    seen.append((model, unit_config.train.learning_rate))
+    return _fixed_score(model, unit_config, dataset, directory, label)
+
+  out = search.select(config, str(tmp_path), run_unit)
+  assert [lr for model, lr in seen if model == 'mlp'] == [0.3] * 4
+  for model in ('mlp', 'standard_ntk'):  # the final runs' configs too
+    selected = search.selected_overrides(out, config, model)
+    assert models.model_config(config, model, selected).train.learning_rate == 0.3
+  saved = json.load(open(os.path.join(tmp_path, 'search.json')))
+  assert saved['pinned'] == {
+      'models': ['mlp', 'standard_ntk'],
+      'search.trials': 4,
+      'train.learning_rate': 0.3,
+  }
+  assert saved['models']['mlp']['pinned'] == {'train.learning_rate': 0.3}
+  assert saved['models']['mlp']['removed_from_grid'] == ['train.learning_rate']
+  assert saved['models']['standard_ntk']['pinned'] == {}
+  assert saved['models']['standard_ntk']['removed_from_grid'] == []
+
+
+def test_pinned_epochs_leave_the_epoch_grid_and_beat_the_model_defaults():
+  from experiments import run  # pylint: disable=g-import-not-at-top
+
+  _, config = run.load_config('iris:smoke', ['train.epochs=7', 'search.trials=50'])
+  with config.unlocked():
+    config.model_defaults.mlp = dict(train=dict(epochs=2, learning_rate=0.05))
+  for model in ('mlp', 'ntk_ecrn'):
+    assert all('train.epochs' not in p for p in search.candidates(config, model))
+  assert search.pins(config, 'mlp') == {
+      'pinned': {'train.epochs': 7},
+      'removed_from_grid': ['train.epochs_fraction'],
+  }
+  for selected in search.candidates(config, 'mlp'):
+    cfg = models.model_config(config, 'mlp', selected)
+    assert cfg.train.epochs == 7 and cfg.train.learning_rate == selected['train.learning_rate']
+  cfg = models.model_config(config, 'mlp')  # the default beats the config, not the pin
+  assert (cfg.train.epochs, cfg.train.learning_rate) == (7, 0.05)
+
+
+def test_a_variant_keeps_its_own_value_of_a_pinned_field(caplog):
+  from experiments import run  # pylint: disable=g-import-not-at-top
+
+  _, config = run.load_config('iris:ablations,smoke', ['ecrn.drop_rate=0.05'])
+  selected = search.candidates(config, 'ntk_ecrn')[0]
+  assert 'ecrn.drop_rate' not in selected
+  assert models.model_config(config, 'ntk_ecrn', selected).ecrn.drop_rate == 0.05
+  assert models.model_config(config, 'ntk_ecrn_no_fourier', selected).ecrn.drop_rate == 0.05
+  assert models.model_config(config, 'ntk_ecrn_no_stochastic_depth').ecrn.drop_rate == 0.0
+  with caplog.at_level('WARNING'):
+    notes = search.pin_notes(config)
+  assert notes['pinned_but_set_by_variants'] == {
+      'ntk_ecrn_no_stochastic_depth': {'ecrn.drop_rate': 0.0},
+      'ntk_ecrn_drop_rate_0p1': {'ecrn.drop_rate': 0.1},
+  }
+  assert 'ntk_ecrn_no_stochastic_depth sets pinned field' in caplog.text
+
+
+def _set(path, value, pin=False):
+  def change(config):
+    models.set_path(config, path, value)
+    if pin:
+      config.pinned = (path,)
+
+  return change
+
+
+def _add_default(config):
+  config.model_defaults.mlp = dict(mlp=dict(activation='tanh'))
+
+
+def _add_variant(config):
+  config.variants = dict(bad_drop=dict(base='ntk_ecrn', ecrn=dict(drop_rate=1.0)))
+  config.models = ('mlp', 'bad_drop')
+
+
+@pytest.mark.parametrize(
+    'change, expected',
+    [
+        (
+            _set('ecrn.drop_rate', 1.5, pin=True),
+            ('config.ecrn.drop_rate', '1.5', 'fix --config.ecrn.drop_rate'),
+        ),
+        (_set('ecrn.fourier_scale_factor', -1.0), ('config.ecrn.fourier_scale_factor', '-1.0')),
+        (_set('ecrn.activation', 'tanh'), ('config.ecrn.activation', "'tanh'", 'relu')),
+        (_set('kernel.diag_reg', -1.0, pin=True), ('config.kernel.diag_reg', 'standard_ntk')),
+        (_set('kernel.t', -1.0), ('config.kernel.t', '-1.0')),
+        (_set('kernel.kernel', 'rbf'), ('config.kernel.kernel', "'rbf'")),
+        (_set('mlp.hidden_widths', (0,)), ('config.mlp.hidden_widths', 'got 0')),
+        (_set('resnet18.mlp_widths', (0,)), ('config.resnet18.mlp_widths', 'model resnet18')),
+        (_set('tracking.every', 0), ('config.tracking.every', 'model mlp')),
+        (_set('seeds', (0, -1)), ('config.seeds', '-1')),
+        (_set('search.validation_fraction', 1.0), ('config.search.validation_fraction',)),
+        (
+            _set('search.space.mlp', dict(train=dict(learning_rate=(1e-3, -1.0)))),
+            (
+                'config.train.learning_rate',
+                'search candidate 1',
+                'search.space.mlp.train.learning_rate',
+            ),
+        ),
+        (
+            # 2 warm-up epochs exceed the epochs of fraction 0.5 of 3.
+            _set('train.warmup_epochs', 2),
+            ('config.train.warmup_epochs', 'epochs=1', 'search candidate 0', "'train.epochs': 1}"),
+        ),
+        (_add_default, ('config.mlp.activation', 'model_defaults.mlp.mlp.activation')),
+        (
+            _add_variant,
+            ('config.ecrn.drop_rate', 'model bad_drop', 'variants.bad_drop.ecrn.drop_rate'),
+        ),
+    ],
+)
+def test_every_unit_config_is_built_and_checked_before_any_work(change, expected):
+  """The defaults, each search candidate and each variant: an invalid value fails in check,
+  naming the field, the model and where the value came from."""
+  config = iris.get_config('smoke')
+  config.search.trials = 100  # every grid point
+  change(config)
+  with pytest.raises(ValueError) as error:
+    search.check(config)
+  for text in expected:
+    assert text in str(error.value), str(error.value)
+
+
+@pytest.mark.parametrize(
+    'field, value', [('num_train', 0), ('num_test', -1), ('input_dim', 0), ('noise_std', -0.1)]
+)
+def test_data_fields_are_checked_without_loading_the_data(field, value):
+  config = synthetic_regression.get_config('smoke')
+  search.check(config)  # valid as given
+  config.data[field] = value
+  with pytest.raises(ValueError, match=rf'config\.data\.{field} must be .* got {value}'):
+    search.check(config)
+
+
+def test_check_of_a_config_with_a_big_search_takes_well_under_a_second():
+  import time  # pylint: disable=g-import-not-at-top
+
+  config = iris.get_config('ablations')
+  start = time.perf_counter()
+  search.check(config)
+  assert time.perf_counter() - start < 1.0

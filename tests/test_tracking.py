@@ -79,6 +79,21 @@ def test_data_dependent_errors(changes, match):
     KernelTracker(small_ecrn(), (x, y), TrainConfig(), TrackingConfig(**changes))
 
 
+@pytest.mark.parametrize('name', ['x', 'y'])
+def test_non_finite_data_is_refused(name):
+  x, y = regression_data(n=24)
+  data = {'x': np.array(x), 'y': np.array(y)}
+  data[name][3] = np.nan
+  with pytest.raises(ValueError, match=f'{name} has {data[name][3].size} NaN or inf entries'):
+    KernelTracker(small_ecrn(), (data['x'], data['y']), TrainConfig(), TrackingConfig())
+
+
+def test_vp_batch_size_none_is_automatic_and_negative_is_refused():
+  assert TrackingConfig().vp_batch_size is None
+  with pytest.raises(ValueError, match='vp_batch_size'):
+    TrackingConfig(vp_batch_size=-1)
+
+
 def test_probe_set_is_fixed_by_the_seed():
   key = jax.random.PRNGKey(3)
   a, b = probe_indices(100, 20, key), probe_indices(100, 20, key)

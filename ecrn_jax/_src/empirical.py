@@ -83,6 +83,25 @@ def _block_kernel_fn(model: nn.Module, frozen_kwargs: tuple, trace_outputs: bool
   return block
 
 
+def output_shape(
+    model: nn.Module, variables: Mapping[str, Any], x, *, name: str = 'x1', rngs=None, **kwargs
+) -> tuple:
+  """model.apply(variables, x[:1])'s shape, from shapes alone; a ValueError naming `name` when
+  the variables do not fit inputs of x's shape (initialised on another number of features)."""
+  try:
+    out = jax.eval_shape(
+        lambda v, xb: model.apply(v, xb, rngs=rngs, **kwargs), dict(variables), x[:1]
+    )
+  except Exception as e:  # pylint: disable=broad-except   (flax/jax shape errors)
+    first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+    raise ValueError(
+        f'the model cannot be applied to {name} of shape {tuple(x.shape[1:])} per example with '
+        f'these variables ({first}); were the variables initialised on inputs with another '
+        'number of features?'
+    ) from e
+  return tuple(out.shape)
+
+
 def _num_params(params) -> int:
   return int(sum(np.prod(np.shape(leaf)) for leaf in jax.tree_util.tree_leaves(params)))
 
@@ -98,22 +117,24 @@ def _padded_blocks(x: jax.Array, block_size: int):
     yield block, valid
 
 
-def _generic_ntk(model, frozen, params, rest, rngs, x1, x2, trace_outputs, block_size):
+def _generic_rows(model, frozen, params, rest, rngs, x1, x2, trace_outputs, block_size):
+  """Yields (first row, row tile) of the kernel, a block of x1 at a time."""
   block = _block_kernel_fn(model, frozen, trace_outputs)
-  rows = []
+  start = 0
   for b1, n1 in _padded_blocks(x1, block_size):
     cols = []
     for b2, n2 in _padded_blocks(x2, block_size):
       k = block(params, rest, rngs, b1, b2)
       c1, c2 = k.shape[0] // b1.shape[0], k.shape[1] // b2.shape[0]
       cols.append(k[: n1 * c1, : n2 * c2])
-    rows.append(jnp.concatenate(cols, axis=1))
-  return jnp.concatenate(rows, axis=0)
+    rows = jnp.concatenate(cols, axis=1)
+    yield start, rows
+    start += rows.shape[0]
 
 
-def _structured_ntk(
-    model, frozen, layers, params, rest, rngs, x1, x2, trace_outputs, block_size, same_inputs
-):
+def _structured_rows(model, frozen, layers, params, rest, rngs, x1, x2, trace_outputs, block_size):
+  """Yields (first row, row tile) of the kernel: the layer features of x1 and x2 once, then
+  row tiles of x1 against all of x2 (about `_DEFAULT_BLOCK_BYTES` of work per tile)."""
   features = structured.features_fn(model, frozen, layers)
   contract = structured.contract_fn(layers, trace_outputs)
 
@@ -133,13 +154,13 @@ def _structured_ntk(
     }
 
   feats1 = all_features(x1)
-  feats2 = feats1 if same_inputs else all_features(x2)
+  feats2 = feats1 if x2 is x1 else all_features(x2)
   n1, n2 = x1.shape[0], x2.shape[0]
   c = next(iter(feats1.values()))[1].shape[0]
+  outputs = 1 if trace_outputs else c
   itemsize = np.dtype(structured.params_dtype(params)).itemsize
   per_row = n2 * (1 if trace_outputs else c * c) * 3 * itemsize
   tile = int(max(1, min(n1, _DEFAULT_BLOCK_BYTES // max(1, per_row))))
-  rows = []
   for start in range(0, n1, tile):
     valid = min(tile, n1 - start)
     rows_feats = {}
@@ -151,8 +172,31 @@ def _structured_ntk(
             [g, jnp.zeros(g.shape[:1] + (tile - valid,) + g.shape[2:], g.dtype)], axis=1
         )
       rows_feats[k] = (a, g)
-    rows.append(contract(rows_feats, feats2)[: valid * (1 if trace_outputs else c)])
-  return jnp.concatenate(rows, axis=0) if len(rows) > 1 else rows[0]
+    yield start * outputs, contract(rows_feats, feats2)[: valid * outputs]
+
+
+def _check_out(out, shape: tuple) -> None:
+  if not (hasattr(out, 'shape') and hasattr(out, 'dtype') and hasattr(out, '__setitem__')):
+    raise ValueError(
+        'out must be a writable array such as a numpy array or np.lib.format.open_memmap(path, '
+        f"'w+', dtype, {shape}); got {type(out).__name__}."
+    )
+  if tuple(out.shape) != shape:
+    raise ValueError(f"out must have the kernel's shape {shape}, got {tuple(out.shape)}.")
+  if getattr(out, 'flags', None) is not None and not out.flags.writeable:
+    raise ValueError('out is read-only; open the memmap with mode "w+" or "r+".')
+
+
+def _assemble(row_tiles, out):
+  """The kernel from its row tiles: concatenated, or written into `out` as they come."""
+  if out is None:
+    tiles = [tile for _, tile in row_tiles]
+    return jnp.concatenate(tiles, axis=0) if len(tiles) > 1 else tiles[0]
+  for start, tile in row_tiles:
+    out[start : start + tile.shape[0]] = np.asarray(tile)
+  if hasattr(out, 'flush'):
+    out.flush()
+  return out
 
 
 IMPLEMENTATIONS = ('auto', 'structured', 'generic')
@@ -170,6 +214,9 @@ def _checked_inputs(x1, x2, implementation: str) -> tuple[jax.Array, jax.Array]:
         f'x1 and x2 must be batched, shape (N, ...); got {x1.shape} and '
         f'{x2.shape}. For one example use x[None].'
     )
+  for name, x in (('x1', x1), ('x2', x2)):
+    if x.shape[0] == 0:
+      raise ValueError(f'{name} is empty (shape {x.shape}); give at least one input.')
   if x1.shape[1:] != x2.shape[1:]:
     raise ValueError(
         f'x1 and x2 must have the same feature shape, got {x1.shape[1:]} ' f'and {x2.shape[1:]}.'
@@ -223,6 +270,7 @@ def empirical_ntk(
     block_size: Optional[int] = None,
     implementation: str = 'auto',
     rngs: Optional[Mapping[str, jax.Array]] = None,
+    out=None,
     **apply_kwargs,
 ) -> jax.Array:
   """The empirical NTK of `model` at `variables`, materialized in blocks.
@@ -246,40 +294,35 @@ def empirical_ntk(
       'auto' takes 'structured' when it applies, else 'generic'. Both are exact.
     rngs: rngs passed to apply (e.g. {'dropout': key} with train=True: the kernel of
       the one drop mask that key draws).
+    out: None, or a writable array of the kernel's shape (e.g.
+      `np.lib.format.open_memmap(path, 'w+', np.float32, (N₁, N₂))`) that receives the kernel
+      a row tile at a time: the kernel is then never whole in memory, only the layer features
+      (O(N·width) per layer) and one tile (~256 MiB of work), so a 20,000 × 20,000 kernel
+      builds in bounded memory. Cast to out's dtype.
     **apply_kwargs: static extra arguments of apply (e.g. train=True).
   Returns:
-    The kernel, (N₁, N₂) or (N₁·C, N₂·C), in the parameters' dtype.
+    The kernel, (N₁, N₂) or (N₁·C, N₂·C), in the parameters' dtype; `out` itself when given.
   """
   params, rest = _split_variables(variables)
-  same_inputs = x2 is None
   x1, x2 = _checked_inputs(x1, x2, implementation)
   frozen = _freeze_kwargs(apply_kwargs)
-  f = _output_fn(model, frozen)
-  out_dim = jax.eval_shape(lambda: f(params, rest, rngs, x1[:1])).shape[1]
+  out_dim = int(np.prod(output_shape(model, variables, x1, rngs=rngs, **apply_kwargs)[1:]))
   _check_block_size(block_size)
   layers = _structured_layers(model, frozen, params, rest, rngs, x1, implementation)
+  scale = 1 if trace_outputs else out_dim
+  shape = (x1.shape[0] * scale, x2.shape[0] * scale)
+  if out is not None:
+    _check_out(out, shape)
   if layers is not None:
-    kernel = _structured_ntk(
-        model,
-        frozen,
-        layers,
-        params,
-        rest,
-        rngs,
-        x1,
-        x2,
-        bool(trace_outputs),
-        block_size or 256,
-        same_inputs,
+    rows = _structured_rows(
+        model, frozen, layers, params, rest, rngs, x1, x2, bool(trace_outputs), block_size or 256
     )
   else:
     if block_size is None:
       block_size = _generic_block_size(params, out_dim)
-    kernel = _generic_ntk(
-        model, frozen, params, rest, rngs, x1, x2, bool(trace_outputs), block_size
-    )
-  scale = 1 if trace_outputs else out_dim
-  assert kernel.shape == (x1.shape[0] * scale, x2.shape[0] * scale), kernel.shape
+    rows = _generic_rows(model, frozen, params, rest, rngs, x1, x2, bool(trace_outputs), block_size)
+  kernel = _assemble(rows, out)
+  assert kernel.shape == shape, kernel.shape
   return kernel
 
 
@@ -336,6 +379,88 @@ def _row_chunks(x: jax.Array, chunk: int) -> jax.Array:
   return x.reshape((num, chunk) + x.shape[1:])
 
 
+def _jaxpr_bytes(jaxpr) -> int:
+  """Bytes of every intermediate value of a jaxpr, nested jaxprs (pjit, custom_jvp) included."""
+  total = 0
+  for eqn in jaxpr.eqns:
+    for var in eqn.outvars:
+      aval = var.aval
+      if hasattr(aval, 'shape') and hasattr(aval, 'dtype'):
+        total += int(np.prod(aval.shape)) * getattr(aval.dtype, 'itemsize', 4)
+    for param in eqn.params.values():
+      for sub in param if isinstance(param, (tuple, list)) else (param,):
+        sub = getattr(sub, 'jaxpr', sub)  # ClosedJaxpr → Jaxpr
+        if hasattr(sub, 'eqns'):
+          total += _jaxpr_bytes(sub)
+  return total
+
+
+def _abstract(leaf) -> jax.ShapeDtypeStruct:
+  leaf = leaf if hasattr(leaf, 'dtype') else np.asarray(leaf)
+  return jax.ShapeDtypeStruct(np.shape(leaf), leaf.dtype)
+
+
+def bytes_per_input(model: nn.Module, variables: Mapping[str, Any], x, *, rngs=None, **kwargs):
+  """Bytes of forward-pass intermediates per example: the jaxpr's at 2 inputs minus at 1.
+
+  From shapes alone (no FLOPs). A vjp keeps about this much per input as residuals, and each
+  pushed tangent or pulled cotangent needs as much again.
+  """
+  params, rest = _split_variables(variables)
+  f = _output_fn(model, _freeze_kwargs(kwargs))
+  abstract = jax.tree_util.tree_map(_abstract, (params, rest, rngs))
+  x = jnp.asarray(x) if not hasattr(x, 'shape') else x
+
+  def size(n):
+    x_n = jax.ShapeDtypeStruct((n,) + tuple(x.shape[1:]), x.dtype)
+    return _jaxpr_bytes(jax.make_jaxpr(f)(*abstract, x_n).jaxpr)
+
+  return max(1, size(2) - size(1))
+
+
+# Bytes one kernel–vector product may hold for its chunk's intermediates when batch_size is
+# automatic, on a CPU; on an accelerator, this fraction of its memory.
+DEFAULT_VP_BYTES = 256 * 2**20
+_DEVICE_MEMORY_FRACTION = 1 / 16
+
+
+def _vp_memory_budget() -> int:
+  device = jax.devices()[0]
+  try:
+    stats = device.memory_stats() or {}
+  except Exception:  # pylint: disable=broad-except   (backends without memory stats)
+    stats = {}
+  limit = stats.get('bytes_limit')
+  return int(limit * _DEVICE_MEMORY_FRACTION) if limit else DEFAULT_VP_BYTES
+
+
+def auto_vp_batch_size(
+    model: nn.Module,
+    variables: Mapping[str, Any],
+    x,
+    *,
+    trace_outputs: bool = True,
+    memory_bytes: Optional[int] = None,
+    rngs=None,
+    **apply_kwargs,
+) -> int:
+  """Inputs per chunk of `ntk_vp_fn(batch_size=None)`: (1 + 2k)·bytes_per_input·chunk ≤ budget.
+
+  k is the number of cotangents pulled and tangents pushed per product (C when the kernel is
+  output-averaged, else 1). The budget is `memory_bytes`, or `DEFAULT_VP_BYTES` (256 MiB) on a
+  CPU and 1/16 of an accelerator's memory. At N = 50,000 inputs of the default ECRN this
+  bounds the product to ~0.3 GiB at the speed of one unchunked product (benchmarks/
+  kernel_tracking_at_scale.py). vmap over v multiplies the memory by the number of vectors.
+  """
+  per_input = bytes_per_input(model, variables, x, rngs=rngs, **apply_kwargs)
+  params, rest = _split_variables(variables)
+  f = _output_fn(model, _freeze_kwargs(apply_kwargs))
+  out = jax.eval_shape(lambda: f(params, rest, rngs, jnp.asarray(x)[:1]))
+  k = out.shape[1] if trace_outputs else 1
+  budget = _vp_memory_budget() if memory_bytes is None else int(memory_bytes)
+  return int(max(1, budget // ((1 + 2 * k) * per_input)))
+
+
 @functools.lru_cache(maxsize=64)
 def _ntk_vp_chunked(model: nn.Module, frozen_kwargs: tuple, trace_outputs: bool, chunk: int):
   """Θv over input chunks: Σ_chunks J₂ᵀv accumulated by a scan of vjps, then J₁(J₂ᵀv) chunk by
@@ -374,6 +499,18 @@ def _ntk_vp_chunked(model: nn.Module, frozen_kwargs: tuple, trace_outputs: bool,
   return ntk_vp
 
 
+def _check_batch_size(batch_size) -> None:
+  if batch_size is not None and (
+      isinstance(batch_size, bool)
+      or not isinstance(batch_size, (int, np.integer))
+      or batch_size < 0
+  ):
+    raise ValueError(
+        'batch_size must be None (a chunk from the memory budget), 0 (all inputs at once) or a '
+        f'positive number of inputs per chunk; got {batch_size!r}.'
+    )
+
+
 def ntk_vp_fn(
     model: nn.Module,
     variables: Mapping[str, Any],
@@ -392,30 +529,30 @@ def ntk_vp_fn(
     x1: (N₁, ...) inputs; x2: (N₂, ...) or None for x1.
     trace_outputs: True → v (N₂,) ↦ (N₁,), the output-averaged kernel;
       False → v (N₂, C) ↦ (N₁, C), the full kernel (one vjp, one jvp).
-    batch_size: None (all inputs at once) or inputs per chunk: the vjp pass accumulates J₂ᵀv
-      over chunks of x2 (a scan) and the jvp pass computes Θv chunk by chunk of x1, so
-      memory grows with the chunk, not with N. Same result up to summation order; the model
-      must treat examples independently (evaluation mode, no batch statistics).
+    batch_size: inputs per chunk: the vjp pass accumulates J₂ᵀv over chunks of x2 (a scan)
+      and the jvp pass computes Θv chunk by chunk of x1, so memory grows with the chunk, not
+      with N. None (default): `auto_vp_batch_size`, the largest chunk within a memory budget
+      (all inputs at once when they fit); 0: all inputs at once. Same result up to summation
+      order; the model must treat examples independently (evaluation mode, no batch
+      statistics; the ECRN's drop mask is one per call, so the same in every chunk).
   Returns:
     The kernel–vector-product function; vmap it for several vectors.
   """
   params, rest = _split_variables(variables)
-  check_finite_inputs('x1', x1)
-  if x2 is not None:
-    check_finite_inputs('x2', x2)
-  x1 = jnp.asarray(x1)
-  x2 = x1 if x2 is None else jnp.asarray(x2)
+  x1, x2 = _checked_inputs(x1, x2, 'auto')
+  _check_batch_size(batch_size)
+  frozen = _freeze_kwargs(apply_kwargs)
+  output_shape(model, variables, x1, rngs=rngs, **apply_kwargs)
+  n = max(x1.shape[0], x2.shape[0])
   if batch_size is None:
-    fn = _ntk_vp_jitted(model, _freeze_kwargs(apply_kwargs), bool(trace_outputs))
+    batch_size = auto_vp_batch_size(
+        model, variables, x1, trace_outputs=bool(trace_outputs), rngs=rngs, **apply_kwargs
+    )
+  if batch_size == 0 or batch_size >= n:
+    fn = _ntk_vp_jitted(model, frozen, bool(trace_outputs))
   else:
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):
-      raise ValueError(f'batch_size must be a positive integer or None, got {batch_size!r}.')
-    chunk = min(int(batch_size), max(x1.shape[0], x2.shape[0]))  # no padding beyond N
-    fn = _ntk_vp_chunked(model, _freeze_kwargs(apply_kwargs), bool(trace_outputs), chunk)
+    chunk = -(-n // -(-n // int(batch_size)))  # equal chunks: the least padding
+    fn = _ntk_vp_chunked(model, frozen, bool(trace_outputs), chunk)
   return functools.partial(fn, params, rest, rngs, x1, x2)
 
 

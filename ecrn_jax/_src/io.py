@@ -16,6 +16,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import tempfile
 from typing import Any, Iterator, Mapping, Optional
 
@@ -77,6 +78,25 @@ def atomic_open(path: str, mode: str = 'w') -> Iterator[Any]:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+_TEMPORARY = re.compile(r'^\..+\.[A-Za-z0-9_]{8}\.tmp$')  # atomic_open's mkstemp names
+
+
+def remove_stale_temporaries(directory: str) -> list[str]:
+  """Deletes the temporary files that `atomic_open` left under `directory` when its process was
+  killed mid-write (`.<name>.<8 characters>.tmp`, nothing else); returns their paths."""
+  removed = []
+  for root, _, files in os.walk(directory):
+    for name in files:
+      if _TEMPORARY.match(name):
+        path = os.path.join(root, name)
+        try:
+          os.remove(path)
+          removed.append(path)
+        except FileNotFoundError:
+          pass
+  return sorted(removed)
 
 
 def write_json(path: str, obj: Any, indent: Optional[int] = 1) -> None:

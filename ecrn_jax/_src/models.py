@@ -69,6 +69,17 @@ def flatten_inputs(x: jax.Array) -> jax.Array:
   return x.reshape(x.shape[0], -1)
 
 
+def _check_fan_in(module: nn.Module, name: str, expected: int, got: int) -> None:
+  """One sentence instead of a shape error deep in a matmul when the inputs do not fit."""
+  if expected != got:
+    where = '/'.join(module.path) or type(module).__name__
+    raise ValueError(
+        f'inputs to layer {where!r} have {got} features but its {name} was initialised for '
+        f'{expected}: initialise the variables on inputs of the shape you apply the model to '
+        f'(model.init(key, x[:1])).'
+    )
+
+
 class Dense(nn.Module):
   """A Dense layer in neural-tangents' conventions.
 
@@ -86,6 +97,8 @@ class Dense(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     fan_in = x.shape[-1]
+    if self.has_variable('params', 'kernel'):
+      _check_fan_in(self, 'kernel', self.get_variable('params', 'kernel').shape[0], fan_in)
     if self.parameterization == 'ntk':
       kernel = self.param(
           'kernel', nn.initializers.normal(1.0), (fan_in, self.features), self.dtype
@@ -125,6 +138,9 @@ class FourierFeatures(nn.Module):
     def init(key, shape, dtype):
       return self.scale * jax.random.normal(key, shape, dtype)
 
+    collection = 'params' if self.trainable else FOURIER_COLLECTION
+    if self.has_variable(collection, 'B'):
+      _check_fan_in(self, 'B', self.get_variable(collection, 'B').shape[0], x.shape[-1])
     if self.trainable:
       b_matrix = self.param('B', init, shape, self.dtype)
     else:

@@ -17,9 +17,12 @@ Conventions (shared by every function here and by the scikit-learn estimators):
 * `diag_reg` is relative: r = diag_reg · tr(Θ)/N, the mean of the kernel's diagonal
   (neural-tangents' convention with `diag_reg_absolute_scale=False`). Multiplying every kernel by
   a constant leaves predictions unchanged.
-* Solves run on the host with LAPACK (scipy) in float64 by default. A Cholesky that fails retries
-  with jitter·tr(Θ)/N added, jitter = 1e-10, 1e-9, …, 1e-2, and warns (`JitterWarning`) with the
-  value used; a kernel with NaN or inf entries raises ValueError.
+* Solves run on the host with LAPACK (scipy) in float64 by default. The Cholesky solve
+  (`solve_with_jitter`) checks its relative residual ‖(Θ_r + jitter·I)α − Y‖/‖Y‖ against
+  `RESIDUAL_TOLERANCE`; when the factorization fails or the residual misses it, it
+  retries with jitter·tr(Θ)/N added, jitter = 1e-10, 1e-9, …, 1e-2, and warns (`JitterWarning`)
+  with the jitter used and the residuals reached, or raises ValueError when no jitter meets it.
+  A kernel with NaN or inf entries raises ValueError.
 
 Shapes: N training inputs, M test inputs, C outputs; targets (N,) or (N, C) and predictions of
 the same trailing shape.
@@ -57,7 +60,30 @@ JITTER_SCHEDULE = tuple(10.0**e for e in range(-10, -1))
 
 
 class JitterWarning(UserWarning):
-  """A Cholesky factorization succeeded only after adding jitter to the diagonal."""
+  """A Cholesky solve needed jitter on the diagonal: to factorize, or to meet its residual."""
+
+
+class JitteredSolve(NamedTuple):
+  """`solve_with_jitter`'s result.
+
+  coefficients: α with (A + jitter·I) α = rhs, like rhs (N,) or (N, C); factor: (N, N) lower L
+  with L Lᵀ = A + jitter·I; jitter: the absolute jitter added; residual: max over the columns of
+  ‖(A + jitter·I)α − rhs‖/‖rhs‖; unjittered_residual: the same with A alone.
+  """
+
+  coefficients: np.ndarray
+  factor: np.ndarray
+  jitter: float
+  residual: float
+  unjittered_residual: float
+
+
+# The largest relative residual ‖(A + jitter·I)α − y‖/‖y‖ a solve may leave. Rounding leaves
+# ≈ eps·‖A‖‖α‖/‖y‖ (eps times the condition number the targets meet), and the relative error of
+# α tracks it. The bar is √eps of float32 (half its digits) in both dtypes: jitter biases α by
+# the part of y on eigenvalues below it, of order one for an ill-conditioned kernel, so trading
+# a float64 rounding error of 1e-6 for jitter would make the results worse, not better.
+RESIDUAL_TOLERANCE = float(np.sqrt(np.finfo(np.float32).eps))
 
 
 def _check_kernels(k_train_train, y_train, k_test_train, dtype):
@@ -80,7 +106,7 @@ def _check_kernels(k_train_train, y_train, k_test_train, dtype):
         f'k_train_train), got {y_train.shape}.'
     )
   check_finite('k_train_train', k_train_train)
-  check_finite('y_train', y_train)
+  check_finite('y_train', y_train, 'Remove or impute the missing targets first.')
   if k_test_train is not None:
     k_test_train = _check_test_kernel(k_test_train, n, dtype)
   return k_train_train, y_train, k_test_train
@@ -108,13 +134,40 @@ def mean_diagonal(kernel) -> float:
   return value
 
 
+def _jittered_factors(matrix: np.ndarray):
+  """Yields (relative jitter, A + jitter·I, its lower Cholesky factor) for jitter 0, then
+  j·tr(A)/N for j in JITTER_SCHEDULE; a failed factorization yields None for the factor."""
+  scale = mean_diagonal(matrix)
+  for relative in (0.0,) + JITTER_SCHEDULE:
+    candidate = matrix
+    if relative:
+      candidate = matrix.copy()
+      candidate[np.diag_indices_from(candidate)] += relative * scale
+    try:
+      factor = scipy.linalg.cholesky(candidate, lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+      factor = None
+    if factor is not None and not np.all(np.isfinite(factor)):
+      factor = None
+    yield relative, candidate, factor
+
+
+def _not_positive_definite(name: str) -> ValueError:
+  return ValueError(
+      f'{name} is not positive definite, even with jitter {JITTER_SCHEDULE[-1]:.0e}·mean(diag) '
+      'added to the diagonal. Check that it is a kernel matrix (symmetric, positive '
+      'semi-definite) and increase diag_reg.'
+  )
+
+
 def cholesky_with_jitter(
     matrix, *, name: str = 'k_train_train + diag_reg·I'
 ) -> tuple[np.ndarray, float]:
   """Lower Cholesky factor L (L Lᵀ = A + jitter·I) of a symmetric (N, N) matrix A.
 
   Tries jitter = 0, then jitter = j·tr(A)/N for j in 1e-10, 1e-9, …, 1e-2, and warns
-  (`JitterWarning`) with the jitter it needed.
+  (`JitterWarning`) with the jitter it needed. It checks only that the factorization succeeds,
+  not that solves with L are accurate: to solve, use `solve_with_jitter`.
 
   Returns:
     (L, absolute jitter added).
@@ -123,32 +176,123 @@ def cholesky_with_jitter(
   """
   matrix = np.asarray(matrix)
   scale = mean_diagonal(matrix)
-  for relative in (0.0,) + JITTER_SCHEDULE:
-    jitter = relative * scale
-    candidate = matrix
-    if jitter:
-      candidate = matrix.copy()
-      candidate[np.diag_indices_from(candidate)] += jitter
-    try:
-      factor = scipy.linalg.cholesky(candidate, lower=True, check_finite=False)
-    except np.linalg.LinAlgError:
+  for relative, _, factor in _jittered_factors(matrix):
+    if factor is None:
       continue
-    if not np.all(np.isfinite(factor)):
-      continue
-    if jitter:
+    if relative:
       warnings.warn(
           f'the Cholesky factorization of {name} failed; it succeeded after adding '
-          f'jitter {relative:.0e}·mean(diag) = {jitter:.3e} to the diagonal. Increase diag_reg '
-          'to regularize explicitly.',
+          f'jitter {relative:.0e}·mean(diag) = {relative * scale:.3e} to the diagonal. '
+          'Increase diag_reg to regularize explicitly.',
           JitterWarning,
           stacklevel=3,
       )
-    return factor, jitter
+    return factor, relative * scale
+  raise _not_positive_definite(name)
+
+
+def solve_with_jitter(matrix, rhs, *, name: str = 'k_train_train + diag_reg·I') -> JitteredSolve:
+  """α = (A + jitter·I)⁻¹ rhs by Cholesky, with the smallest jitter that makes the solve accurate.
+
+  Tries jitter = 0, then j·tr(A)/N for j in 1e-10, …, 1e-2, until the factorization succeeds
+  and the relative residual ‖(A + jitter·I)α − rhs‖/‖rhs‖ (max over columns, evaluated in
+  float64) is at most `RESIDUAL_TOLERANCE` (3.5e-4). The residual is that of the jittered system,
+  the one L factorizes: it measures the rounding error of the solve, which jitter reduces.
+  Against A itself the residual also holds jitter·α, the bias the jitter brings, which is of
+  order one for a singular A whatever the precision; it is reported (`unjittered_residual`,
+  and in the warning), not required. With jitter > 0 it warns (`JitterWarning`) with the jitter
+  and both residuals. A jitter-free solve that meets the tolerance is plain `cho_solve`.
+
+  Args:
+    matrix: (N, N) symmetric A (its lower triangle is read), float32 or float64.
+    rhs: (N,) or (N, C), of A's dtype.
+    name: how errors and warnings call A.
+  Returns:
+    `JitteredSolve(coefficients, factor, jitter, residual, unjittered_residual)`.
+  Raises:
+    ValueError: no jitter up to 1e-2·tr(A)/N both factorizes A and meets the tolerance.
+  """
+  matrix, rhs = np.asarray(matrix), np.asarray(rhs)
+  dtype = matrix.dtype
+  scale = mean_diagonal(matrix)
+  tried = []  # (relative jitter, residual), residual None where the factorization failed
+  for relative, candidate, factor in _jittered_factors(matrix):
+    if factor is None:
+      tried.append((relative, None))
+      continue
+    coefficients = scipy.linalg.cho_solve((factor, True), rhs, check_finite=False)
+    residual, unjittered = _relative_residuals(matrix, candidate, coefficients, rhs)
+    if residual <= RESIDUAL_TOLERANCE:
+      if relative:
+        warnings.warn(
+            f'solving with {name} needed jitter {relative:.0e}·mean(diag) = '
+            f'{relative * scale:.3e} on the diagonal: {_why_jitter(tried)}. '
+            f'With it the relative residual ‖(A + jitter·I)α − y‖/‖y‖ is {residual:.1e} '
+            f'(tolerance {RESIDUAL_TOLERANCE:.1e}, dtype {dtype}); against A itself (no jitter) '
+            f'it is {unjittered:.1e}, which measures how far the jitter moves the results from '
+            'those asked for. ' + _advice(dtype),
+            JitterWarning,
+            stacklevel=3,
+        )
+      return JitteredSolve(coefficients, factor, relative * scale, residual, unjittered)
+    tried.append((relative, residual))
+  solved = [(residual, relative) for relative, residual in tried if residual is not None]
+  if not solved:
+    raise _not_positive_definite(name)
+  best, at = min(solved)
   raise ValueError(
-      f'{name} is not positive definite, even with jitter {JITTER_SCHEDULE[-1]:.0e}·mean(diag) '
-      'added to the diagonal. Check that it is a kernel matrix (symmetric, positive '
-      'semi-definite) and increase diag_reg.'
+      f'{name} cannot be solved accurately in {dtype}: with jitter up to '
+      f'{JITTER_SCHEDULE[-1]:.0e}·mean(diag) added to the diagonal, the smallest relative '
+      f'residual ‖(A + jitter·I)α − y‖/‖y‖ reached was {best:.1e} (at jitter '
+      f'{at:.0e}·mean(diag)), above the tolerance {RESIDUAL_TOLERANCE:.1e}. The kernel '
+      'is too ill-conditioned for this precision. ' + _advice(dtype, explicit=False)
   )
+
+
+def _relative_residuals(matrix, candidate, coefficients, rhs) -> tuple[float, float]:
+  """max over columns of ‖(A + jitter·I)α − y‖/‖y‖ and of ‖Aα − y‖/‖y‖, both in float64.
+
+  candidate is A + jitter·I as factorized (its rounded diagonal included); float32 rows are
+  cast in blocks, so no float64 copy of A is made.
+  """
+  n = matrix.shape[0]
+  alpha = np.asarray(coefficients, np.float64).reshape(n, -1)
+  y = np.asarray(rhs, np.float64).reshape(n, -1)
+  jittered = np.empty_like(y)
+  rows = max(1, (1 << 22) // n)
+  for start in range(0, n, rows):
+    block = slice(start, start + rows)
+    jittered[block] = np.asarray(candidate[block], np.float64) @ alpha - y[block]
+  added = np.asarray(candidate.diagonal(), np.float64) - np.asarray(matrix.diagonal(), np.float64)
+  unjittered = jittered - added[:, None] * alpha
+  y_norms = np.linalg.norm(y, axis=0)
+
+  def worst(r):
+    # A zero column of y has α = 0 and a zero residual.
+    norms = np.linalg.norm(r, axis=0)
+    return float(np.max(np.divide(norms, y_norms, out=np.zeros_like(norms), where=y_norms > 0)))
+
+  return worst(jittered), worst(unjittered)
+
+
+def _why_jitter(tried) -> str:
+  """Why the smaller jitters in `tried` ((relative, residual or None) pairs) were refused."""
+  solved = [(residual, relative) for relative, residual in tried if residual is not None]
+  if not solved:
+    return 'with less, its Cholesky factorization failed'
+  best, at = min(solved)
+  failed = ' or the Cholesky factorization failed' if len(solved) < len(tried) else ''
+  return (
+      f'with less, the solve was inaccurate (the smallest relative residual was {best:.1e}, at '
+      f'jitter {at:.0e}·mean(diag), above the tolerance {RESIDUAL_TOLERANCE:.1e}){failed}'
+  )
+
+
+def _advice(dtype, explicit: bool = True) -> str:
+  what = 'Set diag_reg to regularize explicitly' if explicit else 'Pass a larger diag_reg'
+  if np.dtype(dtype) == np.float32:
+    return f"{what}, or pass dtype='float64'."
+  return f'{what}.'
 
 
 def regularized_kernel(k_train_train: np.ndarray, diag_reg: float) -> np.ndarray:
@@ -173,8 +317,8 @@ def dual_coefficients(
     k_train_train: (N, N) kernel Θ(X, X) (NTK or NNGP).
     y_train: (N,) or (N, C) targets (or residuals Y − f₀(X)).
     diag_reg: relative ridge, r = diag_reg · tr(Θ)/N.
-    t: None for t = ∞ (Cholesky solve), a time >= 0, or a 1-D array of T times
-      (eigendecomposition of Θ_r; negative round-off eigenvalues are clipped at 0).
+    t: None for t = ∞ (Cholesky solve, `solve_with_jitter`), a time >= 0, or a 1-D array of
+      T times (eigendecomposition of Θ_r; negative round-off eigenvalues are clipped at 0).
     learning_rate: η; only η·t matters.
     dtype: 'float64' (default) or 'float32' for the solve.
   Returns:
@@ -186,8 +330,7 @@ def dual_coefficients(
   n = k_train_train.shape[0]
   regularized = regularized_kernel(k_train_train, diag_reg)
   if times is None:
-    factor, _ = cholesky_with_jitter(regularized)
-    return scipy.linalg.cho_solve((factor, True), y_train, check_finite=False)
+    return solve_with_jitter(regularized, y_train).coefficients
   eigenvalues, eigenvectors = scipy.linalg.eigh(regularized, check_finite=False)
   eigenvalues = np.maximum(eigenvalues, 0.0)
   tau = np.atleast_1d(times)[:, None] * (learning_rate / n)  # (T, 1)
@@ -321,12 +464,13 @@ def gp_posterior(
       diagonal (M,) (variances only).
     diag_reg: relative ridge.
   Returns:
-    `GaussianPosterior(mean, covariance)`.
+    `GaussianPosterior(mean, covariance)`. The residual of the mean's solve is checked
+    (`solve_with_jitter`); the covariance uses the same factor.
   """
   diag_reg = check_diag_reg(diag_reg)
   k_train_train, y_train, k_test_train = _check_kernels(k_train_train, y_train, k_test_train, dtype)
-  factor, _ = cholesky_with_jitter(regularized_kernel(k_train_train, diag_reg))
-  mean = k_test_train @ scipy.linalg.cho_solve((factor, True), y_train, check_finite=False)
+  solve = solve_with_jitter(regularized_kernel(k_train_train, diag_reg), y_train)
+  factor, mean = solve.factor, k_test_train @ solve.coefficients
   if k_test_test is None:
     return GaussianPosterior(mean, None)
   k_test_test = as_float_array('k_test_test', k_test_test, dtype)

@@ -130,10 +130,10 @@ class _NTKEstimator(BaseEstimator):
     self.X_fit_ = X
     self._posterior_factor = None
     if self.kernel == 'nngp' and self._time() is None:
-      self._posterior_factor, _ = regression.cholesky_with_jitter(
-          regression.regularized_kernel(k_train_train, float(self.diag_reg))
+      solve = regression.solve_with_jitter(
+          regression.regularized_kernel(k_train_train, float(self.diag_reg)), targets
       )
-      self.dual_coef_ = scipy.linalg.cho_solve((self._posterior_factor, True), targets)
+      self._posterior_factor, self.dual_coef_ = solve.factor, solve.coefficients
     else:
       self.dual_coef_ = regression.dual_coefficients(
           k_train_train, targets, diag_reg=self.diag_reg, t=self.t, learning_rate=self.learning_rate

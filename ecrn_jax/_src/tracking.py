@@ -49,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ecrn_jax._src import analysis
-from ecrn_jax._src.validation import check_int
+from ecrn_jax._src.validation import check_finite_inputs, check_int
 from ecrn_jax._src.empirical import empirical_ntk, ntk_vp_fn
 from ecrn_jax._src.training import TrainConfig, learning_rate_schedule, steps_per_epoch
 
@@ -86,7 +86,8 @@ class TrackingConfig:
       Hutchinson). Costs r products per record.
     probe_batch_size: probes pushed through the network together (memory control).
     vp_batch_size: probe inputs per chunk of each matrix-free kernel–vector product
-      (`ntk_vp_fn`'s batch_size), so memory does not grow with N_p; 0: all at once.
+      (`ntk_vp_fn`'s batch_size), so memory does not grow with N_p; None: the largest chunk
+      within `ntk_vp_fn`'s memory budget (`auto_vp_batch_size`); 0: all at once.
     cg_iterations: conjugate-gradient steps for the matrix-free Arora bound (0: skip).
     every: record every `every` epochs (and always at epoch 0 and at the last epoch).
     save_kernels: in dense mode, also save every Θ_t, (T, N_p, N_p), in the npz.
@@ -101,7 +102,7 @@ class TrackingConfig:
   num_probes: int = 16
   deflation_rank: int = 2
   probe_batch_size: int = 4
-  vp_batch_size: int = 0
+  vp_batch_size: Optional[int] = None
   cg_iterations: int = 50
   every: int = 1
   save_kernels: bool = True
@@ -117,12 +118,13 @@ class TrackingConfig:
         ('num_probes', 1),
         ('deflation_rank', 0),
         ('probe_batch_size', 1),
-        ('vp_batch_size', 0),
         ('cg_iterations', 0),
         ('every', 1),
         ('seed', 0),
     ):
       check_int(name, getattr(self, name), low)
+    if self.vp_batch_size is not None:
+      check_int('vp_batch_size', self.vp_batch_size, 0)
     if not isinstance(self.save_kernels, (bool, np.bool_)):
       raise ValueError(f'save_kernels must be a bool, got {self.save_kernels!r}.')
 
@@ -202,6 +204,8 @@ class KernelTracker:
     x, y = jnp.asarray(data[0]), np.asarray(data[1])
     if x.ndim < 2 or y.ndim < 1 or x.shape[0] != y.shape[0]:
       raise ValueError(f'data must be (x (N, ...), y (N,) or (N, C)), got {x.shape}, {y.shape}.')
+    check_finite_inputs('x', x)
+    check_finite_inputs('y', y, why='the alignment and bounds of such targets are NaN')
     n = x.shape[0]
     self.model, self.train_config, self.config = model, train_config, config
     probe_key, self._lanczos_key, hutchinson_key = jax.random.split(
@@ -242,7 +246,7 @@ class KernelTracker:
           config.modewise_k,
           config.cg_iterations,
           config.probe_batch_size,
-          config.vp_batch_size or None,
+          config.vp_batch_size,
       )
     self.records: list[dict] = []
     self.seconds = 0.0

@@ -33,7 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ecrn_jax._src.validation import check_int, check_real
+from ecrn_jax._src import empirical
+from ecrn_jax._src.validation import check_finite_inputs, check_int, check_real
 
 OPTIMIZERS = ('sgd', 'momentum', 'adam')
 SCHEDULES = ('constant', 'cosine')
@@ -294,6 +295,8 @@ def _check_inputs(variables: Mapping[str, Any], data, config: TrainConfig):
     )
   if x.shape[0] == 0:
     raise ValueError('data is empty.')
+  check_finite_inputs('x', x, why='training on them gives a NaN loss')
+  check_finite_inputs('y', y, why='training on them gives a NaN loss')
   if config.loss == 'cross_entropy' and y.ndim == 1 and not jnp.issubdtype(y.dtype, jnp.integer):
     raise ValueError(
         "loss='cross_entropy' needs integer labels (N,) or one-hot targets "
@@ -313,16 +316,7 @@ def _check_inputs(variables: Mapping[str, Any], data, config: TrainConfig):
 
 def _num_outputs(model: nn.Module, variables: Mapping[str, Any], x: jax.Array) -> int:
   """C, the model's outputs per example, from its shapes alone (no FLOPs)."""
-  try:
-    out = jax.eval_shape(lambda v, xb: model.apply(v, xb), variables, x[:1])
-  except Exception as e:  # pylint: disable=broad-except   (flax/jax shape errors)
-    first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-    raise ValueError(
-        f'the model cannot be applied to inputs of shape {tuple(x.shape[1:])} per example with '
-        f'these variables ({first}); were the variables initialised on inputs with another '
-        'number of features?'
-    ) from e
-  return int(np.prod(out.shape[1:]))
+  return int(np.prod(empirical.output_shape(model, variables, x, name='x')[1:]))
 
 
 def _check_targets(y: jax.Array, num_outputs: int, loss: str) -> None:

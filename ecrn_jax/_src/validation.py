@@ -123,15 +123,17 @@ def as_float_array(name: str, value, dtype) -> np.ndarray:
   return array
 
 
-def check_finite(name: str, array: np.ndarray) -> None:
+_NON_FINITE_KERNEL = (
+    'A kernel is non-finite when its inputs are (check X for NaN/inf) or when they are so large '
+    'that the kernel overflows (standardize the features, e.g. with StandardScaler).'
+)
+
+
+def check_finite(name: str, array: np.ndarray, hint: str = _NON_FINITE_KERNEL) -> None:
   """Raises ValueError naming `name` when `array` has NaN or inf entries."""
   if not np.all(np.isfinite(array)):
     bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
-    raise ValueError(
-        f'{name} contains {bad} NaN or inf entries. A kernel is non-finite when its inputs '
-        'are (check X for NaN/inf) or when they are so large that the kernel overflows '
-        '(standardize the features, e.g. with StandardScaler).'
-    )
+    raise ValueError(f'{name} contains {bad} NaN or inf entries. {hint}')
 
 
 def check_diag_reg(diag_reg) -> float:
@@ -163,7 +165,7 @@ def check_time(t, learning_rate) -> Optional[np.ndarray]:
   return times
 
 
-def check_finite_inputs(name: str, x) -> None:
+def check_finite_inputs(name: str, x, why: str = 'a kernel of such inputs is NaN') -> None:
   """Raises ValueError naming `name` and the count when concrete inputs hold NaN or inf.
 
   Traced values (inside jit/vmap) are not checked. JAX arrays are counted on their device
@@ -184,6 +186,5 @@ def check_finite_inputs(name: str, x) -> None:
     bad, size = int(array.size - np.count_nonzero(np.isfinite(array))), array.size
   if bad:
     raise ValueError(
-        f'{name} has {bad} NaN or inf entries (of {size}): a kernel of such '
-        'inputs is NaN. Remove or impute them first.'
+        f'{name} has {bad} NaN or inf entries (of {size}): {why}. Remove or impute them first.'
     )

@@ -4,7 +4,9 @@
 """Boston Housing (docs/spec.md §5, Table III): R² (and MSE).
 
 The CSV is not downloaded: pass its path, --config.data.csv_path=PATH (the README says where
-to get the file); without it the run stops at once and says so.
+to get the file); without it the run stops at once and says so. The file must be the 506-row
+table (header CRIM ... LSTAT MEDV, 14 finite numbers per row); a CSV of your own with the same
+columns but another row count needs --config.data.num_rows=N (or =None for any count).
 Fields: see experiments/configs/common.py. `:smoke` shrinks it to a seconds-long run.
 """
 

@@ -42,6 +42,9 @@ Fields (every one can be overridden: `--config.train.learning_rate=0.01`):
   checkpoint_every: epochs between checkpoints of the trained models (and always epoch 0 and
     the last); a resumed run redoes the epochs since (same results). ~0.15 s per checkpoint.
   eval_batch_size: examples per forward pass at evaluation.
+  pinned: dotted paths of fields set explicitly (python -m experiments.run adds every
+    --config.FIELD it is given): the search leaves them out of every grid and the model
+    defaults do not replace them; a variant's own overrides still apply (experiments/search.py).
 """
 
 import math
@@ -107,7 +110,7 @@ def tracking_config() -> ml_collections.ConfigDict:
           num_probes=16,
           deflation_rank=2,
           probe_batch_size=4,
-          vp_batch_size=0,
+          vp_batch_size=ml_collections.config_dict.placeholder(int),  # None: from memory
           cg_iterations=50,
           every=5,
           save_kernels=False,
@@ -146,14 +149,16 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
   config.checkpoint_every = 5
   config.eval_batch_size = 1024
   config.search = search_config()
+  config.pinned = ()
   return config
 
 
 def search_config() -> ml_collections.ConfigDict:
   """Every model: `trials` settings drawn from its grid, scored on the validation split.
 
-  Epochs are searched as fractions of the model's train.epochs (experiments/search.py), so
-  overriding train.epochs moves the grid with it.
+  Epochs are searched as fractions of the model's train.epochs (experiments/search.py); a
+  pinned field (e.g. --config.train.epochs=10, which also removes the epochs fraction) leaves
+  the grid.
   """
   halves = (0.5, 1.0)
   lrs = (3e-4, 1e-3, 3e-3)
