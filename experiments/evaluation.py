@@ -2,16 +2,20 @@
 # SPDX-License-Identifier: Apache-2.0
 
 """Test metrics of the benchmarks: MSE and R² for regression; accuracy and cross-entropy for
-classification; a network's metrics on the train and test splits (evaluation mode)."""
+classification; a network's metrics on the train and test splits (evaluation mode); a unit's
+per-example test predictions (predictions.npz) and the per-example scores read from them."""
 
 from __future__ import annotations
 
 import math
+import os
 from typing import Iterable, Optional, Sequence
 
 import jax
 import numpy as np
 import scipy.special
+
+from ecrn_jax import io
 
 
 def regression_metrics(predictions, targets) -> dict:
@@ -42,19 +46,93 @@ def _predict(model, variables, x, batch_size: int) -> np.ndarray:
   return np.concatenate(parts)
 
 
+def network_outputs(model, variables, dataset, batch_size: int) -> dict[str, np.ndarray]:
+  """{'train': (N, C), 'test': (M, C)} float64 outputs of a network in evaluation mode."""
+  return {
+      'train': _predict(model, variables, dataset.x_train, batch_size),
+      'test': _predict(model, variables, dataset.x_test, batch_size),
+  }
+
+
+def output_metrics(task: str, outputs: np.ndarray, targets) -> dict:
+  """The metrics of a network's (M, C) outputs: regression on column 0, else softmax."""
+  if task == 'regression':
+    return regression_metrics(outputs[:, 0], targets)
+  return classification_metrics(scipy.special.log_softmax(outputs, axis=-1), outputs, targets)
+
+
 def evaluate_network(model, variables, dataset, batch_size: int) -> dict:
   """{'train': metrics, 'test': metrics} of a network in evaluation mode."""
-  out = {}
-  for split, x, y in (
-      ('train', dataset.x_train, dataset.y_train),
-      ('test', dataset.x_test, dataset.y_test),
-  ):
-    f = _predict(model, variables, x, batch_size)
-    if dataset.task == 'regression':
-      out[split] = regression_metrics(f[:, 0], y)
-    else:
-      out[split] = classification_metrics(scipy.special.log_softmax(f, axis=-1), f, y)
+  outputs = network_outputs(model, variables, dataset, batch_size)
+  return {
+      'train': output_metrics(dataset.task, outputs['train'], dataset.y_train),
+      'test': output_metrics(dataset.task, outputs['test'], dataset.y_test),
+  }
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-example test predictions (unit/predictions.npz), for tests over test examples.
+
+PREDICTIONS_FILE = 'predictions.npz'
+
+
+def classification_examples(log_probs: Optional[np.ndarray], scores, labels) -> dict:
+  """{'predicted' (M,) int64, 'correct' (M,) bool, 'targets' (M,) int64, and 'nll' (M,)
+  float64 (−log p(label), whose mean is the cross-entropy) when `log_probs` (M, C) is given}."""
+  labels = np.asarray(labels).astype(np.int64)
+  predicted = np.argmax(np.asarray(scores), axis=-1).astype(np.int64)
+  out = {'predicted': predicted, 'correct': predicted == labels, 'targets': labels}
+  if log_probs is not None:
+    out['nll'] = -np.asarray(log_probs, np.float64)[np.arange(len(labels)), labels]
   return out
+
+
+def regression_examples(predictions, targets) -> dict:
+  """{'predictions' (M,) or (M, C), 'targets' like it}, float64."""
+  return {
+      'predictions': np.asarray(predictions, np.float64),
+      'targets': np.asarray(targets, np.float64),
+  }
+
+
+def network_examples(task: str, outputs: np.ndarray, targets) -> dict:
+  """`classification_examples` or `regression_examples` of a network's (M, C) outputs."""
+  if task == 'regression':
+    return regression_examples(outputs[:, 0], targets)
+  return classification_examples(scipy.special.log_softmax(outputs, axis=-1), outputs, targets)
+
+
+def save_predictions(directory: str, examples: dict) -> None:
+  """Writes `examples` to directory/predictions.npz (atomically, no pickle)."""
+  io.save_npz(os.path.join(directory, PREDICTIONS_FILE), examples)
+
+
+def load_predictions(directory: str) -> Optional[dict]:
+  """directory/predictions.npz as {name: array}, or None when there is none."""
+  path = os.path.join(directory, PREDICTIONS_FILE)
+  return io.load_npz(path) if os.path.exists(path) else None
+
+
+def example_scores(examples: dict, metric: str) -> Optional[np.ndarray]:
+  """(M,) per-example values whose mean is the test `metric`, or None (not saved).
+
+  'accuracy': correct as 0/1; 'cross_entropy': nll; 'mse': squared error e_i (mean over
+  outputs); 'r2': 1 − e_i/var(y) with var(y) (ddof=0) of the whole test set, since
+  R² = 1 − mean(e)/var(y) (a resample of examples keeps that denominator).
+  """
+  if metric == 'accuracy' and 'correct' in examples:
+    return np.asarray(examples['correct'], np.float64)
+  if metric == 'cross_entropy' and 'nll' in examples:
+    return np.asarray(examples['nll'], np.float64)
+  if metric in ('mse', 'r2') and 'predictions' in examples:
+    targets = np.asarray(examples['targets'], np.float64)
+    error = np.asarray(examples['predictions'], np.float64) - targets
+    squared = (error**2).reshape(len(error), -1).mean(axis=1)
+    if metric == 'mse':
+      return squared
+    variance = float(np.var(targets))
+    return 1.0 - squared / variance if variance > 0 else None
+  return None
 
 
 def finite_values(values: Iterable) -> list[float]:

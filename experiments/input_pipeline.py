@@ -21,8 +21,9 @@ training data (stratified for classification), for hyperparameter selection that
 test split.
 
 Imports. tensorflow-datasets, and with it TensorFlow, is imported only when CIFAR-10 is read
-(inside `sources.tfds_load_numpy`), never at module import: every other dataset, and any code that just
-imports this module (e.g. the configs), runs without TensorFlow and without its start-up lines.
+from tfds (inside `sources.tfds_load_numpy`), never at module import: every other dataset, CIFAR-10
+from npz files (`data_config.source='npz'`), and any code that just imports this module (e.g. the
+configs), runs without TensorFlow and without its start-up lines.
 """
 
 from __future__ import annotations
@@ -115,6 +116,13 @@ def default_data_config(name: str) -> ml_collections.ConfigDict:
   elif name in ('iris', 'wine'):
     config.test_fraction = 0.2  # stratified by class
   elif name == 'cifar10':
+    # Where the images come from: 'tfds' (tensorflow-datasets, in data_dir) or 'npz' (the files
+    # train_npz and test_npz, x (N, 32, 32, 3) uint8 and y (N,) labels, read with numpy only:
+    # no TensorFlow). Splits mean the same for both: 'train[:k]' is the first k images of the
+    # prepared split or of the npz (as imported by experiments.import_cifar10).
+    config.source = 'tfds'
+    config.train_npz = ml_collections.config_dict.placeholder(str)
+    config.test_npz = ml_collections.config_dict.placeholder(str)
     config.train_split = 'train[:5000]'  # the first 5,000 training images (official order)
     # 'test' is the whole prepared test split: 10,000 images from the official download, 2,000
     # after `experiments.import_cifar10` of the project's shared data. 'test[:2000]' pins it.
@@ -132,8 +140,8 @@ def load_dataset(
   Args:
     data_config: from `default_data_config(name)`, possibly with overridden fields.
     seed: the run seed.
-    data_dir: tensorflow-datasets data_dir for CIFAR-10; None means `data_config.data_dir`,
-      and when that is None too the project's data_cache/.
+    data_dir: tensorflow-datasets data_dir for CIFAR-10 (source 'tfds'; unused for 'npz'); None
+      means `data_config.data_dir`, and when that is None too the project's data_cache/.
 
   Returns:
     A standardized `Dataset`.
@@ -308,11 +316,31 @@ def _split_and_standardize(x, y, task, num_classes, name, test_fraction, rng) ->
   )
 
 
+CIFAR10_SOURCES = ('tfds', 'npz')
+
+
+def _cifar10_arrays(config, data_dir) -> tuple:
+  """(x_train, y_train, x_test, y_test) raw images and labels from `config.source`."""
+  source = config.get('source', 'tfds')
+  if source == 'tfds':
+    data_dir = data_dir or sources.DEFAULT_DATA_DIR
+    train = sources.tfds_load_numpy('cifar10', config.train_split, data_dir)
+    return *train, *sources.tfds_load_numpy('cifar10', config.test_split, data_dir)
+  if source == 'npz':
+    paths = (config.get('train_npz'), config.get('test_npz'))
+    train = sources.npz_load_numpy(config.train_split, 'train_split', *paths)
+    return *train, *sources.npz_load_numpy(config.test_split, 'test_split', *paths)
+  raise ValueError(
+      f'data.source must be one of {list(CIFAR10_SOURCES)}, got {source!r}; pass '
+      '--config.data.source=tfds (tensorflow-datasets in data_dir) or --config.data.source=npz '
+      '(with --config.data.train_npz=PATH --config.data.test_npz=PATH).'
+  )
+
+
 def _cifar10(config, data_dir) -> Dataset:
-  """CIFAR-10 through tensorflow-datasets; per-channel statistics of the training subset."""
-  data_dir = data_dir or sources.DEFAULT_DATA_DIR
-  x_train, y_train = sources.tfds_load_numpy('cifar10', config.train_split, data_dir)
-  x_test, y_test = sources.tfds_load_numpy('cifar10', config.test_split, data_dir)
+  """CIFAR-10 from tensorflow-datasets or npz files; per-channel statistics of the training
+  subset."""
+  x_train, y_train, x_test, y_test = _cifar10_arrays(config, data_dir)
   channels = x_train.shape[-1]
   xs_train, (xs_test,), mean, std = standardize(
       x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1), channels=channels
@@ -324,6 +352,7 @@ def _cifar10(config, data_dir) -> Dataset:
       image_shape=tuple(x_train.shape[1:]),
       train_split=config.train_split,
       test_split=config.test_split,
+      source=config.get('source', 'tfds'),
   )
   return Dataset(
       xs_train,

@@ -6,13 +6,21 @@
 A *model* is one row of the paper's tables: a network trained with `ecrn_jax.train`
 ('trained') or kernel regression with an infinite-width kernel ('kernel'). Each reads one
 architecture block of the config (`family`): 'ecrn' (`ECRNConfig` fields), 'mlp'
-(`MLPConfig` fields) or 'resnet18'. A model and its infinite twin share the family and hence
-the initialization key: the twin's Fourier matrix B is drawn from the same key as the trained
-ECRN's, but at float64 and with the twin's own selected σ_ff, so the two B agree only where
-those do (the finite-vs-infinite job and `ecrn_jax.infinite_kernels` use the network's own B).
+(`MLPConfig` fields) or 'resnet18'. A model and its infinite twins share the family and hence
+the initialization key: a kernel unit draws B as the trained network does (same key, the
+network's dtype, `kernel_variables`) and computes in float64, so the twin of the tuned
+NTK-ECRN has the trained network's B exactly.
+
+Twins (`ModelSpec.twin_of`): `ntk_ecrn_infinite` is the twin of the tuned `ntk_ecrn`: its
+family block (ecrn: α, schedule, drop rate, hence the evaluation-mode survival scales, σ_ff
+factor, features) is the one the tuned network ran with, for the same seed
+(`inherited_overrides`); only the kernel's own settings are searched.
+`ntk_ecrn_infinite_self_tuned` is the twin tuned on its own (σ_ff, α, drop rate and diag_reg
+searched).
 
 Per-unit configs (`model_config`): the config with, in this order, the model's defaults
-(`config.model_defaults.BASE`), the selected hyperparameters (experiments/search.py) and the
+(`config.model_defaults.BASE`), the selected hyperparameters of the unit's seed
+(experiments/search.py; for a twin, the tuned source's family block first) and the
 variant's overrides (`config.variants.NAME = {'base': MODEL, <nested overrides>}`, ablations).
 
 Pinned fields (`config.pinned`, dotted paths; the command line pins every `--config.FIELD` it
@@ -31,6 +39,7 @@ from typing import Any, Optional
 
 import jax
 import ml_collections
+import numpy as np
 
 import ecrn_jax
 
@@ -41,6 +50,8 @@ class ModelSpec:
   kind: str  # 'trained' or 'kernel'
   family: str  # the architecture block it reads: 'ecrn', 'mlp' or 'resnet18'
   description: str
+  # The trained model whose family block (as tuned, per seed) this kernel model uses.
+  twin_of: Optional[str] = None
 
 
 _SPECS = (
@@ -62,7 +73,16 @@ _SPECS = (
         'ntk_ecrn_infinite',
         'kernel',
         'ecrn',
-        "kernel regression with the NTK-ECRN's infinite-width twin (B from the same key)",
+        'kernel regression with the infinite-width twin of the tuned NTK-ECRN (its ecrn block '
+        'and B; evaluation-mode survival scales); only diag_reg searched',
+        twin_of='ntk_ecrn',
+    ),
+    ModelSpec(
+        'ntk_ecrn_infinite_self_tuned',
+        'kernel',
+        'ecrn',
+        "kernel regression with the NTK-ECRN's infinite-width twin tuned on its own (σ_ff, α, "
+        'drop rate, diag_reg searched; B from the same key)',
     ),
 )
 # Paper row order.
@@ -170,6 +190,19 @@ def unit_overrides(
       **selected,
       **variant_overrides(config, name),
   }
+
+
+def inherited_overrides(
+    config: ml_collections.ConfigDict, name: str, source_selected: Optional[dict[str, Any]] = None
+) -> dict[str, Any]:
+  """{path: value} of the family block that twin `name` takes from its tuned source model: the
+  source's defaults and `source_selected` under that block ({} for a model that is no twin)."""
+  model = spec(config, name)
+  if model.twin_of is None:
+    return {}
+  prefix = model.family + '.'
+  source = unit_overrides(config, model.twin_of, source_selected)
+  return {k: v for k, v in source.items() if k.startswith(prefix)}
 
 
 def with_overrides(config: ml_collections.ConfigDict, overrides: dict[str, Any]):
@@ -333,6 +366,18 @@ def _builders(config, name: str) -> list:
   return out
 
 
+def _read_only_unit(config: ml_collections.ConfigDict, overrides: dict[str, Any]):
+  """`with_overrides(config, overrides)` for reading only, made fast: the blocks that
+  `overrides` change are copies, the others are `config`'s own."""
+  changed = {path.split('.')[0] for path in overrides}
+  out = ml_collections.ConfigDict()
+  for key in config.keys():
+    out[key] = copy.deepcopy(config[key]) if key in changed else config[key]
+  for path, value in overrides.items():
+    set_path(out, path, value)
+  return out
+
+
 _FIELD = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 
 
@@ -352,7 +397,7 @@ def check_unit(
       `sources` ({path: where}, e.g. the search space for `selected`), the model defaults,
       the variant, else the command line (--config.FIELD).
   """
-  unit = model_config(config, name, selected)
+  unit = _read_only_unit(config, unit_overrides(config, name, selected))
   for block, build in _builders(unit, name):
     try:
       build()
@@ -378,6 +423,17 @@ def model_key(seed: int, name: str, config) -> jax.Array:
   infinite twin draw their Fourier matrix B from the same key (the twin at float64)."""
   family = spec(config, name).family
   return jax.random.fold_in(jax.random.PRNGKey(seed), _FAMILY_KEY[family])
+
+
+def kernel_variables(config, name: str, dataset, seed: int):
+  """The variables (float64) of kernel model `name`'s twin: for the ECRN family, drawn as the
+  trained network's (`build_network`: same key, the network's dtype), so B is the same; None
+  for the other families."""
+  if spec(config, name).family != 'ecrn':
+    return None
+  network = ecrn_jax.ECRN(ecrn_config(config, dataset))
+  variables = network.init(model_key(seed, name, config), dataset.x_train[:1])
+  return jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), variables)
 
 
 def is_image_dataset(dataset) -> bool:

@@ -79,6 +79,7 @@ def model_label(model: str, dataset: Optional[str] = None, config: Optional[dict
       'standard_ntk': 'Standard NTK',
       'ntk_ecrn': 'NTK-ECRN',
       'ntk_ecrn_infinite': 'NTK-ECRN infinite twin',
+      'ntk_ecrn_infinite_self_tuned': 'NTK-ECRN infinite twin, tuned on its own',
       'ntk_ecrn_no_fourier': 'NTK-ECRN without Fourier features',
       'ntk_ecrn_alpha1': 'NTK-ECRN with α_l = 1',
       'ntk_ecrn_no_stochastic_depth': 'NTK-ECRN without stochastic depth',

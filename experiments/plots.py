@@ -11,17 +11,26 @@ directory, default seed_<s>/<model>/tracking), the tracking records (tracking.np
 tracking.jsonl: 'epoch', 'lambda_max', 'delta_frobenius', 'relative_delta_frobenius',
 'top_eigenvalues') and metrics.jsonl ('seed', 'model', 'epoch', 'train_loss').
 Curves are the mean over seeds on the epochs all seeds share, with a ±std band.
+
+Every kernel-tracked unit of results.json is drawn (e.g. NTK-ECRN, MLP and ResNet-18 when all
+three are tracked), each model in its own color, line style and marker, the same in every
+figure of a workdir. Each figure is titled with the run (`run_title`): the dataset, the data
+settings that tell it apart (s = frequency_scale for synthetic regression, and every data field
+off its default), the config name and the workdir. A kernel-change panel's y axis is
+logarithmic when its curves' maxima span more than LOG_SPREAD = 100× (`needs_log_axis`).
 """
 
 from __future__ import annotations
 
 import os
+import textwrap
 from typing import Optional, Sequence
 
 from absl import logging
 import numpy as np
 
 from ecrn_jax import io
+from experiments import input_pipeline
 from experiments import paper
 from experiments import report
 from experiments import tables
@@ -44,24 +53,102 @@ def _pyplot():
   return plt
 
 
-def _dataset_title(workdir: str) -> str:
-  loaded = report.load_workdir(workdir)
-  units = loaded['results']['units']
-  name = next(((u.get('dataset') or {}).get('name') for u in units if u.get('dataset')), None)
-  name = name or report.config_name(loaded, workdir)
-  return paper.DATASET_LABELS.get(name, name)
+# A panel's y axis is logarithmic when the largest of its curves' maxima (positive ones only) is
+# more than LOG_SPREAD times the smallest: on a linear axis that curve would flatten the others
+# onto zero (the ablations' kernel change, ~1,000× apart). λ_max, the spectra and the training
+# losses are always on log axes.
+LOG_SPREAD = 100.0
+
+# Title: the data fields always shown (with their symbol), and those never shown (where the data
+# live); every other data field is shown when it differs from the dataset's default.
+_TITLE_FIELDS = {'synthetic_regression': ('frequency_scale',), 'cifar10': ('train_split',)}
+_TITLE_SYMBOLS = {'frequency_scale': 's'}
+_TITLE_HIDDEN = ('name', 'data_dir', 'source', 'train_npz', 'test_npz', 'csv_path')
+_LINESTYLES = ('-', '--', '-.', ':')
+_MARKERS = ('o', 's', '^', 'D', 'v', 'P', 'X', '*')
 
 
-def _context(workdir: str) -> tuple[Optional[str], dict]:
+def needs_log_axis(curves: Sequence[np.ndarray], spread: float = LOG_SPREAD) -> bool:
+  """Whether the curves' positive maxima span more than `spread` (the LOG_SPREAD rule)."""
+  maxima = [float(np.max(c)) for c in curves if len(c) and np.max(c) > 0]
+  return len(maxima) > 1 and max(maxima) > spread * min(maxima)
+
+
+def _format(value) -> str:
+  if isinstance(value, float):
+    return f'{value:g}'
+  if isinstance(value, (list, tuple)):
+    return '(' + ', '.join(_format(v) for v in value) + ')'
+  return str(value)
+
+
+def data_settings(data: dict) -> list[str]:
+  """'s = 0.1', 'num_train = 64', ...: the data fields of config.json that tell a run apart.
+
+  The dataset's _TITLE_FIELDS always, then (by name) every other field that differs from
+  input_pipeline.default_data_config, except where the data live (_TITLE_HIDDEN).
+  """
+  name = data.get('name')
+  try:
+    defaults = input_pipeline.default_data_config(name).to_dict()
+  except ValueError:  # not a dataset of this version: show only the fixed fields
+    defaults = dict(data)
+  always = [f for f in _TITLE_FIELDS.get(name, ()) if f in data]
+  differ = sorted(
+      f
+      for f, v in data.items()
+      if f not in always and f not in _TITLE_HIDDEN and io.jsonable(defaults.get(f)) != v
+  )
+  return [f'{_TITLE_SYMBOLS.get(f, f)} = {_format(data[f])}' for f in always + differ]
+
+
+def _loaded(workdir: str) -> tuple[dict, str, dict]:
+  """(report.load_workdir's dict, the dataset name, the run's config dict)."""
   loaded = report.load_workdir(workdir)
+  config = (loaded['config'] or {}).get('config') or {}
   units = loaded['results']['units']
   dataset = next(((u.get('dataset') or {}).get('name') for u in units if u.get('dataset')), None)
-  return dataset, ((loaded['config'] or {}).get('config') or {})
+  return loaded, dataset or (config.get('data') or {}).get('name'), config
 
 
-def _label(workdir: str, model: str) -> str:
-  dataset, config = _context(workdir)
-  return tables.model_label(model, dataset, config)
+def run_title(workdir: str) -> str:
+  """'Synthetic regression, s = 0.1 (config synthetic_regression, workdir ablations_f0.1)':
+  the dataset, its distinguishing data settings (data_settings) and the run's names."""
+  loaded, dataset, config = _loaded(workdir)
+  name = report.config_name(loaded, workdir)
+  label = paper.DATASET_LABELS.get(dataset, dataset or name)
+  where = os.path.basename(os.path.normpath(workdir))
+  run = f'config {name}' + (f', workdir {where}' if where != name else '')
+  return f'{", ".join([label] + data_settings(config.get("data") or {}))} ({run})'
+
+
+def _labeler(workdir: str):
+  """model → its legend label in this workdir's dataset and config."""
+  _, dataset, config = _loaded(workdir)
+  return lambda model: tables.model_label(model, dataset, config)
+
+
+def model_styles(models: Sequence[str]) -> dict[str, dict]:
+  """model → distinct plot keywords (color, linestyle, marker), by position in paper order."""
+  cmap = _pyplot().get_cmap('tab10')
+  return {
+      m: dict(color=cmap(i % 10), linestyle=_LINESTYLES[i % 4], marker=_MARKERS[i % 8])
+      for i, m in enumerate(tables.order_models(models))
+  }
+
+
+def _workdir_styles(workdir: str, models: Sequence[str]) -> dict[str, dict]:
+  """model_styles of the workdir's trained (or tracked) models and `models`: a model looks the
+  same in every figure of the workdir."""
+  units = report.load_workdir(workdir)['results']['units']
+  drawn = {u['model'] for u in units if u.get('kind') == 'trained network' or u.get('tracking')}
+  return model_styles(sorted(drawn | set(models)))
+
+
+def _suptitle(fig, what: str, workdir: str) -> None:
+  """`what` over the run's title (run_title), wrapped to the figure's width."""
+  width = max(40, int(fig.get_figwidth() * 12))
+  fig.suptitle(f'{what}\n' + textwrap.fill(run_title(workdir), width), fontsize=11)
 
 
 def _read_records(directory: str) -> dict[str, np.ndarray]:
@@ -120,48 +207,66 @@ def _mean_band(per_seed: dict[int, tuple[np.ndarray, np.ndarray]]):
   return x, ys.mean(0), ys.std(0), len(per_seed)
 
 
-def _band(ax, x, mean, std, label, color):
-  ax.plot(x, mean, label=label, color=color, lw=1.8)
-  ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2, lw=0)
+def _band(ax, x, mean, std, label, style):
+  ax.plot(x, mean, label=label, lw=1.8, ms=4, markevery=max(1, len(x) // 10), **style)
+  ax.fill_between(x, mean - std, mean + std, color=style['color'], alpha=0.2, lw=0)
 
 
-def _colors(plt, n):
-  cmap = plt.get_cmap('tab10')
-  return [cmap(i % 10) for i in range(n)]
+def _curves(per_model: dict, field: str) -> list[tuple]:
+  """[(model, x, mean, std, n)] of `field` against epoch, for the models that record it."""
+  out = []
+  for model, seeds in per_model.items():
+    per_seed = {s: (r['epoch'], r[field]) for s, r in seeds.items() if field in r}
+    if per_seed:
+      out.append((model, *_mean_band(per_seed)))
+  return out
 
 
-def plot_kernel_evolution(workdir: str, path: str, models: Optional[Sequence[str]] = None) -> str:
-  """Fig. 2: λ_max(Θ_t), ‖Θ_t − Θ_0‖_F and ‖Θ_t − Θ_0‖_F/‖Θ_0‖_F vs epoch (1×3 panels)."""
+def _draw(ax, curves: list[tuple], styles: dict, label, log: Optional[bool] = None) -> None:
+  """Mean ± std bands of `curves`; log None: a log y axis by the LOG_SPREAD rule (needs_log_axis).
+
+  On a log axis the points whose mean is not positive (Θ_0 − Θ_0 = 0) are left out.
+  """
+  if log is None:
+    log = needs_log_axis([mean for _, _, mean, _, _ in curves])
+  for model, x, mean, std, n in curves:
+    keep = mean > 0 if log else np.ones(len(mean), bool)
+    _band(ax, x[keep], mean[keep], std[keep], f'{label(model)} (n={n})', styles[model])
+  if log:
+    ax.set_yscale('log')
+
+
+def _save(fig, path: str) -> str:
+  fig.savefig(path, dpi=120)
+  _pyplot().close(fig)
+  return path
+
+
+# Fig. 2's panels: (field, y label, title, log: True always, None by the LOG_SPREAD rule).
+_EVOLUTION_PANELS = (
+    ('lambda_max', r'$\lambda_{\max}(\Theta_t)$', 'Largest NTK eigenvalue', True),
+    ('delta_frobenius', r'$\|\Theta_t - \Theta_0\|_F$', 'Kernel change', None),
+    (
+        'relative_delta_frobenius',
+        r'$\|\Theta_t - \Theta_0\|_F \,/\, \|\Theta_0\|_F$',
+        'Relative kernel change',
+        None,
+    ),
+)
+
+
+def kernel_evolution_figure(workdir: str, models: Optional[Sequence[str]] = None):
+  """Fig. 2: λ_max(Θ_t), ‖Θ_t − Θ_0‖_F and ‖Θ_t − Θ_0‖_F/‖Θ_0‖_F vs epoch (1×3 panels), one
+  curve per kernel-tracked model of the workdir; returns the matplotlib figure."""
   tracked = tracked_units(workdir, models)
+  styles, label = _workdir_styles(workdir, list(tracked)), _labeler(workdir)
   plt = _pyplot()
-  fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
-  panels = (
-      ('lambda_max', r'$\lambda_{\max}(\Theta_t)$', 'Largest NTK eigenvalue', True),
-      ('delta_frobenius', r'$\|\Theta_t - \Theta_0\|_F$', 'Kernel change', False),
-      (
-          'relative_delta_frobenius',
-          r'$\|\Theta_t - \Theta_0\|_F \,/\, \|\Theta_0\|_F$',
-          'Relative kernel change',
-          False,
-      ),
-  )
-  for color, (model, seeds) in zip(_colors(plt, len(tracked)), tracked.items()):
-    for ax, (field, ylabel, title, log) in zip(axes, panels):
-      per_seed = {s: (r['epoch'], r[field]) for s, r in seeds.items() if field in r}
-      if not per_seed:
-        continue
-      x, mean, std, n = _mean_band(per_seed)
-      _band(ax, x, mean, std, f'{_label(workdir, model)} (n={n})', color)
-      ax.set_ylabel(ylabel)
-      ax.set_title(title)
-      if log:
-        ax.set_yscale('log')
-  for ax in axes:
-    ax.set_xlabel('epoch')
-    ax.grid(alpha=0.3)
-  fig.suptitle(
-      f'NTK evolution during training: {_dataset_title(workdir)} ' '(mean ± std over seeds)'
-  )
+  fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+  for ax, (field, ylabel, title, log) in zip(axes, _EVOLUTION_PANELS):
+    _draw(ax, _curves(tracked, field), styles, label, log)
+    ax.set(xlabel='epoch', ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3, which='both')
+  _suptitle(fig, 'NTK evolution during training (mean ± std over seeds)', workdir)
   if len(tracked) <= 3:
     axes[0].legend(fontsize=9)
     fig.tight_layout()
@@ -170,66 +275,75 @@ def plot_kernel_evolution(workdir: str, path: str, models: Optional[Sequence[str
     rows = -(-len(labels) // 3)
     fig.legend(handles, labels, loc='lower center', ncol=3, fontsize=9)
     fig.tight_layout(rect=(0, 0.06 * rows, 1, 1))
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-  return path
+  return fig
 
 
-def plot_spectra(workdir: str, path: str, models: Optional[Sequence[str]] = None) -> str:
-  """Top-k NTK eigenvalues at initialization and at the last record, one panel per model."""
+def plot_kernel_evolution(workdir: str, path: str, models: Optional[Sequence[str]] = None) -> str:
+  """Writes kernel_evolution_figure to `path`; returns `path`."""
+  return _save(kernel_evolution_figure(workdir, models), path)
+
+
+def _spectrum_panel(ax, seeds: dict) -> None:
+  """Top-k eigenvalues at the first and the last record of every seed (mean ± std)."""
+  for which, style, color in (('init', '--o', 'tab:gray'), ('final', '-o', 'tab:red')):
+    i = 0 if which == 'init' else -1
+    spectra = [records['top_eigenvalues'][i] for records in seeds.values()]
+    epochs = [int(records['epoch'][i]) for records in seeds.values()]
+    k = min(len(s) for s in spectra)
+    spectra = np.stack([s[:k] for s in spectra])
+    index = np.arange(1, k + 1)
+    epoch_text = (
+        f'epoch {epochs[0]}' if len(set(epochs)) == 1 else f'epochs {min(epochs)}–{max(epochs)}'
+    )
+    ax.errorbar(
+        index,
+        spectra.mean(0),
+        yerr=spectra.std(0),
+        fmt=style,
+        color=color,
+        ms=3.5,
+        capsize=2,
+        lw=1.3,
+        label=f'{"initialization" if which == "init" else "end"} ({epoch_text})',
+    )
+    ax.set_xticks(index)
+
+
+def spectra_figure(workdir: str, models: Optional[Sequence[str]] = None):
+  """Top-k NTK eigenvalues at initialization and at the last record, one panel per model;
+  returns the matplotlib figure."""
   tracked = tracked_units(workdir, models)
   tracked = {m: s for m, s in tracked.items() if all('top_eigenvalues' in r for r in s.values())}
   if not tracked:
     raise ValueError(f'no tracked model of {workdir} has top_eigenvalues records.')
-  plt = _pyplot()
+  label = _labeler(workdir)
   n = len(tracked)
   cols = min(n, 4)
   rows = -(-n // cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.9 * rows), sharey=True, squeeze=False)
+  fig, axes = _pyplot().subplots(
+      rows, cols, figsize=(4.6 * cols, 3.9 * rows + 0.4), sharey=True, squeeze=False
+  )
   for ax, (model, seeds) in zip(axes.flat, tracked.items()):
-    for which, style, color in (('init', '--o', 'tab:gray'), ('final', '-o', 'tab:red')):
-      spectra = []
-      epochs = []
-      for records in seeds.values():
-        i = 0 if which == 'init' else -1
-        spectra.append(records['top_eigenvalues'][i])
-        epochs.append(int(records['epoch'][i]))
-      k = min(len(s) for s in spectra)
-      spectra = np.stack([s[:k] for s in spectra])
-      index = np.arange(1, k + 1)
-      mean, std = spectra.mean(0), spectra.std(0)
-      epoch_text = (
-          f'epoch {epochs[0]}' if len(set(epochs)) == 1 else f'epochs {min(epochs)}–{max(epochs)}'
-      )
-      ax.errorbar(
-          index,
-          mean,
-          yerr=std,
-          fmt=style,
-          color=color,
-          ms=3.5,
-          capsize=2,
-          lw=1.3,
-          label=f'{"initialization" if which == "init" else "end"} ({epoch_text})',
-      )
+    _spectrum_panel(ax, seeds)
     ax.set_yscale('log')
-    ax.set_title(f'{_label(workdir, model)} (n={len(seeds)} seeds)', fontsize=10)
+    ax.set_title(f'{label(model)} (n={len(seeds)} seeds)', fontsize=10)
     ax.set_xlabel('eigenvalue index $i$')
-    ax.set_xticks(index)
     ax.grid(alpha=0.3, which='both')
     ax.legend(fontsize=8)
   for ax in axes[:, 0]:
     ax.set_ylabel(r'$\lambda_i(\Theta)$ (probe-set NTK)')
   for ax in list(axes.flat)[n:]:
     ax.set_visible(False)
-  fig.suptitle(
-      f'NTK spectrum at initialization and after training: '
-      f'{_dataset_title(workdir)} (mean ± std over seeds)'
+  _suptitle(
+      fig, 'NTK spectrum at initialization and after training (mean ± std over seeds)', workdir
   )
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-  return path
+  return fig
+
+
+def plot_spectra(workdir: str, path: str, models: Optional[Sequence[str]] = None) -> str:
+  """Writes spectra_figure to `path`; returns `path`."""
+  return _save(spectra_figure(workdir, models), path)
 
 
 def learning_curves(workdir: str, models: Optional[Sequence[str]] = None) -> dict:
@@ -255,26 +369,27 @@ def learning_curves(workdir: str, models: Optional[Sequence[str]] = None) -> dic
   return out
 
 
-def plot_learning_curves(workdir: str, path: str, models: Optional[Sequence[str]] = None) -> str:
-  """Training loss per epoch of every trained model (mean ± std over seeds, log y)."""
+def learning_curves_figure(workdir: str, models: Optional[Sequence[str]] = None):
+  """Training loss per epoch of every trained model (mean ± std over seeds, log y); returns the
+  matplotlib figure."""
   curves = learning_curves(workdir, models)
   if not curves:
     raise ValueError(f'no trained model with train_loss lines in {workdir}/metrics.jsonl.')
-  plt = _pyplot()
-  fig, ax = plt.subplots(figsize=(7, 4.4))
-  for color, (model, seeds) in zip(_colors(plt, len(curves)), curves.items()):
-    x, mean, std, n = _mean_band(seeds)
-    _band(ax, x, mean, std, f'{_label(workdir, model)} (n={n})', color)
-  ax.set_yscale('log')
+  fig, ax = _pyplot().subplots(figsize=(7.5, 4.8))
+  bands = [(model, *_mean_band(seeds)) for model, seeds in curves.items()]
+  _draw(ax, bands, _workdir_styles(workdir, list(curves)), _labeler(workdir), log=True)
   ax.set_xlabel('epoch')
   ax.set_ylabel('training loss (epoch mean)')
   ax.grid(alpha=0.3, which='both')
   ax.legend(fontsize=9)
-  ax.set_title(f'Learning curves: {_dataset_title(workdir)} (mean ± std over seeds)')
+  _suptitle(fig, 'Learning curves (mean ± std over seeds)', workdir)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-  return path
+  return fig
+
+
+def plot_learning_curves(workdir: str, path: str, models: Optional[Sequence[str]] = None) -> str:
+  """Writes learning_curves_figure to `path`; returns `path`."""
+  return _save(learning_curves_figure(workdir, models), path)
 
 
 def kernel_growth_table(workdir: str, models: Optional[Sequence[str]] = None) -> str:
@@ -286,6 +401,7 @@ def kernel_growth_table(workdir: str, models: Optional[Sequence[str]] = None) ->
   ‖Θ_T − Θ_0‖_F/‖Θ_0‖_F.
   """
   units = tracked_units(workdir, models)
+  label = _labeler(workdir)
   lines = [
       '| Model | λ_max(Θ_0) | λ_max(Θ_T) | ratio | largest fall / λ_max(Θ_0) | '
       'direction changes | ‖Θ_T − Θ_0‖_F/‖Θ_0‖_F | n |',
@@ -309,7 +425,7 @@ def kernel_growth_table(workdir: str, models: Optional[Sequence[str]] = None) ->
       turns.append(int(np.sum(signs[1:] != signs[:-1])))
       rel.append(records['relative_delta_frobenius'][-1])
     lines.append(
-        f'| {_label(workdir, model)} | {cell(init)} | {cell(final)} | '
+        f'| {label(model)} | {cell(init)} | {cell(final)} | '
         f'{cell(ratio, "{:.3f}")} | {cell(fall, "{:.3f}")} | {cell(turns, "{:.1f}")} | '
         f'{cell(rel, "{:.3f}")} | {len(per_seed)} |'
     )
@@ -340,7 +456,7 @@ def make_figures(workdir: str, out_dir: str) -> list[str]:
   else:
     paths.append(os.path.join(out_dir, 'kernel_growth.md'))
     with io.atomic_open(paths[-1]) as f:
-      f.write(f'## Kernel evolution in numbers: {_dataset_title(workdir)}\n\n{table}')
+      f.write(f'## Kernel evolution in numbers: {run_title(workdir)}\n\n{table}')
   return paths
 
 

@@ -9,7 +9,8 @@ labels, formatting and the paper's claims are `experiments/tables.py`.
 `python -m experiments.report --workdirs=DIR[,DIR...] --table=IV --out=DIR` writes
 OUT/results.csv (one row per model × seed × split × metric), OUT/table.md (the table, the
 run's hardware and wall time, incompleteness markers and the paper's-claim checks),
-OUT/table.tex (booktabs) and, when a workdir has a search.json, OUT/search.md.
+OUT/table.tex (booktabs) and, when a workdir has a search.json, OUT/search.md (per seed and
+model: the selection, grid size and coverage, and every selected value on a grid edge).
 
 Reads (the layout: experiments/workdir.py): config.json ('name', 'config': 'seeds', 'mlp'),
 results.json ('complete', 'device', 'seconds', 'units': 'seed', 'model', 'train', 'test',
@@ -79,6 +80,7 @@ def results_rows(workdir: str) -> list[dict]:
         rows.append(
             {
                 'config': config,
+                'workdir': workdir,
                 'dataset': _dataset_name(unit, loaded),
                 'model': unit['model'],
                 'seed': unit['seed'],
@@ -160,53 +162,115 @@ def workdir_context(workdirs: Sequence[str]) -> dict:
 # Searches, run costs and the files written.
 
 
-def search_table(search: dict) -> str:
-  """Markdown of a search.json: per model the selected fields, trials, validation, seconds.
+def search_entries(search: dict) -> list[tuple[Optional[str], str, dict]]:
+  """(seed, model, entry) of a search.json: per seed ('seeds', nested selection) or, for an
+  older file, one selection for every seed ('models', seed None)."""
+  if 'seeds' in search:
+    return [
+        (seed, model, entry or {})
+        for seed, per_seed in (search.get('seeds') or {}).items()
+        for model, entry in ((per_seed or {}).get('models') or {}).items()
+    ]
+  return [(None, model, entry or {}) for model, entry in (search.get('models') or {}).items()]
 
-  The validation scores are the entry's 'selected_validation', else those of the trial whose
-  overrides match 'selected'.
-  """
+
+def _short_value(value) -> str:
+  return f'{value:.4g}' if isinstance(value, float) else str(value)
+
+
+def edge_notes(entry: dict) -> list[str]:
+  """One note per searched axis whose selected value is on a grid edge (bold) or that was
+  extended once."""
+  notes = []
+  for path, axis in (entry.get('axes') or {}).items():
+    extension = axis.get('extension') or {}
+    value = _short_value(axis.get('selected'))
+    if axis.get('edge'):
+      if 'trial' in extension:
+        beyond = min(axis['values']) if axis['edge'] == 'lower' else max(axis['values'])
+        why = f'the one extension beyond the grid edge {_short_value(beyond)}: better'
+      else:
+        why = f'not extended: {extension.get("not_run", "no extension")}'
+      notes.append(f'**{path} = {value} on the {axis["edge"]} edge** ({why})')
+    elif 'trial' in extension:
+      notes.append(
+          f'{path}: extended once to {_short_value(extension["value"])} '
+          f'({extension["side"]} edge), not better'
+      )
+  return notes
+
+
+def _validation_text(entry: dict) -> str:
+  """The selected trial's validation scores (else those of the trial matching 'selected')."""
+  selected = entry.get('selected') or {}
+  chosen = next(
+      (
+          t
+          for t in entry.get('trials') or []
+          if all((t.get('overrides') or {}).get(k) == v for k, v in selected.items())
+      ),
+      None,
+  )
+  scores = entry.get('selected_validation') or (chosen or {}).get('validation')
+  if not isinstance(scores, dict) or not scores:
+    return tables.DASH
+  return ', '.join(
+      f'{k} = {tables.format_value(k, v)}' + ('%' if k == 'accuracy' else '')
+      for k, v in scores.items()
+  )
+
+
+def _search_row(seed: Optional[str], model: str, entry: dict) -> str:
+  selected = dict(entry.get('selected') or {})
+  inherited = entry.get('inherited')
+  text = ', '.join(f'{k} = {_short_value(v)}' for k, v in selected.items()) or tables.DASH
+  if inherited:
+    text += f'; from the tuned {entry.get("inherited_from")}: ' + ', '.join(
+        f'{k} = {_short_value(v)}' for k, v in inherited.items()
+    )
+  seconds = entry.get('seconds')
+  coverage = entry.get('coverage')
+  cells = [
+      tables.DASH if seed is None else seed,
+      tables.model_label(model),
+      text,
+      str(len(entry.get('trials') or [])),
+      str(entry.get('grid_size', tables.DASH)),
+      tables.DASH
+      if coverage is None
+      else f'{coverage:.1%} of points, {entry.get("axis_coverage", 0):.0%} of axis values',
+      '; '.join(edge_notes(entry)) or tables.DASH,
+      _validation_text(entry),
+      f'{seconds:.1f}' if isinstance(seconds, (int, float)) else tables.DASH,
+  ]
+  return '| ' + ' | '.join(cells) + ' |'
+
+
+def search_table(search: dict) -> str:
+  """Markdown of a search.json: per seed and model the selected fields (a twin's inherited
+  ones too), the trials, the grid size and the coverage, every selected value on a grid edge
+  (bold) and each one-time extension, the validation scores and the seconds."""
   lines = []
   budget = search.get('budget')
   if budget:
     lines += ['Budget: ' + ', '.join(f'{k} = {v}' for k, v in budget.items()), '']
   lines += [
-      '| Model | Selected | Trials | Validation (selected) | Seconds |',
-      '|---|---|---|---|---|',
+      '| Seed | Model | Selected | Trials | Grid | Coverage | Grid edges | '
+      'Validation (selected) | Seconds |',
+      '|---|---|---|---|---|---|---|---|---|',
   ]
-  models = search.get('models') or {}
-  for model in tables.order_models(models):
-    entry = models[model] or {}
-    selected = entry.get('selected') or {}
-    trials = entry.get('trials') or []
-    chosen = next(
-        (
-            t
-            for t in trials
-            if all((t.get('overrides') or {}).get(k) == v for k, v in selected.items())
-        ),
-        None,
-    )
-    scores = entry.get('selected_validation') or (chosen or {}).get('validation')
-    validation = tables.DASH
-    if isinstance(scores, dict) and scores:
-      validation = ', '.join(
-          f'{k} = {tables.format_value(k, v)}' + ('%' if k == 'accuracy' else '')
-          for k, v in scores.items()
-      )
-    seconds = entry.get('seconds')
-    lines.append(
-        ' | '.join(
-            [
-                '| ' + tables.model_label(model),
-                ', '.join(f'{k} = {v}' for k, v in selected.items()) or tables.DASH,
-                str(len(trials)),
-                validation,
-                f'{seconds:.1f}' if isinstance(seconds, (int, float)) else tables.DASH,
-            ]
-        )
-        + ' |'
-    )
+  entries = search_entries(search)
+  order = tables.order_models({model for _, model, _ in entries})
+  entries.sort(key=lambda e: (int(e[0]) if e[0] is not None else -1, order.index(e[1])))
+  lines += [_search_row(seed, model, entry) for seed, model, entry in entries]
+  flagged = sum(1 for _, _, e in entries for a in (e.get('axes') or {}).values() if a.get('edge'))
+  axes = sum(len(e.get('axes') or {}) for _, _, e in entries)
+  if axes:
+    lines += [
+        '',
+        f'Selected values on a grid edge: {flagged} of {axes} (seed × model × axis); each '
+        'was extended once where a value beyond it exists.',
+    ]
   return '\n'.join(lines) + '\n'
 
 
@@ -233,8 +297,7 @@ def timing_line(workdir: str) -> str:
       f'{wall:.0f} s wall (last session)' if isinstance(wall, (int, float)) else 'wall time unknown'
   )
   search_seconds = sum(
-      (e or {}).get('seconds') or 0.0
-      for e in ((loaded.get('search') or {}).get('models') or {}).values()
+      e.get('seconds') or 0.0 for _, _, e in search_entries(loaded.get('search') or {})
   )
   if search_seconds:
     wall_text += f'; hyperparameter search {search_seconds:.0f} s'
@@ -277,7 +340,7 @@ def _markdown_report(
       tables.markdown_table(summary, table, context=context, tracking=tracking),
   ]
   md += ['### Runs', ''] + [f'- {timing_line(w)}' for w in workdirs] + ['']
-  checks = tables.claim_checks(summary, context)
+  checks = tables.claim_checks(summary, context, rows)
   if checks:
     md += ['### Paper claim: NTK-ECRN beats every baseline', '']
     md += [f'- {"✓" if holds else "✗"} {text}' for _, _, holds, text in checks] + ['']

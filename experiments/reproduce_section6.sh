@@ -16,7 +16,7 @@ run() {  # run NAME[:ARG] WORKDIR [flags...]
 ABLATIONS="('ntk_ecrn_no_fourier', 'ntk_ecrn_alpha1', 'ntk_ecrn_no_stochastic_depth', \
 'ntk_ecrn_drop_rate_0p1', 'ntk_ecrn_sigma_ff_x0p25', 'ntk_ecrn_sigma_ff_x4', 'ntk_ecrn_sigma_ff_x16')"
 
-run synthetic_regression synthetic_regression
+run synthetic_regression:hard synthetic_regression   # s = 0.25
 run synthetic_regression synthetic_regression_f0.1 --config.data.frequency_scale=0.1
 run synthetic_regression:ablations ablations_f0.1 --config.data.frequency_scale=0.1 \
   --config.models="$ABLATIONS"

@@ -145,7 +145,7 @@ def _one_line(error: Exception) -> str:
 
 
 # Set on the command line but not pinned: where the data live is not part of the run.
-_NOT_PINNED = ('pinned', 'data.data_dir')
+_NOT_PINNED = ('pinned', 'data.data_dir', 'data.train_npz', 'data.test_npz')
 
 
 def _pin_overrides(flag) -> None:

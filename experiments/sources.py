@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 
 """Where the raw data come from: the synthetic generators of docs/spec.md §5, the Boston
-Housing CSV and CIFAR-10 through tensorflow-datasets. Everything here returns raw arrays;
-`experiments/input_pipeline.py` splits and standardizes them into a `Dataset`.
+Housing CSV and CIFAR-10, through tensorflow-datasets or from local npz files (numpy only, no
+TensorFlow). Everything here returns raw arrays; `experiments/input_pipeline.py` splits and
+standardizes them into a `Dataset`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import csv
 import os
 import pathlib
+import re
 
 import numpy as np
 
@@ -301,3 +303,63 @@ def tfds_load_numpy(name, split, data_dir):
       np.concatenate([images for images, _ in batches]),
       np.concatenate([labels for _, labels in batches]),
   )
+
+
+# A split of the npz source: 'train' or 'test', optionally sliced with integers like tfds's.
+_NPZ_SPLIT = re.compile(r'^(train|test)(?:\[(-?\d*):(-?\d*)\])?$')
+
+
+def _parse_npz_split(split: str, field: str) -> tuple[str, int | None, int | None]:
+  """('train' or 'test', start, stop) of a split string such as 'train[:5000]'."""
+  match = _NPZ_SPLIT.match(str(split).replace(' ', ''))
+  if not match:
+    raise ValueError(
+        f"data.{field}={split!r} is not a split the npz source reads: expected 'train' or "
+        "'test', optionally sliced with integers ('train[:5000]', 'test[100:200]'; no percents "
+        'or unions); write the split that way.'
+    )
+  start, stop = (int(b) if b else None for b in match.group(2, 3))
+  return match.group(1), start, stop
+
+
+def _npz_path(name: str, split: str, field: str, path: str | None) -> str:
+  """The checked path of the npz that split `name` ('train' or 'test') reads."""
+  path_field = f'data.{name}_npz'
+  if not path:
+    raise ValueError(
+        f"data.source='npz' reads data.{field}={split!r} from {path_field}, which is not set; "
+        f'pass --config.{path_field}=PATH, an npz of x (N, 32, 32, 3) uint8 and y (N,) labels '
+        '(the project copies: ../shared/data/cifar10/train_subset.npz and test_public.npz).'
+    )
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+        f'{path_field}={path!r} does not exist (or is not a file): expected an npz of x '
+        f'(N, 32, 32, 3) uint8 and y (N,) labels; pass an existing file to --config.{path_field}.'
+    )
+  return path
+
+
+def npz_load_numpy(
+    split: str, field: str, train_npz: str | None, test_npz: str | None
+) -> tuple[np.ndarray, np.ndarray]:
+  """(images (N, 32, 32, 3) uint8, labels (N,) int64) of CIFAR-10 `split` from local npz files.
+
+  The npz twin of tfds_load_numpy, importing no TensorFlow: 'train[...]' reads `train_npz`,
+  'test[...]' `test_npz`, and 'NAME[a:b]' keeps images a to b in the file's order, as tfds
+  reads a copy imported by experiments.import_cifar10 (bounds beyond the file are an error, as
+  in tfds). `field` ('train_split' or 'test_split') names the config field in errors. Each file
+  is checked by import_cifar10.load_npz.
+  """
+  from experiments import import_cifar10  # pylint: disable=g-import-not-at-top
+
+  name, start, stop = _parse_npz_split(split, field)
+  path = _npz_path(name, split, field, train_npz if name == 'train' else test_npz)
+  images, labels = import_cifar10.load_npz(path)
+  n = len(images)
+  lo, hi, _ = slice(start, stop).indices(n)
+  if any(b is not None and not -n <= b <= n for b in (start, stop)) or hi <= lo:
+    raise ValueError(
+        f'data.{field}={split!r} selects no image, or images beyond the {n} of {path}; choose '
+        f"a split within the file (data.{field}, e.g. '{name}[:{n}]' or '{name}')."
+    )
+  return images[lo:hi].copy(), labels[lo:hi].copy()

@@ -5,7 +5,8 @@
 
 The benchmark configs (docs/spec.md §5) run, for each seed in `config.seeds` and each model in
 `config.models`, one unit (experiments/units.py) after selecting every model's
-hyperparameters on a validation split (experiments/search.py); the finite-vs-infinite
+hyperparameters, per seed, on a validation split of that seed's training split
+(experiments/search.py); the finite-vs-infinite
 config runs experiments/finite_vs_infinite.py. The workdir layout and its guarantees
 (atomic files, resume, no pickle) are described in experiments/workdir.py: a run started
 again on the same workdir skips finished units and resumes an unfinished one.
@@ -76,19 +77,25 @@ def _dataset_record(dataset) -> dict:
 
 
 def _search(config, workdir: str) -> tuple[dict, dict]:
-  """(search.json content, {model: the overrides of its final runs})."""
+  """(search.json content, {seed (str): {model: the overrides of its final runs}}): seed s's
+  units use seed s's selection (nested)."""
 
-  def run_trial(name, unit_config, dataset, directory, label):
-    unit = units.Unit(int(config.search.seed), name, directory, label)
+  def run_trial(name, unit_config, dataset, directory, label, seed):
+    unit = units.Unit(int(seed), name, directory, label)
     log = workdir_lib.MetricsLog(os.path.join(directory, 'metrics.jsonl'))
     return units.run_unit(unit, unit_config, dataset, log)
 
   search = search_lib.select(config, workdir, run_trial)
-  if search['models']:
-    logging.info('selected hyperparameters (validation split):\n%s', search_lib.describe(search))
+  if search['seeds']:
+    logging.info('selected hyperparameters (validation splits):\n%s', search_lib.describe(search))
   hyperparameters = {
-      name: models.unit_overrides(config, name, search_lib.selected_overrides(search, config, name))
-      for name in config.models
+      str(seed): {
+          name: models.unit_overrides(
+              config, name, search_lib.selected_overrides(search, config, name, seed)
+          )
+          for name in config.models
+      }
+      for seed in config.seeds
   }
   return search, hyperparameters
 
@@ -96,7 +103,8 @@ def _search(config, workdir: str) -> tuple[dict, dict]:
 def _run_seed(
     config, workdir: str, seed: int, hyperparameters: dict, metrics, results: list, on_result
 ) -> None:
-  """Runs (or reads back) every model's unit of one seed, appending to `results`."""
+  """Runs (or reads back) every model's unit of one seed with that seed's `hyperparameters`
+  ({model: overrides}), appending to `results`."""
   dataset = None
   total = len(config.seeds) * len(config.models)
   for name in config.models:
@@ -184,7 +192,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Optional[str]
         config,
         workdir,
         seed,
-        hyperparameters,
+        hyperparameters[str(seed)],
         metrics,
         results,
         lambda: write_results(complete=False),

@@ -9,6 +9,8 @@ last checkpoint and continues, and its results equal an uninterrupted run's (bat
 dropout keys depend only on (seed, epoch, step); timings aside, under 'seconds' keys).
 A kernel unit (`run_kernel`) is kernel regression with an infinite-width kernel; the training
 kernel is factored once for the training and test predictions.
+Every unit writes its per-example test predictions to unit/predictions.npz
+(`save_test_predictions`) before it returns, so before its result.json exists.
 """
 
 from __future__ import annotations
@@ -71,6 +73,20 @@ def run_unit(unit: Unit, config, dataset, metrics: workdir_lib.MetricsLog) -> di
   if models.spec(config, unit.model).kind == 'trained':
     return run_trained(unit, config, dataset, metrics)
   return run_kernel(unit, config, dataset)
+
+
+def save_test_predictions(unit: Unit, dataset, examples: dict) -> bool:
+  """Writes unit/predictions.npz (`evaluation.save_predictions`) for a unit's test split.
+
+  Called before the unit returns, so before train.py writes its result.json: a finished unit
+  always has one. Not for search trials (whose dataset is the '/validation' part of
+  `input_pipeline.split_validation`: their 'test' split is a validation split). Returns
+  whether it wrote.
+  """
+  if dataset.name.endswith('/validation'):
+    return False
+  evaluation.save_predictions(unit.directory, examples)
+  return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,7 +208,14 @@ def _tracking_summary(unit: Unit, writer) -> dict:
 def _trained_result(
     unit: Unit, config, dataset, model, final, history, writer, reporter, start: float
 ) -> dict:
-  result = evaluation.evaluate_network(model, final, dataset, int(config.eval_batch_size))
+  outputs = evaluation.network_outputs(model, final, dataset, int(config.eval_batch_size))
+  result = {
+      'train': evaluation.output_metrics(dataset.task, outputs['train'], dataset.y_train),
+      'test': evaluation.output_metrics(dataset.task, outputs['test'], dataset.y_test),
+  }
+  save_test_predictions(
+      unit, dataset, evaluation.network_examples(dataset.task, outputs['test'], dataset.y_test)
+  )
   result['diverged'] = False
   result['final_train_loss'] = history['loss'][-1] if len(history['loss']) else None
   result['num_parameters'] = int(
@@ -276,9 +299,10 @@ _CROSS_ENTROPY_FROM = (
 )
 
 
-def _classify(unit: Unit, config, dataset, k_train, k_test, solve) -> dict:
+def _classify(unit: Unit, config, dataset, k_train, k_test, solve) -> tuple[dict, dict]:
   """Scores by kernel regression on centred one-hot targets; probabilities by a softmax whose
-  temperature is fitted on K-fold cross-validated training scores."""
+  temperature is fitted on K-fold cross-validated training scores. Returns (metrics and
+  calibration, the test split's per-example predictions)."""
   c, labels = dataset.num_classes, np.asarray(dataset.y_train)
   targets = ecrn_jax.centered_one_hot(labels.astype(np.int64), c)
   folds = int(config.kernel.calibration_folds)
@@ -298,6 +322,7 @@ def _classify(unit: Unit, config, dataset, k_train, k_test, solve) -> dict:
         'temperature runs to its lower bound and the cross-entropy would measure that bound'
     )
   coefficients = ecrn_jax.dual_coefficients(k_train, targets, **solve)
+  examples = {}
   for split, k, y in (('train', k_train, labels), ('test', k_test, dataset.y_test)):
     scores = k @ coefficients
     log_probs = None
@@ -306,7 +331,8 @@ def _classify(unit: Unit, config, dataset, k_train, k_test, solve) -> dict:
           np.clip(ecrn_jax.calibrated_softmax(scores, calibration.temperature), 1e-300, None)
       )
     out[split] = evaluation.classification_metrics(log_probs, scores, y)
-  return out
+    examples[split] = evaluation.classification_examples(log_probs, scores, y)
+  return out, examples['test']
 
 
 def run_kernel(unit: Unit, config, dataset) -> dict:
@@ -314,11 +340,8 @@ def run_kernel(unit: Unit, config, dataset) -> dict:
   start = time.perf_counter()
   kcfg = config.kernel
   arch = models.arch_config(config, unit.model, dataset, dtype='float64')
-  variables = None
-  if models.spec(config, unit.model).family == 'ecrn':
-    variables = ecrn_jax.ECRN(arch).init(
-        models.model_key(unit.seed, unit.model, config), dataset.x_train[:1]
-    )
+  # B drawn as the trained network's (same key and dtype), used in float64: the same B.
+  variables = models.kernel_variables(config, unit.model, dataset, unit.seed)
   common = dict(variables=variables, get=kcfg.kernel, batch_size=int(kcfg.batch_size))
   x_train = np.asarray(dataset.x_train, np.float64)
   k_train = ecrn_jax.batched_infinite_kernels(arch, x_train, **common)
@@ -338,8 +361,12 @@ def run_kernel(unit: Unit, config, dataset) -> dict:
     y = np.asarray(dataset.y_train, np.float64)
     coefficients = ecrn_jax.dual_coefficients(k_train, y, **solve)
     result['train'] = evaluation.regression_metrics(k_train @ coefficients, y)
-    result['test'] = evaluation.regression_metrics(k_test @ coefficients, dataset.y_test)
+    predictions = k_test @ coefficients
+    result['test'] = evaluation.regression_metrics(predictions, dataset.y_test)
+    examples = evaluation.regression_examples(predictions, dataset.y_test)
   else:
-    result.update(_classify(unit, config, dataset, k_train, k_test, solve))
+    classified, examples = _classify(unit, config, dataset, k_train, k_test, solve)
+    result.update(classified)
+  save_test_predictions(unit, dataset, examples)
   result['seconds'] = {'unit': time.perf_counter() - start}
   return result

@@ -9,8 +9,10 @@ Layout (experiments/train.py fills it):
   metrics.jsonl                 one JSON line per epoch of each trained unit and one per unit
                                 result, `{"seed", "model", "epoch", ...}` (`MetricsLog`)
   results.json                  every finished unit, and mean ± std over seeds per model
-  search.json, search/          hyperparameter selection (experiments/search.py)
+  search.json, search/          hyperparameter selection per seed (experiments/search.py):
+                                search/seed_<s>/<model>/trial_<k>/result.json
   seed_<s>/<model>/result.json  a finished unit (its presence marks it done)
+  seed_<s>/<model>/predictions.npz  its per-example test predictions (written before result.json)
   seed_<s>/<model>/tracking/    the kernel tracker's tracking.npz / .jsonl / _meta.json
   seed_<s>/<model>/checkpoints/ orbax checkpoints of a trained unit (`Checkpointer`)
 
@@ -34,7 +36,7 @@ from ecrn_jax import io
 
 CONFIG_FILE = 'config.json'
 # Fields that do not change what a run computes: not compared when a run resumes.
-_UNCOMPARED = ('data_dir',)
+_UNCOMPARED = ('data_dir', 'train_npz', 'test_npz')  # where the data live, not what they are
 
 
 def config_to_dict(config: ml_collections.ConfigDict) -> dict:

@@ -79,3 +79,29 @@ def test_mlp_defaults_are_the_papers_baseline():
   assert MLPConfig().hidden_widths == (512, 512, 512)
   assert MLPConfig(hidden_widths=64).hidden_widths == (64,)
   assert math.isclose(MLPConfig().w_std, math.sqrt(2.0))
+
+
+def test_search_grids_bracket_the_first_pass_selections():
+  """The benchmark grids (experiments/configs/common.py) reach past the values the first pass
+  selected at their edges: σ_ff factor 0.125…1 in √2 steps, ridge up to 10, learning rates
+  up to 1e-2, epochs up to 2E; the twin of the tuned NTK-ECRN searches its ridge only."""
+  from experiments import models  # pylint: disable=g-import-not-at-top
+  from experiments.configs import common  # pylint: disable=g-import-not-at-top
+
+  factors = common.SIGMA_FF_GRID
+  assert factors[0] == pytest.approx(0.125) and factors[-1] == 1.0
+  assert all(b / a == pytest.approx(math.sqrt(2)) for a, b in zip(factors, factors[1:]))
+  assert max(common.DIAG_REGS) == 10.0 and max(common.LEARNING_RATES) == 1e-2
+  assert max(common.EPOCHS_FRACTIONS) == 2.0
+  space = common.search_config().space
+  assert space.ntk_ecrn.ecrn.fourier_scale_factor == factors
+  assert space.ntk_ecrn.train.learning_rate == space.mlp.train.learning_rate
+  assert models.flatten(space.ntk_ecrn_infinite) == {'kernel.diag_reg': common.DIAG_REGS}
+  assert set(models.flatten(space.ntk_ecrn_infinite_self_tuned)) == {
+      'kernel.diag_reg',
+      'ecrn.fourier_scale_factor',
+      'ecrn.alpha',
+      'ecrn.drop_rate',
+  }
+  assert set(space.keys()) == set(models.MODELS)
+  assert models.MODELS[-2:] == ('ntk_ecrn_infinite', 'ntk_ecrn_infinite_self_tuned')

@@ -508,3 +508,238 @@ def test_load_npz_reads_valid_file_and_missing_path(tmp_path):
   assert y.dtype == np.int64 and y.tolist() == arrays['y'].tolist()
   with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / 'none.npz'))):
     import_cifar10.load_npz(str(tmp_path / 'none.npz'))
+
+
+# ------------------------------------------------------------------------------------------------
+# CIFAR-10 from local npz files (data.source='npz'): numpy only, no TensorFlow.
+
+
+def _write_cifar_npz(tmp_path, n_train=20, n_test=10, seed=0):
+  """(train path, test path, arrays): random uint8 images and labels in [0, 10)."""
+  rng = np.random.default_rng(seed)
+  arrays = {
+      split: (rng.integers(0, 256, (n, 32, 32, 3), np.uint8), rng.integers(0, 10, n))
+      for split, n in (('train', n_train), ('test', n_test))
+  }
+  paths = []
+  for split, (x, y) in arrays.items():
+    paths.append(str(tmp_path / f'{split}.npz'))
+    np.savez(paths[-1], x=x, y=y)
+  return *paths, arrays
+
+
+def _npz_config(train_npz, test_npz, **overrides):
+  return dict(source='npz', train_npz=train_npz, test_npz=test_npz, **overrides)
+
+
+def test_cifar10_source_defaults_to_tfds():
+  config = input_pipeline.default_data_config('cifar10')
+  assert config.source == 'tfds' and config.train_npz is None and config.test_npz is None
+  assert config.train_split == 'train[:5000]' and config.test_split == 'test'
+
+
+def test_cifar10_npz_source_slices_and_standardizes(tmp_path):
+  train_npz, test_npz, arrays = _write_cifar_npz(tmp_path)
+  (x_train, y_train), (x_test, y_test) = arrays['train'], arrays['test']
+  data = _load('cifar10', **_npz_config(train_npz, test_npz, train_split='train[:12]'))
+  assert data.task == 'classification' and data.num_classes == 10 and data.name == 'cifar10'
+  assert data.x_train.shape == (12, 3072) and data.x_test.shape == (10, 3072)
+  assert data.y_train.dtype == np.int32 and data.x_train.dtype == np.float32
+  np.testing.assert_array_equal(data.y_train, y_train[:12])
+  np.testing.assert_array_equal(data.y_test, y_test)
+  _assert_standardized_on_train(
+      data, x_train[:12].reshape(12, -1), x_test.reshape(10, -1), channels=3
+  )
+  assert data.info['source'] == 'npz' and data.info['image_shape'] == (32, 32, 3)
+  # Slices as tfds reads them: 'test[2:5]', 'train[-4:]', the whole 'train'.
+  for split, part in (
+      ('test[2:5]', slice(2, 5)),
+      ('test[-4:]', slice(-4, None)),
+      ('test', slice(None)),
+  ):
+    x, y = sources.npz_load_numpy(split, 'test_split', train_npz, test_npz)
+    np.testing.assert_array_equal(x, x_test[part])
+    np.testing.assert_array_equal(y, y_test[part])
+    assert x.dtype == np.uint8 and y.dtype == np.int64
+  # The data are the same whatever data_dir says (it is tfds's).
+  _assert_same(
+      data,
+      _load(
+          'cifar10',
+          data_dir='/nowhere',
+          **_npz_config(train_npz, test_npz, train_split='train[:12]'),
+      ),
+  )
+
+
+# (name, config overrides given the two paths, error type, regex of its message).
+_BAD_NPZ_CONFIGS = (
+    (
+        'no train_npz',
+        lambda tr, te: _npz_config(None, te),
+        ValueError,
+        r"data.source='npz' reads data.train_split='train\[:5000\]' from data.train_npz, which is "
+        r'not set; pass --config.data.train_npz=PATH',
+    ),
+    (
+        'missing file',
+        lambda tr, te: _npz_config(tr, te + '.gone', train_split='train'),
+        FileNotFoundError,
+        r"data.test_npz='.*test.npz.gone' does not exist",
+    ),
+    (
+        'beyond the file',
+        lambda tr, te: _npz_config(tr, te),
+        ValueError,
+        r"data.train_split='train\[:5000\]' selects no image, or images beyond the 20 of "
+        r".*train.npz; choose a split within the file \(data.train_split, e.g. 'train\[:20\]'",
+    ),
+    (
+        'percent split',
+        lambda tr, te: _npz_config(tr, te, train_split='train[:10%]'),
+        ValueError,
+        r"data.train_split='train\[:10%\]' is not a split the npz source reads",
+    ),
+    (
+        'unknown split',
+        lambda tr, te: _npz_config(tr, te, train_split='validation'),
+        ValueError,
+        r"data.train_split='validation' is not a split",
+    ),
+    (
+        'empty slice',
+        lambda tr, te: _npz_config(tr, te, train_split='train', test_split='test[5:5]'),
+        ValueError,
+        r"data.test_split='test\[5:5\]' selects no image",
+    ),
+    (
+        'unknown source',
+        lambda tr, te: dict(source='gcs'),
+        ValueError,
+        r"data.source must be one of \['tfds', 'npz'\], got 'gcs'; pass --config.data.source=tfds",
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    'overrides, error, message',
+    [c[1:] for c in _BAD_NPZ_CONFIGS],
+    ids=[c[0] for c in _BAD_NPZ_CONFIGS],
+)
+def test_cifar10_npz_source_errors_name_the_field(tmp_path, overrides, error, message):
+  train_npz, test_npz, _ = _write_cifar_npz(tmp_path)
+  with pytest.raises(error, match=message):
+    _load('cifar10', **overrides(train_npz, test_npz))
+
+
+def test_cifar10_npz_source_checks_the_file(tmp_path):
+  train_npz, test_npz, _ = _write_cifar_npz(tmp_path)
+  np.savez(test_npz, x=np.zeros((3, 28, 28, 1), np.uint8), y=np.zeros(3, np.int64))
+  with pytest.raises(ValueError, match=re.escape(test_npz) + r': expected an npz archive'):
+    _load('cifar10', **_npz_config(train_npz, test_npz, train_split='train'))
+
+
+def test_cifar10_tfds_source_is_untouched(tmp_path, monkeypatch):
+  """source='tfds' (the default) reads tfds only, with the splits and data_dir as before."""
+  calls = []
+
+  def fake_tfds(name, split, data_dir):
+    calls.append((name, split, data_dir))
+    rng = np.random.default_rng(len(calls))
+    return rng.integers(0, 256, (6, 32, 32, 3), np.uint8), rng.integers(0, 10, 6)
+
+  monkeypatch.setattr(sources, 'tfds_load_numpy', fake_tfds)
+  monkeypatch.setattr(sources, 'npz_load_numpy', lambda *a: pytest.fail('npz read'))
+  data = _load('cifar10', data_dir=str(tmp_path), train_npz='/not/read.npz')
+  assert calls == [('cifar10', 'train[:5000]', str(tmp_path)), ('cifar10', 'test', str(tmp_path))]
+  assert data.info['source'] == 'tfds' and data.x_train.shape == (6, 3072)
+  _load('cifar10', source='tfds')
+  assert calls[-1] == ('cifar10', 'test', sources.DEFAULT_DATA_DIR)
+
+
+def test_cifar10_npz_source_agrees_with_tfds_import(tmp_path):
+  """The npz files, and tfds after experiments.import_cifar10 of them: the same Dataset."""
+  train_npz, test_npz, _ = _write_cifar_npz(tmp_path, seed=3)
+  data_dir = str(tmp_path / 'data_dir')
+  import_cifar10.import_cifar10(train_npz, test_npz, data_dir)
+  for splits in (
+      dict(train_split='train', test_split='test'),
+      dict(train_split='train[:12]', test_split='test[3:7]'),
+  ):
+    from_tfds = _load('cifar10', data_dir=data_dir, **splits)
+    from_npz = _load('cifar10', **_npz_config(train_npz, test_npz, **splits))
+    _assert_same(from_tfds, from_npz)
+    for key in ('feature_mean', 'feature_std'):
+      np.testing.assert_array_equal(from_tfds.info[key], from_npz.info[key])
+
+
+_DATA_CACHE_CIFAR = pathlib.Path(sources.DEFAULT_DATA_DIR) / 'cifar10'
+
+
+@pytest.mark.skipif(
+    not (CIFAR_TRAIN_NPZ.exists() and CIFAR_TEST_NPZ.exists() and _DATA_CACHE_CIFAR.exists()),
+    reason='needs the shared CIFAR-10 npz files and their tfds import in data_cache/',
+)
+def test_cifar10_shared_npz_agrees_with_data_cache():
+  splits = dict(train_split='train[:500]', test_split='test[:200]')
+  from_tfds = _load('cifar10', **splits)
+  from_npz = _load('cifar10', **_npz_config(str(CIFAR_TRAIN_NPZ), str(CIFAR_TEST_NPZ), **splits))
+  _assert_same(from_tfds, from_npz)
+
+
+def test_cifar10_npz_runs_with_tensorflow_blocked(tmp_path):
+  """The cifar_subset config with source='npz' loads its data with TensorFlow unimportable."""
+  train_npz, test_npz, arrays = _write_cifar_npz(tmp_path, n_train=70, n_test=40)
+  code = textwrap.dedent(f"""
+      import sys
+      sys.modules['tensorflow'] = None  # any import of it raises ImportError
+      sys.modules['tensorflow_datasets'] = None
+      from experiments import input_pipeline, run
+      _, config = run.load_config('cifar_subset:smoke', [
+          'data.source=npz', 'data.train_npz={train_npz}', 'data.test_npz={test_npz}'])
+      data = input_pipeline.load_dataset(config.data, seed=0)
+      print('SHAPES', data.x_train.shape, data.x_test.shape, data.y_train[:5].tolist())
+      config.data.source = 'tfds'
+      try:
+        input_pipeline.load_dataset(config.data, seed=0)
+      except ImportError:
+        print('TFDS_BLOCKED')
+  """)
+  result = subprocess.run(
+      [sys.executable, '-c', code],
+      capture_output=True,
+      text=True,
+      cwd=pathlib.Path(__file__).resolve().parents[1],
+      timeout=300,
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  expected = f'SHAPES (64, 3072) (32, 3072) {arrays["train"][1][:5].tolist()}'
+  assert expected in result.stdout, result.stdout[-3000:]
+  assert 'TFDS_BLOCKED' in result.stdout, result.stdout[-3000:]
+
+
+# ------------------------------------------------------------------------------------------------
+# The synthetic_regression config: s = 0.1 by default, the spec's 0.25 as `:hard`.
+
+
+def test_synthetic_regression_config_frequency_scale_and_hard_variant():
+  from experiments import run  # pylint: disable=g-import-not-at-top
+
+  scale = lambda spec: run.load_config(spec)[1].data.frequency_scale
+  assert scale('synthetic_regression') == 0.1
+  assert scale('synthetic_regression:hard') == 0.25
+  _, both = run.load_config('synthetic_regression:hard,smoke')
+  assert both.data.frequency_scale == 0.25 and both.data.num_train == 64 and both.seeds == (0,)
+  _, ablations = run.load_config('synthetic_regression:smoke,ablations,hard')
+  assert ablations.data.frequency_scale == 0.25 and 'ntk_ecrn_no_fourier' in ablations.models
+  _, pinned = run.load_config('synthetic_regression:hard', ['data.frequency_scale=0.05'])
+  assert pinned.data.frequency_scale == 0.05 and pinned.pinned == ('data.frequency_scale',)
+  from experiments.configs import common, synthetic_regression  # pylint: disable=g-import-not-at-top
+
+  valid = list(synthetic_regression.VARIANTS)
+  assert valid == ['hard', *common.VARIANTS]
+  for arg in ('huge', 'hard,huge', 'hard,'):
+    with pytest.raises(Exception, match=r'unknown variant .* of synthetic_regression; valid: '):
+      run.load_config(f'synthetic_regression:{arg}')
+    with pytest.raises(ValueError, match=re.escape(f'valid: {valid}')):
+      synthetic_regression.get_config(arg)

@@ -11,19 +11,30 @@ import shutil
 
 import numpy as np
 import pytest
+import scipy.stats
 
+from ecrn_jax import io
+from experiments import evaluation
 from experiments import plots
 from experiments import report
 from experiments import tables
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
-PAPER_ORDER = ('mlp', 'resnet18', 'standard_ntk', 'ntk_ecrn', 'ntk_ecrn_infinite')
+PAPER_ORDER = (
+    'mlp',
+    'resnet18',
+    'standard_ntk',
+    'ntk_ecrn',
+    'ntk_ecrn_infinite',
+    'ntk_ecrn_infinite_self_tuned',
+)
 LABELS = {
     'mlp': 'MLP (3×32)',
     'resnet18': 'ResNet-18 (residual MLP stand-in)',
     'standard_ntk': 'Standard NTK',
     'ntk_ecrn': 'NTK-ECRN',
     'ntk_ecrn_infinite': 'NTK-ECRN infinite twin',
+    'ntk_ecrn_infinite_self_tuned': 'NTK-ECRN infinite twin, tuned on its own',
 }
 
 
@@ -61,6 +72,13 @@ def _cell(row, name, occurrence=0):
 def _parse(cell):
   mean, std = cell.split('±')
   return float(mean), float(std)
+
+
+def _interval(cell):
+  """(mean, low, high) of a '+1.2 [-0.3, +2.7]' cell."""
+  mean, interval = cell.split('[')
+  low, high = interval.rstrip(']').split(',')
+  return float(mean), float(low), float(high)
 
 
 def _expected(units, model, metric):
@@ -139,6 +157,16 @@ def test_paper_column_and_claims(workdir, tmp_path):
     holds = all((ours > b) if higher else (ours < b) for b in baselines)
     assert checks[('iris', metric)] == holds
     assert ('✓' if holds else '✗') in text
+  # By the one rule: holds only when every baseline's verdict is 'better'.
+  rows = report.results_rows(workdir)
+  context = report.workdir_context([workdir])
+  verdicts = {}
+  for c in tables.paired_comparisons(rows, context):
+    if c['other'] in ('mlp', 'resnet18', 'standard_ntk'):
+      verdicts.setdefault(c['metric'], []).append(c['verdict'])
+  for dataset, metric, holds, claim in tables.claim_checks(summary, context, rows):
+    assert holds == all(v == 'better' for v in verdicts[metric])
+    assert all(v in claim for v in verdicts[metric])
 
 
 def test_unknown_models_incomplete_runs_and_search(workdir, tmp_path):
@@ -268,45 +296,172 @@ def test_ablation_variant_labels():
   assert tables.model_label('resnet18', 'cifar10') == 'ResNet-18'
 
 
-def test_paired_differences_are_per_seed():
-  rows = []
-  for seed, (ours, mlp) in enumerate([(0.9, 0.8), (0.7, 0.75), (0.8, 0.6)]):
-    for model, value in (('ntk_ecrn', ours), ('mlp', mlp)):
-      rows.append(
-          dict(
-              config='x',
-              dataset='iris',
-              model=model,
-              seed=seed,
-              split='test',
-              metric='accuracy',
-              value=value,
-          )
-      )
-  rows.append(
-      dict(
-          config='x',
-          dataset='iris',
-          model='mlp',
-          seed=7,
-          split='test',
-          metric='accuracy',
-          value=0.0,
-      )
-  )  # no NTK-ECRN on seed 7: not paired
-  table = _markdown_rows(tables.paired_differences(rows))
-  (row,) = table
-  diff = 100 * np.array([0.1, -0.05, 0.2])
-  assert _cell(row, 'NTK-ECRN better') == '2 of 3'
-  mean, std = (float(v) for v in _cell(row, 'mean ± std over seeds').split('±'))
-  assert mean == pytest.approx(diff.mean(), abs=1e-3) and std == pytest.approx(diff.std(), abs=1e-3)
-
-
-def test_paired_differences_count_ties():
-  rows = [
-      dict(config='x', dataset='wine', model=m, seed=s, split='test', metric='accuracy', value=v)
-      for s, pair in enumerate([(0.9, 0.9), (0.8, 0.9)])
+def _rows(dataset, pairs, metric='accuracy'):
+  """Test rows of NTK-ECRN and the MLP, one (ours, mlp) value pair per seed."""
+  return [
+      dict(config='x', dataset=dataset, model=m, seed=s, split='test', metric=metric, value=v)
+      for s, pair in enumerate(pairs)
       for m, v in zip(('ntk_ecrn', 'mlp'), pair)
   ]
-  (row,) = _markdown_rows(tables.paired_differences(rows))
-  assert _cell(row, 'NTK-ECRN better') == '0 of 2 (1 tied)'
+
+
+def test_paired_differences_are_per_seed():
+  rows = _rows('iris', [(0.9, 0.8), (0.7, 0.75), (0.8, 0.6)])
+  rows.append(
+      dict(
+          config='x', dataset='iris', model='mlp', seed=7, split='test', metric='accuracy', value=0
+      )
+  )  # no NTK-ECRN on seed 7: not paired
+  context = {'iris': {'config': {'data': {'name': 'iris', 'test_fraction': 0.2}}}}
+  (row,) = _markdown_rows(tables.paired_differences(rows, context))
+  assert _cell(row, 'NTK-ECRN better') == '2 of 3' and _cell(row, 'n') == '3'
+  # The corrected resampled t-test by hand: n_test/n_train = 0.2/0.8, J = 3.
+  diff = np.array([0.1, -0.05, 0.2])
+  se = np.sqrt((1 / 3 + 0.25) * np.var(diff, ddof=1))
+  half = scipy.stats.t.ppf(0.975, 2) * se
+  mean, low, high = _interval(_cell(row, 'difference [95 % CI]'))
+  assert mean == pytest.approx(100 * diff.mean(), abs=0.05)
+  assert (low, high) == pytest.approx(
+      (100 * (diff.mean() - half), 100 * (diff.mean() + half)), abs=0.05
+  )
+  p = 2 * scipy.stats.t.sf(abs(diff.mean() / se), 2)
+  assert float(_cell(row, 'p')) == pytest.approx(p, rel=0.05)
+  assert _cell(row, 'verdict') == 'no significant difference'
+  assert 'corrected resampled t' in _cell(row, 'test')
+
+
+@pytest.mark.parametrize(
+    'pairs, context, better, verdict, test',
+    [
+        ([(0.9, 0.9), (0.8, 0.9)], None, '0 of 2 (1 tied)', 'no test', 'sizes unknown'),
+        ([(0.9, 0.8)], None, '1 of 1', 'no test', 'n = 1'),
+        (
+            [(0.9, 0.8), (0.91, 0.8), (0.9, 0.81), (0.92, 0.8), (0.9, 0.8)],
+            {'wine': {'config': {'data': {'num_train': 900, 'num_test': 100}}}},
+            '5 of 5',
+            'better',
+            'J = 5, n_test/n_train = 0.111',
+        ),
+    ],
+)
+def test_paired_difference_rows(pairs, context, better, verdict, test):
+  (row,) = _markdown_rows(tables.paired_differences(_rows('wine', pairs), context))
+  assert _cell(row, 'NTK-ECRN better') == better
+  assert _cell(row, 'verdict') == verdict and test in _cell(row, 'test')
+  if len(pairs) == 1:
+    assert _cell(row, 'n') == 'n = 1' and '[' not in _cell(row, 'difference [95 % CI]')
+
+
+def test_one_seed_cells_say_n_1():
+  assert tables.format_value('accuracy', 0.475, 0.0, 1) == '47.5 (n = 1)'
+  assert tables.format_value('cross_entropy', 1.42, 0.0, 1) == '1.420 (n = 1)'
+  assert tables.format_value('accuracy', 0.475, 0.004, 5) == '47.5 ± 0.4'
+  summary = {('cifar10', 'resnet18', 'accuracy'): {'mean': 0.475, 'std': 0.0, 'n': 1}}
+  (row,) = tables.build_table(summary, 'IV')[1]
+  assert '47.5 (n = 1)' in row and not any('± 0.0' in c for c in row)
+
+
+def test_report_on_smoke_run_has_tests_and_predictions(workdir, tmp_path):
+  """Every unit has predictions.npz (and no search trial has one) and it agrees with its
+  result; the report gives a CI, a test and a verdict per paired row."""
+  units = _results(workdir)['units']
+  for unit in units:
+    examples = evaluation.load_predictions(
+        os.path.join(workdir, f'seed_{unit["seed"]}', unit['model'])
+    )
+    assert examples is not None and examples['correct'].dtype == bool
+    assert examples['correct'].mean() == pytest.approx(unit['test']['accuracy'])
+    assert len(examples['targets']) == unit['dataset']['num_test']
+    if unit['test']['cross_entropy'] is not None:
+      assert examples['nll'].mean() == pytest.approx(unit['test']['cross_entropy'], rel=1e-9)
+  for root, _, files in os.walk(os.path.join(workdir, 'search')):
+    assert evaluation.PREDICTIONS_FILE not in files, root
+  paths = report.write_report([workdir], str(tmp_path), 'II')
+  with open(paths['markdown']) as f:
+    text = f.read()
+  paired = _markdown_rows(text[text.index('### Paired') :])
+  others = {u['model'] for u in units} - {'ntk_ecrn'}
+  assert len(paired) == 2 * len(others)
+  for row in paired:
+    assert _cell(row, 'n') == '2' and '[' in _cell(row, 'difference [95 % CI]')
+    assert 'corrected resampled t, J = 2, n_test/n_train = 0.25' in _cell(row, 'test')
+    assert _cell(row, 'verdict') in ('better', 'worse', 'no significant difference')
+  assert 'One rule for every row' in text
+
+
+def _fixed_test_set_workdir(directory, model_accuracy, seeds=(0, 1), m=400, targets_seed=0):
+  """A CIFAR-like workdir (one fixed test set, targets drawn from `targets_seed`) written by
+  hand: per model and seed, M independent correct/incorrect draws with the model's accuracy
+  and the unit's result. Returns {(model, seed): correct (M,)}."""
+  targets = np.random.default_rng(targets_seed).integers(0, 10, m)
+  rng = np.random.default_rng(len(model_accuracy))
+  data = {'name': 'cifar10', 'train_split': 'train[:64]', 'test_split': f'test[:{m}]'}
+  units, correct = [], {}
+  for seed in seeds:
+    for model, accuracy in model_accuracy.items():
+      right = rng.random(m) < accuracy
+      correct[(model, seed)] = right
+      predicted = np.where(right, targets, (targets + 1) % 10)
+      unit_dir = os.path.join(directory, f'seed_{seed}', model)
+      os.makedirs(unit_dir, exist_ok=True)
+      evaluation.save_predictions(
+          unit_dir, evaluation.classification_examples(None, np.eye(10)[predicted], targets)
+      )
+      record = {'name': 'cifar10', 'task': 'classification', 'num_train': 64, 'num_test': m}
+      units.append(
+          dict(seed=seed, model=model, test={'accuracy': float(right.mean())}, dataset=record)
+      )
+  config = {'name': 'c', 'config': {'seeds': list(seeds), 'data': data}}
+  io.write_json(os.path.join(directory, 'config.json'), config)
+  io.write_json(os.path.join(directory, 'results.json'), {'complete': True, 'units': units})
+  return correct
+
+
+def _by_other(text):
+  return {_cell(r, 'NTK-ECRN −'): r for r in _markdown_rows(text)}
+
+
+def test_fixed_test_set_uses_the_test_examples(tmp_path):
+  workdir = str(tmp_path / 'cifar')
+  correct = _fixed_test_set_workdir(workdir, {'ntk_ecrn': 0.45, 'mlp': 0.35, 'standard_ntk': 0.45})
+  rows, context = report.results_rows(workdir), report.workdir_context([workdir])
+  table = _by_other(tables.paired_differences(rows, context))
+  for other, label in (('mlp', 'MLP (3×512)'), ('standard_ntk', 'Standard NTK')):
+    row = table[label]
+    assert _cell(row, 'test') == 'paired bootstrap, 400 test examples × 2 seeds'
+    ours, theirs = [correct[('ntk_ecrn', s)] for s in (0, 1)], [correct[(other, s)] for s in (0, 1)]
+    mcnemar = [
+        scipy.stats.binomtest(int(np.sum(a & ~b)), int(np.sum(a != b))).pvalue
+        for a, b in zip(ours, theirs)
+    ]
+    assert _cell(row, 'McNemar p by seed') == ', '.join(tables._p(p) for p in mcnemar)
+    mean, low, high = _interval(_cell(row, 'difference [95 % CI]'))
+    d = np.mean([a * 1.0 - b for a, b in zip(ours, theirs)], axis=0)  # (M,) mean over seeds
+    assert mean == pytest.approx(100 * d.mean(), abs=0.05)
+    # The half-width against the normal approximation of a mean of 400 differences.
+    assert (high - low) / 2 == pytest.approx(100 * 1.96 * d.std() / np.sqrt(400), rel=0.15)
+    expected = 'better' if low > 0 else 'worse' if high < 0 else 'no significant difference'
+    assert _cell(row, 'verdict') == expected
+  assert _cell(table['MLP (3×512)'], 'verdict') == 'better'  # 10 points on 400 images × 2
+  # A unit without predictions.npz (a workdir from before them): said, and no test.
+  os.remove(os.path.join(workdir, 'seed_1', 'mlp', evaluation.PREDICTIONS_FILE))
+  text = tables.paired_differences(rows, context)
+  row = _by_other(text)['MLP (3×512)']
+  assert 'per-example predictions missing (seed_1/mlp)' in _cell(row, 'test')
+  assert _cell(row, 'verdict') == 'no test' and 'Per-example predictions missing' in text
+
+
+def test_fixed_test_set_across_workdirs(tmp_path):
+  """ResNet-18 in a workdir of its own (as the CIFAR runs): rows that carry their 'workdir'
+  find each unit's predictions.npz; test targets that differ fall back to the t-test."""
+  main, extra = str(tmp_path / 'main'), str(tmp_path / 'extra')
+  _fixed_test_set_workdir(main, {'ntk_ecrn': 0.6, 'mlp': 0.4}, seeds=(0, 1))
+  _fixed_test_set_workdir(extra, {'resnet18': 0.2}, seeds=(0,))
+  rows = [dict(r, workdir=w) for w in (main, extra) for r in report.results_rows(w)]
+  context = report.workdir_context([main, extra])
+  resnet = _by_other(tables.paired_differences(rows, context))['ResNet-18']
+  assert _cell(resnet, 'n') == 'n = 1' and 'paired bootstrap' in _cell(resnet, 'test')
+  assert _cell(resnet, 'verdict') == 'better'  # 60 % vs 20 % on 400 images
+  _fixed_test_set_workdir(extra, {'resnet18': 0.2}, seeds=(0,), targets_seed=1)
+  resnet = _by_other(tables.paired_differences(rows, context))['ResNet-18']
+  assert 'test targets differ' in _cell(resnet, 'test') and _cell(resnet, 'verdict') == 'no test'

@@ -17,7 +17,7 @@ import utils
 from experiments import run as run_lib
 
 BENCHMARKS = tuple(name for name in run_lib.CONFIGS if name != 'finite_vs_infinite')
-KERNEL_MODELS = ('standard_ntk', 'ntk_ecrn_infinite')
+KERNEL_MODELS = ('standard_ntk', 'ntk_ecrn_infinite', 'ntk_ecrn_infinite_self_tuned')
 
 
 @pytest.mark.slow
@@ -227,7 +227,7 @@ def test_corrupt_or_missing_results_rerun_their_unit_and_log_it_once(tmp_path):
   overrides = ["models=('standard_ntk', 'ntk_ecrn_infinite')", 'search.trials=1']
   config, first = utils.smoke_run('synthetic_regression', tmp_path, overrides, search=True)
   unit = tmp_path / 'seed_0' / 'standard_ntk' / 'result.json'
-  trial = tmp_path / 'search' / 'ntk_ecrn_infinite' / 'trial_0' / 'result.json'
+  trial = tmp_path / 'search' / 'seed_0' / 'ntk_ecrn_infinite' / 'trial_0' / 'result.json'
   unit.write_text(unit.read_text()[:40])  # cut mid-file
   trial.write_text('[1, 2')
   (tmp_path / 'seed_0' / 'ntk_ecrn_infinite' / 'result.json').unlink()  # after its line
@@ -241,7 +241,7 @@ def test_corrupt_or_missing_results_rerun_their_unit_and_log_it_once(tmp_path):
 
 def _first_trial_overrides(directory):
   search = json.loads((directory / 'search.json').read_text())
-  return search['models']['ntk_ecrn_infinite']['trials'][0]['overrides']
+  return search['seeds']['0']['models']['ntk_ecrn_infinite']['trials'][0]['overrides']
 
 
 @pytest.mark.parametrize(
@@ -342,7 +342,7 @@ def test_overrides_set_nested_typed_fields():
   from experiments import search  # pylint: disable=g-import-not-at-top
 
   assert 'train.epochs' in config.pinned and 'train.learning_rate' in config.pinned
-  assert all(p.keys() == {'train.weight_decay'} for p in search.candidates(config, 'mlp'))
+  assert set(search.grid(config, 'mlp')[0]) == {'train.weight_decay'}
 
 
 def test_every_override_form_pins_its_field_but_data_dir():

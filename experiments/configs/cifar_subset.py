@@ -1,10 +1,20 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""CIFAR-10 subset (docs/spec.md §5, Table IV): 5,000 training images, accuracy and cross-entropy.
+r"""CIFAR-10 subset (docs/spec.md §5, Table IV): 5,000 training images, accuracy and cross-entropy.
 
-Data through tensorflow-datasets (`--data_dir`, default data_cache/); see README "Data" and
-experiments/import_cifar10.py for importing the project's copy.
+Data through tensorflow-datasets (`data.source='tfds'`, the default: `--data_dir`, default
+data_cache/; see README "Data" and experiments/import_cifar10.py for importing the project's
+copy), or straight from the npz files, with numpy only (no TensorFlow needed, e.g. on an
+accelerator image with JAX, flax, optax and orbax alone):
+
+    python -m experiments.run --config=cifar_subset --config.data.source=npz \
+        --config.data.train_npz=../shared/data/cifar10/train_subset.npz \
+        --config.data.test_npz=../shared/data/cifar10/test_public.npz --workdir=runs/cifar_subset
+
+Each npz holds x (N, 32, 32, 3) uint8 and y (N,) labels in [0, 10); the splits mean the same
+for both sources ('train[:5000]': the first 5,000 images of train_npz, in file order, as tfds
+reads them after experiments.import_cifar10).
 
 Fields: see experiments/configs/common.py. `:smoke` shrinks it to a seconds-long run.
 """

@@ -11,19 +11,21 @@ Fields (every one can be overridden: `--config.train.learning_rate=0.01`):
   data: the data engineer's `input_pipeline.default_data_config(name)` block.
   seeds: run seeds; each seeds the data (see input_pipeline), the initializations and the
     training order. Results report mean ± std over them.
-  models: any of 'mlp' (the trained plain MLP baseline, docs/spec.md §5's 3×512), 'resnet18' (the CIFAR
-    ResNet-18 for images; for vector data its stand-in, the 18-layer residual MLP, see
-    experiments/resnet.py), 'standard_ntk' (kernel regression with the infinite NTK of the
+  models: any of 'mlp' (the trained plain MLP baseline, docs/spec.md §5's 3×512), 'resnet18'
+    (the CIFAR ResNet-18 for images; for vector data its stand-in, the 18-layer residual MLP,
+    see experiments/resnet.py), 'standard_ntk' (kernel regression with the infinite NTK of the
     plain MLP), 'ntk_ecrn' (the trained NTK-ECRN, kernel-tracked), 'ntk_ecrn_infinite'
-    (kernel regression with the ECRN's infinite twin; its B is drawn from the same key as the
-    trained ECRN's of that seed, at float64 and with its own selected σ_ff), and the names of
-    `variants`.
+    (kernel regression with the infinite twin of the tuned NTK-ECRN of that seed: its ecrn
+    block, evaluation-mode survival scales and B; only diag_reg searched),
+    'ntk_ecrn_infinite_self_tuned' (the twin tuned on its own: σ_ff, α, drop rate, diag_reg),
+    and the names of `variants`.
   variants: NAME → {'base': a model, nested overrides}: ablations (`:ablations` adds
     ablation_variants(): no Fourier features, α_l = 1, stochastic depth off and on, σ_ff sweep).
   model_defaults: MODEL → nested overrides applied to that model before its selected
     setting (ResNet-18's SGD recipe).
-  search: hyperparameter selection on a validation split, the same number of trials for
-    every model (experiments/search.py; `search_config`).
+  search: hyperparameter selection per seed on a validation split of that seed's training
+    split, every value of every axis tried for every model (experiments/search.py;
+    `search_config`).
   resnet18: width (channels of the first stage; 64 is the standard ResNet-18), augment
     (random crops and flips for images), mlp_widths (the stand-in's stage widths), dtype.
   ecrn: `ECRNConfig` fields except out_dim (set from the data); fourier_scale None means
@@ -55,7 +57,15 @@ from experiments import input_pipeline
 from experiments import models
 
 VARIANTS = ('smoke', 'ablations')
-DIAG_REGS = (1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+# The search grids (search_config).
+DIAG_REGS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+WEIGHT_DECAYS = (0.0, 1e-4, 1e-3)
+EPOCHS_FRACTIONS = (0.5, 1.0, 2.0)
+# σ_ff factors c (σ_ff = c/(2π√d)) 0.125 … 1 in √2 steps.
+SIGMA_FF_GRID = tuple(2.0 ** (k / 2) for k in range(-6, 1))
+ALPHAS = (0.5, 1.0, 2.0)
+DROP_RATES = (0.0, 0.1)
 # The σ_ff sweep of the ablations, as multiples of 1/(2π√d).
 SIGMA_FF_FACTORS = (0.25, 1.0, 4.0, 16.0)
 
@@ -154,36 +164,40 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
 
 
 def search_config() -> ml_collections.ConfigDict:
-  """Every model: `trials` settings drawn from its grid, scored on the validation split.
+  """Every model: coordinate-wise refinement of its grid on each seed's validation split.
 
-  Epochs are searched as fractions of the model's train.epochs (experiments/search.py); a
-  pinned field (e.g. --config.train.epochs=10, which also removes the epochs fraction) leaves
-  the grid.
+  Every value of every axis is tried for every model (experiments/search.py), at most `trials`
+  trials per model and seed (extensions included), `rounds` sweeps over the axes. The grids
+  bracket the selections of the first pass (σ_ff factor 0.125…1 in √2 steps, diag_reg up to
+  10, learning rates up to 1e-2, epochs up to 2E); a selected value on an edge is extended
+  once. Epochs are searched as fractions of the model's train.epochs; a pinned field (e.g.
+  --config.train.epochs=10, which also removes the epochs fraction) leaves the grid.
   """
-  halves = (0.5, 1.0)
-  lrs = (3e-4, 1e-3, 3e-3)
+
+  def trained():
+    return dict(
+        learning_rate=LEARNING_RATES, weight_decay=WEIGHT_DECAYS, epochs_fraction=EPOCHS_FRACTIONS
+    )
+
   space = dict(
-      mlp=dict(
-          train=dict(learning_rate=lrs, weight_decay=(0.0, 1e-4, 1e-3), epochs_fraction=halves)
-      ),
+      mlp=dict(train=trained()),
       # The residual-MLP stand-in (vector data) is trained like the MLP; cifar_subset
       # replaces this with the image recipe's grid.
-      resnet18=dict(
-          train=dict(learning_rate=lrs, weight_decay=(0.0, 1e-4, 1e-3), epochs_fraction=halves)
-      ),
+      resnet18=dict(train=trained()),
       standard_ntk=dict(kernel=dict(diag_reg=DIAG_REGS), mlp=dict(b_std=(0.1, 1.0))),
       ntk_ecrn=dict(
-          train=dict(learning_rate=lrs, weight_decay=(0.0, 1e-4), epochs_fraction=halves),
-          ecrn=dict(
-              fourier_scale_factor=(0.5, 1.0, 2.0, 4.0), alpha=(0.5, 1.0, 2.0), drop_rate=(0.0, 0.1)
-          ),
+          train=trained(),
+          ecrn=dict(fourier_scale_factor=SIGMA_FF_GRID, alpha=ALPHAS, drop_rate=DROP_RATES),
       ),
-      ntk_ecrn_infinite=dict(
-          kernel=dict(diag_reg=DIAG_REGS), ecrn=dict(fourier_scale_factor=(0.5, 1.0, 2.0, 4.0))
+      # The twin of the tuned NTK-ECRN: its ecrn block is the tuned network's.
+      ntk_ecrn_infinite=dict(kernel=dict(diag_reg=DIAG_REGS)),
+      ntk_ecrn_infinite_self_tuned=dict(
+          kernel=dict(diag_reg=DIAG_REGS),
+          ecrn=dict(fourier_scale_factor=SIGMA_FF_GRID, alpha=ALPHAS, drop_rate=DROP_RATES),
       ),
   )
   return ml_collections.ConfigDict(
-      dict(enabled=True, validation_fraction=0.2, seed=0, trials=8, space=space)
+      dict(enabled=True, validation_fraction=0.2, trials=48, rounds=2, space=space)
   )
 
 

@@ -1,0 +1,198 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""Paired comparisons of two models: a 95 % confidence interval, a p-value and one verdict.
+
+Three designs, one rule (`verdict`):
+
+* `corrected_resampled_ttest`: one score difference per seed, each seed with its own
+  train/test split of one pool of data (UCI, synthetic). The splits overlap, so the
+  differences are correlated and the plain paired t-test is too liberal; Nadeau & Bengio
+  (2003, "Inference for the generalization error", Machine Learning 52:239–281, §4) replace
+  the variance s²/J of the mean by (1/J + n_test/n_train)·s² (the "corrected resampled
+  t-test" of Bouckaert & Frank, PAKDD 2004), with J − 1 degrees of freedom.
+* `mcnemar`: one fixed test set, one seed: the exact conditional (binomial) McNemar test on
+  the discordant pairs (McNemar 1947; Agresti, Categorical Data Analysis, 3rd ed., §11.1),
+  with the Clopper–Pearson interval of the discordant proportion mapped to the accuracy
+  difference; the mid-p value (Fagerland, Lydersen & Laake 2013, BMC Med. Res. Methodol.
+  13:91) is reported beside it but does not decide.
+* `paired_bootstrap`: one fixed test set, any number of seeds: test images are resampled
+  (the same images for every seed; the seeds are kept), the percentile interval of the mean
+  difference (Efron & Tibshirani 1993, An Introduction to the Bootstrap, §13.3) and the
+  p-value that inverts it (the smallest α whose interval excludes 0).
+
+Each procedure's interval and p-value agree: p < α ⇔ the (1 − α) interval excludes 0 (the
+t interval and test are one computation; the Clopper–Pearson interval inverts the exact
+binomial test; the bootstrap interval is taken from order statistics so that it inverts
+the bootstrap p-value exactly). `verdict` decides from the interval.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+import numpy as np
+import scipy.stats
+
+ALPHA = 0.05
+BETTER, WORSE, NO_DIFFERENCE = 'better', 'worse', 'no significant difference'
+NO_TEST = 'no test'
+
+
+@dataclasses.dataclass(frozen=True)
+class TestResult:
+  """A paired comparison of a and b: `mean` (a − b), its 1 − α interval, the p-value.
+
+  `ci_low`, `ci_high` and `p_value` are None when there is no test (`method` says why);
+  `details` holds the procedure's own numbers (degrees of freedom, discordant counts, ...).
+  """
+
+  mean: float
+  ci_low: Optional[float]
+  ci_high: Optional[float]
+  p_value: Optional[float]
+  method: str
+  details: dict = dataclasses.field(default_factory=dict)
+
+
+def corrected_resampled_ttest(
+    differences, n_train: int, n_test: int, *, alpha: float = ALPHA
+) -> TestResult:
+  """Nadeau–Bengio corrected resampled t-test of J paired differences (one per split).
+
+  Args:
+    differences: (J,) score of a minus score of b, one per seed (train/test split).
+    n_train, n_test: training and test points of each split.
+    alpha: 1 − the interval's coverage, and the test's level.
+
+  Returns:
+    mean d̄; interval d̄ ± t_{1−α/2, J−1}·se with se² = (1/J + n_test/n_train)·s² (s² the
+    sample variance, ddof = 1); p = 2·P(T_{J−1} > |d̄/se|). J = 1: no test (no variance).
+  """
+  d = np.asarray(differences, np.float64).reshape(-1)
+  j = d.size
+  if j == 0:
+    raise ValueError('no differences to test')
+  mean = float(d.mean())
+  if j == 1:
+    return TestResult(mean, None, None, None, 'no test (n = 1: one seed, no variance)')
+  ratio = n_test / n_train
+  se = math.sqrt((1.0 / j + ratio) * float(d.var(ddof=1)))
+  details = {'dof': j - 1, 'se': se, 'n_test_over_n_train': ratio}
+  method = 'corrected resampled t-test (Nadeau–Bengio)'
+  if se == 0.0:  # every split gave the same difference
+    p = 1.0 if mean == 0.0 else 0.0
+    return TestResult(mean, mean, mean, p, method, details)
+  t = mean / se
+  half = float(scipy.stats.t.ppf(1.0 - alpha / 2, j - 1)) * se
+  p = float(2.0 * scipy.stats.t.sf(abs(t), j - 1))
+  return TestResult(mean, mean - half, mean + half, p, method, dict(details, t=t))
+
+
+def mcnemar(correct_a, correct_b, *, alpha: float = ALPHA) -> TestResult:
+  """Exact McNemar test of two classifiers on the same M test examples.
+
+  Args:
+    correct_a, correct_b: (M,) bool, whether a (b) classified example i correctly.
+
+  Returns:
+    mean = accuracy(a) − accuracy(b) = (n_ab − n_ba)/M, where n_ab counts the examples only
+    a gets right; p = min(1, 2·P(X ≤ min(n_ab, n_ba))), X ~ Binomial(n_ab + n_ba, 1/2) (the
+    exact two-sided test; it decides); details['mid_p'] = min(1, 2·P(X ≤ min) − P(X = min))
+    (reported only).
+    Interval: the Clopper–Pearson interval (θ_lo, θ_hi) of θ = n_ab/(n_ab + n_ba), mapped to
+    (n_ab + n_ba)/M · (2θ − 1), conditional on the number of discordant pairs.
+  """
+  a, b = np.asarray(correct_a, bool).reshape(-1), np.asarray(correct_b, bool).reshape(-1)
+  if a.shape != b.shape or a.size == 0:
+    raise ValueError(f'need two equal non-empty (M,) arrays, got {a.shape} and {b.shape}')
+  n_ab, n_ba = int(np.sum(a & ~b)), int(np.sum(~a & b))
+  n, m = n_ab + n_ba, a.size
+  details = {'only_a_correct': n_ab, 'only_b_correct': n_ba, 'mid_p': 1.0}
+  method = 'exact McNemar'
+  if n == 0:
+    return TestResult(0.0, 0.0, 0.0, 1.0, method, details)
+  k = min(n_ab, n_ba)
+  twice_tail = 2.0 * float(scipy.stats.binom.cdf(k, n, 0.5))
+  p = min(1.0, twice_tail)
+  details['mid_p'] = min(1.0, twice_tail - float(scipy.stats.binom.pmf(k, n, 0.5)))
+  low = float(scipy.stats.beta.ppf(alpha / 2, n_ab, n - n_ab + 1)) if n_ab > 0 else 0.0
+  high = float(scipy.stats.beta.ppf(1 - alpha / 2, n_ab + 1, n - n_ab)) if n_ab < n else 1.0
+  scale = n / m
+  return TestResult(
+      (n_ab - n_ba) / m, scale * (2 * low - 1), scale * (2 * high - 1), p, method, details
+  )
+
+
+def paired_bootstrap(
+    scores_a,
+    scores_b,
+    *,
+    num_resamples: int = 10_000,
+    seed: int = 0,
+    alpha: float = ALPHA,
+) -> TestResult:
+  """Paired bootstrap over test examples of the mean score difference, seeds kept.
+
+  Args:
+    scores_a, scores_b: (S, M) or (M,) per-example scores (e.g. `correct` as 0/1) of a and
+      b on the same M test examples, one row per seed.
+    num_resamples: B, bootstrap resamples of the M examples (with replacement; one resample
+      is used for every seed, so the seeds stay paired on the same images).
+    seed: of the numpy Generator drawing the resamples.
+
+  Returns:
+    mean = the mean over seeds and examples of a − b; interval (d*_(k), d*_(B+1−k)), the
+    k-th smallest and k-th largest of the B resampled means, k = ⌈B·α/2⌉ (percentile
+    interval); p = min(1, 2·min(#{d* ≤ 0}, #{d* ≥ 0})/B), so p < α ⇔ the interval
+    excludes 0 (p = 0 when no resample reaches 0: p < 2/B).
+  """
+  a, b = np.asarray(scores_a, np.float64), np.asarray(scores_b, np.float64)
+  if a.shape != b.shape or a.size == 0:
+    raise ValueError(f'need two equal non-empty arrays, got {a.shape} and {b.shape}')
+  per_example = (a - b).reshape(-1, a.shape[-1]).mean(axis=0)  # (M,) mean over seeds
+  m = per_example.size
+  rng = np.random.default_rng(seed)
+  chunk = max(1, 4_000_000 // m)
+  draws = np.concatenate(
+      [
+          per_example[rng.integers(0, m, size=(min(chunk, num_resamples - start), m))].mean(1)
+          for start in range(0, num_resamples, chunk)
+      ]
+  )
+  draws.sort()
+  k = max(1, math.ceil(round(num_resamples * alpha / 2, 9)))
+  tails = min(int(np.sum(draws <= 0.0)), int(np.sum(draws >= 0.0)))
+  p = min(1.0, 2.0 * tails / num_resamples)
+  details = {'resamples': num_resamples, 'examples': m, 'seeds': a.size // m}
+  return TestResult(
+      float(per_example.mean()),
+      float(draws[k - 1]),
+      float(draws[num_resamples - k]),
+      p,
+      'paired bootstrap over test examples',
+      details,
+  )
+
+
+def verdict(
+    ci_low: Optional[float],
+    ci_high: Optional[float],
+    p: Optional[float],
+    higher_is_better: bool,
+) -> str:
+  """The one rule of every row: 'better' / 'worse' (for a, of a − b) / 'no significant
+  difference', at the level the interval was made for (α = 0.05 for a 95 % interval).
+
+  Significant ⇔ the interval excludes 0 (it decides; the procedures above make p < α say
+  the same). The sign of the interval and `higher_is_better` give the direction. No
+  interval or no p: 'no test'.
+  """
+  if ci_low is None or ci_high is None or p is None:
+    return NO_TEST
+  if ci_low > 0.0 or ci_high < 0.0:
+    a_higher = ci_low > 0.0
+    return BETTER if a_higher == higher_is_better else WORSE
+  return NO_DIFFERENCE
