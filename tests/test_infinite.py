@@ -248,6 +248,10 @@ def test_bad_inputs_are_refused(rng):
     empirical_ntk(model, variables, bad)
   with pytest.raises(ValueError, match=r'x2 has 2 NaN or inf entries'):
     ntk_vp_fn(model, variables, x, jnp.asarray(bad))
+  for name, args in (('x1', (x[:0],)), ('x2', (x, x[:0]))):
+    with pytest.raises(ValueError, match=rf'{name} is empty \(shape \(0, 2\)\)'):
+      infinite_kernels(cfg, *args, variables=variables)
+  assert model.apply(variables, x[:0]).shape == (0, 1)  # applying to no inputs is no error
   with pytest.raises(ValueError, match='implementation'):
     infinite_kernels(cfg, x, variables=variables, implementation='stax')
   with pytest.raises(ValueError, match="parameterization='ntk'"):

@@ -214,9 +214,6 @@ def _checked_inputs(x1, x2, implementation: str) -> tuple[jax.Array, jax.Array]:
         f'x1 and x2 must be batched, shape (N, ...); got {x1.shape} and '
         f'{x2.shape}. For one example use x[None].'
     )
-  for name, x in (('x1', x1), ('x2', x2)):
-    if x.shape[0] == 0:
-      raise ValueError(f'{name} is empty (shape {x.shape}); give at least one input.')
   if x1.shape[1:] != x2.shape[1:]:
     raise ValueError(
         f'x1 and x2 must have the same feature shape, got {x1.shape[1:]} ' f'and {x2.shape[1:]}.'

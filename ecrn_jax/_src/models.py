@@ -66,7 +66,7 @@ def flatten_inputs(x: jax.Array) -> jax.Array:
         f'inputs must be batched with shape (N, d), got shape {x.shape}; '
         'for one example use x[None].'
     )
-  return x.reshape(x.shape[0], -1)
+  return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # also for N = 0
 
 
 def _check_fan_in(module: nn.Module, name: str, expected: int, got: int) -> None:

@@ -166,11 +166,14 @@ def check_time(t, learning_rate) -> Optional[np.ndarray]:
 
 
 def check_finite_inputs(name: str, x, why: str = 'a kernel of such inputs is NaN') -> None:
-  """Raises ValueError naming `name` and the count when concrete inputs hold NaN or inf.
+  """Raises ValueError naming `name` when inputs are empty, or hold NaN or inf (with the count).
 
-  Traced values (inside jit/vmap) are not checked. JAX arrays are counted on their device
-  (one scalar comes back), anything else with NumPy.
+  Traced values (inside jit/vmap) are checked for emptiness only. JAX arrays are counted on
+  their device (one scalar comes back), anything else with NumPy.
   """
+  shape = np.shape(x)
+  if len(shape) >= 1 and shape[0] == 0:
+    raise ValueError(f'{name} is empty (shape {tuple(shape)}); give at least one example.')
   if isinstance(x, jax.core.Tracer):
     return
   if isinstance(x, jax.Array):
