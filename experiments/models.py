@@ -6,7 +6,10 @@
 A *model* is one row of the paper's tables: a network trained with `ecrn_jax.train`
 ('trained') or kernel regression with an infinite-width kernel ('kernel'). Each reads one
 architecture block of the config (`family`): 'ecrn' (`ECRNConfig` fields), 'mlp'
-(`MLPConfig` fields) or 'resnet18'. A model and its infinite twins share the family and hence
+(`MLPConfig` fields) or 'resnet18'. A 'reference' (family 'reference', not one of the
+paper's models: `REFERENCES`) is a classical estimator fitted by experiments/units.py
+(`run_reference`) that selects its own hyperparameters on the training split; the search
+skips it. A model and its infinite twins share the family and hence
 the initialization key: a kernel unit draws B as the trained network does (same key, the
 network's dtype, `kernel_variables`) and computes in float64, so the twin of the tuned
 NTK-ECRN has the trained network's B exactly.
@@ -47,11 +50,13 @@ import ecrn_jax
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
   name: str
-  kind: str  # 'trained' or 'kernel'
-  family: str  # the architecture block it reads: 'ecrn', 'mlp' or 'resnet18'
+  kind: str  # 'trained', 'kernel' or 'reference'
+  family: str  # the architecture block it reads: 'ecrn', 'mlp', 'resnet18' ('reference': none)
   description: str
   # The trained model whose family block (as tuned, per seed) this kernel model uses.
   twin_of: Optional[str] = None
+  # The only task a reference fits ('regression' or 'classification'); None: both.
+  task: Optional[str] = None
 
 
 _SPECS = (
@@ -85,9 +90,57 @@ _SPECS = (
         'drop rate, diag_reg searched; B from the same key)',
     ),
 )
-# Paper row order.
-REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
-MODELS = tuple(REGISTRY)
+_REFERENCE_SPECS = (
+    ModelSpec(
+        'linear',
+        'reference',
+        'reference',
+        'ordinary least squares (sklearn LinearRegression), the linear reference for regression',
+        task='regression',
+    ),
+    ModelSpec(
+        'lda',
+        'reference',
+        'reference',
+        'linear discriminant analysis (sklearn LinearDiscriminantAnalysis, SVD solver)',
+        task='classification',
+    ),
+    ModelSpec(
+        'gp_ard',
+        'reference',
+        'reference',
+        'Gaussian-process regression, ConstantKernel·RBF(one length scale per feature) + '
+        'WhiteKernel, fitted by marginal likelihood',
+        task='regression',
+    ),
+    ModelSpec(
+        'rbf_svm',
+        'reference',
+        'reference',
+        'RBF-kernel SVM (sklearn SVC), C and γ by 5-fold CV on the training split; '
+        'probabilities by sigmoid calibration on 5-fold cross-validated scores',
+        task='classification',
+    ),
+    ModelSpec(
+        'bayes_optimal',
+        'reference',
+        'reference',
+        "the posterior argmax under the synthetic mixture's known generator (its means, "
+        'covariance and class weights); synthetic_classification only',
+        task='classification',
+    ),
+)
+# Paper row order; the references (not the paper's models) follow.
+REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS + _REFERENCE_SPECS}
+MODELS = tuple(spec.name for spec in _SPECS)  # the paper's models
+REFERENCES = tuple(spec.name for spec in _REFERENCE_SPECS)
+
+
+def is_reference(config, name: str) -> bool:
+  """Whether `name` (a model or a variant) is a reference, not one of the paper's models."""
+  return spec(config, name).kind == 'reference'
+
+
 _FAMILY_KEY = {'ecrn': 0, 'mlp': 1, 'resnet18': 2}
 
 
@@ -226,12 +279,12 @@ def check_models(config: ml_collections.ConfigDict) -> None:
   for name, variant in variants.items():
     if variant.get('base') not in REGISTRY:
       raise ValueError(
-          f'variants.{name}.base must be one of {list(MODELS)}, got ' f'{variant.get("base")!r}.'
+          f'variants.{name}.base must be one of {list(REGISTRY)}, got ' f'{variant.get("base")!r}.'
       )
   for name in config.models:
     if name not in REGISTRY and name not in variants:
       raise ValueError(
-          f'unknown model {name!r} in config.models; valid: {list(MODELS)} and '
+          f'unknown model {name!r} in config.models; valid: {list(REGISTRY)} and '
           f'the variants {sorted(variants)}.'
       )
   for name in config.models:
@@ -353,6 +406,8 @@ class _NoData:
 def _builders(config, name: str) -> list:
   """(block, build) of every library config the unit of `name` builds from `config`."""
   model = spec(config, name)
+  if model.kind == 'reference':  # no config block: it selects its own settings
+    return []
   if model.family == 'resnet18':
     out = [('resnet18', lambda: check_resnet18(config))]
   else:

@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 
 """The paper's vocabulary for the tables: datasets and models in its row order, their labels,
-which direction is better per metric, and the values it prints (PAPER_CLAIMS), as data."""
+which direction is better per metric, and the values it prints (PAPER_CLAIMS), as data. The
+classical references (experiments/models.py REFERENCES) are labelled '… (reference)' and
+ordered after the paper's rows; they are never among BASELINES."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Iterable, Optional
 
 from experiments import input_pipeline
 from experiments.models import MODELS
+from experiments.models import REFERENCES
 
 BASELINES = ('mlp', 'resnet18', 'standard_ntk')
 IMAGE_DATASETS = ('cifar10',)
@@ -61,6 +64,20 @@ PAPER_CLAIMS = {
 }
 
 
+# The classical references (models.REFERENCES): not the paper's models, labelled as such.
+REFERENCE_LABELS = {
+    'linear': 'Least squares (reference)',
+    'lda': 'LDA (reference)',
+    'gp_ard': 'ARD Gaussian process (reference)',
+    'rbf_svm': 'RBF-SVM (reference)',
+    'bayes_optimal': 'Bayes-optimal (reference, known generator)',
+}
+
+
+def is_reference(model: str) -> bool:
+  return model in REFERENCES
+
+
 def model_label(model: str, dataset: Optional[str] = None, config: Optional[dict] = None) -> str:
   """The table/legend label of `model` (unknown models: their name)."""
   if model == 'mlp':
@@ -84,10 +101,13 @@ def model_label(model: str, dataset: Optional[str] = None, config: Optional[dict
       'ntk_ecrn_alpha1': 'NTK-ECRN with α_l = 1',
       'ntk_ecrn_no_stochastic_depth': 'NTK-ECRN without stochastic depth',
       'ntk_ecrn_drop_rate_0p1': 'NTK-ECRN with stochastic depth 0.1',
+      **REFERENCE_LABELS,
   }.get(model, model)
 
 
 def order_models(names: Iterable[str]) -> list[str]:
-  """`names` in paper row order (the registry's); others (ablations) follow, by name."""
+  """`names` in paper row order (the registry's); others (ablations) follow, by name; the
+  references (REFERENCES, in that order) come last."""
   names = set(names)
-  return [m for m in MODELS if m in names] + sorted(m for m in names if m not in MODELS)
+  others = sorted(m for m in names if m not in MODELS and m not in REFERENCES)
+  return [m for m in MODELS if m in names] + others + [m for m in REFERENCES if m in names]

@@ -3,14 +3,23 @@
 
 """Figures from an experiment workdir: the paper's Fig. 2 (kernel evolution) and companions.
 
-`python -m experiments.plots --workdir=DIR --out=DIR` writes kernel_evolution.png,
-spectra.png (when a model is kernel-tracked) and learning_curves.png.
+`python -m experiments.plots --workdir=DIR --out=DIR [--x_axis=epoch]` writes
+kernel_evolution.png, spectra.png and kernel_growth.md (when a model is kernel-tracked) and
+learning_curves.png.
 
 Reads: results.json units (their 'tracking' entry marks a kernel-tracked unit; 'files' its
-directory, default seed_<s>/<model>/tracking), the tracking records (tracking.npz, else
-tracking.jsonl: 'epoch', 'lambda_max', 'delta_frobenius', 'relative_delta_frobenius',
-'top_eigenvalues') and metrics.jsonl ('seed', 'model', 'epoch', 'train_loss').
+directory, default seed_<s>/<model>/tracking; 'train_config' its epochs), the tracking records
+(tracking.npz, else tracking.jsonl: 'epoch', 'lambda_max', 'delta_frobenius',
+'relative_delta_frobenius', 'top_eigenvalues') and metrics.jsonl ('seed', 'model', 'epoch',
+'train_loss').
 Curves are the mean over seeds on the epochs all seeds share, with a ±std band.
+
+Fig. 2's x axis (`x_axis`): by default 'fraction', the fraction of each network's own training
+schedule (epoch / its epochs, the unit's `train_config.epochs` in results.json, else its last
+tracking record), so networks trained for different numbers of epochs (each with its own cosine
+learning rate, 0 at the end) are compared at equal fractions of their schedules; seeds with
+different epochs are interpolated onto the union of their fractions. 'epoch' draws against
+epochs instead. The figure's title, its x label and kernel_growth.md say which is shown.
 
 Every kernel-tracked unit of results.json is drawn (e.g. NTK-ECRN, MLP and ResNet-18 when all
 three are tracked), each model in its own color, line style and marker, the same in every
@@ -173,8 +182,16 @@ def _read_records(directory: str) -> dict[str, np.ndarray]:
   return {k: v[order] for k, v in records.items()}
 
 
+def schedule_epochs(unit: dict, records: dict[str, np.ndarray]) -> float:
+  """The epochs of the unit's training schedule: results.json's train_config.epochs, else its
+  last tracking record (tracking always records the last epoch)."""
+  epochs = (unit.get('train_config') or {}).get('epochs')
+  return float(epochs if epochs is not None else records['epoch'][-1])
+
+
 def tracked_units(workdir: str, models: Optional[Sequence[str]] = None) -> dict:
-  """{model: {seed: records}} of the kernel-tracked units of `workdir`, in table order."""
+  """{model: {seed: records}} of the kernel-tracked units of `workdir`, in table order; records
+  also hold 'schedule_epochs' (schedule_epochs)."""
   units = report.load_workdir(workdir)['results']['units']
   out: dict[str, dict] = {}
   for unit in units:
@@ -182,7 +199,9 @@ def tracked_units(workdir: str, models: Optional[Sequence[str]] = None) -> dict:
     if not tracking or (models is not None and unit['model'] not in models):
       continue
     files = tracking.get('files') or os.path.join(f'seed_{unit["seed"]}', unit['model'], 'tracking')
-    out.setdefault(unit['model'], {})[unit['seed']] = _read_records(os.path.join(workdir, files))
+    records = _read_records(os.path.join(workdir, files))
+    records['schedule_epochs'] = np.float64(schedule_epochs(unit, records))
+    out.setdefault(unit['model'], {})[unit['seed']] = records
   if not out:
     wanted = f' among {list(models)}' if models is not None else ''
     raise ValueError(
@@ -192,8 +211,16 @@ def tracked_units(workdir: str, models: Optional[Sequence[str]] = None) -> dict:
   return {m: out[m] for m in tables.order_models(out)}
 
 
-def _mean_band(per_seed: dict[int, tuple[np.ndarray, np.ndarray]]):
-  """x, mean, std over seeds on the x values every seed has."""
+def _mean_band(per_seed: dict[int, tuple[np.ndarray, np.ndarray]], interpolate: bool = False):
+  """x, mean, std over seeds on the x values every seed has; `interpolate`: on the union of the
+  seeds' x values within the range they share, each seed linearly interpolated."""
+  if interpolate:
+    low = max(float(sx.min()) for sx, _ in per_seed.values())
+    high = min(float(sx.max()) for sx, _ in per_seed.values())
+    x = np.unique(np.concatenate([sx for sx, _ in per_seed.values()]))
+    x = x[(x >= low) & (x <= high)]
+    ys = np.stack([np.interp(x, sx, sy) for sx, sy in per_seed.values()])
+    return x, ys.mean(0), ys.std(0), len(per_seed)
   common = None
   for x, _ in per_seed.values():
     common = set(x.tolist()) if common is None else common & set(x.tolist())
@@ -212,13 +239,37 @@ def _band(ax, x, mean, std, label, style):
   ax.fill_between(x, mean - std, mean + std, color=style['color'], alpha=0.2, lw=0)
 
 
-def _curves(per_model: dict, field: str) -> list[tuple]:
-  """[(model, x, mean, std, n)] of `field` against epoch, for the models that record it."""
+# Fig. 2's x axes: (x label, what the title says is compared).
+X_AXES = {
+    'fraction': (
+        "fraction of each network's training schedule (epoch / its epochs)",
+        "at equal fractions of each network's own schedule",
+    ),
+    'epoch': ('epoch', 'at equal epochs (schedules of different lengths)'),
+}
+
+
+def _check_x_axis(x_axis: str) -> None:
+  if x_axis not in X_AXES:
+    raise ValueError(f'x_axis must be one of {list(X_AXES)}, got {x_axis!r}.')
+
+
+def _x(records: dict, x_axis: str) -> np.ndarray:
+  """A unit's x values: its epochs, or epoch / its schedule's epochs (X_AXES)."""
+  _check_x_axis(x_axis)
+  if x_axis == 'epoch':
+    return records['epoch']
+  return records['epoch'] / max(float(records['schedule_epochs']), 1.0)
+
+
+def _curves(per_model: dict, field: str, x_axis: str = 'epoch') -> list[tuple]:
+  """[(model, x, mean, std, n)] of `field` against `x_axis` (X_AXES), for the models that
+  record it."""
   out = []
   for model, seeds in per_model.items():
-    per_seed = {s: (r['epoch'], r[field]) for s, r in seeds.items() if field in r}
+    per_seed = {s: (_x(r, x_axis), r[field]) for s, r in seeds.items() if field in r}
     if per_seed:
-      out.append((model, *_mean_band(per_seed)))
+      out.append((model, *_mean_band(per_seed, interpolate=x_axis == 'fraction')))
   return out
 
 
@@ -255,18 +306,23 @@ _EVOLUTION_PANELS = (
 )
 
 
-def kernel_evolution_figure(workdir: str, models: Optional[Sequence[str]] = None):
-  """Fig. 2: λ_max(Θ_t), ‖Θ_t − Θ_0‖_F and ‖Θ_t − Θ_0‖_F/‖Θ_0‖_F vs epoch (1×3 panels), one
-  curve per kernel-tracked model of the workdir; returns the matplotlib figure."""
+def kernel_evolution_figure(
+    workdir: str, models: Optional[Sequence[str]] = None, x_axis: str = 'fraction'
+):
+  """Fig. 2: λ_max(Θ_t), ‖Θ_t − Θ_0‖_F and ‖Θ_t − Θ_0‖_F/‖Θ_0‖_F (1×3 panels) against the
+  fraction of each network's schedule or the epoch (`x_axis`, X_AXES), one curve per
+  kernel-tracked model of the workdir; returns the matplotlib figure."""
+  _check_x_axis(x_axis)
   tracked = tracked_units(workdir, models)
   styles, label = _workdir_styles(workdir, list(tracked)), _labeler(workdir)
+  xlabel, compared = X_AXES[x_axis]
   plt = _pyplot()
   fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
   for ax, (field, ylabel, title, log) in zip(axes, _EVOLUTION_PANELS):
-    _draw(ax, _curves(tracked, field), styles, label, log)
-    ax.set(xlabel='epoch', ylabel=ylabel, title=title)
+    _draw(ax, _curves(tracked, field, x_axis), styles, label, log)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(alpha=0.3, which='both')
-  _suptitle(fig, 'NTK evolution during training (mean ± std over seeds)', workdir)
+  _suptitle(fig, f'NTK evolution during training, {compared} (mean ± std over seeds)', workdir)
   if len(tracked) <= 3:
     axes[0].legend(fontsize=9)
     fig.tight_layout()
@@ -278,9 +334,11 @@ def kernel_evolution_figure(workdir: str, models: Optional[Sequence[str]] = None
   return fig
 
 
-def plot_kernel_evolution(workdir: str, path: str, models: Optional[Sequence[str]] = None) -> str:
+def plot_kernel_evolution(
+    workdir: str, path: str, models: Optional[Sequence[str]] = None, x_axis: str = 'fraction'
+) -> str:
   """Writes kernel_evolution_figure to `path`; returns `path`."""
-  return _save(kernel_evolution_figure(workdir, models), path)
+  return _save(kernel_evolution_figure(workdir, models, x_axis), path)
 
 
 def _spectrum_panel(ax, seeds: dict) -> None:
@@ -397,15 +455,15 @@ def kernel_growth_table(workdir: str, models: Optional[Sequence[str]] = None) ->
 
   Columns: λ_max(Θ_0), λ_max(Θ_T), their ratio, the largest fall of λ_max between two
   consecutive records (relative to λ_max(Θ_0); 0 for a monotone rise: a measure of
-  oscillation), the number of direction changes of λ_max over the records, and
-  ‖Θ_T − Θ_0‖_F/‖Θ_0‖_F.
+  oscillation), the number of direction changes of λ_max over the records,
+  ‖Θ_T − Θ_0‖_F/‖Θ_0‖_F, and the epochs of the network's schedule (Θ_T: its end).
   """
   units = tracked_units(workdir, models)
   label = _labeler(workdir)
   lines = [
       '| Model | λ_max(Θ_0) | λ_max(Θ_T) | ratio | largest fall / λ_max(Θ_0) | '
-      'direction changes | ‖Θ_T − Θ_0‖_F/‖Θ_0‖_F | n |',
-      '|---|---|---|---|---|---|---|---|',
+      'direction changes | ‖Θ_T − Θ_0‖_F/‖Θ_0‖_F | epochs | n |',
+      '|---|---|---|---|---|---|---|---|---|',
   ]
 
   def cell(values, fmt='{:.4g}'):
@@ -413,7 +471,7 @@ def kernel_growth_table(workdir: str, models: Optional[Sequence[str]] = None) ->
     return f'{fmt.format(values.mean())} ± {fmt.format(values.std())}'
 
   for model, per_seed in units.items():
-    init, final, ratio, fall, turns, rel = [], [], [], [], [], []
+    init, final, ratio, fall, turns, rel, epochs = [], [], [], [], [], [], []
     for records in per_seed.values():
       lam = records['lambda_max']
       steps = np.diff(lam)
@@ -424,24 +482,38 @@ def kernel_growth_table(workdir: str, models: Optional[Sequence[str]] = None) ->
       signs = np.sign(steps[steps != 0])
       turns.append(int(np.sum(signs[1:] != signs[:-1])))
       rel.append(records['relative_delta_frobenius'][-1])
+      epochs.append(records['schedule_epochs'])
     lines.append(
         f'| {label(model)} | {cell(init)} | {cell(final)} | '
         f'{cell(ratio, "{:.3f}")} | {cell(fall, "{:.3f}")} | {cell(turns, "{:.1f}")} | '
-        f'{cell(rel, "{:.3f}")} | {len(per_seed)} |'
+        f'{cell(rel, "{:.3f}")} | {cell(epochs, "{:.4g}")} | {len(per_seed)} |'
     )
   return '\n'.join(lines) + '\n'
 
 
-def make_figures(workdir: str, out_dir: str) -> list[str]:
+def comparison_note(x_axis: str = 'fraction') -> str:
+  """kernel_growth.md's sentence on what Fig. 2 compares (`x_axis`, X_AXES)."""
+  _check_x_axis(x_axis)
+  xlabel, compared = X_AXES[x_axis]
+  return (
+      f'Fig. 2 (kernel_evolution.png) compares the kernels {compared}: its x axis is the '
+      f"{xlabel}. The table's Θ_T is each network's last record, the end of its own schedule "
+      '(epochs column).'
+  )
+
+
+def make_figures(workdir: str, out_dir: str, x_axis: str = 'fraction') -> list[str]:
   """Writes every figure that the workdir supports into `out_dir` (and kernel_growth.md, the
-  numbers behind Fig. 2); returns their paths.
+  numbers behind Fig. 2, with comparison_note); returns their paths. `x_axis`: Fig. 2's.
 
   Kernel figures are skipped, with a logged message, when no model is kernel-tracked.
   """
+  _check_x_axis(x_axis)
   os.makedirs(out_dir, exist_ok=True)
   paths = []
+  evolution = lambda w, path: plot_kernel_evolution(w, path, x_axis=x_axis)
   for name, fn in (
-      ('kernel_evolution.png', plot_kernel_evolution),
+      ('kernel_evolution.png', evolution),
       ('spectra.png', plot_spectra),
       ('learning_curves.png', plot_learning_curves),
   ):
@@ -456,7 +528,8 @@ def make_figures(workdir: str, out_dir: str) -> list[str]:
   else:
     paths.append(os.path.join(out_dir, 'kernel_growth.md'))
     with io.atomic_open(paths[-1]) as f:
-      f.write(f'## Kernel evolution in numbers: {run_title(workdir)}\n\n{table}')
+      f.write(f'## Kernel evolution in numbers: {run_title(workdir)}\n\n')
+      f.write(f'{comparison_note(x_axis)}\n\n{table}')
   return paths
 
 
@@ -466,7 +539,7 @@ def main(argv):
 
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  for path in make_figures(flags.FLAGS.workdir, flags.FLAGS.out):
+  for path in make_figures(flags.FLAGS.workdir, flags.FLAGS.out, flags.FLAGS.x_axis):
     print(path)
 
 
@@ -476,6 +549,12 @@ def _define_flags():
 
   flags.DEFINE_string('workdir', None, 'Experiment workdir.')
   flags.DEFINE_string('out', None, 'Output directory for the PNGs.')
+  flags.DEFINE_enum(
+      'x_axis',
+      'fraction',
+      list(X_AXES),
+      "Fig. 2's x axis: the fraction of each network's schedule, or the epoch.",
+  )
   flags.mark_flags_as_required(['workdir', 'out'])
 
 

@@ -30,6 +30,10 @@ axis values), per axis its values, the values tried, the selection, its 'edge' a
 'extension', and 'on_edge'. Trials live in search/seed_<s>/<model>/trial_<k>/result.json; a
 finished trial is not rerun on resume (the refinement is deterministic given the scores).
 
+References (models.REFERENCES: LDA, least squares, ARD GP, RBF-SVM, Bayes-optimal) are not
+searched: each selects its own hyperparameters on the training split (experiments/units.py);
+search.space may not name them.
+
 Twins: `ntk_ecrn_infinite` (models.ModelSpec.twin_of) takes its ecrn block from the tuned
 `ntk_ecrn` of the same seed ('inherited'), so `ntk_ecrn` is searched first (also when it is
 not among config.models: then for the twin only); only its kernel settings are searched.
@@ -336,6 +340,11 @@ def _check_space(config: ml_collections.ConfigDict) -> None:
     if model not in models.REGISTRY:
       raise ValueError(f'search.space.{model}: unknown model; valid: {list(models.MODELS)}.')
     spec = models.REGISTRY[model]
+    if spec.kind == 'reference':
+      raise ValueError(
+          f'search.space.{model}: {model} is a reference, which selects its own '
+          'hyperparameters on the training split; it has no search space.'
+      )
     for path in grid(config, model)[0]:
       if spec.twin_of is not None and path.startswith(spec.family + '.'):
         raise ValueError(
@@ -389,8 +398,10 @@ def _block_points(axes: dict, start: dict):
 def _check_grid(config, name: str, seen: set) -> None:
   """Builds `name`'s unit at every grid combination (once per distinct block content)."""
   base = models.base_model(config, name)
-  axes, start, sources = _check_axes(config, base)
   spec = models.spec(config, name)
+  if spec.kind == 'reference':  # not searched
+    return
+  axes, start, sources = _check_axes(config, base)
   kind = (spec.kind, spec.family, models.is_tracked(config, name))
   for block, point in _block_points(axes, start):
     selected = unit_selection(config, base, point)
@@ -466,8 +477,9 @@ def _budget(search) -> dict:
 
 def searched_models(config: ml_collections.ConfigDict) -> list[str]:
   """The base models searched, in order, a twin's source first (searched for the twin alone
-  when it is not among config.models and has a grid)."""
-  bases = list(dict.fromkeys(models.base_model(config, m) for m in config.models))
+  when it is not among config.models and has a grid); references (models.REFERENCES) are not."""
+  bases = dict.fromkeys(models.base_model(config, m) for m in config.models)
+  bases = [m for m in bases if models.REGISTRY[m].kind != 'reference']
   out = []
   for base in bases:
     source = models.REGISTRY[base].twin_of

@@ -15,6 +15,7 @@ import pathlib
 import re
 
 import numpy as np
+import scipy.special
 
 # The project's tensorflow-datasets data_dir: <repo root>/data_cache.
 DEFAULT_DATA_DIR = str(pathlib.Path(__file__).resolve().parents[1] / 'data_cache')
@@ -262,6 +263,21 @@ def synthetic_classification(config, rng) -> tuple:
   x_test, y_test = draw(test_rng, config.num_test)
   info = dict(means=means, covariance_sqrt=scale, class_weights=weights)
   return x_train, y_train, x_test, y_test, info
+
+
+def mixture_log_posterior(x_raw, means, covariance_sqrt, class_weights) -> np.ndarray:
+  """(N, C) log p(y = c | x) of raw (unstandardized) inputs under the generator of
+  `synthetic_classification` (its info: means (C, d), covariance_sqrt S with covariance S Sᵀ
+  shared by the classes, class_weights): the Bayes-optimal posterior."""
+  x = np.asarray(x_raw, np.float64)
+  means = np.asarray(means, np.float64)
+  scale = np.asarray(covariance_sqrt, np.float64)
+  # z = S⁻¹(x − μ_c): the squared Mahalanobis distance is |z|²; the log-determinant is shared.
+  z = np.linalg.solve(scale, (x[:, None, :] - means[None]).reshape(-1, x.shape[1]).T).T
+  quadratic = np.sum(z.reshape(len(x), len(means), -1) ** 2, axis=-1)
+  with np.errstate(divide='ignore'):
+    log_joint = np.log(np.asarray(class_weights, np.float64))[None] - 0.5 * quadratic
+  return log_joint - scipy.special.logsumexp(log_joint, axis=1, keepdims=True)
 
 
 def tfds_load_numpy(name, split, data_dir):

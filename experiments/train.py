@@ -129,7 +129,7 @@ def _run_seed(
     os.makedirs(unit.directory, exist_ok=True)
     logging.info('%s start', label)
     unit_config = models.with_overrides(config, hyperparameters[name])
-    if models.spec(config, name).kind == 'kernel':  # a killed earlier try may have logged it
+    if models.spec(config, name).kind != 'trained':  # a killed earlier try may have logged it
       metrics.truncate_unit(unit.seed, name, -1)
     result = units.run_unit(unit, unit_config, dataset, metrics)
     result.update(hyperparameters=hyperparameters[name], dataset=_dataset_record(dataset))

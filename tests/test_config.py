@@ -105,3 +105,36 @@ def test_search_grids_bracket_the_first_pass_selections():
   }
   assert set(space.keys()) == set(models.MODELS)
   assert models.MODELS[-2:] == ('ntk_ecrn_infinite', 'ntk_ecrn_infinite_self_tuned')
+
+
+def test_cifar_subset_searches_ntk_ecrn_fourier_features():
+  """NTK-ECRN underfit the CIFAR subset with 256 Fourier features: its grid (and its self-tuned
+  twin's) holds 256 … 4,096 features and epochs up to 4E; the trials cap covers the whole
+  refinement; :smoke's axis is scaled to its 16-feature network and starts there."""
+  from experiments import search  # pylint: disable=g-import-not-at-top
+  from experiments.configs import cifar_subset  # pylint: disable=g-import-not-at-top
+
+  config = cifar_subset.get_config()
+  features = (256, 512, 1024, 2048, 4096)
+  for model in ('ntk_ecrn', 'ntk_ecrn_infinite_self_tuned'):
+    axes, _ = search.grid(config, model)
+    assert axes['ecrn.fourier_features'] == features
+    assert search.start_point(config, model, axes)['ecrn.fourier_features'] == 256
+  axes, _ = search.grid(config, 'ntk_ecrn')
+  assert max(axes['train.epochs_fraction']) == 4.0 and max(axes['train.learning_rate']) == 1e-2
+  # Start, two rounds over every axis, one extension per axis: the cap never cuts a trial.
+  assert config.search.trials == 1 + 2 * sum(len(v) - 1 for v in axes.values()) + len(axes) == 52
+  # The twin of the tuned NTK-ECRN inherits its features; only its ridge is searched.
+  assert list(search.grid(config, 'ntk_ecrn_infinite')[0]) == ['kernel.diag_reg']
+  search.check(config)
+  pinned = cifar_subset.get_config()
+  pinned.pinned = ('ecrn.fourier_features',)
+  assert 'ecrn.fourier_features' not in search.grid(pinned, 'ntk_ecrn')[0]
+  for arg in ('smoke', 'ablations,smoke'):
+    smoke = cifar_subset.get_config(arg)
+    assert smoke.search.trials == 1 and smoke.ecrn.fourier_features == 16
+    for model in ('ntk_ecrn', 'ntk_ecrn_infinite_self_tuned'):
+      axes, _ = search.grid(smoke, model)
+      assert axes['ecrn.fourier_features'] == (16, 32, 64, 128, 256)
+      assert search.start_point(smoke, model, axes)['ecrn.fourier_features'] == 16
+    search.check(smoke)

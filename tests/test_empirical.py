@@ -291,7 +291,7 @@ def test_chunked_ntk_vp_equals_unchunked(trace_outputs, rng):
     return jax.vmap(matvec)(vectors)
 
   whole = products(None, x1, x2)
-  for batch_size in (1, 4, 7, 50):
+  for batch_size in (1, 4, 7):  # 7 = N₂ < N₁; a chunk ≥ N is the unchunked function (tested)
     chunked = jax.jit(functools.partial(products, batch_size))(x1, x2)
     assert relative_max_error(chunked, whole) <= 1e-12, batch_size
   symmetric = ntk_vp_fn(model, variables, x1, trace_outputs=trace_outputs, batch_size=4)

@@ -28,12 +28,12 @@ FAKE_MODELS = {
 SEEDS = (0, 1)
 
 
-def _records(model: str, seed: int) -> dict:
+def _records(model: str, seed: int, epochs=EPOCHS) -> dict:
   lam0, scale, relative = FAKE_MODELS[model]
-  t = EPOCHS / EPOCHS[-1]
+  t = epochs / epochs[-1]
   growth = t * (1 + 0.1 * seed)
   return {
-      'epoch': EPOCHS,
+      'epoch': epochs,
       'lambda_max': lam0 * (1 + 0.5 * growth),
       'delta_frobenius': scale * growth,
       'relative_delta_frobenius': relative * growth,
@@ -51,8 +51,8 @@ def _write_tracking(directory: str, records: dict, as_jsonl: bool) -> None:
       f.write(json.dumps({k: np.asarray(v[i]).tolist() for k, v in records.items()}) + '\n')
 
 
-def _unit(model: str, seed: int, dataset: str) -> dict:
-  return {
+def _unit(model: str, seed: int, dataset: str, epochs=None) -> dict:
+  unit = {
       'seed': seed,
       'model': model,
       'kind': 'trained network',
@@ -60,10 +60,19 @@ def _unit(model: str, seed: int, dataset: str) -> dict:
       'tracking': {'mode': 'dense', 'files': f'seed_{seed}/{model}/tracking'},
       'dataset': {'name': dataset},
   }
+  if epochs is not None:  # as a run writes it: the TrainConfig the unit trained with
+    unit['train_config'] = {'optimizer': 'adam', 'epochs': int(epochs)}
+  return unit
 
 
-def make_workdir(path, name='cifar_subset', data=None, models=tuple(FAKE_MODELS)) -> str:
-  """A finished run's workdir at `path`: three tracked models (ResNet-18 read from jsonl)."""
+def make_workdir(
+    path, name='cifar_subset', data=None, models=tuple(FAKE_MODELS), epochs=None
+) -> str:
+  """A finished run's workdir at `path`: three tracked models (ResNet-18 read from jsonl).
+
+  `epochs`: {(model, seed): tracked epochs, the last the schedule's end}, recorded as the
+  unit's train_config.epochs; else EPOCHS and no train_config (an older results.json).
+  """
   data = data or {
       'name': 'cifar10',
       'source': 'npz',
@@ -75,11 +84,12 @@ def make_workdir(path, name='cifar_subset', data=None, models=tuple(FAKE_MODELS)
   units, metrics = [], []
   for seed in SEEDS:
     for model in models:
-      records = _records(model, seed)
+      tracked = EPOCHS if epochs is None else epochs[model, seed]
+      records = _records(model, seed, tracked)
       directory = os.path.join(path, f'seed_{seed}', model, 'tracking')
       _write_tracking(directory, records, as_jsonl=model == 'resnet18')
-      units.append(_unit(model, seed, data['name']))
-      for epoch in EPOCHS[1:]:
+      units.append(_unit(model, seed, data['name'], None if epochs is None else tracked[-1]))
+      for epoch in tracked[1:]:
         loss = FAKE_MODELS[model][0] / (epoch + 1)
         metrics.append({'seed': seed, 'model': model, 'epoch': int(epoch), 'train_loss': loss})
   units.append({'seed': 0, 'model': 'standard_ntk', 'kind': 'kernel regression'})
@@ -208,3 +218,66 @@ def test_make_figures_titles_the_numbers_too(workdir, tmp_path):
     heading = f.readline()
   assert heading.startswith('## Kernel evolution in numbers: CIFAR-10 subset')
   assert 'workdir cifar_subset_gpu' in heading
+
+
+def _schedules(ecrn_seed1_epochs=25):
+  """NTK-ECRN tracked every 5 of its 25 epochs (seed 1: `ecrn_seed1_epochs`), the MLP 50."""
+  epochs = {('mlp', s): np.arange(0, 51, 5) for s in SEEDS}
+  epochs['ntk_ecrn', 0] = np.arange(0, 26, 5)
+  epochs['ntk_ecrn', 1] = np.append(np.arange(0, ecrn_seed1_epochs, 5), ecrn_seed1_epochs)
+  return epochs
+
+
+def test_kernel_change_at_equal_fractions_of_each_schedule(tmp_path):
+  """NTK-ECRN trained 25 epochs, the MLP 50: both end at 1.0 (their schedules' ends)."""
+  workdir = make_workdir(tmp_path / 'w', models=('ntk_ecrn', 'mlp'), epochs=_schedules())
+  fig = plots.kernel_evolution_figure(workdir)
+  label = "fraction of each network's training schedule (epoch / its epochs)"
+  assert [ax.get_xlabel() for ax in fig.axes[:3]] == [label] * 3
+  assert "equal fractions of each network's own schedule" in _title(fig)
+  for ax in fig.axes[:3]:
+    ends = [line.get_xdata()[-1] for line in ax.get_lines()]
+    assert ends == pytest.approx([1.0, 1.0])
+  relative = {
+      line.get_label(): (line.get_xdata(), line.get_ydata()) for line in fig.axes[2].get_lines()
+  }
+  x, y = relative[_labels('ntk_ecrn')]
+  assert x == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+  # The fake change grows linearly to relative × (1 + 0.1 seed) at each schedule's end.
+  assert y[-1] == pytest.approx(FAKE_MODELS['ntk_ecrn'][2] * 1.05)
+  x, _ = relative[_labels('mlp')]
+  assert x == pytest.approx(np.arange(0, 51, 5) / 50)
+  by_epoch = plots.kernel_evolution_figure(workdir, x_axis='epoch')
+  assert by_epoch.axes[0].get_xlabel() == 'epoch' and 'equal epochs' in _title(by_epoch)
+  ends = {l.get_label(): l.get_xdata()[-1] for l in by_epoch.axes[0].get_lines()}
+  assert ends == {_labels('ntk_ecrn'): 25, _labels('mlp'): 50}
+  with pytest.raises(ValueError, match='x_axis'):
+    plots.kernel_evolution_figure(workdir, x_axis='step')
+
+
+def test_seeds_with_different_schedules_are_interpolated(tmp_path):
+  """Seed 1's NTK-ECRN trained 30 epochs: its fractions 0, 1/6, …, 1 and seed 0's 0, 0.2, …
+  are merged; the mean at each is of both seeds' curves interpolated there."""
+  workdir = make_workdir(tmp_path / 'w', models=('ntk_ecrn', 'mlp'), epochs=_schedules(30))
+  fig = plots.kernel_evolution_figure(workdir, models=('ntk_ecrn',))
+  (line,) = fig.axes[2].get_lines()
+  expected = np.union1d(np.arange(0, 26, 5) / 25, np.arange(0, 31, 5) / 30)
+  assert line.get_xdata() == pytest.approx(expected)
+  # Both seeds' fake curves are linear in the fraction: relative × (1 + 0.1 seed) × fraction.
+  assert line.get_ydata() == pytest.approx(FAKE_MODELS['ntk_ecrn'][2] * 1.05 * expected)
+
+
+def test_growth_note_says_which_comparison(tmp_path):
+  workdir = make_workdir(tmp_path / 'w', models=('ntk_ecrn', 'mlp'), epochs=_schedules())
+  for x_axis, says in (('fraction', 'equal fractions'), ('epoch', 'equal epochs')):
+    out = tmp_path / x_axis
+    plots.make_figures(workdir, str(out), x_axis=x_axis)
+    text = (out / 'kernel_growth.md').read_text()
+    assert says in text and 'Θ_T is each network' in text
+  header, *rows = [l for l in text.splitlines() if l.startswith('| ')]
+  assert header.endswith('| epochs | n |')
+  rows = {row.split(' | ')[0][2:]: row for row in rows}
+  assert rows['NTK-ECRN'].endswith('| 25 ± 0 | 2 |')
+  assert rows['MLP (3×512)'].endswith('| 50 ± 0 | 2 |')
+  # Without train_config (an older results.json): the schedule ends at the last record.
+  assert '| 10 ± 0 | 2 |' in plots.kernel_growth_table(make_workdir(tmp_path / 'old'))

@@ -16,10 +16,23 @@ Each npz holds x (N, 32, 32, 3) uint8 and y (N,) labels in [0, 10); the splits m
 for both sources ('train[:5000]': the first 5,000 images of train_npz, in file order, as tfds
 reads them after experiments.import_cifar10).
 
+Search (docs/spec.md §5.4): the common grids, plus, for NTK-ECRN and its self-tuned twin, the
+number of Fourier features (256 … 4,096: 256 features compress the 3,072 inputs into 512
+numbers, and the first pass's NTK-ECRN underfit the subset, 46 % training accuracy) and, for
+NTK-ECRN, epochs up to 4× train.epochs. `search.trials` (52) is the most NTK-ECRN's
+coordinate-wise refinement can use (start, two rounds over its 7 axes, one extension per axis),
+so no trial is cut. `:smoke` scales the feature axis down with the network (16 … 256).
+
 Fields: see experiments/configs/common.py. `:smoke` shrinks it to a seconds-long run.
 """
 
 from experiments.configs import common
+
+FOURIER_FEATURES = (256, 512, 1024, 2048, 4096)
+# NTK-ECRN's epochs: as fractions of train.epochs, up to 4× for an underfitting network.
+ECRN_EPOCHS_FRACTIONS = common.EPOCHS_FRACTIONS + (4.0,)
+# Start, two rounds of Σ(axis length − 1) = 22 trials, one extension on each of 7 axes.
+TRIALS = 1 + 2 * 22 + 7
 
 
 def get_config(arg=None):
@@ -36,4 +49,15 @@ def get_config(arg=None):
       ),
       resnet18=dict(augment=(True, False)),
   )
-  return common.apply_variant(config, 'cifar_subset', arg)
+  space = config.search.space
+  space.ntk_ecrn.train.epochs_fraction = ECRN_EPOCHS_FRACTIONS
+  for model in ('ntk_ecrn', 'ntk_ecrn_infinite_self_tuned'):
+    space[model].ecrn.fourier_features = FOURIER_FEATURES
+  config.search.trials = TRIALS
+  config = common.apply_variant(config, 'cifar_subset', arg)
+  if 'smoke' in (arg or '').split(','):
+    # The axis scaled with the smoke network's 16 features (256 → 16): its start is 16.
+    small = tuple(v * config.ecrn.fourier_features // 256 for v in FOURIER_FEATURES)
+    for model in ('ntk_ecrn', 'ntk_ecrn_infinite_self_tuned'):
+      space[model].ecrn.fourier_features = small
+  return config

@@ -18,7 +18,10 @@ Fields (every one can be overridden: `--config.train.learning_rate=0.01`):
     (kernel regression with the infinite twin of the tuned NTK-ECRN of that seed: its ecrn
     block, evaluation-mode survival scales and B; only diag_reg searched),
     'ntk_ecrn_infinite_self_tuned' (the twin tuned on its own: σ_ff, α, drop rate, diag_reg),
-    and the names of `variants`.
+    and the names of `variants`; after them, classical references (not the paper's models,
+    not searched: each selects its own hyperparameters on the training split): 'linear'
+    (least squares) and 'gp_ard' (ARD Gaussian process) for regression, 'lda' and 'rbf_svm'
+    for classification, 'bayes_optimal' for the synthetic mixture (its known generator).
   variants: NAME → {'base': a model, nested overrides}: ablations (`:ablations` adds
     ablation_variants(): no Fourier features, α_l = 1, stochastic depth off and on, σ_ff sweep).
   model_defaults: MODEL → nested overrides applied to that model before its selected
@@ -41,6 +44,8 @@ Fields (every one can be overridden: `--config.train.learning_rate=0.01`):
     diag_reg (relative to the mean kernel diagonal), batch_size (kernel tile edge), and
     calibration_folds: K of the K-fold cross-validated training scores on which the softmax
     temperature (classification scores → probabilities, for the cross-entropy) is fitted.
+  reference: gp_restarts, the ARD Gaussian process's seeded optimizer restarts (smoke: 0), and
+    gp_max_train: it fits on the first gp_max_train training points (None: all; smoke: 64).
   checkpoint_every: epochs between checkpoints of the trained models (and always epoch 0 and
     the last); a resumed run redoes the epochs since (same results). ~0.15 s per checkpoint.
   eval_batch_size: examples per forward pass at evaluation.
@@ -156,6 +161,8 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
   config.kernel = ml_collections.ConfigDict(
       dict(kernel='ntk', t=placeholder(float), diag_reg=1e-4, batch_size=256, calibration_folds=5)
   )
+  # The references: gp_ard's optimizer restarts (experiments/units.py).
+  config.reference = ml_collections.ConfigDict(dict(gp_restarts=2, gp_max_train=placeholder(int)))
   config.checkpoint_every = 5
   config.eval_batch_size = 1024
   config.search = search_config()
@@ -221,6 +228,12 @@ def ablation_variants() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(variants)
 
 
+def with_references(config: ml_collections.ConfigDict, references) -> ml_collections.ConfigDict:
+  """`config` with the classical `references` (models.REFERENCES) after the paper's models."""
+  config.models = tuple(config.models) + tuple(references)
+  return config
+
+
 def apply_variant(config: ml_collections.ConfigDict, name: str, arg) -> ml_collections.ConfigDict:
   """Applies `arg` (None or 'smoke') to `config`; anything else fails with the valid list."""
   if arg in (None, ''):
@@ -262,4 +275,6 @@ def apply_variant(config: ml_collections.ConfigDict, name: str, arg) -> ml_colle
   config.resnet18.width = 4
   config.resnet18.mlp_widths = (8, 8, 16, 16)
   config.search.trials = 1
+  config.reference.gp_restarts = 0
+  config.reference.gp_max_train = 64
   return config

@@ -3,6 +3,7 @@
 
 """Synthetic classification (docs/spec.md §5, Table II): a 5-class Gaussian mixture, accuracy and cross-entropy.
 
+Classical references after the paper's models: (lda, rbf_svm, bayes_optimal).
 Fields: see experiments/configs/common.py. `:smoke` shrinks it to a seconds-long run.
 """
 
@@ -12,4 +13,5 @@ from experiments.configs import common
 def get_config(arg=None):
   config = common.base_config('synthetic_classification')
   config.train.epochs = 100
+  common.with_references(config, ('lda', 'rbf_svm', 'bayes_optimal'))
   return common.apply_variant(config, 'synthetic_classification', arg)
