@@ -153,7 +153,11 @@ def test_search_skips_references():
 
 
 def test_smoke_run_writes_reference_units_and_the_table_labels_them(tmp_path):
-  overrides = ["models=('standard_ntk', 'ntk_ecrn', 'lda', 'rbf_svm')", 'search.trials=1']
+  overrides = [
+      "models=('standard_ntk', 'ntk_ecrn', 'lda', 'rbf_svm')",
+      'search.trials=1',
+      'train.epochs=1',
+  ]
   _, results = utils.smoke_run('iris', tmp_path / 'run', overrides, search=True)
   assert results['complete']
   search = json.loads((tmp_path / 'run' / 'search.json').read_text())
