@@ -110,7 +110,8 @@ class Stages:
       value, text = fn(*args)
     seconds = time.perf_counter() - start
     row = dict(n=self.n, stage=name, seconds=seconds, peak_rss_gib=_memory_gib('VmHWM'))
-    row.update(value, peak_anon_gib=anonymous.peak)
+    row.update({k: v for k, v in value.items() if isinstance(v, (int, float))})
+    row.update(peak_anon_gib=anonymous.peak)
     self.rows.append(row)
     print(
         f'[{name}] {text} ({seconds:.1f} s; peak RSS {row["peak_rss_gib"]:.2f} GiB, anonymous '
@@ -330,8 +331,6 @@ def one_size(args, n: int) -> list[dict]:
     stages.run('6 unchunked', product_stage, model, variables_0, x, keys['hutchinson'], 0)
   if args.materialize_n:
     stages.run('7 materialize', materialize_stage, args, model, variables_0)
-  for row in stages.rows:
-    row.pop('variables_t', None), row.pop('config', None)
   return stages.rows
 
 

@@ -93,9 +93,7 @@ def _twin_inputs(name: str, config, x, variables, fourier_limit: bool, chunk: in
         f'{name} must be batched with shape (N, d), got shape {x.shape}; '
         'for one example use x[None].'
     )
-  if x.shape[0] == 0:
-    raise ValueError(f'{name} is empty: need at least one example.')
-  check_finite_inputs(name, x)
+  check_finite_inputs(name, x)  # also refuses an empty x
   dtype = resolve_dtype(config.dtype)
   x = x.reshape(x.shape[0], -1).astype(np.dtype(dtype))
   if not uses_fourier(config) or fourier_limit:

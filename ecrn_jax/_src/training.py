@@ -293,9 +293,7 @@ def _check_inputs(variables: Mapping[str, Any], data, config: TrainConfig):
     raise ValueError(
         f'x and y must have the same number of examples, got x {x.shape} ' f'and y {y.shape}.'
     )
-  if x.shape[0] == 0:
-    raise ValueError('data is empty.')
-  check_finite_inputs('x', x, why='training on them gives a NaN loss')
+  check_finite_inputs('x', x, why='training on them gives a NaN loss')  # also refuses N = 0
   check_finite_inputs('y', y, why='training on them gives a NaN loss')
   if config.loss == 'cross_entropy' and y.ndim == 1 and not jnp.issubdtype(y.dtype, jnp.integer):
     raise ValueError(
