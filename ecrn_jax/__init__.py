@@ -54,6 +54,7 @@ from ecrn_jax._src.training import cross_entropy_loss
 from ecrn_jax._src.training import learning_rate_schedule
 from ecrn_jax._src.training import linearize
 from ecrn_jax._src.training import make_optimizer
+from ecrn_jax._src.training import make_train_epoch
 from ecrn_jax._src.training import make_train_step
 from ecrn_jax._src.training import mse_loss
 from ecrn_jax._src.training import steps_per_epoch
@@ -132,6 +133,7 @@ __all__ = [
     'learning_rate_schedule',
     'linearize',
     'make_optimizer',
+    'make_train_epoch',
     'make_train_step',
     'mse_loss',
     'steps_per_epoch',

@@ -200,6 +200,25 @@ def edge_notes(entry: dict) -> list[str]:
   return notes
 
 
+def grid_positions(entry: dict) -> list[str]:
+  """'path = value (k/n)' per searched axis: the selected value's place among the values
+  tried on that axis's grid (its one extension included), lowest first; bold on an edge."""
+  out = []
+  for path, axis in (entry.get('axes') or {}).items():
+    values = list(axis.get('values') or [])
+    extension = axis.get('extension') or {}
+    if 'trial' in extension:
+      values.append(extension['value'])
+    selected = axis.get('selected')
+    if selected not in values:
+      continue
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+      values = sorted(values)
+    text = f'{path} = {_short_value(selected)} ({values.index(selected) + 1}/{len(values)})'
+    out.append(f'**{text}**' if axis.get('edge') and len(values) > 1 else text)
+  return out
+
+
 def _validation_text(entry: dict) -> str:
   """The selected trial's validation scores (else those of the trial matching 'selected')."""
   selected = entry.get('selected') or {}
@@ -239,6 +258,7 @@ def _search_row(seed: Optional[str], model: str, entry: dict) -> str:
       tables.DASH
       if coverage is None
       else f'{coverage:.1%} of points, {entry.get("axis_coverage", 0):.0%} of axis values',
+      '; '.join(grid_positions(entry)) or tables.DASH,
       '; '.join(edge_notes(entry)) or tables.DASH,
       _validation_text(entry),
       f'{seconds:.1f}' if isinstance(seconds, (int, float)) else tables.DASH,
@@ -248,16 +268,17 @@ def _search_row(seed: Optional[str], model: str, entry: dict) -> str:
 
 def search_table(search: dict) -> str:
   """Markdown of a search.json: per seed and model the selected fields (a twin's inherited
-  ones too), the trials, the grid size and the coverage, every selected value on a grid edge
-  (bold) and each one-time extension, the validation scores and the seconds."""
+  ones too), the trials, the grid size and the coverage, each selected value's position on its
+  axis, every selected value on a grid edge (bold) and each one-time extension, the validation
+  scores and the seconds."""
   lines = []
   budget = search.get('budget')
   if budget:
     lines += ['Budget: ' + ', '.join(f'{k} = {v}' for k, v in budget.items()), '']
   lines += [
-      '| Seed | Model | Selected | Trials | Grid | Coverage | Grid edges | '
-      'Validation (selected) | Seconds |',
-      '|---|---|---|---|---|---|---|---|---|',
+      '| Seed | Model | Selected | Trials | Grid | Coverage | Grid position (k/n, lowest = 1) | '
+      'Grid edges | Validation (selected) | Seconds |',
+      '|---|---|---|---|---|---|---|---|---|---|',
   ]
   entries = search_entries(search)
   order = tables.order_models({model for _, model, _ in entries})
@@ -310,9 +331,10 @@ def timing_line(workdir: str) -> str:
 
 
 def _summaries(rows: list[dict], workdirs: Sequence[str], table: str):
-  """(summary, context, tracking) of `table`: the ablation table adds train metrics, kernels."""
+  """(summary, context, tracking) of `table`: the ablation table adds train metrics and
+  kernels, Table IV train metrics."""
   summary = summarize(rows)
-  if table == 'ablation':
+  if table in ('ablation', 'IV'):
     summary.update(
         {
             (d, m, 'train_' + metric): stats

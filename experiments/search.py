@@ -8,10 +8,15 @@ training split only (`input_pipeline.split_validation` of seed s's dataset,
 `search.validation_fraction` of its training points, re-standardized), and seed s's units use
 it, so no test point of any seed is seen in its selection. Score: the task's validation metric
 (MSE for regression; accuracy for classification, ties broken by cross-entropy).
+`search.seeds` (e.g. (0,)) selects on those seeds only and gives the others the first one's
+selection: allowed only where no seed's test point can be in it, i.e. data drawn afresh per
+seed (synthetic) or a fixed test set apart from the training pool (CIFAR-10); refused for the
+UCI tables, whose seeds redraw one table's split (`RESPLIT_DATASETS`). search.json's
+'selection_seed' maps each run seed to the seed whose selection it uses.
 
 Coverage: coordinate-wise refinement, the same scheme for every model. From the start point (on
 each axis the model's configured value when the grid holds it, else the grid's middle value),
-each axis in turn (`FIRST_AXES` first, then by name) is swept over all its values with the
+each axis in turn (`FIRST_AXES` first, then by name, `LAST_AXES` last) is swept over all its values with the
 other axes at the best setting so far; the best moves only on a strict improvement. Up to
 `search.rounds` rounds, stopping early after a round that moved nothing. So every value of
 every axis is tried for every model (axis coverage 1, whatever the grid's size) at a cost that
@@ -40,7 +45,7 @@ not among config.models: then for the twin only); only its kernel settings are s
 
 Config fields (`config.search`):
   enabled: False runs every model with the config as given (no selection).
-  validation_fraction, trials, rounds: as above.
+  validation_fraction, trials, rounds, seeds: as above (seeds None: every run seed).
   space: one block per model, nested like the config it overrides, leaves are tuples of
     candidate values, e.g. space.mlp.train.learning_rate = (1e-4, 1e-3, 1e-2). The number
     of epochs is searched relative to the model's `train.epochs`:
@@ -86,6 +91,9 @@ from experiments import workdir as workdir_lib
 EPOCHS_FRACTION = 'train.epochs_fraction'
 # Swept first: the settings that scale every fit; the other axes follow by name.
 FIRST_AXES = ('train.learning_rate', 'kernel.diag_reg')
+# Swept last: the axis whose large values cost the most (the first layer grows with it), so
+# every other axis is swept at the start's (configured, cheapest) feature count.
+LAST_AXES = ('ecrn.fourier_features',)
 
 
 def _resolve_epochs(config, model: str, point: dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +119,9 @@ def _sets(path: str) -> str:
 
 
 def _axis_order(path: str) -> tuple:
-  return (FIRST_AXES.index(path) if path in FIRST_AXES else len(FIRST_AXES), path)
+  if path in FIRST_AXES:
+    return (0, FIRST_AXES.index(path), path)
+  return (2, 0, path) if path in LAST_AXES else (1, 0, path)
 
 
 def grid(config: ml_collections.ConfigDict, model: str) -> tuple[dict[str, Any], list[str]]:
@@ -332,6 +342,49 @@ def _check_settings(config: ml_collections.ConfigDict) -> None:
     raise _field_error(
         'search.validation_fraction', 'a number in (0, 1)', search.validation_fraction
     )
+  if search is not None:
+    _check_search_seeds(config)
+
+
+# Data sets whose seeds redraw the train/test split of one fixed table: a validation point of
+# one seed is a test point of another.
+RESPLIT_DATASETS = ('boston', 'iris', 'wine')
+
+
+def _check_search_seeds(config: ml_collections.ConfigDict) -> None:
+  """search.seeds: None, or run seeds; shared only where no seed's test point is in it."""
+  seeds = config.search.get('seeds')
+  if seeds is None:
+    return
+  if not seeds or not all(_is_int(s, 0) and s in tuple(config.seeds) for s in seeds):
+    raise _field_error(
+        'search.seeds',
+        f'None (every run seed) or a non-empty tuple of run seeds {config.seeds}',
+        seeds,
+    )
+  shared = [s for s in config.seeds if s not in tuple(seeds)]
+  if shared and config.data.name in RESPLIT_DATASETS and config.data.get('data_seed') is None:
+    raise ValueError(
+        f'config.search.seeds={tuple(seeds)} would give seeds {shared} the selection of seed '
+        f'{seeds[0]}, but {config.data.name} redraws its train/test split per seed, so seed '
+        f"{seeds[0]}'s validation points are test points of the others. Leave search.seeds "
+        'None (each seed selects on its own training split), or fix the split for every seed '
+        'with --config.data.data_seed.'
+    )
+
+
+def search_seeds(config: ml_collections.ConfigDict) -> list[int]:
+  """The seeds whose validation splits select hyperparameters (search.seeds, or every run
+  seed)."""
+  seeds = config.search.get('seeds')
+  return [int(s) for s in (config.seeds if seeds is None else seeds)]
+
+
+def selection_seed(config: ml_collections.ConfigDict, seed: int) -> int:
+  """The seed whose selection seed `seed`'s units use: its own when searched, else the first
+  of search.seeds."""
+  searched = search_seeds(config)
+  return int(seed) if int(seed) in searched else searched[0]
 
 
 def _check_space(config: ml_collections.ConfigDict) -> None:
@@ -467,7 +520,13 @@ def _budget(search) -> dict:
       'max_trials_per_model_and_seed': int(search.trials) if search.enabled else 0,
       'rounds': int(search.rounds),
       'validation_fraction': float(search.validation_fraction),
-      'nested': "per seed: seed s's selection uses a validation split of seed s's training split",
+      'nested': (
+          "per seed: seed s's selection uses a validation split of seed s's training split"
+          if search.get('seeds') is None
+          else f'on seeds {tuple(search.seeds)} only, shared with the other seeds (their '
+          'data are drawn afresh or their test set is fixed: no test point is in it)'
+      ),
+      'search_seeds': None if search.get('seeds') is None else [int(v) for v in search.seeds],
       'selection': (
           'validation MSE (regression); validation accuracy, ties by '
           'cross-entropy (classification)'
@@ -636,6 +695,9 @@ def _trial(ctx: _Seed, model: str, k: int, point: dict, phase: str, inherited) -
       ctx.config, model, unit_selection(ctx.config, model, point, inherited)
   )
   unit_config.tracking.models = ()
+  # A trial's checkpoints go when it ends: at most four saves (epoch 0 aside).
+  epochs = int(unit_config.train.epochs)
+  unit_config.checkpoint_every = max(int(unit_config.checkpoint_every), -(-epochs // 4))
   os.makedirs(directory, exist_ok=True)
   logging.info('%s %s', label, overrides)
   start = time.perf_counter()
@@ -732,7 +794,8 @@ def select(config: ml_collections.ConfigDict, workdir: str, run_unit: RunUnit) -
     return out
   path = os.path.join(workdir, 'search.json')
   start = time.perf_counter()
-  for seed in config.seeds:
+  out['selection_seed'] = {str(s): selection_seed(config, s) for s in config.seeds}
+  for seed in search_seeds(config):
     out['seeds'][str(seed)] = {'models': {}}
     ctx = _Seed(config, workdir, int(seed), run_unit)
     _select_seed(ctx, out['seeds'][str(seed)], lambda: io.write_json(path, out))
@@ -745,6 +808,7 @@ def selected_overrides(search_result: dict, config, model: str, seed: int) -> di
   """The selected overrides of `model`'s units of `seed` (a twin's inherited block first)."""
   base = models.base_model(config, model)
   seeds = search_result.get('seeds') or {}
+  seed = (search_result.get('selection_seed') or {}).get(str(seed), seed)
   entry = ((seeds.get(str(seed)) or {}).get('models') or {}).get(base)
   if entry is None:
     return models.inherited_overrides(config, base)

@@ -123,6 +123,8 @@ def _table_metrics(table: str, task: Optional[str]) -> list[str]:
     return ['mse', 'r2'] if table != 'III' else ['r2']
   if table == 'III':
     return ['accuracy']
+  if table == 'IV':  # the training accuracy too: does a network fit the 5,000 images at all?
+    return ['accuracy', 'cross_entropy', 'train_accuracy']
   return ['accuracy', 'cross_entropy']
 
 

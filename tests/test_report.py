@@ -465,3 +465,30 @@ def test_fixed_test_set_across_workdirs(tmp_path):
   _fixed_test_set_workdir(extra, {'resnet18': 0.2}, seeds=(0,), targets_seed=1)
   resnet = _by_other(tables.paired_differences(rows, context))['ResNet-18']
   assert 'test targets differ' in _cell(resnet, 'test') and _cell(resnet, 'verdict') == 'no test'
+
+
+def test_grid_positions_place_every_selected_value_on_its_axis():
+  entry = {
+      'axes': {
+          'train.learning_rate': {
+              'values': [1e-4, 1e-3, 1e-2],
+              'selected': 1e-2,
+              'edge': None,  # extended once beyond 1e-2, not better: no longer on an edge
+              'extension': {'trial': 5, 'value': 1e-1, 'side': 'upper'},
+          },
+          'ecrn.drop_rate': {
+              'values': [0.1, 0.0],
+              'selected': 0.0,
+              'edge': 'lower',
+              'extension': {'not_run': 'nothing below a lower edge of 0'},
+          },
+          'resnet18.augment': {'values': [True, False], 'selected': False, 'edge': None},
+      }
+  }
+  assert report.grid_positions(entry) == [
+      'train.learning_rate = 0.01 (3/4)',
+      '**ecrn.drop_rate = 0 (1/2)**',
+      'resnet18.augment = False (2/2)',
+  ]
+  row = report.search_table({'seeds': {'0': {'models': {'mlp': entry}}}})
+  assert '(3/4)' in row and 'Grid position' in row

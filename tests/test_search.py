@@ -17,6 +17,7 @@ from experiments import input_pipeline
 from experiments import models
 from experiments import report
 from experiments import search
+from experiments.configs import cifar_subset
 from experiments.configs import common
 from experiments.configs import iris
 from experiments.configs import synthetic_regression
@@ -57,6 +58,11 @@ def test_grid_sweep_order_start_point_and_epoch_fractions_up_to_2():
   assert epochs == {5, 10, 20}
   with pytest.raises(ValueError, match='epochs_fraction values must be finite numbers > 0'):
     search.unit_selection(config, 'mlp', {'train.epochs_fraction': 0.0})
+  # CIFAR's feature count, whose large values cost the most, is swept last, from 256.
+  config = cifar_subset.get_config()
+  axes, _ = search.grid(config, 'ntk_ecrn')
+  assert list(axes)[0] == 'train.learning_rate' and list(axes)[-1] == 'ecrn.fourier_features'
+  assert search.start_point(config, 'ntk_ecrn', axes)['ecrn.fourier_features'] == 256
 
 
 def test_extension_is_one_step_of_the_axis_beyond_its_edge():
@@ -355,6 +361,39 @@ def test_the_twin_takes_the_tuned_networks_ecrn_block_per_seed(tmp_path):
   config.model_defaults.ntk_ecrn = dict(ecrn=dict(alpha=0.5))
   overrides = search.selected_overrides({'seeds': {}}, config, 'ntk_ecrn_infinite', 0)
   assert overrides == {'ecrn.alpha': 0.5}
+
+
+def test_search_seeds_share_one_selection_only_where_no_test_point_is_in_it(tmp_path):
+  """search.seeds=(0,) on synthetic data (drawn afresh per seed): only seed 0 is searched and
+  seeds 1 and 2 use its selection; on a UCI table, whose seeds redraw one split, it is refused.
+  """
+  config = synthetic_regression.get_config()
+  config.seeds = (0, 1, 2)
+  config.models = ('mlp',)
+  config.search.seeds = (0,)
+  config.search.space.mlp = dict(train=dict(learning_rate=(1e-3, 1e-2)))
+  seen = []
+
+  def run_unit(model, unit_config, dataset, directory, label, seed):
+    seen.append(seed)
+    return {'test': {'mse': abs(unit_config.train.learning_rate - 1e-2)}}
+
+  search.check(config)
+  out = search.select(config, str(tmp_path), run_unit)
+  assert set(seen) == {0} and list(out['seeds']) == ['0']
+  assert out['selection_seed'] == {'0': 0, '1': 0, '2': 0}
+  for seed in (0, 1, 2):
+    assert search.selected_overrides(out, config, 'mlp', seed) == {'train.learning_rate': 1e-2}
+  assert 'on seeds (0,) only' in out['budget']['nested']
+  config = iris.get_config()
+  config.search.seeds = (0,)
+  with pytest.raises(ValueError, match=r'redraws its train/test split per seed.*data_seed'):
+    search.check(config)
+  config.data.data_seed = 7  # one split for every seed: seed 0's validation is no test point
+  search.check(config)
+  config.search.seeds = (5,)
+  with pytest.raises(ValueError, match=r'search\.seeds'):
+    search.check(config)
 
 
 def test_the_twin_draws_the_trained_networks_fourier_matrix():

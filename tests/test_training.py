@@ -14,6 +14,7 @@ import pytest
 import ecrn_jax
 from ecrn_jax import ECRN, MLP, ECRNConfig, MLPConfig, TrainConfig, TrainingDiverged
 from ecrn_jax import empirical_ntk, infinite_kernels, train
+from ecrn_jax._src import training
 from utils import regression_data
 from reference_ntk import gradient_flow_mse, jacobian_ntk, neural_tangents_ntk
 
@@ -293,13 +294,45 @@ def test_same_seed_same_history():
   assert not np.array_equal(h1['step_loss'], h3['step_loss'])
 
 
+def test_fused_minibatch_epochs_equal_the_step_by_step_loop():
+  # N = 13, B = 4: three full batches in one compiled loop, then the last example alone; the
+  # same steps as make_train_step applied batch by batch in the epoch's drawn order.
+  x, y = regression_data(n=13)
+  model = small_ecrn(drop_rate=0.2)
+  variables = model.init(jax.random.PRNGKey(2), x)
+  config = TrainConfig(optimizer='adam', learning_rate=1e-2, epochs=3, batch_size=4, seed=5)
+  final, history = train(model, variables, (x, y), config)
+  step = ecrn_jax.make_train_step(model, 'mse')
+  state = training.TrainState.create(
+      apply_fn=model.apply,
+      params=variables['params'],
+      tx=training.make_optimizer(config, 4),
+      rest={k: v for k, v in variables.items() if k != 'params'},
+  )
+  shuffle_key, dropout_key = jax.random.split(jax.random.PRNGKey(config.seed))
+  losses = []
+  for epoch in range(1, config.epochs + 1):
+    for xb, yb in training._batches(x, y, config, epoch, shuffle_key):
+      state, value = step(state, xb, yb, dropout_key)
+      losses.append(float(value))
+  assert len(history['step_loss']) == 12
+  np.testing.assert_allclose(history['step_loss'], losses, rtol=1e-12)
+  for a, b in zip(
+      jax.tree_util.tree_leaves(final['params']), jax.tree_util.tree_leaves(state.params)
+  ):
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
 # ---------------------------------------------------------------------------
 # Bad input.
 # ---------------------------------------------------------------------------
 
 
 @pytest.mark.filterwarnings('ignore::RuntimeWarning')
-def test_non_finite_loss_stops_training_and_keeps_what_was_done():
+@pytest.mark.parametrize('batch_size', [None, 5], ids=['full_batch', 'fused_minibatches'])
+def test_non_finite_loss_stops_training_and_keeps_what_was_done(batch_size):
+  # With minibatches an epoch runs as one compiled loop; a non-finite loss inside it replays
+  # the epoch step by step, so the error names the same step either way.
   x, y = regression_data(n=16)
   model = small_ecrn()
   variables = model.init(jax.random.PRNGKey(0), x)
@@ -309,7 +342,7 @@ def test_non_finite_loss_stops_training_and_keeps_what_was_done():
         model,
         variables,
         (x, y),
-        TrainConfig(learning_rate=1e40, epochs=50),
+        TrainConfig(learning_rate=1e40, epochs=50, batch_size=batch_size),
         callbacks=[lambda e, s, v: epochs_seen.append(e)],
     )
   err = info.value
@@ -322,8 +355,34 @@ def test_non_finite_loss_stops_training_and_keeps_what_was_done():
   # The carried variables are the last ones with a finite loss: step err.step − 1.
   leaves = jax.tree_util.tree_leaves(err.variables)
   assert all(np.all(np.isfinite(leaf)) for leaf in leaves)
-  out = np.asarray(model.apply(err.variables, x))[:, 0]
-  np.testing.assert_allclose(0.5 * np.mean((out - y) ** 2), history['step_loss'][-1], rtol=1e-10)
+  if batch_size is None:
+    out = np.asarray(model.apply(err.variables, x))[:, 0]
+    np.testing.assert_allclose(0.5 * np.mean((out - y) ** 2), history['step_loss'][-1], rtol=1e-10)
+  else:  # the step-by-step loop diverges at the same step, with the same last finite state
+    config = TrainConfig(learning_rate=1e40, epochs=50, batch_size=batch_size)
+    step = ecrn_jax.make_train_step(model, 'mse')
+    state = training.TrainState.create(
+        apply_fn=model.apply,
+        params=variables['params'],
+        tx=training.make_optimizer(config, 4),
+        rest={k: v for k, v in variables.items() if k != 'params'},
+    )
+    shuffle_key, dropout_key = jax.random.split(jax.random.PRNGKey(config.seed))
+    losses, last_good = [], state
+    for epoch in range(1, err.epoch + 1):
+      for xb, yb in training._batches(x, y, config, epoch, shuffle_key):
+        new_state, value = step(state, xb, yb, dropout_key)
+        if not math.isfinite(float(value)):
+          break
+        losses.append(float(value))
+        last_good, state = state, new_state
+    assert len(losses) == err.step
+    np.testing.assert_allclose(history['step_loss'], losses, rtol=1e-12)
+    for a, b in zip(
+        jax.tree_util.tree_leaves(err.variables['params']),
+        jax.tree_util.tree_leaves(last_good.params),
+    ):
+      np.testing.assert_allclose(a, b, rtol=1e-12)
   assert history['epoch'].tolist() == list(range(1, err.epoch))
   assert history['train_seconds'] > 0
 

@@ -232,6 +232,32 @@ def make_train_step(
   return step
 
 
+@functools.lru_cache(maxsize=32)
+def make_train_epoch(
+    model: nn.Module, loss: str, mutable: tuple[str, ...] = MUTABLE_COLLECTIONS
+) -> Callable:
+  """A jitted run of equal-size steps (state, x, y, batches, dropout_key) → (state, the state
+  before the last step, losses (S,)).
+
+  `batches` (S, B) int: the example indices of each step; step s is `make_train_step`'s step on
+  (x[batches[s]], y[batches[s]]), all S in one compiled loop (one dispatch, no host sync between
+  steps). Losses are those before each step, as the step returns them. Cached.
+  """
+  step = make_train_step(model, loss, mutable)
+
+  @jax.jit
+  def run(state: TrainState, x, y, batches, dropout_key):
+    def body(carry, indices):
+      current, _ = carry
+      new, value = step(current, x[indices], y[indices], dropout_key)
+      return (new, current), value
+
+    (state, before_last), values = jax.lax.scan(body, (state, state), batches)
+    return state, before_last, values
+
+  return run
+
+
 # ---------------------------------------------------------------------------
 # The linearized network.
 # ---------------------------------------------------------------------------
@@ -444,12 +470,37 @@ def _train_epoch(
     shuffle_key: jax.Array,
     dropout_key: jax.Array,
     history: dict,
+    epoch_fn: Optional[Callable] = None,
 ) -> tuple[TrainState, TrainState]:
   """The steps of one epoch, recorded in `history`: (state, the last state with a finite loss).
 
+  With `epoch_fn` (`make_train_epoch`) the full batches run as one compiled loop; an epoch with
+  a non-finite loss is then replayed step by step from its start, so the error is the same.
   Raises `TrainingDiverged` at a non-finite loss.
   """
   start = time.perf_counter()
+  n = x.shape[0]
+  if epoch_fn is not None and steps_per_epoch(config, n) > 1:
+    order = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n)
+    full = n // config.batch_size
+    batches = order[: full * config.batch_size].reshape(full, config.batch_size)
+    new_state, before_last, values = epoch_fn(state, x, y, batches, dropout_key)
+    values = np.asarray(values).tolist()
+    if all(math.isfinite(v) for v in values):
+      losses = values
+      state, last_good = new_state, before_last
+      rest = order[full * config.batch_size :]
+      if rest.shape[0]:
+        new_state, value = step_fn(state, x[rest], y[rest], dropout_key)
+        value = float(value)
+        if not math.isfinite(value):
+          history['step_loss'].extend(losses)
+          history['train_seconds'] += time.perf_counter() - start
+          raise _diverged(value, int(state.step), epoch, last_good, history)
+        last_good, state = state, new_state
+        losses.append(value)
+      history['step_loss'].extend(losses)
+      return _end_epoch(history, epoch, losses, start, state, last_good)
   losses = []
   for xb, yb in _batches(x, y, config, epoch, shuffle_key):
     new_state, value = step_fn(state, xb, yb, dropout_key)
@@ -460,6 +511,10 @@ def _train_epoch(
     last_good, state = state, new_state
     losses.append(value)
     history['step_loss'].append(value)
+  return _end_epoch(history, epoch, losses, start, state, last_good)
+
+
+def _end_epoch(history, epoch, losses, start, state, last_good):
   history['train_seconds'] += time.perf_counter() - start
   history['epoch'].append(epoch)
   history['loss'].append(float(np.mean(losses)))
@@ -517,6 +572,7 @@ def train(
       rest={k: v for k, v in variables.items() if k != 'params'},
   )
   step_fn = make_train_step(model, config.loss)
+  epoch_fn = make_train_epoch(model, config.loss)
   shuffle_key, dropout_key = jax.random.split(jax.random.PRNGKey(config.seed))
   history = {
       'epoch': [],
@@ -536,7 +592,7 @@ def train(
   last_good = state  # the last state with a finite loss
   for epoch in range(start_epoch + 1, config.epochs + 1):
     state, last_good = _train_epoch(
-        step_fn, state, last_good, x, y, config, epoch, shuffle_key, dropout_key, history
+        step_fn, state, last_good, x, y, config, epoch, shuffle_key, dropout_key, history, epoch_fn
     )
     run_hooks(epoch, state)
   return _variables_of(state), _snapshot(history)

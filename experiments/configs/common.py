@@ -28,7 +28,8 @@ Fields (every one can be overridden: `--config.train.learning_rate=0.01`):
     setting (ResNet-18's SGD recipe).
   search: hyperparameter selection per seed on a validation split of that seed's training
     split, every value of every axis tried for every model (experiments/search.py;
-    `search_config`).
+    `search_config`); search.seeds (None: every run seed) selects on those seeds only and
+    shares it, where no seed's test points can be in it (synthetic data, CIFAR-10).
   resnet18: width (channels of the first stage; 64 is the standard ResNet-18), augment
     (random crops and flips for images), mlp_widths (the stand-in's stage widths), dtype.
   ecrn: `ECRNConfig` fields except out_dim (set from the data); fourier_scale None means
@@ -47,7 +48,8 @@ Fields (every one can be overridden: `--config.train.learning_rate=0.01`):
   reference: gp_restarts, the ARD Gaussian process's seeded optimizer restarts (smoke: 0), and
     gp_max_train: it fits on the first gp_max_train training points (None: all; smoke: 64).
   checkpoint_every: epochs between checkpoints of the trained models (and always epoch 0 and
-    the last); a resumed run redoes the epochs since (same results). ~0.15 s per checkpoint.
+    the last); a resumed run redoes the epochs since (same results). 0.07–0.3 s per
+    checkpoint, more than an epoch of the small networks; search trials save at most 4.
   eval_batch_size: examples per forward pass at evaluation.
   pinned: dotted paths of fields set explicitly (python -m experiments.run adds every
     --config.FIELD it is given): the search leaves them out of every grid and the model
@@ -163,7 +165,7 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
   )
   # The references: gp_ard's optimizer restarts (experiments/units.py).
   config.reference = ml_collections.ConfigDict(dict(gp_restarts=2, gp_max_train=placeholder(int)))
-  config.checkpoint_every = 5
+  config.checkpoint_every = 25
   config.eval_batch_size = 1024
   config.search = search_config()
   config.pinned = ()
@@ -204,7 +206,14 @@ def search_config() -> ml_collections.ConfigDict:
       ),
   )
   return ml_collections.ConfigDict(
-      dict(enabled=True, validation_fraction=0.2, trials=48, rounds=2, space=space)
+      dict(
+          enabled=True,
+          validation_fraction=0.2,
+          trials=48,
+          rounds=1,
+          seeds=ml_collections.config_dict.placeholder(tuple),
+          space=space,
+      )
   )
 
 
