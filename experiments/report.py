@@ -130,7 +130,8 @@ def tracking_summary(workdirs: Sequence[str]) -> dict:
 
 
 def workdir_context(workdirs: Sequence[str]) -> dict:
-  """{dataset: {'workdir', 'config', 'expected_seeds', 'complete', 'task'}} of the workdirs."""
+  """{dataset: {'workdir', 'config', 'expected_seeds', 'complete', 'task'}} of the workdirs
+  (for a dataset in several, the first: the main run, the others adding rows)."""
   context = {}
   for workdir in workdirs:
     loaded = load_workdir(workdir)
@@ -148,13 +149,16 @@ def workdir_context(workdirs: Sequence[str]) -> dict:
           ),
           None,
       )
-      context[dataset] = {
-          'workdir': workdir,
-          'config': config,
-          'expected_seeds': len(config.get('seeds') or ()) or None,
-          'complete': bool(loaded['results'].get('complete')),
-          'task': task,
-      }
+      context.setdefault(
+          dataset,
+          {
+              'workdir': workdir,
+              'config': config,
+              'expected_seeds': len(config.get('seeds') or ()) or None,
+              'complete': bool(loaded['results'].get('complete')),
+              'task': task,
+          },
+      )
   return context
 
 
@@ -219,6 +223,15 @@ def grid_positions(entry: dict) -> list[str]:
   return out
 
 
+def _scores_text(scores) -> str:
+  if not isinstance(scores, dict) or not scores:
+    return tables.DASH
+  return ', '.join(
+      f'{k} = {tables.format_value(k, v)}' + ('%' if k == 'accuracy' else '')
+      for k, v in scores.items()
+  )
+
+
 def _validation_text(entry: dict) -> str:
   """The selected trial's validation scores (else those of the trial matching 'selected')."""
   selected = entry.get('selected') or {}
@@ -230,13 +243,7 @@ def _validation_text(entry: dict) -> str:
       ),
       None,
   )
-  scores = entry.get('selected_validation') or (chosen or {}).get('validation')
-  if not isinstance(scores, dict) or not scores:
-    return tables.DASH
-  return ', '.join(
-      f'{k} = {tables.format_value(k, v)}' + ('%' if k == 'accuracy' else '')
-      for k, v in scores.items()
-  )
+  return _scores_text(entry.get('selected_validation') or (chosen or {}).get('validation'))
 
 
 def _search_row(seed: Optional[str], model: str, entry: dict) -> str:
@@ -293,6 +300,37 @@ def search_table(search: dict) -> str:
         'was extended once where a value beyond it exists.',
     ]
   return '\n'.join(lines) + '\n'
+
+
+def trials_table(search: dict, models: Optional[Sequence[str]] = None) -> str:
+  """Markdown of every search trial (per seed and model, in the order run): its phase, the
+  value it tried on the swept axis (the start: every axis), the validation scores and the
+  scores on the training part it was fitted to (e.g. whether a network fits at all)."""
+  lines = []
+  for seed, model, entry in search_entries(search):
+    if models is not None and model not in models:
+      continue
+    lines += [
+        f'### Seed {seed}, {tables.model_label(model)}',
+        '',
+        '| Trial | Phase | Tried | Validation | Training part | Seconds |',
+        '|---|---|---|---|---|---|',
+    ]
+    for k, trial in enumerate(entry.get('trials') or []):
+      phase, point = trial.get('phase') or '', trial.get('point') or {}
+      axis = phase.split(': ', 1)[1] if ': ' in phase else None
+      shown = {axis: point[axis]} if axis in point else point
+      tried = ', '.join(f'{a} = {_short_value(v)}' for a, v in shown.items()) or tables.DASH
+      if k == entry.get('selected_trial'):
+        tried = f'**{tried}** (selected)'
+      seconds = trial.get('seconds')
+      lines.append(
+          f'| {k} | {phase.split(":")[0]} | {tried} | {_scores_text(trial.get("validation"))} | '
+          f'{_scores_text(trial.get("train"))} | '
+          f'{f"{seconds:.1f}" if isinstance(seconds, (int, float)) else tables.DASH} |'
+      )
+    lines.append('')
+  return '\n'.join(lines)
 
 
 def _unit_seconds(unit: dict) -> float:
@@ -380,13 +418,29 @@ def _write_text(path: str, text: str) -> None:
     f.write(text)
 
 
+def parse_workdir(spec: str) -> tuple[str, Optional[tuple[str, ...]]]:
+  """'DIR' → (DIR, None): every unit; 'DIR@a+b' → (DIR, ('a', 'b')): only models a and b
+  (e.g. one model of a run made for another purpose)."""
+  workdir, sep, models = spec.rpartition('@')
+  if not sep or os.sep in models:
+    return spec, None
+  names = tuple(m for m in models.split('+') if m)
+  if not names:
+    raise ValueError(f'{spec!r}: no model after @; write DIR@MODEL[+MODEL...].')
+  return workdir, names
+
+
 def write_report(workdirs: Sequence[str], out_dir: str, table: str) -> dict:
-  """Writes results.csv, table.md, table.tex (and search.md) into `out_dir`; returns paths."""
+  """Writes results.csv, table.md, table.tex (and search.md, search_trials.md) into `out_dir`;
+  returns paths."""
   if table not in tables.TABLES:
     raise ValueError(f'unknown table {table!r}; valid: {list(tables.TABLES)}')
-  workdirs = list(workdirs)
+  chosen = [parse_workdir(w) for w in workdirs]
+  workdirs = [w for w, _ in chosen]
   os.makedirs(out_dir, exist_ok=True)
-  rows = [row for w in workdirs for row in results_rows(w)]
+  rows = [
+      r for w, models in chosen for r in results_rows(w) if models is None or r['model'] in models
+  ]
   summary, context, tracking = _summaries(rows, workdirs, table)
   paths = {
       'csv': os.path.join(out_dir, 'results.csv'),
@@ -404,13 +458,17 @@ def write_report(workdirs: Sequence[str], out_dir: str, table: str) -> dict:
   searches = [(w, s) for w, s in searches if s]
   if searches:
     paths['search'] = os.path.join(out_dir, 'search.md')
+    paths['trials'] = os.path.join(out_dir, 'search_trials.md')
+    name = lambda w: os.path.basename(os.path.normpath(w))
     _write_text(
         paths['search'],
         '\n'.join(
-            f'## Hyperparameter search: `{os.path.basename(os.path.normpath(w))}`'
-            f'\n\n{search_table(s)}'
-            for w, s in searches
+            f'## Hyperparameter search: `{name(w)}`\n\n{search_table(s)}' for w, s in searches
         ),
+    )
+    _write_text(
+        paths['trials'],
+        '\n'.join(f'## Search trials: `{name(w)}`\n\n{trials_table(s)}' for w, s in searches),
     )
   return paths
 
@@ -432,7 +490,12 @@ def _define_flags():
   # Defined only when run as a program, so importing this module registers no flag.
   from absl import flags  # pylint: disable=g-import-not-at-top
 
-  flags.DEFINE_string('workdirs', None, 'Comma-separated experiment workdirs.')
+  flags.DEFINE_string(
+      'workdirs',
+      None,
+      'Comma-separated experiment workdirs; DIR@MODEL+MODEL takes only those models of DIR '
+      '(the first workdir of a dataset gives its config and seed count).',
+  )
   flags.DEFINE_enum(
       'table', 'IV', list(tables.TABLES), "Layout: the paper's Table I–IV or ablation."
   )

@@ -492,3 +492,47 @@ def test_grid_positions_place_every_selected_value_on_its_axis():
   ]
   row = report.search_table({'seeds': {'0': {'models': {'mlp': entry}}}})
   assert '(3/4)' in row and 'Grid position' in row
+
+
+def test_trials_table_lists_every_trial_with_its_swept_value_and_both_scores():
+  entry = {
+      'selected_trial': 1,
+      'trials': [
+          {
+              'phase': 'start',
+              'point': {'train.learning_rate': 1e-3, 'ecrn.alpha': 1.0},
+              'validation': {'accuracy': 0.5},
+              'train': {'accuracy': 0.6},
+              'seconds': 2.0,
+          },
+          {
+              'phase': 'round 1: ecrn.alpha',
+              'point': {'train.learning_rate': 1e-3, 'ecrn.alpha': 0.5},
+              'validation': {'accuracy': 0.75},
+              'train': {'accuracy': 0.9},
+              'seconds': 3.0,
+          },
+      ],
+  }
+  text = report.trials_table(
+      {'seeds': {'0': {'models': {'ntk_ecrn': entry, 'mlp': entry}}}}, ['ntk_ecrn']
+  )
+  rows = [line for line in text.splitlines() if line.startswith('| 0') or line.startswith('| 1')]
+  assert len(rows) == 2 and 'MLP' not in text
+  assert 'train.learning_rate = 0.001, ecrn.alpha = 1 ' in rows[0] and 'accuracy = 50.0%' in rows[0]
+  assert '**ecrn.alpha = 0.5** (selected)' in rows[1] and 'learning_rate' not in rows[1]
+  assert 'accuracy = 75.0%' in rows[1] and 'accuracy = 90.0%' in rows[1]
+
+
+def test_a_workdir_can_give_only_some_of_its_models(workdir, tmp_path):
+  assert report.parse_workdir('runs/a') == ('runs/a', None)
+  assert report.parse_workdir('runs/a@resnet18+mlp') == ('runs/a', ('resnet18', 'mlp'))
+  assert report.parse_workdir('runs/x@y/b') == ('runs/x@y/b', None)  # an @ inside a path
+  with pytest.raises(ValueError, match='no model after @'):
+    report.parse_workdir('runs/a@')
+  paths = report.write_report([f'{workdir}@mlp+ntk_ecrn'], str(tmp_path), 'II')
+  with open(paths['csv']) as f:
+    assert {row['model'] for row in csv.DictReader(f)} == {'mlp', 'ntk_ecrn'}
+  with open(paths['markdown']) as f:
+    labels = [_cell(r, 'Model') for r in _markdown_rows(f.read())]
+  assert labels == [LABELS['mlp'], LABELS['ntk_ecrn']]
