@@ -323,6 +323,31 @@ def test_fused_minibatch_epochs_equal_the_step_by_step_loop():
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
+def test_epochs_are_fused_only_for_small_steps_without_convolutions_on_cpu(monkeypatch):
+  from experiments import resnet  # pylint: disable=g-import-not-at-top
+
+  def fused(model, x, y, loss):
+    variables = model.init({'params': jax.random.PRNGKey(0), 'dropout': jax.random.PRNGKey(1)}, x)
+    config = TrainConfig(epochs=1, batch_size=4, loss=loss)
+    state = training.TrainState.create(
+        apply_fn=model.apply,
+        params=variables['params'],
+        tx=training.make_optimizer(config, 2),
+        rest={k: v for k, v in variables.items() if k != 'params'},
+    )
+    step = ecrn_jax.make_train_step(model, loss)
+    return training.fuse_epochs(step, state, x[:4], y[:4], jax.random.PRNGKey(2))
+
+  x, y = regression_data(n=8)
+  assert fused(small_ecrn(), x, y, 'mse')  # dispatch-bound: one loop per epoch
+  images = jax.random.normal(jax.random.PRNGKey(3), (8, 8 * 8 * 3))
+  convolutional = resnet.ResNet18(num_classes=2, image_shape=(8, 8, 3), width=2)
+  labels = jnp.arange(8) % 2
+  assert fused(convolutional, images, labels, 'cross_entropy') == (jax.default_backend() != 'cpu')
+  monkeypatch.setattr(training, 'FUSE_MAX_FLOPS', 0.0)  # compute-bound: step by step
+  assert not fused(small_ecrn(), x, y, 'mse')
+
+
 # ---------------------------------------------------------------------------
 # Bad input.
 # ---------------------------------------------------------------------------
