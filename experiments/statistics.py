@@ -70,6 +70,7 @@ def corrected_resampled_ttest(
   Returns:
     mean d̄; interval d̄ ± t_{1−α/2, J−1}·se with se² = (1/J + n_test/n_train)·s² (s² the
     sample variance, ddof = 1); p = 2·P(T_{J−1} > |d̄/se|). J = 1: no test (no variance).
+    Every difference equal and non-zero (s = 0): the exact sign test instead (see below).
   """
   d = np.asarray(differences, np.float64).reshape(-1)
   j = d.size
@@ -79,12 +80,21 @@ def corrected_resampled_ttest(
   if j == 1:
     return TestResult(mean, None, None, None, 'no test (n = 1: one seed, no variance)')
   ratio = n_test / n_train
-  se = math.sqrt((1.0 / j + ratio) * float(d.var(ddof=1)))
+  # Equal differences up to round-off (e.g. one test point on every split) have no spread.
+  spread = float(np.ptp(d)) > 1e-12 * max(1.0, abs(mean))
+  se = math.sqrt((1.0 / j + ratio) * float(d.var(ddof=1))) if spread else 0.0
   details = {'dof': j - 1, 'se': se, 'n_test_over_n_train': ratio}
   method = 'corrected resampled t-test (Nadeau–Bengio)'
-  if se == 0.0:  # every split gave the same difference
-    p = 1.0 if mean == 0.0 else 0.0
-    return TestResult(mean, mean, mean, p, method, details)
+  if se == 0.0 and mean == 0.0:  # every split gave no difference
+    return TestResult(mean, mean, mean, 1.0, method, details)
+  if se == 0.0:
+    # Every split gave the same non-zero difference: t is undefined (not infinite evidence).
+    # The exact sign test: p = 2·2^−J; its interval, the order statistics [d_(1), d_(J)] =
+    # [d̄, d̄], covers 1 − 2·2^−J, short of 1 − α for J ≤ 5: then unbounded.
+    p = min(1.0, 2.0 * 0.5**j)
+    low, high = (mean, mean) if p <= alpha else (-math.inf, math.inf)
+    method = 'exact sign test (every split gave the same difference, so t is undefined)'
+    return TestResult(mean, low, high, p, method, details)
   t = mean / se
   half = float(scipy.stats.t.ppf(1.0 - alpha / 2, j - 1)) * se
   p = float(2.0 * scipy.stats.t.sf(abs(t), j - 1))

@@ -52,8 +52,18 @@ def test_corrected_resampled_ttest_one_seed_and_no_spread():
   one = statistics.corrected_resampled_ttest([0.1], 100, 25)
   assert one.mean == 0.1 and one.p_value is None and one.ci_low is None
   assert 'n = 1' in one.method
-  constant = statistics.corrected_resampled_ttest([0.5, 0.5, 0.5], 100, 25)
-  assert constant.p_value == 0.0 and constant.ci_low == constant.ci_high == 0.5
+  # The same non-zero difference on every split: t is undefined; the exact sign test decides.
+  # Five splits (p = 2/32 = 0.0625) cannot reach 95 %: no significant difference, however
+  # large the difference; six can (p = 2/64).
+  five = statistics.corrected_resampled_ttest([-2.8] * 5, 100, 25)
+  assert five.p_value == pytest.approx(0.0625) and 'sign test' in five.method
+  assert five.ci_low == -np.inf and five.ci_high == np.inf
+  assert statistics.verdict(five.ci_low, five.ci_high, five.p_value, True) == (
+      statistics.NO_DIFFERENCE
+  )
+  six = statistics.corrected_resampled_ttest([-2.8] * 6, 100, 25)
+  assert six.p_value == pytest.approx(0.03125) and six.ci_low == six.ci_high == pytest.approx(-2.8)
+  assert statistics.verdict(six.ci_low, six.ci_high, six.p_value, True) == statistics.WORSE
   zero = statistics.corrected_resampled_ttest([0.0, 0.0], 100, 25)
   assert zero.p_value == 1.0 and zero.ci_low == zero.ci_high == 0.0
 
