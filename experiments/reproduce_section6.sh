@@ -36,7 +36,8 @@ run wine wine
 run cifar_subset cifar_subset "${CIFAR[@]}"
 run cifar_subset fig2_cifar "${CIFAR[@]}" --config.models="$NETWORKS" \
   --config.tracking.models="$NETWORKS" --config.seeds='(0,)' --config.search.enabled=False \
-  --config.train.epochs=8 --config.tracking.every=2 --config.tracking.probe_size=32
+  --config.train.epochs=8 --config.tracking.every=2 --config.tracking.probe_size=32 \
+  --config.checkpoint_every=1
 
 report() {  # report TABLE OUT WORKDIR[,WORKDIR...]
   python -m experiments.report --table="$1" --out="results/$2" --workdirs="$3"
