@@ -294,6 +294,33 @@ def test_same_seed_same_history():
   assert not np.array_equal(h1['step_loss'], h3['step_loss'])
 
 
+def _initial_state(model, variables, config, steps_per_epoch):
+  """The TrainState that `train` starts from, for loops written out step by step."""
+  return training.TrainState.create(
+      apply_fn=model.apply,
+      params=variables['params'],
+      tx=training.make_optimizer(config, steps_per_epoch),
+      rest={k: v for k, v in variables.items() if k != 'params'},
+  )
+
+
+def _step_by_step(model, variables, x, y, config, epochs):
+  """make_train_step over the batches `train` draws, until a non-finite loss: (the losses, the
+  final state, the last state with a finite loss)."""
+  step = ecrn_jax.make_train_step(model, config.loss)
+  state = _initial_state(model, variables, config, training.steps_per_epoch(config, len(x)))
+  shuffle_key, dropout_key = jax.random.split(jax.random.PRNGKey(config.seed))
+  losses, last_good = [], state
+  for epoch in range(1, epochs + 1):
+    for xb, yb in training._batches(x, y, config, epoch, shuffle_key):
+      new_state, value = step(state, xb, yb, dropout_key)
+      if not math.isfinite(float(value)):
+        return losses, state, last_good
+      losses.append(float(value))
+      last_good, state = state, new_state
+  return losses, state, last_good
+
+
 def test_fused_minibatch_epochs_equal_the_step_by_step_loop():
   # N = 13, B = 4: three full batches in one compiled loop, then the last example alone; the
   # same steps as make_train_step applied batch by batch in the epoch's drawn order.
@@ -302,19 +329,7 @@ def test_fused_minibatch_epochs_equal_the_step_by_step_loop():
   variables = model.init(jax.random.PRNGKey(2), x)
   config = TrainConfig(optimizer='adam', learning_rate=1e-2, epochs=3, batch_size=4, seed=5)
   final, history = train(model, variables, (x, y), config)
-  step = ecrn_jax.make_train_step(model, 'mse')
-  state = training.TrainState.create(
-      apply_fn=model.apply,
-      params=variables['params'],
-      tx=training.make_optimizer(config, 4),
-      rest={k: v for k, v in variables.items() if k != 'params'},
-  )
-  shuffle_key, dropout_key = jax.random.split(jax.random.PRNGKey(config.seed))
-  losses = []
-  for epoch in range(1, config.epochs + 1):
-    for xb, yb in training._batches(x, y, config, epoch, shuffle_key):
-      state, value = step(state, xb, yb, dropout_key)
-      losses.append(float(value))
+  losses, state, _ = _step_by_step(model, variables, x, y, config, config.epochs)
   assert len(history['step_loss']) == 12
   np.testing.assert_allclose(history['step_loss'], losses, rtol=1e-12)
   for a, b in zip(
@@ -329,12 +344,7 @@ def test_epochs_are_fused_only_for_small_steps_without_convolutions_on_cpu(monke
   def fused(model, x, y, loss):
     variables = model.init({'params': jax.random.PRNGKey(0), 'dropout': jax.random.PRNGKey(1)}, x)
     config = TrainConfig(epochs=1, batch_size=4, loss=loss)
-    state = training.TrainState.create(
-        apply_fn=model.apply,
-        params=variables['params'],
-        tx=training.make_optimizer(config, 2),
-        rest={k: v for k, v in variables.items() if k != 'params'},
-    )
+    state = _initial_state(model, variables, config, 2)
     step = ecrn_jax.make_train_step(model, loss)
     return training.fuse_epochs(step, state, x[:4], y[:4], jax.random.PRNGKey(2))
 
@@ -385,22 +395,7 @@ def test_non_finite_loss_stops_training_and_keeps_what_was_done(batch_size):
     np.testing.assert_allclose(0.5 * np.mean((out - y) ** 2), history['step_loss'][-1], rtol=1e-10)
   else:  # the step-by-step loop diverges at the same step, with the same last finite state
     config = TrainConfig(learning_rate=1e40, epochs=50, batch_size=batch_size)
-    step = ecrn_jax.make_train_step(model, 'mse')
-    state = training.TrainState.create(
-        apply_fn=model.apply,
-        params=variables['params'],
-        tx=training.make_optimizer(config, 4),
-        rest={k: v for k, v in variables.items() if k != 'params'},
-    )
-    shuffle_key, dropout_key = jax.random.split(jax.random.PRNGKey(config.seed))
-    losses, last_good = [], state
-    for epoch in range(1, err.epoch + 1):
-      for xb, yb in training._batches(x, y, config, epoch, shuffle_key):
-        new_state, value = step(state, xb, yb, dropout_key)
-        if not math.isfinite(float(value)):
-          break
-        losses.append(float(value))
-        last_good, state = state, new_state
+    losses, _, last_good = _step_by_step(model, variables, x, y, config, err.epoch)
     assert len(losses) == err.step
     np.testing.assert_allclose(history['step_loss'], losses, rtol=1e-12)
     for a, b in zip(

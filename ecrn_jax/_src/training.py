@@ -504,29 +504,22 @@ def _train_epoch(
   """
   start = time.perf_counter()
   n = x.shape[0]
+  batches = _batches(x, y, config, epoch, shuffle_key)
+  losses = []
   if epoch_fn is not None and steps_per_epoch(config, n) > 1:
     order = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n)
     full = n // config.batch_size
-    batches = order[: full * config.batch_size].reshape(full, config.batch_size)
-    new_state, before_last, values = epoch_fn(state, x, y, batches, dropout_key)
+    fused = order[: full * config.batch_size].reshape(full, config.batch_size)
+    new_state, before_last, values = epoch_fn(state, x, y, fused, dropout_key)
     values = np.asarray(values).tolist()
     if all(math.isfinite(v) for v in values):
       losses = values
+      history['step_loss'].extend(values)
       state, last_good = new_state, before_last
       rest = order[full * config.batch_size :]
-      if rest.shape[0]:
-        new_state, value = step_fn(state, x[rest], y[rest], dropout_key)
-        value = float(value)
-        if not math.isfinite(value):
-          history['step_loss'].extend(losses)
-          history['train_seconds'] += time.perf_counter() - start
-          raise _diverged(value, int(state.step), epoch, last_good, history)
-        last_good, state = state, new_state
-        losses.append(value)
-      history['step_loss'].extend(losses)
-      return _end_epoch(history, epoch, losses, start, state, last_good)
-  losses = []
-  for xb, yb in _batches(x, y, config, epoch, shuffle_key):
+      batches = [(x[rest], y[rest])] if rest.shape[0] else []
+    # else: `batches` replays the whole epoch step by step from its start.
+  for xb, yb in batches:
     new_state, value = step_fn(state, xb, yb, dropout_key)
     value = float(value)
     if not math.isfinite(value):
@@ -535,10 +528,6 @@ def _train_epoch(
     last_good, state = state, new_state
     losses.append(value)
     history['step_loss'].append(value)
-  return _end_epoch(history, epoch, losses, start, state, last_good)
-
-
-def _end_epoch(history, epoch, losses, start, state, last_good):
   history['train_seconds'] += time.perf_counter() - start
   history['epoch'].append(epoch)
   history['loss'].append(float(np.mean(losses)))
