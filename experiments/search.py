@@ -16,9 +16,9 @@ UCI tables, whose seeds redraw one table's split (`RESPLIT_DATASETS`). search.js
 
 Coverage: coordinate-wise refinement, the same scheme for every model. From the start point (on
 each axis the model's configured value when the grid holds it, else the grid's middle value),
-each axis in turn (`FIRST_AXES` first, then by name, `LAST_AXES` last) is swept over all its values with the
-other axes at the best setting so far; the best moves only on a strict improvement. Up to
-`search.rounds` rounds, stopping early after a round that moved nothing. So every value of
+each axis in turn (`FIRST_AXES` first, then by name, `LAST_AXES` last) is swept over all its
+values with the other axes at the best setting so far; the best moves only on a strict
+improvement. Up to `search.rounds` rounds, stopping early after a round that moved nothing. So every value of
 every axis is tried for every model (axis coverage 1, whatever the grid's size) at a cost that
 grows with the sum of the axis lengths, not their product, and the path depends on the data
 set's and seed's own scores (no shared draw).

@@ -399,6 +399,11 @@ def _snapshot(history: dict) -> dict:
   return out
 
 
+def _epoch_order(shuffle_key: jax.Array, epoch: int, n: int) -> jax.Array:
+  """The order (n,) in which epoch `epoch` visits the examples (every path of `train`)."""
+  return jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n)
+
+
 def _batches(
     x, y, config: TrainConfig, epoch: int, shuffle_key: jax.Array
 ) -> Iterator[tuple[jax.Array, jax.Array]]:
@@ -408,7 +413,7 @@ def _batches(
   if num_steps == 1:
     yield x, y
     return
-  order = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n)
+  order = _epoch_order(shuffle_key, epoch, n)
   for b in range(num_steps):
     idx = order[b * config.batch_size : (b + 1) * config.batch_size]
     yield x[idx], y[idx]
@@ -507,7 +512,7 @@ def _train_epoch(
   batches = _batches(x, y, config, epoch, shuffle_key)
   losses = []
   if epoch_fn is not None and steps_per_epoch(config, n) > 1:
-    order = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n)
+    order = _epoch_order(shuffle_key, epoch, n)
     full = n // config.batch_size
     fused = order[: full * config.batch_size].reshape(full, config.batch_size)
     new_state, before_last, values = epoch_fn(state, x, y, fused, dropout_key)
