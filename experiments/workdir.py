@@ -37,6 +37,7 @@ from ecrn_jax import io
 CONFIG_FILE = 'config.json'
 # Fields that do not change what a run computes: not compared when a run resumes.
 _UNCOMPARED = ('data_dir', 'train_npz', 'test_npz')  # where the data live, not what they are
+_UNCOMPARED_TOP = ('checkpoint_every',)  # when a unit saves, not what it computes
 
 
 def config_to_dict(config: ml_collections.ConfigDict) -> dict:
@@ -45,6 +46,8 @@ def config_to_dict(config: ml_collections.ConfigDict) -> dict:
 
 def _identity(resolved: dict) -> dict:
   config = dict(resolved.get('config') or {})
+  for name in _UNCOMPARED_TOP:
+    config.pop(name, None)
   data = dict(config.get('data') or {})
   for name in _UNCOMPARED:
     data.pop(name, None)

@@ -165,8 +165,12 @@ def test_workdir_of_another_config_is_refused(tmp_path):
   workdir.prepare(str(tmp_path), 'iris', config)  # the same config: resumes
   assert (tmp_path / 'results.json').exists()
   config.data.data_dir = '/elsewhere'  # where the data live is not the config
+  config.checkpoint_every = config.checkpoint_every + 1  # nor when a unit saves
   workdir.prepare(str(tmp_path), 'iris', config)
   assert (tmp_path / 'results.json').exists()
+  assert json.loads((tmp_path / 'config.json').read_text())['config']['checkpoint_every'] == (
+      config.checkpoint_every
+  )
 
   code, _, err = utils.run_cli(
       '--config=iris:smoke', '--config.train.epochs=5', f'--workdir={tmp_path}'
