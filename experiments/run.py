@@ -144,15 +144,15 @@ def _one_line(error: Exception) -> str:
   return text.replace('\\n', ' ').replace("\\'", "'")
 
 
-# Set on the command line but not pinned: where the data live is not part of the run.
-_NOT_PINNED = ('pinned', 'data.data_dir', 'data.train_npz', 'data.test_npz')
-
-
 def _pin_overrides(flag) -> None:
   """Adds the fields set by --config.FIELD to config.pinned (a benchmark config without that
   field gets it)."""
+  from experiments import workdir  # pylint: disable=g-import-not-at-top
+
   config = flag.value
-  given = [p for p in config_flags.get_override_values(flag) if p not in _NOT_PINNED]
+  # Where the data live or when a unit saves is not part of the run: not pinned.
+  not_pinned = ('pinned',) + workdir.UNCOMPARED
+  given = [p for p in config_flags.get_override_values(flag) if p not in not_pinned]
   if 'pinned' not in config:
     if not given or config.get('experiment') != 'benchmark':
       return

@@ -35,9 +35,14 @@ import numpy as np
 from ecrn_jax import io
 
 CONFIG_FILE = 'config.json'
-# Fields that do not change what a run computes: not compared when a run resumes.
-_UNCOMPARED = ('data_dir', 'train_npz', 'test_npz')  # where the data live, not what they are
-_UNCOMPARED_TOP = ('checkpoint_every',)  # when a unit saves, not what it computes
+# Fields that do not change what a run computes, as dotted paths: not compared when a run
+# resumes, and not pinned when set on the command line (experiments/run.py).
+UNCOMPARED = (
+    'checkpoint_every',  # when a unit saves
+    'data.data_dir',  # where the data live, not what they are
+    'data.train_npz',
+    'data.test_npz',
+)
 
 
 def config_to_dict(config: ml_collections.ConfigDict) -> dict:
@@ -45,14 +50,16 @@ def config_to_dict(config: ml_collections.ConfigDict) -> dict:
 
 
 def _identity(resolved: dict) -> dict:
+  """`resolved` without the UNCOMPARED fields (nor their entries in config.pinned)."""
   config = dict(resolved.get('config') or {})
-  for name in _UNCOMPARED_TOP:
-    config.pop(name, None)
-  data = dict(config.get('data') or {})
-  for name in _UNCOMPARED:
-    data.pop(name, None)
-  if data:
-    config['data'] = data
+  for path in UNCOMPARED:
+    parent, _, name = path.rpartition('.')
+    if not parent:
+      config.pop(name, None)
+    elif isinstance(config.get(parent), dict):
+      config[parent] = {k: v for k, v in config[parent].items() if k != name}
+  if isinstance(config.get('pinned'), list):
+    config['pinned'] = [p for p in config['pinned'] if p not in UNCOMPARED]
   return {'name': resolved.get('name'), 'config': config}
 
 

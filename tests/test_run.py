@@ -349,7 +349,7 @@ def test_overrides_set_nested_typed_fields():
   assert set(search.grid(config, 'mlp')[0]) == {'train.weight_decay'}
 
 
-def test_every_override_form_pins_its_field_but_data_dir():
+def test_every_override_form_pins_its_field_but_data_dir_and_checkpoint_every():
   from absl import flags  # pylint: disable=g-import-not-at-top
 
   argv = run_lib._resolve_argv(
@@ -360,6 +360,7 @@ def test_every_override_form_pins_its_field_but_data_dir():
           '0.3',
           '--noconfig.tracking.save_kernels',
           '--config.data.data_dir=/elsewhere',
+          '--config.checkpoint_every=1',
           '--config.pinned=ecrn.alpha',
       ]
   )
@@ -368,6 +369,7 @@ def test_every_override_form_pins_its_field_but_data_dir():
   run_lib._parse(flag_values, argv)
   config = holder.value
   assert config.train.learning_rate == 0.3 and config.data.data_dir == '/elsewhere'
+  assert config.checkpoint_every == 1
   assert config.pinned == ('ecrn.alpha', 'tracking.save_kernels', 'train.learning_rate')
   assert run_lib.load_config('iris:smoke')[1].pinned == ()
 
