@@ -322,7 +322,7 @@ def kernel_evolution_figure(
     _draw(ax, _curves(tracked, field, x_axis), styles, label, log)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(alpha=0.3, which='both')
-  _suptitle(fig, f'NTK evolution during training, {compared} (mean ± std over seeds)', workdir)
+  _suptitle(fig, f'NTK evolution during training, {compared} ({_spread(tracked)})', workdir)
   if len(tracked) <= 3:
     axes[0].legend(fontsize=9)
     fig.tight_layout()
@@ -384,7 +384,7 @@ def spectra_figure(workdir: str, models: Optional[Sequence[str]] = None):
   for ax, (model, seeds) in zip(axes.flat, tracked.items()):
     _spectrum_panel(ax, seeds)
     ax.set_yscale('log')
-    ax.set_title(f'{label(model)} (n={len(seeds)} seeds)', fontsize=10)
+    ax.set_title(f'{label(model)} (n={len(seeds)})', fontsize=10)
     ax.set_xlabel('eigenvalue index $i$')
     ax.grid(alpha=0.3, which='both')
     ax.legend(fontsize=8)
@@ -392,9 +392,7 @@ def spectra_figure(workdir: str, models: Optional[Sequence[str]] = None):
     ax.set_ylabel(r'$\lambda_i(\Theta)$ (probe-set NTK)')
   for ax in list(axes.flat)[n:]:
     ax.set_visible(False)
-  _suptitle(
-      fig, 'NTK spectrum at initialization and after training (mean ± std over seeds)', workdir
-  )
+  _suptitle(fig, f'NTK spectrum at initialization and after training ({_spread(tracked)})', workdir)
   fig.tight_layout()
   return fig
 
@@ -440,7 +438,7 @@ def learning_curves_figure(workdir: str, models: Optional[Sequence[str]] = None)
   ax.set_ylabel('training loss (epoch mean)')
   ax.grid(alpha=0.3, which='both')
   ax.legend(fontsize=9)
-  _suptitle(fig, 'Learning curves (mean ± std over seeds)', workdir)
+  _suptitle(fig, f'Learning curves ({_spread(curves)})', workdir)
   fig.tight_layout()
   return fig
 
@@ -448,6 +446,13 @@ def learning_curves_figure(workdir: str, models: Optional[Sequence[str]] = None)
 def plot_learning_curves(workdir: str, path: str, models: Optional[Sequence[str]] = None) -> str:
   """Writes learning_curves_figure to `path`; returns `path`."""
   return _save(learning_curves_figure(workdir, models), path)
+
+
+def _spread(tracked: dict) -> str:
+  """What a figure's bands are: 'mean ± std over seeds', or 'one seed' when each has one."""
+  if all(len(per_seed) == 1 for per_seed in tracked.values()):
+    return 'one seed'
+  return 'mean ± std over seeds'
 
 
 def kernel_growth_table(workdir: str, models: Optional[Sequence[str]] = None) -> str:
@@ -466,8 +471,10 @@ def kernel_growth_table(workdir: str, models: Optional[Sequence[str]] = None) ->
       '|---|---|---|---|---|---|---|---|---|',
   ]
 
-  def cell(values, fmt='{:.4g}'):
+  def cell(values, fmt='{:.4g}'):  # one seed has no spread: its value alone (n column: 1)
     values = np.asarray(values, np.float64)
+    if values.size == 1:
+      return fmt.format(values[0])
     return f'{fmt.format(values.mean())} ± {fmt.format(values.std())}'
 
   for model, per_seed in units.items():

@@ -66,7 +66,7 @@ def _unit(model: str, seed: int, dataset: str, epochs=None) -> dict:
 
 
 def make_workdir(
-    path, name='cifar_subset', data=None, models=tuple(FAKE_MODELS), epochs=None
+    path, name='cifar_subset', data=None, models=tuple(FAKE_MODELS), epochs=None, seeds=SEEDS
 ) -> str:
   """A finished run's workdir at `path`: three tracked models (ResNet-18 read from jsonl).
 
@@ -80,9 +80,9 @@ def make_workdir(
       'train_split': 'train[:5000]',
       'test_split': 'test',
   }
-  config = {'data': data, 'mlp': {'hidden_widths': [512, 512, 512]}, 'seeds': list(SEEDS)}
+  config = {'data': data, 'mlp': {'hidden_widths': [512, 512, 512]}, 'seeds': list(seeds)}
   units, metrics = [], []
-  for seed in SEEDS:
+  for seed in seeds:
     for model in models:
       tracked = EPOCHS if epochs is None else epochs[model, seed]
       records = _records(model, seed, tracked)
@@ -174,9 +174,7 @@ def test_linear_kernel_change_when_curves_are_close(tmp_path):
 def test_spectra_one_panel_per_tracked_model(workdir):
   fig = plots.spectra_figure(workdir)
   visible = [ax for ax in fig.axes if ax.get_visible()]
-  assert sorted(ax.get_title() for ax in visible) == sorted(
-      _labels(m).replace('(n=2)', '(n=2 seeds)') for m in FAKE_MODELS
-  )
+  assert sorted(ax.get_title() for ax in visible) == sorted(_labels(m) for m in FAKE_MODELS)
   assert all(ax.get_yscale() == 'log' for ax in visible)
   assert 'NTK spectrum' in _title(fig) and 'config cifar_subset' in _title(fig)
 
@@ -281,3 +279,16 @@ def test_growth_note_says_which_comparison(tmp_path):
   assert rows['MLP (3×512)'].endswith('| 50 ± 0 | 2 |')
   # Without train_config (an older results.json): the schedule ends at the last record.
   assert '| 10 ± 0 | 2 |' in plots.kernel_growth_table(make_workdir(tmp_path / 'old'))
+
+
+def test_one_seed_is_shown_without_a_spread(tmp_path):
+  """One seed has no std: its values alone (n = 1), and the figures say 'one seed'."""
+  workdir = make_workdir(tmp_path / 'w', seeds=(0,))
+  rows = [l for l in plots.kernel_growth_table(workdir).splitlines()[2:] if l]
+  assert len(rows) == len(FAKE_MODELS)
+  assert all('±' not in row and row.endswith('| 10 | 1 |') for row in rows)
+  for figure in (plots.kernel_evolution_figure, plots.learning_curves_figure):
+    title = figure(workdir)._suptitle.get_text()
+    assert 'one seed' in title and 'over seeds' not in title
+  two = plots.kernel_evolution_figure(make_workdir(tmp_path / 'two'))._suptitle.get_text()
+  assert 'mean ± std over seeds' in two
