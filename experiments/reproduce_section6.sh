@@ -7,7 +7,7 @@
 # Every run resumes where it stopped. The cifar_subset run includes ResNet-18 with its search:
 # about a day on a 2-core CPU (176 s an epoch), far less on a GPU (not measured here);
 # RESULTS.md says which part of it ran. fig2_cifar tracks all three networks' kernels under
-# one fixed 8-epoch schedule, one seed, 32 probe images (ResNet-18's kernel only matrix-free).
+# one fixed 8-epoch schedule, one seed, 32 probe images (kernels materialized: 32 ≤ 512 probes).
 set -euo pipefail
 BOSTON_CSV=${1:?usage: bash experiments/reproduce_section6.sh BOSTON_CSV [RUNS_DIR]}
 RUNS=${2:-runs}
