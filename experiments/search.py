@@ -18,10 +18,10 @@ Coverage: coordinate-wise refinement, the same scheme for every model. From the 
 each axis the model's configured value when the grid holds it, else the grid's middle value),
 each axis in turn (`FIRST_AXES` first, then by name, `LAST_AXES` last) is swept over all its
 values with the other axes at the best setting so far; the best moves only on a strict
-improvement. Up to `search.rounds` rounds, stopping early after a round that moved nothing. So every value of
-every axis is tried for every model (axis coverage 1, whatever the grid's size) at a cost that
-grows with the sum of the axis lengths, not their product, and the path depends on the data
-set's and seed's own scores (no shared draw).
+improvement. Up to `search.rounds` rounds, stopping early after a round that moved nothing.
+So every value of every axis is tried for every model (axis coverage 1, whatever the grid's
+size) at a cost that grows with the sum of the axis lengths, not their product, and the path
+depends on the data set's and seed's own scores (no shared draw).
 Edges: when a selected numeric value is the first or last of its axis, the next value beyond
 it (the axis's own step: the ratio of the two edge values, or their difference when one is
 ≤ 0; none below a lower edge of 0) is tried once, with the other axes at the selection
