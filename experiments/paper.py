@@ -3,7 +3,7 @@
 
 """The paper's vocabulary for the tables: datasets and models in its row order, their labels,
 which direction is better per metric, and the values it prints (PAPER_CLAIMS), as data. The
-classical references (experiments/models.py REFERENCES) are labelled '… (reference)' and
+classical references (experiments/registry.py REFERENCES) are labelled '… (reference)' and
 ordered after the paper's rows; they are never among BASELINES."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Iterable, Optional
 
 from experiments import input_pipeline
-from experiments.models import MODELS
-from experiments.models import REFERENCES
+from experiments.registry import MODELS
+from experiments.registry import REFERENCES
 
 BASELINES = ('mlp', 'resnet18', 'standard_ntk')
 IMAGE_DATASETS = ('cifar10',)

@@ -61,7 +61,7 @@ import math
 import ml_collections
 
 from experiments import input_pipeline
-from experiments import models
+from experiments import registry
 
 VARIANTS = ('smoke', 'ablations')
 # The search grids (search_config).
@@ -142,7 +142,7 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
   config.experiment = 'benchmark'
   config.data = input_pipeline.default_data_config(dataset)
   config.seeds = (0, 1, 2, 3, 4)
-  config.models = models.MODELS
+  config.models = registry.MODELS
   config.train = ml_collections.ConfigDict(
       dict(
           optimizer='adam',

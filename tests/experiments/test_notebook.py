@@ -29,7 +29,7 @@ pytest.importorskip(
 from jupyter_client.kernelspec import KernelSpecManager  # pylint: disable=g-import-not-at-top
 from jupyter_client.manager import AsyncKernelManager  # pylint: disable=g-import-not-at-top
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NOTEBOOK = os.path.join(REPO, 'experiments', 'notebooks', 'finite_vs_infinite.ipynb')
 CELL_TIMEOUT_S = 600
 FIGURES = ('1_convergence', '2_spectra', '3_kernel_movement', '4_regression', '5_stochastic_depth')

@@ -17,7 +17,7 @@ from experiments import import_cifar10
 from experiments import input_pipeline
 from experiments import sources
 
-SHARED_DATA = pathlib.Path(__file__).resolve().parents[1] / '..' / 'shared' / 'data'
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / '..' / 'shared' / 'data'
 BOSTON_CSV = SHARED_DATA / 'uci' / 'boston_housing.csv'
 CIFAR_TRAIN_NPZ = SHARED_DATA / 'cifar10' / 'train_subset.npz'
 CIFAR_TEST_NPZ = SHARED_DATA / 'cifar10' / 'test_public.npz'
@@ -352,7 +352,7 @@ def test_experiments_import_no_tensorflow_until_cifar_is_read():
       capture_output=True,
       text=True,
       env=env,
-      cwd=pathlib.Path(__file__).resolve().parents[1],
+      cwd=pathlib.Path(__file__).resolve().parents[2],
       timeout=300,
   )
   assert result.returncode == 0, result.stderr[-3000:]
@@ -709,7 +709,7 @@ def test_cifar10_npz_runs_with_tensorflow_blocked(tmp_path):
       [sys.executable, '-c', code],
       capture_output=True,
       text=True,
-      cwd=pathlib.Path(__file__).resolve().parents[1],
+      cwd=pathlib.Path(__file__).resolve().parents[2],
       timeout=300,
   )
   assert result.returncode == 0, result.stderr[-3000:]

@@ -12,7 +12,7 @@ import pytest
 
 import ecrn_jax
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 PUBLIC_MODULES = (
     'ecrn_jax',
     'ecrn_jax.analysis',

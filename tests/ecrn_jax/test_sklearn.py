@@ -43,7 +43,7 @@ DEEPER_ECRN = ECRNConfig(
     width=8, depth=2, fourier_features=32, fourier_scale=0.3, drop_rate=0.1, dtype='float64'
 )
 BOSTON = (
-    Path(__file__).resolve().parents[1] / '..' / 'shared' / 'data' / 'uci' / 'boston_housing.csv'
+    Path(__file__).resolve().parents[2] / '..' / 'shared' / 'data' / 'uci' / 'boston_housing.csv'
 )
 
 
