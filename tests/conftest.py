@@ -3,7 +3,9 @@
 
 """Test set-up: kernels are compared in float64, so the suite runs with 64-bit JAX.
 
-Float32 paths are still exercised: models with dtype='float32' keep float32 parameters.
+`ECRN_JAX_TEST_X64=0` runs it with 64-bit JAX off, as a user's default JAX is (CI runs the
+library's tests so, with `-m 'not x64'`): the float32 paths run as users run them. Tests that need
+float64 are marked `x64` (a module may mark all its tests with `pytestmark`) and are skipped there.
 
 Tests marked `reference` compare with neural-tangents (jax < 0.6 only). They are skipped when it
 cannot be imported, and run alone with `--reference-lane` (in a venv with neural-tangents, where
@@ -26,7 +28,8 @@ import jax  # pylint: disable=g-import-not-at-top
 import numpy as np
 import pytest
 
-jax.config.update('jax_enable_x64', True)
+X64 = os.environ.get('ECRN_JAX_TEST_X64', '1') != '0'
+jax.config.update('jax_enable_x64', X64)
 
 # Relative tolerances keyed by dtype (docs/spec.md §3).
 RTOL = {'float64': 1e-10, 'float32': 1e-4}
@@ -57,6 +60,9 @@ def pytest_configure(config):
       'markers', 'reference: compares with neural-tangents; runs in the reference lane'
   )
   config.addinivalue_line(
+      'markers', 'x64: needs 64-bit JAX (float64); skipped when ECRN_JAX_TEST_X64=0'
+  )
+  config.addinivalue_line(
       'markers',
       'slow: end-to-end runs and width sweeps (over ~10 s each); -m "not slow" '
       'leaves them out for a quick check',
@@ -84,6 +90,11 @@ def _neural_tangents_import_error():
 
 
 def pytest_collection_modifyitems(config, items):
+  if not X64:
+    skip_x64 = pytest.mark.skip(reason='needs 64-bit JAX (ECRN_JAX_TEST_X64=0)')
+    for item in items:
+      if item.get_closest_marker('x64') is not None:
+        item.add_marker(skip_x64)
   reference = [item for item in items if item.get_closest_marker('reference') is not None]
   if config.getoption('--reference-lane'):
     deselected = [item for item in items if item.get_closest_marker('reference') is None]
