@@ -8,10 +8,13 @@ import csv
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import scipy.stats
+import utils
 
 from ecrn_jax import io
 from experiments import evaluation
@@ -280,9 +283,24 @@ def test_no_tracked_model(workdir, tmp_path):
   with open(os.path.join(copy, 'results.json'), 'w') as f:
     json.dump(results, f)
   with pytest.raises(ValueError, match='no kernel-tracked model'):
-    plots.plot_kernel_evolution(copy, str(tmp_path / 'k.png'))
+    plots.kernel_evolution_figure(copy)
   paths = plots.make_figures(copy, str(tmp_path / 'figs'))
   assert [os.path.basename(p) for p in paths] == ['learning_curves.png']
+
+
+def test_reporting_imports_no_runner_module():
+  """The report and the figures import only the reporting modules and the data-only model
+  registry: never a runner module (nor, through them, the runner's dependencies)."""
+  code = (
+      'import sys, experiments.report, experiments.plots; '
+      'print(" ".join(m for m in sys.modules if m.startswith("experiments.")))'
+  )
+  proc = subprocess.run(
+      [sys.executable, '-c', code], cwd=utils.REPO, capture_output=True, text=True, timeout=300
+  )
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  reporting = 'registry paper statistics tables paired search_tables report kernel_growth plots'
+  assert set(proc.stdout.split()) == {f'experiments.{m}' for m in reporting.split()}
 
 
 def test_import_defines_no_flags():
