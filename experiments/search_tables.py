@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 from experiments import tables
 
 DASH = tables.DASH
+_TRIALS_HEADER = '| Trial | Phase | Tried | Validation | Training part | Seconds |'
 
 
 def search_entries(search: dict) -> list[tuple[Optional[str], str, dict]]:
@@ -29,6 +30,10 @@ def _short(value) -> str:
   return f'{value:.4g}' if isinstance(value, float) else str(value)
 
 
+def _fields(values: dict) -> str:
+  return ', '.join(f'{k} = {_short(v)}' for k, v in values.items())
+
+
 def _seconds(seconds) -> str:
   return f'{seconds:.1f}' if isinstance(seconds, (int, float)) else DASH
 
@@ -44,9 +49,8 @@ def edge_notes(entry: dict) -> list[str]:
       if 'trial' in extension:
         beyond = (min if axis['edge'] == 'lower' else max)(axis['values'])
         why = f'the one extension beyond the grid edge {_short(beyond)}: better'
-      notes.append(
-          f'**{path} = {_short(axis.get("selected"))} on the {axis["edge"]} edge** ({why})'
-      )
+      selected = _short(axis.get('selected'))
+      notes.append(f'**{path} = {selected} on the {axis["edge"]} edge** ({why})')
     elif 'trial' in extension:
       notes.append(
           f'{path}: extended once to {_short(extension["value"])} '
@@ -85,11 +89,9 @@ def _scores_text(scores) -> str:
 
 def _search_row(seed: Optional[str], model: str, entry: dict) -> str:
   selected, inherited = entry.get('selected') or {}, entry.get('inherited')
-  text = ', '.join(f'{k} = {_short(v)}' for k, v in selected.items()) or DASH
+  text = _fields(selected) or DASH
   if inherited:
-    text += f'; from the tuned {entry.get("inherited_from")}: ' + ', '.join(
-        f'{k} = {_short(v)}' for k, v in inherited.items()
-    )
+    text += f'; from the tuned {entry.get("inherited_from")}: ' + _fields(inherited)
   # The validation scores: the selected trial's, else those of the trial matching 'selected'.
   trials = entry.get('trials') or []
   chosen = [
@@ -97,15 +99,15 @@ def _search_row(seed: Optional[str], model: str, entry: dict) -> str:
   ]
   validation = entry.get('selected_validation') or (chosen[:1] or [{}])[0].get('validation')
   coverage = entry.get('coverage')
+  if coverage is not None:
+    coverage = f'{coverage:.1%} of points, {entry.get("axis_coverage", 0):.0%} of axis values'
   cells = [
       DASH if seed is None else seed,
       tables.model_label(model),
       text,
       str(len(trials)),
       str(entry.get('grid_size', DASH)),
-      DASH
-      if coverage is None
-      else f'{coverage:.1%} of points, {entry.get("axis_coverage", 0):.0%} of axis values',
+      coverage or DASH,
       '; '.join(grid_positions(entry)) or DASH,
       '; '.join(edge_notes(entry)) or DASH,
       _scores_text(validation),
@@ -148,16 +150,12 @@ def trials_table(search: dict, models: Optional[Sequence[str]] = None) -> str:
   for seed, model, entry in search_entries(search):
     if models is not None and model not in models:
       continue
-    lines += [f'### Seed {seed}, {tables.model_label(model)}', '']
-    lines += [
-        '| Trial | Phase | Tried | Validation | Training part | Seconds |',
-        '|---|---|---|---|---|---|',
-    ]
+    lines += [f'### Seed {seed}, {tables.model_label(model)}', '', _TRIALS_HEADER, '|---' * 6 + '|']
     for k, trial in enumerate(entry.get('trials') or []):
       phase, point = trial.get('phase') or '', trial.get('point') or {}
       axis = phase.split(': ', 1)[1] if ': ' in phase else None
       shown = {axis: point[axis]} if axis in point else point
-      tried = ', '.join(f'{a} = {_short(v)}' for a, v in shown.items()) or DASH
+      tried = _fields(shown) or DASH
       if k == entry.get('selected_trial'):
         tried = f'**{tried}** (selected)'
       cells = [str(k), phase.split(':')[0], tried, _scores_text(trial.get('validation'))]
