@@ -1,22 +1,29 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""The paper's vocabulary for the tables: datasets and models in its row order, their labels,
-which direction is better per metric, and the values it prints (PAPER_CLAIMS), as data. The
-classical references (experiments/registry.py REFERENCES) are labelled '… (reference)' and
-ordered after the paper's rows; they are never among BASELINES."""
+"""The paper's vocabulary, as data: datasets and models in its row order, their labels, each
+metric's direction, the values it prints (PAPER_CLAIMS) and each dataset's data defaults. The
+classical references (registry.REFERENCES) are labelled '… (reference)', ordered last and never
+among BASELINES."""
 
 from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from experiments import input_pipeline
 from experiments.registry import MODELS
 from experiments.registry import REFERENCES
 
 BASELINES = ('mlp', 'resnet18', 'standard_ntk')
 IMAGE_DATASETS = ('cifar10',)
-DATASET_ORDER = input_pipeline.DATASET_NAMES  # the paper's order
+# The paper's order (input_pipeline.DATASET_NAMES).
+DATASET_ORDER = (
+    'synthetic_regression',
+    'synthetic_classification',
+    'boston',
+    'iris',
+    'wine',
+    'cifar10',
+)
 DATASET_LABELS = {
     'synthetic_regression': 'Synthetic regression',
     'synthetic_classification': 'Synthetic classification',
@@ -24,6 +31,32 @@ DATASET_LABELS = {
     'iris': 'Iris',
     'wine': 'Wine',
     'cifar10': 'CIFAR-10 subset',
+}
+# input_pipeline.default_data_config(name) as JSON, its None fields left out: a figure's title
+# names the data fields of a run that differ from these.
+_SIZES = {'num_train': 1000, 'num_test': 1000}
+DATA_DEFAULTS = {
+    'synthetic_regression': dict(
+        input_dim=8,
+        num_modes=4,
+        frequency_scale=0.25,
+        amplitude_min=1.0,
+        amplitude_max=1.0,
+        noise_std=0.1,
+        **_SIZES,
+    ),
+    'synthetic_classification': dict(
+        input_dim=16,
+        num_classes=5,
+        mean_scale=0.5,
+        cluster_std=1.0,
+        covariance='isotropic',
+        **_SIZES,
+    ),
+    'boston': dict(target='MEDV', drop_columns=[], num_rows=506, test_fraction=0.2),
+    'iris': dict(test_fraction=0.2),
+    'wine': dict(test_fraction=0.2),
+    'cifar10': dict(source='tfds', train_split='train[:5000]', test_split='test'),
 }
 METRIC_LABELS = {
     'accuracy': 'Accuracy (%)',
@@ -34,10 +67,8 @@ METRIC_LABELS = {
     'train_mse': 'Train MSE',
 }
 HIGHER_IS_BETTER = {'accuracy': True, 'r2': True, 'mse': False, 'cross_entropy': False}
-# The paper's claims, as printed (accuracy in %). Table III (UCI: Boston R², Iris and Wine test
-# accuracy) and Table IV (CIFAR-10 subset: accuracy %, cross-entropy). Tables I (synthetic
-# regression) and II (synthetic classification): the text we have leaves the cells empty and
-# only claims NTK-ECRN has the lowest MSE / highest R² / highest accuracy (see claim_checks).
+# As printed (accuracy in %). Tables I and II: the text leaves the cells empty and only claims
+# NTK-ECRN is best (paired.claim_checks).
 PAPER_CLAIMS = {
     'III': {
         'boston': {'r2': {'mlp': 0.84, 'resnet18': 0.87, 'standard_ntk': 0.82, 'ntk_ecrn': 0.89}},
@@ -62,15 +93,23 @@ PAPER_CLAIMS = {
     'I': {},
     'II': {},
 }
-
-
-# The classical references (models.REFERENCES): not the paper's models, labelled as such.
 REFERENCE_LABELS = {
     'linear': 'Least squares (reference)',
     'lda': 'LDA (reference)',
     'gp_ard': 'ARD Gaussian process (reference)',
     'rbf_svm': 'RBF-SVM (reference)',
     'bayes_optimal': 'Bayes-optimal (reference, known generator)',
+}
+_LABELS = {
+    'standard_ntk': 'Standard NTK',
+    'ntk_ecrn': 'NTK-ECRN',
+    'ntk_ecrn_infinite': 'NTK-ECRN infinite twin',
+    'ntk_ecrn_infinite_self_tuned': 'NTK-ECRN infinite twin, tuned on its own',
+    'ntk_ecrn_no_fourier': 'NTK-ECRN without Fourier features',
+    'ntk_ecrn_alpha1': 'NTK-ECRN with α_l = 1',
+    'ntk_ecrn_no_stochastic_depth': 'NTK-ECRN without stochastic depth',
+    'ntk_ecrn_drop_rate_0p1': 'NTK-ECRN with stochastic depth 0.1',
+    **REFERENCE_LABELS,
 }
 
 
@@ -92,22 +131,12 @@ def model_label(model: str, dataset: Optional[str] = None, config: Optional[dict
   if model.startswith('ntk_ecrn_sigma_ff_x'):
     factor = model[len('ntk_ecrn_sigma_ff_x') :].replace('p', '.')
     return f'NTK-ECRN, σ_ff = {factor}/(2π√d)'
-  return {
-      'standard_ntk': 'Standard NTK',
-      'ntk_ecrn': 'NTK-ECRN',
-      'ntk_ecrn_infinite': 'NTK-ECRN infinite twin',
-      'ntk_ecrn_infinite_self_tuned': 'NTK-ECRN infinite twin, tuned on its own',
-      'ntk_ecrn_no_fourier': 'NTK-ECRN without Fourier features',
-      'ntk_ecrn_alpha1': 'NTK-ECRN with α_l = 1',
-      'ntk_ecrn_no_stochastic_depth': 'NTK-ECRN without stochastic depth',
-      'ntk_ecrn_drop_rate_0p1': 'NTK-ECRN with stochastic depth 0.1',
-      **REFERENCE_LABELS,
-  }.get(model, model)
+  return _LABELS.get(model, model)
 
 
 def order_models(names: Iterable[str]) -> list[str]:
-  """`names` in paper row order (the registry's); others (ablations) follow, by name; the
-  references (REFERENCES, in that order) come last."""
+  """`names` in paper row order (the registry's), then others (ablations) by name, then the
+  references."""
   names = set(names)
   others = sorted(m for m in names if m not in MODELS and m not in REFERENCES)
   return [m for m in MODELS if m in names] + others + [m for m in REFERENCES if m in names]

@@ -3,28 +3,17 @@
 
 """Paired comparisons of two models: a 95 % confidence interval, a p-value and one verdict.
 
-Three designs, one rule (`verdict`):
+* `corrected_resampled_ttest`: one difference per seed, each seed its own train/test split of
+  one pool, so the differences are correlated: Nadeau & Bengio (2003, Machine Learning
+  52:239–281, §4) replace the variance s²/J of the mean by (1/J + n_test/n_train)·s², J − 1 dof.
+* `mcnemar`: one fixed test set, one seed: the exact conditional McNemar test (Agresti,
+  Categorical Data Analysis, §11.1) with the Clopper–Pearson interval of the discordant
+  proportion; the mid-p value (Fagerland et al. 2013) is reported, not used.
+* `paired_bootstrap`: one fixed test set, any seeds: test examples resampled (the same for
+  every seed), the percentile interval (Efron & Tibshirani 1993, §13.3) and the p-value that
+  inverts it.
 
-* `corrected_resampled_ttest`: one score difference per seed, each seed with its own
-  train/test split of one pool of data (UCI, synthetic). The splits overlap, so the
-  differences are correlated and the plain paired t-test is too liberal; Nadeau & Bengio
-  (2003, "Inference for the generalization error", Machine Learning 52:239–281, §4) replace
-  the variance s²/J of the mean by (1/J + n_test/n_train)·s² (the "corrected resampled
-  t-test" of Bouckaert & Frank, PAKDD 2004), with J − 1 degrees of freedom.
-* `mcnemar`: one fixed test set, one seed: the exact conditional (binomial) McNemar test on
-  the discordant pairs (McNemar 1947; Agresti, Categorical Data Analysis, 3rd ed., §11.1),
-  with the Clopper–Pearson interval of the discordant proportion mapped to the accuracy
-  difference; the mid-p value (Fagerland, Lydersen & Laake 2013, BMC Med. Res. Methodol.
-  13:91) is reported beside it but does not decide.
-* `paired_bootstrap`: one fixed test set, any number of seeds: test images are resampled
-  (the same images for every seed; the seeds are kept), the percentile interval of the mean
-  difference (Efron & Tibshirani 1993, An Introduction to the Bootstrap, §13.3) and the
-  p-value that inverts it (the smallest α whose interval excludes 0).
-
-Each procedure's interval and p-value agree: p < α ⇔ the (1 − α) interval excludes 0 (the
-t interval and test are one computation; the Clopper–Pearson interval inverts the exact
-binomial test; the bootstrap interval is taken from order statistics so that it inverts
-the bootstrap p-value exactly). `verdict` decides from the interval.
+In each, p < α ⇔ the (1 − α) interval excludes 0; `verdict` decides from the interval.
 """
 
 from __future__ import annotations
@@ -177,32 +166,17 @@ def paired_bootstrap(
   tails = min(int(np.sum(draws <= 0.0)), int(np.sum(draws >= 0.0)))
   p = min(1.0, 2.0 * tails / num_resamples)
   details = {'resamples': num_resamples, 'examples': m, 'seeds': a.size // m}
-  return TestResult(
-      float(per_example.mean()),
-      float(draws[k - 1]),
-      float(draws[num_resamples - k]),
-      p,
-      'paired bootstrap over test examples',
-      details,
-  )
+  low, high = float(draws[k - 1]), float(draws[num_resamples - k])
+  method = 'paired bootstrap over test examples'
+  return TestResult(float(per_example.mean()), low, high, p, method, details)
 
 
-def verdict(
-    ci_low: Optional[float],
-    ci_high: Optional[float],
-    p: Optional[float],
-    higher_is_better: bool,
-) -> str:
-  """The one rule of every row: 'better' / 'worse' (for a, of a − b) / 'no significant
-  difference', at the level the interval was made for (α = 0.05 for a 95 % interval).
-
-  Significant ⇔ the interval excludes 0 (it decides; the procedures above make p < α say
-  the same). The sign of the interval and `higher_is_better` give the direction. No
-  interval or no p: 'no test'.
-  """
+def verdict(ci_low, ci_high, p, higher_is_better: bool) -> str:
+  """The one rule of every row, for a of a − b: 'better' or 'worse' when the interval
+  excludes 0 (its sign and `higher_is_better` say which), else 'no significant difference';
+  'no test' without an interval or a p-value."""
   if ci_low is None or ci_high is None or p is None:
     return NO_TEST
   if ci_low > 0.0 or ci_high < 0.0:
-    a_higher = ci_low > 0.0
-    return BETTER if a_higher == higher_is_better else WORSE
+    return BETTER if (ci_low > 0.0) == higher_is_better else WORSE
   return NO_DIFFERENCE

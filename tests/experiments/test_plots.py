@@ -14,6 +14,10 @@ import os
 import numpy as np
 import pytest
 
+from ecrn_jax import io
+from experiments import input_pipeline
+from experiments import kernel_growth
+from experiments import paper
 from experiments import plots
 from experiments import tables
 
@@ -204,6 +208,15 @@ def test_synthetic_runs_get_their_own_titles(tmp_path):
   assert smoke == ['s = 0.25', 'num_train = 64']
 
 
+def test_data_defaults_are_the_pipeline_defaults():
+  """paper.py's copy of the data defaults (titles) and dataset order, against the pipeline's."""
+  assert paper.DATASET_ORDER == input_pipeline.DATASET_NAMES
+  for name in input_pipeline.DATASET_NAMES:
+    defaults = io.jsonable(input_pipeline.default_data_config(name).to_dict())
+    defaults = {k: v for k, v in defaults.items() if v is not None and k != 'name'}
+    assert paper.DATA_DEFAULTS[name] == defaults, name
+
+
 def test_make_figures_titles_the_numbers_too(workdir, tmp_path):
   paths = plots.make_figures(workdir, str(tmp_path / 'figures'))
   assert sorted(os.path.basename(p) for p in paths) == [
@@ -278,13 +291,13 @@ def test_growth_note_says_which_comparison(tmp_path):
   assert rows['NTK-ECRN'].endswith('| 25 ± 0 | 2 |')
   assert rows['MLP (3×512)'].endswith('| 50 ± 0 | 2 |')
   # Without train_config (an older results.json): the schedule ends at the last record.
-  assert '| 10 ± 0 | 2 |' in plots.kernel_growth_table(make_workdir(tmp_path / 'old'))
+  assert '| 10 ± 0 | 2 |' in kernel_growth.kernel_growth_table(make_workdir(tmp_path / 'old'))
 
 
 def test_one_seed_is_shown_without_a_spread(tmp_path):
   """One seed has no std: its values alone (n = 1), and the figures say 'one seed'."""
   workdir = make_workdir(tmp_path / 'w', seeds=(0,))
-  rows = [l for l in plots.kernel_growth_table(workdir).splitlines()[2:] if l]
+  rows = [l for l in kernel_growth.kernel_growth_table(workdir).splitlines()[2:] if l]
   assert len(rows) == len(FAKE_MODELS)
   assert all('±' not in row and row.endswith('| 10 | 1 |') for row in rows)
   for figure in (plots.kernel_evolution_figure, plots.learning_curves_figure):

@@ -8,15 +8,20 @@ import csv
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import scipy.stats
+import utils
 
 from ecrn_jax import io
 from experiments import evaluation
+from experiments import paired
 from experiments import plots
 from experiments import report
+from experiments import search_tables
 from experiments import tables
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
@@ -145,7 +150,7 @@ def test_paper_column_and_claims(workdir, tmp_path):
 
   units = _results(workdir)['units']
   summary = report.summarize(report.results_rows(workdir))
-  checks = {(d, m): holds for d, m, holds, _ in tables.claim_checks(summary)}
+  checks = {(d, m): holds for d, m, holds, _ in paired.claim_checks(summary)}
   for metric, higher in (('accuracy', True), ('cross_entropy', False)):
     ours = _expected(units, 'ntk_ecrn', metric)[0]
     baselines = [
@@ -161,10 +166,10 @@ def test_paper_column_and_claims(workdir, tmp_path):
   rows = report.results_rows(workdir)
   context = report.workdir_context([workdir])
   verdicts = {}
-  for c in tables.paired_comparisons(rows, context):
+  for c in paired.paired_comparisons(rows, context):
     if c['other'] in ('mlp', 'resnet18', 'standard_ntk'):
       verdicts.setdefault(c['metric'], []).append(c['verdict'])
-  for dataset, metric, holds, claim in tables.claim_checks(summary, context, rows):
+  for dataset, metric, holds, claim in paired.claim_checks(summary, context, rows):
     assert holds == all(v == 'better' for v in verdicts[metric])
     assert all(v in claim for v in verdicts[metric])
 
@@ -278,9 +283,24 @@ def test_no_tracked_model(workdir, tmp_path):
   with open(os.path.join(copy, 'results.json'), 'w') as f:
     json.dump(results, f)
   with pytest.raises(ValueError, match='no kernel-tracked model'):
-    plots.plot_kernel_evolution(copy, str(tmp_path / 'k.png'))
+    plots.kernel_evolution_figure(copy)
   paths = plots.make_figures(copy, str(tmp_path / 'figs'))
   assert [os.path.basename(p) for p in paths] == ['learning_curves.png']
+
+
+def test_reporting_imports_no_runner_module():
+  """The report and the figures import only the reporting modules and the data-only model
+  registry: never a runner module (nor, through them, the runner's dependencies)."""
+  code = (
+      'import sys, experiments.report, experiments.plots; '
+      'print(" ".join(m for m in sys.modules if m.startswith("experiments.")))'
+  )
+  proc = subprocess.run(
+      [sys.executable, '-c', code], cwd=utils.REPO, capture_output=True, text=True, timeout=300
+  )
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  reporting = 'registry paper statistics tables paired search_tables report kernel_growth plots'
+  assert set(proc.stdout.split()) == {f'experiments.{m}' for m in reporting.split()}
 
 
 def test_import_defines_no_flags():
@@ -313,7 +333,7 @@ def test_paired_differences_are_per_seed():
       )
   )  # no NTK-ECRN on seed 7: not paired
   context = {'iris': {'config': {'data': {'name': 'iris', 'test_fraction': 0.2}}}}
-  (row,) = _markdown_rows(tables.paired_differences(rows, context))
+  (row,) = _markdown_rows(paired.paired_differences(rows, context))
   assert _cell(row, 'NTK-ECRN better') == '2 of 3' and _cell(row, 'n') == '3'
   # The corrected resampled t-test by hand: n_test/n_train = 0.2/0.8, J = 3.
   diff = np.array([0.1, -0.05, 0.2])
@@ -345,7 +365,7 @@ def test_paired_differences_are_per_seed():
     ],
 )
 def test_paired_difference_rows(pairs, context, better, verdict, test):
-  (row,) = _markdown_rows(tables.paired_differences(_rows('wine', pairs), context))
+  (row,) = _markdown_rows(paired.paired_differences(_rows('wine', pairs), context))
   assert _cell(row, 'NTK-ECRN better') == better
   assert _cell(row, 'verdict') == verdict and test in _cell(row, 'test')
   if len(pairs) == 1:
@@ -425,7 +445,7 @@ def test_fixed_test_set_uses_the_test_examples(tmp_path):
   workdir = str(tmp_path / 'cifar')
   correct = _fixed_test_set_workdir(workdir, {'ntk_ecrn': 0.45, 'mlp': 0.35, 'standard_ntk': 0.45})
   rows, context = report.results_rows(workdir), report.workdir_context([workdir])
-  table = _by_other(tables.paired_differences(rows, context))
+  table = _by_other(paired.paired_differences(rows, context))
   for other, label in (('mlp', 'MLP (3×512)'), ('standard_ntk', 'Standard NTK')):
     row = table[label]
     assert _cell(row, 'test') == 'paired bootstrap, 400 test examples × 2 seeds'
@@ -434,7 +454,7 @@ def test_fixed_test_set_uses_the_test_examples(tmp_path):
         scipy.stats.binomtest(int(np.sum(a & ~b)), int(np.sum(a != b))).pvalue
         for a, b in zip(ours, theirs)
     ]
-    assert _cell(row, 'McNemar p by seed') == ', '.join(tables._p(p) for p in mcnemar)
+    assert _cell(row, 'McNemar p by seed') == ', '.join(paired._p(p) for p in mcnemar)
     mean, low, high = _interval(_cell(row, 'difference [95 % CI]'))
     d = np.mean([a * 1.0 - b for a, b in zip(ours, theirs)], axis=0)  # (M,) mean over seeds
     assert mean == pytest.approx(100 * d.mean(), abs=0.05)
@@ -445,7 +465,7 @@ def test_fixed_test_set_uses_the_test_examples(tmp_path):
   assert _cell(table['MLP (3×512)'], 'verdict') == 'better'  # 10 points on 400 images × 2
   # A unit without predictions.npz (a workdir from before them): said, and no test.
   os.remove(os.path.join(workdir, 'seed_1', 'mlp', evaluation.PREDICTIONS_FILE))
-  text = tables.paired_differences(rows, context)
+  text = paired.paired_differences(rows, context)
   row = _by_other(text)['MLP (3×512)']
   assert 'per-example predictions missing (seed_1/mlp)' in _cell(row, 'test')
   assert _cell(row, 'verdict') == 'no test' and 'Per-example predictions missing' in text
@@ -459,11 +479,11 @@ def test_fixed_test_set_across_workdirs(tmp_path):
   _fixed_test_set_workdir(extra, {'resnet18': 0.2}, seeds=(0,))
   rows = [dict(r, workdir=w) for w in (main, extra) for r in report.results_rows(w)]
   context = report.workdir_context([main, extra])
-  resnet = _by_other(tables.paired_differences(rows, context))['ResNet-18']
+  resnet = _by_other(paired.paired_differences(rows, context))['ResNet-18']
   assert _cell(resnet, 'n') == 'n = 1' and 'paired bootstrap' in _cell(resnet, 'test')
   assert _cell(resnet, 'verdict') == 'better'  # 60 % vs 20 % on 400 images
   _fixed_test_set_workdir(extra, {'resnet18': 0.2}, seeds=(0,), targets_seed=1)
-  resnet = _by_other(tables.paired_differences(rows, context))['ResNet-18']
+  resnet = _by_other(paired.paired_differences(rows, context))['ResNet-18']
   assert 'test targets differ' in _cell(resnet, 'test') and _cell(resnet, 'verdict') == 'no test'
 
 
@@ -485,12 +505,12 @@ def test_grid_positions_place_every_selected_value_on_its_axis():
           'resnet18.augment': {'values': [True, False], 'selected': False, 'edge': None},
       }
   }
-  assert report.grid_positions(entry) == [
+  assert search_tables.grid_positions(entry) == [
       'train.learning_rate = 0.01 (3/4)',
       '**ecrn.drop_rate = 0 (1/2)**',
       'resnet18.augment = False (2/2)',
   ]
-  row = report.search_table({'seeds': {'0': {'models': {'mlp': entry}}}})
+  row = search_tables.search_table({'seeds': {'0': {'models': {'mlp': entry}}}})
   assert '(3/4)' in row and 'Grid position' in row
 
 
@@ -514,7 +534,7 @@ def test_trials_table_lists_every_trial_with_its_swept_value_and_both_scores():
           },
       ],
   }
-  text = report.trials_table(
+  text = search_tables.trials_table(
       {'seeds': {'0': {'models': {'ntk_ecrn': entry, 'mlp': entry}}}}, ['ntk_ecrn']
   )
   rows = [line for line in text.splitlines() if line.startswith('| 0') or line.startswith('| 1')]
