@@ -1,7 +1,7 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""NTK-ECRN minus each other model, tested (statistics.py), and the paper's claim that it beats
+"""NTK-ECRN minus each other model, tested (significance.py), and the paper's claim that it beats
 every baseline. Reads each unit's predictions.npz and result.json beside results.json."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from ecrn_jax import io
-from experiments import statistics
+from experiments import significance
 from experiments import tables
 from experiments.paper import BASELINES
 from experiments.paper import HIGHER_IS_BETTER
@@ -104,19 +104,19 @@ def _sizes(read, dataset: str, units: list, config: Optional[dict]):
   return None
 
 
-def _untested(diff: np.ndarray, why: str) -> statistics.TestResult:
-  return statistics.TestResult(float(diff.mean()), None, None, None, why)
+def _untested(diff: np.ndarray, why: str) -> significance.TestResult:
+  return significance.TestResult(float(diff.mean()), None, None, None, why)
 
 
 def _over_seeds(diff: np.ndarray, sizes, note: str = '') -> tuple:
   """(TestResult, test cell) of the corrected resampled t-test of the per-seed `diff`."""
   if len(diff) == 1:
-    return statistics.corrected_resampled_ttest(diff, 1, 1), 'none (n = 1)' + note
+    return significance.corrected_resampled_ttest(diff, 1, 1), 'none (n = 1)' + note
   if sizes is None:
     return _untested(diff, 'sizes unknown'), 'none (train/test sizes unknown)' + note
   ratio = sizes[1] / sizes[0]
   test = f'corrected resampled t, J = {len(diff)}, n_test/n_train = {ratio:.3g}' + note
-  return statistics.corrected_resampled_ttest(diff, *sizes), test
+  return significance.corrected_resampled_ttest(diff, *sizes), test
 
 
 def _on_test_examples(read, dataset, metric, models, seeds, diff, sizes) -> tuple:
@@ -134,13 +134,13 @@ def _on_test_examples(read, dataset, metric, models, seeds, diff, sizes) -> tupl
   if any(v is None for m in models for v in scores[m]):
     return _untested(diff, 'missing'), f'none: per-example {metric} not saved', None
   a, b = (np.stack(scores[m]) for m in models)
-  result = statistics.paired_bootstrap(a, b, num_resamples=RESAMPLES)
+  result = significance.paired_bootstrap(a, b, num_resamples=RESAMPLES)
   test = f'paired bootstrap, {len(targets[0])} test examples × {len(seeds)} seed'
   test += ' (seed variation untested)' if len(seeds) == 1 else 's'
   mcnemar = None
   if metric == 'accuracy':
     pairs = [(examples[(models[0], s)], examples[(models[1], s)]) for s in seeds]
-    mcnemar = [statistics.mcnemar(x['correct'], y['correct']).p_value for x, y in pairs]
+    mcnemar = [significance.mcnemar(x['correct'], y['correct']).p_value for x, y in pairs]
   return result, test, mcnemar
 
 
@@ -152,9 +152,9 @@ def paired_comparisons(rows: Iterable[dict], context: Optional[dict] = None) -> 
     context: report.workdir_context (the dataset's config and workdir).
 
   Returns:
-    Per comparison: 'dataset', 'metric', 'other', 'seeds', 'result' (statistics.TestResult
+    Per comparison: 'dataset', 'metric', 'other', 'seeds', 'result' (significance.TestResult
     of NTK-ECRN − other, in the metric's units), 'test' (in words), 'mcnemar' (exact McNemar
-    p per seed, or None), 'verdict' (statistics.verdict), 'wins', 'ties'.
+    p per seed, or None), 'verdict' (significance.verdict), 'wins', 'ties'.
   """
   context = context or {}
   values, workdirs = _per_seed(rows)
@@ -181,7 +181,7 @@ def paired_comparisons(rows: Iterable[dict], context: Optional[dict] = None) -> 
       else:
         (result, test), mcnemar = _over_seeds(diff, sizes), None
       higher = HIGHER_IS_BETTER[metric]
-      verdict = statistics.verdict(result.ci_low, result.ci_high, result.p_value, higher)
+      verdict = significance.verdict(result.ci_low, result.ci_high, result.p_value, higher)
       wins, ties = int(np.sum(diff > 0) if higher else np.sum(diff < 0)), int(np.sum(diff == 0))
       out.append(dict(dataset=dataset, metric=metric, other=other, seeds=seeds, result=result))
       out[-1].update(test=test, mcnemar=mcnemar, verdict=verdict, wins=wins, ties=ties)
@@ -277,9 +277,9 @@ def _claim(dataset, metric, ours, others, config, comparisons) -> tuple[bool, st
         f'{label(b)} {tables.format_value(metric, mean)} ({_difference(metric, c["result"])}, '
         f'p = {_p(c["result"].p_value)}: {c["verdict"]})'
     )
-    if c['verdict'] == statistics.WORSE:
+    if c['verdict'] == significance.WORSE:
       worse.append(label(b))
-    elif c['verdict'] != statistics.BETTER:
+    elif c['verdict'] != significance.BETTER:
       undecided.append(label(b))
   if worse:
     tail = 'does not hold (significantly worse than: ' + ', '.join(worse) + ').'

@@ -1,14 +1,14 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""experiments.statistics against scipy.stats, textbook values and simulations with a known
+"""experiments.significance against scipy.stats, textbook values and simulations with a known
 difference."""
 
 import numpy as np
 import pytest
 import scipy.stats
 
-from experiments import statistics
+from experiments import significance
 
 
 def _with_mean_std(mean: float, std: float, j: int = 5) -> np.ndarray:
@@ -29,7 +29,7 @@ def _with_mean_std(mean: float, std: float, j: int = 5) -> np.ndarray:
 def test_corrected_resampled_ttest(differences, n_train, n_test):
   d = np.asarray(differences)
   j = len(d)
-  got = statistics.corrected_resampled_ttest(d, n_train, n_test)
+  got = significance.corrected_resampled_ttest(d, n_train, n_test)
   # By hand, Nadeau & Bengio (2003): se^2 = (1/J + n_test/n_train) s^2, t with J - 1 dof.
   se = np.sqrt((1 / j + n_test / n_train) * np.var(d, ddof=1))
   t = d.mean() / se
@@ -38,7 +38,7 @@ def test_corrected_resampled_ttest(differences, n_train, n_test):
   assert got.p_value == pytest.approx(2 * scipy.stats.t.cdf(-abs(t), j - 1), rel=1e-10)
   assert (got.ci_low, got.ci_high) == pytest.approx((d.mean() - half, d.mean() + half))
   # Without the correction term (n_test = 0) it is scipy's one-sample t-test.
-  plain = statistics.corrected_resampled_ttest(d, n_train, 0)
+  plain = significance.corrected_resampled_ttest(d, n_train, 0)
   reference = scipy.stats.ttest_1samp(d, 0.0)
   interval = reference.confidence_interval(0.95)
   assert plain.p_value == pytest.approx(reference.pvalue, rel=1e-10)
@@ -49,22 +49,22 @@ def test_corrected_resampled_ttest(differences, n_train, n_test):
 
 
 def test_corrected_resampled_ttest_one_seed_and_no_spread():
-  one = statistics.corrected_resampled_ttest([0.1], 100, 25)
+  one = significance.corrected_resampled_ttest([0.1], 100, 25)
   assert one.mean == 0.1 and one.p_value is None and one.ci_low is None
   assert 'n = 1' in one.method
   # The same non-zero difference on every split: t is undefined; the exact sign test decides.
   # Five splits (p = 2/32 = 0.0625) cannot reach 95 %: no significant difference, however
   # large the difference; six can (p = 2/64).
-  five = statistics.corrected_resampled_ttest([-2.8] * 5, 100, 25)
+  five = significance.corrected_resampled_ttest([-2.8] * 5, 100, 25)
   assert five.p_value == pytest.approx(0.0625) and 'sign test' in five.method
   assert five.ci_low == -np.inf and five.ci_high == np.inf
-  assert statistics.verdict(five.ci_low, five.ci_high, five.p_value, True) == (
-      statistics.NO_DIFFERENCE
+  assert significance.verdict(five.ci_low, five.ci_high, five.p_value, True) == (
+      significance.NO_DIFFERENCE
   )
-  six = statistics.corrected_resampled_ttest([-2.8] * 6, 100, 25)
+  six = significance.corrected_resampled_ttest([-2.8] * 6, 100, 25)
   assert six.p_value == pytest.approx(0.03125) and six.ci_low == six.ci_high == pytest.approx(-2.8)
-  assert statistics.verdict(six.ci_low, six.ci_high, six.p_value, True) == statistics.WORSE
-  zero = statistics.corrected_resampled_ttest([0.0, 0.0], 100, 25)
+  assert significance.verdict(six.ci_low, six.ci_high, six.p_value, True) == significance.WORSE
+  zero = significance.corrected_resampled_ttest([0.0, 0.0], 100, 25)
   assert zero.p_value == 1.0 and zero.ci_low == zero.ci_high == 0.0
 
 
@@ -82,7 +82,7 @@ def _pairs(n_ab: int, n_ba: int, both: int, neither: int, seed: int = 0):
 )
 def test_mcnemar(n_ab, n_ba, both, neither):
   a, b = _pairs(n_ab, n_ba, both, neither)
-  got = statistics.mcnemar(a, b)
+  got = significance.mcnemar(a, b)
   m, n = len(a), n_ab + n_ba
   assert got.mean == pytest.approx(a.mean() - b.mean())
   assert got.details['only_a_correct'] == n_ab and got.details['only_b_correct'] == n_ba
@@ -107,7 +107,7 @@ def test_mcnemar(n_ab, n_ba, both, neither):
 def test_mcnemar_interval_inverts_the_test():
   for n_ab in range(0, 25):
     for n_ba in range(0, 25):
-      got = statistics.mcnemar(*_pairs(n_ab, n_ba, 3, 2))
+      got = significance.mcnemar(*_pairs(n_ab, n_ba, 3, 2))
       assert (got.p_value < 0.05) == (got.ci_low > 0 or got.ci_high < 0), (n_ab, n_ba)
 
 
@@ -123,7 +123,7 @@ def test_paired_bootstrap(m, seeds):
   covered, widths = 0, []
   for replication in range(100):
     a, b = _bernoulli_pairs(rng, m, p_a, p_b, seeds)
-    got = statistics.paired_bootstrap(a, b, num_resamples=1000, seed=replication)
+    got = significance.paired_bootstrap(a, b, num_resamples=1000, seed=replication)
     assert got.mean == pytest.approx(a.mean() - b.mean())
     covered += got.ci_low <= p_a - p_b <= got.ci_high
     widths.append(got.ci_high - got.ci_low)
@@ -137,19 +137,19 @@ def test_paired_bootstrap(m, seeds):
 
 def test_paired_bootstrap_shrinks_with_m_and_keeps_seeds():
   rng = np.random.default_rng(0)
-  small = statistics.paired_bootstrap(*_bernoulli_pairs(rng, 500, 0.5, 0.5))
-  large = statistics.paired_bootstrap(*_bernoulli_pairs(rng, 5000, 0.5, 0.5))
+  small = significance.paired_bootstrap(*_bernoulli_pairs(rng, 500, 0.5, 0.5))
+  large = significance.paired_bootstrap(*_bernoulli_pairs(rng, 5000, 0.5, 0.5))
   ratio = (small.ci_high - small.ci_low) / (large.ci_high - large.ci_low)
   assert 2.6 < ratio < 3.8  # sqrt(10) = 3.16
   a, b = _bernoulli_pairs(rng, 300, 0.6, 0.5)
-  one = statistics.paired_bootstrap(a[0], b[0], num_resamples=2000, seed=3)
-  same = statistics.paired_bootstrap(
+  one = significance.paired_bootstrap(a[0], b[0], num_resamples=2000, seed=3)
+  same = significance.paired_bootstrap(
       np.repeat(a, 4, 0), np.repeat(b, 4, 0), num_resamples=2000, seed=3
   )
   assert (one.mean, one.ci_low, one.ci_high, one.p_value) == pytest.approx(
       (same.mean, same.ci_low, same.ci_high, same.p_value)
   )
-  again = statistics.paired_bootstrap(a[0], b[0], num_resamples=2000, seed=3)
+  again = significance.paired_bootstrap(a[0], b[0], num_resamples=2000, seed=3)
   assert (again.ci_low, again.ci_high) == (one.ci_low, one.ci_high)  # seeded
 
 
@@ -167,7 +167,7 @@ def test_paired_bootstrap_shrinks_with_m_and_keeps_seeds():
     ],
 )
 def test_verdict(ci_low, ci_high, p, higher_is_better, expected):
-  assert statistics.verdict(ci_low, ci_high, p, higher_is_better) == expected
+  assert significance.verdict(ci_low, ci_high, p, higher_is_better) == expected
 
 
 @pytest.mark.parametrize('mean, std', [(0.035, 0.044), (0.011, 0.041)])
@@ -176,8 +176,8 @@ def test_quoted_gaps_get_one_verdict(mean, std, n_train, n_test):
   """The issue's "+0.035 ± 0.044 is 'behind', +0.011 ± 0.041 a tie" (5 seeds, lower is
   better): under one rule both intervals include 0, so both are the same verdict."""
   d = _with_mean_std(mean, std)
-  got = statistics.corrected_resampled_ttest(d, n_train, n_test)
+  got = significance.corrected_resampled_ttest(d, n_train, n_test)
   assert got.ci_low < 0 < got.ci_high
-  assert statistics.verdict(got.ci_low, got.ci_high, got.p_value, False) == (
+  assert significance.verdict(got.ci_low, got.ci_high, got.p_value, False) == (
       'no significant difference'
   )
