@@ -17,6 +17,8 @@ import os
 import textwrap
 from typing import Optional, Sequence
 
+from absl import app
+from absl import flags
 from absl import logging
 import numpy as np
 
@@ -322,9 +324,6 @@ def make_figures(workdir: str, out_dir: str, x_axis: str = 'fraction') -> list[s
 
 
 def main(argv):
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags  # pylint: disable=g-import-not-at-top
-
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   for path in make_figures(flags.FLAGS.workdir, flags.FLAGS.out, flags.FLAGS.x_axis):
@@ -332,9 +331,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags  # pylint: disable=g-import-not-at-top
-
   # Defined only when run as a program, so importing this module registers no flag.
   flags.DEFINE_string('workdir', None, 'Experiment workdir.')
   flags.DEFINE_string('out', None, 'Output directory for the PNGs.')

@@ -17,6 +17,8 @@ import math
 import os
 from typing import Any, Iterable, Optional, Sequence
 
+from absl import app
+from absl import flags
 import numpy as np
 
 from ecrn_jax import io
@@ -235,9 +237,6 @@ def write_report(workdirs: Sequence[str], out_dir: str, table: str) -> dict:
 
 
 def main(argv):
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags  # pylint: disable=g-import-not-at-top
-
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   workdirs = [w for w in flags.FLAGS.workdirs.split(',') if w]
@@ -246,9 +245,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags  # pylint: disable=g-import-not-at-top
-
   # Defined only when run as a program, so importing this module registers no flag.
   flags.DEFINE_string(
       'workdirs',

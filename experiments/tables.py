@@ -7,7 +7,7 @@ formatting. The paired tests and the claim checks are paired.py."""
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Optional
 
 # pylint: disable=g-importing-member
 from experiments.paper import DATASET_LABELS
