@@ -5,23 +5,23 @@
 their matrix-free estimators (Lanczos, deflated Hutchinson, conjugate gradients) driven by
 kernel–vector products (`ecrn_jax.ntk_vp_fn`)."""
 
-from ecrn_jax._src.analysis import conjugate_gradient
-from ecrn_jax._src.analysis import deflated_estimate
-from ecrn_jax._src.analysis import deflated_products
-from ecrn_jax._src.analysis import difference_matvec
-from ecrn_jax._src.analysis import frobenius_norm_estimate
-from ecrn_jax._src.analysis import generalization_bound
-from ecrn_jax._src.analysis import kernel_change
-from ecrn_jax._src.analysis import kernel_statistics
-from ecrn_jax._src.analysis import kernel_summary
-from ecrn_jax._src.analysis import kernel_target_alignment
-from ecrn_jax._src.analysis import matrix_free_products
-from ecrn_jax._src.analysis import matrix_free_summary
-from ecrn_jax._src.analysis import modewise_convergence
-from ecrn_jax._src.analysis import modewise_prediction
-from ecrn_jax._src.analysis import ratio_with_stderr
-from ecrn_jax._src.analysis import spectrum
-from ecrn_jax._src.analysis import top_eigenvalues
+from ecrn_jax._src.matrix_free import conjugate_gradient
+from ecrn_jax._src.matrix_free import deflated_estimate
+from ecrn_jax._src.matrix_free import deflated_products
+from ecrn_jax._src.matrix_free import difference_matvec
+from ecrn_jax._src.matrix_free import frobenius_norm_estimate
+from ecrn_jax._src.spectral import generalization_bound
+from ecrn_jax._src.spectral import kernel_change
+from ecrn_jax._src.spectral import kernel_statistics
+from ecrn_jax._src.spectral import kernel_summary
+from ecrn_jax._src.spectral import kernel_target_alignment
+from ecrn_jax._src.matrix_free import matrix_free_products
+from ecrn_jax._src.matrix_free import matrix_free_summary
+from ecrn_jax._src.spectral import modewise_convergence
+from ecrn_jax._src.spectral import modewise_prediction
+from ecrn_jax._src.matrix_free import ratio_with_stderr
+from ecrn_jax._src.spectral import spectrum
+from ecrn_jax._src.matrix_free import top_eigenvalues
 
 __all__ = [
     'conjugate_gradient',
