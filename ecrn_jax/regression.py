@@ -8,23 +8,23 @@ softmax-temperature calibration of kernel classifiers."""
 from ecrn_jax._src.batching import batched_infinite_kernel_diagonal
 from ecrn_jax._src.batching import batched_infinite_kernels
 from ecrn_jax._src.regression import GaussianPosterior
-from ecrn_jax._src.regression import JitterWarning
-from ecrn_jax._src.regression import JitteredSolve
-from ecrn_jax._src.regression import RESIDUAL_TOLERANCE
-from ecrn_jax._src.regression import TemperatureCalibration
-from ecrn_jax._src.regression import calibrate_temperature
-from ecrn_jax._src.regression import calibrated_softmax
-from ecrn_jax._src.regression import centered_one_hot
-from ecrn_jax._src.regression import cholesky_with_jitter
-from ecrn_jax._src.regression import cross_validated_scores
+from ecrn_jax._src.linalg import JitterWarning
+from ecrn_jax._src.linalg import JitteredSolve
+from ecrn_jax._src.linalg import RESIDUAL_TOLERANCE
+from ecrn_jax._src.calibration import TemperatureCalibration
+from ecrn_jax._src.calibration import calibrate_temperature
+from ecrn_jax._src.calibration import calibrated_softmax
+from ecrn_jax._src.calibration import centered_one_hot
+from ecrn_jax._src.linalg import cholesky_with_jitter
+from ecrn_jax._src.calibration import cross_validated_scores
 from ecrn_jax._src.regression import dual_coefficients
 from ecrn_jax._src.regression import empirical_kernel_regression
-from ecrn_jax._src.regression import fit_softmax_temperature
+from ecrn_jax._src.calibration import fit_softmax_temperature
 from ecrn_jax._src.regression import gp_posterior
 from ecrn_jax._src.regression import infinite_kernel_regression
 from ecrn_jax._src.regression import kernel_regression
-from ecrn_jax._src.regression import mean_diagonal
-from ecrn_jax._src.regression import solve_with_jitter
+from ecrn_jax._src.linalg import mean_diagonal
+from ecrn_jax._src.linalg import solve_with_jitter
 
 __all__ = [
     'GaussianPosterior',

@@ -30,6 +30,8 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, column
 from sklearn.utils.validation import validate_data
 
 from ecrn_jax._src import batching
+from ecrn_jax._src import calibration
+from ecrn_jax._src import linalg
 from ecrn_jax._src import regression
 from ecrn_jax._src import validation
 from ecrn_jax._src.compat import enable_x64
@@ -130,8 +132,8 @@ class _NTKEstimator(BaseEstimator):
     self.X_fit_ = X
     self._posterior_factor = None
     if self.kernel == 'nngp' and self._time() is None:
-      solve = regression.solve_with_jitter(
-          regression.regularized_kernel(k_train_train, float(self.diag_reg)), targets
+      solve = linalg.solve_with_jitter(
+          linalg.regularized_kernel(k_train_train, float(self.diag_reg)), targets
       )
       self._posterior_factor, self.dual_coef_ = solve.factor, solve.coefficients
     else:
@@ -217,7 +219,7 @@ class NTKClassifier(ClassifierMixin, _NTKEstimator):
   The decision is the argmax of the K regression scores. There is no `predict_proba`: the
   scores are kernel-regression outputs (they need not lie in [0, 1] nor sum to 1), not
   probabilities. For probabilities fit a calibration on held-out scores
-  (`regression.fit_softmax_temperature`, `regression.calibrated_softmax`).
+  (`calibration.fit_softmax_temperature`, `calibration.calibrated_softmax`).
 
   Parameters and attributes as `NTKRegressor`, plus classes_ (K,); labels may be any
   sortable values (integers, strings).
@@ -234,7 +236,7 @@ class NTKClassifier(ClassifierMixin, _NTKEstimator):
           f'{type(self).__name__} needs samples of at least 2 classes in y; got '
           f'1 class: {self.classes_[0]!r}.'
       )
-    self._fit_targets(X, regression.centered_one_hot(encoded.ravel(), len(self.classes_)))
+    self._fit_targets(X, calibration.centered_one_hot(encoded.ravel(), len(self.classes_)))
     return self
 
   def decision_function(self, X):

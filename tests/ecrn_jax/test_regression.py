@@ -21,7 +21,7 @@ from reference_ntk import gp_posterior, gradient_flow_mse, jacobian_ntk
 
 from ecrn_jax import ECRN, ECRNConfig, infinite_kernels
 from ecrn_jax import regression
-from ecrn_jax._src.regression import RESIDUAL_TOLERANCE, solve_with_jitter
+from ecrn_jax._src.linalg import RESIDUAL_TOLERANCE, solve_with_jitter
 import utils
 
 TOL = 1e-10
