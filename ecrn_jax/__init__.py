@@ -46,13 +46,13 @@ from ecrn_jax._src.models import resolve_dtype
 from ecrn_jax._src.tracking import KernelTracker
 from ecrn_jax._src.tracking import TrackingConfig
 from ecrn_jax._src.tracking_io import TrackingWriter
-from ecrn_jax._src.training import LinearizedModel
+from ecrn_jax._src.linearized import LinearizedModel
 from ecrn_jax._src.training import TrainConfig
 from ecrn_jax._src.training import TrainState
 from ecrn_jax._src.training import TrainingDiverged
 from ecrn_jax._src.training import cross_entropy_loss
 from ecrn_jax._src.training import learning_rate_schedule
-from ecrn_jax._src.training import linearize
+from ecrn_jax._src.linearized import linearize
 from ecrn_jax._src.training import make_optimizer
 from ecrn_jax._src.training import make_train_epoch
 from ecrn_jax._src.training import make_train_step

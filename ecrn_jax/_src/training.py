@@ -283,47 +283,6 @@ def make_train_epoch(
 
 
 # ---------------------------------------------------------------------------
-# The linearized network.
-# ---------------------------------------------------------------------------
-
-
-class LinearizedModel:
-  """f_lin(θ) = f(θ₀) + J(θ₀)(θ − θ₀): the first-order Taylor expansion of a model.
-
-  Duck-types the part of a Flax module that `train`, `empirical_ntk` and `ntk_vp_fn` use:
-  `apply(variables, x, train=False, rngs=None)` → (N, C). The linearization is of the
-  evaluation-mode network (`train` and `rngs` are ignored), in the 'params' collection;
-  the other collections of `variables` are passed to the model unchanged. Its empirical
-  NTK is Θ_{θ₀} at every θ. Hashed by identity (it holds θ₀).
-  """
-
-  def __init__(self, model: nn.Module, variables: Mapping[str, Any]):
-    if 'params' not in variables:
-      raise ValueError("variables must contain a 'params' collection, got " f'{list(variables)}.')
-    self.model = model
-    self.params0 = variables['params']
-
-  def apply(
-      self,
-      variables: Mapping[str, Any],
-      x,
-      train: bool = False,
-      rngs: Optional[Mapping[str, jax.Array]] = None,
-  ) -> jax.Array:
-    del train, rngs
-    rest = {k: v for k, v in variables.items() if k != 'params'}
-    f = lambda p: self.model.apply({'params': p, **rest}, x)
-    delta = jax.tree_util.tree_map(jnp.subtract, variables['params'], self.params0)
-    out0, tangent = jax.jvp(f, (self.params0,), (delta,))
-    return out0 + tangent
-
-
-def linearize(model: nn.Module, variables: Mapping[str, Any]) -> LinearizedModel:
-  """The model linearized in its 'params' around `variables` (see `LinearizedModel`)."""
-  return LinearizedModel(model, variables)
-
-
-# ---------------------------------------------------------------------------
 # The loop.
 # ---------------------------------------------------------------------------
 
