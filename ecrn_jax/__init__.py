@@ -29,13 +29,13 @@ from ecrn_jax._src.empirical import auto_vp_batch_size
 from ecrn_jax._src.empirical import empirical_nngp
 from ecrn_jax._src.empirical import empirical_ntk
 from ecrn_jax._src.empirical import ntk_vp_fn
-from ecrn_jax._src.infinite import ExpectedKernels
-from ecrn_jax._src.infinite import InfiniteKernels
-from ecrn_jax._src.infinite import embed_inputs
-from ecrn_jax._src.infinite import expected_kernels_stochastic_depth
-from ecrn_jax._src.infinite import infinite_kernels
-from ecrn_jax._src.infinite import stax_twin
-from ecrn_jax._src.infinite import to_stax_params
+from ecrn_jax._src.infinite.masks import ExpectedKernels
+from ecrn_jax._src.infinite.twin import InfiniteKernels
+from ecrn_jax._src.infinite.twin import embed_inputs
+from ecrn_jax._src.infinite.deprecated import expected_kernels_stochastic_depth
+from ecrn_jax._src.infinite.deprecated import infinite_kernels
+from ecrn_jax._src.infinite.reference import stax_twin
+from ecrn_jax._src.infinite.reference import to_stax_params
 from ecrn_jax._src.models import Dense
 from ecrn_jax._src.models import ECRN
 from ecrn_jax._src.models import FourierFeatures
@@ -59,8 +59,9 @@ from ecrn_jax._src.training import make_train_step
 from ecrn_jax._src.training import mse_loss
 from ecrn_jax._src.training import steps_per_epoch
 from ecrn_jax._src.training import train
-from ecrn_jax._src.twin import block_scales
-from ecrn_jax._src.twin import infinite_kernel_fn
+from ecrn_jax._src.infinite.twin import block_scales
+from ecrn_jax._src.infinite.batching import batch
+from ecrn_jax._src.infinite.kernel_fn import infinite_kernel_fn
 from ecrn_jax.regression import GaussianPosterior
 from ecrn_jax.regression import JitterWarning
 from ecrn_jax.regression import JitteredSolve
@@ -112,6 +113,7 @@ __all__ = [
     # Infinite-width kernels.
     'ExpectedKernels',
     'InfiniteKernels',
+    'batch',
     'block_scales',
     'embed_inputs',
     'expected_kernels_stochastic_depth',

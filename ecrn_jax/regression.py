@@ -5,8 +5,8 @@
 ridge solutions, the GP posterior, tiled (sharded) infinite-width kernels for large N, and the
 softmax-temperature calibration of kernel classifiers."""
 
-from ecrn_jax._src.batching import batched_infinite_kernel_diagonal
-from ecrn_jax._src.batching import batched_infinite_kernels
+from ecrn_jax._src.infinite.deprecated import batched_infinite_kernel_diagonal
+from ecrn_jax._src.infinite.deprecated import batched_infinite_kernels
 from ecrn_jax._src.regression import GaussianPosterior
 from ecrn_jax._src.linalg import JitterWarning
 from ecrn_jax._src.linalg import JitteredSolve

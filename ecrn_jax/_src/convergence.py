@@ -17,7 +17,7 @@ import numpy as np
 
 from ecrn_jax._src.config import MLPConfig
 from ecrn_jax._src.empirical import empirical_nngp, empirical_ntk
-from ecrn_jax._src.infinite import infinite_kernels
+from ecrn_jax._src.infinite.kernel_fn import infinite_kernel_fn
 from ecrn_jax._src.models import ECRN, MLP
 
 
@@ -101,7 +101,7 @@ def finite_vs_infinite(
   for i, width in enumerate(widths):
     # neural-tangents' standard-parameterization NTK depends on the widths it is given;
     # in the NTK parameterization (and for the NNGP) the twin is the same at every width.
-    twin = infinite_kernels(with_width(config, width, 'ntk'), x, variables=reference_vars)
+    twin = infinite_kernel_fn(with_width(config, width, 'ntk'), variables=reference_vars)(x)
     target = twin.ntk if kernel == 'ntk' else twin.nngp
     model = module(with_width(config, width, kernel))
     for s in range(num_seeds):

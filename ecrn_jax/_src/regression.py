@@ -37,11 +37,12 @@ import jax
 import numpy as np
 import scipy.linalg
 
-from ecrn_jax._src import batching
 from ecrn_jax._src.config import ArchConfig
 from ecrn_jax._src.empirical import empirical_ntk
+from ecrn_jax._src.infinite.batching import batch
+from ecrn_jax._src.infinite.kernel_fn import infinite_kernel_fn
+from ecrn_jax._src.infinite.twin import KERNELS
 from ecrn_jax._src.linalg import regularized_kernel, solve_with_jitter
-from ecrn_jax._src.twin import KERNELS
 from ecrn_jax._src.validation import (
     as_float_array,
     check_diag_reg,
@@ -302,7 +303,7 @@ def infinite_kernel_regression(
     t, diag_reg, learning_rate: as in `kernel_regression`.
     return_variance: kernel='nngp', t=None only: also the NNGP posterior variance (M,) of the
       latent function.
-    batch_size, devices, progress, fourier_limit: as in `batched_infinite_kernels`.
+    batch_size, devices, progress: as in `batch`; fourier_limit: as in `infinite_kernel_fn`.
   Returns:
     Predictions (M,) or (M, C), or `GaussianPosterior(mean, variance)` with return_variance.
   """
@@ -313,25 +314,16 @@ def infinite_kernel_regression(
         "return_variance needs kernel='nngp' and t=None: the posterior variance "
         'is that of the NNGP (Bayesian) posterior.'
     )
-  common = dict(
-      variables=variables,
-      get=kernel,
+  kernel_fn = batch(
+      infinite_kernel_fn(config, variables=variables, fourier_limit=fourier_limit),
       batch_size=batch_size,
       devices=devices,
       progress=progress,
-      fourier_limit=fourier_limit,
   )
-  k_train_train = batching.batched_infinite_kernels(config, x_train, **common)
-  k_test_train = batching.batched_infinite_kernels(config, x_test, x_train, **common)
+  k_train_train = kernel_fn(x_train, get=kernel)
+  k_test_train = kernel_fn(x_test, x_train, get=kernel)
   if return_variance:
-    k_test_diag = batching.batched_infinite_kernel_diagonal(
-        config,
-        x_test,
-        variables=variables,
-        get=kernel,
-        batch_size=batch_size,
-        fourier_limit=fourier_limit,
-    )
+    k_test_diag = kernel_fn(x_test, get=kernel, diagonal=True)
     return gp_posterior(k_train_train, y_train, k_test_train, k_test_diag, diag_reg=diag_reg)
   return kernel_regression(
       k_train_train, y_train, k_test_train, diag_reg=diag_reg, t=t, learning_rate=learning_rate

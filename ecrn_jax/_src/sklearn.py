@@ -11,7 +11,7 @@ Every fit and predict runs under `compat.enable_x64()` (64-bit JAX for that scop
 and current JAX alike), so float64 configs work whether or not the caller enabled 64-bit JAX,
 and leave the global setting unchanged.
 
-The kernels are computed natively in JAX (`batching.batched_infinite_kernels`): neither
+The kernels are computed natively in JAX (`batch(infinite_kernel_fn(...))`): neither
 neural-tangents nor TensorFlow is needed or imported.
 """
 
@@ -29,13 +29,15 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state, column_or_1d
 from sklearn.utils.validation import validate_data
 
-from ecrn_jax._src import batching
 from ecrn_jax._src import calibration
 from ecrn_jax._src import linalg
 from ecrn_jax._src import regression
 from ecrn_jax._src import validation
 from ecrn_jax._src.compat import enable_x64
 from ecrn_jax._src.config import ArchConfig, ECRNConfig, MLPConfig
+from ecrn_jax._src.infinite.batching import batch
+from ecrn_jax._src.infinite.kernel_fn import infinite_kernel_fn
+from ecrn_jax._src.infinite.twin import KERNELS
 from ecrn_jax._src.models import ECRN, FOURIER_COLLECTION
 
 
@@ -85,7 +87,7 @@ class _NTKEstimator(BaseEstimator):
           'config must be an ECRNConfig, an MLPConfig or None (the default '
           f'ECRN), got {type(self.config).__name__}.'
       )
-    validation.check_choice('kernel', self.kernel, regression.KERNELS)
+    validation.check_choice('kernel', self.kernel, KERNELS)
     if self.t is not None and (
         isinstance(self.t, bool)
         or not isinstance(self.t, numbers.Real)
@@ -102,15 +104,9 @@ class _NTKEstimator(BaseEstimator):
     return None if self.t is None or math.isinf(self.t) else float(self.t)
 
   def _kernel(self, x1, x2=None) -> np.ndarray:
-    return batching.batched_infinite_kernels(
-        self.config_,
-        x1,
-        x2,
-        variables=self.variables_,
-        get=self.kernel,
-        batch_size=int(self.batch_size),
-        progress=bool(self.verbose),
-    )
+    kernel_fn = infinite_kernel_fn(self.config_, variables=self.variables_)
+    kernel_fn = batch(kernel_fn, batch_size=int(self.batch_size), progress=bool(self.verbose))
+    return kernel_fn(x1, x2, self.kernel)
 
   def _fit_targets(self, X: np.ndarray, targets: np.ndarray) -> None:
     """Draws B, computes Θ(X, X) and the dual coefficients; X (N, d), targets (N, C)."""
@@ -200,9 +196,8 @@ class NTKRegressor(RegressorMixin, _NTKEstimator):
     if not return_std:
       return mean
     with enable_x64():
-      k_test_diag = batching.batched_infinite_kernel_diagonal(
-          self.config_, X, variables=self.variables_, get='nngp', batch_size=int(self.batch_size)
-      )
+      kernel_fn = infinite_kernel_fn(self.config_, variables=self.variables_)
+      k_test_diag = batch(kernel_fn, batch_size=int(self.batch_size))(X, get='nngp', diagonal=True)
     whitened = scipy.linalg.solve_triangular(self._posterior_factor, k_test_train.T, lower=True)
     variance = k_test_diag - np.einsum('nm,nm->m', whitened, whitened)
     return mean, np.sqrt(np.maximum(variance, 0.0))

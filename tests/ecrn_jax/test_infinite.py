@@ -32,7 +32,7 @@ from ecrn_jax import (
     stax_twin,
     to_stax_params,
 )
-from ecrn_jax._src import dual
+from ecrn_jax._src.infinite import dual
 
 warnings.filterwarnings('ignore', message='`FanIn` layers assume independent inputs')
 

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ecrn_jax._src.config import ArchConfig, ECRNConfig, MLPConfig
-from ecrn_jax._src.dual import dual_activation
+from ecrn_jax._src.infinite.dual import dual_activation
 from ecrn_jax._src.models import flatten_inputs, fourier_embed, fourier_matrix, resolve_dtype
 from ecrn_jax._src.validation import check_finite_inputs
 
@@ -325,14 +325,16 @@ def _twin_kernels_of_many_scales(x1, x2, b_matrix, scales, **static):
   return jax.vmap(lambda s: twin_core(x1, x2, b_matrix, s, **static))(scales)
 
 
-def infinite_kernel_fn(
+def native_kernel_fn(
     config: ArchConfig,
     *,
     variables: Optional[Mapping[str, Any]] = None,
     mask: Optional[Sequence[float]] = None,
     fourier_limit: bool = False,
 ) -> Callable[..., Union[jax.Array, InfiniteKernels]]:
-  """The twin's kernel function, in the style of `stax`'s `kernel_fn(x1, x2, get)`.
+  """The twin's native kernel function, in the style of `stax`'s `kernel_fn(x1, x2, get)`.
+
+  What `infinite_kernel_fn` returns for implementation='native' (evaluation mode or one mask).
 
   Args:
     config: an `ECRNConfig` or `MLPConfig` (its dtype is the kernels' dtype).
