@@ -18,13 +18,13 @@ from ecrn_jax._src import empirical as empirical_lib
 from ecrn_jax import (
     ECRN,
     MLP,
-    Dense,
     ECRNConfig,
     MLPConfig,
     empirical_nngp,
     empirical_ntk,
     ntk_vp_fn,
 )
+from ecrn_jax.models import Dense
 
 
 def _model(kind, parameterization, dtype, trainable=False, out_dim=3):
