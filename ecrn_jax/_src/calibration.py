@@ -50,6 +50,13 @@ def cross_validated_scores(
   Returns:
     Held-out predictions like targets, (N,) or (N, C); with an array t, a leading axis of
     length T.
+
+  >>> import numpy as np
+  >>> from ecrn_jax import regression
+  >>> k = np.eye(4) + 0.5
+  >>> regression.cross_validated_scores(
+  ...     k, np.array([1.0, 1.0, -1.0, -1.0]), folds=2, order=np.arange(4)).shape
+  (4,)
   """
   k_train_train, targets, _ = check_kernels(k_train_train, targets, None, dtype)
   n = k_train_train.shape[0]
@@ -95,7 +102,13 @@ def _check_folds(folds, order, n: int) -> np.ndarray:
 
 
 def centered_one_hot(labels, num_classes: int) -> np.ndarray:
-  """Regression targets for classification: one-hot(labels) − 1/K, shape (N, K)."""
+  """Regression targets for classification: one-hot(labels) − 1/K, shape (N, K).
+
+  >>> from ecrn_jax import regression
+  >>> regression.centered_one_hot([0, 2], 3).round(3)
+  array([[ 0.667, -0.333, -0.333],
+         [-0.333, -0.333,  0.667]])
+  """
   labels = np.asarray(labels)
   if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
     raise ValueError(f'labels must be a 1-D array of integers in [0, K), got {labels!r}.')
@@ -111,6 +124,11 @@ def calibrated_softmax(scores, temperature: float) -> np.ndarray:
 
   Kernel-regression scores are not probabilities; this is a calibration, honest only with a
   temperature fitted on held-out data (`fit_softmax_temperature`).
+
+  >>> import numpy as np
+  >>> from ecrn_jax import regression
+  >>> regression.calibrated_softmax(np.array([[0.0, np.log(3.0)]]), 1.0).round(6)
+  array([[0.25, 0.75]])
   """
   if not temperature > 0:
     raise ValueError(f'temperature must be > 0, got {temperature!r}.')
@@ -126,6 +144,12 @@ def fit_softmax_temperature(scores, labels, *, bounds: tuple[float, float] = (1e
   Args:
     scores: (M, K) regression scores (e.g. `NTKClassifier.decision_function`, K > 2 columns).
     labels: (M,) integer labels in [0, K).
+
+  >>> import numpy as np
+  >>> from ecrn_jax import regression
+  >>> scores = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+  >>> round(regression.fit_softmax_temperature(scores, np.array([0, 1, 0, 0])), 3)  # 1/ln 3
+  0.91
   """
   scores = np.asarray(scores, np.float64)
   labels = np.asarray(labels)
@@ -186,6 +210,14 @@ def calibrate_temperature(
       None).
   Returns:
     `TemperatureCalibration(temperature, held_out_scores (N, K), held_out_accuracy)`.
+
+  >>> import numpy as np
+  >>> from ecrn_jax import regression
+  >>> k = np.eye(6) + 0.5
+  >>> calibration = regression.calibrate_temperature(
+  ...     k, np.array([0, 1, 0, 1, 0, 1]), 2, folds=3, order=np.arange(6), diag_reg=0.1)
+  >>> calibration.held_out_scores.shape, calibration.temperature > 0
+  ((6, 2), True)
   """
   if np.ndim(t) != 0:
     raise ValueError(

@@ -299,6 +299,18 @@ def empirical_ntk(
     **apply_kwargs: static extra arguments of apply (e.g. train=True).
   Returns:
     The kernel, (N₁, N₂) or (N₁·C, N₂·C), in the parameters' dtype; `out` itself when given.
+
+  (Jacot et al. 2018; the structured per-layer form: Novak et al. 2022, "Fast Finite Width Neural
+  Tangent Kernel"; docs/spec.md §2.1-2.2.)
+
+  >>> import jax, numpy as np, ecrn_jax
+  >>> model = ecrn_jax.MLP(ecrn_jax.MLPConfig(hidden_widths=(8,), out_dim=2, dtype='float32'))
+  >>> x = np.linspace(-1.0, 1.0, 6, dtype=np.float32).reshape(3, 2)
+  >>> variables = model.init(jax.random.PRNGKey(0), x)
+  >>> ecrn_jax.empirical_ntk(model, variables, x).shape
+  (3, 3)
+  >>> ecrn_jax.empirical_ntk(model, variables, x, x[:2], trace_outputs=False).shape
+  (6, 4)
   """
   params, rest = _split_variables(variables)
   x1, x2 = _checked_inputs(x1, x2, implementation)
@@ -448,6 +460,13 @@ def auto_vp_batch_size(
   CPU and 1/16 of an accelerator's memory. At N = 50,000 inputs of the default ECRN this
   bounds the product to ~0.3 GiB at the speed of one unchunked product (benchmarks/
   kernel_tracking_at_scale.py). vmap over v multiplies the memory by the number of vectors.
+
+  >>> import jax, numpy as np, ecrn_jax
+  >>> model = ecrn_jax.MLP(ecrn_jax.MLPConfig(hidden_widths=(8,), out_dim=2, dtype='float32'))
+  >>> x = np.linspace(-1.0, 1.0, 6, dtype=np.float32).reshape(3, 2)
+  >>> variables = model.init(jax.random.PRNGKey(0), x)
+  >>> ecrn_jax.kernels.auto_vp_batch_size(model, variables, x, memory_bytes=1 << 20) >= 1
+  True
   """
   per_input = bytes_per_input(model, variables, x, rngs=rngs, **apply_kwargs)
   params, rest = _split_variables(variables)
@@ -534,6 +553,17 @@ def ntk_vp_fn(
       statistics; the ECRN's drop mask is one per call, so the same in every chunk).
   Returns:
     The kernel–vector-product function; vmap it for several vectors.
+
+  (Jacot et al. 2018; kernel-vector products as in Novak et al. 2022; docs/spec.md §2.2.)
+
+  >>> import jax, numpy as np, ecrn_jax
+  >>> model = ecrn_jax.MLP(ecrn_jax.MLPConfig(hidden_widths=(8,), out_dim=2, dtype='float32'))
+  >>> x = np.linspace(-1.0, 1.0, 6, dtype=np.float32).reshape(3, 2)
+  >>> variables = model.init(jax.random.PRNGKey(0), x)
+  >>> matvec = ecrn_jax.ntk_vp_fn(model, variables, x)
+  >>> v = np.ones(3, np.float32)
+  >>> bool(np.allclose(matvec(v), ecrn_jax.empirical_ntk(model, variables, x) @ v, rtol=1e-4))
+  True
   """
   params, rest = _split_variables(variables)
   x1, x2 = _checked_inputs(x1, x2, 'auto')
@@ -566,6 +596,13 @@ def empirical_nngp(
 
   Its expectation over initializations is the NNGP kernel; with a wide readout
   (C = width) a single network already averages over C independent readout rows.
+
+  >>> import jax, numpy as np, ecrn_jax
+  >>> model = ecrn_jax.MLP(ecrn_jax.MLPConfig(hidden_widths=(8,), out_dim=2, dtype='float32'))
+  >>> x = np.linspace(-1.0, 1.0, 6, dtype=np.float32).reshape(3, 2)
+  >>> variables = model.init(jax.random.PRNGKey(0), x)
+  >>> ecrn_jax.empirical_nngp(model, variables, x).shape
+  (3, 3)
   """
   check_finite_inputs('x1', x1)
   if x2 is not None:

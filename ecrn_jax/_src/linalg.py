@@ -1,9 +1,10 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""Linear algebra of kernel regression: jittered Cholesky factorizations and solves (docs/spec.md §2.6).
+"""Linear algebra of kernel regression: jittered Cholesky factorizations and solves.
 
-Solves run on the host with LAPACK (scipy), in the dtype of the matrix (float64 or float32).
+Solves run on the host with LAPACK (scipy), in the dtype of the matrix (float64 or float32;
+docs/spec.md §2.6).
 `solve_with_jitter` checks its relative residual ‖(A + jitter·I)α − y‖/‖y‖ (evaluated in
 float64) against `RESIDUAL_TOLERANCE`; when the factorization fails or the residual misses it,
 it retries with jitter·tr(A)/N added, jitter = 1e-10, 1e-9, …, 1e-2, and warns
@@ -51,7 +52,13 @@ RESIDUAL_TOLERANCE = float(np.sqrt(np.finfo(np.float32).eps))
 
 
 def mean_diagonal(kernel) -> float:
-  """tr(K)/N of an (N, N) kernel: the unit in which `diag_reg` and jitter are measured."""
+  """tr(K)/N of an (N, N) kernel: the unit in which `diag_reg` and jitter are measured.
+
+  >>> import numpy as np
+  >>> from ecrn_jax import regression
+  >>> regression.mean_diagonal(np.diag([1.0, 3.0]))
+  2.0
+  """
   kernel = np.asarray(kernel)
   value = float(np.trace(kernel)) / kernel.shape[0]
   if not value > 0:
@@ -101,6 +108,12 @@ def cholesky_with_jitter(
     (L, absolute jitter added).
   Raises:
     ValueError: A is not positive definite even with the largest jitter.
+
+  >>> import numpy as np
+  >>> from ecrn_jax import regression
+  >>> factor, jitter = regression.cholesky_with_jitter(np.array([[2.0, 1.0], [1.0, 2.0]]))
+  >>> bool(np.allclose(factor @ factor.T, [[2.0, 1.0], [1.0, 2.0]])), jitter
+  (True, 0.0)
   """
   matrix = np.asarray(matrix)
   scale = mean_diagonal(matrix)
@@ -139,6 +152,12 @@ def solve_with_jitter(matrix, rhs, *, name: str = 'k_train_train + diag_reg·I')
     `JitteredSolve(coefficients, factor, jitter, residual, unjittered_residual)`.
   Raises:
     ValueError: no jitter up to 1e-2·tr(A)/N both factorizes A and meets the tolerance.
+
+  >>> import numpy as np
+  >>> from ecrn_jax import regression
+  >>> solve = regression.solve_with_jitter(np.array([[2.0, 1.0], [1.0, 2.0]]), np.array([3.0, 3.0]))
+  >>> solve.coefficients.round(6), solve.jitter
+  (array([1., 1.]), 0.0)
   """
   matrix, rhs = np.asarray(matrix), np.asarray(rhs)
   dtype = matrix.dtype

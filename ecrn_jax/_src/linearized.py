@@ -49,5 +49,16 @@ class LinearizedModel:
 
 
 def linearize(model: nn.Module, variables: Mapping[str, Any]) -> LinearizedModel:
-  """The model linearized in its 'params' around `variables` (see `LinearizedModel`)."""
+  """The model linearized in its 'params' around `variables` (see `LinearizedModel`).
+
+  (Lee et al. 2019, docs/spec.md §4.1.)
+
+  >>> import jax, numpy as np, ecrn_jax
+  >>> model = ecrn_jax.MLP(ecrn_jax.MLPConfig(hidden_widths=(8,), dtype='float32'))
+  >>> x = np.linspace(-1.0, 1.0, 6, dtype=np.float32).reshape(3, 2)
+  >>> variables = model.init(jax.random.PRNGKey(0), x)
+  >>> linear = ecrn_jax.training.linearize(model, variables)
+  >>> bool(np.allclose(linear.apply(variables, x), model.apply(variables, x)))  # equal at θ₀
+  True
+  """
   return LinearizedModel(model, variables)

@@ -62,6 +62,11 @@ def difference_matvec(matvec_t: MatVec, matvec_0: MatVec) -> MatVec:
 
   Returns:
     A `(n,) -> (n,)` function computing `(K_t - K_0) v`.
+
+  >>> import jax.numpy as jnp
+  >>> from ecrn_jax import analysis
+  >>> analysis.difference_matvec(lambda v: 3.0 * v, lambda v: v)(jnp.ones(2)).tolist()
+  [2.0, 2.0]
   """
 
   def matvec(v: jax.Array) -> jax.Array:
@@ -181,6 +186,13 @@ def top_eigenvalues(
   Returns:
     `(k,)` eigenvalues in descending order and, if `return_vectors`, the
     `(n, k)` matrix of corresponding unit-norm Ritz vectors (columns).
+
+  >>> import jax, jax.numpy as jnp
+  >>> from ecrn_jax import analysis
+  >>> a = jnp.array([[2.0, 1.0], [1.0, 2.0]])
+  >>> values = analysis.top_eigenvalues(lambda v: a @ v, 2, 1, key=jax.random.PRNGKey(0))
+  >>> round(float(values[0]), 4)
+  3.0
   """
   n = check_positive_int(n, 'n')
   k = check_positive_int(k, 'k')
@@ -246,6 +258,13 @@ def frobenius_norm_estimate(
   Returns:
     `(estimate, standard_error)`: scalar arrays estimating `||A||_F` and the
     standard error of that estimate.
+
+  >>> import jax
+  >>> from ecrn_jax import analysis
+  >>> estimate, stderr = analysis.frobenius_norm_estimate(
+  ...     lambda v: 2.0 * v, 4, num_probes=3, key=jax.random.PRNGKey(0))
+  >>> float(estimate), round(float(stderr), 12)  # ‖2·I₄‖_F = 4 for every Rademacher probe
+  (4.0, 0.0)
   """
   n = check_positive_int(n, 'n')
   num_probes = check_positive_int(num_probes, 'num_probes')
@@ -288,6 +307,14 @@ def deflated_products(
     `(projected, probe_products, basis_products)`: the `(p, n)` deflated
     probes `w_j = (I - Q Q^T) v_j`, the `(p, n)` products `A w_j` and the
     `(r, n)` products `A q_i`.
+
+  >>> import jax.numpy as jnp
+  >>> from ecrn_jax import analysis
+  >>> probes, basis = jnp.array([[1.0, -1.0, 1.0]]), jnp.array([[1.0, 0.0, 0.0]])
+  >>> projected, products, basis_products = analysis.deflated_products(
+  ...     lambda v: 2.0 * v, probes, basis)
+  >>> projected.tolist(), basis_products.tolist()
+  ([[0.0, -1.0, 1.0]], [[2.0, 0.0, 0.0]])
   """
   num_probes = probes.shape[0]
   projected = probes - (probes @ basis.T) @ basis
@@ -333,6 +360,13 @@ def deflated_estimate(
   Returns:
     A dict with `frobenius_norm_sq`, `frobenius_norm` and their
     `*_stderr`, and, given `projected_probes`, `trace` and `trace_stderr`.
+
+  >>> import numpy as np
+  >>> from ecrn_jax import analysis
+  >>> probes = np.array([[1.0, -1.0, 1.0], [-1.0, -1.0, 1.0]])  # Rademacher, for A = 2·I₃
+  >>> estimate = analysis.deflated_estimate(2.0 * probes, projected_probes=probes)
+  >>> float(estimate['trace']), round(float(estimate['frobenius_norm']), 4)
+  (6.0, 3.4641)
   """
   xp = jnp if isinstance(probe_products, jax.Array) else np
   exact_sq = 0.0 if basis_products is None else xp.sum(basis_products**2)
@@ -382,6 +416,11 @@ def ratio_with_stderr(
   For positive estimates `a`, `b` with independent errors (e.g. the relative
   kernel change `||K_t - K_0||_F / ||K_0||_F`). The ratio is `nan` unless
   `b > 0`, its standard error unless also `a > 0`.
+
+  >>> from ecrn_jax import analysis
+  >>> ratio, stderr = analysis.ratio_with_stderr(2.0, 0.1, 4.0, 0.2)
+  >>> ratio, round(stderr, 4)
+  (0.5, 0.0354)
   """
   a, b = float(numerator), float(denominator)
   ratio = a / b if b > 0 else float('nan')
@@ -410,6 +449,16 @@ def conjugate_gradient(
   Returns:
     `(solutions, residual_norms)`: `(c, n)` and `(c,)` `||A x - b||`. Then
     `b^T x` is a lower estimate of `b^T A^{-1} b` that increases to it.
+
+  (the Arora et al. 2019 bound, docs/spec.md §4.2.)
+
+  >>> import jax.numpy as jnp
+  >>> from ecrn_jax import analysis
+  >>> a = jnp.array([[2.0, 1.0], [1.0, 2.0]])
+  >>> solutions, residuals = analysis.conjugate_gradient(
+  ...     lambda v: a @ v, jnp.array([[3.0, 3.0]]), num_iterations=2)
+  >>> [round(float(s), 6) for s in solutions[0]]
+  [1.0, 1.0]
   """
 
   def solve(b):
@@ -455,6 +504,16 @@ def matrix_free_products(
     `basis`, 'basis' `(r, n)` and 'vectors' `(n, num_vectors)`; with
     `cg_iterations`, 'solutions' `(C, n)` and 'cg_residuals' `(C,)` (see
     `conjugate_gradient`).
+
+  >>> import jax, jax.numpy as jnp
+  >>> from ecrn_jax import analysis
+  >>> a = jnp.diag(jnp.array([3.0, 2.0, 1.0]))
+  >>> products = analysis.matrix_free_products(
+  ...     lambda v: a @ v, 3, key=jax.random.PRNGKey(0), num_iterations=3,
+  ...     probes=jnp.ones((2, 3)), targets=jnp.ones((1, 3)), deflation_rank=1, cg_iterations=3)
+  >>> sorted(products)  # doctest: +NORMALIZE_WHITESPACE
+  ['basis', 'basis_products', 'cg_residuals', 'probe_products', 'ritz_values', 'solutions',
+   'target_products', 'vectors']
   """
   out = {}
   if basis is None:
@@ -506,6 +565,17 @@ def matrix_free_summary(
     probes: `(p, n)` the probes `v_j` of both.
     y: `(n, C)` targets (their columns are `targets` of the products).
     top_k: number of largest Ritz values reported.
+
+  >>> import jax, jax.numpy as jnp, numpy as np
+  >>> from ecrn_jax import analysis
+  >>> a = jnp.diag(jnp.array([3.0, 2.0, 1.0]))
+  >>> probes = jnp.array([[1.0, -1.0, 1.0], [-1.0, 1.0, 1.0]])
+  >>> products = analysis.matrix_free_products(
+  ...     lambda v: a @ v, 3, key=jax.random.PRNGKey(0), num_iterations=3, probes=probes,
+  ...     targets=jnp.ones((1, 3)), deflation_rank=1, cg_iterations=3)
+  >>> summary = analysis.matrix_free_summary(products, products, probes, np.ones((3, 1)), top_k=2)
+  >>> round(summary['lambda_max'], 4), round(summary['trace'], 4), summary['delta_frobenius']
+  (3.0, 6.0, 0.0)
   """
   f64 = lambda a: np.asarray(a, dtype=np.float64)
   u, tq = f64(products['probe_products']), f64(products['basis_products'])

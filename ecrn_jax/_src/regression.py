@@ -110,6 +110,17 @@ def dual_coefficients(
     dtype: 'float64' (default) or 'float32' for the solve.
   Returns:
     (N,) or (N, C); with an array t, (T, N) or (T, N, C).
+
+  (Lee et al. 2019, docs/spec.md §2.6.)
+
+  >>> import numpy as np
+  >>> from ecrn_jax import regression
+  >>> k, y = np.array([[2.0, 1.0], [1.0, 2.0]]), np.array([3.0, 3.0])
+  >>> regression.dual_coefficients(k, y).round(6)
+  array([1., 1.])
+  >>> regression.dual_coefficients(k, y, t=np.array([0.0, 1e9])).round(6)
+  array([[0., 0.],
+         [1., 1.]])
   """
   diag_reg = check_diag_reg(diag_reg)
   times = check_time(t, learning_rate)
@@ -164,6 +175,14 @@ def kernel_regression(
   Returns:
     (M,) or (M, C) predictions; with an array t, a leading axis of length T. With a sequence
     of kernels, a tuple of such predictions, one per kernel.
+
+  (Lee et al. 2019, docs/spec.md §2.6.)
+
+  >>> import numpy as np
+  >>> from ecrn_jax import regression
+  >>> k_train_train, y_train = np.array([[2.0, 1.0], [1.0, 2.0]]), np.array([3.0, 3.0])
+  >>> regression.kernel_regression(k_train_train, y_train, np.array([[1.0, 1.0]])).round(6)
+  array([2.])
   """
   several = _is_kernel_sequence(k_test_train)
   k_test_trains = tuple(k_test_train) if several else (k_test_train,)
@@ -253,6 +272,13 @@ def gp_posterior(
   Returns:
     `GaussianPosterior(mean, covariance)`. The residual of the mean's solve is checked
     (`solve_with_jitter`); the covariance uses the same factor.
+
+  >>> import numpy as np
+  >>> from ecrn_jax import regression
+  >>> k, y = np.array([[2.0, 1.0], [1.0, 2.0]]), np.array([3.0, 3.0])
+  >>> posterior = regression.gp_posterior(k, y, np.array([[1.0, 1.0]]), np.array([2.0]))
+  >>> posterior.mean.round(6), posterior.covariance.round(6)  # 2 − [1 1] K⁻¹ [1 1]ᵀ = 4/3
+  (array([2.]), array([1.333333]))
   """
   diag_reg = check_diag_reg(diag_reg)
   k_train_train, y_train, k_test_train = check_kernels(k_train_train, y_train, k_test_train, dtype)
@@ -306,6 +332,15 @@ def infinite_kernel_regression(
     batch_size, devices, progress: as in `batch`; fourier_limit: as in `infinite_kernel_fn`.
   Returns:
     Predictions (M,) or (M, C), or `GaussianPosterior(mean, variance)` with return_variance.
+
+  (Lee et al. 2019, docs/spec.md §2.6.)
+
+  >>> import numpy as np, ecrn_jax
+  >>> config = ecrn_jax.MLPConfig(hidden_widths=(8,), activation='relu', dtype='float32')
+  >>> x = np.linspace(-1.0, 1.0, 8, dtype=np.float32).reshape(4, 2)
+  >>> ecrn_jax.regression.infinite_kernel_regression(
+  ...     config, x, np.array([1.0, -1.0, 1.0, -1.0]), x[:2], diag_reg=1e-3).shape
+  (2,)
   """
   if kernel not in KERNELS:
     raise ValueError(f"kernel must be 'ntk' or 'nngp', got {kernel!r}.")
@@ -364,6 +399,16 @@ def empirical_kernel_regression(
     block_size: as in `empirical_ntk`.
   Returns:
     Predictions (M,) or (M, C) like y_train; with an array t, a leading time axis.
+
+  (Lee et al. 2019, docs/spec.md §2.6.)
+
+  >>> import jax, numpy as np, ecrn_jax
+  >>> model = ecrn_jax.MLP(ecrn_jax.MLPConfig(hidden_widths=(8,), dtype='float32'))
+  >>> x = np.linspace(-1.0, 1.0, 8, dtype=np.float32).reshape(4, 2)
+  >>> variables = model.init(jax.random.PRNGKey(0), x)
+  >>> ecrn_jax.regression.empirical_kernel_regression(
+  ...     model, variables, x, np.array([1.0, -1.0, 1.0, -1.0]), x[:2], diag_reg=1e-3).shape
+  (2,)
   """
   x_train, x_test = np.asarray(x_train), np.asarray(x_test)
   y = np.asarray(y_train, dtype=np.float64)

@@ -44,7 +44,13 @@ from ecrn_jax._src.models import ECRN, FOURIER_COLLECTION
 def default_config(num_features: int) -> ECRNConfig:
   """The architecture used when `config=None`: the default ECRN in float64 (width 512,
   depth 4, 256 Fourier features) with σ_ff = 1/(2π√d), so that each phase 2π bⱼᵀx has unit
-  variance on standardized inputs with d features."""
+  variance on standardized inputs with d features.
+
+  >>> from ecrn_jax import estimators
+  >>> config = estimators.default_config(num_features=4)
+  >>> config.dtype, round(config.fourier_scale, 4)  # 1 / (2π √4)
+  ('float64', 0.0796)
+  """
   return ECRNConfig(
       width=512,
       depth=4,

@@ -50,6 +50,11 @@ def spectrum(kernel: ArrayLike) -> np.ndarray:
 
   Returns:
     `(N,)` float64 array of eigenvalues, largest first.
+
+  >>> import numpy as np
+  >>> from ecrn_jax import analysis
+  >>> analysis.spectrum(np.array([[2.0, 1.0], [1.0, 2.0]]))
+  array([3., 1.])
   """
   k = _symmetrize(as_kernel(kernel))
   return np.linalg.eigvalsh(k)[::-1].copy()
@@ -78,6 +83,12 @@ def kernel_statistics(
     * `effective_rank`: `(sum_i lambda_i)^2 / sum_i lambda_i^2` (`0.` for the
       zero matrix).
     * `frobenius_norm`: `||K||_F`.
+
+  >>> import numpy as np
+  >>> from ecrn_jax import analysis
+  >>> stats = analysis.kernel_statistics(np.array([[2.0, 1.0], [1.0, 2.0]]))
+  >>> stats['lambda_max'], stats['condition_number'], round(stats['effective_rank'], 6)
+  (3.0, 3.0, 1.6)
   """
   top_k = check_positive_int(top_k, 'top_k')
   k = _symmetrize(as_kernel(kernel))
@@ -114,6 +125,11 @@ def kernel_target_alignment(kernel: ArrayLike, y: ArrayLike) -> float:
 
   Returns:
     The alignment, a float.
+
+  >>> import numpy as np
+  >>> from ecrn_jax import analysis
+  >>> round(analysis.kernel_target_alignment(np.array([[2.0, 1.0], [1.0, 2.0]]), np.ones(2)), 4)
+  0.9487
   """
   k = as_kernel(kernel)
   y = as_targets(y, k.shape[0])
@@ -151,6 +167,12 @@ def generalization_bound(
 
   Returns:
     The bound, a float.
+
+  >>> import numpy as np
+  >>> from ecrn_jax import analysis
+  >>> k = np.array([[2.0, 1.0], [1.0, 2.0]])
+  >>> round(analysis.generalization_bound(k, np.ones(2)), 4)  # √(2 · (2/3) / 2)
+  0.8165
   """
   k = _symmetrize(as_kernel(kernel))
   n = k.shape[0]
@@ -191,6 +213,12 @@ def kernel_change(
     A dict with `delta_frobenius = ||K_t - K_0||_F` and
     `relative_delta_frobenius = ||K_t - K_0||_F / ||K_0||_F` (`inf` if
     `K_0 = 0` and `K_t != K_0`, `0.` if both are zero).
+
+  >>> import numpy as np
+  >>> from ecrn_jax import analysis
+  >>> change = analysis.kernel_change(2.0 * np.eye(2), np.eye(2))
+  >>> round(change['delta_frobenius'], 4), change['relative_delta_frobenius']
+  (1.4142, 1.0)
   """
   k_t = as_kernel(kernel_t, 'kernel_t')
   k_0 = as_kernel(kernel_0, 'kernel_0')
@@ -227,6 +255,12 @@ def kernel_summary(
     `kernel_statistics`, then `kernel_change` against `kernel_0`, then
     `alignment` (`kernel_target_alignment`) and `arora_bound`
     (`generalization_bound`).
+
+  >>> import numpy as np
+  >>> from ecrn_jax import analysis
+  >>> summary = analysis.kernel_summary(np.array([[2.0, 1.0], [1.0, 2.0]]), np.ones(2))
+  >>> summary['lambda_max'], summary['delta_frobenius'], round(summary['arora_bound'], 4)
+  (3.0, 0.0, 0.8165)
   """
   out = kernel_statistics(kernel, top_k=top_k)
   out.update(kernel_change(kernel, kernel if kernel_0 is None else kernel_0))
@@ -273,6 +307,17 @@ def modewise_convergence(
     `predicted`, both `(T + 1, top_k)` or `(T + 1, top_k, C)`: the
     projections `<r_t, v_i>` of the observed residuals and their linearized
     prediction.
+
+  (Lee et al. 2019, docs/spec.md §4.3.)
+
+  >>> import numpy as np
+  >>> from ecrn_jax import analysis
+  >>> k, r = np.array([[2.0, 1.0], [1.0, 2.0]]), [np.array([1.0, -0.5])]
+  >>> for _ in range(3):  # gradient descent with η = 0.5 on the linearized network, N = 2
+  ...   r.append(r[-1] - 0.25 * k @ r[-1])
+  >>> out = analysis.modewise_convergence(k, r[0], np.stack(r), learning_rate=0.5, top_k=2)
+  >>> out['eigenvalues'], bool(np.allclose(out['observed'], out['predicted']))
+  (array([3., 1.]), True)
   """
   k = _symmetrize(as_kernel(kernel_0, 'kernel_0'))
   n = k.shape[0]
@@ -334,6 +379,12 @@ def modewise_prediction(
 
   Returns:
     float64 predictions of shape `steps.shape + projections_0.shape`.
+
+  (Lee et al. 2019, docs/spec.md §4.3.)
+
+  >>> from ecrn_jax import analysis
+  >>> analysis.modewise_prediction([2.0], [1.0], 3, num_examples=2, learning_rate=0.5)
+  array([0.125])
   """
   lam = np.asarray(eigenvalues, dtype=np.float64)
   proj = np.asarray(projections_0, dtype=np.float64)

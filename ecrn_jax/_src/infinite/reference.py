@@ -74,6 +74,10 @@ def stax_twin(config: ArchConfig, *, mask: Optional[Sequence[float]] = None):
     config: an `ECRNConfig` or `MLPConfig`.
     mask: for ECRN, None for the evaluation-mode kernel (q̄_l = q_l) or one drop mask
       ξ ∈ {0, 1}^L (the kernel of that mask).
+
+  >>> import ecrn_jax
+  >>> config = ecrn_jax.ECRNConfig(width=8, depth=2, fourier_features=4)
+  >>> init_fn, apply_fn, kernel_fn = ecrn_jax.kernels.stax_twin(config)  # doctest: +SKIP
   """
   stax = _import_stax()
   phi = _stax_activation(stax, config.activation)
@@ -105,6 +109,15 @@ def to_stax_params(config: ArchConfig, variables: Mapping[str, Any]):
 
   With them, the twin's apply_fn on γ(x) equals `model.apply(variables, x)` (train=False):
   the twin is the same architecture, not just the same kernel.
+
+  >>> import jax, numpy as np, ecrn_jax
+  >>> config = ecrn_jax.ECRNConfig(width=8, depth=2, fourier_features=4)
+  >>> x = np.linspace(-1.0, 1.0, 6, dtype=np.float32).reshape(3, 2)
+  >>> variables = ecrn_jax.ECRN(config).init(jax.random.PRNGKey(0), x)
+  >>> params = ecrn_jax.kernels.to_stax_params(config, variables)
+  >>> _, apply_fn, _ = ecrn_jax.kernels.stax_twin(config)  # doctest: +SKIP
+  >>> g = ecrn_jax.kernels.embed_inputs(config, x, variables)
+  >>> apply_fn(params, g)  # equals ecrn_jax.ECRN(config).apply(variables, x)  # doctest: +SKIP
   """
   params = variables['params']
 

@@ -65,7 +65,15 @@ def check_config(config) -> None:
 
 
 def block_scales(config: ECRNConfig, mask: Optional[Sequence[float]] = None) -> tuple[float, ...]:
-  """α_l q̄_l: q̄_l = q_l (evaluation mode) when mask is None, else q̄_l = mask_l."""
+  """α_l q̄_l: q̄_l = q_l (evaluation mode) when mask is None, else q̄_l = mask_l.
+
+  >>> import ecrn_jax
+  >>> config = ecrn_jax.ECRNConfig(depth=4, drop_rate=0.5)  # α_l = 1/√4, q_l = 1/2
+  >>> ecrn_jax.kernels.block_scales(config)
+  (0.25, 0.25, 0.25, 0.25)
+  >>> ecrn_jax.kernels.block_scales(config, mask=(1, 0, 1, 1))
+  (0.5, 0.0, 0.5, 0.5)
+  """
   if mask is None:
     factors = config.survival_probs
   else:
@@ -124,6 +132,15 @@ def embed_inputs(config: ArchConfig, x, variables: Optional[Mapping[str, Any]] =
   """γ(x) for an ECRN with Fourier features (B from `variables`); else x flattened.
 
   Returns (N, 2m) or (N, d), in the config's dtype.
+
+  (Tancik et al. 2020, docs/spec.md §1.2.)
+
+  >>> import jax, numpy as np, ecrn_jax
+  >>> config = ecrn_jax.ECRNConfig(width=8, depth=1, fourier_features=4)
+  >>> x = np.linspace(-1.0, 1.0, 6, dtype=np.float32).reshape(3, 2)
+  >>> variables = ecrn_jax.ECRN(config).init(jax.random.PRNGKey(0), x)
+  >>> ecrn_jax.kernels.embed_inputs(config, x, variables).shape  # γ(x) = [cos 2πxB, sin 2πxB]
+  (3, 8)
   """
   dtype = resolve_dtype(config.dtype)
   x = flatten_inputs(x).astype(dtype)
