@@ -40,7 +40,7 @@ from ecrn_jax._src.config import MLPConfig
 from ecrn_jax._src.deprecations import deprecation_getattr as _deprecation_getattr
 from ecrn_jax._src.empirical import empirical_nngp
 from ecrn_jax._src.empirical import empirical_ntk
-from ecrn_jax._src.empirical import ntk_vp_fn
+from ecrn_jax._src.vector_products import ntk_vp_fn
 from ecrn_jax._src.infinite import deprecated as _deprecated_infinite
 from ecrn_jax._src.infinite.batching import batch
 from ecrn_jax._src.infinite.kernel_fn import infinite_kernel_fn

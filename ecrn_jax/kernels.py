@@ -6,7 +6,7 @@
 reference the native kernels are tested against (imported lazily, docs/spec.md §2.3)."""
 
 # pylint: disable=g-importing-member
-from ecrn_jax._src.empirical import auto_vp_batch_size
+from ecrn_jax._src.vector_products import auto_vp_batch_size
 from ecrn_jax._src.infinite.masks import ExpectedKernels
 from ecrn_jax._src.infinite.reference import stax_twin
 from ecrn_jax._src.infinite.reference import to_stax_params

@@ -34,6 +34,7 @@ import numpy as np
 import optax
 
 from ecrn_jax._src import empirical
+from ecrn_jax._src.losses import LOSS_FNS
 from ecrn_jax._src.validation import check_finite_inputs, check_int, check_real
 
 OPTIMIZERS = ('sgd', 'momentum', 'adam')
@@ -126,36 +127,8 @@ class TrainingDiverged(ValueError):
 
 
 # ---------------------------------------------------------------------------
-# Losses, schedule, optimizer, step.
+# Schedule, optimizer, step (the losses are in losses.py).
 # ---------------------------------------------------------------------------
-
-
-def mse_loss(outputs: jax.Array, targets: jax.Array) -> jax.Array:
-  """½·B⁻¹ Σ_i ‖f_i − y_i‖²; outputs (B, C), targets (B, C) or (B,) when C = 1.
-
-  >>> import jax.numpy as jnp
-  >>> from ecrn_jax import training
-  >>> float(training.mse_loss(jnp.array([[1.0], [3.0]]), jnp.array([0.0, 1.0])))  # ½ (1 + 4) / 2
-  1.25
-  """
-  targets = targets.reshape(outputs.shape).astype(outputs.dtype)
-  return 0.5 * jnp.sum((outputs - targets) ** 2) / outputs.shape[0]
-
-
-def cross_entropy_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
-  """Mean softmax cross-entropy; logits (B, C), labels int (B,) or one-hot (B, C).
-
-  >>> import jax.numpy as jnp
-  >>> from ecrn_jax import training
-  >>> round(float(training.cross_entropy_loss(jnp.zeros((2, 2)), jnp.array([0, 1]))), 4)  # ln 2
-  0.6931
-  """
-  if labels.ndim == 1:
-    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
-  return jnp.mean(optax.softmax_cross_entropy(logits, labels.astype(logits.dtype)))
-
-
-LOSS_FNS = {'mse': mse_loss, 'cross_entropy': cross_entropy_loss}
 
 
 def steps_per_epoch(config: TrainConfig, num_examples: int) -> int:
