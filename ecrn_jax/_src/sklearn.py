@@ -3,7 +3,7 @@
 
 """scikit-learn estimators: kernel regression with the infinite-width twin's NTK or NNGP.
 
-`NTKRegressor` and `NTKClassifier` compute the twin's kernels (`batched_infinite_kernels`) on
+`NTKRegressor` and `NTKClassifier` compute the twin's kernels (`batch(infinite_kernel_fn(...))`) on
 γ(x) for an `ECRNConfig` with Fourier features (B drawn at fit from `random_state`, for the
 number of features of X) or on x for an `MLPConfig`, and solve in closed form
 (`ecrn_jax._src.regression`; conventions for `t`, `learning_rate` and `diag_reg` there).

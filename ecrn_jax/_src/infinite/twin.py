@@ -83,7 +83,7 @@ def block_scales(config: ECRNConfig, mask: Optional[Sequence[float]] = None) -> 
     if any(m not in (0.0, 1.0) for m in factors):
       raise ValueError(
           f'mask entries must be 0 (block dropped) or 1 (kept), got {mask!r}; '
-          'for the expectation over masks use expected_kernels_stochastic_depth.'
+          "for the expectation over masks use infinite_kernel_fn(config, expectation='exact')."
       )
   return tuple(a * q for a, q in zip(config.alphas, factors))
 
