@@ -10,7 +10,7 @@ the width-512, 4-block ECRN with CIFAR-shaped inputs in float32: the structured 
 time for several N, the achieved FLOP/s against a matmul measured in the same process, and
 ntk_vp_fn against one forward + backward pass. Then the native infinite-width twin (depth 4,
 512 Fourier features): Θ∞ and K∞ for N = 5,000 in float64 and float32, and the N = 20,000
-NTK tiled by `batched_infinite_kernels`.
+NTK tiled by `ecrn_jax.batch`.
 """
 
 import os
@@ -117,7 +117,7 @@ def _time_infinite_twin(x, dtype):
   t = median_time(lambda: kernel_fn(xs))
   print(f'  {dtype}: 5000² K∞ and Θ∞ {t * 1e3:.1f} ms')
   start = time.perf_counter()
-  ecrn_jax.batched_infinite_kernels(cfg, x, variables=v, get='ntk', batch_size=4096)
+  ecrn_jax.batch(kernel_fn, batch_size=4096)(x, get='ntk')
   print(
       f'  {dtype}: 20000² Θ∞ tiled (batch 4096, to host) {time.perf_counter() - start:.2f} s '
       '(first call, compile included)'

@@ -14,7 +14,7 @@ normal draw standardized to mean 0 and variance 1, so 2π bᵀx has variance abo
 
 - time, in this one process: the native `ecrn_jax.infinite_kernel_fn(config, variables=...)`
   called as `kernel_fn(x)` (symmetric, NNGP and NTK; γ(x) is computed inside), and
-  neural-tangents' `kernel_fn` of `ecrn_jax.stax_twin(config)` on γ(x) (precomputed, not
+  neural-tangents' `kernel_fn` of `ecrn_jax.kernels.stax_twin(config)` on γ(x) (precomputed, not
   timed), called as users call it (eager, `kernel_fn(g, None, ('nngp', 'ntk'))`) and jitted
   (`jax.jit(kernel_fn, static_argnames='get')`). One warm-up call (compilation), then the
   best of --repeats calls, each to `jax.block_until_ready`. "×" is nt's time over ours;
@@ -35,7 +35,7 @@ normal draw standardized to mean 0 and variance 1, so 2π bᵀx has variance abo
 Where neural_tangents cannot be imported (it needs jax < 0.6) only the native side runs.
 
 --big_n (0 skips): the big_n × big_n twin NTK (get='ntk', --big_dtype) with
-`ecrn_jax.batched_infinite_kernels` into an `np.memmap` in a temporary directory (deleted
+`ecrn_jax.batch(ecrn_jax.infinite_kernel_fn(config, ...))` into an `np.memmap` in a temporary directory (deleted
 afterwards), in a child process: wall time, the memmap's size, the peak RSS over the set-up
 RSS, and the peak anonymous RSS (sampled every 20 ms from /proc/self/status RssAnon: the
 process's own memory, without the memmap's file-backed pages, which the peak RSS does count
@@ -79,7 +79,7 @@ flags.DEFINE_integer('seed', 0, 'Seed of the inputs and of B.')
 flags.DEFINE_bool('memory', True, "Measure each side's peak memory in child processes.")
 flags.DEFINE_integer('big_n', 20000, 'N of the tiled big_n × big_n NTK into a memmap; 0 skips.')
 flags.DEFINE_enum('big_dtype', 'float64', ['float64', 'float32'], 'dtype of the big NTK.')
-flags.DEFINE_integer('big_batch_size', 512, 'Tile edge of batched_infinite_kernels.')
+flags.DEFINE_integer('big_batch_size', 512, 'Tile edge of ecrn_jax.batch.')
 flags.DEFINE_string(
     'worker',
     None,
@@ -132,8 +132,8 @@ def _side_fn(side, config, x, variables):
   if side == 'native':
     kernel_fn = ecrn_jax.infinite_kernel_fn(config, variables=variables)
     return lambda: kernel_fn(x)
-  _, _, kernel_fn = ecrn_jax.stax_twin(config)
-  g = jax.block_until_ready(ecrn_jax.embed_inputs(config, x, variables))
+  _, _, kernel_fn = ecrn_jax.kernels.stax_twin(config)
+  g = jax.block_until_ready(ecrn_jax.kernels.embed_inputs(config, x, variables))
   if side == 'nt_eager':
     return lambda: kernel_fn(g, None, GET)
   jitted = jax.jit(kernel_fn, static_argnames='get')
@@ -249,15 +249,11 @@ def _worker_big(n, dtype):
     if base_anon is not None:
       sampler.start()
     start = time.perf_counter()
-    ecrn_jax.batched_infinite_kernels(
-        config,
-        x,
-        variables=variables,
-        get='ntk',
+    ecrn_jax.batch(
+        ecrn_jax.infinite_kernel_fn(config, variables=variables),
         batch_size=FLAGS.big_batch_size,
-        out={'ntk': out},
         progress=True,
-    )
+    )(x, get='ntk', out={'ntk': out})
     out.flush()
     wall = time.perf_counter() - start
     done.set()
@@ -401,7 +397,7 @@ def _compare_row(n: int, dtype: str, nt, sides, tmp: str) -> None:
 def _big_kernel(tmp: str) -> None:
   n, dtype = FLAGS.big_n, FLAGS.big_dtype
   print(
-      f'\nbig: {n} × {n} NTK ({dtype}) with batched_infinite_kernels, tiles of '
+      f'\nbig: {n} × {n} NTK ({dtype}) with ecrn_jax.batch, tiles of '
       f'{FLAGS.big_batch_size}, into an np.memmap in a temporary directory (child '
       'process; progress on stderr)',
       flush=True,

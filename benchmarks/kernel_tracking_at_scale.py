@@ -54,10 +54,10 @@ from ecrn_jax import TrackingConfig
 from ecrn_jax import TrackingWriter
 from ecrn_jax import TrainConfig
 from ecrn_jax import analysis
-from ecrn_jax import auto_vp_batch_size
 from ecrn_jax import empirical_ntk
 from ecrn_jax import ntk_vp_fn
 from ecrn_jax import train
+from ecrn_jax.kernels import auto_vp_batch_size
 
 
 def _memory_gib(field: str) -> float:

@@ -3,84 +3,55 @@
 
 """ecrn_jax: the NTK-ECRN, its empirical NTK and its infinite-width twin in JAX.
 
-The top level holds the model, kernel, training and tracking API; three public modules group
-the rest: `ecrn_jax.analysis` (spectra, ΔΘ, bounds, matrix-free estimators),
-`ecrn_jax.regression` (kernel regression, tiled infinite-width kernels, calibration) and
-`ecrn_jax.io` (atomic files without pickle); `ecrn_jax.estimators` holds the scikit-learn
-estimators (`NTKRegressor` and `NTKClassifier` are also reachable here, loaded on first use).
+The top level holds what a first program needs: the networks and their configurations, the
+empirical and infinite-width kernel functions (`batch` tiles the latter over devices), `train`
+and the kernel tracker. Public submodules hold the rest:
+
+- `ecrn_jax.analysis`: spectra, ΔΘ, alignment, the Arora et al. bound, mode-wise convergence,
+  their matrix-free estimators, and finite- vs infinite-width convergence;
+- `ecrn_jax.regression`: jittered Cholesky solves, kernel regression and the GP posterior,
+  calibration of kernel classifiers;
+- `ecrn_jax.kernels`: helpers and result types of the kernel functions, and the
+  neural-tangents reference twin;
+- `ecrn_jax.models`: the layers and helpers of the networks (Dense, Fourier features, dtypes);
+- `ecrn_jax.training`: the pieces `train` is made of (optimizer, steps, losses, linearization);
+- `ecrn_jax.files`: atomic files without pickle;
+- `ecrn_jax.estimators`: scikit-learn estimators (`NTKRegressor` and `NTKClassifier` are also
+  reachable here, loaded on first use).
 
 The infinite-width kernels are native JAX. neural_tangents (the reference they are tested
-against) is imported only by `stax_twin`, `to_stax_params` and
-`implementation='neural_tangents'`; importing this package never imports it or TensorFlow.
+against) is imported only by `kernels.stax_twin` and `implementation='neural_tangents'`;
+importing this package never imports it or TensorFlow.
+
+Names that moved from the top level, and `ecrn_jax.io` (now `ecrn_jax.files`: it shadowed the
+standard library's `io`), still resolve for one release with a DeprecationWarning that names
+the new spelling (`_DEPRECATED` below).
 """
 
 # pylint: disable=g-importing-member
 from ecrn_jax import analysis
-from ecrn_jax import io
+from ecrn_jax import files
+from ecrn_jax import kernels
+from ecrn_jax import models
 from ecrn_jax import regression
-from ecrn_jax._src.config import ArchConfig
+from ecrn_jax import training
 from ecrn_jax._src.config import ECRNConfig
 from ecrn_jax._src.config import MLPConfig
-from ecrn_jax._src.convergence import ConvergenceResult
-from ecrn_jax._src.convergence import finite_vs_infinite
-from ecrn_jax._src.convergence import fit_power_law
-from ecrn_jax._src.convergence import relative_frobenius_error
-from ecrn_jax._src.empirical import auto_vp_batch_size
+from ecrn_jax._src.deprecations import deprecation_getattr as _deprecation_getattr
 from ecrn_jax._src.empirical import empirical_nngp
 from ecrn_jax._src.empirical import empirical_ntk
-from ecrn_jax._src.empirical import ntk_vp_fn
-from ecrn_jax._src.infinite import ExpectedKernels
-from ecrn_jax._src.infinite import InfiniteKernels
-from ecrn_jax._src.infinite import embed_inputs
-from ecrn_jax._src.infinite import expected_kernels_stochastic_depth
-from ecrn_jax._src.infinite import infinite_kernels
-from ecrn_jax._src.infinite import stax_twin
-from ecrn_jax._src.infinite import to_stax_params
-from ecrn_jax._src.models import Dense
+from ecrn_jax._src.vector_products import ntk_vp_fn
+from ecrn_jax._src.infinite import deprecated as _deprecated_infinite
+from ecrn_jax._src.infinite.batching import batch
+from ecrn_jax._src.infinite.kernel_fn import infinite_kernel_fn
 from ecrn_jax._src.models import ECRN
-from ecrn_jax._src.models import FourierFeatures
 from ecrn_jax._src.models import MLP
-from ecrn_jax._src.models import fourier_embed
-from ecrn_jax._src.models import fourier_matrix
-from ecrn_jax._src.models import resolve_dtype
 from ecrn_jax._src.tracking import KernelTracker
 from ecrn_jax._src.tracking import TrackingConfig
 from ecrn_jax._src.tracking_io import TrackingWriter
-from ecrn_jax._src.training import LinearizedModel
 from ecrn_jax._src.training import TrainConfig
-from ecrn_jax._src.training import TrainState
 from ecrn_jax._src.training import TrainingDiverged
-from ecrn_jax._src.training import cross_entropy_loss
-from ecrn_jax._src.training import learning_rate_schedule
-from ecrn_jax._src.training import linearize
-from ecrn_jax._src.training import make_optimizer
-from ecrn_jax._src.training import make_train_epoch
-from ecrn_jax._src.training import make_train_step
-from ecrn_jax._src.training import mse_loss
-from ecrn_jax._src.training import steps_per_epoch
 from ecrn_jax._src.training import train
-from ecrn_jax._src.twin import block_scales
-from ecrn_jax._src.twin import infinite_kernel_fn
-from ecrn_jax.regression import GaussianPosterior
-from ecrn_jax.regression import JitterWarning
-from ecrn_jax.regression import JitteredSolve
-from ecrn_jax.regression import RESIDUAL_TOLERANCE
-from ecrn_jax.regression import TemperatureCalibration
-from ecrn_jax.regression import batched_infinite_kernel_diagonal
-from ecrn_jax.regression import batched_infinite_kernels
-from ecrn_jax.regression import calibrate_temperature
-from ecrn_jax.regression import calibrated_softmax
-from ecrn_jax.regression import centered_one_hot
-from ecrn_jax.regression import cholesky_with_jitter
-from ecrn_jax.regression import cross_validated_scores
-from ecrn_jax.regression import dual_coefficients
-from ecrn_jax.regression import empirical_kernel_regression
-from ecrn_jax.regression import fit_softmax_temperature
-from ecrn_jax.regression import gp_posterior
-from ecrn_jax.regression import infinite_kernel_regression
-from ecrn_jax.regression import kernel_regression
-from ecrn_jax.regression import mean_diagonal
-from ecrn_jax.regression import solve_with_jitter
 
 __version__ = '0.1.0'
 
@@ -88,66 +59,107 @@ __version__ = '0.1.0'
 _LAZY = ('NTKClassifier', 'NTKRegressor', 'estimators')
 
 __all__ = [
-    # Modules.
+    # Public submodules.
     'analysis',
     'estimators',
-    'io',
+    'files',
+    'kernels',
+    'models',
     'regression',
-    # Architectures.
-    'ArchConfig',
-    'Dense',
+    'training',
+    # The networks and their configurations.
     'ECRN',
     'ECRNConfig',
-    'FourierFeatures',
     'MLP',
     'MLPConfig',
-    'fourier_embed',
-    'fourier_matrix',
-    'resolve_dtype',
     # Empirical kernels.
-    'auto_vp_batch_size',
     'empirical_nngp',
     'empirical_ntk',
     'ntk_vp_fn',
     # Infinite-width kernels.
-    'ExpectedKernels',
-    'InfiniteKernels',
-    'block_scales',
-    'embed_inputs',
-    'expected_kernels_stochastic_depth',
+    'batch',
     'infinite_kernel_fn',
-    'infinite_kernels',
-    'stax_twin',
-    'to_stax_params',
-    # Finite vs infinite width.
-    'ConvergenceResult',
-    'finite_vs_infinite',
-    'fit_power_law',
-    'relative_frobenius_error',
-    # Training.
-    'LinearizedModel',
-    'TrainConfig',
-    'TrainState',
-    'TrainingDiverged',
-    'cross_entropy_loss',
-    'learning_rate_schedule',
-    'linearize',
-    'make_optimizer',
-    'make_train_epoch',
-    'make_train_step',
-    'mse_loss',
-    'steps_per_epoch',
-    'train',
-    # Kernel tracking.
+    # Training and kernel tracking.
     'KernelTracker',
     'TrackingConfig',
     'TrackingWriter',
-    # Kernel regression (also in `ecrn_jax.regression`).
-    *regression.__all__,
+    'TrainConfig',
+    'TrainingDiverged',
+    'train',
     # scikit-learn estimators (loaded on first use).
     'NTKClassifier',
     'NTKRegressor',
 ]
+
+
+def _moved(module, names):
+  """{name: ('ecrn_jax.module.name', the object)} for names now in a public submodule."""
+  return {name: (f'{module.__name__}.{name}', getattr(module, name)) for name in names}
+
+
+# Old top-level spelling → (new spelling, object), for one release.
+_DEPRECATED = {
+    'io': ('ecrn_jax.files', files),
+    **_moved(
+        models,
+        (
+            'ArchConfig',
+            'Dense',
+            'FourierFeatures',
+            'fourier_embed',
+            'fourier_matrix',
+            'resolve_dtype',
+        ),
+    ),
+    **_moved(
+        kernels,
+        (
+            'ExpectedKernels',
+            'InfiniteKernels',
+            'auto_vp_batch_size',
+            'block_scales',
+            'embed_inputs',
+            'stax_twin',
+            'to_stax_params',
+        ),
+    ),
+    **_moved(
+        training,
+        (
+            'LinearizedModel',
+            'TrainState',
+            'cross_entropy_loss',
+            'learning_rate_schedule',
+            'linearize',
+            'make_optimizer',
+            'make_train_epoch',
+            'make_train_step',
+            'mse_loss',
+            'steps_per_epoch',
+        ),
+    ),
+    **_moved(
+        analysis,
+        ('ConvergenceResult', 'finite_vs_infinite', 'fit_power_law', 'relative_frobenius_error'),
+    ),
+    # Every kernel-regression name was exported here and in `ecrn_jax.regression`.
+    **_moved(regression, regression.__all__),
+    # Replaced by the one entry point `infinite_kernel_fn` and the `batch` combinator.
+    'infinite_kernels': (
+        'ecrn_jax.infinite_kernel_fn(config, variables=..., mask=..., fourier_limit=..., '
+        'implementation=...)(x1, x2)',
+        _deprecated_infinite.infinite_kernels,
+    ),
+    'expected_kernels_stochastic_depth': (
+        'ecrn_jax.infinite_kernel_fn(config, variables=..., expectation=method, '
+        'num_samples=..., key=...)(x1, x2)',
+        _deprecated_infinite.expected_kernels_stochastic_depth,
+    ),
+    **regression._DEPRECATED,  # pylint: disable=protected-access
+}
+
+# Called from this module's __getattr__, one frame below the caller's: stacklevel 3.
+_deprecated_getattr = _deprecation_getattr(__name__, _DEPRECATED, stacklevel=3)
 
 
 def __getattr__(name):
@@ -156,7 +168,7 @@ def __getattr__(name):
 
     estimators = importlib.import_module('ecrn_jax.estimators')
     return estimators if name == 'estimators' else getattr(estimators, name)
-  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+  return _deprecated_getattr(name)
 
 
 def __dir__():

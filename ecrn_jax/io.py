@@ -1,29 +1,19 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""Atomic, umask-respecting files without pickle: the JSON, JSON-lines and npz helpers that
-ecrn_jax and its experiments write and read with."""
+"""Deprecated: `ecrn_jax.files` (this name shadowed the standard library's `io`).
 
-from ecrn_jax._src.io import append_line
-from ecrn_jax._src.io import atomic_open
-from ecrn_jax._src.io import jsonable
-from ecrn_jax._src.io import load_npz
-from ecrn_jax._src.io import read_json
-from ecrn_jax._src.io import read_lines
-from ecrn_jax._src.io import remove_stale_temporaries
-from ecrn_jax._src.io import save_npz
-from ecrn_jax._src.io import write_json
-from ecrn_jax._src.io import write_lines
+`from ecrn_jax import io` resolves through the package's `__getattr__` and never imports this
+file; `import ecrn_jax.io` does, warns and binds `ecrn_jax.files` in its place.
+"""
 
-__all__ = [
-    'append_line',
-    'atomic_open',
-    'jsonable',
-    'load_npz',
-    'read_json',
-    'read_lines',
-    'remove_stale_temporaries',
-    'save_npz',
-    'write_json',
-    'write_lines',
-]
+import sys
+import warnings
+
+from ecrn_jax import files
+from ecrn_jax._src.deprecations import deprecation_message
+
+warnings.warn(
+    deprecation_message('ecrn_jax', 'io', 'ecrn_jax.files'), DeprecationWarning, stacklevel=2
+)
+sys.modules[__name__] = files

@@ -33,7 +33,13 @@ def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
 
 
 def resolve_dtype(name: str) -> Any:
-  """The jnp dtype for a config's dtype string; float64 requires `jax_enable_x64`."""
+  """The jnp dtype for a config's dtype string; float64 requires `jax_enable_x64`.
+
+  >>> import jax.numpy as jnp
+  >>> from ecrn_jax import models
+  >>> models.resolve_dtype('float32') is jnp.float32
+  True
+  """
   if name == 'float64':
     if not jax.config.jax_enable_x64:
       raise ValueError(
@@ -53,6 +59,14 @@ def fourier_embed(x: jax.Array, b_matrix: jax.Array) -> jax.Array:
     b_matrix: (d, m) frequencies B.
   Returns:
     (N, 2m) features.
+
+  (Tancik et al. 2020, docs/spec.md §1.2.)
+
+  >>> import jax.numpy as jnp
+  >>> from ecrn_jax import models
+  >>> x, b = jnp.array([[0.25]]), jnp.array([[1.0, 0.5]])  # phases 2π·(0.25, 0.125)
+  >>> [round(float(v), 4) for v in models.fourier_embed(x, b)[0]]
+  [0.0, 0.7071, 1.0, 0.7071]
   """
   projection = 2.0 * math.pi * (x @ b_matrix)
   return jnp.concatenate([jnp.cos(projection), jnp.sin(projection)], axis=-1)
@@ -121,6 +135,8 @@ class Dense(nn.Module):
 
 class FourierFeatures(nn.Module):
   """γ(x) with B ∈ R^{d×m}, B_ij ~ N(0, σ_ff²) drawn from the 'params' rng at init.
+
+  Random Fourier features of Tancik et al. (2020) with all amplitudes 1 (docs/spec.md §1.2).
 
   B is stored as variable 'B' in the 'fourier' collection (fixed, outside the NTK) or,
   when `trainable`, as parameter 'B' in 'params'.
@@ -214,7 +230,14 @@ class MLP(nn.Module):
 
 
 def fourier_matrix(variables) -> jax.Array | None:
-  """B from a model's variables (from 'fourier' or, if trainable, 'params'); None if absent."""
+  """B from a model's variables (from 'fourier' or, if trainable, 'params'); None if absent.
+
+  >>> import jax, numpy as np, ecrn_jax
+  >>> config = ecrn_jax.ECRNConfig(width=8, depth=1, fourier_features=4)
+  >>> variables = ecrn_jax.ECRN(config).init(jax.random.PRNGKey(0), np.zeros((1, 3), np.float32))
+  >>> ecrn_jax.models.fourier_matrix(variables).shape  # B (d, m), fixed unless trainable
+  (3, 4)
+  """
   for collection in (FOURIER_COLLECTION, 'params'):
     sub = variables.get(collection, {}) if hasattr(variables, 'get') else {}
     ff = sub.get('fourier_features') if hasattr(sub, 'get') else None

@@ -17,76 +17,43 @@ Conventions (shared by every function here and by the scikit-learn estimators):
 * `diag_reg` is relative: r = diag_reg · tr(Θ)/N, the mean of the kernel's diagonal
   (neural-tangents' convention with `diag_reg_absolute_scale=False`). Multiplying every kernel by
   a constant leaves predictions unchanged.
-* Solves run on the host with LAPACK (scipy) in float64 by default. The Cholesky solve
-  (`solve_with_jitter`) checks its relative residual ‖(Θ_r + jitter·I)α − Y‖/‖Y‖ against
-  `RESIDUAL_TOLERANCE`; when the factorization fails or the residual misses it, it
-  retries with jitter·tr(Θ)/N added, jitter = 1e-10, 1e-9, …, 1e-2, and warns (`JitterWarning`)
-  with the jitter used and the residuals reached, or raises ValueError when no jitter meets it.
-  A kernel with NaN or inf entries raises ValueError.
+* Solves run on the host with LAPACK (scipy) in float64 by default: the jittered Cholesky
+  solve of `linalg.py` (`solve_with_jitter`, with its residual check and `JitterWarning`) at
+  t = ∞, an eigendecomposition at finite t. A kernel with NaN or inf entries raises ValueError.
 
 Shapes: N training inputs, M test inputs, C outputs; targets (N,) or (N, C) and predictions of
 the same trailing shape.
 
-The twin's kernels are native JAX (`batching.py`, tiles of `twin.py`'s recursions); nothing
-here imports neural-tangents.
+The twin's kernels are native JAX (`infinite/`); nothing here imports neural-tangents. The
+calibration of classifiers (cross-validated scores, softmax temperature) is in `calibration.py`.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, Union
 
 import flax.linen as nn
 import jax
 import numpy as np
 import scipy.linalg
-import scipy.optimize
-import scipy.special
 
-from ecrn_jax._src import batching
 from ecrn_jax._src.config import ArchConfig
 from ecrn_jax._src.empirical import empirical_ntk
-from ecrn_jax._src.twin import KERNELS
+from ecrn_jax._src.infinite.batching import batch
+from ecrn_jax._src.infinite.kernel_fn import infinite_kernel_fn
+from ecrn_jax._src.infinite.twin import KERNELS
+from ecrn_jax._src.linalg import regularized_kernel, solve_with_jitter
 from ecrn_jax._src.validation import (
     as_float_array,
     check_diag_reg,
     check_finite,
-    check_int,
     check_time,
 )
 
 SOLVE_DTYPES = ('float64', 'float32')
-JITTER_SCHEDULE = tuple(10.0**e for e in range(-10, -1))
 
 
-class JitterWarning(UserWarning):
-  """A Cholesky solve needed jitter on the diagonal: to factorize, or to meet its residual."""
-
-
-class JitteredSolve(NamedTuple):
-  """`solve_with_jitter`'s result.
-
-  coefficients: α with (A + jitter·I) α = rhs, like rhs (N,) or (N, C); factor: (N, N) lower L
-  with L Lᵀ = A + jitter·I; jitter: the absolute jitter added; residual: max over the columns of
-  ‖(A + jitter·I)α − rhs‖/‖rhs‖; unjittered_residual: the same with A alone.
-  """
-
-  coefficients: np.ndarray
-  factor: np.ndarray
-  jitter: float
-  residual: float
-  unjittered_residual: float
-
-
-# The largest relative residual ‖(A + jitter·I)α − y‖/‖y‖ a solve may leave. Rounding leaves
-# ≈ eps·‖A‖‖α‖/‖y‖ (eps times the condition number the targets meet), and the relative error of
-# α tracks it. The bar is √eps of float32 (half its digits) in both dtypes: jitter biases α by
-# the part of y on eigenvalues below it, of order one for an ill-conditioned kernel, so trading
-# a float64 rounding error of 1e-6 for jitter would make the results worse, not better.
-RESIDUAL_TOLERANCE = float(np.sqrt(np.finfo(np.float32).eps))
-
-
-def _check_kernels(k_train_train, y_train, k_test_train, dtype):
+def check_kernels(k_train_train, y_train, k_test_train, dtype):
   if dtype not in SOLVE_DTYPES:
     raise ValueError(f'dtype must be one of {list(SOLVE_DTYPES)}, got {dtype!r}.')
   k_train_train = as_float_array('k_train_train', k_train_train, dtype)
@@ -122,186 +89,6 @@ def _check_test_kernel(k_test_train, n: int, dtype) -> np.ndarray:
   return k_test_train
 
 
-def mean_diagonal(kernel) -> float:
-  """tr(K)/N of an (N, N) kernel: the unit in which `diag_reg` and jitter are measured."""
-  kernel = np.asarray(kernel)
-  value = float(np.trace(kernel)) / kernel.shape[0]
-  if not value > 0:
-    raise ValueError(
-        f'the mean of the kernel diagonal is {value}: a kernel (covariance) '
-        'matrix has a positive diagonal, so this is not a valid kernel.'
-    )
-  return value
-
-
-def _jittered_factors(matrix: np.ndarray):
-  """Yields (relative jitter, A + jitter·I, its lower Cholesky factor) for jitter 0, then
-  j·tr(A)/N for j in JITTER_SCHEDULE; a failed factorization yields None for the factor."""
-  scale = mean_diagonal(matrix)
-  for relative in (0.0,) + JITTER_SCHEDULE:
-    candidate = matrix
-    if relative:
-      candidate = matrix.copy()
-      candidate[np.diag_indices_from(candidate)] += relative * scale
-    try:
-      factor = scipy.linalg.cholesky(candidate, lower=True, check_finite=False)
-    except np.linalg.LinAlgError:
-      factor = None
-    if factor is not None and not np.all(np.isfinite(factor)):
-      factor = None
-    yield relative, candidate, factor
-
-
-def _not_positive_definite(name: str) -> ValueError:
-  return ValueError(
-      f'{name} is not positive definite, even with jitter {JITTER_SCHEDULE[-1]:.0e}·mean(diag) '
-      'added to the diagonal. Check that it is a kernel matrix (symmetric, positive '
-      'semi-definite) and increase diag_reg.'
-  )
-
-
-def cholesky_with_jitter(
-    matrix, *, name: str = 'k_train_train + diag_reg·I'
-) -> tuple[np.ndarray, float]:
-  """Lower Cholesky factor L (L Lᵀ = A + jitter·I) of a symmetric (N, N) matrix A.
-
-  Tries jitter = 0, then jitter = j·tr(A)/N for j in 1e-10, 1e-9, …, 1e-2, and warns
-  (`JitterWarning`) with the jitter it needed. It checks only that the factorization succeeds,
-  not that solves with L are accurate: to solve, use `solve_with_jitter`.
-
-  Returns:
-    (L, absolute jitter added).
-  Raises:
-    ValueError: A is not positive definite even with the largest jitter.
-  """
-  matrix = np.asarray(matrix)
-  scale = mean_diagonal(matrix)
-  for relative, _, factor in _jittered_factors(matrix):
-    if factor is None:
-      continue
-    if relative:
-      warnings.warn(
-          f'the Cholesky factorization of {name} failed; it succeeded after adding '
-          f'jitter {relative:.0e}·mean(diag) = {relative * scale:.3e} to the diagonal. '
-          'Increase diag_reg to regularize explicitly.',
-          JitterWarning,
-          stacklevel=3,
-      )
-    return factor, relative * scale
-  raise _not_positive_definite(name)
-
-
-def solve_with_jitter(matrix, rhs, *, name: str = 'k_train_train + diag_reg·I') -> JitteredSolve:
-  """α = (A + jitter·I)⁻¹ rhs by Cholesky, with the smallest jitter that makes the solve accurate.
-
-  Tries jitter = 0, then j·tr(A)/N for j in 1e-10, …, 1e-2, until the factorization succeeds
-  and the relative residual ‖(A + jitter·I)α − rhs‖/‖rhs‖ (max over columns, evaluated in
-  float64) is at most `RESIDUAL_TOLERANCE` (3.5e-4). The residual is that of the jittered system,
-  the one L factorizes: it measures the rounding error of the solve, which jitter reduces.
-  Against A itself the residual also holds jitter·α, the bias the jitter brings, which is of
-  order one for a singular A whatever the precision; it is reported (`unjittered_residual`,
-  and in the warning), not required. With jitter > 0 it warns (`JitterWarning`) with the jitter
-  and both residuals. A jitter-free solve that meets the tolerance is plain `cho_solve`.
-
-  Args:
-    matrix: (N, N) symmetric A (its lower triangle is read), float32 or float64.
-    rhs: (N,) or (N, C), of A's dtype.
-    name: how errors and warnings call A.
-  Returns:
-    `JitteredSolve(coefficients, factor, jitter, residual, unjittered_residual)`.
-  Raises:
-    ValueError: no jitter up to 1e-2·tr(A)/N both factorizes A and meets the tolerance.
-  """
-  matrix, rhs = np.asarray(matrix), np.asarray(rhs)
-  dtype = matrix.dtype
-  scale = mean_diagonal(matrix)
-  tried = []  # (relative jitter, residual), residual None where the factorization failed
-  for relative, candidate, factor in _jittered_factors(matrix):
-    if factor is None:
-      tried.append((relative, None))
-      continue
-    coefficients = scipy.linalg.cho_solve((factor, True), rhs, check_finite=False)
-    residual, unjittered = _relative_residuals(matrix, candidate, coefficients, rhs)
-    if residual <= RESIDUAL_TOLERANCE:
-      if relative:
-        warnings.warn(
-            f'solving with {name} needed jitter {relative:.0e}·mean(diag) = '
-            f'{relative * scale:.3e} on the diagonal: {_why_jitter(tried)}. '
-            f'With it the relative residual ‖(A + jitter·I)α − y‖/‖y‖ is {residual:.1e} '
-            f'(tolerance {RESIDUAL_TOLERANCE:.1e}, dtype {dtype}); against A itself (no jitter) '
-            f'it is {unjittered:.1e}, which measures how far the jitter moves the results from '
-            'those asked for. ' + _advice(dtype),
-            JitterWarning,
-            stacklevel=3,
-        )
-      return JitteredSolve(coefficients, factor, relative * scale, residual, unjittered)
-    tried.append((relative, residual))
-  solved = [(residual, relative) for relative, residual in tried if residual is not None]
-  if not solved:
-    raise _not_positive_definite(name)
-  best, at = min(solved)
-  raise ValueError(
-      f'{name} cannot be solved accurately in {dtype}: with jitter up to '
-      f'{JITTER_SCHEDULE[-1]:.0e}·mean(diag) added to the diagonal, the smallest relative '
-      f'residual ‖(A + jitter·I)α − y‖/‖y‖ reached was {best:.1e} (at jitter '
-      f'{at:.0e}·mean(diag)), above the tolerance {RESIDUAL_TOLERANCE:.1e}. The kernel '
-      'is too ill-conditioned for this precision. ' + _advice(dtype, explicit=False)
-  )
-
-
-def _relative_residuals(matrix, candidate, coefficients, rhs) -> tuple[float, float]:
-  """max over columns of ‖(A + jitter·I)α − y‖/‖y‖ and of ‖Aα − y‖/‖y‖, both in float64.
-
-  candidate is A + jitter·I as factorized (its rounded diagonal included); float32 rows are
-  cast in blocks, so no float64 copy of A is made.
-  """
-  n = matrix.shape[0]
-  alpha = np.asarray(coefficients, np.float64).reshape(n, -1)
-  y = np.asarray(rhs, np.float64).reshape(n, -1)
-  jittered = np.empty_like(y)
-  rows = max(1, (1 << 22) // n)
-  for start in range(0, n, rows):
-    block = slice(start, start + rows)
-    jittered[block] = np.asarray(candidate[block], np.float64) @ alpha - y[block]
-  added = np.asarray(candidate.diagonal(), np.float64) - np.asarray(matrix.diagonal(), np.float64)
-  unjittered = jittered - added[:, None] * alpha
-  y_norms = np.linalg.norm(y, axis=0)
-
-  def worst(r):
-    # A zero column of y has α = 0 and a zero residual.
-    norms = np.linalg.norm(r, axis=0)
-    return float(np.max(np.divide(norms, y_norms, out=np.zeros_like(norms), where=y_norms > 0)))
-
-  return worst(jittered), worst(unjittered)
-
-
-def _why_jitter(tried) -> str:
-  """Why the smaller jitters in `tried` ((relative, residual or None) pairs) were refused."""
-  solved = [(residual, relative) for relative, residual in tried if residual is not None]
-  if not solved:
-    return 'with less, its Cholesky factorization failed'
-  best, at = min(solved)
-  failed = ' or the Cholesky factorization failed' if len(solved) < len(tried) else ''
-  return (
-      f'with less, the solve was inaccurate (the smallest relative residual was {best:.1e}, at '
-      f'jitter {at:.0e}·mean(diag), above the tolerance {RESIDUAL_TOLERANCE:.1e}){failed}'
-  )
-
-
-def _advice(dtype, explicit: bool = True) -> str:
-  what = 'Set diag_reg to regularize explicitly' if explicit else 'Pass a larger diag_reg'
-  if np.dtype(dtype) == np.float32:
-    return f"{what}, or pass dtype='float64'."
-  return f'{what}.'
-
-
-def regularized_kernel(k_train_train: np.ndarray, diag_reg: float) -> np.ndarray:
-  """Θ + diag_reg·tr(Θ)/N·I (a copy). LAPACK reads its lower triangle only."""
-  regularized = np.array(k_train_train, copy=True)
-  regularized[np.diag_indices_from(regularized)] += diag_reg * mean_diagonal(k_train_train)
-  return regularized
-
-
 def dual_coefficients(
     k_train_train,
     y_train,
@@ -323,10 +110,21 @@ def dual_coefficients(
     dtype: 'float64' (default) or 'float32' for the solve.
   Returns:
     (N,) or (N, C); with an array t, (T, N) or (T, N, C).
+
+  (Lee et al. 2019, docs/spec.md §2.6.)
+
+  >>> import numpy as np
+  >>> from ecrn_jax import regression
+  >>> k, y = np.array([[2.0, 1.0], [1.0, 2.0]]), np.array([3.0, 3.0])
+  >>> regression.dual_coefficients(k, y).round(6)
+  array([1., 1.])
+  >>> regression.dual_coefficients(k, y, t=np.array([0.0, 1e9])).round(6)
+  array([[0., 0.],
+         [1., 1.]])
   """
   diag_reg = check_diag_reg(diag_reg)
   times = check_time(t, learning_rate)
-  k_train_train, y_train, _ = _check_kernels(k_train_train, y_train, None, dtype)
+  k_train_train, y_train, _ = check_kernels(k_train_train, y_train, None, dtype)
   n = k_train_train.shape[0]
   regularized = regularized_kernel(k_train_train, diag_reg)
   if times is None:
@@ -377,10 +175,18 @@ def kernel_regression(
   Returns:
     (M,) or (M, C) predictions; with an array t, a leading axis of length T. With a sequence
     of kernels, a tuple of such predictions, one per kernel.
+
+  (Lee et al. 2019, docs/spec.md §2.6.)
+
+  >>> import numpy as np
+  >>> from ecrn_jax import regression
+  >>> k_train_train, y_train = np.array([[2.0, 1.0], [1.0, 2.0]]), np.array([3.0, 3.0])
+  >>> regression.kernel_regression(k_train_train, y_train, np.array([[1.0, 1.0]])).round(6)
+  array([2.])
   """
   several = _is_kernel_sequence(k_test_train)
   k_test_trains = tuple(k_test_train) if several else (k_test_train,)
-  k_train_train, y_train, _ = _check_kernels(k_train_train, y_train, None, dtype)
+  k_train_train, y_train, _ = check_kernels(k_train_train, y_train, None, dtype)
   k_test_trains = tuple(_check_test_kernel(k, k_train_train.shape[0], dtype) for k in k_test_trains)
   fx_tests_0 = _initial_test_outputs(fx_train_0, fx_test_0, several, len(k_test_trains))
   residual = y_train
@@ -466,9 +272,16 @@ def gp_posterior(
   Returns:
     `GaussianPosterior(mean, covariance)`. The residual of the mean's solve is checked
     (`solve_with_jitter`); the covariance uses the same factor.
+
+  >>> import numpy as np
+  >>> from ecrn_jax import regression
+  >>> k, y = np.array([[2.0, 1.0], [1.0, 2.0]]), np.array([3.0, 3.0])
+  >>> posterior = regression.gp_posterior(k, y, np.array([[1.0, 1.0]]), np.array([2.0]))
+  >>> posterior.mean.round(6), posterior.covariance.round(6)  # 2 − [1 1] K⁻¹ [1 1]ᵀ = 4/3
+  (array([2.]), array([1.333333]))
   """
   diag_reg = check_diag_reg(diag_reg)
-  k_train_train, y_train, k_test_train = _check_kernels(k_train_train, y_train, k_test_train, dtype)
+  k_train_train, y_train, k_test_train = check_kernels(k_train_train, y_train, k_test_train, dtype)
   solve = solve_with_jitter(regularized_kernel(k_train_train, diag_reg), y_train)
   factor, mean = solve.factor, k_test_train @ solve.coefficients
   if k_test_test is None:
@@ -487,78 +300,6 @@ def gp_posterior(
   if k_test_test.ndim == 1:
     return GaussianPosterior(mean, k_test_test - np.einsum('nm,nm->m', whitened, whitened))
   return GaussianPosterior(mean, k_test_test - whitened.T @ whitened)
-
-
-def cross_validated_scores(
-    k_train_train,
-    targets,
-    *,
-    folds: int,
-    order,
-    diag_reg: float = 0.0,
-    t=None,
-    learning_rate: float = 1.0,
-    dtype: str = 'float64',
-) -> np.ndarray:
-  """K-fold cross-validated kernel-regression predictions of the training points.
-
-  Fold f holds out the points order[f::folds] and predicts them with `kernel_regression`
-  fitted on the other points (the blocks of k_train_train), its ridge relative to the mean
-  diagonal of that fit block. So there is one solve per fold: the folds' ridges differ, and
-  no single factorization of the full kernel gives these numbers exactly.
-
-  Args:
-    k_train_train: (N, N) kernel on the training inputs.
-    targets: (N,) or (N, C).
-    folds: the number of folds, 2 <= folds <= N.
-    order: a permutation of range(N) (e.g. `rng.permutation(N)`) that deals the points into
-      the folds.
-    diag_reg, t, learning_rate, dtype: as in `kernel_regression`.
-  Returns:
-    Held-out predictions like targets, (N,) or (N, C); with an array t, a leading axis of
-    length T.
-  """
-  k_train_train, targets, _ = _check_kernels(k_train_train, targets, None, dtype)
-  n = k_train_train.shape[0]
-  order = _check_folds(folds, order, n)
-  scores = None
-  for fold in range(int(folds)):
-    held = np.sort(order[fold::folds])
-    fit = np.setdiff1d(np.arange(n), held)
-    predictions = kernel_regression(
-        k_train_train[np.ix_(fit, fit)],
-        targets[fit],
-        k_train_train[np.ix_(held, fit)],
-        diag_reg=diag_reg,
-        t=t,
-        learning_rate=learning_rate,
-        dtype=dtype,
-    )
-    if scores is None:
-      scores = np.zeros(predictions.shape[: -targets.ndim] + targets.shape, predictions.dtype)
-    scores[(Ellipsis, held) + (slice(None),) * (targets.ndim - 1)] = predictions
-  return scores
-
-
-def _check_folds(folds, order, n: int) -> np.ndarray:
-  """order (N,) as an integer array, after checking it and 2 <= folds <= N."""
-  check_int('folds', folds, 2)
-  if folds > n:
-    raise ValueError(
-        f'folds must be <= N = {n} (each fold holds out at least one point), ' f'got {folds}.'
-    )
-  order = np.asarray(order)
-  if (
-      order.shape != (n,)
-      or not np.issubdtype(order.dtype, np.integer)
-      or not np.array_equal(np.sort(order), np.arange(n))
-  ):
-    raise ValueError(
-        f'order must be a permutation of range(N) = range({n}), each of 0..{n - 1} '
-        f'once (e.g. rng.permutation({n})), got {np.array2string(order, threshold=8)} '
-        f'(shape {order.shape}).'
-    )
-  return order
 
 
 def infinite_kernel_regression(
@@ -588,9 +329,18 @@ def infinite_kernel_regression(
     t, diag_reg, learning_rate: as in `kernel_regression`.
     return_variance: kernel='nngp', t=None only: also the NNGP posterior variance (M,) of the
       latent function.
-    batch_size, devices, progress, fourier_limit: as in `batched_infinite_kernels`.
+    batch_size, devices, progress: as in `batch`; fourier_limit: as in `infinite_kernel_fn`.
   Returns:
     Predictions (M,) or (M, C), or `GaussianPosterior(mean, variance)` with return_variance.
+
+  (Lee et al. 2019, docs/spec.md §2.6.)
+
+  >>> import numpy as np, ecrn_jax
+  >>> config = ecrn_jax.MLPConfig(hidden_widths=(8,), activation='relu', dtype='float32')
+  >>> x = np.linspace(-1.0, 1.0, 8, dtype=np.float32).reshape(4, 2)
+  >>> ecrn_jax.regression.infinite_kernel_regression(
+  ...     config, x, np.array([1.0, -1.0, 1.0, -1.0]), x[:2], diag_reg=1e-3).shape
+  (2,)
   """
   if kernel not in KERNELS:
     raise ValueError(f"kernel must be 'ntk' or 'nngp', got {kernel!r}.")
@@ -599,25 +349,16 @@ def infinite_kernel_regression(
         "return_variance needs kernel='nngp' and t=None: the posterior variance "
         'is that of the NNGP (Bayesian) posterior.'
     )
-  common = dict(
-      variables=variables,
-      get=kernel,
+  kernel_fn = batch(
+      infinite_kernel_fn(config, variables=variables, fourier_limit=fourier_limit),
       batch_size=batch_size,
       devices=devices,
       progress=progress,
-      fourier_limit=fourier_limit,
   )
-  k_train_train = batching.batched_infinite_kernels(config, x_train, **common)
-  k_test_train = batching.batched_infinite_kernels(config, x_test, x_train, **common)
+  k_train_train = kernel_fn(x_train, get=kernel)
+  k_test_train = kernel_fn(x_test, x_train, get=kernel)
   if return_variance:
-    k_test_diag = batching.batched_infinite_kernel_diagonal(
-        config,
-        x_test,
-        variables=variables,
-        get=kernel,
-        batch_size=batch_size,
-        fourier_limit=fourier_limit,
-    )
+    k_test_diag = kernel_fn(x_test, get=kernel, diagonal=True)
     return gp_posterior(k_train_train, y_train, k_test_train, k_test_diag, diag_reg=diag_reg)
   return kernel_regression(
       k_train_train, y_train, k_test_train, diag_reg=diag_reg, t=t, learning_rate=learning_rate
@@ -658,6 +399,16 @@ def empirical_kernel_regression(
     block_size: as in `empirical_ntk`.
   Returns:
     Predictions (M,) or (M, C) like y_train; with an array t, a leading time axis.
+
+  (Lee et al. 2019, docs/spec.md §2.6.)
+
+  >>> import jax, numpy as np, ecrn_jax
+  >>> model = ecrn_jax.MLP(ecrn_jax.MLPConfig(hidden_widths=(8,), dtype='float32'))
+  >>> x = np.linspace(-1.0, 1.0, 8, dtype=np.float32).reshape(4, 2)
+  >>> variables = model.init(jax.random.PRNGKey(0), x)
+  >>> ecrn_jax.regression.empirical_kernel_regression(
+  ...     model, variables, x, np.array([1.0, -1.0, 1.0, -1.0]), x[:2], diag_reg=1e-3).shape
+  (2,)
   """
   x_train, x_test = np.asarray(x_train), np.asarray(x_test)
   y = np.asarray(y_train, dtype=np.float64)
@@ -735,115 +486,3 @@ def _full_kernel_regression(
       fx_test_0=flat(fx_test_0, m),
   )
   return predictions.reshape(predictions.shape[:-1] + (m,) + y.shape[1:])
-
-
-def centered_one_hot(labels, num_classes: int) -> np.ndarray:
-  """Regression targets for classification: one-hot(labels) − 1/K, shape (N, K)."""
-  labels = np.asarray(labels)
-  if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-    raise ValueError(f'labels must be a 1-D array of integers in [0, K), got {labels!r}.')
-  if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-    raise ValueError(
-        f'labels must lie in [0, {num_classes}), got range ' f'[{labels.min()}, {labels.max()}].'
-    )
-  return np.eye(num_classes)[labels] - 1.0 / num_classes
-
-
-def calibrated_softmax(scores, temperature: float) -> np.ndarray:
-  """softmax(scores / temperature) over the last axis: (M, K) → (M, K).
-
-  Kernel-regression scores are not probabilities; this is a calibration, honest only with a
-  temperature fitted on held-out data (`fit_softmax_temperature`).
-  """
-  if not temperature > 0:
-    raise ValueError(f'temperature must be > 0, got {temperature!r}.')
-  return scipy.special.softmax(np.asarray(scores, np.float64) / temperature, axis=-1)
-
-
-def fit_softmax_temperature(scores, labels, *, bounds: tuple[float, float] = (1e-4, 1e4)) -> float:
-  """The temperature T minimizing the cross-entropy of softmax(scores / T) against labels.
-
-  Fit it on held-out scores (a validation split or cross-validation predictions): on training
-  inputs kernel regression nearly interpolates its targets, and T would be overconfident.
-
-  Args:
-    scores: (M, K) regression scores (e.g. `NTKClassifier.decision_function`, K > 2 columns).
-    labels: (M,) integer labels in [0, K).
-  """
-  scores = np.asarray(scores, np.float64)
-  labels = np.asarray(labels)
-  if scores.ndim != 2 or labels.shape != (scores.shape[0],):
-    raise ValueError(
-        f'scores must be (M, K) and labels (M,), got {scores.shape} and ' f'{labels.shape}.'
-    )
-  check_finite('scores', scores)
-
-  def cross_entropy(log_t):
-    log_p = scipy.special.log_softmax(scores / np.exp(log_t), axis=-1)
-    return -float(np.mean(log_p[np.arange(len(labels)), labels]))
-
-  result = scipy.optimize.minimize_scalar(
-      cross_entropy, bounds=np.log(bounds), method='bounded', options={'xatol': 1e-6}
-  )
-  return float(np.exp(result.x))
-
-
-class TemperatureCalibration(NamedTuple):
-  """A softmax temperature and the held-out scores it was fitted on.
-
-  temperature: T for `calibrated_softmax`; held_out_scores: (N, K) cross-validated scores of
-  the training points; held_out_accuracy: the fraction of them whose argmax is the label.
-  """
-
-  temperature: float
-  held_out_scores: np.ndarray
-  held_out_accuracy: float
-
-
-def calibrate_temperature(
-    k_train_train,
-    labels,
-    num_classes: int,
-    *,
-    folds: int,
-    order,
-    diag_reg: float = 0.0,
-    t=None,
-    learning_rate: float = 1.0,
-) -> TemperatureCalibration:
-  """The softmax temperature of kernel-regression classification, fitted on held-out scores.
-
-  Classification regresses centered one-hot targets (`centered_one_hot`) and turns the scores
-  into probabilities with softmax(scores / T) (`calibrated_softmax`). T must be fitted on
-  scores of points the regression was not fitted on: on its own training points kernel
-  regression (nearly) interpolates the targets, so every argmax is right with a wide margin,
-  the cross-entropy keeps falling as T → 0 and T runs to its lower bound. Here each training
-  point's score comes from the fit on the other folds (`cross_validated_scores`), and T is
-  fitted on all N of them (`fit_softmax_temperature`). When every held-out score is classified
-  correctly (held_out_accuracy == 1) the same happens: T is then its bound, not a calibration.
-
-  Args:
-    k_train_train: (N, N) kernel on the training inputs.
-    labels: (N,) integer labels in [0, K); num_classes: K.
-    folds, order, diag_reg, t, learning_rate: as in `cross_validated_scores` (t one time or
-      None).
-  Returns:
-    `TemperatureCalibration(temperature, held_out_scores (N, K), held_out_accuracy)`.
-  """
-  if np.ndim(t) != 0:
-    raise ValueError(
-        f't must be None (t = ∞) or one time >= 0: one temperature is fitted, '
-        f'got shape {np.shape(t)}.'
-    )
-  labels = np.asarray(labels)
-  scores = cross_validated_scores(
-      k_train_train,
-      centered_one_hot(labels, num_classes),
-      folds=folds,
-      order=order,
-      diag_reg=diag_reg,
-      t=t,
-      learning_rate=learning_rate,
-  )
-  accuracy = float(np.mean(np.argmax(scores, axis=-1) == labels))
-  return TemperatureCalibration(fit_softmax_temperature(scores, labels), scores, accuracy)

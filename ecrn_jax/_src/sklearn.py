@@ -3,7 +3,7 @@
 
 """scikit-learn estimators: kernel regression with the infinite-width twin's NTK or NNGP.
 
-`NTKRegressor` and `NTKClassifier` compute the twin's kernels (`batched_infinite_kernels`) on
+`NTKRegressor` and `NTKClassifier` compute the twin's kernels (`batch(infinite_kernel_fn(...))`) on
 γ(x) for an `ECRNConfig` with Fourier features (B drawn at fit from `random_state`, for the
 number of features of X) or on x for an `MLPConfig`, and solve in closed form
 (`ecrn_jax._src.regression`; conventions for `t`, `learning_rate` and `diag_reg` there).
@@ -11,7 +11,7 @@ Every fit and predict runs under `compat.enable_x64()` (64-bit JAX for that scop
 and current JAX alike), so float64 configs work whether or not the caller enabled 64-bit JAX,
 and leave the global setting unchanged.
 
-The kernels are computed natively in JAX (`batching.batched_infinite_kernels`): neither
+The kernels are computed natively in JAX (`batch(infinite_kernel_fn(...))`): neither
 neural-tangents nor TensorFlow is needed or imported.
 """
 
@@ -29,18 +29,28 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state, column_or_1d
 from sklearn.utils.validation import validate_data
 
-from ecrn_jax._src import batching
+from ecrn_jax._src import calibration
+from ecrn_jax._src import linalg
 from ecrn_jax._src import regression
 from ecrn_jax._src import validation
 from ecrn_jax._src.compat import enable_x64
 from ecrn_jax._src.config import ArchConfig, ECRNConfig, MLPConfig
+from ecrn_jax._src.infinite.batching import batch
+from ecrn_jax._src.infinite.kernel_fn import infinite_kernel_fn
+from ecrn_jax._src.infinite.twin import KERNELS
 from ecrn_jax._src.models import ECRN, FOURIER_COLLECTION
 
 
 def default_config(num_features: int) -> ECRNConfig:
   """The architecture used when `config=None`: the default ECRN in float64 (width 512,
   depth 4, 256 Fourier features) with σ_ff = 1/(2π√d), so that each phase 2π bⱼᵀx has unit
-  variance on standardized inputs with d features."""
+  variance on standardized inputs with d features.
+
+  >>> from ecrn_jax import estimators
+  >>> config = estimators.default_config(num_features=4)
+  >>> config.dtype, round(config.fourier_scale, 4)  # 1 / (2π √4)
+  ('float64', 0.0796)
+  """
   return ECRNConfig(
       width=512,
       depth=4,
@@ -83,7 +93,7 @@ class _NTKEstimator(BaseEstimator):
           'config must be an ECRNConfig, an MLPConfig or None (the default '
           f'ECRN), got {type(self.config).__name__}.'
       )
-    validation.check_choice('kernel', self.kernel, regression.KERNELS)
+    validation.check_choice('kernel', self.kernel, KERNELS)
     if self.t is not None and (
         isinstance(self.t, bool)
         or not isinstance(self.t, numbers.Real)
@@ -100,15 +110,9 @@ class _NTKEstimator(BaseEstimator):
     return None if self.t is None or math.isinf(self.t) else float(self.t)
 
   def _kernel(self, x1, x2=None) -> np.ndarray:
-    return batching.batched_infinite_kernels(
-        self.config_,
-        x1,
-        x2,
-        variables=self.variables_,
-        get=self.kernel,
-        batch_size=int(self.batch_size),
-        progress=bool(self.verbose),
-    )
+    kernel_fn = infinite_kernel_fn(self.config_, variables=self.variables_)
+    kernel_fn = batch(kernel_fn, batch_size=int(self.batch_size), progress=bool(self.verbose))
+    return kernel_fn(x1, x2, self.kernel)
 
   def _fit_targets(self, X: np.ndarray, targets: np.ndarray) -> None:
     """Draws B, computes Θ(X, X) and the dual coefficients; X (N, d), targets (N, C)."""
@@ -130,8 +134,8 @@ class _NTKEstimator(BaseEstimator):
     self.X_fit_ = X
     self._posterior_factor = None
     if self.kernel == 'nngp' and self._time() is None:
-      solve = regression.solve_with_jitter(
-          regression.regularized_kernel(k_train_train, float(self.diag_reg)), targets
+      solve = linalg.solve_with_jitter(
+          linalg.regularized_kernel(k_train_train, float(self.diag_reg)), targets
       )
       self._posterior_factor, self.dual_coef_ = solve.factor, solve.coefficients
     else:
@@ -198,9 +202,8 @@ class NTKRegressor(RegressorMixin, _NTKEstimator):
     if not return_std:
       return mean
     with enable_x64():
-      k_test_diag = batching.batched_infinite_kernel_diagonal(
-          self.config_, X, variables=self.variables_, get='nngp', batch_size=int(self.batch_size)
-      )
+      kernel_fn = infinite_kernel_fn(self.config_, variables=self.variables_)
+      k_test_diag = batch(kernel_fn, batch_size=int(self.batch_size))(X, get='nngp', diagonal=True)
     whitened = scipy.linalg.solve_triangular(self._posterior_factor, k_test_train.T, lower=True)
     variance = k_test_diag - np.einsum('nm,nm->m', whitened, whitened)
     return mean, np.sqrt(np.maximum(variance, 0.0))
@@ -217,7 +220,7 @@ class NTKClassifier(ClassifierMixin, _NTKEstimator):
   The decision is the argmax of the K regression scores. There is no `predict_proba`: the
   scores are kernel-regression outputs (they need not lie in [0, 1] nor sum to 1), not
   probabilities. For probabilities fit a calibration on held-out scores
-  (`regression.fit_softmax_temperature`, `regression.calibrated_softmax`).
+  (`calibration.fit_softmax_temperature`, `calibration.calibrated_softmax`).
 
   Parameters and attributes as `NTKRegressor`, plus classes_ (K,); labels may be any
   sortable values (integers, strings).
@@ -234,7 +237,7 @@ class NTKClassifier(ClassifierMixin, _NTKEstimator):
           f'{type(self).__name__} needs samples of at least 2 classes in y; got '
           f'1 class: {self.classes_[0]!r}.'
       )
-    self._fit_targets(X, regression.centered_one_hot(encoded.ravel(), len(self.classes_)))
+    self._fit_targets(X, calibration.centered_one_hot(encoded.ravel(), len(self.classes_)))
     return self
 
   def decision_function(self, X):

@@ -12,6 +12,8 @@ never an N×P Jacobian. A trainable Fourier matrix B is the same form with input
 
 It applies when every leaf of 'params' belongs to a `Dense` or a trainable `FourierFeatures`
 called exactly once per forward pass on (N, features) inputs; `plan` says whether it does.
+This is the structured empirical NTK of Novak et al. (2022), "Fast Finite Width Neural Tangent
+Kernel", for Dense layers (docs/spec.md §2.2); the NTK itself is Jacot et al. (2018).
 """
 
 from __future__ import annotations

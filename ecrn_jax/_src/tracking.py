@@ -48,9 +48,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ecrn_jax._src import analysis
+from ecrn_jax._src import matrix_free
+from ecrn_jax._src import spectral
 from ecrn_jax._src.validation import check_finite_inputs, check_int
-from ecrn_jax._src.empirical import empirical_ntk, ntk_vp_fn
+from ecrn_jax._src.empirical import empirical_ntk
+from ecrn_jax._src.vector_products import ntk_vp_fn
 from ecrn_jax._src.training import TrainConfig, learning_rate_schedule, steps_per_epoch
 
 # The entries of a dense record (`analysis.kernel_summary`), in order.
@@ -160,7 +162,7 @@ def _matrix_free_products_fn(
 
   @jax.jit
   def products(variables, x_p, y_columns, probes, key, basis):
-    return analysis.matrix_free_products(
+    return matrix_free.matrix_free_products(
         ntk_vp_fn(model, variables, x_p, batch_size=vp_batch_size),
         n_p,
         key=key,
@@ -291,7 +293,7 @@ class KernelTracker:
     ref = self._reference
     vectors, eigenvalues = ref['vectors'], ref['eigenvalues']
     observed = vectors.T @ (outputs - self.y_p)  # (k, C)
-    predicted = analysis.modewise_prediction(
+    predicted = spectral.modewise_prediction(
         eigenvalues,
         vectors.T @ ref['residual'],
         step - ref['step'],
@@ -335,7 +337,7 @@ class KernelTracker:
           'eigenvalues': eigenvalues[::-1][:k].copy(),
           'vectors': vectors[:, ::-1][:, :k].copy(),
       }
-    record = analysis.kernel_summary(
+    record = spectral.kernel_summary(
         kernel, self.y_p, kernel_0=reference['kernel'], top_k=self.config.top_k
     )
     return record, kernel, reference
@@ -357,7 +359,7 @@ class KernelTracker:
       reference['eigenvalues'] = np.asarray(out['ritz_values'], np.float64)[
           : self.config.modewise_k
       ].copy()
-    record = analysis.matrix_free_summary(
+    record = matrix_free.matrix_free_summary(
         out, reference, self._probes, self.y_p, top_k=self.config.top_k
     )
     return record, None, reference

@@ -13,7 +13,7 @@ The writer is a `train` callback: it calls the tracker and, when that made a rec
 - `tracking.jsonl`: one JSON object per record ('kernel' left out, non-finite numbers as
   null), appended;
 - `tracking_meta.json`: `tracker.metadata()`, rewritten.
-Every rewrite is atomic (`ecrn_jax._src.io`). A new writer makes the files match the
+Every rewrite is atomic (`ecrn_jax.files`). A new writer makes the files match the
 tracker's records, and so does `rewrite()`. On a resume, `writer.load_state_dict(state)`
 restores the tracker (`KernelTracker.load_state_dict`) and rewrites all three files from its
 records; `writer.state_dict()` is the tracker's.
@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-from ecrn_jax._src import io
+from ecrn_jax._src import files
 
 ARRAYS_FILE = 'tracking.npz'
 RECORDS_FILE = 'tracking.jsonl'
@@ -58,7 +58,7 @@ class TrackingWriter:
     self.tracker(epoch, step, variables)
     if len(self.tracker.records) > count:
       self._write_arrays()
-      io.append_line(self.path(RECORDS_FILE), json_record(self.tracker.records[-1]))
+      files.append_line(self.path(RECORDS_FILE), json_record(self.tracker.records[-1]))
 
   def state_dict(self) -> dict:
     return self.tracker.state_dict()
@@ -77,8 +77,8 @@ class TrackingWriter:
       for name in (ARRAYS_FILE, METADATA_FILE):
         if os.path.exists(self.path(name)):
           os.remove(self.path(name))
-    io.write_lines(self.path(RECORDS_FILE), map(json_record, self.tracker.records))
+    files.write_lines(self.path(RECORDS_FILE), map(json_record, self.tracker.records))
 
   def _write_arrays(self) -> None:
-    io.save_npz(self.path(ARRAYS_FILE), self.tracker.arrays())
-    io.write_json(self.path(METADATA_FILE), self.tracker.metadata())
+    files.save_npz(self.path(ARRAYS_FILE), self.tracker.arrays())
+    files.write_json(self.path(METADATA_FILE), self.tracker.metadata())

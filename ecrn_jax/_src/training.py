@@ -34,6 +34,7 @@ import numpy as np
 import optax
 
 from ecrn_jax._src import empirical
+from ecrn_jax._src.losses import LOSS_FNS
 from ecrn_jax._src.validation import check_finite_inputs, check_int, check_real
 
 OPTIMIZERS = ('sgd', 'momentum', 'adam')
@@ -126,35 +127,31 @@ class TrainingDiverged(ValueError):
 
 
 # ---------------------------------------------------------------------------
-# Losses, schedule, optimizer, step.
+# Schedule, optimizer, step (the losses are in losses.py).
 # ---------------------------------------------------------------------------
 
 
-def mse_loss(outputs: jax.Array, targets: jax.Array) -> jax.Array:
-  """½·B⁻¹ Σ_i ‖f_i − y_i‖²; outputs (B, C), targets (B, C) or (B,) when C = 1."""
-  targets = targets.reshape(outputs.shape).astype(outputs.dtype)
-  return 0.5 * jnp.sum((outputs - targets) ** 2) / outputs.shape[0]
-
-
-def cross_entropy_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
-  """Mean softmax cross-entropy; logits (B, C), labels int (B,) or one-hot (B, C)."""
-  if labels.ndim == 1:
-    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
-  return jnp.mean(optax.softmax_cross_entropy(logits, labels.astype(logits.dtype)))
-
-
-LOSS_FNS = {'mse': mse_loss, 'cross_entropy': cross_entropy_loss}
-
-
 def steps_per_epoch(config: TrainConfig, num_examples: int) -> int:
-  """⌈N / batch_size⌉ (1 for the full batch); the last batch may be smaller."""
+  """⌈N / batch_size⌉ (1 for the full batch); the last batch may be smaller.
+
+  >>> import ecrn_jax
+  >>> ecrn_jax.training.steps_per_epoch(ecrn_jax.TrainConfig(batch_size=32), 100)
+  4
+  """
   if config.batch_size is None:
     return 1
   return -(-num_examples // config.batch_size)
 
 
 def learning_rate_schedule(config: TrainConfig, num_steps_per_epoch: int) -> optax.Schedule:
-  """η_s as a function of the global step s (the one the optimizer uses)."""
+  """η_s as a function of the global step s (the one the optimizer uses).
+
+  >>> import ecrn_jax
+  >>> config = ecrn_jax.TrainConfig(learning_rate=0.1, schedule='cosine', epochs=10)
+  >>> schedule = ecrn_jax.training.learning_rate_schedule(config, 1)
+  >>> round(float(schedule(0)), 6), round(float(schedule(10)), 6)
+  (0.1, 0.0)
+  """
   lr = float(config.learning_rate)
   warmup = config.warmup_epochs * num_steps_per_epoch
   total = config.epochs * num_steps_per_epoch
@@ -172,6 +169,13 @@ def make_optimizer(config: TrainConfig, num_steps_per_epoch: int) -> optax.Gradi
 
   Cached on the fields that define it (not the seed, loss or batch size), so that repeated
   runs, and runs that differ only in those, reuse one compiled step.
+
+  >>> import jax.numpy as jnp, ecrn_jax
+  >>> optimizer = ecrn_jax.training.make_optimizer(ecrn_jax.TrainConfig(optimizer='adam'), 1)
+  >>> state = optimizer.init({'w': jnp.zeros(2)})
+  >>> updates, state = optimizer.update({'w': jnp.ones(2)}, state)
+  >>> updates['w'].shape
+  (2,)
   """
   return _optimizer(config.replace(seed=0, loss='mse', batch_size=None), num_steps_per_epoch)
 
@@ -280,47 +284,6 @@ def make_train_epoch(
     return state, before_last, values
 
   return run
-
-
-# ---------------------------------------------------------------------------
-# The linearized network.
-# ---------------------------------------------------------------------------
-
-
-class LinearizedModel:
-  """f_lin(θ) = f(θ₀) + J(θ₀)(θ − θ₀): the first-order Taylor expansion of a model.
-
-  Duck-types the part of a Flax module that `train`, `empirical_ntk` and `ntk_vp_fn` use:
-  `apply(variables, x, train=False, rngs=None)` → (N, C). The linearization is of the
-  evaluation-mode network (`train` and `rngs` are ignored), in the 'params' collection;
-  the other collections of `variables` are passed to the model unchanged. Its empirical
-  NTK is Θ_{θ₀} at every θ. Hashed by identity (it holds θ₀).
-  """
-
-  def __init__(self, model: nn.Module, variables: Mapping[str, Any]):
-    if 'params' not in variables:
-      raise ValueError("variables must contain a 'params' collection, got " f'{list(variables)}.')
-    self.model = model
-    self.params0 = variables['params']
-
-  def apply(
-      self,
-      variables: Mapping[str, Any],
-      x,
-      train: bool = False,
-      rngs: Optional[Mapping[str, jax.Array]] = None,
-  ) -> jax.Array:
-    del train, rngs
-    rest = {k: v for k, v in variables.items() if k != 'params'}
-    f = lambda p: self.model.apply({'params': p, **rest}, x)
-    delta = jax.tree_util.tree_map(jnp.subtract, variables['params'], self.params0)
-    out0, tangent = jax.jvp(f, (self.params0,), (delta,))
-    return out0 + tangent
-
-
-def linearize(model: nn.Module, variables: Mapping[str, Any]) -> LinearizedModel:
-  """The model linearized in its 'params' around `variables` (see `LinearizedModel`)."""
-  return LinearizedModel(model, variables)
 
 
 # ---------------------------------------------------------------------------
@@ -579,6 +542,16 @@ def train(
   Raises:
     TrainingDiverged: a non-finite loss; it carries the step, the history so far and the
       last variables with a finite loss.
+
+  >>> import jax, numpy as np, ecrn_jax
+  >>> model = ecrn_jax.MLP(ecrn_jax.MLPConfig(hidden_widths=(8,), dtype='float32'))
+  >>> x = np.linspace(-1.0, 1.0, 8, dtype=np.float32).reshape(4, 2)
+  >>> y = np.array([1.0, -1.0, 1.0, -1.0], np.float32)
+  >>> variables = model.init(jax.random.PRNGKey(0), x)
+  >>> config = ecrn_jax.TrainConfig(learning_rate=0.1, epochs=3)
+  >>> variables, history = ecrn_jax.train(model, variables, (x, y), config)
+  >>> history['epoch'].tolist(), bool(history['loss'][-1] < history['loss'][0])
+  ([1, 2, 3], True)
   """
   x, y = _check_inputs(variables, data, config)
   _check_targets(y, _num_outputs(model, variables, x), config.loss)

@@ -1,7 +1,8 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""Tests for `ecrn_jax._src.analysis`."""
+"""Tests for `ecrn_jax.analysis`: the spectral statistics (`_src/spectral.py`) and the matrix-free
+estimators (`_src/matrix_free.py`)."""
 
 import warnings
 

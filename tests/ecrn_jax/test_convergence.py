@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ecrn_jax import ECRNConfig, MLPConfig
-from ecrn_jax import finite_vs_infinite, fit_power_law, relative_frobenius_error
+from ecrn_jax.analysis import finite_vs_infinite, fit_power_law, relative_frobenius_error
 
 WIDTHS = (64, 128, 256, 512, 1024, 2048)
 NUM_SEEDS = 8

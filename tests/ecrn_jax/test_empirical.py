@@ -15,16 +15,17 @@ import pytest
 from conftest import RTOL, relative_max_error
 from reference_ntk import jacobian_ntk
 from ecrn_jax._src import empirical as empirical_lib
+from ecrn_jax._src import vector_products as vp_lib
 from ecrn_jax import (
     ECRN,
     MLP,
-    Dense,
     ECRNConfig,
     MLPConfig,
     empirical_nngp,
     empirical_ntk,
     ntk_vp_fn,
 )
+from ecrn_jax.models import Dense
 
 
 def _model(kind, parameterization, dtype, trainable=False, out_dim=3):
@@ -313,14 +314,14 @@ def test_automatic_chunk_from_memory_budget(rng, monkeypatch):
   x = rng.normal(size=(23, 4))
   model = ECRN(ECRNConfig(width=16, depth=2, fourier_features=6, out_dim=2, dtype='float64'))
   variables = model.init(jax.random.PRNGKey(0), x)
-  per_input = empirical_lib.bytes_per_input(model, variables, x)
+  per_input = vp_lib.bytes_per_input(model, variables, x)
   wider = ECRN(model.config.replace(width=32))
-  ratio = empirical_lib.bytes_per_input(wider, wider.init(jax.random.PRNGKey(0), x), x) / per_input
+  ratio = vp_lib.bytes_per_input(wider, wider.init(jax.random.PRNGKey(0), x), x) / per_input
   assert 1.5 < ratio < 2.5, ratio  # intermediates grow with the width
   # k = C = 2 cotangents when traced: (1 + 2·2)·per_input bytes per input.
-  assert empirical_lib.auto_vp_batch_size(model, variables, x, memory_bytes=5 * per_input * 7) == 7
+  assert vp_lib.auto_vp_batch_size(model, variables, x, memory_bytes=5 * per_input * 7) == 7
   assert (
-      empirical_lib.auto_vp_batch_size(
+      vp_lib.auto_vp_batch_size(
           model, variables, x, trace_outputs=False, memory_bytes=3 * per_input * 7
       )
       == 7
@@ -328,7 +329,7 @@ def test_automatic_chunk_from_memory_budget(rng, monkeypatch):
   vectors = rng.normal(size=(2, 23))
   whole = jax.vmap(ntk_vp_fn(model, variables, x, batch_size=0))(vectors)
   assert ntk_vp_fn(model, variables, x).func is ntk_vp_fn(model, variables, x, batch_size=0).func
-  monkeypatch.setattr(empirical_lib, 'DEFAULT_VP_BYTES', 5 * per_input * 6)
+  monkeypatch.setattr(vp_lib, 'DEFAULT_VP_BYTES', 5 * per_input * 6)
   auto = ntk_vp_fn(model, variables, x)
   assert auto.func is not ntk_vp_fn(model, variables, x, batch_size=0).func  # chunked
   assert relative_max_error(jax.vmap(auto)(vectors), whole) <= 1e-12

@@ -17,22 +17,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ecrn_jax import (
-    ECRN,
-    MLP,
-    ECRNConfig,
-    MLPConfig,
-    batched_infinite_kernels,
-    embed_inputs,
-    empirical_ntk,
-    expected_kernels_stochastic_depth,
-    infinite_kernel_fn,
-    infinite_kernels,
-    ntk_vp_fn,
-    stax_twin,
-    to_stax_params,
-)
-from ecrn_jax._src import dual
+from ecrn_jax import ECRN, MLP, ECRNConfig, MLPConfig, empirical_ntk, infinite_kernel_fn, ntk_vp_fn
+from ecrn_jax._src.infinite import dual
+
+# The deprecated wrappers over `infinite_kernel_fn` and `batch`: they give the same numbers.
+from ecrn_jax._src.infinite.deprecated import batched_infinite_kernels
+from ecrn_jax._src.infinite.deprecated import expected_kernels_stochastic_depth
+from ecrn_jax._src.infinite.deprecated import infinite_kernels
+from ecrn_jax.kernels import embed_inputs, stax_twin, to_stax_params
 
 warnings.filterwarnings('ignore', message='`FanIn` layers assume independent inputs')
 
@@ -411,11 +403,12 @@ def test_every_kernel_works_without_neural_tangents():
       x = np.ones((3, 2), np.float32) * np.arange(3)[:, None]
       v = model.init(jax.random.PRNGKey(0), x)
       assert E.empirical_ntk(model, v, x).shape == (3, 3)
-      assert E.infinite_kernels(cfg, x, variables=v).ntk.shape == (3, 3)
-      assert E.expected_kernels_stochastic_depth(cfg, x, variables=v).ntk.shape == (3, 3)
-      assert E.batched_infinite_kernels(cfg, x, variables=v, get='ntk').shape == (3, 3)
+      assert E.infinite_kernel_fn(cfg, variables=v)(x).ntk.shape == (3, 3)
+      expected = E.infinite_kernel_fn(cfg, variables=v, expectation='exact')
+      assert expected(x).ntk.shape == (3, 3)
+      assert E.batch(E.infinite_kernel_fn(cfg, variables=v))(x, get='ntk').shape == (3, 3)
       try:
-        E.infinite_kernels(cfg, x, variables=v, implementation='neural_tangents')
+        E.infinite_kernel_fn(cfg, variables=v, implementation='neural_tangents')(x)
       except ImportError as e:
         assert 'reference' in str(e), e
         print('clear error')

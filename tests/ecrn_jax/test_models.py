@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ecrn_jax import ECRN, MLP, Dense, ECRNConfig, MLPConfig, fourier_embed, fourier_matrix
+from ecrn_jax import ECRN, MLP, ECRNConfig, MLPConfig
+from ecrn_jax.models import Dense, fourier_embed, fourier_matrix
 from ecrn_jax._src import compat
 
 

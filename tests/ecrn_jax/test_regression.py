@@ -19,9 +19,10 @@ import scipy.linalg
 from conftest import relative_max_error
 from reference_ntk import gp_posterior, gradient_flow_mse, jacobian_ntk
 
-from ecrn_jax import ECRN, ECRNConfig, infinite_kernels
+from ecrn_jax import ECRN, ECRNConfig
+from ecrn_jax._src.infinite.deprecated import infinite_kernels  # the wrapper: same numbers
 from ecrn_jax import regression
-from ecrn_jax._src.regression import RESIDUAL_TOLERANCE, solve_with_jitter
+from ecrn_jax._src.linalg import RESIDUAL_TOLERANCE, solve_with_jitter
 import utils
 
 TOL = 1e-10
@@ -697,7 +698,8 @@ def test_calibrate_temperature_equals_the_fold_loop_and_fit(rng):
 def test_modules_import_without_neural_tangents_or_tensorflow():
   code = textwrap.dedent("""
       import sys
-      import ecrn_jax, ecrn_jax.regression, ecrn_jax.analysis, ecrn_jax.io, ecrn_jax.estimators
+      import ecrn_jax, ecrn_jax.regression, ecrn_jax.analysis, ecrn_jax.files, ecrn_jax.estimators
+      import ecrn_jax.kernels, ecrn_jax.models, ecrn_jax.training
       heavy = [m for m in sys.modules if m.split('.')[0] in ('neural_tangents', 'tensorflow')]
       assert not heavy, heavy
       print('clean')

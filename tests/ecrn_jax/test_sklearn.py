@@ -33,7 +33,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from ecrn_jax import ECRNConfig, MLPConfig, infinite_kernels
+from ecrn_jax import ECRNConfig, MLPConfig
+from ecrn_jax._src.infinite.deprecated import infinite_kernels  # the wrapper: same numbers
 from ecrn_jax import regression
 from ecrn_jax.estimators import NTKClassifier, NTKRegressor, default_config
 

@@ -13,7 +13,7 @@ import ecrn_jax
 from ecrn_jax import ECRN, ECRNConfig, KernelTracker, TrackingConfig, TrackingWriter
 from ecrn_jax import TrainConfig, TrainingDiverged, train
 from ecrn_jax import analysis
-from ecrn_jax import io
+from ecrn_jax import files
 from ecrn_jax._src.tracking import probe_indices  # internal: the probe draw itself
 from utils import regression_data
 from reference_ntk import jacobian_ntk, neural_tangents_ntk
@@ -114,7 +114,7 @@ def test_modewise_prediction_is_exact_for_the_linearized_network(mode):
   n = len(y)
   model = small_ecrn(width=64)
   variables = model.init(jax.random.PRNGKey(0), x)
-  lin = ecrn_jax.linearize(model, variables)
+  lin = ecrn_jax.training.linearize(model, variables)
   eta = 1.5
   config = TrainConfig(optimizer='sgd', learning_rate=eta, epochs=25)
   tracker = KernelTracker(
@@ -161,7 +161,7 @@ def test_modewise_prediction_follows_the_learning_rate_schedule():
   x, y = regression_data(n=24)
   model = small_ecrn(width=64)
   variables = model.init(jax.random.PRNGKey(1), x)
-  lin = ecrn_jax.linearize(model, variables)
+  lin = ecrn_jax.training.linearize(model, variables)
   config = TrainConfig(learning_rate=2.0, schedule='cosine', warmup_epochs=3, epochs=12)
   tracker = KernelTracker(
       lin, (x, y), config, TrackingConfig(probe_size=24, top_k=4, modewise_k=4, every=2)
@@ -363,7 +363,7 @@ class StateSaver:
 
   def __call__(self, epoch, step, variables):
     if epoch == self.epoch:
-      io.save_npz(self.path, self.tracker.state_dict())
+      files.save_npz(self.path, self.tracker.state_dict())
 
 
 @pytest.mark.parametrize('dense_max_size', [512, 0])
@@ -425,7 +425,7 @@ def test_files_hold_every_record_and_a_restored_tracker_continues_exactly(tmp_pa
 
   # The state at epoch 2 (flat numpy arrays, no objects), restored into a new tracker that
   # then records epochs 3–5: the records of the uninterrupted tracker, bit for bit.
-  state = io.load_npz(str(tmp_path / 'state.npz'))
+  state = files.load_npz(str(tmp_path / 'state.npz'))
   assert all(value.dtype != object for value in tracker.state_dict().values())
   restored = KernelTracker(model, (x, y), config, tracking_config)
   writer = TrackingWriter(restored, str(tmp_path / 'resumed'))

@@ -13,7 +13,8 @@ import pytest
 
 import ecrn_jax
 from ecrn_jax import ECRN, MLP, ECRNConfig, MLPConfig, TrainConfig, TrainingDiverged
-from ecrn_jax import empirical_ntk, infinite_kernels, train
+from ecrn_jax import empirical_ntk, train
+from ecrn_jax._src.infinite.deprecated import infinite_kernels  # the wrapper: same numbers
 from ecrn_jax._src import training
 from utils import regression_data
 from reference_ntk import gradient_flow_mse, jacobian_ntk, neural_tangents_ntk
@@ -65,7 +66,7 @@ def test_losses_match_numpy(rng):
   out = rng.standard_normal((6, 3))
   y = rng.standard_normal((6, 3))
   np.testing.assert_allclose(
-      ecrn_jax.mse_loss(jnp.asarray(out), jnp.asarray(y)),
+      ecrn_jax.training.mse_loss(jnp.asarray(out), jnp.asarray(y)),
       0.5 * np.mean(np.sum((out - y) ** 2, axis=1)),
       rtol=1e-13,
   )
@@ -73,10 +74,12 @@ def test_losses_match_numpy(rng):
   log_softmax = out - np.log(np.sum(np.exp(out), axis=1, keepdims=True))
   expected = -np.mean(log_softmax[np.arange(6), labels])
   np.testing.assert_allclose(
-      ecrn_jax.cross_entropy_loss(jnp.asarray(out), jnp.asarray(labels)), expected, rtol=1e-13
+      ecrn_jax.training.cross_entropy_loss(jnp.asarray(out), jnp.asarray(labels)),
+      expected,
+      rtol=1e-13,
   )
   np.testing.assert_allclose(
-      ecrn_jax.cross_entropy_loss(jnp.asarray(out), jnp.asarray(np.eye(3)[labels])),
+      ecrn_jax.training.cross_entropy_loss(jnp.asarray(out), jnp.asarray(np.eye(3)[labels])),
       expected,
       rtol=1e-13,
   )
@@ -86,7 +89,7 @@ def test_learning_rate_schedule_warmup_then_cosine():
   config = TrainConfig(
       learning_rate=0.3, schedule='cosine', warmup_epochs=2, epochs=10, batch_size=4
   )
-  schedule = ecrn_jax.learning_rate_schedule(config, num_steps_per_epoch=5)
+  schedule = ecrn_jax.training.learning_rate_schedule(config, num_steps_per_epoch=5)
   steps = np.arange(51)
   warm, total = 10, 50
   expected = np.where(
@@ -248,12 +251,12 @@ def test_make_train_step_updates_batch_stats_as_train_does():
   model = BatchNormNet()
   variables = model.init(jax.random.PRNGKey(0), x)
   config = TrainConfig(optimizer='momentum', learning_rate=0.05, epochs=1)
-  step = ecrn_jax.make_train_step(model, 'mse')
-  assert step is ecrn_jax.make_train_step(model, 'mse')  # cached: compiled once
-  state0 = ecrn_jax.TrainState.create(
+  step = ecrn_jax.training.make_train_step(model, 'mse')
+  assert step is ecrn_jax.training.make_train_step(model, 'mse')  # cached: compiled once
+  state0 = ecrn_jax.training.TrainState.create(
       apply_fn=model.apply,
       params=variables['params'],
-      tx=ecrn_jax.make_optimizer(config, 1),
+      tx=ecrn_jax.training.make_optimizer(config, 1),
       rest={'batch_stats': variables['batch_stats']},
   )
   _, dropout_key = jax.random.split(jax.random.PRNGKey(config.seed))
@@ -307,7 +310,7 @@ def _initial_state(model, variables, config, steps_per_epoch):
 def _step_by_step(model, variables, x, y, config, epochs):
   """make_train_step over the batches `train` draws, until a non-finite loss: (the losses, the
   final state, the last state with a finite loss)."""
-  step = ecrn_jax.make_train_step(model, config.loss)
+  step = ecrn_jax.training.make_train_step(model, config.loss)
   state = _initial_state(model, variables, config, training.steps_per_epoch(config, len(x)))
   shuffle_key, dropout_key = jax.random.split(jax.random.PRNGKey(config.seed))
   losses, last_good = [], state
@@ -345,7 +348,7 @@ def test_epochs_are_fused_only_for_small_steps_without_convolutions_on_cpu(monke
     variables = model.init({'params': jax.random.PRNGKey(0), 'dropout': jax.random.PRNGKey(1)}, x)
     config = TrainConfig(epochs=1, batch_size=4, loss=loss)
     state = _initial_state(model, variables, config, 2)
-    step = ecrn_jax.make_train_step(model, loss)
+    step = ecrn_jax.training.make_train_step(model, loss)
     return training.fuse_epochs(step, state, x[:4], y[:4], jax.random.PRNGKey(2))
 
   x, y = regression_data(n=8)
@@ -457,7 +460,7 @@ def test_linearize_is_the_first_order_taylor_expansion():
   model = small_ecrn(width=64)
   variables = model.init(jax.random.PRNGKey(0), x)
   moved = _moved_variables(variables)
-  lin = ecrn_jax.linearize(model, variables)
+  lin = ecrn_jax.training.linearize(model, variables)
   f = lambda p: model.apply({'params': p, 'fourier': variables['fourier']}, x)
   delta = jax.tree_util.tree_map(lambda a, b: a - b, moved['params'], variables['params'])
   f0, df = jax.jvp(f, (variables['params'],), (delta,))  # f(θ₀) + J(θ₀)(θ − θ₀)
@@ -484,7 +487,7 @@ def test_linearize_matches_neural_tangents(nt):
   model = small_ecrn(width=64)
   variables = model.init(jax.random.PRNGKey(0), x)
   moved = _moved_variables(variables)
-  lin = ecrn_jax.linearize(model, variables)
+  lin = ecrn_jax.training.linearize(model, variables)
   f = lambda p, xx: model.apply({'params': p, 'fourier': variables['fourier']}, xx)
   expected = nt.linearize(f, variables['params'])(moved['params'], x)
   np.testing.assert_allclose(lin.apply(moved, x), expected, rtol=1e-12)
@@ -518,7 +521,7 @@ def test_gradient_flow_closed_form_matches_neural_tangents(nt):
 
 
 def _linearized_run(model, variables, x, y, eta, steps):
-  lin = ecrn_jax.linearize(model, variables)
+  lin = ecrn_jax.training.linearize(model, variables)
   outs = []
   train(
       lin,

@@ -24,7 +24,13 @@ import numpy as np
 
 
 def jsonable(value: Any) -> Any:
-  """`value` with arrays as lists, NumPy scalars as Python ones and NaN/inf as None."""
+  """`value` with arrays as lists, NumPy scalars as Python ones and NaN/inf as None.
+
+  >>> import numpy as np
+  >>> from ecrn_jax import files
+  >>> files.jsonable({'a': np.arange(2), 'b': np.float32(0.5), 'c': float('nan')})
+  {'a': [0, 1], 'b': 0.5, 'c': None}
+  """
   if isinstance(value, Mapping):
     return {k: jsonable(v) for k, v in value.items()}
   if isinstance(value, (list, tuple)):
@@ -61,6 +67,15 @@ def atomic_open(path: str, mode: str = 'w') -> Iterator[Any]:
   """Opens a temporary file beside `path`; on a clean exit it is synced and renamed to `path`.
 
   An exception leaves `path` as it was and removes the temporary file.
+
+  >>> import os, tempfile
+  >>> from ecrn_jax import files
+  >>> directory = tempfile.mkdtemp()
+  >>> path = os.path.join(directory, 'note.txt')
+  >>> with files.atomic_open(path) as f:
+  ...   _ = f.write('done')
+  >>> open(path).read()
+  'done'
   """
   directory = os.path.dirname(path) or '.'
   os.makedirs(directory, exist_ok=True)
@@ -85,7 +100,14 @@ _TEMPORARY = re.compile(r'^\..+\.[A-Za-z0-9_]{8}\.tmp$')  # atomic_open's mkstem
 
 def remove_stale_temporaries(directory: str) -> list[str]:
   """Deletes the temporary files that `atomic_open` left under `directory` when its process was
-  killed mid-write (`.<name>.<8 characters>.tmp`, nothing else); returns their paths."""
+  killed mid-write (`.<name>.<8 characters>.tmp`, nothing else); returns their paths.
+
+  >>> import os, tempfile
+  >>> from ecrn_jax import files
+  >>> directory = tempfile.mkdtemp()
+  >>> files.remove_stale_temporaries(directory)
+  []
+  """
   removed = []
   for root, _, files in os.walk(directory):
     for name in files:
@@ -100,13 +122,29 @@ def remove_stale_temporaries(directory: str) -> list[str]:
 
 
 def write_json(path: str, obj: Any, indent: Optional[int] = 1) -> None:
-  """Writes `jsonable(obj)` to `path` atomically."""
+  """Writes `jsonable(obj)` to `path` atomically.
+
+  >>> import os, tempfile
+  >>> from ecrn_jax import files
+  >>> directory = tempfile.mkdtemp()
+  >>> files.write_json(os.path.join(directory, 'a.json'), {'x': 1, 'y': float('inf')})
+  >>> files.read_json(os.path.join(directory, 'a.json'))
+  {'x': 1, 'y': None}
+  """
   with atomic_open(path) as f:
     json.dump(jsonable(obj), f, indent=indent, allow_nan=False)
 
 
 def read_json(path: str) -> Any:
-  """The JSON content of `path` (ValueError, naming the file, when it is not valid JSON)."""
+  """The JSON content of `path` (ValueError, naming the file, when it is not valid JSON).
+
+  >>> import os, tempfile
+  >>> from ecrn_jax import files
+  >>> directory = tempfile.mkdtemp()
+  >>> files.write_json(os.path.join(directory, 'a.json'), [1, 2])
+  >>> files.read_json(os.path.join(directory, 'a.json'))
+  [1, 2]
+  """
   with open(path) as f:
     try:
       return json.load(f)
@@ -115,21 +153,46 @@ def read_json(path: str) -> Any:
 
 
 def write_lines(path: str, records) -> None:
-  """Rewrites a JSON-lines file atomically, one `jsonable(record)` per line."""
+  """Rewrites a JSON-lines file atomically, one `jsonable(record)` per line.
+
+  >>> import os, tempfile
+  >>> from ecrn_jax import files
+  >>> directory = tempfile.mkdtemp()
+  >>> files.write_lines(os.path.join(directory, 'a.jsonl'), [{'step': 1}, {'step': 2}])
+  >>> files.read_lines(os.path.join(directory, 'a.jsonl'))
+  [{'step': 1}, {'step': 2}]
+  """
   with atomic_open(path) as f:
     for record in records:
       f.write(json.dumps(jsonable(record), allow_nan=False) + '\n')
 
 
 def append_line(path: str, record: Any) -> None:
-  """Appends one JSON line (a kill may cut the last line: readers skip such lines)."""
+  """Appends one JSON line (a kill may cut the last line: readers skip such lines).
+
+  >>> import os, tempfile
+  >>> from ecrn_jax import files
+  >>> directory = tempfile.mkdtemp()
+  >>> files.append_line(os.path.join(directory, 'a.jsonl'), {'step': 1})
+  >>> files.append_line(os.path.join(directory, 'a.jsonl'), {'step': 2})
+  >>> files.read_lines(os.path.join(directory, 'a.jsonl'))
+  [{'step': 1}, {'step': 2}]
+  """
   with open(path, 'a') as f:
     f.write(json.dumps(jsonable(record), allow_nan=False) + '\n')
     f.flush()
 
 
 def read_lines(path: str) -> list:
-  """The records of a JSON-lines file; lines that do not parse (cut by a kill) are skipped."""
+  """The records of a JSON-lines file; lines that do not parse (cut by a kill) are skipped.
+
+  >>> import os, tempfile
+  >>> from ecrn_jax import files
+  >>> directory = tempfile.mkdtemp()
+  >>> files.write_lines(os.path.join(directory, 'a.jsonl'), [1, 'two'])
+  >>> files.read_lines(os.path.join(directory, 'a.jsonl'))
+  [1, 'two']
+  """
   if not os.path.exists(path):
     return []
   out = []
@@ -143,7 +206,16 @@ def read_lines(path: str) -> list:
 
 
 def save_npz(path: str, arrays: Mapping[str, Any]) -> None:
-  """Writes `arrays` ({name: array}) to `path` (.npz) atomically. Object arrays are refused."""
+  """Writes `arrays` ({name: array}) to `path` (.npz) atomically. Object arrays are refused.
+
+  >>> import os, tempfile
+  >>> from ecrn_jax import files
+  >>> directory = tempfile.mkdtemp()
+  >>> import numpy as np
+  >>> files.save_npz(os.path.join(directory, 'a.npz'), {'k': np.eye(2)})
+  >>> files.load_npz(os.path.join(directory, 'a.npz'))['k'].shape
+  (2, 2)
+  """
   arrays = {name: np.asarray(value) for name, value in arrays.items()}
   for name, value in arrays.items():
     if value.dtype == object:
@@ -156,6 +228,15 @@ def save_npz(path: str, arrays: Mapping[str, Any]) -> None:
 
 
 def load_npz(path: str) -> dict[str, np.ndarray]:
-  """{name: array} of an .npz written by `save_npz`, read with allow_pickle=False."""
+  """{name: array} of an .npz written by `save_npz`, read with allow_pickle=False.
+
+  >>> import os, tempfile
+  >>> from ecrn_jax import files
+  >>> directory = tempfile.mkdtemp()
+  >>> import numpy as np
+  >>> files.save_npz(os.path.join(directory, 'a.npz'), {'k': np.arange(3)})
+  >>> files.load_npz(os.path.join(directory, 'a.npz'))
+  {'k': array([0, 1, 2])}
+  """
   with np.load(path, allow_pickle=False) as data:
     return {name: data[name] for name in data.files}

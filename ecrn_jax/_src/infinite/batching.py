@@ -1,13 +1,14 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""The twin's infinite-width kernels in tiles, sharded over the local devices.
+"""`batch`: the twin's infinite-width kernels in tiles, sharded over the local devices.
 
-`batched_infinite_kernels` computes K∞ and/or Θ∞ of large input sets a tile at a time (the
-recursions are `twin.twin_core`), the rows of each tile split over the devices by `shard_map`,
-into host memory or a preallocated array such as an `np.memmap`.
-`batched_infinite_kernel_diagonal` computes diag K(x, x) alone in O(N). The closed-form solves
-that use these kernels are in `regression.py`.
+`batch(kernel_fn, batch_size=...)` turns a native kernel function of `infinite_kernel_fn` into
+one that computes K∞ and/or Θ∞ of large input sets a tile at a time (the recursions are
+`twin.twin_core`), the rows of each tile split over the devices by `shard_map`, into host
+memory or a preallocated array such as an `np.memmap`, as `neural_tangents.batch` does for
+`stax` kernel functions. With `diagonal=True` it computes diag K(x, x) alone in O(N). The
+closed-form solves that use these kernels are in `regression.py`.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ import numpy as np
 from ecrn_jax._src.compat import shard_map
 from ecrn_jax._src.config import ArchConfig, ECRNConfig
 from ecrn_jax._src.models import fourier_embed, resolve_dtype
-from ecrn_jax._src.twin import (
-    KERNELS,
+from ecrn_jax._src.infinite.kernel_fn import TwinSpec
+from ecrn_jax._src.infinite.twin import (
     InfiniteKernels,
     block_scales,
     canonical_get,
@@ -38,7 +39,7 @@ from ecrn_jax._src.twin import (
     twin_diagonal_core,
     uses_fourier,
 )
-from ecrn_jax._src.validation import check_choice, check_finite_inputs, check_positive_int
+from ecrn_jax._src.validation import check_finite_inputs, check_positive_int
 
 Tile = tuple[int, int, int, int]  # rows r0:r1, columns c0:c1
 
@@ -105,10 +106,10 @@ def _twin_inputs(name: str, config, x, variables, fourier_limit: bool, chunk: in
   )
 
 
-def _block_scales(config) -> jax.Array:
+def _block_scales(config, mask=None) -> jax.Array:
   dtype = resolve_dtype(config.dtype)
   if isinstance(config, ECRNConfig):
-    return jax.numpy.asarray(block_scales(config), dtype)
+    return jax.numpy.asarray(block_scales(config, mask), dtype)
   return jax.numpy.zeros((0,), dtype)
 
 
@@ -136,7 +137,7 @@ def _progress_printer(label: str, every_s: float = 5.0) -> Callable[[int, int], 
 def _progress_report(progress) -> Optional[Callable[[int, int], None]]:
   """`progress` as a callable(done_tiles, total_tiles) or None."""
   if progress is True:
-    return _progress_printer('batched_infinite_kernels')
+    return _progress_printer('infinite kernels')
   return progress or None
 
 
@@ -241,47 +242,73 @@ def _compute_tiles(
     report(len(jobs), len(jobs))
 
 
-def batched_infinite_kernels(
-    config: ArchConfig,
-    x1,
-    x2=None,
+def batch(
+    kernel_fn: Callable[..., Any],
     *,
-    variables: Optional[Mapping[str, Any]] = None,
-    get: Union[str, Sequence[str]] = ('nngp', 'ntk'),
     batch_size: int = 512,
     devices: Union[None, int, Sequence[Any]] = None,
     progress: Union[bool, Callable[[int, int], None]] = False,
-    out: Optional[Mapping[str, np.ndarray]] = None,
-    fourier_limit: bool = False,
-):
-  """The twin's K∞ and/or Θ∞ on γ(x₁), γ(x₂), computed in tiles on one or several devices.
+) -> Callable[..., Any]:
+  """`kernel_fn` computed in tiles on one or several devices, as `neural_tangents.batch`.
 
-  Equal to `infinite_kernels(config, x1, x2, variables=variables)` (evaluation-mode survival
-  scale) up to round-off. Memory: the result (on the host, or `out`) plus the inputs plus a
-  few tiles: each step computes a (n_dev·batch_size) × batch_size tile, its rows split over
-  the devices (`shard_map` over a one-axis mesh), and copies it to the host while the next
-  one runs. When x2 is None only the tiles on or above the diagonal are computed; the rest is
-  mirrored, and for ReLU the diagonal is recomputed exactly (`infinite_kernel_fn`'s
-  symmetric form). Ragged edges are padded (to a few bucketed shapes, so each compiles once)
-  and cropped.
+  Memory: the result (on the host, or `out`) plus the inputs plus a few tiles: each step
+  computes a (n_dev·batch_size) × batch_size tile, its rows split over the devices (`shard_map`
+  over a one-axis mesh), and copies it to the host while the next one runs. When x2 is None only
+  the tiles on or above the diagonal are computed; the rest is mirrored, and for ReLU the
+  diagonal is recomputed exactly (each point alone, as `infinite_kernel_fn`'s symmetric form).
+  Ragged edges are padded (to a few bucketed shapes, so each compiles once) and cropped. Equal
+  to `kernel_fn` up to round-off (docs/spec.md §3: ≤ 1e-12).
 
   Args:
-    config: `ECRNConfig` or `MLPConfig`.
-    x1: (N₁, ...) inputs; x2: (N₂, ...) or None for x1.
-    variables: the finite network's variables (for B) when the config has Fourier features.
-    get: 'nngp', 'ntk' or a tuple of them.
+    kernel_fn: a native kernel function of `infinite_kernel_fn` (evaluation mode or one mask).
     batch_size: tile edge per device.
     devices: None (all local devices), a number of local devices, or a list of devices.
     progress: False, True (report to stderr every 5 s) or a callable(done_tiles, total_tiles).
-    out: optional preallocated (N₁, N₂) arrays (e.g. `np.memmap`) keyed by kernel name.
-    fourier_limit: infinitely many Fourier features (see `infinite_kernel_fn`).
   Returns:
-    A NumPy array (N₁, N₂) in the config's dtype if `get` is a string, else
-    `InfiniteKernels(nngp, ntk)` with None for a kernel not requested.
+    `batched_kernel_fn(x1, x2=None, get=('nngp', 'ntk'), *, out=None, diagonal=False)`: x1
+    (N₁, ...), x2 (N₂, ...) or None for x1; `out` optional preallocated (N₁, N₂) arrays (e.g.
+    `np.memmap`) keyed by kernel name. It returns NumPy arrays in the config's dtype: (N₁, N₂)
+    if `get` is a string, else `InfiniteKernels(nngp, ntk)` with None for a kernel not
+    requested. `diagonal=True` (x2 None) gives diag K(x1, x1) alone, (N₁,), in O(N₁): each
+    point's own 1 × 1 recursion, batch_size points at a time on the first device.
+
+  >>> import numpy as np, ecrn_jax
+  >>> config = ecrn_jax.MLPConfig(hidden_widths=(8,), activation='relu')
+  >>> kernel_fn = ecrn_jax.batch(ecrn_jax.infinite_kernel_fn(config), batch_size=8)
+  >>> x = np.linspace(-1.0, 1.0, 20, dtype=np.float32).reshape(10, 2)
+  >>> kernel_fn(x, get='ntk').shape
+  (10, 10)
+  >>> kernel_fn(x, get='nngp', diagonal=True).shape
+  (10,)
   """
-  names, single = canonical_get(get)
+  twin = getattr(kernel_fn, 'twin', None)
+  if not isinstance(twin, TwinSpec):
+    raise ValueError(
+        'batch takes a kernel function of infinite_kernel_fn with the native implementation '
+        "(implementation='native', no expectation over masks)."
+    )
   batch_size = check_positive_int(batch_size, 'batch_size')
   devices = _resolve_devices(devices)
+
+  def batched_kernel_fn(x1, x2=None, get=('nngp', 'ntk'), *, out=None, diagonal=False):
+    names, single = canonical_get(get)
+    if not diagonal:
+      return _tiled_kernels(twin, x1, x2, names, single, batch_size, devices, progress, out)
+    if x2 is not None:
+      raise ValueError('diagonal=True computes diag K(x1, x1): pass x2=None.')
+    diagonals = dict(zip(names, _tiled_diagonals(twin, x1, names, batch_size, devices[0])))
+    if single:
+      return diagonals[names[0]]
+    return InfiniteKernels(nngp=diagonals.get('nngp'), ntk=diagonals.get('ntk'))
+
+  return batched_kernel_fn
+
+
+def _tiled_kernels(
+    twin: TwinSpec, x1, x2, names, single: bool, batch_size: int, devices: tuple, progress, out
+):
+  """The kernels `names` of `twin` on x1 (N₁, ...) and x2 (N₂, ...) or None, in tiles."""
+  config, variables, fourier_limit = twin.config, twin.variables, twin.fourier_limit
   step_rows = batch_size * len(devices)
   symmetric = x2 is None
   a1 = _twin_inputs('x1', config, x1, variables, fourier_limit, step_rows)
@@ -299,7 +326,7 @@ def batched_infinite_kernels(
       bool(jax.config.jax_enable_x64),
       bool(fourier_limit),
   )
-  scales = jax.device_put(_block_scales(config), NamedSharding(mesh, PartitionSpec()))
+  scales = jax.device_put(_block_scales(config, twin.mask), NamedSharding(mesh, PartitionSpec()))
   jobs, mirrored = _tile_jobs(n1, n2, step_rows, batch_size, symmetric)
   _compute_tiles(
       tile_fn,
@@ -326,32 +353,19 @@ def batched_infinite_kernels(
   return InfiniteKernels(nngp=results.get('nngp'), ntk=results.get('ntk'))
 
 
-def batched_infinite_kernel_diagonal(
-    config: ArchConfig,
-    x,
-    *,
-    variables: Optional[Mapping[str, Any]] = None,
-    get: str = 'nngp',
-    batch_size: int = 512,
-    fourier_limit: bool = False,
-) -> np.ndarray:
-  """diag K∞(x, x) (get='nngp') or diag Θ∞ ('ntk'), shape (N,), in O(N): each point's own
-  1 × 1 recursion (correlation exactly 1), batch_size points at a time on the first local
-  device."""
-  check_choice('get', get, KERNELS)
-  batch_size = check_positive_int(batch_size, 'batch_size')
-  device = jax.local_devices()[0]
-  a = _twin_inputs('x', config, x, variables, fourier_limit, batch_size)
-  scales = _block_scales(config)
+def _tiled_diagonals(twin: TwinSpec, x, names, batch_size: int, device) -> list:
+  """diag K(x, x) (N,) of each kernel in `names`, batch_size points at a time on `device`."""
+  config = twin.config
+  a = _twin_inputs('x', config, x, twin.variables, twin.fourier_limit, batch_size)
+  scales = _block_scales(config, twin.mask)
   _, diagonal_fn, _ = _tile_kernel_fn(
       structural_config(config),
-      (get,),
+      names,
       (device,),
       bool(jax.config.jax_enable_x64),
-      bool(fourier_limit),
+      bool(twin.fourier_limit),
   )
-  (diagonal,) = _diagonals(diagonal_fn, a, scales, batch_size, device)
-  return diagonal
+  return _diagonals(diagonal_fn, a, scales, batch_size, device)
 
 
 def _diagonals(diagonal_fn, a: np.ndarray, scales, batch_size: int, device) -> list:

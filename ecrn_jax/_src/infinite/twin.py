@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ecrn_jax._src.config import ArchConfig, ECRNConfig, MLPConfig
-from ecrn_jax._src.dual import dual_activation
+from ecrn_jax._src.infinite.dual import dual_activation
 from ecrn_jax._src.models import flatten_inputs, fourier_embed, fourier_matrix, resolve_dtype
 from ecrn_jax._src.validation import check_finite_inputs
 
@@ -65,7 +65,15 @@ def check_config(config) -> None:
 
 
 def block_scales(config: ECRNConfig, mask: Optional[Sequence[float]] = None) -> tuple[float, ...]:
-  """α_l q̄_l: q̄_l = q_l (evaluation mode) when mask is None, else q̄_l = mask_l."""
+  """α_l q̄_l: q̄_l = q_l (evaluation mode) when mask is None, else q̄_l = mask_l.
+
+  >>> import ecrn_jax
+  >>> config = ecrn_jax.ECRNConfig(depth=4, drop_rate=0.5)  # α_l = 1/√4, q_l = 1/2
+  >>> ecrn_jax.kernels.block_scales(config)
+  (0.25, 0.25, 0.25, 0.25)
+  >>> ecrn_jax.kernels.block_scales(config, mask=(1, 0, 1, 1))
+  (0.5, 0.0, 0.5, 0.5)
+  """
   if mask is None:
     factors = config.survival_probs
   else:
@@ -75,7 +83,7 @@ def block_scales(config: ECRNConfig, mask: Optional[Sequence[float]] = None) -> 
     if any(m not in (0.0, 1.0) for m in factors):
       raise ValueError(
           f'mask entries must be 0 (block dropped) or 1 (kept), got {mask!r}; '
-          'for the expectation over masks use expected_kernels_stochastic_depth.'
+          "for the expectation over masks use infinite_kernel_fn(config, expectation='exact')."
       )
   return tuple(a * q for a, q in zip(config.alphas, factors))
 
@@ -124,6 +132,15 @@ def embed_inputs(config: ArchConfig, x, variables: Optional[Mapping[str, Any]] =
   """γ(x) for an ECRN with Fourier features (B from `variables`); else x flattened.
 
   Returns (N, 2m) or (N, d), in the config's dtype.
+
+  (Tancik et al. 2020, docs/spec.md §1.2.)
+
+  >>> import jax, numpy as np, ecrn_jax
+  >>> config = ecrn_jax.ECRNConfig(width=8, depth=1, fourier_features=4)
+  >>> x = np.linspace(-1.0, 1.0, 6, dtype=np.float32).reshape(3, 2)
+  >>> variables = ecrn_jax.ECRN(config).init(jax.random.PRNGKey(0), x)
+  >>> ecrn_jax.kernels.embed_inputs(config, x, variables).shape  # γ(x) = [cos 2πxB, sin 2πxB]
+  (3, 8)
   """
   dtype = resolve_dtype(config.dtype)
   x = flatten_inputs(x).astype(dtype)
@@ -325,14 +342,16 @@ def _twin_kernels_of_many_scales(x1, x2, b_matrix, scales, **static):
   return jax.vmap(lambda s: twin_core(x1, x2, b_matrix, s, **static))(scales)
 
 
-def infinite_kernel_fn(
+def native_kernel_fn(
     config: ArchConfig,
     *,
     variables: Optional[Mapping[str, Any]] = None,
     mask: Optional[Sequence[float]] = None,
     fourier_limit: bool = False,
 ) -> Callable[..., Union[jax.Array, InfiniteKernels]]:
-  """The twin's kernel function, in the style of `stax`'s `kernel_fn(x1, x2, get)`.
+  """The twin's native kernel function, in the style of `stax`'s `kernel_fn(x1, x2, get)`.
+
+  What `infinite_kernel_fn` returns for implementation='native' (evaluation mode or one mask).
 
   Args:
     config: an `ECRNConfig` or `MLPConfig` (its dtype is the kernels' dtype).

@@ -1,0 +1,29 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""Atomic, umask-respecting files without pickle: the JSON, JSON-lines and npz helpers that
+ecrn_jax and its experiments write and read with."""
+
+from ecrn_jax._src.files import append_line
+from ecrn_jax._src.files import atomic_open
+from ecrn_jax._src.files import jsonable
+from ecrn_jax._src.files import load_npz
+from ecrn_jax._src.files import read_json
+from ecrn_jax._src.files import read_lines
+from ecrn_jax._src.files import remove_stale_temporaries
+from ecrn_jax._src.files import save_npz
+from ecrn_jax._src.files import write_json
+from ecrn_jax._src.files import write_lines
+
+__all__ = [
+    'append_line',
+    'atomic_open',
+    'jsonable',
+    'load_npz',
+    'read_json',
+    'read_lines',
+    'remove_stale_temporaries',
+    'save_npz',
+    'write_json',
+    'write_lines',
+]
