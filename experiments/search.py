@@ -35,30 +35,16 @@ axis values), per axis its values, the values tried, the selection, its 'edge' a
 'extension', and 'on_edge'. Trials live in search/seed_<s>/<model>/trial_<k>/result.json; a
 finished trial is not rerun on resume (the refinement is deterministic given the scores).
 
-References (registry.REFERENCES: LDA, least squares, ARD GP, RBF-SVM, Bayes-optimal) are not
-searched: each selects its own hyperparameters on the training split (experiments/units.py);
-search.space may not name them.
+References (registry.REFERENCES) are not searched: each selects its own hyperparameters on the
+training split (experiments/references.py). Twins: `ntk_ecrn_infinite` takes its ecrn block from
+the tuned `ntk_ecrn` of the same seed ('inherited'), so `ntk_ecrn` is searched first (for the
+twin alone when it is not among config.models); only the twin's kernel settings are searched.
+Epochs are searched as fractions f of the model's train.epochs (max(1, ⌊f · train.epochs⌋)).
+Pinned fields leave every grid (the rule: experiments/plan.py); search.json records them.
 
-Twins: `ntk_ecrn_infinite` (registry.ModelSpec.twin_of) takes its ecrn block from the tuned
-`ntk_ecrn` of the same seed ('inherited'), so `ntk_ecrn` is searched first (also when it is
-not among config.models: then for the twin only); only its kernel settings are searched.
-
-Config fields (`config.search`):
-  enabled: False runs every model with the config as given (no selection).
-  validation_fraction, trials, rounds, seeds: as above (seeds None: every run seed).
-  space: one block per model, nested like the config it overrides, leaves are tuples of
-    candidate values, e.g. space.mlp.train.learning_rate = (1e-4, 1e-3, 1e-2). The number
-    of epochs is searched relative to the model's `train.epochs`:
-    space.MODEL.train.epochs_fraction = (0.5, 1.0, 2.0) tries max(1, ⌊f · train.epochs⌋)
-    epochs, so a config with train.epochs = 10 searches 5, 10 and 20 epochs.
-
-Pinned fields (experiments/plan.py): leave every model's grid; search.json records them,
-'pinned' (each pinned field and its value), per model 'pinned' (those its grid or defaults would
-have set) and 'removed_from_grid', and 'pinned_but_set_by_variants'. Every unit the search can
-build is checked before any work (`plan.build`, experiments/checks.py); an extension value is
-checked when it comes up, and an invalid one is recorded and not run.
-
-Units: the search proposes grid points and runs the `UnitPlan`s `RunPlan.unit` builds for them.
+The search proposes grid points and runs the `UnitPlan`s `RunPlan.unit` builds for them; every
+unit it can build was checked before any work (`plan.build`), and an extension value is checked
+when it comes up (an invalid one is recorded and not run).
 """
 
 from __future__ import annotations

@@ -32,9 +32,7 @@ _CIFAR_IMPORT_HELP = (
 )
 
 
-def synthetic_regression_targets(
-    x: np.ndarray, amplitudes: np.ndarray, frequencies: np.ndarray, phases: np.ndarray
-) -> np.ndarray:
+def synthetic_regression_targets(x, amplitudes, frequencies, phases) -> np.ndarray:
   """Noise-free docs/spec.md §5 target: (N, d) x, (K,) a, (K, d) w, (K,) phi -> (N,) sum_k a_k sin(.)."""
   return np.sin(2 * np.pi * x @ frequencies.T + phases) @ amplitudes
 
@@ -70,15 +68,8 @@ def _check_boston_header(csv_path: str, header: list[str]) -> None:
   unexpected = [c for c in header if c not in BOSTON_COLUMNS]
   duplicated = sorted({c for c in header if header.count(c) > 1})
   if missing or unexpected or duplicated:
-    found = ', '.join(
-        f'{what} {names}'
-        for what, names in (
-            ('missing', missing),
-            ('unexpected', unexpected),
-            ('duplicated', duplicated),
-        )
-        if names
-    )
+    problems = {'missing': missing, 'unexpected': unexpected, 'duplicated': duplicated}
+    found = ', '.join(f'{what} {names}' for what, names in problems.items() if names)
     raise ValueError(
         f'{csv_path}: the header line must name the 14 Boston Housing columns '
         f'{list(BOSTON_COLUMNS)} (any order), found {header} ({found}); fix the header line.'
@@ -200,10 +191,10 @@ def synthetic_regression(config, rng) -> tuple:
   """(x_train, y_train, x_test, y_test, info) drawn from three child streams of `rng`:
   parameters, training set, test set. Raw (unstandardized) arrays."""
   params_rng, train_rng, test_rng = rng.spawn(3)
-  d, k = config['input_dim'], config['num_modes']
-  amplitudes = params_rng.uniform(
-      config['amplitude_min'], config['amplitude_max'], size=k
-  ) / np.sqrt(k)
+  d, k, low, high = (
+      config[f] for f in ('input_dim', 'num_modes', 'amplitude_min', 'amplitude_max')
+  )
+  amplitudes = params_rng.uniform(low, high, size=k) / np.sqrt(k)
   frequencies = config['frequency_scale'] * params_rng.standard_normal((k, d))
   phases = params_rng.uniform(0.0, 2 * np.pi, size=k)
 
@@ -281,15 +272,8 @@ def tfds_load_numpy(name, split, data_dir):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   try:
-    ds = tfds.load(
-        name,
-        split=split,
-        data_dir=data_dir,
-        as_supervised=True,
-        shuffle_files=False,
-        download=False,
-        try_gcs=False,
-    )
+    offline = dict(as_supervised=True, shuffle_files=False, download=False, try_gcs=False)
+    ds = tfds.load(name, split=split, data_dir=data_dir, **offline)
   except AssertionError as e:
     # tfds: AssertionError('Dataset cifar10: could not find data in <data_dir>. ...').
     raise FileNotFoundError(
@@ -306,10 +290,8 @@ def tfds_load_numpy(name, split, data_dir):
   batches = list(tfds.as_numpy(ds.batch(1000)))
   if not batches:
     raise ValueError(f'split {split!r} of {name} in data_dir={data_dir!r} is empty.')
-  return (
-      np.concatenate([images for images, _ in batches]),
-      np.concatenate([labels for _, labels in batches]),
-  )
+  images, labels = zip(*batches)
+  return np.concatenate(images), np.concatenate(labels)
 
 
 # A split of the npz source: 'train' or 'test', optionally sliced with integers like tfds's.
