@@ -23,21 +23,18 @@ Differences from a download, documented in dataset_info.json's description:
 It refuses to overwrite an existing `<data_dir>/cifar10/3.0.2` (delete it to re-import).
 
 tensorflow-datasets (and TensorFlow) is imported inside `import_cifar10()` only, so importing
-this module (e.g. from tests, for `load_npz`) does not load TensorFlow.
+this module does not load TensorFlow.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-import zipfile
-import zlib
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
-import numpy as np
 
 from experiments import sources
 
@@ -56,51 +53,8 @@ _CIFAR10_LABELS = (
 _DEFAULT_DATA_DIR = sources.DEFAULT_DATA_DIR
 
 
-_NPZ_EXPECTED = 'an npz archive with x (N, 32, 32, 3) uint8 and y (N,) integer labels in [0, 10)'
-_NPZ_FIX = 'copy the file again or re-create it with np.savez(path, x=images, y=labels)'
-
-
-def _bad_npz(path: str, found: str) -> ValueError:
-  return ValueError(f'{path}: expected {_NPZ_EXPECTED}, found {found}; {_NPZ_FIX}.')
-
-
-def load_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
-  """Reads and checks one npz: returns x (N, 32, 32, 3) uint8 and y (N,) int64 in [0, 10).
-
-  Anything else (no file, an empty or truncated file, missing keys, wrong shapes, dtypes or labels)
-  raises one error naming `path`, what was expected and what was found.
-  """
-  if not os.path.isfile(path):
-    raise FileNotFoundError(
-        f'{path} does not exist (or is not a file): expected {_NPZ_EXPECTED}; pass an existing '
-        'file to --train_npz / --test_npz.'
-    )
-  if os.path.getsize(path) == 0:
-    raise _bad_npz(path, 'an empty file (0 bytes)')
-  try:
-    data = np.load(path, allow_pickle=False)
-  except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error) as e:
-    size = os.path.getsize(path)
-    raise _bad_npz(path, f'{size} bytes that are not a valid npz archive (truncated?)') from e
-  if not isinstance(data, np.lib.npyio.NpzFile):
-    raise _bad_npz(path, f'a single .npy array {getattr(data, "shape", "")}, not an npz archive')
-  with data:
-    missing = {'x', 'y'} - set(data.files)
-    if missing:
-      raise _bad_npz(path, f'no key(s) {sorted(missing)} (its keys: {data.files})')
-    try:
-      x, y = data['x'], data['y']
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error) as e:
-      raise _bad_npz(path, f'x or y unreadable ({type(e).__name__}: a corrupt archive?)') from e
-  if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3):
-    raise _bad_npz(path, f'x of shape {x.shape} and dtype {x.dtype}')
-  if not len(x):
-    raise _bad_npz(path, 'no images (x has shape (0, 32, 32, 3))')
-  if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
-    raise _bad_npz(path, f'y of shape {y.shape} and dtype {y.dtype} next to {len(x)} images')
-  if y.min() < 0 or y.max() > 9:
-    raise _bad_npz(path, f'labels from {y.min()} to {y.max()}')
-  return x, y.astype(np.int64)
+# Read and checked with numpy only (experiments/sources.py, beside the other sources).
+load_npz = sources.load_npz
 
 
 def _builder_class(splits: dict, sources: str):

@@ -32,19 +32,14 @@ import dataclasses
 from typing import Any, Mapping
 import zlib
 
-import ml_collections
 import numpy as np
 
 from experiments import sources
+from experiments.configs import common
 
-DATASET_NAMES = (
-    'synthetic_regression',
-    'synthetic_classification',
-    'boston',
-    'iris',
-    'wine',
-    'cifar10',
-)
+DATASET_NAMES = common.DATASET_NAMES
+# The data block of a data set with its defaults (the configs' `data`).
+default_data_config = common.data_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,71 +69,13 @@ class Dataset:
   info: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
 
-def default_data_config(name: str) -> ml_collections.ConfigDict:
-  """Returns the data config of `name` with its defaults; all fields are documented inline."""
-  config = ml_collections.ConfigDict()
-  config.name = name
-  # None: data/split derived from the run seed (named key, see module docstring); int: fixed.
-  config.data_seed = ml_collections.config_dict.placeholder(int)
-  # tensorflow-datasets data_dir (CIFAR-10); None: the repository's data_cache/. Where the data
-  # live does not change the run: a workdir resumes under another data_dir.
-  config.data_dir = ml_collections.config_dict.placeholder(str)
-  if name == 'synthetic_regression':
-    # y = sum_k a_k sin(2 pi w_k^T x + phi_k) + eps, x ~ N(0, I_d)            (docs/spec.md §5)
-    config.input_dim = 8  # d
-    config.num_modes = 4  # K
-    config.frequency_scale = 0.25  # w_k ~ N(0, frequency_scale^2 I_d)
-    config.amplitude_min = 1.0  # a_k ~ U[amplitude_min, amplitude_max] / sqrt(K)
-    config.amplitude_max = 1.0  #   (min == max: the fixed a_k = amplitude / sqrt(K))
-    config.noise_std = 0.1  # eps ~ N(0, noise_std^2)
-    config.num_train = 1000
-    config.num_test = 1000
-  elif name == 'synthetic_classification':
-    # x | c ~ N(mu_c, Sigma), c ~ Categorical(class_weights)
-    config.input_dim = 16  # d
-    config.num_classes = 5
-    config.mean_scale = 0.5  # mu_c ~ N(0, mean_scale^2 I_d), drawn once per dataset
-    config.cluster_std = 1.0  # isotropic: Sigma = cluster_std^2 I_d
-    # 'isotropic', or 'anisotropic': one shared Sigma = cluster_std^2 A A^T / d, A_ij ~ N(0, 1).
-    config.covariance = 'isotropic'
-    config.class_weights = ml_collections.config_dict.placeholder(tuple)  # None: uniform 1/C
-    config.num_train = 1000
-    config.num_test = 1000
-  elif name == 'boston':
-    config.csv_path = ml_collections.config_dict.placeholder(str)  # required, see README
-    config.target = 'MEDV'
-    config.drop_columns = ()  # e.g. ('B',): feature columns to leave out
-    # Data rows the CSV must hold: 506, the published table (a shorter file is an error, e.g. a
-    # truncated copy). A CSV of your own with the same 14 columns: its row count, or None for any
-    # count of at least sources.BOSTON_MIN_ROWS.
-    config.num_rows = sources.BOSTON_NUM_ROWS
-    config.test_fraction = 0.2
-  elif name in ('iris', 'wine'):
-    config.test_fraction = 0.2  # stratified by class
-  elif name == 'cifar10':
-    # Where the images come from: 'tfds' (tensorflow-datasets, in data_dir) or 'npz' (the files
-    # train_npz and test_npz, x (N, 32, 32, 3) uint8 and y (N,) labels, read with numpy only:
-    # no TensorFlow). Splits mean the same for both: 'train[:k]' is the first k images of the
-    # prepared split or of the npz (as imported by experiments.import_cifar10).
-    config.source = 'tfds'
-    config.train_npz = ml_collections.config_dict.placeholder(str)
-    config.test_npz = ml_collections.config_dict.placeholder(str)
-    config.train_split = 'train[:5000]'  # the first 5,000 training images (official order)
-    # 'test' is the whole prepared test split: 10,000 images from the official download, 2,000
-    # after `experiments.import_cifar10` of the project's shared data. 'test[:2000]' pins it.
-    config.test_split = 'test'
-  else:
-    raise ValueError(f'unknown dataset {name!r}; valid names: {list(DATASET_NAMES)}.')
-  return config
-
-
 def load_dataset(
-    data_config: ml_collections.ConfigDict, *, seed: int, data_dir: str | None = None
+    data_config: Mapping[str, Any], *, seed: int, data_dir: str | None = None
 ) -> Dataset:
   """Loads `data_config.name`, deterministically from `seed` (or `data_config.data_seed`).
 
   Args:
-    data_config: from `default_data_config(name)`, possibly with overridden fields.
+    data_config: the `data` block (`default_data_config(name)`, a ConfigDict, or a mapping).
     seed: the run seed.
     data_dir: tensorflow-datasets data_dir for CIFAR-10 (source 'tfds'; unused for 'npz'); None
       means `data_config.data_dir`, and when that is None too the project's data_cache/.
@@ -146,10 +83,10 @@ def load_dataset(
   Returns:
     A standardized `Dataset`.
   """
-  name = data_config.name
+  name = data_config['name']
   if name not in DATASET_NAMES:
     raise ValueError(f'unknown dataset {name!r}; valid names: {list(DATASET_NAMES)}.')
-  data_seed = seed if data_config.get('data_seed') is None else data_config.data_seed
+  data_seed = seed if data_config.get('data_seed') is None else data_config['data_seed']
   rng = named_rng(data_seed, f'data/{name}')
   if name == 'synthetic_regression':
     return _from_source(sources.synthetic_regression(data_config, rng), 'regression', 0, name)
@@ -157,17 +94,17 @@ def load_dataset(
     return _from_source(
         sources.synthetic_classification(data_config, rng),
         'classification',
-        data_config.num_classes,
+        data_config['num_classes'],
         name,
     )
   if name == 'boston':
     x, y, _ = sources.read_boston_csv(
         data_config.get('csv_path'),
-        target=data_config.target,
-        drop_columns=tuple(data_config.drop_columns),
+        target=data_config['target'],
+        drop_columns=tuple(data_config['drop_columns']),
         num_rows=data_config.get('num_rows', sources.BOSTON_NUM_ROWS),
     )
-    return _split_and_standardize(x, y, 'regression', 0, name, data_config.test_fraction, rng)
+    return _split_and_standardize(x, y, 'regression', 0, name, data_config['test_fraction'], rng)
   if name in ('iris', 'wine'):
     from sklearn import datasets  # pylint: disable=g-import-not-at-top
 
@@ -178,7 +115,7 @@ def load_dataset(
         'classification',
         len(bunch.target_names),
         name,
-        data_config.test_fraction,
+        data_config['test_fraction'],
         rng,
     )
   return _cifar10(data_config, data_dir or data_config.get('data_dir'))
@@ -324,12 +261,12 @@ def _cifar10_arrays(config, data_dir) -> tuple:
   source = config.get('source', 'tfds')
   if source == 'tfds':
     data_dir = data_dir or sources.DEFAULT_DATA_DIR
-    train = sources.tfds_load_numpy('cifar10', config.train_split, data_dir)
-    return *train, *sources.tfds_load_numpy('cifar10', config.test_split, data_dir)
+    train = sources.tfds_load_numpy('cifar10', config['train_split'], data_dir)
+    return *train, *sources.tfds_load_numpy('cifar10', config['test_split'], data_dir)
   if source == 'npz':
     paths = (config.get('train_npz'), config.get('test_npz'))
-    train = sources.npz_load_numpy(config.train_split, 'train_split', *paths)
-    return *train, *sources.npz_load_numpy(config.test_split, 'test_split', *paths)
+    train = sources.npz_load_numpy(config['train_split'], 'train_split', *paths)
+    return *train, *sources.npz_load_numpy(config['test_split'], 'test_split', *paths)
   raise ValueError(
       f'data.source must be one of {list(CIFAR10_SOURCES)}, got {source!r}; pass '
       '--config.data.source=tfds (tensorflow-datasets in data_dir) or --config.data.source=npz '
@@ -350,8 +287,8 @@ def _cifar10(config, data_dir) -> Dataset:
       feature_std=std,
       standardize_channels=channels,
       image_shape=tuple(x_train.shape[1:]),
-      train_split=config.train_split,
-      test_split=config.test_split,
+      train_split=config['train_split'],
+      test_split=config['test_split'],
       source=config.get('source', 'tfds'),
   )
   return Dataset(
@@ -361,6 +298,6 @@ def _cifar10(config, data_dir) -> Dataset:
       y_test.astype(np.int32),
       task='classification',
       num_classes=10,
-      name=config.name,
+      name=config['name'],
       info=info,
   )

@@ -17,8 +17,8 @@ valid one. The resolved config goes to DIR/config.json; see experiments/workdir.
 workdir (resume, --overwrite).
 
 An override pins its field: it is added to `config.pinned`, so the hyperparameter search
-leaves it out of every grid and no model default replaces it (experiments/search.py). Every
-unit config the run can build is checked before any work (`search.check`).
+leaves it out of every grid and no model default replaces it (the rule: experiments/plan.py).
+Every unit plan the run can build is checked before any work (`plan.build`).
 
 Imports: TensorFlow (through tensorflow-datasets) is imported only by the configs that read
 CIFAR-10, when they load it; the default config imports no TensorFlow.
@@ -226,13 +226,13 @@ def main(argv):
   config = FLAGS.config
   if FLAGS.data_dir is not None and 'data' in config:
     config.data.data_dir = FLAGS.data_dir
-  from experiments import search  # pylint: disable=g-import-not-at-top
+  from experiments import plan  # pylint: disable=g-import-not-at-top
   from experiments import train  # pylint: disable=g-import-not-at-top
   from experiments import workdir  # pylint: disable=g-import-not-at-top
 
   if config.get('experiment') == 'benchmark':
     try:
-      search.check(config)
+      plan.build(config)
     except (TypeError, ValueError, NotImplementedError) as e:
       raise app.UsageError(str(e)) from e
   if FLAGS.workdir:

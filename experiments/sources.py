@@ -13,6 +13,8 @@ import csv
 import os
 import pathlib
 import re
+import zipfile
+import zlib
 
 import numpy as np
 import scipy.special
@@ -30,30 +32,13 @@ _CIFAR_IMPORT_HELP = (
 )
 
 
-def synthetic_regression_targets(
-    x: np.ndarray, amplitudes: np.ndarray, frequencies: np.ndarray, phases: np.ndarray
-) -> np.ndarray:
+def synthetic_regression_targets(x, amplitudes, frequencies, phases) -> np.ndarray:
   """Noise-free docs/spec.md §5 target: (N, d) x, (K,) a, (K, d) w, (K,) phi -> (N,) sum_k a_k sin(.)."""
   return np.sin(2 * np.pi * x @ frequencies.T + phases) @ amplitudes
 
 
 # The Boston Housing table (shared/data/uci/boston_housing.csv): its header and its row count.
-BOSTON_COLUMNS = (
-    'CRIM',
-    'ZN',
-    'INDUS',
-    'CHAS',
-    'NOX',
-    'RM',
-    'AGE',
-    'DIS',
-    'RAD',
-    'TAX',
-    'PTRATIO',
-    'B',
-    'LSTAT',
-    'MEDV',
-)
+BOSTON_COLUMNS = tuple('CRIM ZN INDUS CHAS NOX RM AGE DIS RAD TAX PTRATIO B LSTAT MEDV'.split())
 BOSTON_NUM_ROWS = 506
 # Fewest data rows accepted (num_rows=None): enough for a training and a test part to standardize.
 BOSTON_MIN_ROWS = 10
@@ -83,15 +68,8 @@ def _check_boston_header(csv_path: str, header: list[str]) -> None:
   unexpected = [c for c in header if c not in BOSTON_COLUMNS]
   duplicated = sorted({c for c in header if header.count(c) > 1})
   if missing or unexpected or duplicated:
-    found = ', '.join(
-        f'{what} {names}'
-        for what, names in (
-            ('missing', missing),
-            ('unexpected', unexpected),
-            ('duplicated', duplicated),
-        )
-        if names
-    )
+    problems = {'missing': missing, 'unexpected': unexpected, 'duplicated': duplicated}
+    found = ', '.join(f'{what} {names}' for what, names in problems.items() if names)
     raise ValueError(
         f'{csv_path}: the header line must name the 14 Boston Housing columns '
         f'{list(BOSTON_COLUMNS)} (any order), found {header} ({found}); fix the header line.'
@@ -213,18 +191,20 @@ def synthetic_regression(config, rng) -> tuple:
   """(x_train, y_train, x_test, y_test, info) drawn from three child streams of `rng`:
   parameters, training set, test set. Raw (unstandardized) arrays."""
   params_rng, train_rng, test_rng = rng.spawn(3)
-  d, k = config.input_dim, config.num_modes
-  amplitudes = params_rng.uniform(config.amplitude_min, config.amplitude_max, size=k) / np.sqrt(k)
-  frequencies = config.frequency_scale * params_rng.standard_normal((k, d))
+  d, k, low, high = (
+      config[f] for f in ('input_dim', 'num_modes', 'amplitude_min', 'amplitude_max')
+  )
+  amplitudes = params_rng.uniform(low, high, size=k) / np.sqrt(k)
+  frequencies = config['frequency_scale'] * params_rng.standard_normal((k, d))
   phases = params_rng.uniform(0.0, 2 * np.pi, size=k)
 
   def draw(r, n):
     x = r.standard_normal((n, d))
     y = synthetic_regression_targets(x, amplitudes, frequencies, phases)
-    return x, y + config.noise_std * r.standard_normal(n)
+    return x, y + config['noise_std'] * r.standard_normal(n)
 
-  x_train, y_train = draw(train_rng, config.num_train)
-  x_test, y_test = draw(test_rng, config.num_test)
+  x_train, y_train = draw(train_rng, config['num_train'])
+  x_test, y_test = draw(test_rng, config['num_test'])
   info = dict(
       amplitudes=amplitudes,
       frequencies=frequencies,
@@ -239,18 +219,20 @@ def synthetic_classification(config, rng) -> tuple:
   """(x_train, y_train, x_test, y_test, info): means and covariance, then labels and inputs,
   from three child streams of `rng`. Raw (unstandardized) arrays."""
   params_rng, train_rng, test_rng = rng.spawn(3)
-  d, c = config.input_dim, config.num_classes
-  means = config.mean_scale * params_rng.standard_normal((c, d))
-  if config.covariance == 'isotropic':
-    scale = config.cluster_std * np.eye(d)
-  elif config.covariance == 'anisotropic':
-    scale = config.cluster_std * params_rng.standard_normal((d, d)) / np.sqrt(d)
+  d, c = config['input_dim'], config['num_classes']
+  means = config['mean_scale'] * params_rng.standard_normal((c, d))
+  if config['covariance'] == 'isotropic':
+    scale = config['cluster_std'] * np.eye(d)
+  elif config['covariance'] == 'anisotropic':
+    scale = config['cluster_std'] * params_rng.standard_normal((d, d)) / np.sqrt(d)
   else:
-    raise ValueError(f"covariance must be 'isotropic' or 'anisotropic', got {config.covariance!r}.")
+    raise ValueError(
+        f"covariance must be 'isotropic' or 'anisotropic', got {config['covariance']!r}."
+    )
   weights = (
       np.full(c, 1.0 / c)
       if config.get('class_weights') is None
-      else np.asarray(config.class_weights, np.float64)
+      else np.asarray(config['class_weights'], np.float64)
   )
   if weights.shape != (c,) or np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
     raise ValueError(f'class_weights must be {c} non-negative numbers summing to 1, got {weights}.')
@@ -259,8 +241,8 @@ def synthetic_classification(config, rng) -> tuple:
     y = r.choice(c, size=n, p=weights)
     return means[y] + r.standard_normal((n, d)) @ scale.T, y
 
-  x_train, y_train = draw(train_rng, config.num_train)
-  x_test, y_test = draw(test_rng, config.num_test)
+  x_train, y_train = draw(train_rng, config['num_train'])
+  x_test, y_test = draw(test_rng, config['num_test'])
   info = dict(means=means, covariance_sqrt=scale, class_weights=weights)
   return x_train, y_train, x_test, y_test, info
 
@@ -290,15 +272,8 @@ def tfds_load_numpy(name, split, data_dir):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   try:
-    ds = tfds.load(
-        name,
-        split=split,
-        data_dir=data_dir,
-        as_supervised=True,
-        shuffle_files=False,
-        download=False,
-        try_gcs=False,
-    )
+    offline = dict(as_supervised=True, shuffle_files=False, download=False, try_gcs=False)
+    ds = tfds.load(name, split=split, data_dir=data_dir, **offline)
   except AssertionError as e:
     # tfds: AssertionError('Dataset cifar10: could not find data in <data_dir>. ...').
     raise FileNotFoundError(
@@ -315,10 +290,8 @@ def tfds_load_numpy(name, split, data_dir):
   batches = list(tfds.as_numpy(ds.batch(1000)))
   if not batches:
     raise ValueError(f'split {split!r} of {name} in data_dir={data_dir!r} is empty.')
-  return (
-      np.concatenate([images for images, _ in batches]),
-      np.concatenate([labels for _, labels in batches]),
-  )
+  images, labels = zip(*batches)
+  return np.concatenate(images), np.concatenate(labels)
 
 
 # A split of the npz source: 'train' or 'test', optionally sliced with integers like tfds's.
@@ -364,13 +337,11 @@ def npz_load_numpy(
   'test[...]' `test_npz`, and 'NAME[a:b]' keeps images a to b in the file's order, as tfds
   reads a copy imported by experiments.import_cifar10 (bounds beyond the file are an error, as
   in tfds). `field` ('train_split' or 'test_split') names the config field in errors. Each file
-  is checked by import_cifar10.load_npz.
+  is checked by `load_npz`.
   """
-  from experiments import import_cifar10  # pylint: disable=g-import-not-at-top
-
   name, start, stop = _parse_npz_split(split, field)
   path = _npz_path(name, split, field, train_npz if name == 'train' else test_npz)
-  images, labels = import_cifar10.load_npz(path)
+  images, labels = load_npz(path)
   n = len(images)
   lo, hi, _ = slice(start, stop).indices(n)
   if any(b is not None and not -n <= b <= n for b in (start, stop)) or hi <= lo:
@@ -379,3 +350,50 @@ def npz_load_numpy(
         f"a split within the file (data.{field}, e.g. '{name}[:{n}]' or '{name}')."
     )
   return images[lo:hi].copy(), labels[lo:hi].copy()
+
+
+_NPZ_EXPECTED = 'an npz archive with x (N, 32, 32, 3) uint8 and y (N,) integer labels in [0, 10)'
+_NPZ_FIX = 'copy the file again or re-create it with np.savez(path, x=images, y=labels)'
+
+
+def _bad_npz(path: str, found: str) -> ValueError:
+  return ValueError(f'{path}: expected {_NPZ_EXPECTED}, found {found}; {_NPZ_FIX}.')
+
+
+def load_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
+  """Reads and checks one npz: returns x (N, 32, 32, 3) uint8 and y (N,) int64 in [0, 10).
+
+  Anything else (no file, an empty or truncated file, missing keys, wrong shapes, dtypes or labels)
+  raises one error naming `path`, what was expected and what was found.
+  """
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+        f'{path} does not exist (or is not a file): expected {_NPZ_EXPECTED}; pass an existing '
+        'file to --train_npz / --test_npz.'
+    )
+  if os.path.getsize(path) == 0:
+    raise _bad_npz(path, 'an empty file (0 bytes)')
+  try:
+    data = np.load(path, allow_pickle=False)
+  except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error) as e:
+    size = os.path.getsize(path)
+    raise _bad_npz(path, f'{size} bytes that are not a valid npz archive (truncated?)') from e
+  if not isinstance(data, np.lib.npyio.NpzFile):
+    raise _bad_npz(path, f'a single .npy array {getattr(data, "shape", "")}, not an npz archive')
+  with data:
+    missing = {'x', 'y'} - set(data.files)
+    if missing:
+      raise _bad_npz(path, f'no key(s) {sorted(missing)} (its keys: {data.files})')
+    try:
+      x, y = data['x'], data['y']
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error) as e:
+      raise _bad_npz(path, f'x or y unreadable ({type(e).__name__}: a corrupt archive?)') from e
+  if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3):
+    raise _bad_npz(path, f'x of shape {x.shape} and dtype {x.dtype}')
+  if not len(x):
+    raise _bad_npz(path, 'no images (x has shape (0, 32, 32, 3))')
+  if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+    raise _bad_npz(path, f'y of shape {y.shape} and dtype {y.dtype} next to {len(x)} images')
+  if y.min() < 0 or y.max() > 9:
+    raise _bad_npz(path, f'labels from {y.min()} to {y.max()}')
+  return x, y.astype(np.int64)

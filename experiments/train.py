@@ -26,7 +26,7 @@ import ml_collections
 from ecrn_jax import io
 from experiments import evaluation
 from experiments import input_pipeline
-from experiments import models
+from experiments import plan as plan_lib
 from experiments import search as search_lib
 from experiments import units
 from experiments import workdir as workdir_lib
@@ -76,48 +76,36 @@ def _dataset_record(dataset) -> dict:
   }
 
 
-def _search(config, workdir: str) -> tuple[dict, dict]:
-  """(search.json content, {seed (str): {model: the overrides of its final runs}}): seed s's
-  units use seed s's selection (nested)."""
-
-  def run_trial(name, unit_config, dataset, directory, label, seed):
-    unit = units.Unit(int(seed), name, directory, label)
-    log = workdir_lib.MetricsLog(os.path.join(directory, 'metrics.jsonl'))
-    return units.run_unit(unit, unit_config, dataset, log)
-
-  search = search_lib.select(config, workdir, run_trial)
-  if search['seeds']:
-    logging.info('selected hyperparameters (validation splits):\n%s', search_lib.describe(search))
-  hyperparameters = {
-      str(seed): {
-          name: models.unit_overrides(
-              config, name, search_lib.selected_overrides(search, config, name, seed)
-          )
-          for name in config.models
-      }
-      for seed in config.seeds
-  }
-  return search, hyperparameters
+def _plans(run: plan_lib.RunPlan, workdir: str, search: dict) -> dict:
+  """{seed: {model: its unit's plan}}: seed s's units with seed s's selection."""
+  total = len(run.seeds) * len(run.models)
+  plans = {}
+  for i, seed in enumerate(run.seeds):
+    plans[seed] = {}
+    for j, name in enumerate(run.models):
+      plans[seed][name] = run.unit(
+          name,
+          seed,
+          search_lib.selected_overrides(search, run, name, seed),
+          directory=os.path.join(workdir, f'seed_{seed}', name),
+          label=f'[seed {seed} {name} {i * len(run.models) + j + 1}/{total}]',
+          metrics=os.path.join(workdir, 'metrics.jsonl'),
+      )
+  return plans
 
 
-def _run_seed(
-    config, workdir: str, seed: int, hyperparameters: dict, metrics, results: list, on_result
-) -> None:
-  """Runs (or reads back) every model's unit of one seed with that seed's `hyperparameters`
-  ({model: overrides}), appending to `results`."""
+def _run_seed(plans: dict, data, seed: int, metrics, results: list, on_result) -> None:
+  """Runs (or reads back) every unit of one seed ({model: plan}), appending to `results`."""
   dataset = None
-  total = len(config.seeds) * len(config.models)
-  for name in config.models:
-    label = f'[seed {seed} {name} {len(results) + 1}/{total}]'
-    unit = units.Unit(int(seed), name, os.path.join(workdir, f'seed_{seed}', name), label)
-    result_path = os.path.join(unit.directory, 'result.json')
+  for name, plan in plans.items():
+    result_path = os.path.join(plan.directory, 'result.json')
     earlier = workdir_lib.read_result(result_path)
     if earlier is not None:
-      logging.info('%s done earlier: skipped', label)
+      logging.info('%s done earlier: skipped', plan.label)
       results.append(earlier)
       continue
     if dataset is None:
-      dataset = input_pipeline.load_dataset(config.data, seed=int(seed))
+      dataset = input_pipeline.load_dataset(data, seed=int(seed))
       logging.info(
           'seed %d: %s, %d train / %d test points, d = %d',
           seed,
@@ -126,18 +114,17 @@ def _run_seed(
           len(dataset.x_test),
           dataset.x_train.shape[1],
       )
-    os.makedirs(unit.directory, exist_ok=True)
-    logging.info('%s start', label)
-    unit_config = models.with_overrides(config, hyperparameters[name])
-    if models.spec(config, name).kind != 'trained':  # a killed earlier try may have logged it
-      metrics.truncate_unit(unit.seed, name, -1)
-    result = units.run_unit(unit, unit_config, dataset, metrics)
-    result.update(hyperparameters=hyperparameters[name], dataset=_dataset_record(dataset))
+    os.makedirs(plan.directory, exist_ok=True)
+    logging.info('%s start', plan.label)
+    if plan.spec.kind != 'trained':  # a killed earlier try may have logged it
+      metrics.truncate_unit(plan.seed, name, -1)
+    result = units.run_unit(plan, dataset)
+    result.update(hyperparameters=plan.overrides, dataset=_dataset_record(dataset))
     result = io.jsonable(result)
     # The metrics line first: a kill before result.json reruns the unit, which drops it.
     metrics.write(
         {
-            'seed': unit.seed,
+            'seed': plan.seed,
             'model': name,
             'epoch': None,
             'test': result['test'],
@@ -145,7 +132,7 @@ def _run_seed(
         }
     )
     io.write_json(result_path, result)
-    logging.info('%s test %s', label, result['test'])
+    logging.info('%s test %s', plan.label, result['test'])
     results.append(result)
     on_result()
 
@@ -162,7 +149,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Optional[str]
     from experiments import finite_vs_infinite  # pylint: disable=g-import-not-at-top
 
     return finite_vs_infinite.train_and_evaluate(config, workdir)
-  search_lib.check(config)
+  run = plan_lib.build(config)
   if workdir is None:
     workdir = tempfile.mkdtemp(prefix='ecrn_run_')
     logging.info('no --workdir: writing to %s', workdir)
@@ -170,7 +157,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Optional[str]
   device = device_description()
   logging.info('devices: %s (%s × %d)', jax.devices(), device['device_kind'], device['count'])
   wall_start = time.perf_counter()
-  search, hyperparameters = _search(config, workdir)
+  search = search_lib.select(run, workdir, units.run_unit)
+  if search['seeds']:
+    logging.info('selected hyperparameters (validation splits):\n%s', search_lib.describe(search))
+  plans = _plans(run, workdir, search)
+  hyperparameters = {str(s): {m: p.overrides for m, p in plans[s].items()} for s in run.seeds}
   results: list[dict] = []
 
   def write_results(complete: bool) -> dict:
@@ -187,16 +178,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Optional[str]
     return out
 
   metrics = workdir_lib.MetricsLog(os.path.join(workdir, 'metrics.jsonl'))
-  for seed in config.seeds:
-    _run_seed(
-        config,
-        workdir,
-        seed,
-        hyperparameters[str(seed)],
-        metrics,
-        results,
-        lambda: write_results(complete=False),
-    )
+  for seed in run.seeds:
+    _run_seed(plans[seed], run.data, seed, metrics, results, lambda: write_results(False))
   out = write_results(complete=True)
   _print_summary(out['summary'])
   return out

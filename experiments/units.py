@@ -9,7 +9,7 @@ last checkpoint and continues, and its results equal an uninterrupted run's (bat
 dropout keys depend only on (seed, epoch, step); timings aside, under 'seconds' keys).
 A kernel unit (`run_kernel`) is kernel regression with an infinite-width kernel; the training
 kernel is factored once for the training and test predictions. A reference unit
-(`run_reference`, models.REFERENCES) fits a classical estimator (scikit-learn, or the mixture's
+(`run_reference`, experiments/references.py) fits a classical estimator (scikit-learn, or the mixture's
 known generator) that selects its own hyperparameters on the training split only.
 Every unit writes its per-example test predictions to unit/predictions.npz
 (`save_test_predictions`) before it returns, so before its result.json exists.
@@ -27,18 +27,14 @@ import jax
 import numpy as np
 
 import ecrn_jax
+from ecrn_jax import io
 from experiments import evaluation
 from experiments import input_pipeline
 from experiments import models
+from experiments import plan as plan_lib
+from experiments import references
+from experiments import settings
 from experiments import workdir as workdir_lib
-
-
-@dataclasses.dataclass
-class Unit:
-  seed: int
-  model: str
-  directory: str
-  label: str
 
 
 def progress_bar(
@@ -70,17 +66,20 @@ def format_seconds(seconds: float) -> str:
   return f'{h}h{m:02d}m{s:02d}s' if h else (f'{m}m{s:02d}s' if m else f'{s}s')
 
 
-def run_unit(unit: Unit, config, dataset, metrics: workdir_lib.MetricsLog) -> dict:
-  """Trains or fits `unit.model` with `config` on `dataset`; returns its result dict."""
-  kind = models.spec(config, unit.model).kind
+def run_unit(plan: plan_lib.UnitPlan, dataset) -> dict:
+  """Trains or fits the unit of `plan` on `dataset`; returns its result dict. Writes the plan,
+  completed for the data set (`UnitPlan.for_data`), to the unit's plan.json first."""
+  plan = plan.for_data(dataset)
+  io.write_json(os.path.join(plan.directory, 'plan.json'), plan.to_json())
+  kind = plan.spec.kind
   if kind == 'trained':
-    return run_trained(unit, config, dataset, metrics)
+    return run_trained(plan, dataset)
   if kind == 'reference':
-    return run_reference(unit, config, dataset)
-  return run_kernel(unit, config, dataset)
+    return run_reference(plan, dataset)
+  return run_kernel(plan, dataset)
 
 
-def save_test_predictions(unit: Unit, dataset, examples: dict) -> bool:
+def save_test_predictions(unit, dataset, examples: dict) -> bool:
   """Writes unit/predictions.npz (`evaluation.save_predictions`) for a unit's test split.
 
   Called before the unit returns, so before train.py writes its result.json: a finished unit
@@ -98,16 +97,15 @@ def save_test_predictions(unit: Unit, dataset, examples: dict) -> bool:
 # Trained units.
 
 
-def _tracking_writer(unit: Unit, config, model, data, train_config):
+def _tracking_writer(unit: plan_lib.UnitPlan, model, data):
   """The unit's KernelTracker inside its TrackingWriter (unit/tracking/), or None."""
-  if not models.is_tracked(config, unit.model):
+  if unit.tracking is None:
     return None
-  tracking = models.tracking_config(config, len(data[0]))
-  tracker = ecrn_jax.KernelTracker(model, data, train_config, tracking)
+  tracker = ecrn_jax.KernelTracker(model, data, unit.train, unit.tracking)
   return ecrn_jax.TrackingWriter(tracker, os.path.join(unit.directory, 'tracking'))
 
 
-def _restore(unit: Unit, checkpointer, model, variables, train_config, n, writer):
+def _restore(unit, checkpointer, model, variables, train_config, n, writer):
   """The `resume` argument of `ecrn_jax.train` from the last checkpoint, or None."""
   if checkpointer.latest_epoch() is None:
     return None
@@ -143,7 +141,7 @@ class EpochReporter:
   `every` epochs (and the last)."""
 
   def __init__(
-      self, unit: Unit, epochs: int, every: int, first_epoch: int, metrics, checkpointer, writer
+      self, unit, epochs: int, every: int, first_epoch: int, metrics, checkpointer, writer
   ):
     self.unit, self.epochs, self.every, self.first_epoch = unit, epochs, every, first_epoch
     self.metrics, self.checkpointer, self.writer = metrics, checkpointer, writer
@@ -197,7 +195,7 @@ class EpochReporter:
       self.checkpoint_seconds += time.perf_counter() - start
 
 
-def _tracking_summary(unit: Unit, writer) -> dict:
+def _tracking_summary(unit, writer) -> dict:
   tracker = writer.tracker
   first, last = tracker.records[0], tracker.records[-1]
   return {
@@ -210,10 +208,8 @@ def _tracking_summary(unit: Unit, writer) -> dict:
   }
 
 
-def _trained_result(
-    unit: Unit, config, dataset, model, final, history, writer, reporter, start: float
-) -> dict:
-  outputs = evaluation.network_outputs(model, final, dataset, int(config.eval_batch_size))
+def _trained_result(unit, dataset, model, final, history, writer, reporter, start: float) -> dict:
+  outputs = evaluation.network_outputs(model, final, dataset, unit.eval_batch_size)
   result = {
       'train': evaluation.output_metrics(dataset.task, outputs['train'], dataset.y_train),
       'test': evaluation.output_metrics(dataset.task, outputs['test'], dataset.y_test),
@@ -238,14 +234,13 @@ def _trained_result(
   return result
 
 
-def run_trained(unit: Unit, config, dataset, metrics: workdir_lib.MetricsLog) -> dict:
+def run_trained(unit: plan_lib.UnitPlan, dataset) -> dict:
   """Trains (or resumes) one network and evaluates it on the train and test splits."""
   start = time.perf_counter()
-  model, variables = models.build_network(config, unit.model, dataset, unit.seed)
-  loss = 'mse' if dataset.task == 'regression' else 'cross_entropy'
-  train_config = models.train_config(config, loss, unit.seed)
+  model, variables = models.build_network(unit, dataset)
+  train_config, metrics = unit.train, workdir_lib.MetricsLog(unit.metrics)
   data = (dataset.x_train, dataset.y_train)
-  writer = _tracking_writer(unit, config, model, data, train_config)
+  writer = _tracking_writer(unit, model, data)
   checkpointer = workdir_lib.Checkpointer(os.path.join(unit.directory, 'checkpoints'))
   resume = _restore(unit, checkpointer, model, variables, train_config, len(data[0]), writer)
   first_epoch = 0 if resume is None else int(resume['epoch'])
@@ -253,7 +248,7 @@ def run_trained(unit: Unit, config, dataset, metrics: workdir_lib.MetricsLog) ->
   reporter = EpochReporter(
       unit,
       train_config.epochs,
-      int(config.checkpoint_every),
+      unit.checkpoint_every,
       first_epoch,
       metrics,
       checkpointer,
@@ -287,9 +282,7 @@ def run_trained(unit: Unit, config, dataset, metrics: workdir_lib.MetricsLog) ->
     return result
   finally:
     checkpointer.close()
-  result.update(
-      _trained_result(unit, config, dataset, model, final, history, writer, reporter, start)
-  )
+  result.update(_trained_result(unit, dataset, model, final, history, writer, reporter, start))
   return result
 
 
@@ -304,13 +297,13 @@ _CROSS_ENTROPY_FROM = (
 )
 
 
-def _classify(unit: Unit, config, dataset, k_train, k_test, solve) -> tuple[dict, dict]:
+def _classify(unit, dataset, k_train, k_test, solve) -> tuple[dict, dict]:
   """Scores by kernel regression on centred one-hot targets; probabilities by a softmax whose
   temperature is fitted on K-fold cross-validated training scores. Returns (metrics and
   calibration, the test split's per-example predictions)."""
   c, labels = dataset.num_classes, np.asarray(dataset.y_train)
   targets = ecrn_jax.centered_one_hot(labels.astype(np.int64), c)
-  folds = int(config.kernel.calibration_folds)
+  folds = int(unit.kernel.calibration_folds)
   order = input_pipeline.named_rng(unit.seed, 'calibration').permutation(len(labels))
   calibration = ecrn_jax.calibrate_temperature(
       k_train, labels, c, folds=folds, order=order, **solve
@@ -340,13 +333,12 @@ def _classify(unit: Unit, config, dataset, k_train, k_test, solve) -> tuple[dict
   return out, examples['test']
 
 
-def run_kernel(unit: Unit, config, dataset) -> dict:
+def run_kernel(unit: plan_lib.UnitPlan, dataset) -> dict:
   """Kernel regression with the infinite-width kernel of the unit's architecture."""
   start = time.perf_counter()
-  kcfg = config.kernel
-  arch = models.arch_config(config, unit.model, dataset, dtype='float64')
+  kcfg, arch = unit.kernel, unit.arch  # float64
   # B drawn as the trained network's (same key and dtype), used in float64: the same B.
-  variables = models.kernel_variables(config, unit.model, dataset, unit.seed)
+  variables = models.kernel_variables(unit, dataset)
   common = dict(variables=variables, get=kcfg.kernel, batch_size=int(kcfg.batch_size))
   x_train = np.asarray(dataset.x_train, np.float64)
   k_train = ecrn_jax.batched_infinite_kernels(arch, x_train, **common)
@@ -370,177 +362,24 @@ def run_kernel(unit: Unit, config, dataset) -> dict:
     result['test'] = evaluation.regression_metrics(predictions, dataset.y_test)
     examples = evaluation.regression_examples(predictions, dataset.y_test)
   else:
-    classified, examples = _classify(unit, config, dataset, k_train, k_test, solve)
+    classified, examples = _classify(unit, dataset, k_train, k_test, solve)
     result.update(classified)
   save_test_predictions(unit, dataset, examples)
   result['seconds'] = {'unit': time.perf_counter() - start}
   return result
 
 
-# ---------------------------------------------------------------------------------------------
-# Reference units: classical estimators beside the paper's models (no search: each selects its
-# own hyperparameters on the training split only).
-
-SVM_C = (0.1, 1.0, 10.0, 100.0)
-SVM_GAMMA_FACTORS = (0.03, 0.1, 0.3, 1.0, 3.0)  # γ = factor / d (1/d: sklearn's 'scale')
-CV_FOLDS = 5  # rbf_svm: folds of the (C, γ) selection and of the probability calibration
-GP_RESTARTS = 2  # gp_ard: optimizer restarts from random hyperparameters (seeded)
-_LOG_FLOOR = float(np.log(1e-300))
-
-
-def _full_log_probs(log_probs, classes, num_classes: int) -> np.ndarray:
-  """(M, num_classes) log-probabilities from an estimator's columns for `classes` (a class
-  absent from the training split gets probability 0), floored at log(1e-300)."""
-  out = np.full((len(log_probs), num_classes), -np.inf)
-  out[:, np.asarray(classes, np.int64)] = log_probs
-  return np.maximum(out, _LOG_FLOOR)
-
-
-def _folds(labels, seed: int):
-  from sklearn.model_selection import StratifiedKFold  # pylint: disable=g-import-not-at-top
-
-  smallest = int(np.min(np.bincount(labels)[np.unique(labels)]))
-  return StratifiedKFold(max(2, min(CV_FOLDS, smallest)), shuffle=True, random_state=seed)
-
-
-def _lda(x, y, num_classes: int, seed: int):
-  del seed
-  from sklearn import discriminant_analysis  # pylint: disable=g-import-not-at-top
-
-  lda = discriminant_analysis.LinearDiscriminantAnalysis().fit(x, y)
-
-  def predict(z):
-    log_probs = _full_log_probs(lda.predict_log_proba(z), lda.classes_, num_classes)
-    return log_probs, log_probs
-
-  return predict, {'estimator': 'sklearn LinearDiscriminantAnalysis(solver="svd")'}
-
-
-def _rbf_svm(x, y, num_classes: int, seed: int):
-  """SVC with (C, γ) of the best 5-fold CV accuracy on (x, y); scores: its one-vs-rest decision
-  function; probabilities: sigmoid calibration on 5-fold cross-validated decision values."""
-  from sklearn.calibration import CalibratedClassifierCV  # pylint: disable=g-import-not-at-top
-  from sklearn.model_selection import GridSearchCV  # pylint: disable=g-import-not-at-top
-  from sklearn.svm import SVC  # pylint: disable=g-import-not-at-top
-
-  grid = {'C': list(SVM_C), 'gamma': [f / x.shape[1] for f in SVM_GAMMA_FACTORS]}
-  search = GridSearchCV(SVC(kernel='rbf'), grid, cv=_folds(y, seed), scoring='accuracy').fit(x, y)
-  svc = search.best_estimator_  # refitted on all of (x, y)
-  calibrated = CalibratedClassifierCV(
-      SVC(kernel='rbf', **search.best_params_), method='sigmoid', cv=_folds(y, seed), ensemble=False
-  ).fit(x, y)
-
-  def predict(z):
-    decision = svc.decision_function(z)
-    if decision.ndim == 1:  # two classes: the second's margin
-      decision = np.stack([-decision, decision], axis=1)
-    scores = np.full((len(z), num_classes), -np.inf)
-    scores[:, svc.classes_] = decision
-    log_probs = np.log(np.clip(calibrated.predict_proba(z), 1e-300, None))
-    return _full_log_probs(log_probs, calibrated.classes_, num_classes), scores
-
-  details = {
-      'estimator': 'sklearn SVC(kernel="rbf"), one-vs-rest decision function',
-      'selected': search.best_params_,
-      'cv_accuracy': float(search.best_score_),
-      'grid': grid,
-      'probabilities': 'CalibratedClassifierCV(method="sigmoid", ensemble=False)',
-      'cv_folds': search.n_splits_,
-  }
-  return predict, details
-
-
-def _bayes_optimal(dataset):
-  """The posterior under the mixture's known generator (dataset.info, sources.py)."""
-  from experiments import sources  # pylint: disable=g-import-not-at-top
-
-  info = dataset.info
-  if info.get('means') is None:
-    raise ValueError('bayes_optimal needs the synthetic mixture (its generator is unknown here).')
-  mean = np.asarray(info['feature_mean'], np.float64)
-  std = np.asarray(info['feature_std'], np.float64)
-
-  def predict(z):
-    x_raw = np.asarray(z, np.float64) * std + mean  # undo the standardization
-    log_probs = sources.mixture_log_posterior(
-        x_raw, info['means'], info['covariance_sqrt'], info['class_weights']
-    )
-    return log_probs, log_probs
-
-  return predict, {'estimator': 'posterior argmax under the known generator (no fit)'}
-
-
-def _linear(x, y, seed: int):
-  del seed
-  from sklearn.linear_model import LinearRegression  # pylint: disable=g-import-not-at-top
-
-  return LinearRegression().fit(x, y).predict, {'estimator': 'sklearn LinearRegression'}
-
-
-def _gp_ard(x, y, seed: int, restarts: int = GP_RESTARTS):
-  """GP regression, C·RBF(ARD) + white noise, hyperparameters by marginal likelihood."""
-  import warnings  # pylint: disable=g-import-not-at-top
-
-  from sklearn.exceptions import ConvergenceWarning  # pylint: disable=g-import-not-at-top
-  from sklearn import gaussian_process  # pylint: disable=g-import-not-at-top
-  from sklearn.gaussian_process import kernels  # pylint: disable=g-import-not-at-top
-
-  kernel = kernels.ConstantKernel(1.0, (1e-3, 1e3)) * kernels.RBF(
-      np.ones(x.shape[1]), (1e-2, 1e3)
-  ) + kernels.WhiteKernel(0.1, (1e-6, 1e1))
-  gp = gaussian_process.GaussianProcessRegressor(
-      kernel, normalize_y=True, n_restarts_optimizer=restarts, random_state=seed
-  )
-  with warnings.catch_warnings():  # a length scale at its upper bound: an irrelevant feature
-    warnings.simplefilter('ignore', ConvergenceWarning)
-    gp.fit(x, y)
-  details = {
-      'estimator': (
-          'sklearn GaussianProcessRegressor(normalize_y=True), ConstantKernel·RBF(ARD)'
-          f' + WhiteKernel, {restarts} seeded restarts'
-      ),
-      'kernel': str(gp.kernel_),
-      'log_marginal_likelihood': float(gp.log_marginal_likelihood_value_),
-  }
-  return gp.predict, details
-
-
-def fit_reference(name: str, dataset, seed: int, gp_restarts: int = GP_RESTARTS, gp_max_train=None):
-  """(predict, details) of reference `name` fitted on dataset's training split only: predict(x)
-  gives predictions (regression) or (log-probabilities, scores), both (M, C)."""
-  task = models.REGISTRY[name].task
-  if task is not None and task != dataset.task:
-    raise ValueError(f'reference {name!r} is for {task}, but {dataset.name} is {dataset.task}.')
-  x = np.asarray(dataset.x_train, np.float64)
-  y = np.asarray(dataset.y_train)
-  if name == 'bayes_optimal':
-    return _bayes_optimal(dataset)
-  if name == 'gp_ard':
-    n = len(x) if gp_max_train is None else int(gp_max_train)  # smoke: the first n only
-    predict, details = _gp_ard(x[:n], y[:n].astype(np.float64), seed, gp_restarts)
-    return predict, {**details, 'fitted_on_training_points': min(n, len(x))}
-  if name == 'linear':
-    return _linear(x, y.astype(np.float64), seed)
-  fit = {'lda': _lda, 'rbf_svm': _rbf_svm}[name]
-  return fit(x, y.astype(np.int64), dataset.num_classes, seed)
-
-
-def run_reference(unit: Unit, config, dataset) -> dict:
-  """A reference (models.REFERENCES): fitted on the training split, evaluated like the others."""
+def run_reference(unit: plan_lib.UnitPlan, dataset) -> dict:
+  """A reference (registry.REFERENCES): fitted on the training split, evaluated like the others."""
   start = time.perf_counter()
-  name = models.base_model(config, unit.model)
-  settings = config.get('reference') or {}
-  predict, details = fit_reference(
-      name,
-      dataset,
-      unit.seed,
-      int(settings.get('gp_restarts', GP_RESTARTS)),
-      settings.get('gp_max_train'),
+  ref = unit.reference or settings.ReferenceSettings()
+  predict, details = references.fit_reference(
+      unit.base, dataset, unit.seed, ref.gp_restarts, ref.gp_max_train
   )
   result = {
       'seed': unit.seed,
       'model': unit.model,
-      'kind': 'reference: ' + models.REGISTRY[name].description,
+      'kind': 'reference: ' + unit.spec.description,
       **details,
   }
   examples = None

@@ -8,7 +8,7 @@ Each named config (`synthetic_regression`, `synthetic_classification`, `boston`,
 shrinks any of them to a run of seconds (one seed, tiny data and networks, 3 epochs).
 
 Fields (every one can be overridden: `--config.train.learning_rate=0.01`):
-  data: the data engineer's `input_pipeline.default_data_config(name)` block.
+  data: `data_config(name)`: the data set and its fields (experiments/input_pipeline.py).
   seeds: run seeds; each seeds the data (see input_pipeline), the initializations and the
     training order. Results report mean ± std over them.
   models: any of 'mlp' (the trained plain MLP baseline, docs/spec.md §5's 3×512), 'resnet18'
@@ -60,9 +60,26 @@ import math
 
 import ml_collections
 
-from experiments import input_pipeline
-from experiments import registry
-
+# The data sets (experiments/input_pipeline.py loads them), in the paper's order.
+DATASET_NAMES = (
+    'synthetic_regression',
+    'synthetic_classification',
+    'boston',
+    'iris',
+    'wine',
+    'cifar10',
+)
+# The paper's models (experiments/registry.py MODELS, which a test keeps equal), in row order.
+MODELS = (
+    'mlp',
+    'resnet18',
+    'standard_ntk',
+    'ntk_ecrn',
+    'ntk_ecrn_infinite',
+    'ntk_ecrn_infinite_self_tuned',
+)
+# The Boston Housing table's row count (experiments/sources.py BOSTON_NUM_ROWS; a test).
+BOSTON_NUM_ROWS = 506
 VARIANTS = ('smoke', 'ablations')
 # The search grids (search_config).
 DIAG_REGS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
@@ -136,13 +153,72 @@ def tracking_config() -> ml_collections.ConfigDict:
   )
 
 
+def data_config(name: str) -> ml_collections.ConfigDict:
+  """The `data` block of data set `name` with its defaults; every field documented inline."""
+  placeholder = ml_collections.config_dict.placeholder
+  config = ml_collections.ConfigDict()
+  config.name = name
+  # None: data/split derived from the run seed (experiments/input_pipeline.py); int: fixed.
+  config.data_seed = placeholder(int)
+  # tensorflow-datasets data_dir (CIFAR-10); None: the repository's data_cache/. Where the data
+  # live does not change the run: a workdir resumes under another data_dir.
+  config.data_dir = placeholder(str)
+  if name == 'synthetic_regression':
+    # y = sum_k a_k sin(2 pi w_k^T x + phi_k) + eps, x ~ N(0, I_d)            (docs/spec.md §5)
+    config.input_dim = 8  # d
+    config.num_modes = 4  # K
+    config.frequency_scale = 0.25  # w_k ~ N(0, frequency_scale^2 I_d)
+    config.amplitude_min = 1.0  # a_k ~ U[amplitude_min, amplitude_max] / sqrt(K)
+    config.amplitude_max = 1.0  #   (min == max: the fixed a_k = amplitude / sqrt(K))
+    config.noise_std = 0.1  # eps ~ N(0, noise_std^2)
+    config.num_train = 1000
+    config.num_test = 1000
+  elif name == 'synthetic_classification':
+    # x | c ~ N(mu_c, Sigma), c ~ Categorical(class_weights)
+    config.input_dim = 16  # d
+    config.num_classes = 5
+    config.mean_scale = 0.5  # mu_c ~ N(0, mean_scale^2 I_d), drawn once per dataset
+    config.cluster_std = 1.0  # isotropic: Sigma = cluster_std^2 I_d
+    # 'isotropic', or 'anisotropic': one shared Sigma = cluster_std^2 A A^T / d, A_ij ~ N(0, 1).
+    config.covariance = 'isotropic'
+    config.class_weights = placeholder(tuple)  # None: uniform 1/C
+    config.num_train = 1000
+    config.num_test = 1000
+  elif name == 'boston':
+    config.csv_path = placeholder(str)  # required, see README
+    config.target = 'MEDV'
+    config.drop_columns = ()  # e.g. ('B',): feature columns to leave out
+    # Data rows the CSV must hold: 506, the published table (a shorter file is an error, e.g. a
+    # truncated copy). A CSV of your own with the same 14 columns: its row count, or None for any
+    # count of at least sources.BOSTON_MIN_ROWS.
+    config.num_rows = BOSTON_NUM_ROWS
+    config.test_fraction = 0.2
+  elif name in ('iris', 'wine'):
+    config.test_fraction = 0.2  # stratified by class
+  elif name == 'cifar10':
+    # Where the images come from: 'tfds' (tensorflow-datasets, in data_dir) or 'npz' (the files
+    # train_npz and test_npz, x (N, 32, 32, 3) uint8 and y (N,) labels, read with numpy only:
+    # no TensorFlow). Splits mean the same for both: 'train[:k]' is the first k images of the
+    # prepared split or of the npz (as imported by experiments.import_cifar10).
+    config.source = 'tfds'
+    config.train_npz = placeholder(str)
+    config.test_npz = placeholder(str)
+    config.train_split = 'train[:5000]'  # the first 5,000 training images (official order)
+    # 'test' is the whole prepared test split: 10,000 images from the official download, 2,000
+    # after `experiments.import_cifar10` of the project's shared data. 'test[:2000]' pins it.
+    config.test_split = 'test'
+  else:
+    raise ValueError(f'unknown dataset {name!r}; valid names: {list(DATASET_NAMES)}.')
+  return config
+
+
 def base_config(dataset: str) -> ml_collections.ConfigDict:
   placeholder = ml_collections.config_dict.placeholder
   config = architecture_config()
   config.experiment = 'benchmark'
-  config.data = input_pipeline.default_data_config(dataset)
+  config.data = data_config(dataset)
   config.seeds = (0, 1, 2, 3, 4)
-  config.models = registry.MODELS
+  config.models = MODELS
   config.train = ml_collections.ConfigDict(
       dict(
           optimizer='adam',

@@ -1,14 +1,13 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""The classical references (experiments/models.py REFERENCES): LDA, least squares, the ARD
+"""The classical references (experiments/references.py): LDA, least squares, the ARD
 Gaussian process, the RBF-SVM and the mixture's Bayes-optimal classifier; their configs, search,
 units, labels and table rows."""
 
 import json
 import os
 
-import ml_collections
 import numpy as np
 import pytest
 import scipy.stats
@@ -16,11 +15,12 @@ import scipy.stats
 import utils
 
 from experiments import input_pipeline
-from experiments import models
 from experiments import paper
+from experiments import plan as plan_lib
 from experiments import report
 from experiments import run as run_lib
-from experiments import search as search_lib
+from experiments import references
+from experiments import registry
 from experiments import units
 
 
@@ -54,7 +54,7 @@ def test_lda_equals_sklearn():
   from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
   x, y = _blobs()
-  predict, _ = units.fit_reference('lda', _dataset(x, y, 'classification', 3, 100), 0)
+  predict, _ = references.fit_reference('lda', _dataset(x, y, 'classification', 3, 100), 0)
   log_probs, scores = predict(x[100:])
   lda = LinearDiscriminantAnalysis().fit(x[:100], y[:100])
   np.testing.assert_array_equal(np.argmax(scores, axis=1), lda.predict(x[100:]))
@@ -66,7 +66,7 @@ def test_gp_ard_fits_a_smooth_function_from_training_data_only(tmp_path):
   x = rng.standard_normal((160, 3))
   y = np.sin(x[:, 0]) + 0.5 * x[:, 1] ** 2 + 0.01 * rng.standard_normal(160)  # x2 irrelevant
   data = _dataset(x, y, 'regression', 0, 120)
-  predict, details = units.fit_reference('gp_ard', data, 0)
+  predict, details = references.fit_reference('gp_ard', data, 0)
   residual = np.sum((predict(x[120:]) - y[120:]) ** 2)
   assert 1.0 - residual / np.sum((y[120:] - y[120:].mean()) ** 2) > 0.95
   scales = predict.__self__.kernel_.k1.k2.length_scale  # ARD: the irrelevant feature's longest
@@ -74,9 +74,10 @@ def test_gp_ard_fits_a_smooth_function_from_training_data_only(tmp_path):
   saved = []
   for targets in (y[120:], rng.permutation(y[120:])):
     permuted = _dataset(x, np.concatenate([y[:120], targets]), 'regression', 0, 120)
-    unit = units.Unit(0, 'gp_ard', str(tmp_path / str(len(saved))), 'gp_ard')
+    directory = str(tmp_path / str(len(saved)))
+    unit = plan_lib.UnitPlan('gp_ard', 'gp_ard', 0, directory, 'gp_ard', metrics='')
     os.makedirs(unit.directory)
-    units.run_reference(unit, ml_collections.ConfigDict(), permuted)
+    units.run_reference(unit, permuted)
     saved.append(np.load(os.path.join(unit.directory, 'predictions.npz'))['predictions'])
   np.testing.assert_array_equal(saved[0], saved[1])
 
@@ -99,12 +100,12 @@ def _posterior_argmax(dataset):
 @pytest.mark.parametrize('seed', [0, 1, 2])
 def test_bayes_optimal_is_the_posterior_argmax_and_beats_lda(seed):
   dataset = _mixture(seed)
-  log_probs, scores = units.fit_reference('bayes_optimal', dataset, seed)[0](dataset.x_test)
+  log_probs, scores = references.fit_reference('bayes_optimal', dataset, seed)[0](dataset.x_test)
   expected, log_joint = _posterior_argmax(dataset)
   np.testing.assert_array_equal(np.argmax(scores, axis=1), expected)
   log_posterior = log_joint - scipy.special.logsumexp(log_joint, axis=1, keepdims=True)
   np.testing.assert_allclose(log_probs, log_posterior, atol=1e-8)
-  lda_scores = units.fit_reference('lda', dataset, seed)[0](dataset.x_test)[1]
+  lda_scores = references.fit_reference('lda', dataset, seed)[0](dataset.x_test)[1]
   bayes = np.mean(expected == dataset.y_test)
   assert bayes >= np.mean(np.argmax(lda_scores, axis=1) == dataset.y_test) - 0.01
 
@@ -112,9 +113,9 @@ def test_bayes_optimal_is_the_posterior_argmax_and_beats_lda(seed):
 def test_references_check_their_task_and_data():
   x, y = _blobs()
   with pytest.raises(ValueError, match='for regression'):
-    units.fit_reference('gp_ard', _dataset(x, y, 'classification', 3, 100), 0)
+    references.fit_reference('gp_ard', _dataset(x, y, 'classification', 3, 100), 0)
   with pytest.raises(ValueError, match='mixture'):
-    units.fit_reference('bayes_optimal', _dataset(x, y, 'classification', 3, 100), 0)
+    references.fit_reference('bayes_optimal', _dataset(x, y, 'classification', 3, 100), 0)
 
 
 def test_configs_labels_and_order():
@@ -128,10 +129,10 @@ def test_configs_labels_and_order():
   }
   for name, references in expected.items():
     config = run_lib.load_config(name, [])[1]
-    assert tuple(config.models) == models.MODELS + references, name
+    assert tuple(config.models) == registry.MODELS + references, name
   assert all(
       paper.model_label(m).endswith(')') and 'reference' in paper.model_label(m)
-      for m in models.REFERENCES
+      for m in registry.REFERENCES
   )
   assert paper.order_models(['lda', 'ntk_ecrn_alpha1', 'mlp', 'ntk_ecrn']) == [
       'mlp',
@@ -139,17 +140,16 @@ def test_configs_labels_and_order():
       'ntk_ecrn_alpha1',
       'lda',
   ]
-  assert not set(models.REFERENCES) & set(paper.BASELINES)
+  assert not set(registry.REFERENCES) & set(paper.BASELINES)
 
 
 def test_search_skips_references():
   _, config = run_lib.load_config('iris:smoke', ["models=('ntk_ecrn', 'lda', 'rbf_svm')"])
-  assert search_lib.searched_models(config) == ['ntk_ecrn']
-  search_lib.check(config)
+  assert plan_lib.build(config).searched_models() == ['ntk_ecrn']
   with config.unlocked():
     config.search.space.lda = {'train': {'learning_rate': (0.1,)}}
   with pytest.raises(ValueError, match='lda is a reference'):
-    search_lib.check(config)
+    plan_lib.build(config)
 
 
 def test_smoke_run_writes_reference_units_and_the_table_labels_them(tmp_path):

@@ -1,0 +1,393 @@
+# Copyright 2025 The ecrn_jax Authors.
+# SPDX-License-Identifier: Apache-2.0
+
+"""The plan of a benchmark run, read once from its config.
+
+`build(config)` is where the runner reads the ml_collections config, and the only place: it
+flattens it into a frozen `RunPlan` and checks it (experiments/checks.py: every field, and every
+unit the run and its search can build). The search proposes grid points and gets `UnitPlan`s
+back (`RunPlan.unit`); `units.run_unit(plan, dataset)` runs one and writes its plan.json.
+
+A unit's settings, in this order: the config; its model's defaults (`model_defaults.BASE`); the
+selection of its seed (for a twin, the tuned source's family block first: `inherited_overrides`);
+its variant's overrides (`variants.NAME = {'base': MODEL, <nested overrides>}`, the ablations).
+
+Pinned fields: a field set on the command line (`--config.FIELD=VALUE`; experiments/run.py adds
+its dotted path to `config.pinned`) is pinned; the same value written in a config file is not.
+The difference, and the only one: neither the model's defaults nor a selected (searched or
+inherited) value replace a pinned field, and the search leaves it out of every grid (a pinned
+train.epochs removes train.epochs_fraction too). So `--config.train.learning_rate=0.003` runs
+every model at 0.003, while 0.003 in a config file is where each search starts and a model
+default replaces it. A variant's own overrides still apply, pinned or not: they are what the
+variant is (search.json's 'pinned_but_set_by_variants', also logged). Where the data live
+(data.data_dir, data.train_npz, data.test_npz) and checkpoint_every are never pinned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Any, Mapping, Optional
+
+import ecrn_jax
+from ecrn_jax import io
+from experiments import checks
+from experiments import settings
+from experiments.registry import ModelSpec
+from experiments.registry import REGISTRY
+
+EPOCHS_FRACTION = 'train.epochs_fraction'
+# Swept first: the settings that scale every fit; the other axes follow by name.
+FIRST_AXES = ('train.learning_rate', 'kernel.diag_reg')
+# Swept last: the axis whose large values cost the most (the first layer grows with it).
+LAST_AXES = ('ecrn.fourier_features',)
+_FIELD = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitPlan:
+  """Everything one unit runs with. Before `for_data`, `arch` has out_dim 1 and σ_ff for d = 1,
+  and `train` the MSE loss: the data set fixes them."""
+
+  model: str  # a registered model or a variant of one
+  base: str  # the registered model it runs as
+  seed: int
+  directory: str
+  label: str
+  metrics: str  # the metrics.jsonl it appends to
+  arch: Any = None  # ECRNConfig or MLPConfig (a kernel unit's: float64), settings.ResNetSettings
+  network_dtype: Optional[str] = None  # the family's trained network's (a twin draws B in it)
+  fourier_scale_factor: Optional[float] = None  # σ_ff = factor/(2π√d); None: arch's own
+  train: Optional[ecrn_jax.TrainConfig] = None
+  tracking: Optional[ecrn_jax.TrackingConfig] = None
+  kernel: Optional[settings.KernelSettings] = None
+  reference: Optional[settings.ReferenceSettings] = None
+  checkpoint_every: int = 1
+  eval_batch_size: int = 1024
+  overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # for the record
+
+  @property
+  def spec(self) -> ModelSpec:
+    return REGISTRY[self.base]
+
+  def for_data(self, dataset) -> UnitPlan:
+    """The plan with the data set's output count, input dimension, loss and probe count."""
+    changes = {}
+    if isinstance(self.arch, (ecrn_jax.ECRNConfig, ecrn_jax.MLPConfig)):
+      arch = {'out_dim': max(dataset.num_classes, 1)}
+      if self.fourier_scale_factor is not None:
+        d = dataset.x_train.shape[1]
+        arch['fourier_scale'] = float(self.fourier_scale_factor) / (2.0 * math.pi * math.sqrt(d))
+      changes['arch'] = self.arch.replace(**arch)
+    if self.train is not None:
+      loss = 'mse' if dataset.task == 'regression' else 'cross_entropy'
+      changes['train'] = self.train.replace(loss=loss)
+    if self.tracking is not None:
+      probes = min(self.tracking.probe_size, len(dataset.x_train))
+      changes['tracking'] = self.tracking.replace(probe_size=probes)
+    return dataclasses.replace(self, **changes)
+
+  def to_json(self) -> dict:
+    fields = dataclasses.asdict(self)
+    for where in ('directory', 'metrics'):  # where plan.json lies, and the workdir's log
+      del fields[where]
+    return io.jsonable({'kind': self.spec.kind, **fields})
+
+
+def flatten(block, prefix: str = '') -> dict[str, Any]:
+  """{'train': {'learning_rate': v}} → {'train.learning_rate': v} (dicts or ConfigDicts)."""
+  block = block.to_dict() if hasattr(block, 'to_dict') else block
+  out = {}
+  for key, value in block.items():
+    if isinstance(value, dict):
+      out.update(flatten(value, f'{prefix}{key}.'))
+    else:
+      out[f'{prefix}{key}'] = value
+  return out
+
+
+def _blocks(tree: dict, prefix: str = '') -> list[str]:
+  out = []
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      out += [prefix + key, *_blocks(value, f'{prefix}{key}.')]
+  return out
+
+
+def is_pinned(path: str, paths) -> bool:
+  """Whether `path` is one of `paths` or lies inside one of them."""
+  return any(path == p or path.startswith(p + '.') for p in paths)
+
+
+def sets(path: str) -> str:
+  """The field that grid axis `path` sets (train.epochs_fraction sets train.epochs)."""
+  return 'train.epochs' if path == EPOCHS_FRACTION else path
+
+
+def _axis_order(path: str) -> tuple:
+  if path in FIRST_AXES:
+    return (0, FIRST_AXES.index(path), path)
+  return (2, 0, path) if path in LAST_AXES else (1, 0, path)
+
+
+def _block(values: Mapping[str, Any], name: str) -> dict[str, Any]:
+  n = len(name) + 1
+  return {k[n:]: v for k, v in values.items() if k.startswith(name + '.')}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+  """A benchmark config, read: its fields flat ({dotted path: value}), with what they mean."""
+
+  fields: Mapping[str, Any]  # every field of the config
+  blocks: frozenset  # the dotted paths of its blocks
+  models: tuple
+  seeds: tuple
+  data: Mapping[str, Any]
+  pinned: tuple
+  defaults: Mapping[str, Mapping[str, Any]]  # model → its model_defaults, flat
+  variants: Mapping[str, Mapping[str, Any]]  # variant → {'base': model, path: value}
+  search: Optional[settings.SearchSettings]
+
+  def value(self, path: str):
+    """The value of field `path`, or block `path` as a nested dict."""
+    if path in self.fields:
+      return self.fields[path]
+    out = {}
+    for key, value in _block(self.fields, path).items():
+      *parents, leaf = key.split('.')
+      node = out
+      for name in parents:
+        node = node.setdefault(name, {})
+      node[leaf] = value
+    return out
+
+  def has(self, path: str) -> bool:
+    return path in self.fields or path in self.blocks
+
+  def base_model(self, name: str) -> str:
+    """The registered model that `name` (a model or a variant of one) runs as."""
+    return self.variants[name]['base'] if name in self.variants else name
+
+  def spec(self, name: str) -> ModelSpec:
+    return REGISTRY[self.base_model(name)]
+
+  def variant_overrides(self, name: str) -> dict[str, Any]:
+    return {k: v for k, v in self.variants.get(name, {}).items() if k != 'base'}
+
+  def default_overrides(self, name: str) -> dict[str, Any]:
+    """{path: value} of `name`'s model defaults, without the pinned fields."""
+    flat = self.defaults.get(self.base_model(name)) or {}
+    return {k: v for k, v in flat.items() if not is_pinned(k, self.pinned)}
+
+  def unit_overrides(self, name: str, selected: Optional[dict] = None) -> dict[str, Any]:
+    """{path: value} of `name`'s defaults, then `selected`, then its variant's overrides; the
+    defaults and `selected` never set a pinned field."""
+    selected = {k: v for k, v in (selected or {}).items() if not is_pinned(k, self.pinned)}
+    return {**self.default_overrides(name), **selected, **self.variant_overrides(name)}
+
+  def inherited_overrides(self, name: str, source_selected: Optional[dict] = None) -> dict:
+    """{path: value} of the family block that twin `name` takes from its tuned source: the
+    source's defaults and `source_selected` under that block ({} for a model that is no twin)."""
+    spec = self.spec(name)
+    if spec.twin_of is None:
+      return {}
+    source = self.unit_overrides(spec.twin_of, source_selected)
+    return {k: v for k, v in source.items() if k.startswith(spec.family + '.')}
+
+  def values(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields with `overrides` set, each naming a field of the config (ValueError)."""
+    out = dict(self.fields)
+    for path, value in overrides.items():
+      parents = path.split('.')[:-1]
+      for i in range(len(parents)):
+        if '.'.join(parents[: i + 1]) not in self.blocks:
+          raise ValueError(
+              f'{path!r} names no field of the config: {".".join(parents[:i + 1])!r} '
+              f'is not a block; valid: {self._children(".".join(parents[:i]))}.'
+          )
+      if not self.has(path):
+        raise ValueError(
+            f'{path!r} names no field of the config; fields of '
+            f'{".".join(parents) or "the config"}: {self._children(".".join(parents))}.'
+        )
+      out[path] = tuple(value) if isinstance(value, list) else value
+    return out
+
+  def _children(self, block: str) -> list[str]:
+    n = len(block) + 1 if block else 0
+    paths = [*self.fields, *self.blocks]
+    return sorted({p[n:].split('.')[0] for p in paths if not block or p.startswith(block + '.')})
+
+  def grid(self, model: str) -> tuple[dict[str, tuple], list[str]]:
+    """(`model`'s grid {path: candidate values} without the pinned fields, in sweep order; the
+    paths removed)."""
+    full = self.search.space.get(model) or {} if self.search else {}
+    for path, values in full.items():
+      if not isinstance(values, (tuple, list)) or not values:
+        raise ValueError(
+            f'search.space.{model}.{path} must be a non-empty tuple of candidate '
+            f'values, got {values!r}.'
+        )
+    removed = sorted(p for p in full if is_pinned(sets(p), self.pinned))
+    paths = sorted((p for p in full if p not in removed), key=_axis_order)
+    return {p: tuple(full[p]) for p in paths}, removed
+
+  def start_point(self, model: str, axes: dict) -> dict[str, Any]:
+    """On each axis the model's configured value when the axis holds it, else its middle value
+    (train.epochs_fraction: 1, the configured epochs)."""
+    values = {**self.fields, **self.unit_overrides(model)}
+    point = {}
+    for path, candidates in axes.items():
+      current = 1.0 if path == EPOCHS_FRACTION else values.get(path)
+      current = tuple(current) if isinstance(current, list) else current
+      point[path] = current if current in candidates else candidates[(len(candidates) - 1) // 2]
+    return point
+
+  def resolve_epochs(self, model: str, point: dict) -> dict[str, Any]:
+    """`point` with train.epochs_fraction f replaced by train.epochs = max(1, ⌊f · epochs⌋)."""
+    if EPOCHS_FRACTION not in point:
+      return point
+    point = dict(point)
+    fraction = point.pop(EPOCHS_FRACTION)
+    if not checks.is_real(fraction, 0, open_low=True):
+      raise ValueError(
+          f'search.space.{model}.{EPOCHS_FRACTION} values must be finite numbers > 0, got '
+          f'{fraction!r}.'
+      )
+    epochs = int(self.unit_overrides(model).get('train.epochs', self.fields['train.epochs']))
+    point['train.epochs'] = max(1, int(fraction * epochs))
+    return point
+
+  def unit_selection(self, model: str, point: dict, inherited: Optional[dict] = None) -> dict:
+    """The selected overrides of `model`'s units at grid `point` (epochs resolved): for a twin,
+    the inherited block first (`inherited`, else from the source's axes in `point`)."""
+    spec = REGISTRY[model]
+    if spec.twin_of is None:
+      return self.resolve_epochs(model, point)
+    prefix = spec.family + '.'
+    if inherited is None:
+      source = {p: v for p, v in point.items() if p.startswith(prefix)}
+      inherited = self.inherited_overrides(model, source)
+    own = {p: v for p, v in point.items() if not p.startswith(prefix)}
+    return {**inherited, **self.resolve_epochs(model, own)}
+
+  def searched_models(self) -> list[str]:
+    """The base models searched, in order, a twin's source first (searched for the twin alone
+    when it is not among the models and has a grid); references are not."""
+    bases = dict.fromkeys(self.base_model(m) for m in self.models)
+    bases = [m for m in bases if REGISTRY[m].kind != 'reference']
+    out = []
+    for base in bases:
+      source = REGISTRY[base].twin_of
+      if source is not None and source not in out and (source in bases or self.grid(source)[0]):
+        out.append(source)
+      if base not in out:
+        out.append(base)
+    return out
+
+  def unit(
+      self,
+      name: str,
+      seed: int = 0,
+      selected: Optional[dict] = None,
+      *,
+      directory: str = '',
+      label: str = '',
+      metrics: str = '',
+      trial: bool = False,
+      sources: Optional[dict[str, str]] = None,
+      context: str = '',
+  ) -> UnitPlan:
+    """The plan of `name`'s unit of `seed` with `selected` (a search trial's when `trial`: not
+    tracked, at most four checkpoints).
+
+    Raises:
+      ValueError: naming the config field, the model, and where the bad value was set:
+        `sources` ({path: where}, e.g. the search space for `selected`), the model defaults,
+        the variant, else the command line (--config.FIELD).
+    """
+    overrides = self.unit_overrides(name, selected)
+    values = self.values(overrides)
+    spec = self.spec(name)
+
+    def build(block, make):
+      try:
+        return make(_block(values, block))
+      except (TypeError, ValueError) as e:
+        text = str(e).rstrip('.')
+        match = _FIELD.match(text)
+        if match and f'{block}.{match.group()}' in values:
+          path, text = f'{block}.{match.group()}', f'config.{block}.{text}'
+        else:
+          path, text = block, f'config.{block}: {text}'
+        where = {p: f'model_defaults.{spec.name}.{p}' for p in self.default_overrides(name)}
+        where.update(sources or {})
+        where.update({p: f'variants.{name}.{p}' for p in self.variant_overrides(name)})
+        raise ValueError(
+            f'{text} (model {name}{context}); fix {where.get(path, f"--config.{path}")}.'
+        ) from None
+
+    out = dict(arch=None, train=None, tracking=None, kernel=None, reference=None)
+    kernel = spec.kind == 'kernel'
+    if spec.family == 'resnet18':
+      out['arch'] = build('resnet18', settings.resnet18)
+    elif spec.kind != 'reference':
+      dtype = 'float64' if kernel else None
+      arch = build(spec.family, lambda b: settings.arch(spec.family, b, dtype))
+      out.update(arch=arch[0], fourier_scale_factor=arch[1])
+      out['network_dtype'] = values[f'{spec.family}.dtype']
+    if kernel:
+      out['kernel'] = build('kernel', settings.kernel)
+    elif spec.kind == 'reference':
+      out['reference'] = build('reference', settings.reference)
+    else:
+      out['train'] = build('train', lambda b: settings.train(b, int(seed)))
+      tracked = values.get('tracking.models') or ()
+      if not trial and (name in tracked or spec.name in tracked):
+        out['tracking'] = build('tracking', settings.tracking)
+    every = int(values['checkpoint_every'])
+    if trial:  # a trial's checkpoints go when it ends: at most four saves (epoch 0 aside)
+      every = max(every, -(-int(values['train.epochs']) // 4))
+    return UnitPlan(
+        model=name,
+        base=spec.name,
+        seed=int(seed),
+        directory=directory,
+        label=label,
+        metrics=metrics,
+        checkpoint_every=every,
+        eval_batch_size=int(values['eval_batch_size']),
+        overrides=overrides,
+        **out,
+    )
+
+
+def read(config) -> RunPlan:
+  """The config's fields as a `RunPlan`, unchecked (`build` checks them)."""
+  tree = config.to_dict()
+  search = tree.get('search')
+  return RunPlan(
+      fields=flatten(tree),
+      blocks=frozenset(_blocks(tree)),
+      models=tuple(tree['models']),
+      seeds=tuple(tree['seeds']),
+      data=dict(tree['data']),
+      pinned=tuple(tree.get('pinned') or ()),
+      defaults={m: flatten(v) for m, v in (tree.get('model_defaults') or {}).items()},
+      variants={n: flatten(v) for n, v in (tree.get('variants') or {}).items()},
+      search=search
+      and settings.SearchSettings(
+          **{k: search.get(k) for k in ('enabled', 'validation_fraction', 'trials', 'rounds')},
+          seeds=search.get('seeds'),
+          space={m: flatten(v) for m, v in (search.get('space') or {}).items()},
+      ),
+  )
+
+
+def build(config) -> RunPlan:
+  """The checked plan of a benchmark config; ValueError naming the field of the first problem."""
+  run = read(config)
+  checks.check(run)
+  return run
