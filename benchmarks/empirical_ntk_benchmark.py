@@ -106,6 +106,7 @@ def _time(fn, repeats, max_seconds):
 
 
 def worker(spec):
+  """Runs one (method, N) measurement and writes it to the spec's output file."""
   method, n, outfile = spec.split(',')
   n = int(n)
   model, variables, x = _setup(n)
@@ -116,7 +117,7 @@ def worker(spec):
   # The matmul reference is measured in the same process right after, under the same load.
   matmul = matmul_flops_per_s()
   np.save(outfile + '.npy', np.asarray(kernel))
-  with open(outfile, 'w') as f:
+  with open(outfile, 'w', encoding='utf-8') as f:
     json.dump(
         {
             'first_s': first,
@@ -142,10 +143,10 @@ def _run_worker(method, n, tmp):
       'max_seconds',
   ):
     cmd.append(f'--{name}={getattr(FLAGS, name)}')
-  proc = subprocess.run(cmd, capture_output=True, text=True)
+  proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
   if proc.returncode != 0:
     return None, proc.stderr.strip().splitlines()[-1] if proc.stderr else 'failed'
-  with open(out) as f:
+  with open(out, encoding='utf-8') as f:
     return json.load(f), np.load(out + '.npy')
 
 

@@ -35,13 +35,13 @@ normal draw standardized to mean 0 and variance 1, so 2π bᵀx has variance abo
 Where neural_tangents cannot be imported (it needs jax < 0.6) only the native side runs.
 
 --big_n (0 skips): the big_n × big_n twin NTK (get='ntk', --big_dtype) with
-`ecrn_jax.batch(ecrn_jax.infinite_kernel_fn(config, ...))` into an `np.memmap` in a temporary directory (deleted
-afterwards), in a child process: wall time, the memmap's size, the peak RSS over the set-up
-RSS, and the peak anonymous RSS (sampled every 20 ms from /proc/self/status RssAnon: the
-process's own memory, without the memmap's file-backed pages, which the peak RSS does count
-and the kernel can write back and drop at will). Bounded memory shows as a peak anonymous RSS far
-below the memmap's size. The leading block and one off-diagonal block are checked against
-`kernel_fn`.
+`ecrn_jax.batch(ecrn_jax.infinite_kernel_fn(config, ...))` into an `np.memmap` in a temporary
+directory (deleted afterwards), in a child process: wall time, the memmap's size, the peak RSS
+over the set-up RSS, and the peak anonymous RSS (sampled every 20 ms from /proc/self/status
+RssAnon: the process's own memory, without the memmap's file-backed pages, which the peak RSS
+does count and the kernel can write back and drop at will). Bounded memory shows as a peak
+anonymous RSS far below the memmap's size. The leading block and one off-diagonal block are
+checked against `kernel_fn`.
 
 Times depend on the load of the machine; the ratios, measured back to back, less so.
 """
@@ -156,7 +156,7 @@ def _time(fn, repeats):
 def _status_mib(key):
   """A field of /proc/self/status in MiB (VmRSS, RssAnon, ...), or None off Linux."""
   try:
-    with open('/proc/self/status') as f:
+    with open('/proc/self/status', encoding='utf-8') as f:
       for line in f:
         if line.startswith(key + ':'):
           return int(line.split()[1]) / 1024.0
@@ -200,7 +200,7 @@ def _release_memory():
 def _reset_peak_rss():
   """Resets the peak RSS (VmHWM) to the current RSS (Linux >= 4.0); False where impossible."""
   try:
-    with open('/proc/self/clear_refs', 'w') as f:
+    with open('/proc/self/clear_refs', 'w', encoding='utf-8') as f:
       f.write('5')
   except OSError:
     return False
@@ -285,7 +285,7 @@ def worker(spec):
   side, n, dtype, outfile = spec.split(',')
   n = int(n)
   result = _worker_big(n, dtype) if side == 'big' else _worker_small(side, n, dtype)
-  with open(outfile, 'w') as f:
+  with open(outfile, 'w', encoding='utf-8') as f:
     json.dump(result, f)
 
 
@@ -304,7 +304,7 @@ def _run_worker(side, n, dtype, tmp, stream=False):
   if proc.returncode != 0 or not os.path.exists(out):
     lines = (proc.stderr or '').strip().splitlines()
     return None, lines[-1] if lines else f'exit status {proc.returncode}'
-  with open(out) as f:
+  with open(out, encoding='utf-8') as f:
     return json.load(f), None
 
 

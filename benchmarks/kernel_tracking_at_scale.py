@@ -61,7 +61,7 @@ from ecrn_jax.kernels import auto_vp_batch_size
 
 
 def _memory_gib(field: str) -> float:
-  with open('/proc/self/status') as f:
+  with open('/proc/self/status', encoding='utf-8') as f:
     for line in f:
       if line.startswith(field + ':'):
         return int(line.split()[1]) / 2**20
@@ -71,7 +71,7 @@ def _memory_gib(field: str) -> float:
 def reset_peak() -> None:
   """Restarts the kernel's resident high-water mark (VmHWM) at the current RSS."""
   try:
-    with open('/proc/self/clear_refs', 'w') as f:
+    with open('/proc/self/clear_refs', 'w', encoding='utf-8') as f:
       f.write('5')
   except OSError:
     pass  # not Linux: peaks then accumulate over the stages
@@ -104,6 +104,7 @@ class Stages:
     self.n, self.rows = n, []
 
   def run(self, name: str, fn, *args):
+    """Runs fn(*args) as stage `name`, recording its seconds and peak memory."""
     reset_peak()
     start = time.perf_counter()
     with AnonymousPeak() as anonymous:
@@ -144,7 +145,8 @@ def timed(fn, *args):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  """The command line's options."""
+  parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
   parser.add_argument('--n', default='5000', help='numbers of inputs N, comma-separated')
   parser.add_argument('--data', default=None, help='.npz with x (or .npy); else random')
   parser.add_argument('--lanczos_iterations', type=int, default=30)
@@ -335,6 +337,7 @@ def one_size(args, n: int) -> list[dict]:
 
 
 def print_table(rows: list[dict]) -> None:
+  """Prints one line per (N, stage) and the chunked/unchunked ratios."""
   columns = ('n', 'stage', 'seconds', 'peak_rss_gib', 'peak_anon_gib')
   print(f'\n{"N":>7} {"stage":<14} {"seconds":>8} {"peak RSS":>9} {"(anon)":>8}  result')
   for row in rows:
@@ -348,7 +351,8 @@ def print_table(rows: list[dict]) -> None:
     if '6 unchunked' in by_stage:
       chunked, whole = by_stage['1 product'], by_stage['6 unchunked']
       print(
-          f'N = {n}: chunked / unchunked product time {chunked["product_s"] / whole["product_s"]:.3f}'
+          f'N = {n}: chunked / unchunked product time '
+          f'{chunked["product_s"] / whole["product_s"]:.3f}'
           f', peak RSS {chunked["peak_rss_gib"]:.2f} vs {whole["peak_rss_gib"]:.2f} GiB'
       )
 
@@ -359,7 +363,7 @@ def main(argv=None) -> int:
   print(f'jax {jax.__version__}, devices {jax.devices()}, x64 {jax.config.jax_enable_x64}')
   if args.record:
     rows = one_size(args, sizes[0])
-    with open(args.record, 'w') as f:
+    with open(args.record, 'w', encoding='utf-8') as f:
       json.dump(rows, f)
     return 0
   rows = []
@@ -372,7 +376,8 @@ def main(argv=None) -> int:
           if v is not None and v is not False
       ]
       subprocess.run([sys.executable, os.path.abspath(__file__)] + argv_n, check=True)
-      rows += json.load(open(record.name))
+      with open(record.name, encoding='utf-8') as f:
+        rows += json.load(f)
   print_table(rows)
   total = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
   print(f'machine memory {total:.0f} GiB, {os.cpu_count()} cores')

@@ -86,9 +86,9 @@ __all__ = [
     'TrainConfig',
     'TrainingDiverged',
     'train',
-    # scikit-learn estimators (loaded on first use).
-    'NTKClassifier',
-    'NTKRegressor',
+    # scikit-learn estimators (loaded on first use, by __getattr__).
+    'NTKClassifier',  # pylint: disable=undefined-all-variable
+    'NTKRegressor',  # pylint: disable=undefined-all-variable
 ]
 
 

@@ -85,7 +85,7 @@ def _check_folds(folds, order, n: int) -> np.ndarray:
   check_int('folds', folds, 2)
   if folds > n:
     raise ValueError(
-        f'folds must be <= N = {n} (each fold holds out at least one point), ' f'got {folds}.'
+        f'folds must be <= N = {n} (each fold holds out at least one point), got {folds}.'
     )
   order = np.asarray(order)
   if (
@@ -114,7 +114,7 @@ def centered_one_hot(labels, num_classes: int) -> np.ndarray:
     raise ValueError(f'labels must be a 1-D array of integers in [0, K), got {labels!r}.')
   if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
     raise ValueError(
-        f'labels must lie in [0, {num_classes}), got range ' f'[{labels.min()}, {labels.max()}].'
+        f'labels must lie in [0, {num_classes}), got range [{labels.min()}, {labels.max()}].'
     )
   return np.eye(num_classes)[labels] - 1.0 / num_classes
 
@@ -155,7 +155,7 @@ def fit_softmax_temperature(scores, labels, *, bounds: tuple[float, float] = (1e
   labels = np.asarray(labels)
   if scores.ndim != 2 or labels.shape != (scores.shape[0],):
     raise ValueError(
-        f'scores must be (M, K) and labels (M,), got {scores.shape} and ' f'{labels.shape}.'
+        f'scores must be (M, K) and labels (M,), got {scores.shape} and {labels.shape}.'
     )
   check_finite('scores', scores)
 

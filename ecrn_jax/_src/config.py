@@ -37,7 +37,7 @@ def _per_block(
     values = tuple(float(v) for v in value)
     if len(values) != depth:
       raise ValueError(
-          f'{name} given per block must have depth={depth} entries, ' f'got {len(values)}.'
+          f'{name} given per block must have depth={depth} entries, got {len(values)}.'
       )
   else:
     check_real(name, value, low, high, high_open=high_open)
@@ -163,7 +163,7 @@ class MLPConfig:
       object.__setattr__(self, 'hidden_widths', (int(self.hidden_widths),))
     if not isinstance(self.hidden_widths, (list, tuple)):
       raise ValueError(
-          f'hidden_widths must be a tuple of positive integers, ' f'got {self.hidden_widths!r}.'
+          f'hidden_widths must be a tuple of positive integers, got {self.hidden_widths!r}.'
       )
     for w in self.hidden_widths:
       check_int('hidden_widths entries', w, 1)

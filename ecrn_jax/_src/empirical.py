@@ -112,7 +112,7 @@ def _padded_blocks(x: jax.Array, block_size: int):
   for start in range(0, x.shape[0], block_size):
     block = x[start : start + block_size]
     valid = block.shape[0]
-    if valid < block_size and x.shape[0] > block_size:
+    if valid < block_size < x.shape[0]:
       pad = jnp.zeros((block_size - valid,) + block.shape[1:], block.dtype)
       block = jnp.concatenate([block, pad])
     yield block, valid
@@ -157,7 +157,7 @@ def _structured_rows(model, frozen, layers, params, rest, rngs, x1, x2, trace_ou
   feats1 = all_features(x1)
   feats2 = feats1 if x2 is x1 else all_features(x2)
   n1, n2 = x1.shape[0], x2.shape[0]
-  c = next(iter(feats1.values()))[1].shape[0]
+  c = list(feats1.values())[0][1].shape[0]
   outputs = 1 if trace_outputs else c
   itemsize = np.dtype(structured.params_dtype(params)).itemsize
   per_row = n2 * (1 if trace_outputs else c * c) * 3 * itemsize
@@ -217,11 +217,11 @@ def checked_inputs(x1, x2, implementation: str) -> tuple[jax.Array, jax.Array]:
     )
   if x1.shape[1:] != x2.shape[1:]:
     raise ValueError(
-        f'x1 and x2 must have the same feature shape, got {x1.shape[1:]} ' f'and {x2.shape[1:]}.'
+        f'x1 and x2 must have the same feature shape, got {x1.shape[1:]} and {x2.shape[1:]}.'
     )
   if implementation not in IMPLEMENTATIONS:
     raise ValueError(
-        f'implementation must be one of {list(IMPLEMENTATIONS)}, ' f'got {implementation!r}.'
+        f'implementation must be one of {list(IMPLEMENTATIONS)}, got {implementation!r}.'
     )
   return x1, x2
 

@@ -51,7 +51,7 @@ def _umask() -> int:
   """The process umask, read from /proc where it can be (setting it to read it, as os.umask
   must, would race with other threads creating files); else by os.umask."""
   try:
-    with open('/proc/self/status') as f:
+    with open('/proc/self/status', encoding='utf-8') as f:
       for line in f:
         if line.startswith('Umask:'):
           return int(line.split()[1], 8)
@@ -84,7 +84,7 @@ def atomic_open(path: str, mode: str = 'w') -> Iterator[Any]:
   )
   try:
     os.fchmod(fd, 0o666 & ~_umask())
-    with os.fdopen(fd, mode) as f:
+    with os.fdopen(fd, mode, encoding=None if 'b' in mode else 'utf-8') as f:
       yield f
       f.flush()
       os.fsync(f.fileno())
@@ -145,7 +145,7 @@ def read_json(path: str) -> Any:
   >>> files.read_json(os.path.join(directory, 'a.json'))
   [1, 2]
   """
-  with open(path) as f:
+  with open(path, encoding='utf-8') as f:
     try:
       return json.load(f)
     except ValueError as e:
@@ -178,7 +178,7 @@ def append_line(path: str, record: Any) -> None:
   >>> files.read_lines(os.path.join(directory, 'a.jsonl'))
   [{'step': 1}, {'step': 2}]
   """
-  with open(path, 'a') as f:
+  with open(path, 'a', encoding='utf-8') as f:
     f.write(json.dumps(jsonable(record), allow_nan=False) + '\n')
     f.flush()
 
@@ -196,7 +196,7 @@ def read_lines(path: str) -> list:
   if not os.path.exists(path):
     return []
   out = []
-  with open(path) as f:
+  with open(path, encoding='utf-8') as f:
     for line in f:
       try:
         out.append(json.loads(line))

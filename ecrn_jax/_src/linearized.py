@@ -40,6 +40,7 @@ class LinearizedModel:
       train: bool = False,
       rngs: Optional[Mapping[str, jax.Array]] = None,
   ) -> jax.Array:
+    """f₀(x) + J₀(x)(θ − θ₀): the first-order Taylor expansion at the initial parameters."""
     del train, rngs
     rest = {k: v for k, v in variables.items() if k != 'params'}
     f = lambda p: self.model.apply({'params': p, **rest}, x)

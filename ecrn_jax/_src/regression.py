@@ -54,17 +54,18 @@ SOLVE_DTYPES = ('float64', 'float32')
 
 
 def check_kernels(k_train_train, y_train, k_test_train, dtype):
+  """The kernels and targets as arrays of `dtype`, with their shapes and values checked."""
   if dtype not in SOLVE_DTYPES:
     raise ValueError(f'dtype must be one of {list(SOLVE_DTYPES)}, got {dtype!r}.')
   k_train_train = as_float_array('k_train_train', k_train_train, dtype)
   if k_train_train.ndim != 2 or k_train_train.shape[0] != k_train_train.shape[1]:
     raise ValueError(
-        f'k_train_train must be a square (N, N) matrix, got shape ' f'{k_train_train.shape}.'
+        f'k_train_train must be a square (N, N) matrix, got shape {k_train_train.shape}.'
     )
   n = k_train_train.shape[0]
   if n == 0:
     raise ValueError(
-        'k_train_train is empty: kernel regression needs at least one ' 'training example.'
+        'k_train_train is empty: kernel regression needs at least one training example.'
     )
   y_train = as_float_array('y_train', y_train, dtype)
   if y_train.ndim not in (1, 2) or y_train.shape[0] != n:
@@ -82,9 +83,7 @@ def check_kernels(k_train_train, y_train, k_test_train, dtype):
 def _check_test_kernel(k_test_train, n: int, dtype) -> np.ndarray:
   k_test_train = as_float_array('k_test_train', k_test_train, dtype)
   if k_test_train.ndim != 2 or k_test_train.shape[1] != n:
-    raise ValueError(
-        f'k_test_train must have shape (M, N) with N = {n}, got ' f'{k_test_train.shape}.'
-    )
+    raise ValueError(f'k_test_train must have shape (M, N) with N = {n}, got {k_test_train.shape}.')
   check_finite('k_test_train', k_test_train)
   return k_test_train
 
@@ -216,7 +215,7 @@ def _initial_test_outputs(fx_train_0, fx_test_0, several: bool, count: int) -> t
   """fx_test_0 as one entry (or None) per test kernel."""
   if (fx_train_0 is None) != (fx_test_0 is None):
     raise ValueError(
-        'pass both fx_train_0 and fx_test_0 (the linearized network) or ' 'neither (f₀ ≡ 0).'
+        'pass both fx_train_0 and fx_test_0 (the linearized network) or neither (f₀ ≡ 0).'
     )
   if fx_test_0 is None:
     return (None,) * count

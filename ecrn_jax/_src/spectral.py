@@ -323,12 +323,12 @@ def modewise_convergence(
   n = k.shape[0]
   top_k = check_positive_int(top_k, 'top_k')
   if top_k > n:
-    raise ValueError(f'`top_k`={top_k} exceeds the kernel size N={n}; choose ' f'`top_k <= {n}`.')
+    raise ValueError(f'`top_k`={top_k} exceeds the kernel size N={n}; choose `top_k <= {n}`.')
   r0 = np.asarray(residual_0, dtype=np.float64)
   rs = np.asarray(residuals, dtype=np.float64)
   if r0.ndim not in (1, 2) or r0.shape[0] != n:
     raise ValueError(
-        f'`residual_0` must have shape ({n},) or ({n}, C) to match ' f'`kernel_0`; got {r0.shape}.'
+        f'`residual_0` must have shape ({n},) or ({n}, C) to match `kernel_0`; got {r0.shape}.'
     )
   if rs.ndim != r0.ndim + 1 or rs.shape[1:] != r0.shape:
     raise ValueError(

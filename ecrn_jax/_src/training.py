@@ -304,7 +304,7 @@ def _check_inputs(variables: Mapping[str, Any], data, config: TrainConfig):
     raise ValueError(f'x must be batched, shape (N, d), got {x.shape}.')
   if y.ndim < 1 or y.shape[0] != x.shape[0]:
     raise ValueError(
-        f'x and y must have the same number of examples, got x {x.shape} ' f'and y {y.shape}.'
+        f'x and y must have the same number of examples, got x {x.shape} and y {y.shape}.'
     )
   check_finite_inputs('x', x, why='training on them gives a NaN loss')  # also refuses N = 0
   check_finite_inputs('y', y, why='training on them gives a NaN loss')

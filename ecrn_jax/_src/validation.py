@@ -34,6 +34,7 @@ def check_real(
     low_open: bool = False,
     high_open: bool = False,
 ) -> None:
+  """ValueError naming `name` unless `value` is a finite real in the given interval."""
   if isinstance(value, bool) or not isinstance(value, numbers.Real):
     raise ValueError(f'{name} must be a real number, got {value!r}.')
   value = float(value)
@@ -42,7 +43,7 @@ def check_real(
   if not math.isfinite(value) or too_low or too_high:
     lo = '(' if low_open else '['
     hi = ')' if high_open else ']'
-    raise ValueError(f'{name} must be finite and lie in {lo}{low}, {high}{hi}, ' f'got {value!r}.')
+    raise ValueError(f'{name} must be finite and lie in {lo}{low}, {high}{hi}, got {value!r}.')
 
 
 def check_choice(name: str, value, choices: Sequence[str]) -> None:
@@ -145,6 +146,7 @@ def check_diag_reg(diag_reg) -> float:
 
 
 def check_time(t, learning_rate) -> Optional[np.ndarray]:
+  """The training time(s) `t` as a float64 array, None for t = ∞; ValueError on bad values."""
   if (
       isinstance(learning_rate, bool)
       or not isinstance(learning_rate, (int, float, np.number))

@@ -315,7 +315,7 @@ def _tiled_kernels(
   a2 = a1 if symmetric else _twin_inputs('x2', config, x2, variables, fourier_limit, step_rows)
   if a1.shape[1] != a2.shape[1]:
     raise ValueError(
-        f'x1 and x2 must have the same number of features, got ' f'{a1.shape[1]} and {a2.shape[1]}.'
+        f'x1 and x2 must have the same number of features, got {a1.shape[1]} and {a2.shape[1]}.'
     )
   n1, n2 = a1.shape[0], a2.shape[0]
   results = _output_arrays(names, (n1, n2), np.dtype(resolve_dtype(config.dtype)), out)

@@ -137,7 +137,7 @@ def to_stax_params(config: ArchConfig, variables: Mapping[str, Any]):
 def check_implementation(implementation: str) -> None:
   if implementation not in IMPLEMENTATIONS:
     raise ValueError(
-        f'implementation must be one of {list(IMPLEMENTATIONS)}, ' f'got {implementation!r}.'
+        f'implementation must be one of {list(IMPLEMENTATIONS)}, got {implementation!r}.'
     )
 
 
@@ -145,7 +145,7 @@ def stax_inputs(config: ArchConfig, x1, x2, variables, fourier_limit: bool):
   """γ(x1), γ(x2) (None when x2 is) for the neural-tangents twin, inputs checked."""
   if fourier_limit:
     raise ValueError(
-        'fourier_limit=True has no neural-tangents counterpart: use ' "implementation='native'."
+        "fourier_limit=True has no neural-tangents counterpart: use implementation='native'."
     )
   check_finite_inputs('x1', x1)
   g1 = embed_inputs(config, x1, variables)

@@ -93,6 +93,7 @@ def uses_fourier(config: ArchConfig) -> bool:
 
 
 def check_fourier_limit(config: ArchConfig, fourier_limit: bool) -> None:
+  """ValueError unless `fourier_limit` is a bool that `config` supports."""
   if not isinstance(fourier_limit, (bool, np.bool_)):
     raise ValueError(f'fourier_limit must be a bool, got {fourier_limit!r}.')
   if not fourier_limit:
@@ -426,7 +427,7 @@ def flat_inputs(config: ArchConfig, x1, x2):
   a2 = flatten_inputs(x2).astype(dtype)
   if a2.shape[1] != a1.shape[1]:
     raise ValueError(
-        f'x1 and x2 must have the same number of features, got ' f'{a1.shape[1]} and {a2.shape[1]}.'
+        f'x1 and x2 must have the same number of features, got {a1.shape[1]} and {a2.shape[1]}.'
     )
   return a1, a2
 
