@@ -38,6 +38,7 @@ def _variables(config, x):
 
 @pytest.mark.parametrize('config', [_ECRN, _MLP], ids=['ecrn', 'mlp'])
 @pytest.mark.parametrize('symmetric', [True, False])
+@pytest.mark.x64
 def test_batched_kernels_equal_direct_kernels(config, symmetric, rng):
   x1, x2 = rng.normal(size=(37, 4)), rng.normal(size=(21, 4))
   variables = _variables(config, x1)
@@ -60,6 +61,7 @@ def test_batched_kernels_equal_direct_kernels(config, symmetric, rng):
   assert relative_max_error(only_ntk, direct.ntk) < tol
 
 
+@pytest.mark.x64
 def test_batched_kernels_write_into_given_arrays(tmp_path, rng):
   x = rng.normal(size=(19, 3))
   variables = _variables(_ECRN, x)
@@ -128,6 +130,7 @@ def test_multi_device_kernels_equal_single_device():
 
 
 @pytest.mark.parametrize('config', [_ECRN, _MLP], ids=['ecrn', 'mlp'])
+@pytest.mark.x64
 def test_kernel_diagonal_equals_the_diagonal_of_the_direct_kernels(config, rng):
   x = rng.normal(size=(19, 4))  # 19 = 2 blocks of 8 and a ragged 3
   variables = _variables(config, x)
@@ -147,6 +150,7 @@ def test_kernel_diagonal_equals_the_diagonal_of_the_direct_kernels(config, rng):
 
 
 @pytest.mark.parametrize('config', [_ECRN, _MLP], ids=['ecrn', 'mlp'])
+@pytest.mark.x64
 def test_deprecated_batched_functions_equal_batch(config, rng):
   """The wrappers give exactly the numbers of `batch(infinite_kernel_fn(...))`, and their old
   checks."""

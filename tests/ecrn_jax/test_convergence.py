@@ -23,6 +23,7 @@ def inputs():
 @pytest.mark.parametrize(
     'kernel, parameterization', [('ntk', 'ntk'), ('nngp', 'ntk'), ('ntk', 'standard')]
 )
+@pytest.mark.x64
 def test_ecrn_kernels_converge_to_the_twin(kernel, parameterization, inputs):
   cfg = ECRNConfig(
       width=64,
@@ -42,6 +43,7 @@ def test_ecrn_kernels_converge_to_the_twin(kernel, parameterization, inputs):
   assert np.all(np.diff(result.mean_errors[::2]) < 0)
 
 
+@pytest.mark.x64
 def test_mlp_ntk_converges(inputs):
   cfg = MLPConfig(hidden_widths=(64, 64), activation='relu', dtype='float64')
   result = finite_vs_infinite(cfg, inputs, (64, 256, 1024), 4, key=jax.random.PRNGKey(1))

@@ -46,6 +46,7 @@ def _examples(qualified, value):
 
 
 @pytest.mark.parametrize('qualified, value', PUBLIC, ids=[q for q, _ in PUBLIC])
+@pytest.mark.x64
 def test_docstring_examples_run(qualified, value):
   tests = _examples(qualified, value)
   if not tests:

@@ -85,6 +85,7 @@ def _both_implementations(model, variables, x1, x2, dtype):
 
 @pytest.mark.parametrize('dtype', ['float64', 'float32'])
 @pytest.mark.parametrize('kind, parameterization, trainable', CASES)
+@pytest.mark.x64
 def test_matches_jacobian_contraction(kind, parameterization, trainable, dtype, rng):
   x1 = rng.normal(size=(7, 4))
   x2 = rng.normal(size=(5, 4))
@@ -139,6 +140,7 @@ def test_matches_neural_tangents(kind, parameterization, trainable, dtype, rng, 
 @pytest.mark.parametrize('parameterization', ['ntk', 'standard'])
 @pytest.mark.parametrize('trainable', [False, True])
 @pytest.mark.parametrize('trace_outputs', [True, False])
+@pytest.mark.x64
 def test_structured_equals_generic(parameterization, trainable, trace_outputs, rng):
   x1, x2 = rng.normal(size=(11, 4)), rng.normal(size=(6, 4))
   model = _model('ecrn', parameterization, 'float64', trainable)
@@ -206,6 +208,7 @@ class _SharedLayer(nn.Module):
 
 
 @pytest.mark.parametrize('module', [_FlaxDenseNet(), _SharedLayer()])
+@pytest.mark.x64
 def test_auto_falls_back_to_generic_outside_the_structured_form(module, rng):
   x = rng.normal(size=(5, 4))
   variables = module.init(jax.random.PRNGKey(0), x)
@@ -215,6 +218,7 @@ def test_auto_falls_back_to_generic_outside_the_structured_form(module, rng):
   assert relative_max_error(empirical_ntk(module, variables, x), ref) <= 1e-10
 
 
+@pytest.mark.x64
 def test_fixed_fourier_matrix_is_not_differentiated(rng):
   """Trainable B adds a positive semi-definite term; fixed B does not."""
   x = rng.normal(size=(6, 3))
@@ -230,6 +234,7 @@ def test_fixed_fourier_matrix_is_not_differentiated(rng):
   assert eigenvalues.min() > -1e-10 * eigenvalues.max() and eigenvalues.max() > 1e-6
 
 
+@pytest.mark.x64
 def test_block_sizes_agree(rng):
   x1, x2 = rng.normal(size=(9, 4)), rng.normal(size=(4, 4))
   model = _model('ecrn', 'ntk', 'float64')
@@ -244,6 +249,7 @@ def test_block_sizes_agree(rng):
 
 @pytest.mark.parametrize('batch_size', [None, 3])
 @pytest.mark.parametrize('trace_outputs', [True, False])
+@pytest.mark.x64
 def test_ntk_vp_fn_equals_kernel_times_vector(trace_outputs, batch_size, rng):
   x1, x2 = rng.normal(size=(6, 4)), rng.normal(size=(8, 4))
   model = _model('ecrn', 'standard', 'float64')
@@ -263,6 +269,7 @@ def test_ntk_vp_fn_equals_kernel_times_vector(trace_outputs, batch_size, rng):
 
 
 @pytest.mark.parametrize('trace_outputs', [True, False])
+@pytest.mark.x64
 def test_chunked_ntk_vp_equals_unchunked(trace_outputs, rng):
   """Θv over input chunks (chunks that do not divide N₁ or N₂, x1 ≠ x2, a drop mask drawn from
   rngs, inside jit with traced inputs, vmapped over vectors) = all at once, to round-off."""
@@ -308,6 +315,7 @@ def test_chunked_ntk_vp_equals_unchunked(trace_outputs, rng):
       ntk_vp_fn(model, variables, x1, batch_size=bad)
 
 
+@pytest.mark.x64
 def test_automatic_chunk_from_memory_budget(rng, monkeypatch):
   """batch_size=None picks the chunk from the budget: the whole of N when it fits (the
   unchunked function itself), chunks when it does not, with the same products to round-off."""
@@ -335,6 +343,7 @@ def test_automatic_chunk_from_memory_budget(rng, monkeypatch):
   assert relative_max_error(jax.vmap(auto)(vectors), whole) <= 1e-12
 
 
+@pytest.mark.x64
 def test_kernel_of_one_drop_mask(rng):
   """rngs + train=True give the kernel of the mask that key draws (its Jacobian contraction)."""
   x = rng.normal(size=(5, 4))
@@ -348,6 +357,7 @@ def test_kernel_of_one_drop_mask(rng):
   assert relative_max_error(jacobian_ntk(model, variables, x), ref) > 1e-3
 
 
+@pytest.mark.x64
 def test_empirical_nngp(rng):
   x1, x2 = rng.normal(size=(4, 4)), rng.normal(size=(3, 4))
   model = _model('mlp', 'ntk', 'float64')
@@ -356,6 +366,7 @@ def test_empirical_nngp(rng):
   np.testing.assert_allclose(empirical_nngp(model, variables, x1, x2), f1 @ f2.T / 3, rtol=1e-13)
 
 
+@pytest.mark.x64
 def test_bad_inputs(rng):
   model = _model('mlp', 'ntk', 'float64')
   x = rng.normal(size=(4, 4))
@@ -425,6 +436,7 @@ BAD_CALLS = {
 
 
 @pytest.mark.parametrize('case', list(BAD_CALLS))
+@pytest.mark.x64
 def test_refuses_bad_inputs_in_one_sentence(case, rng):
   call, match = BAD_CALLS[case]
   model = ECRN(ECRNConfig(width=8, depth=2, fourier_features=3, dtype='float64'))
@@ -436,6 +448,7 @@ def test_refuses_bad_inputs_in_one_sentence(case, rng):
 
 @pytest.mark.parametrize('implementation', ['structured', 'generic'])
 @pytest.mark.parametrize('trace_outputs', [True, False])
+@pytest.mark.x64
 def test_kernel_written_into_a_memmap(implementation, trace_outputs, rng, tmp_path, monkeypatch):
   """out=memmap receives, tile by tile, exactly the kernel returned in memory (several row
   tiles: block and tile sizes smaller than N)."""
@@ -452,6 +465,7 @@ def test_kernel_written_into_a_memmap(implementation, trace_outputs, rng, tmp_pa
     np.testing.assert_array_equal(np.load(path), expected)
 
 
+@pytest.mark.x64
 def test_auto_falls_back_for_non_flax_apply_wrappers(rng):
   """An object with .apply wrapping a Flax model inside a jvp (a linearization) is not a
   Flax module: 'auto' takes the generic path and gives the right kernel."""

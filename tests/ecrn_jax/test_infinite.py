@@ -115,6 +115,7 @@ def _relu_expectations(c1, c2, k):
     'c1, c2, k',
     [(1.0, 1.0, 0.3), (0.5, 2.0, -0.7), (3.0, 0.2, 0.6), (1.3, 1.1, 0.0), (2.0, 2.0, 1.9)],
 )
+@pytest.mark.x64
 def test_dual_activations_match_quadrature(name, c1, c2, k):
   phi, dphi = _PHI[name]
   value, dot = dual.dual_activation(name).pair(jnp.float64(k), jnp.float64(c1), jnp.float64(c2))
@@ -132,6 +133,7 @@ def test_dual_activations_match_quadrature(name, c1, c2, k):
   assert float(diagonal) == pytest.approx(expected_diagonal, rel=1e-9)
 
 
+@pytest.mark.x64
 def test_atan2_is_within_two_ulp_of_numpy():
   rng = np.random.default_rng(0)
   y = rng.normal(size=200_000) * 10.0 ** rng.uniform(-12, 12, 200_000)
@@ -149,6 +151,7 @@ def test_atan2_is_within_two_ulp_of_numpy():
 # Native kernels: properties, exact diagonals, API.
 
 
+@pytest.mark.x64
 def test_relu_mlp_diagonal_is_the_exact_scalar_recursion(rng):
   """At correlation 1 the ReLU dual is exact (c ↦ c/2, slope 1/2): the symmetric kernel's
   diagonal must equal the scalar recursion, with no √ε round-off."""
@@ -184,6 +187,7 @@ def test_relu_mlp_diagonal_is_the_exact_scalar_recursion(rng):
         MLPConfig(hidden_widths=(16, 8), activation='gelu', dtype='float64'),
     ],
 )
+@pytest.mark.x64
 def test_native_kernels_are_symmetric_psd_and_consistent(config, rng):
   x = rng.normal(size=(11, 3))
   model = MLP(config) if isinstance(config, MLPConfig) else ECRN(config)
@@ -204,6 +208,7 @@ def test_native_kernels_are_symmetric_psd_and_consistent(config, rng):
   assert kernel_fn(x, get='nngp').shape == (11, 11)
 
 
+@pytest.mark.x64
 def test_kernel_fn_jits_vmaps_and_runs_in_float32(rng):
   cfg = ECRNConfig(width=8, depth=2, fourier_features=5, activation='gelu', dtype='float64')
   x = rng.normal(size=(6, 3))
@@ -223,6 +228,7 @@ def test_kernel_fn_jits_vmaps_and_runs_in_float32(rng):
   assert _rel(tiled.ntk, kernel_fn(x).ntk) < 1e-14
 
 
+@pytest.mark.x64
 def test_bad_inputs_are_refused(rng):
   cfg = ECRNConfig(width=8, depth=1, fourier_features=4, dtype='float64')
   x = rng.normal(size=(5, 2))
@@ -258,6 +264,7 @@ def test_bad_inputs_are_refused(rng):
 # Infinitely many Fourier features.
 
 
+@pytest.mark.x64
 def test_fourier_limit_is_the_large_m_limit(rng):
   """γ(x)·γ(x')/2m → ½ exp(−2π²σ²‖x − x'‖²): the twin with m sampled features approaches the
   limit at rate m^(−1/2) (Monte Carlo over B)."""
@@ -306,6 +313,7 @@ def test_fourier_limit_is_the_large_m_limit(rng):
 # Stochastic depth.
 
 
+@pytest.mark.x64
 def test_fourier_config_needs_variables(rng):
   cfg = ECRNConfig(width=8, depth=1, fourier_features=4, dtype='float64')
   x = rng.normal(size=(3, 2))
@@ -329,6 +337,7 @@ def _sd_config(drop_rate):
   )
 
 
+@pytest.mark.x64
 def test_exact_expectation_is_the_weighted_sum_over_masks(rng):
   cfg = _sd_config((0.3, 0.0, 0.5, 0.2))
   x = rng.normal(size=(5, 3))
@@ -353,6 +362,7 @@ def test_exact_expectation_is_the_weighted_sum_over_masks(rng):
   )
 
 
+@pytest.mark.x64
 def test_monte_carlo_over_masks_matches_exact_enumeration(rng):
   cfg = _sd_config(0.4)
   x1, x2 = rng.normal(size=(6, 3)), rng.normal(size=(4, 3))

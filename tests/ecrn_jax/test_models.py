@@ -20,6 +20,7 @@ def _cfg(**kw):
   return ECRNConfig(**base)
 
 
+@pytest.mark.x64
 def test_shapes_collections_and_dtype(rng):
   x = rng.normal(size=(5, 4))
   model = ECRN(_cfg())
@@ -43,6 +44,7 @@ def test_shapes_collections_and_dtype(rng):
   assert f32.apply(v32, x).dtype == jnp.float32
 
 
+@pytest.mark.x64
 def test_trainable_fourier_matrix_is_a_parameter(rng):
   x = rng.normal(size=(3, 4))
   variables = ECRN(_cfg(fourier_trainable=True)).init(jax.random.PRNGKey(1), x)
@@ -52,6 +54,7 @@ def test_trainable_fourier_matrix_is_a_parameter(rng):
   assert set(ECRN(_cfg(fourier_features=None)).init(jax.random.PRNGKey(1), x)) == {'params'}
 
 
+@pytest.mark.x64
 def test_fourier_features_formula_and_scale(rng):
   x = rng.normal(size=(7, 3))
   sigma = 2.5
@@ -67,6 +70,7 @@ def test_fourier_features_formula_and_scale(rng):
   )
 
 
+@pytest.mark.x64
 def test_forward_matches_spec_written_out(rng):
   """docs/spec.md §1 written out in numpy from the parameters, for both parameterizations."""
   x = rng.normal(size=(6, 3))
@@ -108,6 +112,7 @@ def test_standard_parameterization_initial_scales():
   assert abs(float(p_ntk['kernel'].std()) - 1) < 0.02
 
 
+@pytest.mark.x64
 def test_eval_mode_equals_survival_scaled_network(rng):
   x = rng.normal(size=(4, 3))
   cfg = _cfg(drop_rate=(0.2, 0.5, 0.0), alpha=0.9)
@@ -128,6 +133,7 @@ def test_eval_mode_equals_survival_scaled_network(rng):
   assert not np.allclose(ECRN(cfg).apply(variables, x), ECRN(unscaled).apply(variables, x))
 
 
+@pytest.mark.x64
 def test_train_mode_draws_one_mask_per_block(rng):
   x = rng.normal(size=(4, 3))
   cfg = _cfg(drop_rate=0.4, depth=3)
@@ -163,6 +169,7 @@ def test_train_mode_draws_one_mask_per_block(rng):
     model.apply(variables, x, train=True)
 
 
+@pytest.mark.x64
 def test_mlp_forward(rng):
   x = rng.normal(size=(5, 3, 2))  # trailing axes are flattened
   cfg = MLPConfig(hidden_widths=(8, 7), out_dim=3, activation='relu', dtype='float64')
@@ -177,6 +184,7 @@ def test_mlp_forward(rng):
   np.testing.assert_allclose(MLP(cfg).apply(variables, x), out, rtol=1e-12)
 
 
+@pytest.mark.x64
 def test_bad_inputs():
   model = ECRN(_cfg())
   with pytest.raises(ValueError, match=r'x\[None\]'):

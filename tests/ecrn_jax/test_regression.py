@@ -387,6 +387,7 @@ def test_non_finite_and_malformed_inputs_raise_clear_errors(rng):
 _ECRN = utils.small_ecrn_config()
 
 
+@pytest.mark.x64
 def test_infinite_kernel_regression_matches_closed_form_with_twin_kernels(rng):
   x_train, x_test = rng.normal(size=(20, 4)), rng.normal(size=(7, 4))
   y = rng.normal(size=(20, 2))
@@ -487,6 +488,7 @@ def _check_empirical_regression(case, t, expected):
 
 @pytest.mark.parametrize('trace_outputs', [True, False])
 @pytest.mark.parametrize('t', [None, 2.0])
+@pytest.mark.x64
 def test_empirical_kernel_regression_matches_jacobian_closed_form(trace_outputs, t, rng):
   case = _empirical_regression_case(rng, t, trace_outputs)
   model, variables, x_train, x_test, y, lr, diag_reg, _ = case

@@ -77,6 +77,7 @@ def _closed_form(estimator, x_train, targets, x_test):
 
 @pytest.mark.parametrize('config', [DEEPER_ECRN, SMALL_MLP], ids=['ecrn', 'mlp'])
 @pytest.mark.parametrize('kernel, t', [('ntk', None), ('nngp', None), ('ntk', 4.0)])
+@pytest.mark.x64
 def test_regressor_equals_closed_form_with_twin_kernels(config, kernel, t, rng):
   x, x_test = rng.normal(size=(30, 3)), rng.normal(size=(9, 3))
   y = np.sin(x @ np.array([1.0, -2.0, 0.5])) + 0.1 * rng.normal(size=30)
@@ -95,6 +96,7 @@ def test_regressor_equals_closed_form_with_twin_kernels(config, kernel, t, rng):
   assert relative_max_error(predictions, expected) < 1e-8
 
 
+@pytest.mark.x64
 def test_classifier_scores_equal_closed_form_on_centered_one_hot(rng):
   x, x_test = rng.normal(size=(40, 4)), rng.normal(size=(11, 4))
   labels = np.array(['cat', 'dog', 'emu'])[rng.integers(0, 3, size=40)]
@@ -114,6 +116,7 @@ def test_classifier_scores_equal_closed_form_on_centered_one_hot(rng):
   assert not hasattr(est, 'predict_proba')
 
 
+@pytest.mark.x64
 def test_return_std_is_the_nngp_posterior_deviation(rng):
   x, x_test = rng.normal(size=(25, 2)), rng.normal(size=(6, 2))
   y = rng.normal(size=25)

@@ -109,6 +109,7 @@ def test_probe_set_is_fixed_by_the_seed():
 
 
 @pytest.mark.parametrize('mode', ['dense', 'matrix_free'])
+@pytest.mark.x64
 def test_modewise_prediction_is_exact_for_the_linearized_network(mode):
   x, y = regression_data(n=24)
   n = len(y)
@@ -157,6 +158,7 @@ def test_modewise_prediction_is_exact_for_the_linearized_network(mode):
   assert np.max(rec['relative_delta_frobenius']) < 1e-12
 
 
+@pytest.mark.x64
 def test_modewise_prediction_follows_the_learning_rate_schedule():
   x, y = regression_data(n=24)
   model = small_ecrn(width=64)
@@ -214,6 +216,7 @@ def trained_run():
 @pytest.mark.parametrize(
     'kernel_source', ['jacobian', pytest.param('neural_tangents', marks=pytest.mark.reference)]
 )
+@pytest.mark.x64
 def test_dense_records_match_independent_computations(trained_run, kernel_source, request):
   model, x, y = trained_run['model'], trained_run['x'], trained_run['y']
   if kernel_source == 'jacobian':
@@ -257,6 +260,7 @@ def test_dense_records_match_independent_computations(trained_run, kernel_source
   assert not tracker.modewise_exact  # probe set ≠ training set
 
 
+@pytest.mark.x64
 def test_matrix_free_records_match_dense(trained_run):
   dense, free, plain = (trained_run[k].arrays() for k in ('dense', 'free', 'plain'))
   assert trained_run['free'].mode == 'matrix_free'
@@ -310,6 +314,7 @@ def test_matrix_free_records_match_dense(trained_run):
   )
 
 
+@pytest.mark.x64
 def test_cross_entropy_tracking_uses_one_hot_targets():
   rng = np.random.default_rng(0)
   labels = rng.integers(0, 3, 30)
@@ -367,6 +372,7 @@ class StateSaver:
 
 
 @pytest.mark.parametrize('dense_max_size', [512, 0])
+@pytest.mark.x64
 def test_files_hold_every_record_and_a_restored_tracker_continues_exactly(tmp_path, dense_max_size):
   x, y = regression_data(n=24)
   model = small_ecrn()
@@ -461,6 +467,7 @@ def test_state_of_another_tracker_is_refused():
 
 
 @pytest.mark.filterwarnings('ignore::RuntimeWarning')
+@pytest.mark.x64
 def test_divergence_keeps_the_tracking_files(tmp_path):
   x, y = regression_data(n=24)
   model = small_ecrn()

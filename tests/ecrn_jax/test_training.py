@@ -62,6 +62,7 @@ def test_train_config_validation_names_the_field(changes, field):
     TrainConfig(**changes)
 
 
+@pytest.mark.x64
 def test_losses_match_numpy(rng):
   out = rng.standard_normal((6, 3))
   y = rng.standard_normal((6, 3))
@@ -105,6 +106,7 @@ def test_learning_rate_schedule_warmup_then_cosine():
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.x64
 def test_full_batch_sgd_is_gradient_descent_on_half_mean_squared_error():
   x, y = regression_data(n=16)
   model = small_ecrn()
@@ -136,6 +138,7 @@ def test_full_batch_sgd_is_gradient_descent_on_half_mean_squared_error():
   assert set(final) == set(variables)
 
 
+@pytest.mark.x64
 def test_minibatch_epoch_visits_every_example_once():
   # With a negligible step, the mean of the equal-sized batch losses of one epoch is the
   # full-batch loss only if the batches partition the data.
@@ -152,6 +155,7 @@ def test_minibatch_epoch_visits_every_example_once():
   assert not np.allclose(history['step_loss'][:4], history['step_loss'][4:])  # reshuffled
 
 
+@pytest.mark.x64
 def test_stochastic_depth_key_is_fold_in_of_the_step():
   x, y = regression_data(n=16)
   model = small_ecrn(depth=4, drop_rate=0.5)
@@ -182,6 +186,7 @@ def test_stochastic_depth_key_is_fold_in_of_the_step():
         dict(optimizer='sgd', learning_rate=0.5, weight_decay=1e-3, schedule='cosine'),
     ],
 )
+@pytest.mark.x64
 def test_optimizers_reduce_the_loss(changes):
   x, y = regression_data(n=40)
   model = small_ecrn(width=64)
@@ -191,6 +196,7 @@ def test_optimizers_reduce_the_loss(changes):
   assert history['loss'][-1] < 0.5 * history['loss'][0]
 
 
+@pytest.mark.x64
 def test_weight_decay_is_applied():
   # SGD with L2: θ₁ = θ₀ − η(∇L + λθ₀).
   x, y = regression_data(n=16)
@@ -214,6 +220,7 @@ def test_weight_decay_is_applied():
         (lambda: small_ecrn(width=64, out_dim=3), 'one_hot'),
     ],
 )
+@pytest.mark.x64
 def test_cross_entropy_classification(model_fn, y_kind):
   rng = np.random.default_rng(0)
   centers = 3.0 * rng.standard_normal((3, 4))
@@ -246,6 +253,7 @@ class BatchNormNet(nn.Module):
     return nn.Dense(1, param_dtype=jnp.float64)(nn.relu(h))
 
 
+@pytest.mark.x64
 def test_make_train_step_updates_batch_stats_as_train_does():
   x, y = regression_data(n=16)
   model = BatchNormNet()
@@ -273,6 +281,7 @@ def test_make_train_step_updates_batch_stats_as_train_does():
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.x64
 def test_same_seed_same_history():
   x, y = regression_data(n=24)
   model = small_ecrn(depth=3, drop_rate=0.2)
@@ -324,6 +333,7 @@ def _step_by_step(model, variables, x, y, config, epochs):
   return losses, state, last_good
 
 
+@pytest.mark.x64
 def test_fused_minibatch_epochs_equal_the_step_by_step_loop():
   # N = 13, B = 4: three full batches in one compiled loop, then the last example alone; the
   # same steps as make_train_step applied batch by batch in the epoch's drawn order.
@@ -341,6 +351,7 @@ def test_fused_minibatch_epochs_equal_the_step_by_step_loop():
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.x64
 def test_epochs_are_fused_only_for_small_steps_without_convolutions_on_cpu(monkeypatch):
   from experiments import resnet  # pylint: disable=g-import-not-at-top
 
@@ -368,6 +379,7 @@ def test_epochs_are_fused_only_for_small_steps_without_convolutions_on_cpu(monke
 
 @pytest.mark.filterwarnings('ignore::RuntimeWarning')
 @pytest.mark.parametrize('batch_size', [None, 5], ids=['full_batch', 'fused_minibatches'])
+@pytest.mark.x64
 def test_non_finite_loss_stops_training_and_keeps_what_was_done(batch_size):
   # With minibatches an epoch runs as one compiled loop; a non-finite loss inside it replays
   # the epoch step by step, so the error names the same step either way.
@@ -433,6 +445,7 @@ def test_non_finite_loss_stops_training_and_keeps_what_was_done(batch_size):
         ((np.zeros((8, 4)), np.array([0.0] * 7 + [np.inf])), TrainConfig(), 'y has 1 NaN or inf'),
     ],
 )
+@pytest.mark.x64
 def test_bad_data_raises(data, config, match):
   model = small_ecrn()
   variables = model.init(jax.random.PRNGKey(0), np.zeros((1, 4)))
@@ -455,6 +468,7 @@ def _moved_variables(variables, scale=0.1):
   }
 
 
+@pytest.mark.x64
 def test_linearize_is_the_first_order_taylor_expansion():
   x, _ = regression_data(n=16)
   model = small_ecrn(width=64)
@@ -533,6 +547,7 @@ def _linearized_run(model, variables, x, y, eta, steps):
   return np.stack(outs)  # (steps + 1, N)
 
 
+@pytest.mark.x64
 def test_linearized_network_follows_gradient_descent_mse_with_its_own_kernel():
   """GD on f_lin is exactly the discrete linear flow of Θ_0, and tends to the continuous-time
   gradient flow f_t = y + exp(−ηtΘ_0/N)(f_0 − y) (½·mean loss; nt's `gradient_descent_mse`,
@@ -566,6 +581,7 @@ def test_linearized_network_follows_gradient_descent_mse_with_its_own_kernel():
 
 
 @pytest.mark.slow
+@pytest.mark.x64
 def test_wide_network_tracks_infinite_width_gradient_descent():
   """The paper's central claim, measured: a wide ECRN under full-batch GD on MSE follows
   gradient flow with Θ∞ (the closed form nt.predict.gradient_descent_mse computes), and its
