@@ -77,6 +77,7 @@ def cross_validated_scores(
     if scores is None:
       scores = np.zeros(predictions.shape[: -targets.ndim] + targets.shape, predictions.dtype)
     scores[(Ellipsis, held) + (slice(None),) * (targets.ndim - 1)] = predictions
+  assert scores is not None  # _check_folds: at least 2 folds
   return scores
 
 

@@ -32,7 +32,12 @@ def _x64(enabled: bool) -> Iterator[None]:
   else:
     from jax import experimental  # pylint: disable=g-import-not-at-top
 
-    manager = experimental.enable_x64() if enabled else experimental.disable_x64()
+    # Only on older JAX (jax 0.5.3 has them); current releases and their stubs removed both.
+    manager = (
+        experimental.enable_x64()  # type: ignore[attr-defined]
+        if enabled
+        else experimental.disable_x64()  # type: ignore[attr-defined]
+    )
   with manager:
     yield
 

@@ -49,6 +49,7 @@ def fit_power_law(widths: Sequence[float], errors: Sequence[float]) -> tuple[flo
 
 def with_width(config, width: int, kernel: str):
   """The config at another width; for the Monte Carlo NNGP the readout is that wide too."""
+  changes: dict[str, int | tuple[int, ...]]
   if isinstance(config, MLPConfig):
     changes = {'hidden_widths': (width,) * len(config.hidden_widths)}
   else:

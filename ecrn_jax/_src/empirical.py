@@ -361,11 +361,15 @@ def empirical_nngp(
   if x2 is not None:
     check_finite_inputs('x2', x2)
   x1 = jnp.asarray(x1)
-  f1 = model.apply(variables, x1, rngs=rngs, **apply_kwargs)
-  f1 = f1.reshape(f1.shape[0], -1)
+  # flax's stubs type `rngs` as a dict (apply also takes a FrozenDict), and apply's result as
+  # output | (output, updated variables); without `mutable` it is the output.
+  f1 = model.apply(variables, x1, rngs=rngs, **apply_kwargs)  # type: ignore[arg-type]
+  f1 = f1.reshape(f1.shape[0], -1)  # type: ignore[union-attr]
   if x2 is None:
     f2 = f1
   else:
-    f2 = model.apply(variables, jnp.asarray(x2), rngs=rngs, **apply_kwargs)
-    f2 = f2.reshape(f2.shape[0], -1)
+    f2 = model.apply(
+        variables, jnp.asarray(x2), rngs=rngs, **apply_kwargs  # type: ignore[arg-type]
+    )
+    f2 = f2.reshape(f2.shape[0], -1)  # type: ignore[union-attr]
   return f1 @ f2.T / f1.shape[1]

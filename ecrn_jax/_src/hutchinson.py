@@ -13,7 +13,7 @@ summary routines that use them are in `matrix_free.py`.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union, cast
 
 import jax
 import jax.numpy as jnp
@@ -181,7 +181,8 @@ def deflated_estimate(
   exact_sq = 0.0 if basis_products is None else xp.sum(basis_products**2)
   out = _frobenius_estimate(xp, xp.sum(probe_products**2, axis=1), exact_sq)
   if projected_probes is not None:
-    exact_trace = 0.0 if basis is None else xp.sum(basis * basis_products)
+    # `basis` comes with `basis_products` (the documented contract; not checked here).
+    exact_trace = 0.0 if basis is None else xp.sum(basis * cast(ArrayLike, basis_products))
     out['trace'], out['trace_stderr'] = _mean_with_stderr(
         xp, xp.sum(projected_probes * probe_products, axis=1), exact_trace
     )
@@ -218,13 +219,17 @@ def _sqrt_with_stderr(xp, mean, stderr):
 
 
 def ratio_with_stderr(
-    numerator: float, numerator_stderr: float, denominator: float, denominator_stderr: float
+    numerator: Union[float, ArrayLike],
+    numerator_stderr: Union[float, ArrayLike],
+    denominator: Union[float, ArrayLike],
+    denominator_stderr: Union[float, ArrayLike],
 ) -> Tuple[float, float]:
   """`a / b` and its first-order standard error `(a / b) sqrt((se_a / a)^2 + (se_b / b)^2)`.
 
   For positive estimates `a`, `b` with independent errors (e.g. the relative
-  kernel change `||K_t - K_0||_F / ||K_0||_F`). The ratio is `nan` unless
-  `b > 0`, its standard error unless also `a > 0`.
+  kernel change `||K_t - K_0||_F / ||K_0||_F`), as numbers or 0-d arrays (those of
+  `deflated_estimate`). The ratio is `nan` unless `b > 0`, its standard error
+  unless also `a > 0`.
 
   >>> from ecrn_jax import analysis
   >>> ratio, stderr = analysis.ratio_with_stderr(2.0, 0.1, 4.0, 0.2)

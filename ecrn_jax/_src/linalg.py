@@ -16,7 +16,7 @@ jitter are measured.
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 import scipy.linalg
@@ -162,7 +162,8 @@ def solve_with_jitter(matrix, rhs, *, name: str = 'k_train_train + diag_reg·I')
   matrix, rhs = np.asarray(matrix), np.asarray(rhs)
   dtype = matrix.dtype
   scale = mean_diagonal(matrix)
-  tried = []  # (relative jitter, residual), residual None where the factorization failed
+  # (relative jitter, residual), residual None where the factorization failed
+  tried: list[tuple[float, Optional[float]]] = []
   for relative, candidate, factor in _jittered_factors(matrix):
     if factor is None:
       tried.append((relative, None))

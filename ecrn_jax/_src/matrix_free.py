@@ -335,7 +335,7 @@ def matrix_free_summary(
     y: ArrayLike,
     *,
     top_k: int,
-) -> Dict[str, float]:
+) -> Dict[str, Any]:
   """The statistics of `kernel_summary`, from `matrix_free_products` of `A_t` and `A_0`.
 
   Both products must be of the same probes, key and basis (`products_0`'s
@@ -382,7 +382,7 @@ def matrix_free_summary(
   ritz = f64(products['ritz_values'])
   lambda_max, lambda_min = float(ritz[0]), float(ritz[-1])
   y_sq = float(np.sum(y**2))
-  out = {
+  out: Dict[str, Any] = {  # floats, and the (top_k,) array 'top_eigenvalues'
       'lambda_max': lambda_max,
       'lambda_min': lambda_min,
       'top_eigenvalues': ritz[:top_k].copy(),

@@ -41,7 +41,7 @@ def resolve_dtype(name: str) -> Any:
   True
   """
   if name == 'float64':
-    if not jax.config.jax_enable_x64:
+    if not jax.config.jax_enable_x64:  # type: ignore[attr-defined]  # flag not in jax's stubs
       raise ValueError(
           "dtype='float64' needs 64-bit JAX: call jax.config.update('jax_enable_x64', True) "
           'at the start of your program (or set JAX_ENABLE_X64=1), or use '
@@ -200,6 +200,7 @@ class ECRN(nn.Module):
     h = dense(cfg.width, 'stem')(x)
     for l, (alpha_l, q_l) in enumerate(zip(cfg.alphas, cfg.survival_probs)):
       branch = dense(cfg.width, f'block_{l}')(phi(h))
+      xi: jax.Array | float  # a drawn mask bit in training, else the survival probability
       if train and q_l < 1.0:
         xi = jax.random.bernoulli(self.make_rng('dropout'), q_l).astype(dtype)
       else:

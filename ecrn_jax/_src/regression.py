@@ -427,6 +427,7 @@ def empirical_kernel_regression(
     )
   if trace_outputs:
     if fx_train_0 is not None:
+      assert fx_test_0 is not None  # _initial_outputs sets both
       fx_train_0, fx_test_0 = fx_train_0.reshape(y.shape), fx_test_0.reshape((m,) + y.shape[1:])
     return kernel_regression(
         k_train_train,

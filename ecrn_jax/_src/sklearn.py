@@ -84,6 +84,7 @@ class _NTKEstimator(BaseEstimator):
     self.verbose = verbose
 
   def _check_params(self, num_features: int) -> ArchConfig:
+    config: ArchConfig
     if self.config is None:
       config = default_config(num_features)
     elif isinstance(self.config, (ECRNConfig, MLPConfig)):
@@ -143,8 +144,8 @@ class _NTKEstimator(BaseEstimator):
           k_train_train, targets, diag_reg=self.diag_reg, t=self.t, learning_rate=self.learning_rate
       )
 
-  def _scores(self, X) -> tuple[np.ndarray, np.ndarray]:
-    """(M, C) regression outputs and the (M, N) test–train kernel."""
+  def _scores(self, X) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """(M, C) regression outputs, and (X as validated (M, d), the (M, N) test–train kernel)."""
     check_is_fitted(self, 'dual_coef_')
     X = validate_data(self, X, reset=False, dtype=np.float64)
     with enable_x64():

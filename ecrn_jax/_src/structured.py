@@ -70,7 +70,9 @@ def _traced_apply(model: nn.Module, kwargs: dict, params, rest, rngs, x, eps, re
 
   with nn.intercept_methods(interceptor):
     out = model.apply({'params': params, **rest}, x, rngs=rngs, **kwargs)
-  return out.reshape(out.shape[0], -1)
+  # flax types apply's result as output | (output, updated variables); without `mutable` it
+  # is the output.
+  return out.reshape(out.shape[0], -1)  # type: ignore[union-attr]
 
 
 def plan(model: nn.Module, frozen_kwargs: tuple, params, rest, rngs, x) -> tuple[_Layer, ...]:

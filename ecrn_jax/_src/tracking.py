@@ -237,7 +237,10 @@ class KernelTracker:
     )
     self._apply = jax.jit(model.apply)  # evaluation mode
     if self.mode == 'matrix_free':
-      dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+      # jax_enable_x64: a flag set at runtime, absent from jax's stubs.
+      dtype = (
+          jnp.float64 if jax.config.jax_enable_x64 else jnp.float32  # type: ignore[attr-defined]
+      )
       self._probes = jax.random.rademacher(hutchinson_key, (config.num_probes, self.n_p), dtype)
       m = self._lanczos_iterations
       self._products = _matrix_free_products_fn(
@@ -252,7 +255,7 @@ class KernelTracker:
       )
     self.records: list[dict] = []
     self.seconds = 0.0
-    self._reference = None  # what the first record fixes
+    self._reference: Optional[dict[str, Any]] = None  # what the first record fixes
 
   def _check_sizes(self) -> None:
     needed = max(self.config.top_k, self.config.modewise_k)
@@ -291,6 +294,7 @@ class KernelTracker:
 
   def _modewise(self, outputs: np.ndarray, step: int) -> dict:
     ref = self._reference
+    assert ref is not None  # __call__ sets it before it calls this
     vectors, eigenvalues = ref['vectors'], ref['eigenvalues']
     observed = vectors.T @ (outputs - self.y_p)  # (k, C)
     predicted = spectral.modewise_prediction(
@@ -413,7 +417,8 @@ class KernelTracker:
     part = lambda prefix: {
         k[len(prefix) :]: np.asarray(v) for k, v in state.items() if k.startswith(prefix)
     }
-    stacked, reference = part('records/'), part('reference/')
+    stacked = part('records/')
+    reference: dict[str, Any] = part('reference/')  # its 'step' becomes an int below
     if not np.array_equal(state['probe_indices'], self.indices) or (
         reference and ('kernel' in reference) != (self.mode == 'dense')
     ):

@@ -24,7 +24,7 @@ import dataclasses
 import functools
 import math
 import time
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 import flax.linen as nn
 from flax.training import train_state
@@ -206,7 +206,7 @@ class TrainState(train_state.TrainState):
 @functools.lru_cache(maxsize=32)
 def make_train_step(
     model: nn.Module, loss: str, mutable: tuple[str, ...] = MUTABLE_COLLECTIONS
-) -> Callable:
+) -> jax.stages.Wrapped:
   """A jitted step (state, x, y, dropout_key) → (state, loss before the step).
 
   `state` is a `TrainState`: 'params' with the optimizer, the other collections in
@@ -242,7 +242,7 @@ def make_train_step(
 FUSE_MAX_FLOPS = 2e9
 
 
-def fuse_epochs(step: Callable, state: 'TrainState', x, y, dropout_key) -> bool:
+def fuse_epochs(step: jax.stages.Wrapped, state: 'TrainState', x, y, dropout_key) -> bool:
   """Whether `train` runs an epoch's full batches as one compiled loop (`make_train_epoch`):
   when one step of `step` on the batch (x, y) costs at most FUSE_MAX_FLOPS (its dispatch then
   matters) and, on a CPU, holds no convolution (XLA:CPU runs a convolution inside a loop body
@@ -376,6 +376,7 @@ def _batches(
   if num_steps == 1:
     yield x, y
     return
+  assert config.batch_size is not None  # steps_per_epoch is 1 without a batch size
   order = _epoch_order(shuffle_key, epoch, n)
   for b in range(num_steps):
     idx = order[b * config.batch_size : (b + 1) * config.batch_size]
@@ -392,7 +393,8 @@ def _resumed(
   tree = jax.tree_util
   opt_state = resume['opt_state']
   treedef = tree.tree_structure(state.opt_state)
-  if tree.tree_structure(opt_state) != treedef:
+  # jax's stubs leave PyTreeDef unresolved (it lives in jaxlib); treedefs compare at runtime.
+  if tree.tree_structure(opt_state) != treedef:  # type: ignore[operator]
     opt_state = tree.tree_unflatten(treedef, tree.tree_leaves(opt_state))
   params = tree.tree_unflatten(
       tree.tree_structure(state.params), tree.tree_leaves(resume['params'])
@@ -472,7 +474,7 @@ def _train_epoch(
   """
   start = time.perf_counter()
   n = x.shape[0]
-  batches = _batches(x, y, config, epoch, shuffle_key)
+  batches: Iterable[tuple[jax.Array, jax.Array]] = _batches(x, y, config, epoch, shuffle_key)
   losses = []
   if epoch_fn is not None and steps_per_epoch(config, n) > 1:
     order = _epoch_order(shuffle_key, epoch, n)

@@ -181,7 +181,8 @@ def _tile_jobs(
 ) -> tuple[list[Tile], list[Tile]]:
   """The tiles to compute, row block by row block, and (symmetric) those left of the row
   block's first row, to mirror from the ones computed."""
-  jobs, mirrored = [], []
+  jobs: list[Tile] = []
+  mirrored: list[Tile] = []
   for r0 in range(0, n1, step_rows):
     r1 = min(n1, r0 + step_rows)
     for c0 in range(0, n2, batch_size):
@@ -323,7 +324,7 @@ def _tiled_kernels(
       structural_config(config),
       names,
       devices,
-      bool(jax.config.jax_enable_x64),
+      bool(jax.config.jax_enable_x64),  # type: ignore[attr-defined]  # flag not in jax's stubs
       bool(fourier_limit),
   )
   scales = jax.device_put(_block_scales(config, twin.mask), NamedSharding(mesh, PartitionSpec()))
@@ -362,7 +363,7 @@ def _tiled_diagonals(twin: TwinSpec, x, names, batch_size: int, device) -> list:
       structural_config(config),
       names,
       (device,),
-      bool(jax.config.jax_enable_x64),
+      bool(jax.config.jax_enable_x64),  # type: ignore[attr-defined]  # flag not in jax's stubs
       bool(twin.fourier_limit),
   )
   return _diagonals(diagonal_fn, a, scales, batch_size, device)

@@ -106,7 +106,8 @@ def infinite_kernel_fn(
     kernel_fn = native_kernel_fn(
         config, variables=variables, mask=mask, fourier_limit=fourier_limit
     )
-    kernel_fn.twin = TwinSpec(config, variables, mask, fourier_limit)
+    # An attribute on a function, which mypy does not model; `batch` reads it with getattr.
+    kernel_fn.twin = TwinSpec(config, variables, mask, fourier_limit)  # type: ignore[attr-defined]
     return kernel_fn
   return _reference_kernel_fn(config, variables, mask, fourier_limit)
 

@@ -136,10 +136,10 @@ def _sampled_expectation(mean, kernels, weights, dtype, num_samples: int) -> Exp
     # its count.
     sq = sum(w * num_samples * (k[n] - mean[n]) ** 2 for w, k in zip(weights, kernels))
     stderr[n] = np.sqrt(sq / (num_samples - 1)) / math.sqrt(num_samples)
-  return ExpectedKernels(
-      *(jnp.asarray(a, dtype) for a in (mean['nngp'], mean['ntk'], stderr['nngp'], stderr['ntk'])),
-      num_samples,
+  nngp, ntk, nngp_stderr, ntk_stderr = (
+      jnp.asarray(a, dtype) for a in (mean['nngp'], mean['ntk'], stderr['nngp'], stderr['ntk'])
   )
+  return ExpectedKernels(nngp, ntk, nngp_stderr, ntk_stderr, num_samples)
 
 
 def _kernels_of_masks(config, x1, x2, variables, masks, fourier_limit, implementation):

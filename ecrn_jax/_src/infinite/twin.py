@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, TypeGuard, Union
 
 import jax
 import jax.numpy as jnp
@@ -88,7 +88,7 @@ def block_scales(config: ECRNConfig, mask: Optional[Sequence[float]] = None) -> 
   return tuple(a * q for a, q in zip(config.alphas, factors))
 
 
-def uses_fourier(config: ArchConfig) -> bool:
+def uses_fourier(config: ArchConfig) -> TypeGuard[ECRNConfig]:
   return isinstance(config, ECRNConfig) and config.fourier_features is not None
 
 
@@ -111,7 +111,7 @@ def check_fourier_limit(config: ArchConfig, fourier_limit: bool) -> None:
     )
 
 
-def fourier_b(config: ArchConfig, variables: Optional[Mapping[str, Any]], num_inputs: int):
+def fourier_b(config: ECRNConfig, variables: Optional[Mapping[str, Any]], num_inputs: int):
   """B (d, m) from `variables`, checked against the config and the input dimension."""
   b_matrix = None if variables is None else fourier_matrix(variables)
   if b_matrix is None:
@@ -174,11 +174,12 @@ def _variance(x, fourier_limit: bool):
   return jnp.sum(x * x, axis=1) / x.shape[1]
 
 
-def _input_kernel(x1, x2, *, sigma: float, fourier_limit: bool):
+def _input_kernel(x1, x2, *, sigma: Optional[float], fourier_limit: bool):
   """(K₀ (N₁, N₂), c₁ (N₁,), c₂ (N₂,)) of the (embedded) inputs: a₁a₂ᵀ/D and ‖a‖²/D, or
-  with `fourier_limit` ½ exp(−2π²σ²‖x₁ − x₂‖²) and c = ½."""
+  with `fourier_limit` ½ exp(−2π²σ²‖x₁ − x₂‖²) and c = ½ (σ is read only then)."""
   gram = jnp.matmul(x1, x2.T, precision=jax.lax.Precision.HIGHEST)
   if fourier_limit:
+    assert sigma is not None  # check_fourier_limit: the limit needs an ECRNConfig's fourier_scale
     sq1, sq2 = jnp.sum(x1 * x1, axis=1), jnp.sum(x2 * x2, axis=1)
     dist = jnp.maximum(sq1[:, None] + sq2[None, :] - 2.0 * gram, 0.0)
     nngp = 0.5 * jnp.exp((-2.0 * math.pi**2 * sigma**2) * dist)
