@@ -53,11 +53,7 @@ _CIFAR10_LABELS = (
 _DEFAULT_DATA_DIR = sources.DEFAULT_DATA_DIR
 
 
-# Read and checked with numpy only (experiments/sources.py, beside the other sources).
-load_npz = sources.load_npz
-
-
-def _builder_class(splits: dict, sources: str):
+def _builder_class(splits: dict, origin: str):
   """tfds's cifar10 builder class whose examples come from `splits` ({split: (x, y)})."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from tensorflow_datasets.image_classification import cifar  # pylint: disable=g-import-not-at-top
@@ -76,7 +72,7 @@ def _builder_class(splits: dict, sources: str):
           builder=self,
           description=(
               info.description + ' Imported offline by experiments.import_cifar10 from '
-              f'local arrays ({sources}); examples in the order of the arrays.'
+              f'local arrays ({origin}); examples in the order of the arrays.'
           ),
           features=info.features,
           supervised_keys=info.supervised_keys,
@@ -115,13 +111,13 @@ def import_cifar10(train_npz: str, test_npz: str, data_dir: str | None = None) -
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   data_dir = os.path.abspath(data_dir or _DEFAULT_DATA_DIR)
-  splits = {'train': load_npz(train_npz), 'test': load_npz(test_npz)}
-  sources = (
+  splits = {'train': sources.load_npz(train_npz), 'test': sources.load_npz(test_npz)}
+  origin = (
       f'train: {train_npz} ({len(splits["train"][0])} images), '
       f'test: {test_npz} ({len(splits["test"][0])} images)'
   )
 
-  builder = _builder_class(splits, sources)(data_dir=data_dir)
+  builder = _builder_class(splits, origin)(data_dir=data_dir)
   if builder.data_path.exists():
     raise FileExistsError(f'{builder.data_path} already exists; delete it to re-import.')
   with tempfile.TemporaryDirectory() as download_dir:  # Nothing is downloaded: keep data_dir clean.

@@ -37,10 +37,6 @@ import numpy as np
 from experiments import sources
 from experiments.configs import common
 
-DATASET_NAMES = common.DATASET_NAMES
-# The data block of a data set with its defaults (the configs' `data`).
-default_data_config = common.data_config
-
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
@@ -75,7 +71,7 @@ def load_dataset(
   """Loads `data_config.name`, deterministically from `seed` (or `data_config.data_seed`).
 
   Args:
-    data_config: the `data` block (`default_data_config(name)`, a ConfigDict, or a mapping).
+    data_config: the `data` block (`configs.common.data_config(name)`, a ConfigDict, or a mapping).
     seed: the run seed.
     data_dir: tensorflow-datasets data_dir for CIFAR-10 (source 'tfds'; unused for 'npz'); None
       means `data_config.data_dir`, and when that is None too the project's data_cache/.
@@ -84,8 +80,8 @@ def load_dataset(
     A standardized `Dataset`.
   """
   name = data_config['name']
-  if name not in DATASET_NAMES:
-    raise ValueError(f'unknown dataset {name!r}; valid names: {list(DATASET_NAMES)}.')
+  if name not in common.DATASET_NAMES:
+    raise ValueError(f'unknown dataset {name!r}; valid names: {list(common.DATASET_NAMES)}.')
   data_seed = seed if data_config.get('data_seed') is None else data_config['data_seed']
   rng = named_rng(data_seed, f'data/{name}')
   if name == 'synthetic_regression':
@@ -156,11 +152,11 @@ def split_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[Data
       feature_mean=old_mean + old_std * mean,
       feature_std=old_std * std,
   )
-  common = dict(task=dataset.task, num_classes=dataset.num_classes, info=info)
+  shared = dict(task=dataset.task, num_classes=dataset.num_classes, info=info)
   y_fit = dataset.y_train[fit_idx]
-  train_part = Dataset(x_fit, y_fit, x_test, dataset.y_test, name=f'{dataset.name}/train', **common)
+  train_part = Dataset(x_fit, y_fit, x_test, dataset.y_test, name=f'{dataset.name}/train', **shared)
   validation_part = Dataset(
-      x_fit, y_fit, x_val, dataset.y_train[val_idx], name=f'{dataset.name}/validation', **common
+      x_fit, y_fit, x_val, dataset.y_train[val_idx], name=f'{dataset.name}/validation', **shared
   )
   return train_part, validation_part
 

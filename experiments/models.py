@@ -16,9 +16,6 @@ import jax
 import numpy as np
 
 import ecrn_jax
-from experiments.plan import flatten  # pylint: disable=unused-import
-from experiments.registry import MODELS  # pylint: disable=unused-import
-from experiments.registry import REFERENCES  # pylint: disable=unused-import
 
 _FAMILY_KEY = {'ecrn': 0, 'mlp': 1, 'resnet18': 2}
 

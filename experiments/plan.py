@@ -31,7 +31,7 @@ import re
 from typing import Any, Mapping, Optional
 
 import ecrn_jax
-from ecrn_jax import io
+from ecrn_jax import files
 from experiments import checks
 from experiments import settings
 from experiments.registry import ModelSpec
@@ -92,7 +92,7 @@ class UnitPlan:
     fields = dataclasses.asdict(self)
     for where in ('directory', 'metrics'):  # where plan.json lies, and the workdir's log
       del fields[where]
-    return io.jsonable({'kind': self.spec.kind, **fields})
+    return files.jsonable({'kind': self.spec.kind, **fields})
 
 
 def flatten(block, prefix: str = '') -> dict[str, Any]:
@@ -312,7 +312,7 @@ class RunPlan:
     values = self.values(overrides)
     spec = self.spec(name)
 
-    def build(block, make):
+    def settle(block, make):
       try:
         return make(_block(values, block))
       except (TypeError, ValueError) as e:
@@ -332,21 +332,21 @@ class RunPlan:
     out = dict(arch=None, train=None, tracking=None, kernel=None, reference=None)
     kernel = spec.kind == 'kernel'
     if spec.family == 'resnet18':
-      out['arch'] = build('resnet18', settings.resnet18)
+      out['arch'] = settle('resnet18', settings.resnet18)
     elif spec.kind != 'reference':
       dtype = 'float64' if kernel else None
-      arch = build(spec.family, lambda b: settings.arch(spec.family, b, dtype))
+      arch = settle(spec.family, lambda b: settings.arch(spec.family, b, dtype))
       out.update(arch=arch[0], fourier_scale_factor=arch[1])
       out['network_dtype'] = values[f'{spec.family}.dtype']
     if kernel:
-      out['kernel'] = build('kernel', settings.kernel)
+      out['kernel'] = settle('kernel', settings.kernel)
     elif spec.kind == 'reference':
-      out['reference'] = build('reference', settings.reference)
+      out['reference'] = settle('reference', settings.reference)
     else:
-      out['train'] = build('train', lambda b: settings.train(b, int(seed)))
+      out['train'] = settle('train', lambda b: settings.train(b, int(seed)))
       tracked = values.get('tracking.models') or ()
       if not trial and (name in tracked or spec.name in tracked):
-        out['tracking'] = build('tracking', settings.tracking)
+        out['tracking'] = settle('tracking', settings.tracking)
     every = int(values['checkpoint_every'])
     if trial:  # a trial's checkpoints go when it ends: at most four saves (epoch 0 aside)
       every = max(every, -(-int(values['train.epochs']) // 4))

@@ -37,7 +37,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ecrn_jax import resolve_dtype
+from ecrn_jax.models import resolve_dtype
 
 he_normal = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
 torch_linear_init = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')

@@ -27,6 +27,7 @@ CIFAR-10, when they load it; the default config imports no TensorFlow.
 import os
 import re
 import sys
+from typing import NoReturn
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
@@ -248,7 +249,7 @@ def main(argv):
   train.train_and_evaluate(config, FLAGS.workdir)
 
 
-def _fatal(error: app.UsageError, hint: bool = True) -> None:
+def _fatal(error: app.UsageError, hint: bool = True) -> NoReturn:
   hint_text = '\nPass --helpshort or --helpfull to see help on flags.' if hint else ''
   print(f'FATAL Flags parsing error: {error}{hint_text}', file=sys.stderr)
   sys.exit(1)

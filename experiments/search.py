@@ -57,7 +57,7 @@ from typing import Any, Callable, Optional
 
 from absl import logging
 
-from ecrn_jax import io
+from ecrn_jax import files
 from experiments import input_pipeline
 from experiments import plan as plan_lib
 from experiments import workdir as workdir_lib
@@ -188,7 +188,7 @@ def _trial(ctx: _Seed, model: str, k: int, point: dict, phase: str, inherited) -
   logging.info('%s %s', label, overrides)
   start = time.perf_counter()
   unit = ctx.run_unit(plan, ctx.validation())
-  result = io.jsonable(
+  result = files.jsonable(
       {
           'point': point,
           'overrides': overrides,
@@ -199,7 +199,7 @@ def _trial(ctx: _Seed, model: str, k: int, point: dict, phase: str, inherited) -
           'seconds': time.perf_counter() - start,
       }
   )
-  io.write_json(result_path, result)
+  files.write_json(result_path, result)
   # A finished trial is never resumed: its checkpoints (params and optimizer state) can go.
   shutil.rmtree(os.path.join(directory, 'checkpoints'), ignore_errors=True)
   logging.info('%s validation %s', label, result['validation'])
@@ -284,9 +284,9 @@ def select(run: plan_lib.RunPlan, workdir: str, run_unit: RunUnit) -> dict:
   for seed in search_seeds(run):
     out['seeds'][str(seed)] = {'models': {}}
     ctx = _Seed(run, workdir, int(seed), run_unit)
-    _select_seed(ctx, out['seeds'][str(seed)], lambda: io.write_json(path, out))
+    _select_seed(ctx, out['seeds'][str(seed)], lambda: files.write_json(path, out))
   out['seconds'] = time.perf_counter() - start
-  io.write_json(path, out)
+  files.write_json(path, out)
   return out
 
 
@@ -302,6 +302,7 @@ def selected_overrides(search_result: dict, run, model: str, seed: int) -> dict[
 
 
 def describe(search_result: dict) -> str:
+  """One line per searched (seed, model): trials, coverage, the selection."""
   lines = []
   for seed, seed_entry in (search_result.get('seeds') or {}).items():
     for model, entry in seed_entry['models'].items():
@@ -314,19 +315,3 @@ def describe(search_result: dict) -> str:
           f'(validation {entry["selected_validation"]})'
       )
   return '\n'.join(lines)
-
-
-def check(config) -> int:
-  """`plan.build(config)`'s checks (ValueError naming the field); the unit plans built."""
-  from experiments import checks  # pylint: disable=g-import-not-at-top
-
-  return checks.check(plan_lib.read(config))
-
-
-def grid(config, model: str) -> tuple[dict, list]:
-  """`model`'s grid and the paths pinning removed from it (`RunPlan.grid`)."""
-  return plan_lib.read(config).grid(model)
-
-
-def start_point(config, model: str, axes: dict) -> dict:
-  return plan_lib.read(config).start_point(model, axes)

@@ -390,7 +390,7 @@ def load_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
       raise _bad_npz(path, f'x or y unreadable ({type(e).__name__}: a corrupt archive?)') from e
   if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3):
     raise _bad_npz(path, f'x of shape {x.shape} and dtype {x.dtype}')
-  if not len(x):
+  if len(x) == 0:
     raise _bad_npz(path, 'no images (x has shape (0, 32, 32, 3))')
   if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
     raise _bad_npz(path, f'y of shape {y.shape} and dtype {y.dtype} next to {len(x)} images')

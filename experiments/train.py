@@ -23,10 +23,10 @@ from absl import logging
 import jax
 import ml_collections
 
-from ecrn_jax import io
-from experiments import evaluation
+from ecrn_jax import files
 from experiments import input_pipeline
 from experiments import plan as plan_lib
+from experiments import report
 from experiments import search as search_lib
 from experiments import units
 from experiments import workdir as workdir_lib
@@ -40,7 +40,7 @@ def _summary(results: list[dict]) -> dict:
     for metric, value in (res.get('test') or {}).items():
       entry.setdefault(metric, []).append(value)
   return {
-      model: {metric: evaluation.summary_stats(values) for metric, values in metrics.items()}
+      model: {metric: report.summary_stats(values) for metric, values in metrics.items()}
       for model, metrics in by_model.items()
   }
 
@@ -120,7 +120,7 @@ def _run_seed(plans: dict, data, seed: int, metrics, results: list, on_result) -
       metrics.truncate_unit(plan.seed, name, -1)
     result = units.run_unit(plan, dataset)
     result.update(hyperparameters=plan.overrides, dataset=_dataset_record(dataset))
-    result = io.jsonable(result)
+    result = files.jsonable(result)
     # The metrics line first: a kill before result.json reruns the unit, which drops it.
     metrics.write(
         {
@@ -131,7 +131,7 @@ def _run_seed(plans: dict, data, seed: int, metrics, results: list, on_result) -
             'seconds': result['seconds'],
         }
     )
-    io.write_json(result_path, result)
+    files.write_json(result_path, result)
     logging.info('%s test %s', plan.label, result['test'])
     results.append(result)
     on_result()
@@ -174,7 +174,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Optional[str]
         'search_budget': search['budget'],
         'seconds': {'wall_this_session': time.perf_counter() - wall_start},
     }
-    io.write_json(os.path.join(workdir, 'results.json'), out)
+    files.write_json(os.path.join(workdir, 'results.json'), out)
     return out
 
   metrics = workdir_lib.MetricsLog(os.path.join(workdir, 'metrics.jsonl'))

@@ -38,6 +38,7 @@ TRIALS = 1 + 2 * 22 + 7
 
 
 def get_config(arg=None):
+  """The config; `arg` names its variants (above)."""
   config = common.base_config('cifar10')
   config.train.epochs = 50
   # Selection on seed 0's validation split (from the 5,000 training images), shared by every

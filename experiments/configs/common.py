@@ -213,6 +213,7 @@ def data_config(name: str) -> ml_collections.ConfigDict:
 
 
 def base_config(dataset: str) -> ml_collections.ConfigDict:
+  """The benchmark config of `dataset`: architectures, training, search, all models."""
   placeholder = ml_collections.config_dict.placeholder
   config = architecture_config()
   config.experiment = 'benchmark'
@@ -314,7 +315,7 @@ def ablation_variants() -> ml_collections.ConfigDict:
 
 
 def with_references(config: ml_collections.ConfigDict, references) -> ml_collections.ConfigDict:
-  """`config` with the classical `references` (models.REFERENCES) after the paper's models."""
+  """`config` with the classical `references` (registry.REFERENCES) after the paper's models."""
   config.models = tuple(config.models) + tuple(references)
   return config
 
