@@ -1,29 +1,14 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-r"""Imports a local copy of CIFAR-10 into the tensorflow-datasets on-disk format, without network.
+"""Imports local CIFAR-10 npz files into the tensorflow-datasets format, offline (README.md, Data).
 
     python -m experiments.import_cifar10 --train_npz=PATH --test_npz=PATH [--data_dir=data_cache]
 
-Each npz holds `x` (N, 32, 32, 3) uint8 RGB images (HWC) and `y` (N,) integer labels in [0, 10)
-(e.g. ../shared/data/cifar10/train_subset.npz and test_public.npz). The command writes
-`<data_dir>/cifar10/3.0.2/` (dataset_info.json, features.json, label.labels.txt and tfrecord shards)
-with tfds's own `cifar10` builder (same name, version and features: id, image, label), so that the
-unchanged call `tfds.load('cifar10', data_dir=<data_dir>)` then reads it offline.
-
-Differences from a download, documented in dataset_info.json's description:
-- the splits hold what the npz files hold (the project data: train 5,000, test 2,000 images), so
-  'train[:5000]' and 'test' are all of the imported images;
-- examples keep the npz order (written unshuffled, one shard per split), so `train[:k]` is the
-  first k images of the npz. A tfds download instead stores the 50,000 training images in its own
-  hashed order, where `train[:5000]` is a different 5,000-image subset;
-- ids are 'train_%05d' / 'test_%05d' of the position in the npz (the official index for the
-  project data, which are the first images of the official order).
-
-It refuses to overwrite an existing `<data_dir>/cifar10/3.0.2` (delete it to re-import).
-
-tensorflow-datasets (and TensorFlow) is imported inside `import_cifar10()` only, so importing
-this module does not load TensorFlow.
+Writes `<data_dir>/cifar10/3.0.2/` with tfds's own `cifar10` builder, so `tfds.load('cifar10',
+data_dir=...)` reads it; the splits hold the npz images in their order (ids 'train_%05d' of the
+position), as the dataset description says. An existing import is never overwritten.
+TensorFlow is imported inside `import_cifar10()` only.
 """
 
 from __future__ import annotations

@@ -1,29 +1,13 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""Data for the experiments of docs/spec.md §5: synthetic sets, UCI tables and a CIFAR-10 subset.
+"""Data for the experiments of docs/spec.md §5 as `Dataset`s of flat float32 features.
 
-Every dataset is returned as a `Dataset` of flat float32 features, standardized with statistics of
-the training split only (docs/spec.md §1; the test split is transformed with the same statistics and is
-therefore *not* exactly standardized).
-
-Seeds. `load_dataset(config, seed=s)` draws everything random (synthetic data, train/test splits)
-from a generator keyed by the run seed and the dataset's name:
-
-    rng = np.random.default_rng(
-        np.random.SeedSequence(entropy=s, spawn_key=(zlib.crc32(b'data/<name>'),)))
-
-a numpy stream of its own, independent of the model's JAX PRNG keys made from the same seed.
-`data_config.data_seed` (an int) fixes the data (or split) independently of the run seed.
-
-Validation. `split_validation(dataset, fraction, seed)` carves a validation split out of the
-training data (stratified for classification), for hyperparameter selection that never sees the
-test split.
-
-Imports. tensorflow-datasets, and with it TensorFlow, is imported only when CIFAR-10 is read
-from tfds (inside `sources.tfds_load_numpy`), never at module import: every other dataset, CIFAR-10
-from npz files (`data_config.source='npz'`), and any code that just imports this module (e.g. the
-configs), runs without TensorFlow and without its start-up lines.
+Features are standardized with the training split's statistics only. Everything random comes
+from a numpy stream keyed by the run seed and the dataset's name (`named_rng`; `data_seed` fixes
+the data apart from the run seed). `split_validation` carves a validation split (stratified for
+classification) out of the training data. TensorFlow is imported only when CIFAR-10 is read
+from tfds.
 """
 
 from __future__ import annotations

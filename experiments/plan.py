@@ -3,24 +3,14 @@
 
 """The plan of a benchmark run, read once from its config.
 
-`build(config)` is where the runner reads the ml_collections config, and the only place: it
-flattens it into a frozen `RunPlan` and checks it (experiments/checks.py: every field, and every
-unit the run and its search can build). The search proposes grid points and gets `UnitPlan`s
-back (`RunPlan.unit`); `units.run_unit(plan, dataset)` runs one and writes its plan.json.
+`build(config)` is the one place the runner reads the ml_collections config: a frozen `RunPlan`,
+checked (experiments/checks.py). The search gets `UnitPlan`s back (`RunPlan.unit`);
+`units.run_unit(plan, dataset)` runs one and writes its plan.json.
 
-A unit's settings, in this order: the config; its model's defaults (`model_defaults.BASE`); the
-selection of its seed (for a twin, the tuned source's family block first: `inherited_overrides`);
-its variant's overrides (`variants.NAME = {'base': MODEL, <nested overrides>}`, the ablations).
-
-Pinned fields: a field set on the command line (`--config.FIELD=VALUE`; experiments/run.py adds
-its dotted path to `config.pinned`) is pinned; the same value written in a config file is not.
-The difference, and the only one: neither the model's defaults nor a selected (searched or
-inherited) value replace a pinned field, and the search leaves it out of every grid (a pinned
-train.epochs removes train.epochs_fraction too). So `--config.train.learning_rate=0.003` runs
-every model at 0.003, while 0.003 in a config file is where each search starts and a model
-default replaces it. A variant's own overrides still apply, pinned or not: they are what the
-variant is (search.json's 'pinned_but_set_by_variants', also logged). Where the data live
-(data.data_dir, data.train_npz, data.test_npz) and checkpoint_every are never pinned.
+A unit's settings, in order: the config; its model's defaults; its seed's selection (a twin's
+inherited block first); its variant's overrides. A pinned field (set on the command line) is
+replaced by neither defaults nor selections and leaves every grid (README.md); a variant's own
+overrides still apply. Data locations and checkpoint_every are never pinned.
 """
 
 from __future__ import annotations

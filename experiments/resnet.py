@@ -3,29 +3,12 @@
 
 """Baselines for the paper's "ResNet-18" row: `ResNet18` (images) and `ResidualMLP18` (vectors).
 
-`ResNet18` is the CIFAR variant of He et al. (2016) as in kuangliu/pytorch-cifar: a 3×3 conv
-stem (`width` channels, stride 1, no max-pool) + BN + ReLU; 4 stages of 2 BasicBlocks with
-widths (w, 2w, 4w, 8w) and strides (1, 2, 2, 2); global average pool; Dense head. BasicBlock:
-conv3×3-BN-ReLU-conv3×3-BN plus a shortcut (1×1 conv + BN projection when the stride is not 1
-or the width changes), ReLU after the sum. 1 + 16 + 1 = 18 weight layers on the main path,
-plus 3 projection shortcuts.
-
-`ResidualMLP18` is the stand-in for ResNet-18 on vector (tabular, synthetic) data: a 2-D
-convolution has no meaning on unordered features, so each 3×3 conv becomes a Dense layer,
-keeping ResNet-18's depth (18 weight layers), widths (64, 128, 256, 512), residual structure,
-projection shortcuts and BatchNorm.
-
-Initialisation (as torchvision): conv and hidden Dense kernels He normal,
-variance_scaling(2.0, 'fan_out', 'normal') (untruncated); convs and the Dense layers followed
-by BN have no bias; BN scale 1, bias 0, momentum 0.9 (PyTorch's 0.1), epsilon 1e-5; the head
-kernel is U(±1/√fan_in) (PyTorch's Linear default) with a zero bias.
-
-Parameter counts ('params' only; BN running statistics, in 'batch_stats', excluded):
-  ResNet18(num_classes=10) on 32×32×3: 11,173,962 (as kuangliu's ResNet18).
-  ResidualMLP18(out_dim=1) on d=8:     1,403,265.
-
-BatchNorm: `train=True` normalises with batch statistics and updates 'batch_stats' (apply with
-`mutable=['batch_stats']`); `train=False` uses the running averages.
+`ResNet18` is the CIFAR variant of He et al. (2016) as in kuangliu/pytorch-cifar (3×3 stem, no
+max-pool, 4 stages of 2 BasicBlocks, widths (w, 2w, 4w, 8w)): 11,173,962 parameters for 10
+classes. `ResidualMLP18` keeps its depth, widths, shortcuts and BatchNorm with Dense layers in
+place of the convolutions, for unordered features (1,403,265 parameters on d = 8).
+Initialisation as torchvision (He normal fan_out, BN scale 1, the head U(±1/√fan_in)); BN
+momentum 0.9, epsilon 1e-5; `train=True` uses batch statistics (mutable 'batch_stats').
 """
 
 from __future__ import annotations

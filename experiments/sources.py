@@ -1,10 +1,8 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""Where the raw data come from: the synthetic generators of docs/spec.md §5, the Boston
-Housing CSV and CIFAR-10, through tensorflow-datasets or from local npz files (numpy only, no
-TensorFlow). Everything here returns raw arrays; `experiments/input_pipeline.py` splits and
-standardizes them into a `Dataset`.
+"""The raw data: the synthetic generators of docs/spec.md §5, the Boston Housing CSV and CIFAR-10
+(tensorflow-datasets, or npz files with numpy only); input_pipeline.py makes `Dataset`s of them.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ _CIFAR_IMPORT_HELP = (
 
 
 def synthetic_regression_targets(x, amplitudes, frequencies, phases) -> np.ndarray:
-  """Noise-free docs/spec.md §5 target: (N, d) x, (K,) a, (K, d) w, (K,) phi -> (N,) sum_k a_k sin(.)."""
+  """The noise-free target of docs/spec.md §5: Σ_k a_k sin(2π w_kᵀx + φ_k), (N,) of (N, d) x."""
   return np.sin(2 * np.pi * x @ frequencies.T + phases) @ amplitudes
 
 

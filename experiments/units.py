@@ -3,16 +3,10 @@
 
 """One unit of a benchmark run: one model, one seed, one dataset → one result dict.
 
-A trained unit (`run_trained`) trains a network with `ecrn_jax.train`, kernel-tracked when
-the config asks, checkpointing every `checkpoint_every` epochs; started again it restores the
-last checkpoint and continues, and its results equal an uninterrupted run's (batch orders and
-dropout keys depend only on (seed, epoch, step); timings aside, under 'seconds' keys).
-A kernel unit (`run_kernel`) is kernel regression with an infinite-width kernel; the training
-kernel is factored once for the training and test predictions. A reference unit
-(`run_reference`, experiments/references.py) fits a classical estimator (scikit-learn, or the mixture's
-known generator) that selects its own hyperparameters on the training split only.
-Every unit writes its per-example test predictions to unit/predictions.npz
-(`save_test_predictions`) before it returns, so before its result.json exists.
+Trained units (`run_trained`) checkpoint and resume to the results of an uninterrupted run;
+kernel units (`run_kernel`) do kernel regression with the infinite-width kernel; reference units
+(experiments/references.py) select their own hyperparameters on the training split. Each writes
+its test predictions (predictions.npz) before its result.json.
 """
 
 from __future__ import annotations

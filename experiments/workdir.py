@@ -3,21 +3,10 @@
 
 """The workdir of a run: its guard, its metrics log and the trained units' checkpoints.
 
-Layout (experiments/train.py fills it):
-
-  config.json                   {'name', 'config'}: the resolved config (`prepare`)
-  metrics.jsonl                 one JSON line per epoch of each trained unit and one per unit
-                                result, `{"seed", "model", "epoch", ...}` (`MetricsLog`)
-  results.json                  every finished unit, and mean ± std over seeds per model
-  search.json, search/          hyperparameter selection per seed (experiments/search.py):
-                                search/seed_<s>/<model>/trial_<k>/result.json
-  seed_<s>/<model>/result.json  a finished unit (its presence marks it done)
-  seed_<s>/<model>/predictions.npz  its per-example test predictions (written before result.json)
-  seed_<s>/<model>/tracking/    the kernel tracker's tracking.npz / .jsonl / _meta.json
-  seed_<s>/<model>/checkpoints/ orbax checkpoints of a trained unit (`Checkpointer`)
-
-Every file is written atomically (ecrn_jax.files) and nothing is pickled: a workdir copied from
-elsewhere is data, never code.
+Layout (README.md, Experiments): config.json, metrics.jsonl, results.json, search.json and
+search/, and per unit seed_<s>/<model>/ with result.json (its presence marks it done),
+predictions.npz, tracking/ and checkpoints/. Every file is written atomically (ecrn_jax.files)
+and nothing is pickled: a workdir copied from elsewhere is data, never code.
 """
 
 from __future__ import annotations

@@ -289,8 +289,8 @@ def test_no_tracked_model(workdir, tmp_path):
 
 
 def test_reporting_imports_no_runner_module():
-  """The report and the figures import only the reporting modules and the data-only model
-  registry: never a runner module (nor, through them, the runner's dependencies)."""
+  """The report and the figures import only the reporting modules and data (the model registry,
+  the configs' dataset names and defaults): never a runner module (nor its dependencies)."""
   code = (
       'import sys, experiments.report, experiments.plots; '
       'print(" ".join(m for m in sys.modules if m.startswith("experiments.")))'
@@ -299,7 +299,10 @@ def test_reporting_imports_no_runner_module():
       [sys.executable, '-c', code], cwd=utils.REPO, capture_output=True, text=True, timeout=300
   )
   assert proc.returncode == 0, proc.stderr[-2000:]
-  reporting = 'registry paper statistics tables paired search_tables report kernel_growth plots'
+  reporting = (
+      'registry configs configs.common paper significance tables paired search_tables report '
+      'kernel_growth plots'
+  )
   assert set(proc.stdout.split()) == {f'experiments.{m}' for m in reporting.split()}
 
 
