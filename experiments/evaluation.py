@@ -60,15 +60,6 @@ def output_metrics(task: str, outputs: np.ndarray, targets) -> dict:
   return classification_metrics(scipy.special.log_softmax(outputs, axis=-1), outputs, targets)
 
 
-def evaluate_network(model, variables, dataset, batch_size: int) -> dict:
-  """{'train': metrics, 'test': metrics} of a network in evaluation mode."""
-  outputs = network_outputs(model, variables, dataset, batch_size)
-  return {
-      'train': output_metrics(dataset.task, outputs['train'], dataset.y_train),
-      'test': output_metrics(dataset.task, outputs['test'], dataset.y_test),
-  }
-
-
 # ---------------------------------------------------------------------------------------------
 # Per-example test predictions (unit/predictions.npz), for tests over test examples.
 

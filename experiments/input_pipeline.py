@@ -52,17 +52,9 @@ class Dataset:
 def load_dataset(
     data_config: Mapping[str, Any], *, seed: int, data_dir: str | None = None
 ) -> Dataset:
-  """Loads `data_config.name`, deterministically from `seed` (or `data_config.data_seed`).
-
-  Args:
-    data_config: the `data` block (`configs.common.data_config(name)`, a ConfigDict, or a mapping).
-    seed: the run seed.
-    data_dir: tensorflow-datasets data_dir for CIFAR-10 (source 'tfds'; unused for 'npz'); None
-      means `data_config.data_dir`, and when that is None too the project's data_cache/.
-
-  Returns:
-    A standardized `Dataset`.
-  """
+  """The standardized `Dataset` of the `data` block (`configs.common.data_config(name)` or a
+  mapping), deterministic in `seed` (or `data_seed`). `data_dir`: tfds's for CIFAR-10 (None:
+  `data_config.data_dir`, else data_cache/)."""
   name = data_config['name']
   if name not in common.DATASET_NAMES:
     raise ValueError(f'unknown dataset {name!r}; valid names: {list(common.DATASET_NAMES)}.')
@@ -102,23 +94,10 @@ def load_dataset(
 
 
 def split_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-  """Carves a validation split out of the training data, for hyperparameter selection.
-
-  The training data are split (stratified by label for classification) into a reduced training part
-  and a validation part (round(fraction * N) points), and everything is re-standardized with
-  statistics of the reduced training part only (per feature, or per channel as `dataset` was).
-  Standardization is affine, so this equals standardizing the raw data with those statistics.
-
-  Args:
-    dataset: a `Dataset` from `load_dataset`.
-    fraction: validation fraction of the training points, in (0, 1).
-    seed: the split is drawn from named_rng(seed, 'validation').
-
-  Returns:
-    (train_part, validation_part), both trained on the same reduced training set:
-    train_part.x_test/y_test are the original test split (for the final evaluation);
-    validation_part.x_test/y_test are the held-out validation points (never the test split).
-  """
+  """(train_part, validation_part): round(fraction · N) training points held out (stratified
+  for classification, drawn from named_rng(seed, 'validation')), all re-standardized with the
+  reduced training part's statistics. Both train on that part; train_part's test split is the
+  original test split, validation_part's the held-out points."""
   if not 0.0 < fraction < 1.0:
     raise ValueError(f'validation fraction must be in (0, 1), got {fraction}.')
   fit_idx, val_idx = _split_indices(

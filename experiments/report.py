@@ -29,7 +29,6 @@ from experiments import tables
 CSV_FIELDS = ('config', 'dataset', 'model', 'seed', 'split', 'metric', 'value')
 SPLITS = ('train', 'test')
 _UNIT_SECONDS = ('unit_this_session', 'unit', 'total')  # the first present counts
-search_table = search_tables.search_table  # its old name
 
 
 def _read_json(path: str) -> Optional[Any]:

@@ -19,8 +19,8 @@ from experiments import input_pipeline
 from experiments import models
 from experiments import plan as plan_lib
 from experiments import refinement
-from experiments import report
 from experiments import search
+from experiments import search_tables
 from experiments.configs import cifar_subset
 from experiments.configs import common
 from experiments.configs import iris
@@ -188,7 +188,7 @@ def test_selected_edge_values_are_flagged_and_extended_once(tmp_path):
         **({'train.learning_rate': 'upper'} if edge else {}),
         'train.weight_decay': 'lower',
     }
-    table = report.search_table(out)
+    table = search_tables.search_table(out)
     assert '**train.weight_decay = 0 on the lower edge**' in table
     assert ('**train.learning_rate = 0.1 on the upper edge**' in table) == (edge is not None)
     if edge is None:
