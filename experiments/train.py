@@ -3,13 +3,9 @@
 
 """`train_and_evaluate(config, workdir)`: every experiment of the paper, one call signature.
 
-The benchmark configs (docs/spec.md §5) run, for each seed in `config.seeds` and each model in
-`config.models`, one unit (experiments/units.py) after selecting every model's
-hyperparameters, per seed, on a validation split of that seed's training split
-(experiments/search.py); the finite-vs-infinite
-config runs experiments/finite_vs_infinite.py. The workdir layout and its guarantees
-(atomic files, resume, no pickle) are described in experiments/workdir.py: a run started
-again on the same workdir skips finished units and resumes an unfinished one.
+A benchmark config selects each model's hyperparameters per seed (experiments/search.py), then
+runs one unit per seed and model (experiments/units.py); `finite_vs_infinite` runs
+experiments/finite_vs_infinite.py. A run started again on its workdir resumes (workdir.py).
 """
 
 from __future__ import annotations
