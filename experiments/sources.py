@@ -329,14 +329,9 @@ def _npz_path(name: str, split: str, field: str, path: str | None) -> str:
 def npz_load_numpy(
     split: str, field: str, train_npz: str | None, test_npz: str | None
 ) -> tuple[np.ndarray, np.ndarray]:
-  """(images (N, 32, 32, 3) uint8, labels (N,) int64) of CIFAR-10 `split` from local npz files.
-
-  The npz twin of tfds_load_numpy, importing no TensorFlow: 'train[...]' reads `train_npz`,
-  'test[...]' `test_npz`, and 'NAME[a:b]' keeps images a to b in the file's order, as tfds
-  reads a copy imported by experiments.import_cifar10 (bounds beyond the file are an error, as
-  in tfds). `field` ('train_split' or 'test_split') names the config field in errors. Each file
-  is checked by `load_npz`.
-  """
+  """(images (N, 32, 32, 3) uint8, labels (N,) int64) of CIFAR-10 `split` from local npz files,
+  without TensorFlow: 'NAME[a:b]' keeps images a to b of train_npz or test_npz in file order, as
+  tfds reads an import; `field` names the config field in errors."""
   name, start, stop = _parse_npz_split(split, field)
   path = _npz_path(name, split, field, train_npz if name == 'train' else test_npz)
   images, labels = load_npz(path)

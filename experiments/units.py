@@ -76,13 +76,8 @@ def run_unit(plan: plan_lib.UnitPlan, dataset) -> dict:
 
 
 def save_test_predictions(unit, dataset, examples: dict) -> bool:
-  """Writes unit/predictions.npz (`evaluation.save_predictions`) for a unit's test split.
-
-  Called before the unit returns, so before train.py writes its result.json: a finished unit
-  always has one. Not for search trials (whose dataset is the '/validation' part of
-  `input_pipeline.split_validation`: their 'test' split is a validation split). Returns
-  whether it wrote.
-  """
+  """Writes unit/predictions.npz before the unit's result.json; not for search trials (their
+  'test' split is a validation split). Returns whether it wrote."""
   if dataset.name.endswith('/validation'):
     return False
   evaluation.save_predictions(unit.directory, examples)
