@@ -24,20 +24,10 @@ from experiments.configs import common
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-  """A standardized train/test pair.
-
-  Attributes:
-    x_train: (N, d) float32, standardized with the training statistics.
-    y_train: (N,) float32 for regression, (N,) int32 labels in [0, num_classes) for classification.
-    x_test: (M, d) float32, standardized with the *training* statistics.
-    y_test: (M,) like y_train.
-    task: 'regression' or 'classification'.
-    num_classes: number of classes; 0 for regression.
-    name: dataset name, e.g. 'iris' (split_validation appends '/train' or '/validation').
-    info: extra metadata (not needed to train): 'feature_mean' and 'feature_std' (the training
-      statistics that were applied), 'standardize_channels' (C when statistics are per channel of a
-      flattened (..., C) image, else None), and for synthetic data the drawn parameters.
-  """
+  """A train/test pair: (N, d), (M, d) float32 features standardized with the training
+  statistics; y float32 (regression) or int32 labels; num_classes 0 for regression; name e.g.
+  'iris' ('/train' or '/validation' after split_validation); info: the statistics applied
+  ('feature_mean', 'feature_std', 'standardize_channels') and synthetic data's parameters."""
 
   x_train: np.ndarray
   y_train: np.ndarray

@@ -29,16 +29,8 @@ torch_linear_init = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'unifo
 def crop_and_flip(
     images: jax.Array, offsets: jax.Array, flips: jax.Array, padding: int = 4
 ) -> jax.Array:
-  """Crops each zero-padded image at given offsets and flips it horizontally where asked.
-
-  Args:
-    images: (N, H, W, C).
-    offsets: (N, 2) integer (row, column) offsets into the padded image, in [0, 2·padding].
-    flips: (N,) booleans, True to flip left-right.
-    padding: zero padding added to each spatial side before cropping.
-  Returns:
-    (N, H, W, C); offset (padding, padding) without flip returns the image.
-  """
+  """(N, H, W, C) images zero-padded by `padding`, cropped at (N, 2) `offsets` in
+  [0, 2·padding] and flipped left-right where `flips`; offset (padding, padding) is the image."""
   _, height, width, channels = images.shape
   padded = jnp.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
 
@@ -50,17 +42,8 @@ def crop_and_flip(
 
 
 def random_crop_and_flip(images: jax.Array, key: jax.Array, padding: int = 4) -> jax.Array:
-  """Standard CIFAR augmentation: random crop from the `padding`-padded image + random flip.
-
-  Offsets are uniform in {0, …, 2·padding}² and flips Bernoulli(1/2), independently per image.
-
-  Args:
-    images: (N, H, W, C).
-    key: PRNG key.
-    padding: zero padding on each spatial side.
-  Returns:
-    (N, H, W, C).
-  """
+  """The standard CIFAR augmentation of (N, H, W, C) images: offsets uniform in
+  {0, …, 2·padding}², flips Bernoulli(1/2), independently per image."""
   offset_key, flip_key = jax.random.split(key)
   n = images.shape[0]
   offsets = jax.random.randint(offset_key, (n, 2), 0, 2 * padding + 1)
