@@ -3,11 +3,9 @@
 
 """The checks of `plan.build`, before any work: a ValueError naming the field and where it was set.
 
-The counts and names, the search settings, the data fields that need no data, the search space,
-and every unit plan the run can build (`RunPlan.unit` builds the library's config objects): each
-model's and variant's defaults and every combination of grid values (per config block, the
-product of that block's axes: the library builds one config object per block). An extension
-value is checked when the search comes to it.
+Counts and names, search settings, data fields, the search space, and every unit plan the run
+can build (each model's and variant's defaults, every combination of a block's grid values).
+An extension value is checked when the search comes to it.
 """
 
 from __future__ import annotations

@@ -7,15 +7,14 @@ per-example test predictions (predictions.npz) and the per-example scores read f
 
 from __future__ import annotations
 
-import math
 import os
-from typing import Iterable, Optional, Sequence
+from typing import Optional
 
 import jax
 import numpy as np
 import scipy.special
 
-from ecrn_jax import io
+from ecrn_jax import files
 
 
 def regression_metrics(predictions, targets) -> dict:
@@ -61,15 +60,6 @@ def output_metrics(task: str, outputs: np.ndarray, targets) -> dict:
   return classification_metrics(scipy.special.log_softmax(outputs, axis=-1), outputs, targets)
 
 
-def evaluate_network(model, variables, dataset, batch_size: int) -> dict:
-  """{'train': metrics, 'test': metrics} of a network in evaluation mode."""
-  outputs = network_outputs(model, variables, dataset, batch_size)
-  return {
-      'train': output_metrics(dataset.task, outputs['train'], dataset.y_train),
-      'test': output_metrics(dataset.task, outputs['test'], dataset.y_test),
-  }
-
-
 # ---------------------------------------------------------------------------------------------
 # Per-example test predictions (unit/predictions.npz), for tests over test examples.
 
@@ -104,50 +94,4 @@ def network_examples(task: str, outputs: np.ndarray, targets) -> dict:
 
 def save_predictions(directory: str, examples: dict) -> None:
   """Writes `examples` to directory/predictions.npz (atomically, no pickle)."""
-  io.save_npz(os.path.join(directory, PREDICTIONS_FILE), examples)
-
-
-def load_predictions(directory: str) -> Optional[dict]:
-  """directory/predictions.npz as {name: array}, or None when there is none."""
-  path = os.path.join(directory, PREDICTIONS_FILE)
-  return io.load_npz(path) if os.path.exists(path) else None
-
-
-def example_scores(examples: dict, metric: str) -> Optional[np.ndarray]:
-  """(M,) per-example values whose mean is the test `metric`, or None (not saved).
-
-  'accuracy': correct as 0/1; 'cross_entropy': nll; 'mse': squared error e_i (mean over
-  outputs); 'r2': 1 − e_i/var(y) with var(y) (ddof=0) of the whole test set, since
-  R² = 1 − mean(e)/var(y) (a resample of examples keeps that denominator).
-  """
-  if metric == 'accuracy' and 'correct' in examples:
-    return np.asarray(examples['correct'], np.float64)
-  if metric == 'cross_entropy' and 'nll' in examples:
-    return np.asarray(examples['nll'], np.float64)
-  if metric in ('mse', 'r2') and 'predictions' in examples:
-    targets = np.asarray(examples['targets'], np.float64)
-    error = np.asarray(examples['predictions'], np.float64) - targets
-    squared = (error**2).reshape(len(error), -1).mean(axis=1)
-    if metric == 'mse':
-      return squared
-    variance = float(np.var(targets))
-    return 1.0 - squared / variance if variance > 0 else None
-  return None
-
-
-def finite_values(values: Iterable) -> list[float]:
-  """The finite numbers of `values` (None, NaN and inf left out)."""
-  return [
-      float(v) for v in values if v is not None and isinstance(v, (int, float)) and math.isfinite(v)
-  ]
-
-
-def summary_stats(values: Sequence) -> dict:
-  """{'mean', 'std' (population, ddof=0), 'n', 'values'} over the finite values."""
-  finite = finite_values(values)
-  return {
-      'mean': float(np.mean(finite)) if finite else None,
-      'std': float(np.std(finite)) if finite else None,
-      'n': len(finite),
-      'values': list(values),
-  }
+  files.save_npz(os.path.join(directory, PREDICTIONS_FILE), examples)

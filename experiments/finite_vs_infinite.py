@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 import ecrn_jax
-from ecrn_jax import io
+from ecrn_jax import files
 
 
 def _jacobian_empirical_ntk(model, variables, x):
@@ -34,7 +34,7 @@ def _jacobian_empirical_ntk(model, variables, x):
   )
   n = x.shape[0]
   c = rows // n
-  return np.einsum('iaja->ij', (jac @ jac.T).reshape(n, c, n, c)) / c
+  return np.einsum('iaja->ij', np.reshape(jac @ jac.T, (n, c, n, c))) / c
 
 
 def _nt_empirical_ntk(model, variables, x):
@@ -93,7 +93,7 @@ def train_and_evaluate(config, workdir: str | None) -> dict:
     )
 
   for kernel in ('ntk', 'nngp'):
-    result = ecrn_jax.finite_vs_infinite(
+    result = ecrn_jax.analysis.finite_vs_infinite(
         model_cfg, x, tuple(config.widths), config.num_seeds, key=model_key, kernel=kernel
     )
     name = 'empirical NTK vs Θ∞' if kernel == 'ntk' else 'Monte Carlo NNGP f fᵀ/C vs K∞'
@@ -108,6 +108,6 @@ def train_and_evaluate(config, workdir: str | None) -> dict:
   print(f'\nwall time {results["wall_time_s"]:.1f} s on {jax.devices()[0].platform}')
   if workdir:
     path = os.path.join(workdir, 'results.json')
-    io.write_json(path, results, indent=2)
+    files.write_json(path, results, indent=2)
     logging.info('wrote %s', path)
   return results

@@ -1,29 +1,14 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-r"""Imports a local copy of CIFAR-10 into the tensorflow-datasets on-disk format, without network.
+"""Imports local CIFAR-10 npz files into the tensorflow-datasets format, offline (README.md, Data).
 
     python -m experiments.import_cifar10 --train_npz=PATH --test_npz=PATH [--data_dir=data_cache]
 
-Each npz holds `x` (N, 32, 32, 3) uint8 RGB images (HWC) and `y` (N,) integer labels in [0, 10)
-(e.g. ../shared/data/cifar10/train_subset.npz and test_public.npz). The command writes
-`<data_dir>/cifar10/3.0.2/` (dataset_info.json, features.json, label.labels.txt and tfrecord shards)
-with tfds's own `cifar10` builder (same name, version and features: id, image, label), so that the
-unchanged call `tfds.load('cifar10', data_dir=<data_dir>)` then reads it offline.
-
-Differences from a download, documented in dataset_info.json's description:
-- the splits hold what the npz files hold (the project data: train 5,000, test 2,000 images), so
-  'train[:5000]' and 'test' are all of the imported images;
-- examples keep the npz order (written unshuffled, one shard per split), so `train[:k]` is the
-  first k images of the npz. A tfds download instead stores the 50,000 training images in its own
-  hashed order, where `train[:5000]` is a different 5,000-image subset;
-- ids are 'train_%05d' / 'test_%05d' of the position in the npz (the official index for the
-  project data, which are the first images of the official order).
-
-It refuses to overwrite an existing `<data_dir>/cifar10/3.0.2` (delete it to re-import).
-
-tensorflow-datasets (and TensorFlow) is imported inside `import_cifar10()` only, so importing
-this module does not load TensorFlow.
+Writes `<data_dir>/cifar10/3.0.2/` with tfds's own `cifar10` builder, so `tfds.load('cifar10',
+data_dir=...)` reads it; the splits hold the npz images in their order (ids 'train_%05d' of the
+position), as the dataset description says. An existing import is never overwritten.
+TensorFlow is imported inside `import_cifar10()` only.
 """
 
 from __future__ import annotations
@@ -53,11 +38,7 @@ _CIFAR10_LABELS = (
 _DEFAULT_DATA_DIR = sources.DEFAULT_DATA_DIR
 
 
-# Read and checked with numpy only (experiments/sources.py, beside the other sources).
-load_npz = sources.load_npz
-
-
-def _builder_class(splits: dict, sources: str):
+def _builder_class(splits: dict, origin: str):
   """tfds's cifar10 builder class whose examples come from `splits` ({split: (x, y)})."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from tensorflow_datasets.image_classification import cifar  # pylint: disable=g-import-not-at-top
@@ -76,7 +57,7 @@ def _builder_class(splits: dict, sources: str):
           builder=self,
           description=(
               info.description + ' Imported offline by experiments.import_cifar10 from '
-              f'local arrays ({sources}); examples in the order of the arrays.'
+              f'local arrays ({origin}); examples in the order of the arrays.'
           ),
           features=info.features,
           supervised_keys=info.supervised_keys,
@@ -115,13 +96,13 @@ def import_cifar10(train_npz: str, test_npz: str, data_dir: str | None = None) -
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   data_dir = os.path.abspath(data_dir or _DEFAULT_DATA_DIR)
-  splits = {'train': load_npz(train_npz), 'test': load_npz(test_npz)}
-  sources = (
+  splits = {'train': sources.load_npz(train_npz), 'test': sources.load_npz(test_npz)}
+  origin = (
       f'train: {train_npz} ({len(splits["train"][0])} images), '
       f'test: {test_npz} ({len(splits["test"][0])} images)'
   )
 
-  builder = _builder_class(splits, sources)(data_dir=data_dir)
+  builder = _builder_class(splits, origin)(data_dir=data_dir)
   if builder.data_path.exists():
     raise FileExistsError(f'{builder.data_path} already exists; delete it to re-import.')
   with tempfile.TemporaryDirectory() as download_dir:  # Nothing is downloaded: keep data_dir clean.

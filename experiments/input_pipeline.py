@@ -1,29 +1,13 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""Data for the experiments of docs/spec.md §5: synthetic sets, UCI tables and a CIFAR-10 subset.
+"""Data for the experiments of docs/spec.md §5 as `Dataset`s of flat float32 features.
 
-Every dataset is returned as a `Dataset` of flat float32 features, standardized with statistics of
-the training split only (docs/spec.md §1; the test split is transformed with the same statistics and is
-therefore *not* exactly standardized).
-
-Seeds. `load_dataset(config, seed=s)` draws everything random (synthetic data, train/test splits)
-from a generator keyed by the run seed and the dataset's name:
-
-    rng = np.random.default_rng(
-        np.random.SeedSequence(entropy=s, spawn_key=(zlib.crc32(b'data/<name>'),)))
-
-a numpy stream of its own, independent of the model's JAX PRNG keys made from the same seed.
-`data_config.data_seed` (an int) fixes the data (or split) independently of the run seed.
-
-Validation. `split_validation(dataset, fraction, seed)` carves a validation split out of the
-training data (stratified for classification), for hyperparameter selection that never sees the
-test split.
-
-Imports. tensorflow-datasets, and with it TensorFlow, is imported only when CIFAR-10 is read
-from tfds (inside `sources.tfds_load_numpy`), never at module import: every other dataset, CIFAR-10
-from npz files (`data_config.source='npz'`), and any code that just imports this module (e.g. the
-configs), runs without TensorFlow and without its start-up lines.
+Features are standardized with the training split's statistics only. Everything random comes
+from a numpy stream keyed by the run seed and the dataset's name (`named_rng`; `data_seed` fixes
+the data apart from the run seed). `split_validation` carves a validation split (stratified for
+classification) out of the training data. TensorFlow is imported only when CIFAR-10 is read
+from tfds.
 """
 
 from __future__ import annotations
@@ -37,27 +21,13 @@ import numpy as np
 from experiments import sources
 from experiments.configs import common
 
-DATASET_NAMES = common.DATASET_NAMES
-# The data block of a data set with its defaults (the configs' `data`).
-default_data_config = common.data_config
-
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-  """A standardized train/test pair.
-
-  Attributes:
-    x_train: (N, d) float32, standardized with the training statistics.
-    y_train: (N,) float32 for regression, (N,) int32 labels in [0, num_classes) for classification.
-    x_test: (M, d) float32, standardized with the *training* statistics.
-    y_test: (M,) like y_train.
-    task: 'regression' or 'classification'.
-    num_classes: number of classes; 0 for regression.
-    name: dataset name, e.g. 'iris' (split_validation appends '/train' or '/validation').
-    info: extra metadata (not needed to train): 'feature_mean' and 'feature_std' (the training
-      statistics that were applied), 'standardize_channels' (C when statistics are per channel of a
-      flattened (..., C) image, else None), and for synthetic data the drawn parameters.
-  """
+  """A train/test pair: (N, d), (M, d) float32 features standardized with the training
+  statistics; y float32 (regression) or int32 labels; num_classes 0 for regression; name e.g.
+  'iris' ('/train' or '/validation' after split_validation); info: the statistics applied
+  ('feature_mean', 'feature_std', 'standardize_channels') and synthetic data's parameters."""
 
   x_train: np.ndarray
   y_train: np.ndarray
@@ -72,20 +42,12 @@ class Dataset:
 def load_dataset(
     data_config: Mapping[str, Any], *, seed: int, data_dir: str | None = None
 ) -> Dataset:
-  """Loads `data_config.name`, deterministically from `seed` (or `data_config.data_seed`).
-
-  Args:
-    data_config: the `data` block (`default_data_config(name)`, a ConfigDict, or a mapping).
-    seed: the run seed.
-    data_dir: tensorflow-datasets data_dir for CIFAR-10 (source 'tfds'; unused for 'npz'); None
-      means `data_config.data_dir`, and when that is None too the project's data_cache/.
-
-  Returns:
-    A standardized `Dataset`.
-  """
+  """The standardized `Dataset` of the `data` block (`configs.common.data_config(name)` or a
+  mapping), deterministic in `seed` (or `data_seed`). `data_dir`: tfds's for CIFAR-10 (None:
+  `data_config.data_dir`, else data_cache/)."""
   name = data_config['name']
-  if name not in DATASET_NAMES:
-    raise ValueError(f'unknown dataset {name!r}; valid names: {list(DATASET_NAMES)}.')
+  if name not in common.DATASET_NAMES:
+    raise ValueError(f'unknown dataset {name!r}; valid names: {list(common.DATASET_NAMES)}.')
   data_seed = seed if data_config.get('data_seed') is None else data_config['data_seed']
   rng = named_rng(data_seed, f'data/{name}')
   if name == 'synthetic_regression':
@@ -122,23 +84,10 @@ def load_dataset(
 
 
 def split_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-  """Carves a validation split out of the training data, for hyperparameter selection.
-
-  The training data are split (stratified by label for classification) into a reduced training part
-  and a validation part (round(fraction * N) points), and everything is re-standardized with
-  statistics of the reduced training part only (per feature, or per channel as `dataset` was).
-  Standardization is affine, so this equals standardizing the raw data with those statistics.
-
-  Args:
-    dataset: a `Dataset` from `load_dataset`.
-    fraction: validation fraction of the training points, in (0, 1).
-    seed: the split is drawn from named_rng(seed, 'validation').
-
-  Returns:
-    (train_part, validation_part), both trained on the same reduced training set:
-    train_part.x_test/y_test are the original test split (for the final evaluation);
-    validation_part.x_test/y_test are the held-out validation points (never the test split).
-  """
+  """(train_part, validation_part): round(fraction · N) training points held out (stratified
+  for classification, drawn from named_rng(seed, 'validation')), all re-standardized with the
+  reduced training part's statistics. Both train on that part; train_part's test split is the
+  original test split, validation_part's the held-out points."""
   if not 0.0 < fraction < 1.0:
     raise ValueError(f'validation fraction must be in (0, 1), got {fraction}.')
   fit_idx, val_idx = _split_indices(
@@ -156,11 +105,11 @@ def split_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[Data
       feature_mean=old_mean + old_std * mean,
       feature_std=old_std * std,
   )
-  common = dict(task=dataset.task, num_classes=dataset.num_classes, info=info)
+  shared = dict(task=dataset.task, num_classes=dataset.num_classes, info=info)
   y_fit = dataset.y_train[fit_idx]
-  train_part = Dataset(x_fit, y_fit, x_test, dataset.y_test, name=f'{dataset.name}/train', **common)
+  train_part = Dataset(x_fit, y_fit, x_test, dataset.y_test, name=f'{dataset.name}/train', **shared)
   validation_part = Dataset(
-      x_fit, y_fit, x_val, dataset.y_train[val_idx], name=f'{dataset.name}/validation', **common
+      x_fit, y_fit, x_val, dataset.y_train[val_idx], name=f'{dataset.name}/validation', **shared
   )
   return train_part, validation_part
 

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ecrn_jax import io
+from ecrn_jax import files
 from experiments import paper
 from experiments import report
 
@@ -37,11 +37,11 @@ def _read_records(directory: str) -> dict[str, np.ndarray]:
   """One unit's tracking records (tracking.npz, else tracking.jsonl) by field, by epoch."""
   npz, jsonl = (os.path.join(directory, f'tracking.{e}') for e in ('npz', 'jsonl'))
   if os.path.exists(npz):
-    arrays = io.load_npz(npz)
+    arrays = files.load_npz(npz)
     records = {k: np.asarray(arrays[k], np.float64) for k in TRACKED_FIELDS if k in arrays}
   elif os.path.exists(jsonl):
     # Lines cut by a kill are skipped; an epoch repeated by a resumed run: the last line.
-    by_epoch = {record['epoch']: record for record in io.read_lines(jsonl)}
+    by_epoch = {record['epoch']: record for record in files.read_lines(jsonl)}
     lines = [by_epoch[e] for e in sorted(by_epoch)]
     records = {
         k: np.asarray([l[k] for l in lines], np.float64)
@@ -62,8 +62,10 @@ def tracked_units(workdir: str, models: Optional[Sequence[str]] = None) -> dict:
     tracking = unit.get('tracking')
     if not tracking or (models is not None and unit['model'] not in models):
       continue
-    files = tracking.get('files') or os.path.join(f'seed_{unit["seed"]}', unit['model'], 'tracking')
-    records = _read_records(os.path.join(workdir, files))
+    directory = tracking.get('files') or os.path.join(
+        f'seed_{unit["seed"]}', unit['model'], 'tracking'
+    )
+    records = _read_records(os.path.join(workdir, directory))
     epochs = (unit.get('train_config') or {}).get('epochs')
     records['schedule_epochs'] = np.float64(epochs if epochs is not None else records['epoch'][-1])
     out.setdefault(unit['model'], {})[unit['seed']] = records

@@ -1,11 +1,10 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""The networks of a unit plan, built and initialized (the registry's data: experiments/registry.py).
+"""The networks of a unit plan, built and initialized (the registry's data: registry.py).
 
-A model and its infinite twins share the family and hence the initialization key: a kernel unit
-draws B as the trained network does (same key, the network's dtype: `kernel_variables`) and
-computes in float64, so the twin of the tuned NTK-ECRN has the trained network's B exactly.
+A model and its infinite twins share the family's initialization key, so a kernel unit draws B
+as the trained network does (`kernel_variables`) and computes in float64.
 """
 
 from __future__ import annotations
@@ -16,9 +15,6 @@ import jax
 import numpy as np
 
 import ecrn_jax
-from experiments.plan import flatten  # pylint: disable=unused-import
-from experiments.registry import MODELS  # pylint: disable=unused-import
-from experiments.registry import REFERENCES  # pylint: disable=unused-import
 
 _FAMILY_KEY = {'ecrn': 0, 'mlp': 1, 'resnet18': 2}
 

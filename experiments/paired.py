@@ -11,7 +11,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from ecrn_jax import io
+from ecrn_jax import files
 from experiments import significance
 from experiments import tables
 from experiments.paper import BASELINES
@@ -79,7 +79,7 @@ def _unit_reader(workdirs: dict, context: dict):
       workdir = workdirs.get((dataset, model, seed)) or (context.get(dataset) or {}).get('workdir')
       path = workdir and os.path.join(workdir, f'seed_{seed}', model, name)
       found = path and os.path.exists(path)
-      load = io.load_npz if name.endswith('.npz') else io.read_json
+      load = files.load_npz if name.endswith('.npz') else files.read_json
       cache[key] = load(path) if found else None
     return cache[key]
 

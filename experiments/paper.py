@@ -1,10 +1,9 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""The paper's vocabulary, as data: datasets and models in its row order, their labels, each
-metric's direction, the values it prints (PAPER_CLAIMS) and each dataset's data defaults. The
-classical references (registry.REFERENCES) are labelled '… (reference)', ordered last and never
-among BASELINES."""
+"""The paper's vocabulary, as data: models in its row order, labels, each metric's direction and
+the values it prints (PAPER_CLAIMS). The classical references (registry.REFERENCES) are labelled
+'… (reference)', ordered last and never among BASELINES."""
 
 from __future__ import annotations
 
@@ -15,15 +14,6 @@ from experiments.registry import REFERENCES
 
 BASELINES = ('mlp', 'resnet18', 'standard_ntk')
 IMAGE_DATASETS = ('cifar10',)
-# The paper's order (input_pipeline.DATASET_NAMES).
-DATASET_ORDER = (
-    'synthetic_regression',
-    'synthetic_classification',
-    'boston',
-    'iris',
-    'wine',
-    'cifar10',
-)
 DATASET_LABELS = {
     'synthetic_regression': 'Synthetic regression',
     'synthetic_classification': 'Synthetic classification',
@@ -31,32 +21,6 @@ DATASET_LABELS = {
     'iris': 'Iris',
     'wine': 'Wine',
     'cifar10': 'CIFAR-10 subset',
-}
-# input_pipeline.default_data_config(name) as JSON, its None fields left out: a figure's title
-# names the data fields of a run that differ from these.
-_SIZES = {'num_train': 1000, 'num_test': 1000}
-DATA_DEFAULTS = {
-    'synthetic_regression': dict(
-        input_dim=8,
-        num_modes=4,
-        frequency_scale=0.25,
-        amplitude_min=1.0,
-        amplitude_max=1.0,
-        noise_std=0.1,
-        **_SIZES,
-    ),
-    'synthetic_classification': dict(
-        input_dim=16,
-        num_classes=5,
-        mean_scale=0.5,
-        cluster_std=1.0,
-        covariance='isotropic',
-        **_SIZES,
-    ),
-    'boston': dict(target='MEDV', drop_columns=[], num_rows=506, test_fraction=0.2),
-    'iris': dict(test_fraction=0.2),
-    'wine': dict(test_fraction=0.2),
-    'cifar10': dict(source='tfds', train_split='train[:5000]', test_split='test'),
 }
 METRIC_LABELS = {
     'accuracy': 'Accuracy (%)',

@@ -3,24 +3,14 @@
 
 """The plan of a benchmark run, read once from its config.
 
-`build(config)` is where the runner reads the ml_collections config, and the only place: it
-flattens it into a frozen `RunPlan` and checks it (experiments/checks.py: every field, and every
-unit the run and its search can build). The search proposes grid points and gets `UnitPlan`s
-back (`RunPlan.unit`); `units.run_unit(plan, dataset)` runs one and writes its plan.json.
+`build(config)` is the one place the runner reads the ml_collections config: a frozen `RunPlan`,
+checked (experiments/checks.py). The search gets `UnitPlan`s back (`RunPlan.unit`);
+`units.run_unit(plan, dataset)` runs one and writes its plan.json.
 
-A unit's settings, in this order: the config; its model's defaults (`model_defaults.BASE`); the
-selection of its seed (for a twin, the tuned source's family block first: `inherited_overrides`);
-its variant's overrides (`variants.NAME = {'base': MODEL, <nested overrides>}`, the ablations).
-
-Pinned fields: a field set on the command line (`--config.FIELD=VALUE`; experiments/run.py adds
-its dotted path to `config.pinned`) is pinned; the same value written in a config file is not.
-The difference, and the only one: neither the model's defaults nor a selected (searched or
-inherited) value replace a pinned field, and the search leaves it out of every grid (a pinned
-train.epochs removes train.epochs_fraction too). So `--config.train.learning_rate=0.003` runs
-every model at 0.003, while 0.003 in a config file is where each search starts and a model
-default replaces it. A variant's own overrides still apply, pinned or not: they are what the
-variant is (search.json's 'pinned_but_set_by_variants', also logged). Where the data live
-(data.data_dir, data.train_npz, data.test_npz) and checkpoint_every are never pinned.
+A unit's settings, in order: the config; its model's defaults; its seed's selection (a twin's
+inherited block first); its variant's overrides. A pinned field (set on the command line) is
+replaced by neither defaults nor selections and leaves every grid (README.md); a variant's own
+overrides still apply. Data locations and checkpoint_every are never pinned.
 """
 
 from __future__ import annotations
@@ -31,7 +21,7 @@ import re
 from typing import Any, Mapping, Optional
 
 import ecrn_jax
-from ecrn_jax import io
+from ecrn_jax import files
 from experiments import checks
 from experiments import settings
 from experiments.registry import ModelSpec
@@ -92,7 +82,7 @@ class UnitPlan:
     fields = dataclasses.asdict(self)
     for where in ('directory', 'metrics'):  # where plan.json lies, and the workdir's log
       del fields[where]
-    return io.jsonable({'kind': self.spec.kind, **fields})
+    return files.jsonable({'kind': self.spec.kind, **fields})
 
 
 def flatten(block, prefix: str = '') -> dict[str, Any]:
@@ -312,7 +302,7 @@ class RunPlan:
     values = self.values(overrides)
     spec = self.spec(name)
 
-    def build(block, make):
+    def settle(block, make):
       try:
         return make(_block(values, block))
       except (TypeError, ValueError) as e:
@@ -332,21 +322,21 @@ class RunPlan:
     out = dict(arch=None, train=None, tracking=None, kernel=None, reference=None)
     kernel = spec.kind == 'kernel'
     if spec.family == 'resnet18':
-      out['arch'] = build('resnet18', settings.resnet18)
+      out['arch'] = settle('resnet18', settings.resnet18)
     elif spec.kind != 'reference':
       dtype = 'float64' if kernel else None
-      arch = build(spec.family, lambda b: settings.arch(spec.family, b, dtype))
+      arch = settle(spec.family, lambda b: settings.arch(spec.family, b, dtype))
       out.update(arch=arch[0], fourier_scale_factor=arch[1])
       out['network_dtype'] = values[f'{spec.family}.dtype']
     if kernel:
-      out['kernel'] = build('kernel', settings.kernel)
+      out['kernel'] = settle('kernel', settings.kernel)
     elif spec.kind == 'reference':
-      out['reference'] = build('reference', settings.reference)
+      out['reference'] = settle('reference', settings.reference)
     else:
-      out['train'] = build('train', lambda b: settings.train(b, int(seed)))
+      out['train'] = settle('train', lambda b: settings.train(b, int(seed)))
       tracked = values.get('tracking.models') or ()
       if not trial and (name in tracked or spec.name in tracked):
-        out['tracking'] = build('tracking', settings.tracking)
+        out['tracking'] = settle('tracking', settings.tracking)
     every = int(values['checkpoint_every'])
     if trial:  # a trial's checkpoints go when it ends: at most four saves (epoch 0 aside)
       every = max(every, -(-int(values['train.epochs']) // 4))

@@ -22,10 +22,11 @@ from absl import flags
 from absl import logging
 import numpy as np
 
-from ecrn_jax import io
+from ecrn_jax import files
 from experiments import kernel_growth
 from experiments import paper
 from experiments import report
+from experiments.configs import common
 
 # A panel's y axis is logarithmic when its curves' positive maxima span more than LOG_SPREAD×
 # (on a linear axis the largest would flatten the others onto zero); λ_max, the spectra and the
@@ -40,7 +41,7 @@ X_AXES = {
     'epoch': ('epoch', 'at equal epochs (schedules of different lengths)'),
 }
 # Titles show the dataset's fields here always, the other data fields off their default
-# (paper.DATA_DEFAULTS), never those saying where the data live.
+# (configs/common.py data_config), never those saying where the data live.
 _TITLE_FIELDS = {'synthetic_regression': ('frequency_scale',), 'cifar10': ('train_split',)}
 _TITLE_SYMBOLS = {'frequency_scale': 's'}
 _TITLE_HIDDEN = ('name', 'data_dir', 'source', 'train_npz', 'test_npz', 'csv_path')
@@ -88,8 +89,8 @@ def data_settings(data: dict) -> list[str]:
   name = data.get('name')
   always = [f for f in _TITLE_FIELDS.get(name, ()) if f in data]
   differ = []
-  if name in paper.DATA_DEFAULTS:  # else (not a dataset of this version): `always` only
-    defaults = paper.DATA_DEFAULTS[name]
+  if name in common.DATASET_NAMES:  # else (not a dataset of this version): `always` only
+    defaults = files.jsonable(common.data_config(name).to_dict())
     shown = lambda f: f not in always and f not in _TITLE_HIDDEN and defaults.get(f) != data[f]
     differ = sorted(filter(shown, data))
   return [f'{_TITLE_SYMBOLS.get(f, f)} = {_format(data[f])}' for f in always + differ]
@@ -254,7 +255,7 @@ def learning_curves(workdir: str, models: Optional[Sequence[str]] = None) -> dic
   if not os.path.exists(path):
     raise FileNotFoundError(f'{workdir} has no metrics.jsonl')
   losses = {}
-  for r in io.read_lines(path):  # lines cut by a kill are skipped
+  for r in files.read_lines(path):  # lines cut by a kill are skipped
     if r.get('epoch') is not None and r.get('train_loss') is not None:
       if models is None or r['model'] in models:
         losses.setdefault(r['model'], {}).setdefault(r['seed'], {})[r['epoch']] = r['train_loss']
@@ -317,7 +318,7 @@ def make_figures(workdir: str, out_dir: str, x_axis: str = 'fraction') -> list[s
     logging.warning('skipped kernel_growth.md: %s', e)
   else:
     paths.append(os.path.join(out_dir, 'kernel_growth.md'))
-    with io.atomic_open(paths[-1]) as f:
+    with files.atomic_open(paths[-1]) as f:
       f.write(f'## Kernel evolution in numbers: {run_title(workdir)}\n\n')
       f.write(f'{comparison_note(x_axis)}\n\n{table}')
   return paths

@@ -21,7 +21,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from ecrn_jax import io
+from ecrn_jax import files
 from experiments import paired
 from experiments import search_tables
 from experiments import tables
@@ -29,11 +29,10 @@ from experiments import tables
 CSV_FIELDS = ('config', 'dataset', 'model', 'seed', 'split', 'metric', 'value')
 SPLITS = ('train', 'test')
 _UNIT_SECONDS = ('unit_this_session', 'unit', 'total')  # the first present counts
-search_table = search_tables.search_table  # its old name
 
 
 def _read_json(path: str) -> Optional[Any]:
-  return io.read_json(path) if os.path.exists(path) else None
+  return files.read_json(path) if os.path.exists(path) else None
 
 
 def load_workdir(workdir: str) -> dict:
@@ -75,7 +74,7 @@ def results_rows(workdir: str) -> list[dict]:
 def write_results_csv(rows: Iterable[dict], path: str) -> None:
   """Writes `rows` as CSV (columns CSV_FIELDS; None → empty cell)."""
   # Text mode: on POSIX csv's '\r\n' row ends are written as they are (as with newline='').
-  with io.atomic_open(os.path.abspath(path)) as f:
+  with files.atomic_open(os.path.abspath(path)) as f:
     writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
     writer.writeheader()
     for row in rows:
@@ -231,7 +230,7 @@ def write_report(workdirs: Sequence[str], out_dir: str, table: str) -> dict:
         f'## Search trials: `{n}`\n\n{search_tables.trials_table(s)}' for n, s in searches
     )
   for kind, text in texts.items():
-    with io.atomic_open(paths[kind]) as f:
+    with files.atomic_open(paths[kind]) as f:
       f.write(text)
   return paths
 

@@ -3,29 +3,12 @@
 
 """Baselines for the paper's "ResNet-18" row: `ResNet18` (images) and `ResidualMLP18` (vectors).
 
-`ResNet18` is the CIFAR variant of He et al. (2016) as in kuangliu/pytorch-cifar: a 3×3 conv
-stem (`width` channels, stride 1, no max-pool) + BN + ReLU; 4 stages of 2 BasicBlocks with
-widths (w, 2w, 4w, 8w) and strides (1, 2, 2, 2); global average pool; Dense head. BasicBlock:
-conv3×3-BN-ReLU-conv3×3-BN plus a shortcut (1×1 conv + BN projection when the stride is not 1
-or the width changes), ReLU after the sum. 1 + 16 + 1 = 18 weight layers on the main path,
-plus 3 projection shortcuts.
-
-`ResidualMLP18` is the stand-in for ResNet-18 on vector (tabular, synthetic) data: a 2-D
-convolution has no meaning on unordered features, so each 3×3 conv becomes a Dense layer,
-keeping ResNet-18's depth (18 weight layers), widths (64, 128, 256, 512), residual structure,
-projection shortcuts and BatchNorm.
-
-Initialisation (as torchvision): conv and hidden Dense kernels He normal,
-variance_scaling(2.0, 'fan_out', 'normal') (untruncated); convs and the Dense layers followed
-by BN have no bias; BN scale 1, bias 0, momentum 0.9 (PyTorch's 0.1), epsilon 1e-5; the head
-kernel is U(±1/√fan_in) (PyTorch's Linear default) with a zero bias.
-
-Parameter counts ('params' only; BN running statistics, in 'batch_stats', excluded):
-  ResNet18(num_classes=10) on 32×32×3: 11,173,962 (as kuangliu's ResNet18).
-  ResidualMLP18(out_dim=1) on d=8:     1,403,265.
-
-BatchNorm: `train=True` normalises with batch statistics and updates 'batch_stats' (apply with
-`mutable=['batch_stats']`); `train=False` uses the running averages.
+`ResNet18` is the CIFAR variant of He et al. (2016) as in kuangliu/pytorch-cifar (3×3 stem, no
+max-pool, 4 stages of 2 BasicBlocks, widths (w, 2w, 4w, 8w)): 11,173,962 parameters for 10
+classes. `ResidualMLP18` keeps its depth, widths, shortcuts and BatchNorm with Dense layers in
+place of the convolutions, for unordered features (1,403,265 parameters on d = 8).
+Initialisation as torchvision (He normal fan_out, BN scale 1, the head U(±1/√fan_in)); BN
+momentum 0.9, epsilon 1e-5; `train=True` uses batch statistics (mutable 'batch_stats').
 """
 
 from __future__ import annotations
@@ -37,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ecrn_jax import resolve_dtype
+from ecrn_jax.models import resolve_dtype
 
 he_normal = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
 torch_linear_init = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')
@@ -46,16 +29,8 @@ torch_linear_init = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'unifo
 def crop_and_flip(
     images: jax.Array, offsets: jax.Array, flips: jax.Array, padding: int = 4
 ) -> jax.Array:
-  """Crops each zero-padded image at given offsets and flips it horizontally where asked.
-
-  Args:
-    images: (N, H, W, C).
-    offsets: (N, 2) integer (row, column) offsets into the padded image, in [0, 2·padding].
-    flips: (N,) booleans, True to flip left-right.
-    padding: zero padding added to each spatial side before cropping.
-  Returns:
-    (N, H, W, C); offset (padding, padding) without flip returns the image.
-  """
+  """(N, H, W, C) images zero-padded by `padding`, cropped at (N, 2) `offsets` in
+  [0, 2·padding] and flipped left-right where `flips`; offset (padding, padding) is the image."""
   _, height, width, channels = images.shape
   padded = jnp.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
 
@@ -67,17 +42,8 @@ def crop_and_flip(
 
 
 def random_crop_and_flip(images: jax.Array, key: jax.Array, padding: int = 4) -> jax.Array:
-  """Standard CIFAR augmentation: random crop from the `padding`-padded image + random flip.
-
-  Offsets are uniform in {0, …, 2·padding}² and flips Bernoulli(1/2), independently per image.
-
-  Args:
-    images: (N, H, W, C).
-    key: PRNG key.
-    padding: zero padding on each spatial side.
-  Returns:
-    (N, H, W, C).
-  """
+  """The standard CIFAR augmentation of (N, H, W, C) images: offsets uniform in
+  {0, …, 2·padding}², flips Bernoulli(1/2), independently per image."""
   offset_key, flip_key = jax.random.split(key)
   n = images.shape[0]
   offsets = jax.random.randint(offset_key, (n, 2), 0, 2 * padding + 1)

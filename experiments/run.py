@@ -4,29 +4,14 @@
 """Entry point: `python -m experiments.run [--config=NAME[:ARG]] [--config.FIELD=VALUE ...]
 [--workdir=DIR] [--data_dir=DIR] [--overwrite]`.
 
-NAME is one of `CONFIGS`, each a pure `get_config(arg)` module in experiments/configs/; ARG is
-passed to it (`smoke` shrinks any config to a seconds-long run). A path to a config file
-(`--config=path/to/my_config.py[:ARG]`) works too. With no --config it runs the default,
-`finite_vs_infinite`, which needs no data.
-
-Overrides are ml_collections config flags: `--config.FIELD=VALUE` sets a (nested) field,
-typed by the field (`--config.train.learning_rate=0.01`, `--config.seeds='(0, 1)'`, a tuple
-of strings as `--config.models=mlp --config.models=ntk_ecrn` or
-`--config.models="('mlp', 'ntk_ecrn')"`); an unknown field fails at once, naming the closest
-valid one. The resolved config goes to DIR/config.json; see experiments/workdir.py for the
-workdir (resume, --overwrite).
-
-An override pins its field: it is added to `config.pinned`, so the hyperparameter search
-leaves it out of every grid and no model default replaces it (the rule: experiments/plan.py).
-Every unit plan the run can build is checked before any work (`plan.build`).
-
-Imports: TensorFlow (through tensorflow-datasets) is imported only by the configs that read
-CIFAR-10, when they load it; the default config imports no TensorFlow.
+README.md (Experiments) documents the configs, the overrides (each pins its field), the checks
+before any work and the workdir; the default config is `finite_vs_infinite`, which needs no data.
 """
 
 import os
 import re
 import sys
+from typing import NoReturn
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
@@ -248,7 +233,7 @@ def main(argv):
   train.train_and_evaluate(config, FLAGS.workdir)
 
 
-def _fatal(error: app.UsageError, hint: bool = True) -> None:
+def _fatal(error: app.UsageError, hint: bool = True) -> NoReturn:
   hint_text = '\nPass --helpshort or --helpfull to see help on flags.' if hint else ''
   print(f'FATAL Flags parsing error: {error}{hint_text}', file=sys.stderr)
   sys.exit(1)

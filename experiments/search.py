@@ -1,50 +1,13 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""Hyperparameter selection on a validation split, nested per seed.
+"""Hyperparameter selection on a validation split, nested per seed (README.md, Experiments).
 
-Nested: seed s's setting of every model is selected on a validation split carved from seed s's
-training split only (`input_pipeline.split_validation` of seed s's dataset,
-`search.validation_fraction` of its training points, re-standardized), and seed s's units use
-it, so no test point of any seed is seen in its selection. Score: the task's validation metric
-(MSE for regression; accuracy for classification, ties broken by cross-entropy).
-`search.seeds` (e.g. (0,)) selects on those seeds only and gives the others the first one's
-selection: allowed only where no seed's test point can be in it, i.e. data drawn afresh per
-seed (synthetic) or a fixed test set apart from the training pool (CIFAR-10); refused for the
-UCI tables, whose seeds redraw one table's split (`RESPLIT_DATASETS`). search.json's
-'selection_seed' maps each run seed to the seed whose selection it uses.
-
-Coverage: coordinate-wise refinement, the same scheme for every model. From the start point (on
-each axis the model's configured value when the grid holds it, else the grid's middle value),
-each axis in turn (`FIRST_AXES` first, then by name, `LAST_AXES` last) is swept over all its
-values with the other axes at the best setting so far; the best moves only on a strict
-improvement. Up to `search.rounds` rounds, stopping early after a round that moved nothing.
-So every value of every axis is tried for every model (axis coverage 1, whatever the grid's
-size) at a cost that grows with the sum of the axis lengths, not their product, and the path
-depends on the data set's and seed's own scores (no shared draw).
-Edges: when a selected numeric value is the first or last of its axis, the next value beyond
-it (the axis's own step: the ratio of the two edge values, or their difference when one is
-≤ 0; none below a lower edge of 0) is tried once, with the other axes at the selection
-(phase 'extension'); search.json and search.md flag every selected value still on an edge.
-`search.trials` caps the trials per model and seed, extensions included.
-
-Recorded in search.json: 'budget', 'pinned' and, per seed ('seeds': {'0': ...}), per model:
-every trial (grid 'point', resolved 'overrides', 'phase', scores, seconds), 'grid_size',
-'trials_run', 'coverage' (grid points tried / grid size), 'axis_coverage' (axis values tried /
-axis values), per axis its values, the values tried, the selection, its 'edge' and the
-'extension', and 'on_edge'. Trials live in search/seed_<s>/<model>/trial_<k>/result.json; a
-finished trial is not rerun on resume (the refinement is deterministic given the scores).
-
-References (registry.REFERENCES) are not searched: each selects its own hyperparameters on the
-training split (experiments/references.py). Twins: `ntk_ecrn_infinite` takes its ecrn block from
-the tuned `ntk_ecrn` of the same seed ('inherited'), so `ntk_ecrn` is searched first (for the
-twin alone when it is not among config.models); only the twin's kernel settings are searched.
-Epochs are searched as fractions f of the model's train.epochs (max(1, ⌊f · train.epochs⌋)).
-Pinned fields leave every grid (the rule: experiments/plan.py); search.json records them.
-
-The search proposes grid points and runs the `UnitPlan`s `RunPlan.unit` builds for them; every
-unit it can build was checked before any work (`plan.build`), and an extension value is checked
-when it comes up (an invalid one is recorded and not run).
+Each model is selected by coordinate-wise refinement over its grid (experiments/refinement.py)
+on a validation split of the seed's own training split; `search.seeds` shares one seed's
+selection where no test point can be in it. Twins inherit the tuned source's block; pinned fields
+leave every grid. search.json records the budget, the pins and, per seed and model, every trial,
+the coverage, the selection and the values still on a grid edge; a finished trial is not rerun.
 """
 
 from __future__ import annotations
@@ -57,7 +20,7 @@ from typing import Any, Callable, Optional
 
 from absl import logging
 
-from ecrn_jax import io
+from ecrn_jax import files
 from experiments import input_pipeline
 from experiments import plan as plan_lib
 from experiments import workdir as workdir_lib
@@ -188,7 +151,7 @@ def _trial(ctx: _Seed, model: str, k: int, point: dict, phase: str, inherited) -
   logging.info('%s %s', label, overrides)
   start = time.perf_counter()
   unit = ctx.run_unit(plan, ctx.validation())
-  result = io.jsonable(
+  result = files.jsonable(
       {
           'point': point,
           'overrides': overrides,
@@ -199,7 +162,7 @@ def _trial(ctx: _Seed, model: str, k: int, point: dict, phase: str, inherited) -
           'seconds': time.perf_counter() - start,
       }
   )
-  io.write_json(result_path, result)
+  files.write_json(result_path, result)
   # A finished trial is never resumed: its checkpoints (params and optimizer state) can go.
   shutil.rmtree(os.path.join(directory, 'checkpoints'), ignore_errors=True)
   logging.info('%s validation %s', label, result['validation'])
@@ -284,9 +247,9 @@ def select(run: plan_lib.RunPlan, workdir: str, run_unit: RunUnit) -> dict:
   for seed in search_seeds(run):
     out['seeds'][str(seed)] = {'models': {}}
     ctx = _Seed(run, workdir, int(seed), run_unit)
-    _select_seed(ctx, out['seeds'][str(seed)], lambda: io.write_json(path, out))
+    _select_seed(ctx, out['seeds'][str(seed)], lambda: files.write_json(path, out))
   out['seconds'] = time.perf_counter() - start
-  io.write_json(path, out)
+  files.write_json(path, out)
   return out
 
 
@@ -302,6 +265,7 @@ def selected_overrides(search_result: dict, run, model: str, seed: int) -> dict[
 
 
 def describe(search_result: dict) -> str:
+  """One line per searched (seed, model): trials, coverage, the selection."""
   lines = []
   for seed, seed_entry in (search_result.get('seeds') or {}).items():
     for model, entry in seed_entry['models'].items():
@@ -314,19 +278,3 @@ def describe(search_result: dict) -> str:
           f'(validation {entry["selected_validation"]})'
       )
   return '\n'.join(lines)
-
-
-def check(config) -> int:
-  """`plan.build(config)`'s checks (ValueError naming the field); the unit plans built."""
-  from experiments import checks  # pylint: disable=g-import-not-at-top
-
-  return checks.check(plan_lib.read(config))
-
-
-def grid(config, model: str) -> tuple[dict, list]:
-  """`model`'s grid and the paths pinning removed from it (`RunPlan.grid`)."""
-  return plan_lib.read(config).grid(model)
-
-
-def start_point(config, model: str, axes: dict) -> dict:
-  return plan_lib.read(config).start_point(model, axes)

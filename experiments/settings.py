@@ -81,6 +81,7 @@ def arch(family: str, fields: dict, dtype: Optional[str]) -> tuple[Any, Optional
 
 
 def resnet18(cfg: dict) -> ResNetSettings:
+  """The `resnet18` block, checked."""
   check_int('width', cfg['width'], 1)
   widths = cfg['mlp_widths']
   if not isinstance(widths, (tuple, list)) or not widths:

@@ -1,10 +1,8 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""Where the raw data come from: the synthetic generators of docs/spec.md §5, the Boston
-Housing CSV and CIFAR-10, through tensorflow-datasets or from local npz files (numpy only, no
-TensorFlow). Everything here returns raw arrays; `experiments/input_pipeline.py` splits and
-standardizes them into a `Dataset`.
+"""The raw data: the synthetic generators of docs/spec.md §5, the Boston Housing CSV and CIFAR-10
+(tensorflow-datasets, or npz files with numpy only); input_pipeline.py makes `Dataset`s of them.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ _CIFAR_IMPORT_HELP = (
 
 
 def synthetic_regression_targets(x, amplitudes, frequencies, phases) -> np.ndarray:
-  """Noise-free docs/spec.md §5 target: (N, d) x, (K,) a, (K, d) w, (K,) phi -> (N,) sum_k a_k sin(.)."""
+  """The noise-free target of docs/spec.md §5: Σ_k a_k sin(2π w_kᵀx + φ_k), (N,) of (N, d) x."""
   return np.sin(2 * np.pi * x @ frequencies.T + phases) @ amplitudes
 
 
@@ -331,14 +329,9 @@ def _npz_path(name: str, split: str, field: str, path: str | None) -> str:
 def npz_load_numpy(
     split: str, field: str, train_npz: str | None, test_npz: str | None
 ) -> tuple[np.ndarray, np.ndarray]:
-  """(images (N, 32, 32, 3) uint8, labels (N,) int64) of CIFAR-10 `split` from local npz files.
-
-  The npz twin of tfds_load_numpy, importing no TensorFlow: 'train[...]' reads `train_npz`,
-  'test[...]' `test_npz`, and 'NAME[a:b]' keeps images a to b in the file's order, as tfds
-  reads a copy imported by experiments.import_cifar10 (bounds beyond the file are an error, as
-  in tfds). `field` ('train_split' or 'test_split') names the config field in errors. Each file
-  is checked by `load_npz`.
-  """
+  """(images (N, 32, 32, 3) uint8, labels (N,) int64) of CIFAR-10 `split` from local npz files,
+  without TensorFlow: 'NAME[a:b]' keeps images a to b of train_npz or test_npz in file order, as
+  tfds reads an import; `field` names the config field in errors."""
   name, start, stop = _parse_npz_split(split, field)
   path = _npz_path(name, split, field, train_npz if name == 'train' else test_npz)
   images, labels = load_npz(path)
@@ -390,7 +383,7 @@ def load_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
       raise _bad_npz(path, f'x or y unreadable ({type(e).__name__}: a corrupt archive?)') from e
   if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3):
     raise _bad_npz(path, f'x of shape {x.shape} and dtype {x.dtype}')
-  if not len(x):
+  if len(x) == 0:
     raise _bad_npz(path, 'no images (x has shape (0, 32, 32, 3))')
   if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
     raise _bad_npz(path, f'y of shape {y.shape} and dtype {y.dtype} next to {len(x)} images')

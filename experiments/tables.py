@@ -11,7 +11,7 @@ from typing import Optional
 
 # pylint: disable=g-importing-member
 from experiments.paper import DATASET_LABELS
-from experiments.paper import DATASET_ORDER
+from experiments.configs.common import DATASET_NAMES
 from experiments.paper import METRIC_LABELS
 from experiments.paper import PAPER_CLAIMS
 from experiments.paper import is_reference
@@ -148,7 +148,7 @@ def build_table(
     raise ValueError(f'unknown table {table!r}; valid: {list(TABLES)}')
   context, tracking = context or {}, tracking or {}
   datasets = {d for (d, _, _) in summary} | {d for (d, _) in tracking}
-  datasets = [d for d in DATASET_ORDER if d in datasets] + sorted(datasets - set(DATASET_ORDER))
+  datasets = [d for d in DATASET_NAMES if d in datasets] + sorted(datasets - set(DATASET_NAMES))
   if not datasets:
     raise ValueError('no results to tabulate')
   multi = len(datasets) > 1 or table == 'III'

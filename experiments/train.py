@@ -3,13 +3,9 @@
 
 """`train_and_evaluate(config, workdir)`: every experiment of the paper, one call signature.
 
-The benchmark configs (docs/spec.md §5) run, for each seed in `config.seeds` and each model in
-`config.models`, one unit (experiments/units.py) after selecting every model's
-hyperparameters, per seed, on a validation split of that seed's training split
-(experiments/search.py); the finite-vs-infinite
-config runs experiments/finite_vs_infinite.py. The workdir layout and its guarantees
-(atomic files, resume, no pickle) are described in experiments/workdir.py: a run started
-again on the same workdir skips finished units and resumes an unfinished one.
+A benchmark config selects each model's hyperparameters per seed (experiments/search.py), then
+runs one unit per seed and model (experiments/units.py); `finite_vs_infinite` runs
+experiments/finite_vs_infinite.py. A run started again on its workdir resumes (workdir.py).
 """
 
 from __future__ import annotations
@@ -23,10 +19,10 @@ from absl import logging
 import jax
 import ml_collections
 
-from ecrn_jax import io
-from experiments import evaluation
+from ecrn_jax import files
 from experiments import input_pipeline
 from experiments import plan as plan_lib
+from experiments import report
 from experiments import search as search_lib
 from experiments import units
 from experiments import workdir as workdir_lib
@@ -40,7 +36,7 @@ def _summary(results: list[dict]) -> dict:
     for metric, value in (res.get('test') or {}).items():
       entry.setdefault(metric, []).append(value)
   return {
-      model: {metric: evaluation.summary_stats(values) for metric, values in metrics.items()}
+      model: {metric: report.summary_stats(values) for metric, values in metrics.items()}
       for model, metrics in by_model.items()
   }
 
@@ -120,7 +116,7 @@ def _run_seed(plans: dict, data, seed: int, metrics, results: list, on_result) -
       metrics.truncate_unit(plan.seed, name, -1)
     result = units.run_unit(plan, dataset)
     result.update(hyperparameters=plan.overrides, dataset=_dataset_record(dataset))
-    result = io.jsonable(result)
+    result = files.jsonable(result)
     # The metrics line first: a kill before result.json reruns the unit, which drops it.
     metrics.write(
         {
@@ -131,7 +127,7 @@ def _run_seed(plans: dict, data, seed: int, metrics, results: list, on_result) -
             'seconds': result['seconds'],
         }
     )
-    io.write_json(result_path, result)
+    files.write_json(result_path, result)
     logging.info('%s test %s', plan.label, result['test'])
     results.append(result)
     on_result()
@@ -174,7 +170,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Optional[str]
         'search_budget': search['budget'],
         'seconds': {'wall_this_session': time.perf_counter() - wall_start},
     }
-    io.write_json(os.path.join(workdir, 'results.json'), out)
+    files.write_json(os.path.join(workdir, 'results.json'), out)
     return out
 
   metrics = workdir_lib.MetricsLog(os.path.join(workdir, 'metrics.jsonl'))

@@ -3,16 +3,10 @@
 
 """One unit of a benchmark run: one model, one seed, one dataset → one result dict.
 
-A trained unit (`run_trained`) trains a network with `ecrn_jax.train`, kernel-tracked when
-the config asks, checkpointing every `checkpoint_every` epochs; started again it restores the
-last checkpoint and continues, and its results equal an uninterrupted run's (batch orders and
-dropout keys depend only on (seed, epoch, step); timings aside, under 'seconds' keys).
-A kernel unit (`run_kernel`) is kernel regression with an infinite-width kernel; the training
-kernel is factored once for the training and test predictions. A reference unit
-(`run_reference`, experiments/references.py) fits a classical estimator (scikit-learn, or the mixture's
-known generator) that selects its own hyperparameters on the training split only.
-Every unit writes its per-example test predictions to unit/predictions.npz
-(`save_test_predictions`) before it returns, so before its result.json exists.
+Trained units (`run_trained`) checkpoint and resume to the results of an uninterrupted run;
+kernel units (`run_kernel`) do kernel regression with the infinite-width kernel; reference units
+(experiments/references.py) select their own hyperparameters on the training split. Each writes
+its test predictions (predictions.npz) before its result.json.
 """
 
 from __future__ import annotations
@@ -27,7 +21,9 @@ import jax
 import numpy as np
 
 import ecrn_jax
-from ecrn_jax import io
+from ecrn_jax import files
+from ecrn_jax import regression
+from ecrn_jax import training
 from experiments import evaluation
 from experiments import input_pipeline
 from experiments import models
@@ -70,7 +66,7 @@ def run_unit(plan: plan_lib.UnitPlan, dataset) -> dict:
   """Trains or fits the unit of `plan` on `dataset`; returns its result dict. Writes the plan,
   completed for the data set (`UnitPlan.for_data`), to the unit's plan.json first."""
   plan = plan.for_data(dataset)
-  io.write_json(os.path.join(plan.directory, 'plan.json'), plan.to_json())
+  files.write_json(os.path.join(plan.directory, 'plan.json'), plan.to_json())
   kind = plan.spec.kind
   if kind == 'trained':
     return run_trained(plan, dataset)
@@ -80,13 +76,8 @@ def run_unit(plan: plan_lib.UnitPlan, dataset) -> dict:
 
 
 def save_test_predictions(unit, dataset, examples: dict) -> bool:
-  """Writes unit/predictions.npz (`evaluation.save_predictions`) for a unit's test split.
-
-  Called before the unit returns, so before train.py writes its result.json: a finished unit
-  always has one. Not for search trials (whose dataset is the '/validation' part of
-  `input_pipeline.split_validation`: their 'test' split is a validation split). Returns
-  whether it wrote.
-  """
+  """Writes unit/predictions.npz before the unit's result.json; not for search trials (their
+  'test' split is a validation split). Returns whether it wrote."""
   if dataset.name.endswith('/validation'):
     return False
   evaluation.save_predictions(unit.directory, examples)
@@ -109,10 +100,10 @@ def _restore(unit, checkpointer, model, variables, train_config, n, writer):
   """The `resume` argument of `ecrn_jax.train` from the last checkpoint, or None."""
   if checkpointer.latest_epoch() is None:
     return None
-  fresh = ecrn_jax.TrainState.create(
+  fresh = training.TrainState.create(
       apply_fn=model.apply,
       params=variables['params'],
-      tx=ecrn_jax.make_optimizer(train_config, ecrn_jax.steps_per_epoch(train_config, n)),
+      tx=training.make_optimizer(train_config, training.steps_per_epoch(train_config, n)),
       rest={k: v for k, v in variables.items() if k != 'params'},
   )
   restored = checkpointer.restore_latest(fresh, with_tracker=writer is not None)
@@ -302,10 +293,10 @@ def _classify(unit, dataset, k_train, k_test, solve) -> tuple[dict, dict]:
   temperature is fitted on K-fold cross-validated training scores. Returns (metrics and
   calibration, the test split's per-example predictions)."""
   c, labels = dataset.num_classes, np.asarray(dataset.y_train)
-  targets = ecrn_jax.centered_one_hot(labels.astype(np.int64), c)
+  targets = regression.centered_one_hot(labels.astype(np.int64), c)
   folds = int(unit.kernel.calibration_folds)
   order = input_pipeline.named_rng(unit.seed, 'calibration').permutation(len(labels))
-  calibration = ecrn_jax.calibrate_temperature(
+  calibration = regression.calibrate_temperature(
       k_train, labels, c, folds=folds, order=order, **solve
   )
   out = {
@@ -319,14 +310,14 @@ def _classify(unit, dataset, k_train, k_test, solve) -> tuple[dict, dict]:
         'every cross-validated training score is classified correctly, so the fitted '
         'temperature runs to its lower bound and the cross-entropy would measure that bound'
     )
-  coefficients = ecrn_jax.dual_coefficients(k_train, targets, **solve)
+  coefficients = regression.dual_coefficients(k_train, targets, **solve)
   examples = {}
   for split, k, y in (('train', k_train, labels), ('test', k_test, dataset.y_test)):
     scores = k @ coefficients
     log_probs = None
     if out['cross_entropy_from'] is not None:
       log_probs = np.log(
-          np.clip(ecrn_jax.calibrated_softmax(scores, calibration.temperature), 1e-300, None)
+          np.clip(regression.calibrated_softmax(scores, calibration.temperature), 1e-300, None)
       )
     out[split] = evaluation.classification_metrics(log_probs, scores, y)
     examples[split] = evaluation.classification_examples(log_probs, scores, y)
@@ -339,12 +330,12 @@ def run_kernel(unit: plan_lib.UnitPlan, dataset) -> dict:
   kcfg, arch = unit.kernel, unit.arch  # float64
   # B drawn as the trained network's (same key and dtype), used in float64: the same B.
   variables = models.kernel_variables(unit, dataset)
-  common = dict(variables=variables, get=kcfg.kernel, batch_size=int(kcfg.batch_size))
-  x_train = np.asarray(dataset.x_train, np.float64)
-  k_train = ecrn_jax.batched_infinite_kernels(arch, x_train, **common)
-  k_test = ecrn_jax.batched_infinite_kernels(
-      arch, np.asarray(dataset.x_test, np.float64), x_train, **common
+  kernel_fn = ecrn_jax.batch(
+      ecrn_jax.infinite_kernel_fn(arch, variables=variables), batch_size=int(kcfg.batch_size)
   )
+  x_train = np.asarray(dataset.x_train, np.float64)
+  k_train = kernel_fn(x_train, get=kcfg.kernel)
+  k_test = kernel_fn(np.asarray(dataset.x_test, np.float64), x_train, get=kcfg.kernel)
   solve = dict(diag_reg=float(kcfg.diag_reg), t=kcfg.t)
   result = {
       'seed': unit.seed,
@@ -356,7 +347,7 @@ def run_kernel(unit: plan_lib.UnitPlan, dataset) -> dict:
   }
   if dataset.task == 'regression':
     y = np.asarray(dataset.y_train, np.float64)
-    coefficients = ecrn_jax.dual_coefficients(k_train, y, **solve)
+    coefficients = regression.dual_coefficients(k_train, y, **solve)
     result['train'] = evaluation.regression_metrics(k_train @ coefficients, y)
     predictions = k_test @ coefficients
     result['test'] = evaluation.regression_metrics(predictions, dataset.y_test)

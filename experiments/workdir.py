@@ -3,21 +3,10 @@
 
 """The workdir of a run: its guard, its metrics log and the trained units' checkpoints.
 
-Layout (experiments/train.py fills it):
-
-  config.json                   {'name', 'config'}: the resolved config (`prepare`)
-  metrics.jsonl                 one JSON line per epoch of each trained unit and one per unit
-                                result, `{"seed", "model", "epoch", ...}` (`MetricsLog`)
-  results.json                  every finished unit, and mean ± std over seeds per model
-  search.json, search/          hyperparameter selection per seed (experiments/search.py):
-                                search/seed_<s>/<model>/trial_<k>/result.json
-  seed_<s>/<model>/result.json  a finished unit (its presence marks it done)
-  seed_<s>/<model>/predictions.npz  its per-example test predictions (written before result.json)
-  seed_<s>/<model>/tracking/    the kernel tracker's tracking.npz / .jsonl / _meta.json
-  seed_<s>/<model>/checkpoints/ orbax checkpoints of a trained unit (`Checkpointer`)
-
-Every file is written atomically (ecrn_jax.io) and nothing is pickled: a workdir copied from
-elsewhere is data, never code.
+Layout (README.md, Experiments): config.json, metrics.jsonl, results.json, search.json and
+search/, and per unit seed_<s>/<model>/ with result.json (its presence marks it done),
+predictions.npz, tracking/ and checkpoints/. Every file is written atomically (ecrn_jax.files)
+and nothing is pickled: a workdir copied from elsewhere is data, never code.
 """
 
 from __future__ import annotations
@@ -32,7 +21,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from ecrn_jax import io
+from ecrn_jax import files
 
 CONFIG_FILE = 'config.json'
 # Fields that do not change what a run computes, as dotted paths: not compared when a run
@@ -46,7 +35,7 @@ UNCOMPARED = (
 
 
 def config_to_dict(config: ml_collections.ConfigDict) -> dict:
-  return io.jsonable(config.to_dict())
+  return files.jsonable(config.to_dict())
 
 
 def _identity(resolved: dict) -> dict:
@@ -76,7 +65,7 @@ _RUN_ENTRIES = re.compile(
 def _read_ours(path: str) -> Optional[dict]:
   """config.json's content when it is one this program wrote ({'name', 'config'}), else None."""
   try:
-    previous = io.read_json(path)
+    previous = files.read_json(path)
   except (OSError, ValueError):
     return None
   if isinstance(previous, dict) and set(previous) == {'name', 'config'}:
@@ -131,13 +120,13 @@ def prepare(
       _empty(workdir)
     else:
       logging.info('workdir %s holds this config: resuming', workdir)
-      for stale in io.remove_stale_temporaries(workdir):
+      for stale in files.remove_stale_temporaries(workdir):
         logging.info('removed %s, a file left half-written by a killed run', stale)
   try:
     os.makedirs(workdir, exist_ok=True)
   except OSError as e:
     raise WorkdirError(f'cannot create workdir {workdir}: {e.strerror or e}.') from e
-  io.write_json(path, resolved)
+  files.write_json(path, resolved)
 
 
 def read_result(path: str) -> Optional[dict]:
@@ -148,7 +137,7 @@ def read_result(path: str) -> Optional[dict]:
   if not os.path.exists(path):
     return None
   try:
-    result = io.read_json(path)
+    result = files.read_json(path)
     if isinstance(result, dict):
       return result
     problem = f'holds a {type(result).__name__}, not a result'
@@ -166,7 +155,7 @@ class MetricsLog:
     self.path = path
 
   def write(self, record: dict) -> None:
-    io.append_line(self.path, record)
+    files.append_line(self.path, record)
 
   def truncate_unit(self, seed: int, model: str, after_epoch: int) -> None:
     """Removes the lines of (seed, model) with epoch > after_epoch (or with no epoch)."""
@@ -174,14 +163,14 @@ class MetricsLog:
       return
     kept = [
         rec
-        for rec in io.read_lines(self.path)
+        for rec in files.read_lines(self.path)
         if not (
             rec.get('seed') == seed
             and rec.get('model') == model
             and (rec.get('epoch') is None or rec['epoch'] > after_epoch)
         )
     ]
-    io.write_lines(self.path, kept)
+    files.write_lines(self.path, kept)
 
 
 class Checkpointer:
@@ -225,11 +214,12 @@ class Checkpointer:
   def save(
       self, epoch: int, state, history: dict, tracker_state: Optional[dict[str, np.ndarray]] = None
   ) -> None:
+    """Checkpoints `state` at `epoch` with the history and the tracker's state."""
     ocp = self._ocp
     if tracker_state is not None:
-      io.save_npz(self._tracker_path(epoch), tracker_state)
+      files.save_npz(self._tracker_path(epoch), tracker_state)
     tree = jax.tree_util.tree_map(np.asarray, self._items(state))
-    host = io.jsonable({'epoch': epoch, 'history': history})
+    host = files.jsonable({'epoch': epoch, 'history': history})
     self.manager.save(
         epoch,
         args=ocp.args.Composite(state=ocp.args.StandardSave(tree), host=ocp.args.JsonSave(host)),
@@ -256,7 +246,7 @@ class Checkpointer:
         ),
     )
     path = self._tracker_path(epoch)
-    tracker_state = io.load_npz(path) if os.path.exists(path) else None
+    tracker_state = files.load_npz(path) if os.path.exists(path) else None
     return out['state'], out['host'], tracker_state
 
   def restore_latest(

@@ -1,31 +1,16 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-r"""CIFAR-10 subset (docs/spec.md §5, Table IV): 5,000 training images, accuracy and cross-entropy.
+"""CIFAR-10 subset (docs/spec.md §5, Table IV): 5,000 training images, accuracy and cross-entropy.
 
-Data through tensorflow-datasets (`data.source='tfds'`, the default: `--data_dir`, default
-data_cache/; see README "Data" and experiments/import_cifar10.py for importing the project's
-copy), or straight from the npz files, with numpy only (no TensorFlow needed, e.g. on an
-accelerator image with JAX, flax, optax and orbax alone):
+Data through tensorflow-datasets (the default, `--data_dir`) or, with numpy only, from the npz
+files (`--config.data.source=npz --config.data.train_npz=... --config.data.test_npz=...`);
+README.md (Data) and experiments/import_cifar10.py say how. The splits mean the same for both.
 
-    python -m experiments.run --config=cifar_subset --config.data.source=npz \
-        --config.data.train_npz=../shared/data/cifar10/train_subset.npz \
-        --config.data.test_npz=../shared/data/cifar10/test_public.npz --workdir=runs/cifar_subset
-
-Each npz holds x (N, 32, 32, 3) uint8 and y (N,) labels in [0, 10); the splits mean the same
-for both sources ('train[:5000]': the first 5,000 images of train_npz, in file order, as tfds
-reads them after experiments.import_cifar10).
-
-Search (docs/spec.md §5.4): the common grids, plus, for NTK-ECRN and its self-tuned twin, the
-number of Fourier features (256 … 4,096: 256 features compress the 3,072 inputs into 512
-numbers, and the first pass's NTK-ECRN underfit the subset, 46 % training accuracy) and, for
-NTK-ECRN, epochs up to 4× train.epochs. The feature count is swept last (search.LAST_AXES):
-the other axes at 256 features, then 256 … 4,096 at their selection. `search.trials` (52) is
-the most NTK-ECRN's coordinate-wise refinement can use even with search.rounds=2 (start, two
-rounds over its 7 axes, one extension per axis), so no trial is cut. `:smoke` scales the
-feature axis down with the network (16 … 256).
-
-Fields: see experiments/configs/common.py. `:smoke` shrinks it to a seconds-long run.
+Search: the common grids plus, for NTK-ECRN and its self-tuned twin, 256 … 4,096 Fourier
+features (swept last; 256 underfit the subset in the first pass) and, for NTK-ECRN, epochs up to
+4× train.epochs. `search.trials` (52) covers the whole refinement. `:smoke` shrinks the run and
+scales the feature axis with the network (16 … 256).
 """
 
 from experiments.configs import common
@@ -38,6 +23,7 @@ TRIALS = 1 + 2 * 22 + 7
 
 
 def get_config(arg=None):
+  """The config; `arg` names its variants (above)."""
   config = common.base_config('cifar10')
   config.train.epochs = 50
   # Selection on seed 0's validation split (from the 5,000 training images), shared by every

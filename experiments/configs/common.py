@@ -3,57 +3,22 @@
 
 """The fields shared by the benchmark configs (docs/spec.md §5), and the `:smoke` shrinking.
 
-Each named config (`synthetic_regression`, `synthetic_classification`, `boston`, `iris`, `wine`,
-`cifar_subset`) is a pure `get_config(arg)` built from `base_config(dataset)`; `arg='smoke'`
-shrinks any of them to a run of seconds (one seed, tiny data and networks, 3 epochs).
-
-Fields (every one can be overridden: `--config.train.learning_rate=0.01`):
-  data: `data_config(name)`: the data set and its fields (experiments/input_pipeline.py).
-  seeds: run seeds; each seeds the data (see input_pipeline), the initializations and the
-    training order. Results report mean ± std over them.
-  models: any of 'mlp' (the trained plain MLP baseline, docs/spec.md §5's 3×512), 'resnet18'
-    (the CIFAR ResNet-18 for images; for vector data its stand-in, the 18-layer residual MLP,
-    see experiments/resnet.py), 'standard_ntk' (kernel regression with the infinite NTK of the
-    plain MLP), 'ntk_ecrn' (the trained NTK-ECRN, kernel-tracked), 'ntk_ecrn_infinite'
-    (kernel regression with the infinite twin of the tuned NTK-ECRN of that seed: its ecrn
-    block, evaluation-mode survival scales and B; only diag_reg searched),
-    'ntk_ecrn_infinite_self_tuned' (the twin tuned on its own: σ_ff, α, drop rate, diag_reg),
-    and the names of `variants`; after them, classical references (not the paper's models,
-    not searched: each selects its own hyperparameters on the training split): 'linear'
-    (least squares) and 'gp_ard' (ARD Gaussian process) for regression, 'lda' and 'rbf_svm'
-    for classification, 'bayes_optimal' for the synthetic mixture (its known generator).
-  variants: NAME → {'base': a model, nested overrides}: ablations (`:ablations` adds
-    ablation_variants(): no Fourier features, α_l = 1, stochastic depth off and on, σ_ff sweep).
-  model_defaults: MODEL → nested overrides applied to that model before its selected
-    setting (ResNet-18's SGD recipe).
-  search: hyperparameter selection per seed on a validation split of that seed's training
-    split, every value of every axis tried for every model (experiments/search.py;
-    `search_config`); search.seeds (None: every run seed) selects on those seeds only and
-    shares it, where no seed's test points can be in it (synthetic data, CIFAR-10).
-  resnet18: width (channels of the first stage; 64 is the standard ResNet-18), augment
-    (random crops and flips for images), mlp_widths (the stand-in's stage widths), dtype.
-  ecrn: `ECRNConfig` fields except out_dim (set from the data); fourier_scale None means
-    fourier_scale_factor/(2π√d) (factor 1: the estimators' default for standardized inputs).
-  mlp: `MLPConfig` fields except out_dim.
-  train: `TrainConfig` fields except loss (MSE for regression, cross-entropy for
-    classification) and seed (the run seed); batch_size None = full batch.
-  tracking: `TrackingConfig` fields, plus `models`: the trained models that are kernel-tracked.
-    probe_size is clipped to the training set size. Default every=5 epochs (and always at
-    initialization and the last epoch): a dense record of 256 probes costs ~0.3 s on CPU and
-    ~0.6 s on an H200, several times a training epoch.
-  kernel: the kernel-regression models: kernel 'ntk' or 'nngp', t (None: to convergence),
-    diag_reg (relative to the mean kernel diagonal), batch_size (kernel tile edge), and
-    calibration_folds: K of the K-fold cross-validated training scores on which the softmax
-    temperature (classification scores → probabilities, for the cross-entropy) is fitted.
-  reference: gp_restarts, the ARD Gaussian process's seeded optimizer restarts (smoke: 0), and
-    gp_max_train: it fits on the first gp_max_train training points (None: all; smoke: 64).
-  checkpoint_every: epochs between checkpoints of the trained models (and always epoch 0 and
-    the last); a resumed run redoes the epochs since (same results). 0.07–0.3 s per
-    checkpoint, more than an epoch of the small networks; search trials save at most 4.
-  eval_batch_size: examples per forward pass at evaluation.
-  pinned: dotted paths of fields set explicitly (python -m experiments.run adds every
-    --config.FIELD it is given): the search leaves them out of every grid and the model
-    defaults do not replace them; a variant's own overrides still apply (experiments/search.py).
+Each named config is a pure `get_config(arg)` built from `base_config(dataset)`; `arg='smoke'`
+shrinks it to a run of seconds. Every field can be overridden (`--config.FIELD=VALUE`, which
+pins it: README.md). Fields:
+  data: `data_config(name)`. seeds: run seeds (data, initializations, training order).
+  models: the paper's models (registry.py) and the names of `variants`, then classical
+    references (not searched; each selects its own hyperparameters on the training split).
+  variants: NAME → {'base': a model, nested overrides} (`:ablations`: ablation_variants()).
+  model_defaults: MODEL → nested overrides before its selected setting (ResNet-18's SGD).
+  search: per-seed selection on a validation split (experiments/search.py, `search_config`).
+  resnet18, ecrn, mlp, train, tracking: the networks', training's and tracking's settings
+    (`ECRNConfig`, `MLPConfig`, `TrainConfig`, `TrackingConfig` fields; out_dim, loss and seed
+    come from the data and the run); tracking.models: the kernel-tracked models.
+  kernel: kernel regression ('ntk' or 'nngp', t, diag_reg relative to the mean diagonal, tile
+    batch_size, calibration_folds of the softmax temperature's cross-validation).
+  reference: gp_restarts and gp_max_train of the ARD Gaussian process.
+  checkpoint_every, eval_batch_size; pinned: dotted paths set on the command line.
 """
 
 import math
@@ -213,6 +178,7 @@ def data_config(name: str) -> ml_collections.ConfigDict:
 
 
 def base_config(dataset: str) -> ml_collections.ConfigDict:
+  """The benchmark config of `dataset`: architectures, training, search, all models."""
   placeholder = ml_collections.config_dict.placeholder
   config = architecture_config()
   config.experiment = 'benchmark'
@@ -314,7 +280,7 @@ def ablation_variants() -> ml_collections.ConfigDict:
 
 
 def with_references(config: ml_collections.ConfigDict, references) -> ml_collections.ConfigDict:
-  """`config` with the classical `references` (models.REFERENCES) after the paper's models."""
+  """`config` with the classical `references` (registry.REFERENCES) after the paper's models."""
   config.models = tuple(config.models) + tuple(references)
   return config
 

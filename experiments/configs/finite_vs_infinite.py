@@ -10,6 +10,7 @@ import ml_collections
 
 
 def get_config(arg=None):
+  """The config; `arg` names its variants (above)."""
   config = ml_collections.ConfigDict()
   config.experiment = 'finite_vs_infinite'
   config.seed = 0

@@ -1,10 +1,9 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""Synthetic classification (docs/spec.md §5, Table II): a 5-class Gaussian mixture, accuracy and cross-entropy.
+"""Synthetic classification (docs/spec.md §5, Table II): a 5-class Gaussian mixture.
 
-Classical references after the paper's models: (lda, rbf_svm, bayes_optimal).
-Fields: see experiments/configs/common.py. `:smoke` shrinks it to a seconds-long run.
+References after the paper's models: lda, rbf_svm, bayes_optimal. `:smoke` shrinks it.
 """
 
 from experiments.configs import common

@@ -20,6 +20,7 @@ VARIANTS = ('hard',) + tuple(common.VARIANTS)
 
 
 def get_config(arg=None):
+  """The config; `arg` names its variants (above)."""
   args = [] if arg in (None, '') else arg.split(',')
   unknown = [a for a in args if a not in VARIANTS]
   if unknown:

@@ -16,6 +16,7 @@ import pytest
 from experiments import import_cifar10
 from experiments import input_pipeline
 from experiments import sources
+from experiments.configs import common
 
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / '..' / 'shared' / 'data'
 BOSTON_CSV = SHARED_DATA / 'uci' / 'boston_housing.csv'
@@ -24,7 +25,7 @@ CIFAR_TEST_NPZ = SHARED_DATA / 'cifar10' / 'test_public.npz'
 
 
 def _load(name, seed=0, data_dir=None, **overrides):
-  config = input_pipeline.default_data_config(name)
+  config = common.data_config(name)
   config.update(overrides)
   return input_pipeline.load_dataset(config, seed=seed, data_dir=data_dir)
 
@@ -56,8 +57,8 @@ def _assert_standardized_on_train(dataset, x_train_raw, x_test_raw, channels=Non
 
 def test_unknown_name_lists_valid_names():
   with pytest.raises(ValueError, match='valid names:.*synthetic_regression.*cifar10'):
-    input_pipeline.default_data_config('mnist')
-  config = input_pipeline.default_data_config('iris')
+    common.data_config('mnist')
+  config = common.data_config('iris')
   config.name = 'mnist'
   with pytest.raises(ValueError, match="unknown dataset 'mnist'; valid names"):
     input_pipeline.load_dataset(config, seed=0, data_dir=None)
@@ -337,10 +338,11 @@ def test_experiments_import_no_tensorflow_until_cifar_is_read():
       import experiments.train, experiments.search, experiments.finite_vs_infinite
       import experiments.units, experiments.models, experiments.workdir
       from experiments import input_pipeline, run
+      from experiments.configs import common
       for name in run.CONFIGS:
         run.load_config(name)
         run.load_config(name + ':smoke')
-      config = input_pipeline.default_data_config('synthetic_regression')
+      config = common.data_config('synthetic_regression')
       config.update(num_train=8, num_test=8)
       input_pipeline.load_dataset(config, seed=0, data_dir=None)
       heavy = sorted(m for m in sys.modules if m.startswith('tensorflow'))
@@ -439,7 +441,7 @@ def test_import_real_cifar10_then_load(tmp_path):
 def test_import_rejects_bad_npz(tmp_path):
   np.savez(tmp_path / 'bad.npz', x=np.zeros((2, 28, 28, 1), np.uint8), y=np.zeros(2, np.int64))
   with pytest.raises(ValueError, match=r'\(N, 32, 32, 3\) uint8'):
-    import_cifar10.load_npz(str(tmp_path / 'bad.npz'))
+    sources.load_npz(str(tmp_path / 'bad.npz'))
 
 
 def _small_npz_bytes(tmp_path, **arrays) -> bytes:
@@ -496,18 +498,18 @@ def test_load_npz_rejects_bad_file(tmp_path, content, message):
   path.write_bytes(content(tmp_path))
   expected = r'expected an npz archive with x \(N, 32, 32, 3\) uint8 and y \(N,\) integer labels'
   with pytest.raises(ValueError, match=re.escape(str(path)) + ': ' + expected + '.*' + message):
-    import_cifar10.load_npz(str(path))
+    sources.load_npz(str(path))
 
 
 def test_load_npz_reads_valid_file_and_missing_path(tmp_path):
   arrays = _valid_arrays()
   path = tmp_path / 'ok.npz'
   path.write_bytes(_small_npz_bytes(tmp_path, **arrays))
-  x, y = import_cifar10.load_npz(str(path))
+  x, y = sources.load_npz(str(path))
   np.testing.assert_array_equal(x, arrays['x'])
   assert y.dtype == np.int64 and y.tolist() == arrays['y'].tolist()
   with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / 'none.npz'))):
-    import_cifar10.load_npz(str(tmp_path / 'none.npz'))
+    sources.load_npz(str(tmp_path / 'none.npz'))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -533,7 +535,7 @@ def _npz_config(train_npz, test_npz, **overrides):
 
 
 def test_cifar10_source_defaults_to_tfds():
-  config = input_pipeline.default_data_config('cifar10')
+  config = common.data_config('cifar10')
   assert config.source == 'tfds' and config.train_npz is None and config.test_npz is None
   assert config.train_split == 'train[:5000]' and config.test_split == 'test'
 

@@ -62,9 +62,6 @@ def test_config_literals_equal_the_registry_and_the_sources():
   assert common.MODELS == registry.MODELS
   assert common.base_config('iris').models == registry.MODELS
   assert common.BOSTON_NUM_ROWS == sources.BOSTON_NUM_ROWS
-  from experiments import input_pipeline  # pylint: disable=g-import-not-at-top
-
-  assert input_pipeline.DATASET_NAMES == common.DATASET_NAMES
 
 
 def _no_config(value, path='plan'):

@@ -14,8 +14,6 @@ import os
 import numpy as np
 import pytest
 
-from ecrn_jax import io
-from experiments import input_pipeline
 from experiments import kernel_growth
 from experiments import paper
 from experiments import plots
@@ -206,15 +204,6 @@ def test_synthetic_runs_get_their_own_titles(tmp_path):
   assert len(set(titles.values())) == 3
   smoke = plots.data_settings(dict(data, num_train=64, data_dir='/data'))
   assert smoke == ['s = 0.25', 'num_train = 64']
-
-
-def test_data_defaults_are_the_pipeline_defaults():
-  """paper.py's copy of the data defaults (titles) and dataset order, against the pipeline's."""
-  assert paper.DATASET_ORDER == input_pipeline.DATASET_NAMES
-  for name in input_pipeline.DATASET_NAMES:
-    defaults = io.jsonable(input_pipeline.default_data_config(name).to_dict())
-    defaults = {k: v for k, v in defaults.items() if v is not None and k != 'name'}
-    assert paper.DATA_DEFAULTS[name] == defaults, name
 
 
 def test_make_figures_titles_the_numbers_too(workdir, tmp_path):

@@ -16,7 +16,7 @@ import pytest
 import scipy.stats
 import utils
 
-from ecrn_jax import io
+from ecrn_jax import files
 from experiments import evaluation
 from experiments import paired
 from experiments import plots
@@ -289,8 +289,8 @@ def test_no_tracked_model(workdir, tmp_path):
 
 
 def test_reporting_imports_no_runner_module():
-  """The report and the figures import only the reporting modules and the data-only model
-  registry: never a runner module (nor, through them, the runner's dependencies)."""
+  """The report and the figures import only the reporting modules and data (the model registry,
+  the configs' dataset names and defaults): never a runner module (nor its dependencies)."""
   code = (
       'import sys, experiments.report, experiments.plots; '
       'print(" ".join(m for m in sys.modules if m.startswith("experiments.")))'
@@ -299,7 +299,10 @@ def test_reporting_imports_no_runner_module():
       [sys.executable, '-c', code], cwd=utils.REPO, capture_output=True, text=True, timeout=300
   )
   assert proc.returncode == 0, proc.stderr[-2000:]
-  reporting = 'registry paper statistics tables paired search_tables report kernel_growth plots'
+  reporting = (
+      'registry configs configs.common paper significance tables paired search_tables report '
+      'kernel_growth plots'
+  )
   assert set(proc.stdout.split()) == {f'experiments.{m}' for m in reporting.split()}
 
 
@@ -386,16 +389,16 @@ def test_report_on_smoke_run_has_tests_and_predictions(workdir, tmp_path):
   result; the report gives a CI, a test and a verdict per paired row."""
   units = _results(workdir)['units']
   for unit in units:
-    examples = evaluation.load_predictions(
-        os.path.join(workdir, f'seed_{unit["seed"]}', unit['model'])
+    examples = files.load_npz(
+        os.path.join(workdir, f'seed_{unit["seed"]}', unit['model'], evaluation.PREDICTIONS_FILE)
     )
     assert examples is not None and examples['correct'].dtype == bool
     assert examples['correct'].mean() == pytest.approx(unit['test']['accuracy'])
     assert len(examples['targets']) == unit['dataset']['num_test']
     if unit['test']['cross_entropy'] is not None:
       assert examples['nll'].mean() == pytest.approx(unit['test']['cross_entropy'], rel=1e-9)
-  for root, _, files in os.walk(os.path.join(workdir, 'search')):
-    assert evaluation.PREDICTIONS_FILE not in files, root
+  for root, _, names in os.walk(os.path.join(workdir, 'search')):
+    assert evaluation.PREDICTIONS_FILE not in names, root
   paths = report.write_report([workdir], str(tmp_path), 'II')
   with open(paths['markdown']) as f:
     text = f.read()
@@ -432,8 +435,8 @@ def _fixed_test_set_workdir(directory, model_accuracy, seeds=(0, 1), m=400, targ
           dict(seed=seed, model=model, test={'accuracy': float(right.mean())}, dataset=record)
       )
   config = {'name': 'c', 'config': {'seeds': list(seeds), 'data': data}}
-  io.write_json(os.path.join(directory, 'config.json'), config)
-  io.write_json(os.path.join(directory, 'results.json'), {'complete': True, 'units': units})
+  files.write_json(os.path.join(directory, 'config.json'), config)
+  files.write_json(os.path.join(directory, 'results.json'), {'complete': True, 'units': units})
   return correct
 
 

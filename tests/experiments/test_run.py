@@ -315,13 +315,11 @@ def _first_trial_overrides(directory):
     ],
 )
 def test_bad_config_or_override_fails_at_once_with_one_clear_line(args, expected, tmp_path):
-  start = time.time()
   code, _, err = utils.run_cli(*args, f'--workdir={tmp_path / "w"}')
   assert code != 0
   assert any(all(text in line for text in expected) for line in err.splitlines()), err[-2000:]
   assert 'Traceback' not in err, err[-2000:]
   assert not (tmp_path / 'w').exists()  # nothing was written, let alone trained
-  assert time.time() - start < 60
 
 
 def test_overrides_set_nested_typed_fields():
@@ -343,10 +341,10 @@ def test_overrides_set_nested_typed_fields():
   assert config.models == ('mlp',) and config.ecrn.fourier_scale == 0.5
   assert config.train.batch_size is None and config.tracking.save_kernels is True
   # Overridden fields are pinned: train.epochs leaves the grid (its fraction with it).
-  from experiments import search  # pylint: disable=g-import-not-at-top
+  from experiments import plan  # pylint: disable=g-import-not-at-top
 
   assert 'train.epochs' in config.pinned and 'train.learning_rate' in config.pinned
-  assert set(search.grid(config, 'mlp')[0]) == {'train.weight_decay'}
+  assert set(plan.read(config).grid('mlp')[0]) == {'train.weight_decay'}
 
 
 def test_every_override_form_pins_its_field_but_data_dir_and_checkpoint_every():
@@ -485,29 +483,29 @@ def test_unreadable_checkpoints_fall_back_and_never_unpickle(tmp_path):
 
 
 def test_files_are_written_with_the_users_umask(tmp_path):
-  from ecrn_jax import io  # pylint: disable=g-import-not-at-top
+  from ecrn_jax import files  # pylint: disable=g-import-not-at-top
 
   previous = os.umask(0o027)
   try:
-    io.write_json(str(tmp_path / 'a.json'), {'x': 1})
-    io.save_npz(str(tmp_path / 'b.npz'), {'x': np.arange(3)})
+    files.write_json(str(tmp_path / 'a.json'), {'x': 1})
+    files.save_npz(str(tmp_path / 'b.npz'), {'x': np.arange(3)})
   finally:
     os.umask(previous)
   for name in ('a.json', 'b.npz'):
     assert (tmp_path / name).stat().st_mode & 0o777 == 0o640, name
   with pytest.raises(ValueError, match='object array'):
-    io.save_npz(str(tmp_path / 'c.npz'), {'x': np.array([object()], dtype=object)})
+    files.save_npz(str(tmp_path / 'c.npz'), {'x': np.array([object()], dtype=object)})
 
 
 def test_resume_removes_only_files_left_half_written(tmp_path):
   """A killed atomic write leaves `.<name>.<8 chars>.tmp`; resuming deletes those, nothing else."""
-  from ecrn_jax import io  # pylint: disable=g-import-not-at-top
+  from ecrn_jax import files  # pylint: disable=g-import-not-at-top
   from experiments import run, workdir  # pylint: disable=g-import-not-at-top
 
   _, config = run.load_config('iris:smoke')
   workdir.prepare(str(tmp_path), 'iris', config)
   with pytest.raises(KeyboardInterrupt):  # a write cut short, as by a kill
-    with io.atomic_open(str(tmp_path / 'results.json')) as f:
+    with files.atomic_open(str(tmp_path / 'results.json')) as f:
       f.write('{')
       raise KeyboardInterrupt
   stale = [

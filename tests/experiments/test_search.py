@@ -14,12 +14,13 @@ import pytest
 
 import utils
 
+from experiments import checks
 from experiments import input_pipeline
 from experiments import models
 from experiments import plan as plan_lib
 from experiments import refinement
-from experiments import report
 from experiments import search
+from experiments import search_tables
 from experiments.configs import cifar_subset
 from experiments.configs import common
 from experiments.configs import iris
@@ -61,16 +62,16 @@ def _separable(values):
 
 def test_grid_sweep_order_start_point_and_epoch_fractions_up_to_2():
   config = iris.get_config()
-  axes, removed = search.grid(config, 'ntk_ecrn')
+  axes, removed = plan_lib.read(config).grid('ntk_ecrn')
   assert removed == [] and list(axes)[0] == 'train.learning_rate'  # swept first
   assert list(axes)[1:] == sorted(list(axes)[1:])
   assert refinement.grid_size(axes) == 5 * 3 * 3 * 7 * 3 * 2
   # The configured values where the grid holds them, else the middle value.
-  start = search.start_point(config, 'ntk_ecrn', axes)
+  start = plan_lib.read(config).start_point('ntk_ecrn', axes)
   assert start['train.learning_rate'] == 1e-3 and start['ecrn.drop_rate'] == 0.1
   assert start['ecrn.fourier_scale_factor'] == 1.0 and start['train.epochs_fraction'] == 1.0
   config.ecrn.alpha = 0.7
-  assert search.start_point(config, 'ntk_ecrn', axes)['ecrn.alpha'] == 1.0
+  assert plan_lib.read(config).start_point('ntk_ecrn', axes)['ecrn.alpha'] == 1.0
   config.train.epochs = 10  # the epoch grid is relative to train.epochs, up to 2E
   run = plan_lib.read(config)
   epochs = {
@@ -82,9 +83,9 @@ def test_grid_sweep_order_start_point_and_epoch_fractions_up_to_2():
     run.unit_selection('mlp', {'train.epochs_fraction': 0.0})
   # CIFAR's feature count, whose large values cost the most, is swept last, from 256.
   config = cifar_subset.get_config()
-  axes, _ = search.grid(config, 'ntk_ecrn')
+  axes, _ = plan_lib.read(config).grid('ntk_ecrn')
   assert list(axes)[0] == 'train.learning_rate' and list(axes)[-1] == 'ecrn.fourier_features'
-  assert search.start_point(config, 'ntk_ecrn', axes)['ecrn.fourier_features'] == 256
+  assert plan_lib.read(config).start_point('ntk_ecrn', axes)['ecrn.fourier_features'] == 256
 
 
 def test_extension_is_one_step_of_the_axis_beyond_its_edge():
@@ -143,7 +144,7 @@ def test_coverage_is_recorded_and_comparable_across_models_and_data_sets(tmp_pat
     entries = out['seeds']['0']['models']
     assert set(entries) == set(config.models)
     for model, entry in entries.items():
-      axes = search.grid(config, model)[0]
+      axes = plan_lib.read(config).grid(model)[0]
       assert entry['grid_size'] == refinement.grid_size(axes)
       assert entry['trials_run'] == len(entry['trials']) <= config.search.trials
       assert entry['coverage'] == pytest.approx(entry['grid_points_tried'] / entry['grid_size'])
@@ -187,7 +188,7 @@ def test_selected_edge_values_are_flagged_and_extended_once(tmp_path):
         **({'train.learning_rate': 'upper'} if edge else {}),
         'train.weight_decay': 'lower',
     }
-    table = report.search_table(out)
+    table = search_tables.search_table(out)
     assert '**train.weight_decay = 0 on the lower edge**' in table
     assert ('**train.learning_rate = 0.1 on the upper edge**' in table) == (edge is not None)
     if edge is None:
@@ -221,11 +222,11 @@ def test_misspelled_search_field_or_model_fails_before_running():
   config = iris.get_config()
   config.search.space.mlp = dict(train=dict(learning_rat=(1e-3,)))
   with pytest.raises(ValueError, match='learning_rat'):
-    search.check(config)
+    plan_lib.build(config)
   config = iris.get_config()
   config.search.space.mpl = dict(train=dict(learning_rate=(1e-3,)))
   with pytest.raises(ValueError, match='mpl'):
-    search.check(config)
+    plan_lib.build(config)
 
 
 def test_score_orders_by_mse_or_accuracy_then_cross_entropy():
@@ -416,12 +417,12 @@ def test_search_seeds_share_one_selection_only_where_no_test_point_is_in_it(tmp_
   config = iris.get_config()
   config.search.seeds = (0,)
   with pytest.raises(ValueError, match=r'redraws its train/test split per seed.*data_seed'):
-    search.check(config)
+    plan_lib.build(config)
   config.data.data_seed = 7  # one split for every seed: seed 0's validation is no test point
-  search.check(config)
+  plan_lib.build(config)
   config.search.seeds = (5,)
   with pytest.raises(ValueError, match=r'search\.seeds'):
-    search.check(config)
+    plan_lib.build(config)
 
 
 def test_the_twin_draws_the_trained_networks_fourier_matrix():
@@ -469,14 +470,14 @@ def test_an_override_pins_its_field_out_of_every_grid_and_search_json_says_so(tm
   overrides = ['train.learning_rate=0.3', "models=('mlp', 'standard_ntk')", 'search.trials=4']
   _, config = run.load_config('iris:smoke', overrides)
   assert config.pinned == ('models', 'search.trials', 'train.learning_rate')
-  axes, removed = search.grid(config, 'mlp')
+  axes, removed = plan_lib.read(config).grid('mlp')
   # The weight decays and epoch fractions are left, no learning rate.
   assert set(axes) == {'train.weight_decay', 'train.epochs_fraction'}
   assert removed == ['train.learning_rate']
   # Unpinned (a library caller setting the field), the search still replaces it.
   unpinned = iris.get_config('smoke')
   unpinned.train.learning_rate = 0.3
-  assert 'train.learning_rate' in search.grid(unpinned, 'mlp')[0]
+  assert 'train.learning_rate' in plan_lib.read(unpinned).grid('mlp')[0]
 
   seen = []
 
@@ -634,7 +635,7 @@ def test_every_unit_config_is_built_and_checked_before_any_work(change, expected
   config = iris.get_config('smoke')
   change(config)
   with pytest.raises(ValueError) as error:
-    search.check(config)
+    plan_lib.build(config)
   for text in expected:
     assert text in str(error.value), str(error.value)
 
@@ -644,10 +645,10 @@ def test_every_unit_config_is_built_and_checked_before_any_work(change, expected
 )
 def test_data_fields_are_checked_without_loading_the_data(field, value):
   config = synthetic_regression.get_config('smoke')
-  search.check(config)  # valid as given
+  plan_lib.build(config)  # valid as given
   config.data[field] = value
   with pytest.raises(ValueError, match=rf'config\.data\.{field} must be .* got {value}'):
-    search.check(config)
+    plan_lib.build(config)
 
 
 @pytest.mark.parametrize('arg, built', [('ablations', 210), (None, 245), ('smoke', 245)])
@@ -655,4 +656,4 @@ def test_check_builds_each_distinct_unit_plan_of_the_grids_once(arg, built):
   """The check of a config with a big search builds one unit plan per model and variant, and
   one per distinct block content of every grid combination (the counts of the checks before
   plans: no combination is built twice, and the ablation variants add none)."""
-  assert search.check(iris.get_config(arg)) == built
+  assert checks.check(plan_lib.read(iris.get_config(arg))) == built
