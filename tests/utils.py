@@ -9,6 +9,18 @@ import sys
 
 import numpy as np
 
+# The public modules of ecrn_jax (the API and doctest checks walk them).
+PUBLIC_MODULES = (
+    'ecrn_jax',
+    'ecrn_jax.analysis',
+    'ecrn_jax.estimators',
+    'ecrn_jax.files',
+    'ecrn_jax.kernels',
+    'ecrn_jax.models',
+    'ecrn_jax.regression',
+    'ecrn_jax.training',
+)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(REPO, '..', 'shared', 'data')
 BOSTON_CSV = os.path.join(SHARED_DATA, 'uci', 'boston_housing.csv')

@@ -18,19 +18,12 @@ import warnings
 import numpy as np
 import pytest
 
+import utils
+
 import ecrn_jax
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-PUBLIC_MODULES = (
-    'ecrn_jax',
-    'ecrn_jax.analysis',
-    'ecrn_jax.estimators',
-    'ecrn_jax.files',
-    'ecrn_jax.kernels',
-    'ecrn_jax.models',
-    'ecrn_jax.regression',
-    'ecrn_jax.training',
-)
+PUBLIC_MODULES = utils.PUBLIC_MODULES
 
 
 @pytest.mark.parametrize('name', PUBLIC_MODULES)

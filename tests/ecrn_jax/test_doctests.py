@@ -16,16 +16,9 @@ import types
 
 import pytest
 
-PUBLIC_MODULES = (
-    'ecrn_jax',
-    'ecrn_jax.analysis',
-    'ecrn_jax.estimators',
-    'ecrn_jax.files',
-    'ecrn_jax.kernels',
-    'ecrn_jax.models',
-    'ecrn_jax.regression',
-    'ecrn_jax.training',
-)
+import utils
+
+PUBLIC_MODULES = utils.PUBLIC_MODULES
 
 
 def _public_names():
