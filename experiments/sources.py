@@ -20,15 +20,6 @@ import scipy.special
 # The project's tensorflow-datasets data_dir: <repo root>/data_cache.
 DEFAULT_DATA_DIR = str(pathlib.Path(__file__).resolve().parents[1] / 'data_cache')
 
-_CIFAR_IMPORT_HELP = (
-    'Import a local copy (uint8 images + labels as npz files with keys x (N, 32, 32, 3) and '
-    'y (N,)) once, from the repository root, with\n'
-    '    python -m experiments.import_cifar10 --train_npz=PATH --test_npz=PATH '
-    '--data_dir={data_dir}\n'
-    '(the project data: ../shared/data/cifar10/train_subset.npz and test_public.npz), or, with '
-    'network access, run tfds.builder("cifar10", data_dir={data_dir!r}).download_and_prepare().'
-)
-
 
 def synthetic_regression_targets(x, amplitudes, frequencies, phases) -> np.ndarray:
   """The noise-free target of docs/spec.md §5: Σ_k a_k sin(2π w_kᵀx + φ_k), (N,) of (N, d) x."""
@@ -42,107 +33,66 @@ BOSTON_NUM_ROWS = 506
 BOSTON_MIN_ROWS = 10
 
 
-def _csv_rows(csv_path: str) -> list[tuple[int, list[str]]]:
-  """The non-blank rows of a CSV file as (line number, cells); cells stripped of spaces."""
+def _number(cell: str) -> float | None:
+  try:
+    return float(cell)
+  except ValueError:
+    return None
+
+
+def _boston_table(csv_path: str, num_rows) -> tuple[list[str], np.ndarray]:
+  """(header, (rows, 14) float64 values) of the CSV: the 14 BOSTON_COLUMNS in any order, then
+  rows of 14 finite numbers; anything else raises a ValueError naming the line and the column."""
   with open(csv_path, newline='', encoding='utf-8-sig') as f:
     reader = csv.reader(f)
-    return [(reader.line_num, [c.strip() for c in row]) for row in reader if row]
-
-
-def _check_num_rows(num_rows) -> None:
-  if num_rows is not None and (
-      isinstance(num_rows, bool) or not isinstance(num_rows, int) or num_rows < BOSTON_MIN_ROWS
-  ):
+    rows = [(reader.line_num, [c.strip() for c in row]) for row in reader if row]
+  if not rows:
     raise ValueError(
-        f'data_config.num_rows must be None or an integer >= {BOSTON_MIN_ROWS} (the expected '
-        f'number of data rows of the CSV), got {num_rows!r}; pass e.g. '
-        f'--config.data.num_rows={BOSTON_NUM_ROWS} or --config.data.num_rows=None.'
+        f'{csv_path} is empty: expected the Boston Housing CSV, a header line '
+        f'{",".join(BOSTON_COLUMNS)} and then one row of 14 numbers per line; point '
+        'data_config.csv_path at a complete copy (shared/data/uci/boston_housing.csv).'
     )
-
-
-def _check_boston_header(csv_path: str, header: list[str]) -> None:
-  """The 14 columns of BOSTON_COLUMNS, each once, in any order."""
-  missing = [c for c in BOSTON_COLUMNS if c not in header]
-  unexpected = [c for c in header if c not in BOSTON_COLUMNS]
-  duplicated = sorted({c for c in header if header.count(c) > 1})
-  if missing or unexpected or duplicated:
-    problems = {'missing': missing, 'unexpected': unexpected, 'duplicated': duplicated}
+  (_, header), body = rows[0], rows[1:]
+  problems = {
+      'missing': [c for c in BOSTON_COLUMNS if c not in header],
+      'unexpected': [c for c in header if c not in BOSTON_COLUMNS],
+      'duplicated': sorted({c for c in header if header.count(c) > 1}),
+  }
+  if any(problems.values()):
     found = ', '.join(f'{what} {names}' for what, names in problems.items() if names)
     raise ValueError(
         f'{csv_path}: the header line must name the 14 Boston Housing columns '
         f'{list(BOSTON_COLUMNS)} (any order), found {header} ({found}); fix the header line.'
     )
-
-
-def _boston_values(csv_path: str, header: list[str], body) -> np.ndarray:
-  """(rows, 14) float64 of the data rows: every row 14 cells, every cell a finite number."""
-  ragged = [(line, row) for line, row in body if len(row) != len(header)]
-  if ragged:
-    line, row = ragged[0]
-    raise ValueError(
-        f'{csv_path}: line {line} has {len(row)} cells, expected {len(header)} (one per header '
-        f'column), and {len(ragged)} row(s) in all have the wrong length; fix or remove them '
-        '(a row cut short suggests a truncated file).'
-    )
-  values = np.empty((len(body), len(header)), np.float64)
-  bad = []  # (line, column, cell) of every cell that is not a number
-  for i, (line, row) in enumerate(body):
-    for j, cell in enumerate(row):
-      try:
-        values[i, j] = float(cell)
-      except ValueError:
-        bad.append((line, header[j], cell))
-  if bad:
-    line, column, cell = bad[0]
-    raise ValueError(
-        f'{csv_path}: line {line}, column {column} holds {cell!r}, expected a number, and '
-        f'{len(bad)} cell(s) in all are not numbers; fix or remove those rows.'
-    )
-  not_finite = ~np.isfinite(values)
-  if not_finite.any():
-    per_column = {c: int(n) for c, n in zip(header, not_finite.sum(0)) if n}
-    first = body[int(np.argmax(not_finite.any(1)))][0]
-    raise ValueError(
-        f'{csv_path}: {int(not_finite.sum())} NaN/inf value(s), per column {per_column} (the '
-        f'first at line {first}), expected finite numbers only; fix or remove those rows.'
-    )
-  return values
-
-
-def _check_row_count(csv_path: str, n: int, num_rows) -> None:
-  if num_rows is not None and n != num_rows:
-    raise ValueError(
-        f'{csv_path} has {n} data rows, expected {num_rows} (the Boston Housing table has '
-        f'{BOSTON_NUM_ROWS}; is the file truncated?); for a CSV of your own with these columns '
-        f'pass --config.data.num_rows={n} (or --config.data.num_rows=None for any count of at '
-        f'least {BOSTON_MIN_ROWS}).'
-    )
-  if n < BOSTON_MIN_ROWS:
-    raise ValueError(
-        f'{csv_path} has {n} data rows, expected at least {BOSTON_MIN_ROWS} to split into '
-        'training and test parts; use a CSV with more rows.'
-    )
-
-
-def _checked_boston_table(csv_path: str, num_rows) -> tuple[list[str], np.ndarray]:
-  """(header, (rows, 14) values) of the CSV, after every check."""
-  expected = f'a header line {",".join(BOSTON_COLUMNS)} and then one row of 14 numbers per line'
-  rows = _csv_rows(csv_path)
-  if not rows:
-    raise ValueError(
-        f'{csv_path} is empty: expected the Boston Housing CSV, {expected}; point '
-        'data_config.csv_path at a complete copy (shared/data/uci/boston_housing.csv).'
-    )
-  (_, header), body = rows[0], rows[1:]
-  _check_boston_header(csv_path, header)
   if not body:
     raise ValueError(
         f'{csv_path} has a header but no data rows: expected '
         f'{num_rows or f"at least {BOSTON_MIN_ROWS}"} rows of 14 numbers below it; point '
         'data_config.csv_path at a complete copy.'
     )
-  values = _boston_values(csv_path, header, body)
-  _check_row_count(csv_path, len(body), num_rows)
+  ragged = [(line, len(row)) for line, row in body if len(row) != len(header)]
+  if ragged:
+    raise ValueError(
+        f'{csv_path}: line {ragged[0][0]} has {ragged[0][1]} cells, expected {len(header)} (one '
+        f'per header column), and {len(ragged)} row(s) in all have the wrong length; fix or '
+        'remove them (a row cut short suggests a truncated file).'
+    )
+  cells = [(line, column, cell) for line, row in body for column, cell in zip(header, row)]
+  bad = [(line, column, cell) for line, column, cell in cells if _number(cell) is None]
+  if bad:
+    raise ValueError(
+        f'{csv_path}: line {bad[0][0]}, column {bad[0][1]} holds {bad[0][2]!r}, expected a '
+        f'number, and {len(bad)} cell(s) in all are not numbers; fix or remove those rows.'
+    )
+  values = np.array([[float(cell) for cell in row] for _, row in body], np.float64)
+  not_finite = ~np.isfinite(values)
+  if not_finite.any():
+    per_column = {c: int(n) for c, n in zip(header, not_finite.sum(0)) if n}
+    raise ValueError(
+        f'{csv_path}: {int(not_finite.sum())} NaN/inf value(s), per column {per_column} (the '
+        f'first at line {body[int(np.argmax(not_finite.any(1)))][0]}), expected finite numbers '
+        'only; fix or remove those rows.'
+    )
   return header, values
 
 
@@ -154,26 +104,39 @@ def read_boston_csv(
     num_rows: int | None = BOSTON_NUM_ROWS,
 ):
   """Reads and checks the Boston table: returns x (N, 13 - len(drop_columns)) float64, y (N,)
-  float64 and the feature names; N is `num_rows` (506, the published table) unless that is None.
-
-  The header must name the 14 columns of BOSTON_COLUMNS (any order), and every data row must hold
-  14 finite numbers; a violation raises a ValueError naming the file, the line and the column.
-  """
+  float64 and the feature names; N is `num_rows` (506, the published table) unless that is None."""
   if not csv_path:
     raise ValueError(
-        "dataset 'boston' needs data_config.csv_path (on the command line: "
-        '--config.data.csv_path=PATH): the Boston Housing CSV (506 rows, header '
-        'CRIM ... LSTAT MEDV). The project copy is shared/data/uci/boston_housing.csv (see README, '
-        '"Data"); the same table is scikit-learn 1.1.3\'s sklearn/datasets/data/'
-        'boston_house_prices.csv without its first line.'
+        "dataset 'boston' needs data_config.csv_path: pass --config.data.csv_path=PATH, the "
+        'Boston Housing CSV (506 rows, header CRIM ... LSTAT MEDV; the project copy is '
+        'shared/data/uci/boston_housing.csv, see README, "Data").'
     )
   if not os.path.exists(csv_path):
     raise FileNotFoundError(
         f'data_config.csv_path={csv_path!r} does not exist: point it at the Boston Housing CSV '
         '(the project copy is shared/data/uci/boston_housing.csv; see README, "Data").'
     )
-  _check_num_rows(num_rows)
-  header, values = _checked_boston_table(csv_path, num_rows)
+  if num_rows is not None and (
+      isinstance(num_rows, bool) or not isinstance(num_rows, int) or num_rows < BOSTON_MIN_ROWS
+  ):
+    raise ValueError(
+        f'data_config.num_rows must be None or an integer >= {BOSTON_MIN_ROWS} (the expected '
+        f'number of data rows of the CSV), got {num_rows!r}; pass e.g. '
+        f'--config.data.num_rows={BOSTON_NUM_ROWS} or --config.data.num_rows=None.'
+    )
+  header, values = _boston_table(csv_path, num_rows)
+  n = len(values)
+  if num_rows is not None and n != num_rows:
+    raise ValueError(
+        f'{csv_path} has {n} data rows, expected {num_rows} (the Boston Housing table has '
+        f'{BOSTON_NUM_ROWS}; is the file truncated?); for a CSV of your own with these columns '
+        f'pass --config.data.num_rows={n} (or None for any count of at least {BOSTON_MIN_ROWS}).'
+    )
+  if n < BOSTON_MIN_ROWS:
+    raise ValueError(
+        f'{csv_path} has {n} data rows, expected at least {BOSTON_MIN_ROWS} to split into '
+        'training and test parts; use a CSV with more rows.'
+    )
   missing = [c for c in (target, *drop_columns) if c not in header]
   if missing:
     raise ValueError(
@@ -227,11 +190,8 @@ def synthetic_classification(config, rng) -> tuple:
     raise ValueError(
         f"covariance must be 'isotropic' or 'anisotropic', got {config['covariance']!r}."
     )
-  weights = (
-      np.full(c, 1.0 / c)
-      if config.get('class_weights') is None
-      else np.asarray(config['class_weights'], np.float64)
-  )
+  weights = config.get('class_weights')
+  weights = np.full(c, 1.0 / c) if weights is None else np.asarray(weights, np.float64)
   if weights.shape != (c,) or np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
     raise ValueError(f'class_weights must be {c} non-negative numbers summing to 1, got {weights}.')
 
@@ -276,7 +236,11 @@ def tfds_load_numpy(name, split, data_dir):
     # tfds: AssertionError('Dataset cifar10: could not find data in <data_dir>. ...').
     raise FileNotFoundError(
         f'{name} is not prepared in data_dir={data_dir!r} (no {name}/<version>/dataset_info.json '
-        'there), and it is never downloaded here. ' + _CIFAR_IMPORT_HELP.format(data_dir=data_dir)
+        'there), and it is never downloaded here. Import local npz files (x (N, 32, 32, 3) '
+        'uint8, y (N,)) once, from the repository root: python -m experiments.import_cifar10 '
+        f'--train_npz=PATH --test_npz=PATH --data_dir={data_dir} (the project data: '
+        '../shared/data/cifar10/train_subset.npz and test_public.npz), or, with network access, '
+        f'run tfds.builder("cifar10", data_dir={data_dir!r}).download_and_prepare().'
     ) from e
   except ValueError as e:
     if 'incompatible with' not in str(e):
@@ -296,8 +260,12 @@ def tfds_load_numpy(name, split, data_dir):
 _NPZ_SPLIT = re.compile(r'^(train|test)(?:\[(-?\d*):(-?\d*)\])?$')
 
 
-def _parse_npz_split(split: str, field: str) -> tuple[str, int | None, int | None]:
-  """('train' or 'test', start, stop) of a split string such as 'train[:5000]'."""
+def npz_load_numpy(
+    split: str, field: str, train_npz: str | None, test_npz: str | None
+) -> tuple[np.ndarray, np.ndarray]:
+  """(images (N, 32, 32, 3) uint8, labels (N,) int64) of CIFAR-10 `split` from local npz files,
+  without TensorFlow: 'NAME[a:b]' keeps images a to b of train_npz or test_npz in file order, as
+  tfds reads an import; `field` names the config field in errors."""
   match = _NPZ_SPLIT.match(str(split).replace(' ', ''))
   if not match:
     raise ValueError(
@@ -305,36 +273,16 @@ def _parse_npz_split(split: str, field: str) -> tuple[str, int | None, int | Non
         "'test', optionally sliced with integers ('train[:5000]', 'test[100:200]'; no percents "
         'or unions); write the split that way.'
     )
-  start, stop = (int(b) if b else None for b in match.group(2, 3))
-  return match.group(1), start, stop
-
-
-def _npz_path(name: str, split: str, field: str, path: str | None) -> str:
-  """The checked path of the npz that split `name` ('train' or 'test') reads."""
+  name, (start, stop) = match.group(1), (int(b) if b else None for b in match.group(2, 3))
   path_field = f'data.{name}_npz'
+  path = train_npz if name == 'train' else test_npz
   if not path:
     raise ValueError(
         f"data.source='npz' reads data.{field}={split!r} from {path_field}, which is not set; "
         f'pass --config.{path_field}=PATH, an npz of x (N, 32, 32, 3) uint8 and y (N,) labels '
         '(the project copies: ../shared/data/cifar10/train_subset.npz and test_public.npz).'
     )
-  if not os.path.isfile(path):
-    raise FileNotFoundError(
-        f'{path_field}={path!r} does not exist (or is not a file): expected an npz of x '
-        f'(N, 32, 32, 3) uint8 and y (N,) labels; pass an existing file to --config.{path_field}.'
-    )
-  return path
-
-
-def npz_load_numpy(
-    split: str, field: str, train_npz: str | None, test_npz: str | None
-) -> tuple[np.ndarray, np.ndarray]:
-  """(images (N, 32, 32, 3) uint8, labels (N,) int64) of CIFAR-10 `split` from local npz files,
-  without TensorFlow: 'NAME[a:b]' keeps images a to b of train_npz or test_npz in file order, as
-  tfds reads an import; `field` names the config field in errors."""
-  name, start, stop = _parse_npz_split(split, field)
-  path = _npz_path(name, split, field, train_npz if name == 'train' else test_npz)
-  images, labels = load_npz(path)
+  images, labels = load_npz(path, path_field)
   n = len(images)
   lo, hi, _ = slice(start, stop).indices(n)
   if any(b is not None and not -n <= b <= n for b in (start, stop)) or hi <= lo:
@@ -346,47 +294,50 @@ def npz_load_numpy(
 
 
 _NPZ_EXPECTED = 'an npz archive with x (N, 32, 32, 3) uint8 and y (N,) integer labels in [0, 10)'
-_NPZ_FIX = 'copy the file again or re-create it with np.savez(path, x=images, y=labels)'
+_NPZ_ERRORS = (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error)
 
 
-def _bad_npz(path: str, found: str) -> ValueError:
-  return ValueError(f'{path}: expected {_NPZ_EXPECTED}, found {found}; {_NPZ_FIX}.')
-
-
-def load_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
+def load_npz(path: str, field: str | None = None) -> tuple[np.ndarray, np.ndarray]:
   """Reads and checks one npz: returns x (N, 32, 32, 3) uint8 and y (N,) int64 in [0, 10).
 
-  Anything else (no file, an empty or truncated file, missing keys, wrong shapes, dtypes or labels)
-  raises one error naming `path`, what was expected and what was found.
+  Anything else raises one error naming `path` (`field`, its config field), what was expected
+  and what was found.
   """
   if not os.path.isfile(path):
+    name, flag = (f'{field}={path!r}', f'--config.{field}') if field else (path, '--train_npz')
     raise FileNotFoundError(
-        f'{path} does not exist (or is not a file): expected {_NPZ_EXPECTED}; pass an existing '
-        'file to --train_npz / --test_npz.'
+        f'{name} does not exist (or is not a file): expected {_NPZ_EXPECTED}; pass an existing '
+        f'file to {flag}.'
     )
+
+  def bad(found: str) -> ValueError:
+    return ValueError(
+        f'{path}: expected {_NPZ_EXPECTED}, found {found}; copy the file again or re-create it '
+        'with np.savez(path, x=images, y=labels).'
+    )
+
   if os.path.getsize(path) == 0:
-    raise _bad_npz(path, 'an empty file (0 bytes)')
+    raise bad('an empty file (0 bytes)')
   try:
     data = np.load(path, allow_pickle=False)
-  except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error) as e:
-    size = os.path.getsize(path)
-    raise _bad_npz(path, f'{size} bytes that are not a valid npz archive (truncated?)') from e
+  except _NPZ_ERRORS as e:
+    raise bad(f'{os.path.getsize(path)} bytes that are not a valid npz archive (truncated?)') from e
   if not isinstance(data, np.lib.npyio.NpzFile):
-    raise _bad_npz(path, f'a single .npy array {getattr(data, "shape", "")}, not an npz archive')
+    raise bad(f'a single .npy array {getattr(data, "shape", "")}, not an npz archive')
   with data:
     missing = {'x', 'y'} - set(data.files)
     if missing:
-      raise _bad_npz(path, f'no key(s) {sorted(missing)} (its keys: {data.files})')
+      raise bad(f'no key(s) {sorted(missing)} (its keys: {data.files})')
     try:
       x, y = data['x'], data['y']
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error) as e:
-      raise _bad_npz(path, f'x or y unreadable ({type(e).__name__}: a corrupt archive?)') from e
+    except _NPZ_ERRORS as e:
+      raise bad(f'x or y unreadable ({type(e).__name__}: a corrupt archive?)') from e
   if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3):
-    raise _bad_npz(path, f'x of shape {x.shape} and dtype {x.dtype}')
+    raise bad(f'x of shape {x.shape} and dtype {x.dtype}')
   if len(x) == 0:
-    raise _bad_npz(path, 'no images (x has shape (0, 32, 32, 3))')
+    raise bad('no images (x has shape (0, 32, 32, 3))')
   if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
-    raise _bad_npz(path, f'y of shape {y.shape} and dtype {y.dtype} next to {len(x)} images')
+    raise bad(f'y of shape {y.shape} and dtype {y.dtype} next to {len(x)} images')
   if y.min() < 0 or y.max() > 9:
-    raise _bad_npz(path, f'labels from {y.min()} to {y.max()}')
+    raise bad(f'labels from {y.min()} to {y.max()}')
   return x, y.astype(np.int64)
