@@ -1,13 +1,9 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""Data for the experiments of docs/spec.md §5 as `Dataset`s of flat float32 features.
-
-Features are standardized with the training split's statistics only. Everything random comes
-from a numpy stream keyed by the run seed and the dataset's name (`named_rng`; `data_seed` fixes
-the data apart from the run seed). `split_validation` carves a validation split (stratified for
-classification) out of the training data. TensorFlow is imported only when CIFAR-10 is read
-from tfds.
+"""Data for the experiments of docs/spec.md §5 as `Dataset`s of flat float32 features,
+standardized with the training split's statistics only; everything random comes from `named_rng`
+(run seed or `data_seed`, and the dataset's name). TensorFlow is imported only for tfds's CIFAR-10.
 """
 
 from __future__ import annotations
@@ -48,17 +44,16 @@ def load_dataset(
   name = data_config['name']
   if name not in common.DATASET_NAMES:
     raise ValueError(f'unknown dataset {name!r}; valid names: {list(common.DATASET_NAMES)}.')
+  if name == 'cifar10':
+    return _cifar10(data_config, data_dir or data_config.get('data_dir'))
   data_seed = seed if data_config.get('data_seed') is None else data_config['data_seed']
   rng = named_rng(data_seed, f'data/{name}')
   if name == 'synthetic_regression':
-    return _from_source(sources.synthetic_regression(data_config, rng), 'regression', 0, name)
+    *arrays, info = sources.synthetic_regression(data_config, rng)
+    return _standardized(*arrays, 'regression', 0, name, **info)
   if name == 'synthetic_classification':
-    return _from_source(
-        sources.synthetic_classification(data_config, rng),
-        'classification',
-        data_config['num_classes'],
-        name,
-    )
+    *arrays, info = sources.synthetic_classification(data_config, rng)
+    return _standardized(*arrays, 'classification', data_config['num_classes'], name, **info)
   if name == 'boston':
     x, y, _ = sources.read_boston_csv(
         data_config.get('csv_path'),
@@ -66,21 +61,15 @@ def load_dataset(
         drop_columns=tuple(data_config['drop_columns']),
         num_rows=data_config.get('num_rows', sources.BOSTON_NUM_ROWS),
     )
-    return _split_and_standardize(x, y, 'regression', 0, name, data_config['test_fraction'], rng)
-  if name in ('iris', 'wine'):
+    task, num_classes = 'regression', 0
+  else:  # iris or wine
     from sklearn import datasets  # pylint: disable=g-import-not-at-top
 
     bunch = datasets.load_iris() if name == 'iris' else datasets.load_wine()
-    return _split_and_standardize(
-        bunch.data,
-        bunch.target,
-        'classification',
-        len(bunch.target_names),
-        name,
-        data_config['test_fraction'],
-        rng,
-    )
-  return _cifar10(data_config, data_dir or data_config.get('data_dir'))
+    x, y, task, num_classes = bunch.data, bunch.target, 'classification', len(bunch.target_names)
+  train, test = _split_indices(y, data_config['test_fraction'], task == 'classification', rng)
+  info = dict(train_indices=train, test_indices=test)
+  return _standardized(x[train], y[train], x[test], y[test], task, num_classes, name, **info)
 
 
 def split_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
@@ -99,12 +88,8 @@ def split_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[Data
   )
   old_mean = np.asarray(dataset.info.get('feature_mean', 0.0), np.float64)
   old_std = np.asarray(dataset.info.get('feature_std', 1.0), np.float64)
-  info = dict(
-      dataset.info,
-      validation_fraction=fraction,
-      feature_mean=old_mean + old_std * mean,
-      feature_std=old_std * std,
-  )
+  info = dict(dataset.info, validation_fraction=fraction)
+  info.update(feature_mean=old_mean + old_std * mean, feature_std=old_std * std)
   shared = dict(task=dataset.task, num_classes=dataset.num_classes, info=info)
   y_fit = dataset.y_train[fit_idx]
   train_part = Dataset(x_fit, y_fit, x_test, dataset.y_test, name=f'{dataset.name}/train', **shared)
@@ -112,10 +97,6 @@ def split_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[Data
       x_fit, y_fit, x_val, dataset.y_train[val_idx], name=f'{dataset.name}/validation', **shared
   )
   return train_part, validation_part
-
-
-# ----------------------------------------------------------------------------------------------
-# Helpers (pure functions of explicit arguments).
 
 
 def named_rng(seed: int, name: str) -> np.random.Generator:
@@ -153,100 +134,46 @@ def standardize(x_train: np.ndarray, *others: np.ndarray, channels: int | None =
 def _split_indices(y, test_fraction, stratify, rng):
   from sklearn import model_selection  # pylint: disable=g-import-not-at-top
 
-  idx = np.arange(len(y))
   return model_selection.train_test_split(
-      idx,
+      np.arange(len(y)),
       test_size=test_fraction,
       stratify=y if stratify else None,
       random_state=int(rng.integers(2**31 - 1)),
   )
 
 
-def _standardized(
-    x_train, y_train, x_test, y_test, task: str, num_classes: int, name: str, **info
-) -> Dataset:
-  """A `Dataset` of raw arrays, standardized with the training statistics (per feature)."""
-  xs_train, (xs_test,), mean, std = standardize(x_train, x_test)
+def _standardized(x_train, y_train, x_test, y_test, task, num_classes, name, **info) -> Dataset:
+  """A `Dataset` of raw arrays, standardized with the training statistics (per feature, or per
+  channel with info's `standardize_channels`)."""
+  channels = info.pop('standardize_channels', None)
+  xs_train, (xs_test,), mean, std = standardize(x_train, x_test, channels=channels)
   y_dtype = np.int32 if task == 'classification' else np.float32
-  info = dict(feature_mean=mean, feature_std=std, standardize_channels=None, **info)
-  return Dataset(
-      xs_train,
-      np.asarray(y_train).astype(y_dtype),
-      xs_test,
-      np.asarray(y_test).astype(y_dtype),
-      task=task,
-      num_classes=num_classes,
-      name=name,
-      info=info,
-  )
-
-
-def _from_source(arrays: tuple, task: str, num_classes: int, name: str) -> Dataset:
-  """A `Dataset` of a source's (x_train, y_train, x_test, y_test, info)."""
-  x_train, y_train, x_test, y_test, info = arrays
-  return _standardized(x_train, y_train, x_test, y_test, task, num_classes, name, **info)
-
-
-def _split_and_standardize(x, y, task, num_classes, name, test_fraction, rng) -> Dataset:
-  train_idx, test_idx = _split_indices(y, test_fraction, task == 'classification', rng)
-  return _standardized(
-      x[train_idx],
-      y[train_idx],
-      x[test_idx],
-      y[test_idx],
-      task,
-      num_classes,
-      name,
-      train_indices=train_idx,
-      test_indices=test_idx,
-  )
-
-
-CIFAR10_SOURCES = ('tfds', 'npz')
-
-
-def _cifar10_arrays(config, data_dir) -> tuple:
-  """(x_train, y_train, x_test, y_test) raw images and labels from `config.source`."""
-  source = config.get('source', 'tfds')
-  if source == 'tfds':
-    data_dir = data_dir or sources.DEFAULT_DATA_DIR
-    train = sources.tfds_load_numpy('cifar10', config['train_split'], data_dir)
-    return *train, *sources.tfds_load_numpy('cifar10', config['test_split'], data_dir)
-  if source == 'npz':
-    paths = (config.get('train_npz'), config.get('test_npz'))
-    train = sources.npz_load_numpy(config['train_split'], 'train_split', *paths)
-    return *train, *sources.npz_load_numpy(config['test_split'], 'test_split', *paths)
-  raise ValueError(
-      f'data.source must be one of {list(CIFAR10_SOURCES)}, got {source!r}; pass '
-      '--config.data.source=tfds (tensorflow-datasets in data_dir) or --config.data.source=npz '
-      '(with --config.data.train_npz=PATH --config.data.test_npz=PATH).'
-  )
+  y_train, y_test = (np.asarray(y).astype(y_dtype) for y in (y_train, y_test))
+  info = dict(feature_mean=mean, feature_std=std, standardize_channels=channels, **info)
+  return Dataset(xs_train, y_train, xs_test, y_test, task, num_classes, name, info)
 
 
 def _cifar10(config, data_dir) -> Dataset:
-  """CIFAR-10 from tensorflow-datasets or npz files; per-channel statistics of the training
-  subset."""
-  x_train, y_train, x_test, y_test = _cifar10_arrays(config, data_dir)
-  channels = x_train.shape[-1]
-  xs_train, (xs_test,), mean, std = standardize(
-      x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1), channels=channels
-  )
-  info = dict(
-      feature_mean=mean,
-      feature_std=std,
-      standardize_channels=channels,
-      image_shape=tuple(x_train.shape[1:]),
-      train_split=config['train_split'],
-      test_split=config['test_split'],
-      source=config.get('source', 'tfds'),
-  )
-  return Dataset(
-      xs_train,
-      y_train.astype(np.int32),
-      xs_test,
-      y_test.astype(np.int32),
-      task='classification',
-      num_classes=10,
-      name=config['name'],
-      info=info,
+  """CIFAR-10 from tensorflow-datasets or npz files (`config.source`); per-channel statistics of
+  the training subset."""
+  source = config.get('source', 'tfds')
+  if source == 'tfds':
+    data_dir = data_dir or sources.DEFAULT_DATA_DIR
+    load = lambda split, _: sources.tfds_load_numpy('cifar10', split, data_dir)
+  elif source == 'npz':
+    paths = (config.get('train_npz'), config.get('test_npz'))
+    load = lambda split, field: sources.npz_load_numpy(split, field, *paths)
+  else:
+    raise ValueError(
+        f"data.source must be one of ['tfds', 'npz'], got {source!r}; pass "
+        '--config.data.source=tfds (tensorflow-datasets in data_dir) or --config.data.source=npz '
+        '(with --config.data.train_npz=PATH --config.data.test_npz=PATH).'
+    )
+  splits = {'train_split': config['train_split'], 'test_split': config['test_split']}
+  (x_train, y_train), (x_test, y_test) = (load(split, field) for field, split in splits.items())
+  info = dict(standardize_channels=x_train.shape[-1], image_shape=tuple(x_train.shape[1:]))
+  info.update(splits, source=source)
+  x_train, x_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
+  return _standardized(
+      x_train, y_train, x_test, y_test, 'classification', 10, config['name'], **info
   )
