@@ -5,10 +5,8 @@
 
     python -m experiments.import_cifar10 --train_npz=PATH --test_npz=PATH [--data_dir=data_cache]
 
-Writes `<data_dir>/cifar10/3.0.2/` with tfds's own `cifar10` builder, so `tfds.load('cifar10',
-data_dir=...)` reads it; the splits hold the npz images in their order (ids 'train_%05d' of the
-position), as the dataset description says. An existing import is never overwritten.
-TensorFlow is imported inside `import_cifar10()` only.
+Writes `<data_dir>/cifar10/3.0.2/` with tfds's own `cifar10` builder, the npz images in their
+order (ids 'train_%05d' of the position); an existing import is never overwritten.
 """
 
 from __future__ import annotations
@@ -23,19 +21,7 @@ from absl import flags
 
 from experiments import sources
 
-_CIFAR10_LABELS = (
-    'airplane',
-    'automobile',
-    'bird',
-    'cat',
-    'deer',
-    'dog',
-    'frog',
-    'horse',
-    'ship',
-    'truck',
-)
-_DEFAULT_DATA_DIR = sources.DEFAULT_DATA_DIR
+_CIFAR10_LABELS = tuple('airplane automobile bird cat deer dog frog horse ship truck'.split())
 
 
 def _builder_class(splits: dict, origin: str):
@@ -53,17 +39,13 @@ def _builder_class(splits: dict, origin: str):
 
     def _info(self):
       info = super()._info()
+      kept = {k: getattr(info, k) for k in ('features', 'supervised_keys', 'homepage', 'citation')}
+      description = (
+          f'{info.description} Imported offline by experiments.import_cifar10 from local arrays '
+          f'({origin}); examples in the order of the arrays.'
+      )
       return tfds.core.DatasetInfo(
-          builder=self,
-          description=(
-              info.description + ' Imported offline by experiments.import_cifar10 from '
-              f'local arrays ({origin}); examples in the order of the arrays.'
-          ),
-          features=info.features,
-          supervised_keys=info.supervised_keys,
-          homepage=info.homepage,
-          citation=info.citation,
-          disable_shuffling=True,
+          builder=self, description=description, disable_shuffling=True, **kept
       )
 
     def _split_generators(self, dl_manager):
@@ -81,7 +63,21 @@ def _builder_class(splits: dict, origin: str):
   return Cifar10FromArrays
 
 
-def _check_splits(builder, splits: dict) -> None:
+def import_cifar10(train_npz: str, test_npz: str, data_dir: str | None = None) -> str:
+  """Writes the npz images as tfds's `cifar10` (3.0.2) into data_dir; returns the dataset folder."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  data_dir = os.path.abspath(data_dir or sources.DEFAULT_DATA_DIR)
+  splits = {'train': sources.load_npz(train_npz), 'test': sources.load_npz(test_npz)}
+  paths = {'train': train_npz, 'test': test_npz}
+  origin = ', '.join(f'{s}: {paths[s]} ({len(x)} images)' for s, (x, _) in splits.items())
+  builder = _builder_class(splits, origin)(data_dir=data_dir)
+  if builder.data_path.exists():
+    raise FileExistsError(f'{builder.data_path} already exists; delete it to re-import.')
+  stats = tfds.download.ComputeStatsMode.SKIP
+  config = tfds.download.DownloadConfig(try_download_gcs=False, compute_stats=stats)
+  with tempfile.TemporaryDirectory() as download_dir:  # Nothing is downloaded: keep data_dir clean.
+    builder.download_and_prepare(download_dir=download_dir, download_config=config)
   for split, (images, _) in splits.items():
     info = builder.info.splits[split]
     if info.num_examples != len(images) or info.num_shards != 1:
@@ -89,32 +85,6 @@ def _check_splits(builder, splits: dict) -> None:
           f'{split}: wrote {info.num_examples} examples in {info.num_shards} '
           f'shards; expected {len(images)} in 1 (order is kept within one shard).'
       )
-
-
-def import_cifar10(train_npz: str, test_npz: str, data_dir: str | None = None) -> str:
-  """Writes the npz images as tfds's `cifar10` (3.0.2) into data_dir; returns the dataset folder."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
-  data_dir = os.path.abspath(data_dir or _DEFAULT_DATA_DIR)
-  splits = {'train': sources.load_npz(train_npz), 'test': sources.load_npz(test_npz)}
-  origin = (
-      f'train: {train_npz} ({len(splits["train"][0])} images), '
-      f'test: {test_npz} ({len(splits["test"][0])} images)'
-  )
-
-  builder = _builder_class(splits, origin)(data_dir=data_dir)
-  if builder.data_path.exists():
-    raise FileExistsError(f'{builder.data_path} already exists; delete it to re-import.')
-  with tempfile.TemporaryDirectory() as download_dir:  # Nothing is downloaded: keep data_dir clean.
-    builder.download_and_prepare(
-        download_dir=download_dir,
-        download_config=(
-            tfds.download.DownloadConfig(
-                try_download_gcs=False, compute_stats=tfds.download.ComputeStatsMode.SKIP
-            )
-        ),
-    )
-  _check_splits(builder, splits)
   return os.fspath(builder.data_path)
 
 
@@ -126,7 +96,7 @@ def _define_flags():
   # experiments.run (which has its own --data_dir) never registers a flag twice.
   flags.DEFINE_string('train_npz', None, 'npz with x (N, 32, 32, 3) uint8 and y (N,) labels.')
   flags.DEFINE_string('test_npz', None, 'npz with x (M, 32, 32, 3) uint8 and y (M,) labels.')
-  flags.DEFINE_string('data_dir', _DEFAULT_DATA_DIR, 'tensorflow-datasets data_dir to write into.')
+  flags.DEFINE_string('data_dir', sources.DEFAULT_DATA_DIR, 'The tfds data_dir to write into.')
   flags.mark_flags_as_required(['train_npz', 'test_npz'])
 
 
