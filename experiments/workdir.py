@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from typing import Any, Optional
+from typing import Optional
 
 from absl import logging
 import jax
@@ -32,10 +32,6 @@ UNCOMPARED = (
     'data.train_npz',
     'data.test_npz',
 )
-
-
-def config_to_dict(config: ml_collections.ConfigDict) -> dict:
-  return files.jsonable(config.to_dict())
 
 
 def _identity(resolved: dict) -> dict:
@@ -62,17 +58,6 @@ _RUN_ENTRIES = re.compile(
 )
 
 
-def _read_ours(path: str) -> Optional[dict]:
-  """config.json's content when it is one this program wrote ({'name', 'config'}), else None."""
-  try:
-    previous = files.read_json(path)
-  except (OSError, ValueError):
-    return None
-  if isinstance(previous, dict) and set(previous) == {'name', 'config'}:
-    return previous
-  return None
-
-
 def _empty(workdir: str) -> None:
   """Deletes the run's files in `workdir`; anything else there is left (and logged)."""
   left = []
@@ -84,28 +69,26 @@ def _empty(workdir: str) -> None:
       shutil.rmtree(full)
     else:
       os.remove(full)
-  logging.warning(
-      '--overwrite: deleted the run files in %s%s',
-      workdir,
-      f'; left {left} (not written by this program)' if left else '',
-  )
+  kept = f'; left {left} (not written by this program)' if left else ''
+  logging.warning('--overwrite: deleted the run files in %s%s', workdir, kept)
 
 
 def prepare(
     workdir: str, name: str, config: ml_collections.ConfigDict, *, overwrite: bool = False
 ) -> None:
-  """Creates `workdir` with config.json, or checks that it belongs to this config.
+  """Creates `workdir` with config.json, or checks that it belongs to this config (resumed).
 
-  The same config continues (resumes) the run. A workdir of another config is refused unless
-  `overwrite`, which deletes that run's files (only those: config.json, results.json,
-  search.json, metrics.jsonl, search/, seed_*/). A non-empty directory without a config.json
-  of ours is not a workdir of this program: it is refused whatever `overwrite` says.
+  Another config's workdir is refused unless `overwrite` (its run files are then deleted); a
+  non-empty directory without a config.json of ours is refused whatever `overwrite` says.
   """
-  resolved = {'name': name, 'config': config_to_dict(config)}
+  resolved = {'name': name, 'config': files.jsonable(config.to_dict())}
   path = os.path.join(workdir, CONFIG_FILE)
   if os.path.isdir(workdir) and os.listdir(workdir):
-    previous = _read_ours(path)
-    if previous is None:
+    try:
+      previous = files.read_json(path)
+    except (OSError, ValueError):
+      previous = None
+    if not (isinstance(previous, dict) and set(previous) == {'name', 'config'}):
       raise WorkdirError(
           f'workdir {workdir} is not empty and holds no config.json written by this program, '
           'so it is not one of its workdirs and nothing in it will be deleted, not even with '
@@ -130,10 +113,8 @@ def prepare(
 
 
 def read_result(path: str) -> Optional[dict]:
-  """A finished unit's or trial's result.json, or None when it is missing or unreadable.
-
-  An unreadable one (cut by a kill or damaged) is deleted and logged: its unit runs again.
-  """
+  """A finished unit's or trial's result.json, or None when it is missing or unreadable (then
+  deleted and logged: its unit runs again)."""
   if not os.path.exists(path):
     return None
   try:
@@ -161,42 +142,27 @@ class MetricsLog:
     """Removes the lines of (seed, model) with epoch > after_epoch (or with no epoch)."""
     if not os.path.exists(self.path):
       return
-    kept = [
-        rec
-        for rec in files.read_lines(self.path)
-        if not (
-            rec.get('seed') == seed
-            and rec.get('model') == model
-            and (rec.get('epoch') is None or rec['epoch'] > after_epoch)
-        )
-    ]
+    ours = lambda rec: rec.get('seed') == seed and rec.get('model') == model
+    past = lambda rec: rec.get('epoch') is None or rec['epoch'] > after_epoch
+    kept = [r for r in files.read_lines(self.path) if not (ours(r) and past(r))]
     files.write_lines(self.path, kept)
 
 
 class Checkpointer:
-  """Orbax CheckpointManager of a trained unit: step = epoch, the last two kept.
-
-  Items: 'state' (params, optimizer state, step and BatchNorm statistics, as numpy arrays)
-  and 'host' (JSON: the epoch and the training history). The kernel tracker's state (flat
-  numpy arrays) is written beside them as tracker_<epoch>.npz before the step is committed.
-  Saves are synchronous; orbax finalizes a step atomically, so a killed save leaves the last
-  complete one as the latest.
-  """
+  """Orbax CheckpointManager of a trained unit: step = epoch, the last two kept, saved
+  synchronously and finalized atomically. Items: 'state' (params, optimizer state, step and
+  BatchNorm statistics, numpy) and 'host' (JSON: epoch and history); the kernel tracker's state is
+  written beside them as tracker_<epoch>.npz before the step is committed."""
 
   def __init__(self, directory: str):
     import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
 
     self._ocp = ocp
     self.directory = os.path.abspath(directory)
-    self.manager = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=2,
-            create=True,
-            cleanup_tmp_directories=True,
-            enable_async_checkpointing=False,
-        ),
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=2, create=True, cleanup_tmp_directories=True, enable_async_checkpointing=False
     )
+    self.manager = ocp.CheckpointManager(self.directory, options=options)
 
   def latest_epoch(self) -> Optional[int]:
     return self.manager.latest_step()
@@ -220,11 +186,8 @@ class Checkpointer:
       files.save_npz(self._tracker_path(epoch), tracker_state)
     tree = jax.tree_util.tree_map(np.asarray, self._items(state))
     host = files.jsonable({'epoch': epoch, 'history': history})
-    self.manager.save(
-        epoch,
-        args=ocp.args.Composite(state=ocp.args.StandardSave(tree), host=ocp.args.JsonSave(host)),
-        force=True,
-    )
+    args = ocp.args.Composite(state=ocp.args.StandardSave(tree), host=ocp.args.JsonSave(host))
+    self.manager.save(epoch, args=args, force=True)
     self.manager.wait_until_finished()
     kept = set(self.manager.all_steps())
     for entry in os.listdir(self.directory):
@@ -232,47 +195,33 @@ class Checkpointer:
         if int(entry[len('tracker_') : -len('.npz')]) not in kept:
           os.remove(os.path.join(self.directory, entry))
 
-  def restore(self, epoch: int, state) -> tuple[dict, dict, Optional[dict[str, Any]]]:
-    """(state items, host {'epoch', 'history'}, tracker state or None) of `epoch`."""
-    ocp = self._ocp
-    target = jax.tree_util.tree_map(
-        lambda a: np.zeros(np.shape(a), np.asarray(a).dtype), self._items(state)
-    )
-    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
-    out = self.manager.restore(
-        epoch,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), host=ocp.args.JsonRestore()
-        ),
-    )
-    path = self._tracker_path(epoch)
-    tracker_state = files.load_npz(path) if os.path.exists(path) else None
-    return out['state'], out['host'], tracker_state
-
   def restore_latest(
       self, state, *, with_tracker: bool = False
   ) -> Optional[tuple[int, dict, dict, Optional[dict]]]:
-    """(epoch, state items, host, tracker state) of the newest readable checkpoint, or None.
-
-    An unreadable step (cut, damaged, or with a tracker file that is not plain arrays) is
-    logged and deleted, and the one before it is tried: the last two are kept for this.
-    """
+    """(epoch, state items, host {'epoch', 'history'}, tracker state or None) of the newest
+    readable checkpoint, or None. An unreadable step (cut, damaged, or with a tracker file that is
+    not plain arrays) is logged and set aside, and the one before it is tried."""
+    ocp = self._ocp
+    target = jax.tree_util.tree_map(
+        lambda a: ocp.utils.to_shape_dtype_struct(np.zeros(np.shape(a), np.asarray(a).dtype)),
+        self._items(state),
+    )
+    args = ocp.args.Composite(state=ocp.args.StandardRestore(target), host=ocp.args.JsonRestore())
     for epoch in sorted(self.manager.all_steps(), reverse=True):
+      path = self._tracker_path(epoch)
       try:
-        items, host, tracker_state = self.restore(epoch, state)
+        out = self.manager.restore(epoch, args=args)
+        tracker_state = files.load_npz(path) if os.path.exists(path) else None
         if with_tracker and tracker_state is None:
-          raise FileNotFoundError(f'no {os.path.basename(self._tracker_path(epoch))}')
-        return epoch, items, host, tracker_state
+          raise FileNotFoundError(f'no {os.path.basename(path)}')
+        return epoch, out['state'], out['host'], tracker_state
       except Exception as e:  # pylint: disable=broad-except   (orbax/tensorstore/numpy errors)
-        logging.warning(
-            'checkpoint of epoch %d in %s is unreadable (%s: %s): moved aside to '
-            '%d.unreadable; falling back to the previous one',
-            epoch,
-            self.directory,
-            type(e).__name__,
-            str(e).splitlines()[0][:300] if str(e) else '',
-            epoch,
+        why = f'{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ""}'
+        message = (
+            'checkpoint of epoch %d in %s is unreadable (%s): moved aside to %d.unreadable; '
+            'falling back to the previous one'
         )
+        logging.warning(message, epoch, self.directory, why, epoch)
         self._set_aside(epoch)
     return None
 
@@ -283,12 +232,10 @@ class Checkpointer:
     if os.path.exists(aside):
       shutil.rmtree(aside)
     os.makedirs(aside)
-    step = os.path.join(self.directory, str(epoch))
-    if os.path.isdir(step):
-      os.replace(step, os.path.join(aside, 'step'))
-    path = self._tracker_path(epoch)
-    if os.path.exists(path):
-      os.replace(path, os.path.join(aside, os.path.basename(path)))
+    step, tracker = os.path.join(self.directory, str(epoch)), self._tracker_path(epoch)
+    for path, name in ((step, 'step'), (tracker, os.path.basename(tracker))):
+      if os.path.exists(path):
+        os.replace(path, os.path.join(aside, name))
     self.manager.reload()
 
   def close(self):
