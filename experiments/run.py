@@ -20,14 +20,9 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-CONFIGS = (
-    'finite_vs_infinite',
-    'synthetic_regression',
-    'synthetic_classification',
-    'boston',
-    'iris',
-    'wine',
-    'cifar_subset',
+CONFIGS = tuple(
+    'finite_vs_infinite synthetic_regression synthetic_classification boston iris wine '
+    'cifar_subset'.split()
 )
 DEFAULT_CONFIG = 'finite_vs_infinite'
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs')
@@ -193,18 +188,15 @@ def load_config(spec: str = DEFAULT_CONFIG, overrides=()):
   return config_name(spec), holder.value
 
 
-class _QuietLibraries:
-  """Drops library INFO chatter from the absl log: orbax's (several lines per checkpoint) and
+def _quiet_libraries(record) -> bool:
+  """An absl log filter dropping library INFO chatter: orbax's (several lines per checkpoint) and
   JAX's backend start-up lines. Warnings and errors pass."""
-
-  def filter(self, record):
-    if record.levelno > 20:
-      return True
-    return '/orbax/' not in record.pathname and not record.name.startswith('jax._src.xla_bridge')
+  chatter = '/orbax/' in record.pathname or record.name.startswith('jax._src.xla_bridge')
+  return record.levelno > 20 or not chatter
 
 
 def main(argv):
-  logging.get_absl_handler().addFilter(_QuietLibraries())
+  logging.get_absl_handler().addFilter(_quiet_libraries)
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   FLAGS = flags.FLAGS  # pylint: disable=invalid-name
@@ -221,13 +213,9 @@ def main(argv):
     except (TypeError, ValueError, NotImplementedError) as e:
       raise app.UsageError(str(e)) from e
   if FLAGS.workdir:
+    name = config_name(config_flags.get_config_filename(FLAGS['config']))
     try:
-      workdir.prepare(
-          FLAGS.workdir,
-          config_name(config_flags.get_config_filename(FLAGS['config'])),
-          config,
-          overwrite=FLAGS.overwrite,
-      )
+      workdir.prepare(FLAGS.workdir, name, config, overwrite=FLAGS.overwrite)
     except workdir.WorkdirError as e:
       raise app.UsageError(str(e)) from e
   train.train_and_evaluate(config, FLAGS.workdir)
