@@ -88,25 +88,18 @@ def import_cifar10(train_npz: str, test_npz: str, data_dir: str | None = None) -
   return os.fspath(builder.data_path)
 
 
-FLAGS = flags.FLAGS
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  path = import_cifar10(flags.FLAGS.train_npz, flags.FLAGS.test_npz, flags.FLAGS.data_dir)
+  print(f'imported cifar10 into {path}')
 
 
-def _define_flags():
+if __name__ == '__main__':
   # Defined only when run as a program, so that importing this module next to
   # experiments.run (which has its own --data_dir) never registers a flag twice.
   flags.DEFINE_string('train_npz', None, 'npz with x (N, 32, 32, 3) uint8 and y (N,) labels.')
   flags.DEFINE_string('test_npz', None, 'npz with x (M, 32, 32, 3) uint8 and y (M,) labels.')
   flags.DEFINE_string('data_dir', sources.DEFAULT_DATA_DIR, 'The tfds data_dir to write into.')
   flags.mark_flags_as_required(['train_npz', 'test_npz'])
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  path = import_cifar10(FLAGS.train_npz, FLAGS.test_npz, FLAGS.data_dir)
-  print(f'imported cifar10 into {path}')
-
-
-if __name__ == '__main__':
-  _define_flags()
   app.run(main)

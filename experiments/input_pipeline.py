@@ -55,12 +55,9 @@ def load_dataset(
     *arrays, info = sources.synthetic_classification(data_config, rng)
     return _standardized(*arrays, 'classification', data_config['num_classes'], name, **info)
   if name == 'boston':
-    x, y, _ = sources.read_boston_csv(
-        data_config.get('csv_path'),
-        target=data_config['target'],
-        drop_columns=tuple(data_config['drop_columns']),
-        num_rows=data_config.get('num_rows', sources.BOSTON_NUM_ROWS),
-    )
+    columns = dict(target=data_config['target'], drop_columns=tuple(data_config['drop_columns']))
+    num_rows = data_config.get('num_rows', sources.BOSTON_NUM_ROWS)
+    x, y, _ = sources.read_boston_csv(data_config.get('csv_path'), num_rows=num_rows, **columns)
     task, num_classes = 'regression', 0
   else:  # iris or wine
     from sklearn import datasets  # pylint: disable=g-import-not-at-top
@@ -107,18 +104,10 @@ def named_rng(seed: int, name: str) -> np.random.Generator:
 
 
 def standardize(x_train: np.ndarray, *others: np.ndarray, channels: int | None = None):
-  """Standardizes with statistics of `x_train` only.
-
-  Args:
-    x_train: (N, d) array.
-    *others: (M_i, d) arrays transformed with the same statistics.
-    channels: None for per-feature statistics; C for per-channel statistics of features laid out
-      as a flattened (..., C) array (d divisible by C).
-
-  Returns:
-    (x_train, others, mean, std): float32 arrays and the (d,) float64 statistics applied. A
-    constant feature (std 0) is only centred.
-  """
+  """(x_train, others, mean, std): `x_train` (N, d) and each of `others` (M_i, d) standardized
+  with x_train's statistics, float32, and the (d,) float64 statistics applied. `channels`: None
+  for per-feature statistics, C for per-channel ones of features laid out as flattened (..., C)
+  arrays. A constant feature (std 0) is only centred."""
   x_train = np.asarray(x_train, np.float64)
   if channels is None:
     mean, std = x_train.mean(axis=0), x_train.std(axis=0)
@@ -134,11 +123,12 @@ def standardize(x_train: np.ndarray, *others: np.ndarray, channels: int | None =
 def _split_indices(y, test_fraction, stratify, rng):
   from sklearn import model_selection  # pylint: disable=g-import-not-at-top
 
+  seed = int(rng.integers(2**31 - 1))
   return model_selection.train_test_split(
       np.arange(len(y)),
       test_size=test_fraction,
       stratify=y if stratify else None,
-      random_state=int(rng.integers(2**31 - 1)),
+      random_state=seed,
   )
 
 

@@ -235,12 +235,11 @@ def tfds_load_numpy(name, split, data_dir):
   except AssertionError as e:
     # tfds: AssertionError('Dataset cifar10: could not find data in <data_dir>. ...').
     raise FileNotFoundError(
-        f'{name} is not prepared in data_dir={data_dir!r} (no {name}/<version>/dataset_info.json '
-        'there), and it is never downloaded here. Import local npz files (x (N, 32, 32, 3) '
-        'uint8, y (N,)) once, from the repository root: python -m experiments.import_cifar10 '
-        f'--train_npz=PATH --test_npz=PATH --data_dir={data_dir} (the project data: '
-        '../shared/data/cifar10/train_subset.npz and test_public.npz), or, with network access, '
-        f'run tfds.builder("cifar10", data_dir={data_dir!r}).download_and_prepare().'
+        f'{name} is not prepared in data_dir={data_dir!r} and is never downloaded here; import '
+        'the npz files (../shared/data/cifar10/) once: python -m experiments.import_cifar10 '
+        f'--train_npz=PATH --test_npz=PATH --data_dir={data_dir}, or read them directly with '
+        '--config.data.source=npz, or, with network access, run tfds.builder("cifar10", '
+        f'data_dir={data_dir!r}).download_and_prepare().'
     ) from e
   except ValueError as e:
     if 'incompatible with' not in str(e):
