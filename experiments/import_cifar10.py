@@ -1,12 +1,9 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""Imports local CIFAR-10 npz files into the tensorflow-datasets format, offline (README.md, Data).
-
-    python -m experiments.import_cifar10 --train_npz=PATH --test_npz=PATH [--data_dir=data_cache]
-
-Writes `<data_dir>/cifar10/3.0.2/` with tfds's own `cifar10` builder, the npz images in their
-order (ids 'train_%05d' of the position); an existing import is never overwritten.
+"""`python -m experiments.import_cifar10 --train_npz=PATH --test_npz=PATH [--data_dir=DIR]`
+imports local CIFAR-10 npz files, offline, as tfds's `cifar10` 3.0.2 (README.md, Data): the
+images in their order (ids 'train_%05d' of the position); an existing import is kept.
 """
 
 from __future__ import annotations
@@ -24,10 +21,15 @@ from experiments import sources
 _CIFAR10_LABELS = tuple('airplane automobile bird cat deer dog frog horse ship truck'.split())
 
 
-def _builder_class(splits: dict, origin: str):
-  """tfds's cifar10 builder class whose examples come from `splits` ({split: (x, y)})."""
+def import_cifar10(train_npz: str, test_npz: str, data_dir: str | None = None) -> str:
+  """Writes the npz images as tfds's `cifar10` (3.0.2) into data_dir; returns the dataset folder."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from tensorflow_datasets.image_classification import cifar  # pylint: disable=g-import-not-at-top
+
+  data_dir = os.path.abspath(data_dir or sources.DEFAULT_DATA_DIR)
+  splits = {'train': sources.load_npz(train_npz), 'test': sources.load_npz(test_npz)}
+  paths = {'train': train_npz, 'test': test_npz}
+  origin = ', '.join(f'{s}: {paths[s]} ({len(x)} images)' for s, (x, _) in splits.items())
 
   class Cifar10FromArrays(cifar.Cifar10, skip_registration=True):
     """tfds's cifar10 builder, generating its examples from arrays instead of a download."""
@@ -51,27 +53,13 @@ def _builder_class(splits: dict, origin: str):
     def _split_generators(self, dl_manager):
       del dl_manager  # Nothing to download.
       self.info.features['label'].names = list(_CIFAR10_LABELS)
-      return {
-          split: self._generate_from_arrays(f'{split}_', *arrays)
-          for split, arrays in splits.items()
-      }
+      return {split: self._generate(f'{split}_', *arrays) for split, arrays in splits.items()}
 
-    def _generate_from_arrays(self, prefix, images, labels):
+    def _generate(self, prefix, images, labels):
       for index, (image, label) in enumerate(zip(images, labels)):
         yield index, {'id': f'{prefix}{index:05d}', 'image': image, 'label': int(label)}
 
-  return Cifar10FromArrays
-
-
-def import_cifar10(train_npz: str, test_npz: str, data_dir: str | None = None) -> str:
-  """Writes the npz images as tfds's `cifar10` (3.0.2) into data_dir; returns the dataset folder."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
-  data_dir = os.path.abspath(data_dir or sources.DEFAULT_DATA_DIR)
-  splits = {'train': sources.load_npz(train_npz), 'test': sources.load_npz(test_npz)}
-  paths = {'train': train_npz, 'test': test_npz}
-  origin = ', '.join(f'{s}: {paths[s]} ({len(x)} images)' for s, (x, _) in splits.items())
-  builder = _builder_class(splits, origin)(data_dir=data_dir)
+  builder = Cifar10FromArrays(data_dir=data_dir)
   if builder.data_path.exists():
     raise FileExistsError(f'{builder.data_path} already exists; delete it to re-import.')
   stats = tfds.download.ComputeStatsMode.SKIP

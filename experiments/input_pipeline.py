@@ -70,10 +70,9 @@ def load_dataset(
 
 
 def split_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-  """(train_part, validation_part): round(fraction · N) training points held out (stratified
-  for classification, drawn from named_rng(seed, 'validation')), all re-standardized with the
-  reduced training part's statistics. Both train on that part; train_part's test split is the
-  original test split, validation_part's the held-out points."""
+  """(train_part, validation_part): both train on the training points less round(fraction · N)
+  held out (stratified for classification; named_rng(seed, 'validation')) and are re-standardized
+  with their statistics; train_part tests on the test split, validation_part on those held out."""
   if not 0.0 < fraction < 1.0:
     raise ValueError(f'validation fraction must be in (0, 1), got {fraction}.')
   fit_idx, val_idx = _split_indices(

@@ -2,10 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 
 """Entry point: `python -m experiments.run [--config=NAME[:ARG]] [--config.FIELD=VALUE ...]
-[--workdir=DIR] [--data_dir=DIR] [--overwrite]`.
-
-README.md (Experiments) documents the configs, the overrides (each pins its field), the checks
-before any work and the workdir; the default config is `finite_vs_infinite`, which needs no data.
+[--workdir=DIR] [--data_dir=DIR] [--overwrite]`; README.md (Experiments) documents it.
 """
 
 import os
@@ -94,20 +91,13 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS, argv=None):
       lock_config=True,
       sys_argv=argv,
   )
-  flags.DEFINE_string(
-      'workdir',
-      None,
-      'Output directory (config.json, metrics.jsonl, '
-      'results.json, checkpoints); a run started again on it resumes.',
-      flag_values=flag_values,
+  workdir_help = (
+      'Output directory (config.json, metrics.jsonl, results.json, checkpoints); a run started '
+      'again on it resumes.'
   )
-  flags.DEFINE_string(
-      'data_dir',
-      None,
-      'tensorflow-datasets data_dir (CIFAR-10); sets '
-      "config.data.data_dir. Default: the repository's data_cache/.",
-      flag_values=flag_values,
-  )
+  flags.DEFINE_string('workdir', None, workdir_help, flag_values=flag_values)
+  data_dir_help = 'tfds data_dir (CIFAR-10), sets config.data.data_dir; default <repo>/data_cache/.'
+  flags.DEFINE_string('data_dir', None, data_dir_help, flag_values=flag_values)
   flags.DEFINE_bool(
       'overwrite', False, 'Empty a --workdir that holds another config.', flag_values=flag_values
   )
@@ -179,9 +169,7 @@ def _parse(flag_values: flags.FlagValues, argv: list[str]) -> list[str]:
 def load_config(spec: str = DEFAULT_CONFIG, overrides=()):
   """(name, config) of NAME[:ARG] with `overrides` ('field=value' strings) applied, exactly as
   the command line would: for scripts and tests."""
-  argv = _resolve_argv(
-      ['run', f'--config={spec}'] + [f'--config.{override}' for override in overrides]
-  )
+  argv = _resolve_argv(['run', f'--config={spec}', *(f'--config.{o}' for o in overrides)])
   flag_values = flags.FlagValues()
   holder = define_flags(flag_values, argv)
   _parse(flag_values, argv)

@@ -73,9 +73,8 @@ def _boston_table(csv_path: str, num_rows) -> tuple[list[str], np.ndarray]:
   ragged = [(line, len(row)) for line, row in body if len(row) != len(header)]
   if ragged:
     raise ValueError(
-        f'{csv_path}: line {ragged[0][0]} has {ragged[0][1]} cells, expected {len(header)} (one '
-        f'per header column), and {len(ragged)} row(s) in all have the wrong length; fix or '
-        'remove them (a row cut short suggests a truncated file).'
+        f'{csv_path}: line {ragged[0][0]} has {ragged[0][1]} cells, expected {len(header)}, and '
+        f'{len(ragged)} row(s) in all have the wrong length; fix or remove them (truncated?).'
     )
   cells = [(line, column, cell) for line, row in body for column, cell in zip(header, row)]
   bad = [(line, column, cell) for line, column, cell in cells if _number(cell) is None]
@@ -88,10 +87,10 @@ def _boston_table(csv_path: str, num_rows) -> tuple[list[str], np.ndarray]:
   not_finite = ~np.isfinite(values)
   if not_finite.any():
     per_column = {c: int(n) for c, n in zip(header, not_finite.sum(0)) if n}
+    first = body[int(np.argmax(not_finite.any(1)))][0]
     raise ValueError(
         f'{csv_path}: {int(not_finite.sum())} NaN/inf value(s), per column {per_column} (the '
-        f'first at line {body[int(np.argmax(not_finite.any(1)))][0]}), expected finite numbers '
-        'only; fix or remove those rows.'
+        f'first at line {first}), expected finite numbers only; fix or remove those rows.'
     )
   return header, values
 
@@ -107,9 +106,8 @@ def read_boston_csv(
   float64 and the feature names; N is `num_rows` (506, the published table) unless that is None."""
   if not csv_path:
     raise ValueError(
-        "dataset 'boston' needs data_config.csv_path: pass --config.data.csv_path=PATH, the "
-        'Boston Housing CSV (506 rows, header CRIM ... LSTAT MEDV; the project copy is '
-        'shared/data/uci/boston_housing.csv, see README, "Data").'
+        "dataset 'boston' needs data_config.csv_path: pass --config.data.csv_path=PATH, the Boston "
+        'Housing CSV (project copy: shared/data/uci/boston_housing.csv; see README, "Data").'
     )
   if not os.path.exists(csv_path):
     raise FileNotFoundError(
@@ -120,16 +118,14 @@ def read_boston_csv(
       isinstance(num_rows, bool) or not isinstance(num_rows, int) or num_rows < BOSTON_MIN_ROWS
   ):
     raise ValueError(
-        f'data_config.num_rows must be None or an integer >= {BOSTON_MIN_ROWS} (the expected '
-        f'number of data rows of the CSV), got {num_rows!r}; pass e.g. '
-        f'--config.data.num_rows={BOSTON_NUM_ROWS} or --config.data.num_rows=None.'
+        f"data_config.num_rows must be None or an integer >= {BOSTON_MIN_ROWS} (the CSV's data "
+        f'rows), got {num_rows!r}; pass e.g. --config.data.num_rows={BOSTON_NUM_ROWS} or None.'
     )
   header, values = _boston_table(csv_path, num_rows)
   n = len(values)
   if num_rows is not None and n != num_rows:
     raise ValueError(
-        f'{csv_path} has {n} data rows, expected {num_rows} (the Boston Housing table has '
-        f'{BOSTON_NUM_ROWS}; is the file truncated?); for a CSV of your own with these columns '
+        f'{csv_path} has {n} data rows, expected {num_rows} (truncated?); for a CSV of your own '
         f'pass --config.data.num_rows={n} (or None for any count of at least {BOSTON_MIN_ROWS}).'
     )
   if n < BOSTON_MIN_ROWS:
@@ -152,10 +148,8 @@ def synthetic_regression(config, rng) -> tuple:
   """(x_train, y_train, x_test, y_test, info) drawn from three child streams of `rng`:
   parameters, training set, test set. Raw (unstandardized) arrays."""
   params_rng, train_rng, test_rng = rng.spawn(3)
-  d, k, low, high = (
-      config[f] for f in ('input_dim', 'num_modes', 'amplitude_min', 'amplitude_max')
-  )
-  amplitudes = params_rng.uniform(low, high, size=k) / np.sqrt(k)
+  d, k, lo, hi = (config[f] for f in ('input_dim', 'num_modes', 'amplitude_min', 'amplitude_max'))
+  amplitudes = params_rng.uniform(lo, hi, size=k) / np.sqrt(k)
   frequencies = config['frequency_scale'] * params_rng.standard_normal((k, d))
   phases = params_rng.uniform(0.0, 2 * np.pi, size=k)
 
@@ -166,14 +160,8 @@ def synthetic_regression(config, rng) -> tuple:
 
   x_train, y_train = draw(train_rng, config['num_train'])
   x_test, y_test = draw(test_rng, config['num_test'])
-  info = dict(
-      amplitudes=amplitudes,
-      frequencies=frequencies,
-      phases=phases,
-      x_train_raw=x_train,
-      x_test_raw=x_test,
-  )
-  return x_train, y_train, x_test, y_test, info
+  info = dict(amplitudes=amplitudes, frequencies=frequencies, phases=phases)
+  return x_train, y_train, x_test, y_test, dict(info, x_train_raw=x_train, x_test_raw=x_test)
 
 
 def synthetic_classification(config, rng) -> tuple:
@@ -182,14 +170,13 @@ def synthetic_classification(config, rng) -> tuple:
   params_rng, train_rng, test_rng = rng.spawn(3)
   d, c = config['input_dim'], config['num_classes']
   means = config['mean_scale'] * params_rng.standard_normal((c, d))
-  if config['covariance'] == 'isotropic':
+  covariance = config['covariance']
+  if covariance == 'isotropic':
     scale = config['cluster_std'] * np.eye(d)
-  elif config['covariance'] == 'anisotropic':
+  elif covariance == 'anisotropic':
     scale = config['cluster_std'] * params_rng.standard_normal((d, d)) / np.sqrt(d)
   else:
-    raise ValueError(
-        f"covariance must be 'isotropic' or 'anisotropic', got {config['covariance']!r}."
-    )
+    raise ValueError(f"covariance must be 'isotropic' or 'anisotropic', got {covariance!r}.")
   weights = config.get('class_weights')
   weights = np.full(c, 1.0 / c) if weights is None else np.asarray(weights, np.float64)
   if weights.shape != (c,) or np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
@@ -209,9 +196,7 @@ def mixture_log_posterior(x_raw, means, covariance_sqrt, class_weights) -> np.nd
   """(N, C) log p(y = c | x) of raw (unstandardized) inputs under the generator of
   `synthetic_classification` (its info: means (C, d), covariance_sqrt S with covariance S Sᵀ
   shared by the classes, class_weights): the Bayes-optimal posterior."""
-  x = np.asarray(x_raw, np.float64)
-  means = np.asarray(means, np.float64)
-  scale = np.asarray(covariance_sqrt, np.float64)
+  x, means, scale = (np.asarray(a, np.float64) for a in (x_raw, means, covariance_sqrt))
   # z = S⁻¹(x − μ_c): the squared Mahalanobis distance is |z|²; the log-determinant is shared.
   z = np.linalg.solve(scale, (x[:, None, :] - means[None]).reshape(-1, x.shape[1]).T).T
   quadratic = np.sum(z.reshape(len(x), len(means), -1) ** 2, axis=-1)
@@ -221,11 +206,8 @@ def mixture_log_posterior(x_raw, means, covariance_sqrt, class_weights) -> np.nd
 
 
 def tfds_load_numpy(name, split, data_dir):
-  """tfds.load(name, split=split, as_supervised=True) as numpy arrays, never downloading.
-
-  Batches of 1,000 are concatenated rather than `batch_size=-1`, which batches by the split size
-  recorded on disk (unknown under `tfds.testing.mock_data`, where TF then aborts the process).
-  """
+  """tfds.load(name, split=split, as_supervised=True) as numpy arrays, never downloading; in
+  batches of 1,000, as `batch_size=-1` needs the split size on disk (not under mock_data)."""
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # before TensorFlow's first import
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
@@ -268,9 +250,8 @@ def npz_load_numpy(
   match = _NPZ_SPLIT.match(str(split).replace(' ', ''))
   if not match:
     raise ValueError(
-        f"data.{field}={split!r} is not a split the npz source reads: expected 'train' or "
-        "'test', optionally sliced with integers ('train[:5000]', 'test[100:200]'; no percents "
-        'or unions); write the split that way.'
+        f"data.{field}={split!r} is not a split the npz source reads; write 'train' or 'test', "
+        "optionally sliced with integers ('train[:5000]', 'test[100:200]'; no percents or unions)."
     )
   name, (start, stop) = match.group(1), (int(b) if b else None for b in match.group(2, 3))
   path_field = f'data.{name}_npz'
@@ -278,8 +259,7 @@ def npz_load_numpy(
   if not path:
     raise ValueError(
         f"data.source='npz' reads data.{field}={split!r} from {path_field}, which is not set; "
-        f'pass --config.{path_field}=PATH, an npz of x (N, 32, 32, 3) uint8 and y (N,) labels '
-        '(the project copies: ../shared/data/cifar10/train_subset.npz and test_public.npz).'
+        f'pass --config.{path_field}=PATH (project copies in ../shared/data/cifar10/).'
     )
   images, labels = load_npz(path, path_field)
   n = len(images)
@@ -297,11 +277,8 @@ _NPZ_ERRORS = (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error)
 
 
 def load_npz(path: str, field: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-  """Reads and checks one npz: returns x (N, 32, 32, 3) uint8 and y (N,) int64 in [0, 10).
-
-  Anything else raises one error naming `path` (`field`, its config field), what was expected
-  and what was found.
-  """
+  """Reads and checks one npz: returns x (N, 32, 32, 3) uint8 and y (N,) int64 in [0, 10);
+  anything else raises one error naming `path` (or config `field`), the expected and the found."""
   if not os.path.isfile(path):
     name, flag = (f'{field}={path!r}', f'--config.{field}') if field else (path, '--train_npz')
     raise FileNotFoundError(

@@ -1,12 +1,9 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""The workdir of a run: its guard, its metrics log and the trained units' checkpoints.
-
-Layout (README.md, Experiments): config.json, metrics.jsonl, results.json, search.json and
-search/, and per unit seed_<s>/<model>/ with result.json (its presence marks it done),
-predictions.npz, tracking/ and checkpoints/. Every file is written atomically (ecrn_jax.files)
-and nothing is pickled: a workdir copied from elsewhere is data, never code.
+"""The workdir of a run (layout: README.md, Experiments): its guard, its metrics log and the
+trained units' checkpoints. Every file is written atomically (ecrn_jax.files) and nothing is
+pickled: a workdir copied from elsewhere is data, never code.
 """
 
 from __future__ import annotations
