@@ -42,13 +42,11 @@ def import_cifar10(train_npz: str, test_npz: str, data_dir: str | None = None) -
     def _info(self):
       info = super()._info()
       kept = {k: getattr(info, k) for k in ('features', 'supervised_keys', 'homepage', 'citation')}
-      description = (
+      about = (
           f'{info.description} Imported offline by experiments.import_cifar10 from local arrays '
           f'({origin}); examples in the order of the arrays.'
       )
-      return tfds.core.DatasetInfo(
-          builder=self, description=description, disable_shuffling=True, **kept
-      )
+      return tfds.core.DatasetInfo(builder=self, description=about, disable_shuffling=True, **kept)
 
     def _split_generators(self, dl_manager):
       del dl_manager  # Nothing to download.

@@ -20,10 +20,9 @@ from experiments.configs import common
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-  """A train/test pair: (N, d), (M, d) float32 features standardized with the training
-  statistics; y float32 (regression) or int32 labels; num_classes 0 for regression; name e.g.
-  'iris' ('/train' or '/validation' after split_validation); info: the statistics applied
-  ('feature_mean', 'feature_std', 'standardize_channels') and synthetic data's parameters."""
+  """A train/test pair: (N, d), (M, d) float32 features standardized with the training statistics
+  (info: 'feature_mean', 'feature_std', 'standardize_channels', and a source's parameters); y
+  float32 or int32 labels (num_classes 0 for regression); name e.g. 'iris' or 'iris/validation'."""
 
   x_train: np.ndarray
   y_train: np.ndarray
@@ -154,9 +153,8 @@ def _cifar10(config, data_dir) -> Dataset:
     load = lambda split, field: sources.npz_load_numpy(split, field, *paths)
   else:
     raise ValueError(
-        f"data.source must be one of ['tfds', 'npz'], got {source!r}; pass "
-        '--config.data.source=tfds (tensorflow-datasets in data_dir) or --config.data.source=npz '
-        '(with --config.data.train_npz=PATH --config.data.test_npz=PATH).'
+        f"data.source must be one of ['tfds', 'npz'], got {source!r}; pass --config.data.source="
+        'tfds (tensorflow-datasets in data_dir) or npz (with --config.data.train_npz and test_npz).'
     )
   splits = {'train_split': config['train_split'], 'test_split': config['test_split']}
   (x_train, y_train), (x_test, y_test) = (load(split, field) for field, split in splits.items())

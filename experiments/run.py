@@ -26,8 +26,7 @@ CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs')
 
 
 class _NoneOr(flags.ArgumentParser):
-  """An int or float field's parser that also takes None (`--config.train.batch_size=None`:
-  the fields that are placeholders, such as batch_size and kernel.t, may be None)."""
+  """An int or float field's parser that also takes None (for placeholders: batch_size=None)."""
 
   def __init__(self, parser: flags.ArgumentParser):
     super().__init__()
@@ -64,8 +63,7 @@ def resolve(spec: str) -> str:
 
 
 def config_name(spec: str) -> str:
-  name = spec.partition(':')[0]
-  return os.path.splitext(os.path.basename(name))[0]
+  return os.path.splitext(os.path.basename(spec.partition(':')[0]))[0]
 
 
 def _resolve_argv(argv: list[str]) -> list[str]:
@@ -115,8 +113,7 @@ def _one_line(error: Exception) -> str:
 
 
 def _pin_overrides(flag) -> None:
-  """Adds the fields set by --config.FIELD to config.pinned (a benchmark config without that
-  field gets it)."""
+  """Adds the fields set by --config.FIELD to config.pinned (created in a benchmark config)."""
   from experiments import workdir  # pylint: disable=g-import-not-at-top
 
   config = flag.value
@@ -153,8 +150,7 @@ def _unknown_field(argv: list[str]) -> str:
 
 
 def _parse(flag_values: flags.FlagValues, argv: list[str]) -> list[str]:
-  """Parses argv and pins the overridden fields; every error (unknown field, bad value, failing
-  config) → one UsageError."""
+  """Parses argv and pins the overridden fields; any error (field, value, config) → UsageError."""
   try:
     rest = flag_values(argv)
   except (flags.Error, AttributeError, KeyError, TypeError, ValueError, IOError) as e:
@@ -167,8 +163,7 @@ def _parse(flag_values: flags.FlagValues, argv: list[str]) -> list[str]:
 
 
 def load_config(spec: str = DEFAULT_CONFIG, overrides=()):
-  """(name, config) of NAME[:ARG] with `overrides` ('field=value' strings) applied, exactly as
-  the command line would: for scripts and tests."""
+  """(name, config) of NAME[:ARG] with `overrides` ('field=value') applied as on the CLI."""
   argv = _resolve_argv(['run', f'--config={spec}', *(f'--config.{o}' for o in overrides)])
   flag_values = flags.FlagValues()
   holder = define_flags(flag_values, argv)
@@ -177,8 +172,7 @@ def load_config(spec: str = DEFAULT_CONFIG, overrides=()):
 
 
 def _quiet_libraries(record) -> bool:
-  """An absl log filter dropping library INFO chatter: orbax's (several lines per checkpoint) and
-  JAX's backend start-up lines. Warnings and errors pass."""
+  """A log filter: drops orbax's INFO lines and JAX's backend start-up ones (not warnings)."""
   chatter = '/orbax/' in record.pathname or record.name.startswith('jax._src.xla_bridge')
   return record.levelno > 20 or not chatter
 

@@ -49,8 +49,7 @@ def _boston_table(csv_path: str, num_rows) -> tuple[list[str], np.ndarray]:
   if not rows:
     raise ValueError(
         f'{csv_path} is empty: expected the Boston Housing CSV, a header line '
-        f'{",".join(BOSTON_COLUMNS)} and then one row of 14 numbers per line; point '
-        'data_config.csv_path at a complete copy (shared/data/uci/boston_housing.csv).'
+        f'{",".join(BOSTON_COLUMNS)} then rows of 14 numbers; point csv_path at a complete copy.'
     )
   (_, header), body = rows[0], rows[1:]
   problems = {

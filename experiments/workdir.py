@@ -20,7 +20,6 @@ import numpy as np
 
 from ecrn_jax import files
 
-CONFIG_FILE = 'config.json'
 # Fields that do not change what a run computes, as dotted paths: not compared when a run
 # resumes, and not pinned when set on the command line (experiments/run.py).
 UNCOMPARED = (
@@ -73,13 +72,11 @@ def _empty(workdir: str) -> None:
 def prepare(
     workdir: str, name: str, config: ml_collections.ConfigDict, *, overwrite: bool = False
 ) -> None:
-  """Creates `workdir` with config.json, or checks that it belongs to this config (resumed).
-
-  Another config's workdir is refused unless `overwrite` (its run files are then deleted); a
-  non-empty directory without a config.json of ours is refused whatever `overwrite` says.
-  """
+  """Creates `workdir` with config.json, or checks that it belongs to this config (resumed):
+  another config's is refused unless `overwrite` (then its run files are deleted), and a non-empty
+  directory without a config.json of ours is refused whatever `overwrite` says."""
   resolved = {'name': name, 'config': files.jsonable(config.to_dict())}
-  path = os.path.join(workdir, CONFIG_FILE)
+  path = os.path.join(workdir, 'config.json')
   if os.path.isdir(workdir) and os.listdir(workdir):
     try:
       previous = files.read_json(path)
@@ -146,10 +143,9 @@ class MetricsLog:
 
 
 class Checkpointer:
-  """Orbax CheckpointManager of a trained unit: step = epoch, the last two kept, saved
-  synchronously and finalized atomically. Items: 'state' (params, optimizer state, step and
-  BatchNorm statistics, numpy) and 'host' (JSON: epoch and history); the kernel tracker's state is
-  written beside them as tracker_<epoch>.npz before the step is committed."""
+  """Orbax CheckpointManager of a unit (step = epoch, the last two kept, saved synchronously):
+  'state' (params, opt_state, step, batch_stats as numpy) and 'host' (JSON: epoch, history); the
+  kernel tracker's state goes beside them as tracker_<epoch>.npz before the step is committed."""
 
   def __init__(self, directory: str):
     import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
@@ -186,11 +182,10 @@ class Checkpointer:
     args = ocp.args.Composite(state=ocp.args.StandardSave(tree), host=ocp.args.JsonSave(host))
     self.manager.save(epoch, args=args, force=True)
     self.manager.wait_until_finished()
-    kept = set(self.manager.all_steps())
+    kept = {os.path.basename(self._tracker_path(step)) for step in self.manager.all_steps()}
     for entry in os.listdir(self.directory):
-      if entry.startswith('tracker_') and entry.endswith('.npz'):
-        if int(entry[len('tracker_') : -len('.npz')]) not in kept:
-          os.remove(os.path.join(self.directory, entry))
+      if entry.startswith('tracker_') and entry.endswith('.npz') and entry not in kept:
+        os.remove(os.path.join(self.directory, entry))
 
   def restore_latest(
       self, state, *, with_tracker: bool = False
