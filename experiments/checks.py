@@ -18,6 +18,8 @@ import os
 from experiments.configs.common import DATASET_NAMES
 from experiments.registry import MODELS
 from experiments.registry import REGISTRY
+from experiments.settings import is_int
+from experiments.settings import is_real
 
 # Data sets whose seeds redraw the train/test split of one fixed table: a validation point of
 # one seed is a test point of another.
@@ -26,18 +28,6 @@ RESPLIT_DATASETS = ('boston', 'iris', 'wine')
 
 def _field_error(path: str, expected: str, value) -> ValueError:
   return ValueError(f'config.{path} must be {expected}, got {value!r}; fix --config.{path}.')
-
-
-def is_int(value, low: int) -> bool:
-  return not isinstance(value, bool) and isinstance(value, int) and value >= low
-
-
-def is_real(value, low: float, high: float = math.inf, open_low=False, open_high=False) -> bool:
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-    return False
-  return (value > low if open_low else value >= low) and (
-      value < high if open_high else value <= high
-  )
 
 
 _INT, _REAL = 'an integer >= {}', 'a finite number >= 0'
