@@ -149,8 +149,9 @@ def _check_settings(run) -> None:
 
 
 def _check_space(run) -> None:
-  """Every model of search.space is registered; a twin's grid leaves its inherited block."""
-  for model in run.search.space:
+  """Every model of search.space is registered, each axis a non-empty tuple; a twin's grid
+  leaves its inherited block."""
+  for model, axes in run.search.space.items():
     if model not in REGISTRY:
       raise ValueError(f'search.space.{model}: unknown model; valid: {list(MODELS)}.')
     spec = REGISTRY[model]
@@ -159,6 +160,12 @@ def _check_space(run) -> None:
           f'search.space.{model}: {model} is a reference, which selects its own '
           'hyperparameters on the training split; it has no search space.'
       )
+    for path, values in axes.items():
+      if not isinstance(values, (tuple, list)) or not values:
+        raise ValueError(
+            f'search.space.{model}.{path} must be a non-empty tuple of candidate values, got '
+            f'{values!r}.'
+        )
     for path in run.grid(model)[0]:
       if spec.twin_of is not None and path.startswith(spec.family + '.'):
         raise ValueError(

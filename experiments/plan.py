@@ -209,12 +209,6 @@ class RunPlan:
     """(`model`'s grid {path: candidate values} without the pinned fields, in sweep order; the
     paths removed)."""
     full = self.search.space.get(model) or {} if self.search else {}
-    for path, values in full.items():
-      if not isinstance(values, (tuple, list)) or not values:
-        raise ValueError(
-            f'search.space.{model}.{path} must be a non-empty tuple of candidate '
-            f'values, got {values!r}.'
-        )
     removed = sorted(p for p in full if is_pinned(sets(p), self.pinned))
     paths = sorted((p for p in full if p not in removed), key=_axis_order)
     return {p: tuple(full[p]) for p in paths}, removed
@@ -286,13 +280,9 @@ class RunPlan:
       context: str = '',
   ) -> UnitPlan:
     """The plan of `name`'s unit of `seed` with `selected` (a search trial's when `trial`: not
-    tracked, at most four checkpoints).
-
-    Raises:
-      ValueError: naming the config field, the model, and where the bad value was set:
-        `sources` ({path: where}, e.g. the search space for `selected`), the model defaults,
-        the variant, else the command line (--config.FIELD).
-    """
+    tracked, at most four checkpoints). A ValueError names the config field, the model and where
+    the bad value was set: `sources` ({path: where}), the model defaults, the variant, else the
+    command line (--config.FIELD)."""
     overrides = self.unit_overrides(name, selected)
     values = self.values(overrides)
     spec = self.spec(name)

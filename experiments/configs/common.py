@@ -262,12 +262,8 @@ def apply_variant(config: ml_collections.ConfigDict, name: str, arg) -> ml_colle
     config.tracking.models = ('ntk_ecrn', 'mlp')  # variants are tracked with their base
   if 'smoke' not in args:
     return config
-  data = config.data
-  for field, value in (('num_train', 64), ('num_test', 32)):
-    if field in data:
-      data[field] = value
-  if 'train_split' in data:
-    data.update(train_split='train[:64]', test_split='test[:32]')
+  data = dict(num_train=64, num_test=32, train_split='train[:64]', test_split='test[:32]')
+  config.data.update({k: v for k, v in data.items() if k in config.data})
   config.update(seeds=(0,), checkpoint_every=1, eval_batch_size=256)
   config.ecrn.update(width=32, depth=2, fourier_features=16)
   config.mlp.hidden_widths = (32, 32, 32)

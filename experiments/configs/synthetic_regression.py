@@ -5,11 +5,8 @@
 
 The frequency scale s (ω_k ~ N(0, s² I), `data.frequency_scale`) is 0.1 by default: a target
 the models can learn. `:hard` sets the spec's s = 0.25, which no model learns from 800 points in
-8 dimensions (an oracle reaches R² 0.015; RESULTS.md, Table I (a)). `:smoke` shrinks it to a
-seconds-long run and `:ablations` adds the ablation variants; several join with ',', e.g.
-`synthetic_regression:hard,smoke`.
-
-Fields: see experiments/configs/common.py.
+8 dimensions (RESULTS.md, Table I (a)). `:smoke` shrinks the run, `:ablations` adds the ablation
+variants; several join with ',', e.g. `hard,smoke`. Fields: experiments/configs/common.py.
 """
 
 from experiments.configs import common
