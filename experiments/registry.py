@@ -61,7 +61,8 @@ _REFERENCE_SPECS = tuple(
         (
             'linear',
             'regression',
-            'ordinary least squares (sklearn LinearRegression), the linear reference for regression',
+            'ordinary least squares (sklearn LinearRegression), the linear reference for '
+            'regression',
         ),
         (
             'lda',
