@@ -204,15 +204,9 @@ def search_config() -> ml_collections.ConfigDict:
       ntk_ecrn_infinite=dict(kernel=dict(diag_reg=DIAG_REGS)),
       ntk_ecrn_infinite_self_tuned=dict(kernel=dict(diag_reg=DIAG_REGS), ecrn=dict(ecrn)),
   )
+  seeds = ml_collections.config_dict.placeholder(tuple)  # None: every run seed
   return ml_collections.ConfigDict(
-      dict(
-          enabled=True,
-          validation_fraction=0.2,
-          trials=48,
-          rounds=1,
-          seeds=ml_collections.config_dict.placeholder(tuple),
-          space=space,
-      )
+      dict(enabled=True, validation_fraction=0.2, trials=48, rounds=1, seeds=seeds, space=space)
   )
 
 

@@ -11,5 +11,5 @@ from experiments.configs import common
 
 
 def get_config(arg=None):
-  train, tracking = dict(epochs=200, batch_size=32), dict(probe_size=142)
-  return common.named_config('wine', arg, ('lda', 'rbf_svm'), train=train, tracking=tracking)
+  blocks = dict(train=dict(epochs=200, batch_size=32), tracking=dict(probe_size=142))
+  return common.named_config('wine', arg, ('lda', 'rbf_svm'), **blocks)
