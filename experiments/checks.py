@@ -3,9 +3,8 @@
 
 """The checks of `plan.build`, before any work: a ValueError naming the field and where it was set.
 
-Counts and names, search settings, data fields, the search space, and every unit plan the run
-can build (each model's and variant's defaults, every combination of a block's grid values).
-An extension value is checked when the search comes to it.
+Counts, names, data fields, search settings and space, and every unit plan the run can build
+(defaults, variants, every combination of a block's grid values); extensions when searched.
 """
 
 from __future__ import annotations
@@ -18,6 +17,8 @@ import os
 from experiments.configs.common import DATASET_NAMES
 from experiments.registry import MODELS
 from experiments.registry import REGISTRY
+from experiments.settings import is_int
+from experiments.settings import is_real
 
 # Data sets whose seeds redraw the train/test split of one fixed table: a validation point of
 # one seed is a test point of another.
@@ -28,32 +29,23 @@ def _field_error(path: str, expected: str, value) -> ValueError:
   return ValueError(f'config.{path} must be {expected}, got {value!r}; fix --config.{path}.')
 
 
-def is_int(value, low: int) -> bool:
-  return not isinstance(value, bool) and isinstance(value, int) and value >= low
-
-
-def is_real(value, low: float, high: float = math.inf, open_low=False, open_high=False) -> bool:
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-    return False
-  return (value > low if open_low else value >= low) and (
-      value < high if open_high else value <= high
-  )
-
-
 _INT, _REAL = 'an integer >= {}', 'a finite number >= 0'
 # Data fields checked before any data are loaded: field → (is valid, what is expected).
 _DATA_FIELDS = {
-    **{f: (lambda v: is_int(v, 1), _INT.format(1)) for f in ('num_train', 'num_test')},
-    **{f: (lambda v: is_int(v, 1), _INT.format(1)) for f in ('input_dim', 'num_modes')},
+    **{
+        f: (lambda v: is_int(v, 1), _INT.format(1))
+        for f in ('num_train', 'num_test', 'input_dim', 'num_modes')
+    },
     'num_classes': (lambda v: is_int(v, 2), _INT.format(2)),
     'data_seed': (lambda v: v is None or is_int(v, 0), 'None or ' + _INT.format(0)),
     'num_rows': (lambda v: v is None or is_int(v, 10), 'None or ' + _INT.format(10)),
     'test_fraction': (lambda v: is_real(v, 0, 1, True, True), 'a number in (0, 1)'),
-    **{f: (lambda v: is_real(v, 0), _REAL) for f in ('frequency_scale', 'noise_std')},
-    'mean_scale': (lambda v: is_real(v, 0), _REAL),
+    **{f: (lambda v: is_real(v, 0), _REAL) for f in ('frequency_scale', 'noise_std', 'mean_scale')},
     'cluster_std': (lambda v: is_real(v, 0, open_low=True), 'a finite number > 0'),
-    'amplitude_min': (lambda v: is_real(v, -math.inf), 'a finite number'),
-    'amplitude_max': (lambda v: is_real(v, -math.inf), 'a finite number'),
+    **{
+        f: (lambda v: is_real(v, -math.inf), 'a finite number')
+        for f in ('amplitude_min', 'amplitude_max')
+    },
     'covariance': (lambda v: v in ('isotropic', 'anisotropic'), "'isotropic' or 'anisotropic'"),
     'source': (lambda v: v in ('tfds', 'npz'), "'tfds' or 'npz'"),
 }
@@ -71,20 +63,15 @@ def _check_data(run) -> None:
     raise _field_error(
         'data.amplitude_max', f'>= amplitude_min={data["amplitude_min"]}', data['amplitude_max']
     )
-  if data.get('source') == 'npz':
-    for field in ('train_npz', 'test_npz'):
-      if not (data.get(field) and os.path.isfile(data[field])):
-        raise _field_error(
-            f'data.{field}',
-            'the path of an npz with x (N, 32, 32, 3) uint8 and y (N,) labels',
-            data.get(field),
-        )
-  if data['name'] == 'boston' and not (data.get('csv_path') and os.path.isfile(data['csv_path'])):
-    raise _field_error(
-        'data.csv_path',
-        'the path of the Boston Housing CSV (the project copy: shared/data/uci/boston_housing.csv)',
-        data.get('csv_path'),
+  npz = 'an npz with x (N, 32, 32, 3) uint8 and y (N,) labels'
+  files = {f: npz for f in ('train_npz', 'test_npz')} if data.get('source') == 'npz' else {}
+  if data['name'] == 'boston':
+    files['csv_path'] = (
+        'the Boston Housing CSV (the project copy: shared/data/uci/boston_housing.csv)'
     )
+  for field, what in files.items():
+    if not (data.get(field) and os.path.isfile(data[field])):
+      raise _field_error(f'data.{field}', f'the path of {what}', data.get(field))
   search = run.search
   if 'num_train' not in data or search is None or not search.enabled:
     return
@@ -100,25 +87,9 @@ def _check_data(run) -> None:
     )
 
 
-def _check_models(run) -> None:
-  """Every name in models is a model or a variant of one, and its overrides name fields."""
-  for name, variant in run.variants.items():
-    if variant.get('base') not in REGISTRY:
-      raise ValueError(
-          f'variants.{name}.base must be one of {list(REGISTRY)}, got {variant.get("base")!r}.'
-      )
-  for name in run.models:
-    if name not in REGISTRY and name not in run.variants:
-      raise ValueError(
-          f'unknown model {name!r} in config.models; valid: {list(REGISTRY)} and '
-          f'the variants {sorted(run.variants)}.'
-      )
-  for name in run.models:
-    run.values(run.unit_overrides(name))
-
-
 def _check_settings(run) -> None:
-  """The counts, names, pinned paths and search settings."""
+  """The counts, names (models, variants and their overrides), pinned paths and search settings
+  (search.seeds shared only where no seed's test point is in the selection's validation split)."""
   examples = {'seeds': "--config.seeds='(0,)'", 'models': '--config.models=mlp'}
   for field, example in examples.items():
     if not getattr(run, field):
@@ -133,7 +104,19 @@ def _check_settings(run) -> None:
     value = run.fields.get(field)
     if not is_int(value, 1):
       raise ValueError(f'config.{field} must be a positive integer, got {value!r}.')
-  _check_models(run)
+  for name, variant in run.variants.items():
+    if variant.get('base') not in REGISTRY:
+      raise ValueError(
+          f'variants.{name}.base must be one of {list(REGISTRY)}, got {variant.get("base")!r}.'
+      )
+  for name in run.models:
+    if name not in REGISTRY and name not in run.variants:
+      raise ValueError(
+          f'unknown model {name!r} in config.models; valid: {list(REGISTRY)} and '
+          f'the variants {sorted(run.variants)}.'
+      )
+  for name in run.models:  # every override names a field
+    run.values(run.unit_overrides(name))
   for path in run.pinned:
     if not run.has(path):
       raise ValueError(
@@ -145,11 +128,6 @@ def _check_settings(run) -> None:
   fraction = run.search.validation_fraction
   if not is_real(fraction, 0, 1, True, True):
     raise _field_error('search.validation_fraction', 'a number in (0, 1)', fraction)
-  _check_search_seeds(run)
-
-
-def _check_search_seeds(run) -> None:
-  """search.seeds: None, or run seeds; shared only where no seed's test point is in it."""
   seeds = run.search.seeds
   if seeds is None:
     return
@@ -164,16 +142,16 @@ def _check_search_seeds(run) -> None:
   if shared and name in RESPLIT_DATASETS and run.data.get('data_seed') is None:
     raise ValueError(
         f'config.search.seeds={tuple(seeds)} would give seeds {shared} the selection of seed '
-        f'{seeds[0]}, but {name} redraws its train/test split per seed, so seed '
-        f"{seeds[0]}'s validation points are test points of the others. Leave search.seeds "
-        'None (each seed selects on its own training split), or fix the split for every seed '
-        'with --config.data.data_seed.'
+        f'{seeds[0]}, but {name} redraws its train/test split per seed: its validation points '
+        'are their test points. Leave search.seeds None, or fix the split with '
+        '--config.data.data_seed.'
     )
 
 
 def _check_space(run) -> None:
-  """Every model of search.space is registered; a twin's grid leaves its inherited block."""
-  for model in run.search.space:
+  """Every model of search.space is registered, each axis a non-empty tuple; a twin's grid
+  leaves its inherited block."""
+  for model, axes in run.search.space.items():
     if model not in REGISTRY:
       raise ValueError(f'search.space.{model}: unknown model; valid: {list(MODELS)}.')
     spec = REGISTRY[model]
@@ -182,6 +160,12 @@ def _check_space(run) -> None:
           f'search.space.{model}: {model} is a reference, which selects its own '
           'hyperparameters on the training split; it has no search space.'
       )
+    for path, values in axes.items():
+      if not isinstance(values, (tuple, list)) or not values:
+        raise ValueError(
+            f'search.space.{model}.{path} must be a non-empty tuple of candidate values, got '
+            f'{values!r}.'
+        )
     for path in run.grid(model)[0]:
       if spec.twin_of is not None and path.startswith(spec.family + '.'):
         raise ValueError(
@@ -208,37 +192,28 @@ def _axes(run, base: str) -> tuple[dict, dict, dict]:
   return {**own, **inherited}, start, sources
 
 
-def _block_points(axes: dict, start: dict):
-  """Per config block, every combination of that block's axes, the other axes at `start`."""
+def _check_grid(run, name: str, seen: set) -> None:
+  """Builds `name`'s unit at every combination of each config block's axes (the other axes at
+  the start), once per distinct block content: `seen` gets the key of each plan built."""
+  base, spec = run.base_model(name), run.spec(name)
+  if spec.kind == 'reference':  # not searched
+    return
+  axes, start, sources = _axes(run, base)
+  tracked = run.fields.get('tracking.models') or ()
+  kind = (spec.kind, spec.family, name in tracked or base in tracked)
   blocks: dict[str, list[str]] = {}
   for path in axes:
     blocks.setdefault(path.split('.')[0], []).append(path)
   for block, paths in blocks.items():
     for combo in itertools.product(*(axes[p] for p in paths)):
-      yield block, {**start, **dict(zip(paths, combo))}
-
-
-def _check_grid(run, name: str, seen: set) -> int:
-  """Builds `name`'s unit at every grid combination (once per distinct block content); the
-  number of unit plans built."""
-  base, spec = run.base_model(name), run.spec(name)
-  if spec.kind == 'reference':  # not searched
-    return 0
-  axes, start, sources = _axes(run, base)
-  tracked = run.fields.get('tracking.models') or ()
-  kind = (spec.kind, spec.family, name in tracked or base in tracked)
-  built = 0
-  for block, point in _block_points(axes, start):
-    selected = run.unit_selection(base, point)
-    content = run.unit_overrides(name, selected)
-    content = {p: v for p, v in content.items() if p.split('.')[0] == block}
-    key = (kind, block, json.dumps(content, sort_keys=True, default=repr))
-    if key not in seen:
-      seen.add(key)
-      context = f', search grid point {selected}'
-      run.unit(name, 0, selected, sources=sources, context=context)
-      built += 1
-  return built
+      selected = run.unit_selection(base, {**start, **dict(zip(paths, combo))})
+      content = run.unit_overrides(name, selected)
+      content = {p: v for p, v in content.items() if p.split('.')[0] == block}
+      key = (kind, block, json.dumps(content, sort_keys=True, default=repr))
+      if key not in seen:
+        seen.add(key)
+        context = f', search grid point {selected}'
+        run.unit(name, 0, selected, sources=sources, context=context)
 
 
 def check(run) -> int:
@@ -252,7 +227,7 @@ def check(run) -> int:
   names = list(dict.fromkeys(names))
   for name in names:
     run.unit(name)
-  if run.search is None:
-    return len(names)
-  seen = set()
-  return len(names) + sum(_check_grid(run, name, seen) for name in names)
+  seen: set = set()
+  for name in names if run.search is not None else ():
+    _check_grid(run, name, seen)
+  return len(names) + len(seen)

@@ -1,11 +1,7 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""The networks of a unit plan, built and initialized (the registry's data: registry.py).
-
-A model and its infinite twins share the family's initialization key, so a kernel unit draws B
-as the trained network does (`kernel_variables`) and computes in float64.
-"""
+"""The networks of a unit plan, built and initialized (the registry's data: registry.py)."""
 
 from __future__ import annotations
 
@@ -36,16 +32,12 @@ def kernel_variables(plan, dataset):
   return jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), variables)
 
 
-def is_image_dataset(dataset) -> bool:
-  return dataset.info.get('standardize_channels') is not None
-
-
 def resnet18_module(settings, dataset):
   """CIFAR ResNet-18 for images; for vector data its stand-in, the 18-layer residual MLP."""
   from experiments import resnet  # pylint: disable=g-import-not-at-top
 
   out_dim = max(dataset.num_classes, 1)
-  if is_image_dataset(dataset):
+  if dataset.info.get('standardize_channels') is not None:  # images
     channels = int(dataset.info['standardize_channels'])
     side = int(round(math.sqrt(dataset.x_train.shape[1] / channels)))
     return resnet.ResNet18(
@@ -61,11 +53,8 @@ def resnet18_module(settings, dataset):
 
 def build_network(plan, dataset):
   """(module, variables) of a trained unit's network, initialized; `plan` is for `dataset`."""
-  family = plan.spec.family
-  if family == 'ecrn':
-    model = ecrn_jax.ECRN(plan.arch)
-  elif family == 'mlp':
-    model = ecrn_jax.MLP(plan.arch)
-  else:
+  if plan.spec.family == 'resnet18':
     model = resnet18_module(plan.arch, dataset)
+  else:
+    model = {'ecrn': ecrn_jax.ECRN, 'mlp': ecrn_jax.MLP}[plan.spec.family](plan.arch)
   return model, model.init(model_key(plan), dataset.x_train[:1])

@@ -3,14 +3,12 @@
 
 """The plan of a benchmark run, read once from its config.
 
-`build(config)` is the one place the runner reads the ml_collections config: a frozen `RunPlan`,
-checked (experiments/checks.py). The search gets `UnitPlan`s back (`RunPlan.unit`);
-`units.run_unit(plan, dataset)` runs one and writes its plan.json.
-
-A unit's settings, in order: the config; its model's defaults; its seed's selection (a twin's
-inherited block first); its variant's overrides. A pinned field (set on the command line) is
-replaced by neither defaults nor selections and leaves every grid (README.md); a variant's own
-overrides still apply. Data locations and checkpoint_every are never pinned.
+`build(config)` is the one place the runner reads the config: a frozen `RunPlan`, checked
+(experiments/checks.py), whose `unit` gives the `UnitPlan`s that `units.run_unit` runs. A unit's
+settings, in order: the config; its model's defaults; its seed's selection (a twin's inherited
+block first); its variant's overrides. A pinned field (set on the command line) is replaced by
+neither defaults nor selections and leaves every grid (README.md); a variant's own overrides
+still apply. Data locations and checkpoint_every are never pinned.
 """
 
 from __future__ import annotations
@@ -79,9 +77,10 @@ class UnitPlan:
     return dataclasses.replace(self, **changes)
 
   def to_json(self) -> dict:
-    fields = dataclasses.asdict(self)
-    for where in ('directory', 'metrics'):  # where plan.json lies, and the workdir's log
-      del fields[where]
+    # Without where plan.json lies and the workdir's log.
+    fields = {
+        k: v for k, v in dataclasses.asdict(self).items() if k not in ('directory', 'metrics')
+    }
     return files.jsonable({'kind': self.spec.kind, **fields})
 
 
@@ -190,18 +189,14 @@ class RunPlan:
     """The fields with `overrides` set, each naming a field of the config (ValueError)."""
     out = dict(self.fields)
     for path, value in overrides.items():
-      parents = path.split('.')[:-1]
-      for i in range(len(parents)):
-        if '.'.join(parents[: i + 1]) not in self.blocks:
+      parts = path.split('.')
+      for i, part in enumerate(parts):  # each parent a block, and the path a field or block
+        known, block = '.'.join(parts[: i + 1]), '.'.join(parts[:i])
+        if known not in self.blocks and not (i == len(parts) - 1 and known in self.fields):
           raise ValueError(
-              f'{path!r} names no field of the config: {".".join(parents[:i + 1])!r} '
-              f'is not a block; valid: {self._children(".".join(parents[:i]))}.'
+              f'{path!r} names no field of the config: {block or "the config"} has no '
+              f'{part!r}; its fields: {self._children(block)}.'
           )
-      if not self.has(path):
-        raise ValueError(
-            f'{path!r} names no field of the config; fields of '
-            f'{".".join(parents) or "the config"}: {self._children(".".join(parents))}.'
-        )
       out[path] = tuple(value) if isinstance(value, list) else value
     return out
 
@@ -214,12 +209,6 @@ class RunPlan:
     """(`model`'s grid {path: candidate values} without the pinned fields, in sweep order; the
     paths removed)."""
     full = self.search.space.get(model) or {} if self.search else {}
-    for path, values in full.items():
-      if not isinstance(values, (tuple, list)) or not values:
-        raise ValueError(
-            f'search.space.{model}.{path} must be a non-empty tuple of candidate '
-            f'values, got {values!r}.'
-        )
     removed = sorted(p for p in full if is_pinned(sets(p), self.pinned))
     paths = sorted((p for p in full if p not in removed), key=_axis_order)
     return {p: tuple(full[p]) for p in paths}, removed
@@ -241,7 +230,7 @@ class RunPlan:
       return point
     point = dict(point)
     fraction = point.pop(EPOCHS_FRACTION)
-    if not checks.is_real(fraction, 0, open_low=True):
+    if not settings.is_real(fraction, 0, open_low=True):
       raise ValueError(
           f'search.space.{model}.{EPOCHS_FRACTION} values must be finite numbers > 0, got '
           f'{fraction!r}.'
@@ -291,13 +280,9 @@ class RunPlan:
       context: str = '',
   ) -> UnitPlan:
     """The plan of `name`'s unit of `seed` with `selected` (a search trial's when `trial`: not
-    tracked, at most four checkpoints).
-
-    Raises:
-      ValueError: naming the config field, the model, and where the bad value was set:
-        `sources` ({path: where}, e.g. the search space for `selected`), the model defaults,
-        the variant, else the command line (--config.FIELD).
-    """
+    tracked, at most four checkpoints). A ValueError names the config field, the model and where
+    the bad value was set: `sources` ({path: where}), the model defaults, the variant, else the
+    command line (--config.FIELD)."""
     overrides = self.unit_overrides(name, selected)
     values = self.values(overrides)
     spec = self.spec(name)
@@ -319,7 +304,7 @@ class RunPlan:
             f'{text} (model {name}{context}); fix {where.get(path, f"--config.{path}")}.'
         ) from None
 
-    out = dict(arch=None, train=None, tracking=None, kernel=None, reference=None)
+    out = {}
     kernel = spec.kind == 'kernel'
     if spec.family == 'resnet18':
       out['arch'] = settle('resnet18', settings.resnet18)

@@ -54,45 +54,40 @@ _SPECS = (
         'drop rate, diag_reg searched; B from the same key)',
     ),
 )
-_REFERENCE_SPECS = (
-    ModelSpec(
-        'linear',
-        'reference',
-        'reference',
-        'ordinary least squares (sklearn LinearRegression), the linear reference for regression',
-        task='regression',
-    ),
-    ModelSpec(
-        'lda',
-        'reference',
-        'reference',
-        'linear discriminant analysis (sklearn LinearDiscriminantAnalysis, SVD solver)',
-        task='classification',
-    ),
-    ModelSpec(
-        'gp_ard',
-        'reference',
-        'reference',
-        'Gaussian-process regression, ConstantKernel·RBF(one length scale per feature) + '
-        'WhiteKernel, fitted by marginal likelihood',
-        task='regression',
-    ),
-    ModelSpec(
-        'rbf_svm',
-        'reference',
-        'reference',
-        'RBF-kernel SVM (sklearn SVC), C and γ by 5-fold CV on the training split; '
-        'probabilities by sigmoid calibration on 5-fold cross-validated scores',
-        task='classification',
-    ),
-    ModelSpec(
-        'bayes_optimal',
-        'reference',
-        'reference',
-        "the posterior argmax under the synthetic mixture's known generator (its means, "
-        'covariance and class weights); synthetic_classification only',
-        task='classification',
-    ),
+# The classical references: (name, the only task it fits, description).
+_REFERENCE_SPECS = tuple(
+    ModelSpec(name, 'reference', 'reference', description, task=task)
+    for name, task, description in (
+        (
+            'linear',
+            'regression',
+            'ordinary least squares (sklearn LinearRegression), the linear reference for '
+            'regression',
+        ),
+        (
+            'lda',
+            'classification',
+            'linear discriminant analysis (sklearn LinearDiscriminantAnalysis, SVD solver)',
+        ),
+        (
+            'gp_ard',
+            'regression',
+            'Gaussian-process regression, ConstantKernel·RBF(one length scale per feature) + '
+            'WhiteKernel, fitted by marginal likelihood',
+        ),
+        (
+            'rbf_svm',
+            'classification',
+            'RBF-kernel SVM (sklearn SVC), C and γ by 5-fold CV on the training split; '
+            'probabilities by sigmoid calibration on 5-fold cross-validated scores',
+        ),
+        (
+            'bayes_optimal',
+            'classification',
+            "the posterior argmax under the synthetic mixture's known generator (its means, "
+            'covariance and class weights); synthetic_classification only',
+        ),
+    )
 )
 # Paper row order; the references (not the paper's models) follow.
 REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS + _REFERENCE_SPECS}

@@ -1,9 +1,8 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""The typed blocks of a unit plan, each built from its config block with the checks of its
-values (a ValueError whose message starts with the field: `RunPlan.unit` names the config field,
-the model and where the value was set)."""
+"""The typed blocks of a unit plan, each built from its config block with its values checked (a
+ValueError that starts with the field: `RunPlan.unit` adds the config path, model and source)."""
 
 from __future__ import annotations
 
@@ -52,16 +51,22 @@ class SearchSettings:
   space: Mapping[str, Mapping[str, Any]]  # model → {dotted path: candidate values}
 
 
-def check_int(name: str, value, low: int) -> None:
-  if isinstance(value, bool) or not isinstance(value, int) or value < low:
-    raise ValueError(f'{name} must be an integer >= {low}, got {value!r}.')
+def is_int(value, low: int) -> bool:
+  return not isinstance(value, bool) and isinstance(value, int) and value >= low
 
 
-def check_real(name: str, value, low: float, *, low_open: bool = False) -> None:
-  bad = isinstance(value, bool) or not isinstance(value, (int, float))
-  if bad or not math.isfinite(value) or value < low or (low_open and value == low):
-    sign = '>' if low_open else '>='
-    raise ValueError(f'{name} must be a finite number {sign} {low}, got {value!r}.')
+def is_real(value, low: float, high: float = math.inf, open_low=False, open_high=False) -> bool:
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    return False
+  return (value > low if open_low else value >= low) and (
+      value < high if open_high else value <= high
+  )
+
+
+def require(field: str, value, valid, expected: str) -> None:
+  """ValueError '`field` must be `expected`, got `value`.' unless `valid`."""
+  if not valid:
+    raise ValueError(f'{field} must be {expected}, got {value!r}.')
 
 
 def arch(family: str, fields: dict, dtype: Optional[str]) -> tuple[Any, Optional[float]]:
@@ -73,7 +78,8 @@ def arch(family: str, fields: dict, dtype: Optional[str]) -> tuple[Any, Optional
     return ecrn_jax.MLPConfig(**fields), None
   factor = fields.pop('fourier_scale_factor', 1.0)
   if fields['fourier_scale'] is None:
-    check_real('fourier_scale_factor', factor, 0.0, low_open=True)
+    valid = is_real(factor, 0.0, open_low=True)
+    require('fourier_scale_factor', factor, valid, 'a finite number > 0.0')
     fields['fourier_scale'], factor = float(factor) / (2.0 * math.pi), float(factor)
   else:
     fields['fourier_scale'], factor = float(fields['fourier_scale']), None
@@ -82,27 +88,25 @@ def arch(family: str, fields: dict, dtype: Optional[str]) -> tuple[Any, Optional
 
 def resnet18(cfg: dict) -> ResNetSettings:
   """The `resnet18` block, checked."""
-  check_int('width', cfg['width'], 1)
-  widths = cfg['mlp_widths']
-  if not isinstance(widths, (tuple, list)) or not widths:
-    raise ValueError(f'mlp_widths must be a non-empty tuple of integers >= 1, got {widths!r}.')
-  for width in widths:
-    check_int('mlp_widths entries', width, 1)
-  if not isinstance(cfg['augment'], bool):
-    raise ValueError(f'augment must be a bool, got {cfg["augment"]!r}.')
-  if cfg['dtype'] not in ('float32', 'float64'):
-    raise ValueError(f"dtype must be 'float32' or 'float64', got {cfg['dtype']!r}.")
-  return ResNetSettings(cfg['width'], cfg['augment'], tuple(widths), cfg['dtype'])
+  width, widths, augment, dtype = cfg['width'], cfg['mlp_widths'], cfg['augment'], cfg['dtype']
+  require('width', width, is_int(width, 1), 'an integer >= 1')
+  valid = isinstance(widths, (tuple, list)) and widths
+  require('mlp_widths', widths, valid, 'a non-empty tuple of integers >= 1')
+  for entry in widths:
+    require('mlp_widths entries', entry, is_int(entry, 1), 'an integer >= 1')
+  require('augment', augment, isinstance(augment, bool), 'a bool')
+  require('dtype', dtype, dtype in ('float32', 'float64'), "'float32' or 'float64'")
+  return ResNetSettings(width, augment, tuple(widths), dtype)
 
 
 def kernel(cfg: dict) -> KernelSettings:
-  if cfg['kernel'] not in KERNELS:
-    raise ValueError(f'kernel must be one of {list(KERNELS)}, got {cfg["kernel"]!r}.')
-  check_real('diag_reg', cfg['diag_reg'], 0.0)
-  if cfg['t'] is not None:
-    check_real('t', cfg['t'], 0.0)
-  check_int('batch_size', cfg['batch_size'], 1)
-  check_int('calibration_folds', cfg['calibration_folds'], 2)
+  """The `kernel` block, checked."""
+  t, diag_reg = cfg['t'], cfg['diag_reg']
+  require('kernel', cfg['kernel'], cfg['kernel'] in KERNELS, f'one of {list(KERNELS)}')
+  require('diag_reg', diag_reg, is_real(diag_reg, 0.0), 'a finite number >= 0.0')
+  require('t', t, t is None or is_real(t, 0.0), 'None or a finite number >= 0.0')
+  for field, low in (('batch_size', 1), ('calibration_folds', 2)):
+    require(field, cfg[field], is_int(cfg[field], low), f'an integer >= {low}')
   return KernelSettings(**{f.name: cfg[f.name] for f in dataclasses.fields(KernelSettings)})
 
 

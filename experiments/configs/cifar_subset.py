@@ -4,13 +4,10 @@
 """CIFAR-10 subset (docs/spec.md §5, Table IV): 5,000 training images, accuracy and cross-entropy.
 
 Data through tensorflow-datasets (the default, `--data_dir`) or, with numpy only, from the npz
-files (`--config.data.source=npz --config.data.train_npz=... --config.data.test_npz=...`);
-README.md (Data) and experiments/import_cifar10.py say how. The splits mean the same for both.
-
-Search: the common grids plus, for NTK-ECRN and its self-tuned twin, 256 … 4,096 Fourier
-features (swept last; 256 underfit the subset in the first pass) and, for NTK-ECRN, epochs up to
-4× train.epochs. `search.trials` (52) covers the whole refinement. `:smoke` shrinks the run and
-scales the feature axis with the network (16 … 256).
+files (`--config.data.source=npz --config.data.train_npz=... --config.data.test_npz=...`;
+README.md, Data). Search: the common grids plus, for NTK-ECRN and its self-tuned twin, 256 …
+4,096 Fourier features (swept last) and, for NTK-ECRN, epochs up to 4× train.epochs.
+`:smoke` shrinks the run and scales the feature axis with the network (16 … 256).
 """
 
 from experiments.configs import common
@@ -26,9 +23,8 @@ def get_config(arg=None):
   """The config; `arg` names its variants (above)."""
   config = common.base_config('cifar10')
   config.train.epochs = 50
-  # Selection on seed 0's validation split (from the 5,000 training images), shared by every
-  # seed: the test images are fixed and apart from them (experiments/search.py), at 1/5 of
-  # the cost.
+  # Selection on seed 0's validation split, shared by every seed: the test images are fixed and
+  # apart from the training images (experiments/search.py), at 1/5 of the cost.
   config.search.seeds = (0,)
   # ResNet-18 on images: the usual CIFAR recipe (SGD, momentum 0.9, weight decay), its
   # learning rate, weight decay, epochs and augmentation selected like every model's.

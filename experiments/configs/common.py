@@ -3,22 +3,14 @@
 
 """The fields shared by the benchmark configs (docs/spec.md §5), and the `:smoke` shrinking.
 
-Each named config is a pure `get_config(arg)` built from `base_config(dataset)`; `arg='smoke'`
-shrinks it to a run of seconds. Every field can be overridden (`--config.FIELD=VALUE`, which
-pins it: README.md). Fields:
-  data: `data_config(name)`. seeds: run seeds (data, initializations, training order).
-  models: the paper's models (registry.py) and the names of `variants`, then classical
-    references (not searched; each selects its own hyperparameters on the training split).
-  variants: NAME → {'base': a model, nested overrides} (`:ablations`: ablation_variants()).
-  model_defaults: MODEL → nested overrides before its selected setting (ResNet-18's SGD).
-  search: per-seed selection on a validation split (experiments/search.py, `search_config`).
-  resnet18, ecrn, mlp, train, tracking: the networks', training's and tracking's settings
-    (`ECRNConfig`, `MLPConfig`, `TrainConfig`, `TrackingConfig` fields; out_dim, loss and seed
-    come from the data and the run); tracking.models: the kernel-tracked models.
-  kernel: kernel regression ('ntk' or 'nngp', t, diag_reg relative to the mean diagonal, tile
-    batch_size, calibration_folds of the softmax temperature's cross-validation).
-  reference: gp_restarts and gp_max_train of the ARD Gaussian process.
-  checkpoint_every, eval_batch_size; pinned: dotted paths set on the command line.
+Each named config is a pure `get_config(arg)` over `named_config`; every field can be overridden
+(`--config.FIELD=VALUE`, which pins it: README.md). The blocks: data (`data_config`); seeds;
+models (registry.py's, `variants`' names, then the classical references); variants (NAME →
+{'base': a model, nested overrides}); model_defaults (MODEL → nested overrides before its
+selected setting); search (`search_config`); resnet18, ecrn, mlp, train, tracking (the fields of
+`ECRNConfig`, `MLPConfig`, `TrainConfig`, `TrackingConfig`, tracking.models the kernel-tracked
+models); kernel; reference (the ARD GP's); checkpoint_every, eval_batch_size; pinned (dotted
+paths set on the command line).
 """
 
 import math
@@ -59,65 +51,6 @@ DROP_RATES = (0.0, 0.1)
 SIGMA_FF_FACTORS = (0.25, 1.0, 4.0, 16.0)
 
 
-def architecture_config() -> ml_collections.ConfigDict:
-  """The `ecrn`, `mlp` and `resnet18` blocks: the networks (out_dim comes from the data)."""
-  config = ml_collections.ConfigDict()
-  config.ecrn = ml_collections.ConfigDict(
-      dict(
-          width=512,
-          depth=4,
-          alpha=1.0,
-          alpha_schedule='inverse_sqrt_depth',
-          activation='gelu',
-          fourier_features=256,
-          fourier_scale=ml_collections.config_dict.placeholder(float),
-          fourier_scale_factor=1.0,
-          fourier_trainable=False,
-          drop_rate=0.1,
-          parameterization='ntk',
-          w_std=math.sqrt(2.0),
-          b_std=0.1,
-          dtype='float32',
-      )
-  )
-  config.mlp = ml_collections.ConfigDict(
-      dict(
-          hidden_widths=(512, 512, 512),
-          activation='relu',
-          parameterization='ntk',
-          w_std=math.sqrt(2.0),
-          b_std=0.1,
-          dtype='float32',
-      )
-  )
-  config.resnet18 = ml_collections.ConfigDict(
-      dict(width=64, augment=True, mlp_widths=(64, 128, 256, 512), dtype='float32')
-  )
-  return config
-
-
-def tracking_config() -> ml_collections.ConfigDict:
-  """The `tracking` block: `TrackingConfig` fields and the tracked models."""
-  return ml_collections.ConfigDict(
-      dict(
-          models=('ntk_ecrn', 'mlp'),
-          probe_size=256,
-          top_k=10,
-          modewise_k=5,
-          dense_max_size=512,
-          lanczos_iterations=40,
-          num_probes=16,
-          deflation_rank=2,
-          probe_batch_size=4,
-          vp_batch_size=ml_collections.config_dict.placeholder(int),  # None: from memory
-          cg_iterations=50,
-          every=5,
-          save_kernels=False,
-          seed=0,
-      )
-  )
-
-
 def data_config(name: str) -> ml_collections.ConfigDict:
   """The `data` block of data set `name` with its defaults; every field documented inline."""
   placeholder = ml_collections.config_dict.placeholder
@@ -153,18 +86,15 @@ def data_config(name: str) -> ml_collections.ConfigDict:
     config.csv_path = placeholder(str)  # required, see README
     config.target = 'MEDV'
     config.drop_columns = ()  # e.g. ('B',): feature columns to leave out
-    # Data rows the CSV must hold: 506, the published table (a shorter file is an error, e.g. a
-    # truncated copy). A CSV of your own with the same 14 columns: its row count, or None for any
-    # count of at least sources.BOSTON_MIN_ROWS.
+    # Data rows the CSV must hold: 506, the published table (fewer: an error). A CSV of your own
+    # with the same 14 columns: its row count, or None for any count >= sources.BOSTON_MIN_ROWS.
     config.num_rows = BOSTON_NUM_ROWS
     config.test_fraction = 0.2
   elif name in ('iris', 'wine'):
     config.test_fraction = 0.2  # stratified by class
   elif name == 'cifar10':
-    # Where the images come from: 'tfds' (tensorflow-datasets, in data_dir) or 'npz' (the files
-    # train_npz and test_npz, x (N, 32, 32, 3) uint8 and y (N,) labels, read with numpy only:
-    # no TensorFlow). Splits mean the same for both: 'train[:k]' is the first k images of the
-    # prepared split or of the npz (as imported by experiments.import_cifar10).
+    # 'tfds' (tensorflow-datasets, in data_dir) or 'npz' (train_npz and test_npz: x (N, 32, 32, 3)
+    # uint8, y (N,) labels; numpy only). Splits mean the same for both (experiments.import_cifar10).
     config.source = 'tfds'
     config.train_npz = placeholder(str)
     config.test_npz = placeholder(str)
@@ -180,33 +110,72 @@ def data_config(name: str) -> ml_collections.ConfigDict:
 def base_config(dataset: str) -> ml_collections.ConfigDict:
   """The benchmark config of `dataset`: architectures, training, search, all models."""
   placeholder = ml_collections.config_dict.placeholder
-  config = architecture_config()
+  config = ml_collections.ConfigDict()
+  # The networks (out_dim comes from the data).
+  config.ecrn = dict(
+      width=512,
+      depth=4,
+      alpha=1.0,
+      alpha_schedule='inverse_sqrt_depth',
+      activation='gelu',
+      fourier_features=256,
+      fourier_scale=placeholder(float),
+      fourier_scale_factor=1.0,
+      fourier_trainable=False,
+      drop_rate=0.1,
+      parameterization='ntk',
+      w_std=math.sqrt(2.0),
+      b_std=0.1,
+      dtype='float32',
+  )
+  config.mlp = dict(
+      hidden_widths=(512, 512, 512),
+      activation='relu',
+      parameterization='ntk',
+      w_std=math.sqrt(2.0),
+      b_std=0.1,
+      dtype='float32',
+  )
+  config.resnet18 = dict(width=64, augment=True, mlp_widths=(64, 128, 256, 512), dtype='float32')
   config.experiment = 'benchmark'
   config.data = data_config(dataset)
   config.seeds = (0, 1, 2, 3, 4)
   config.models = MODELS
-  config.train = ml_collections.ConfigDict(
-      dict(
-          optimizer='adam',
-          learning_rate=1e-3,
-          momentum=0.9,
-          weight_decay=0.0,
-          schedule='cosine',
-          warmup_epochs=0,
-          epochs=100,
-          batch_size=placeholder(int),
-      )
+  config.train = dict(
+      optimizer='adam',
+      learning_rate=1e-3,
+      momentum=0.9,
+      weight_decay=0.0,
+      schedule='cosine',
+      warmup_epochs=0,
+      epochs=100,
+      batch_size=placeholder(int),
   )
   config.train.batch_size = 128
   # Per-model overrides before the selected setting (cifar_subset: ResNet-18's SGD recipe).
   config.model_defaults = ml_collections.ConfigDict()
   config.variants = ml_collections.ConfigDict()
-  config.tracking = tracking_config()
-  config.kernel = ml_collections.ConfigDict(
-      dict(kernel='ntk', t=placeholder(float), diag_reg=1e-4, batch_size=256, calibration_folds=5)
+  config.tracking = dict(
+      models=('ntk_ecrn', 'mlp'),  # the kernel-tracked models
+      probe_size=256,
+      top_k=10,
+      modewise_k=5,
+      dense_max_size=512,
+      lanczos_iterations=40,
+      num_probes=16,
+      deflation_rank=2,
+      probe_batch_size=4,
+      vp_batch_size=placeholder(int),  # None: from memory
+      cg_iterations=50,
+      every=5,
+      save_kernels=False,
+      seed=0,
+  )
+  config.kernel = dict(
+      kernel='ntk', t=placeholder(float), diag_reg=1e-4, batch_size=256, calibration_folds=5
   )
   # The references: gp_ard's optimizer restarts (experiments/units.py).
-  config.reference = ml_collections.ConfigDict(dict(gp_restarts=2, gp_max_train=placeholder(int)))
+  config.reference = dict(gp_restarts=2, gp_max_train=placeholder(int))
   config.checkpoint_every = 25
   config.eval_batch_size = 1024
   config.search = search_config()
@@ -215,56 +184,34 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
 
 
 def search_config() -> ml_collections.ConfigDict:
-  """Every model: coordinate-wise refinement of its grid on each seed's validation split.
-
-  Every value of every axis is tried for every model (experiments/search.py), at most `trials`
-  trials per model and seed (extensions included), `rounds` sweeps over the axes. The grids
-  bracket the selections of the first pass (σ_ff factor 0.125…1 in √2 steps, diag_reg up to
-  10, learning rates up to 1e-2, epochs up to 2E); a selected value on an edge is extended
-  once. Epochs are searched as fractions of the model's train.epochs; a pinned field (e.g.
-  --config.train.epochs=10, which also removes the epochs fraction) leaves the grid.
-  """
-
-  def trained():
-    return dict(
-        learning_rate=LEARNING_RATES, weight_decay=WEIGHT_DECAYS, epochs_fraction=EPOCHS_FRACTIONS
-    )
-
+  """Every model: coordinate-wise refinement of its grid on each seed's validation split
+  (experiments/search.py): every value of every axis, at most `trials` trials per model and seed
+  (extensions included), `rounds` sweeps. The grids bracket the first pass's selections; epochs
+  are fractions of the model's train.epochs; a pinned field leaves the grid."""
+  trained = dict(
+      learning_rate=LEARNING_RATES, weight_decay=WEIGHT_DECAYS, epochs_fraction=EPOCHS_FRACTIONS
+  )
+  ecrn = dict(fourier_scale_factor=SIGMA_FF_GRID, alpha=ALPHAS, drop_rate=DROP_RATES)
+  # Each model gets a copy: one dict under two models would become one shared ConfigDict.
   space = dict(
-      mlp=dict(train=trained()),
+      mlp=dict(train=dict(trained)),
       # The residual-MLP stand-in (vector data) is trained like the MLP; cifar_subset
       # replaces this with the image recipe's grid.
-      resnet18=dict(train=trained()),
+      resnet18=dict(train=dict(trained)),
       standard_ntk=dict(kernel=dict(diag_reg=DIAG_REGS), mlp=dict(b_std=(0.1, 1.0))),
-      ntk_ecrn=dict(
-          train=trained(),
-          ecrn=dict(fourier_scale_factor=SIGMA_FF_GRID, alpha=ALPHAS, drop_rate=DROP_RATES),
-      ),
+      ntk_ecrn=dict(train=dict(trained), ecrn=dict(ecrn)),
       # The twin of the tuned NTK-ECRN: its ecrn block is the tuned network's.
       ntk_ecrn_infinite=dict(kernel=dict(diag_reg=DIAG_REGS)),
-      ntk_ecrn_infinite_self_tuned=dict(
-          kernel=dict(diag_reg=DIAG_REGS),
-          ecrn=dict(fourier_scale_factor=SIGMA_FF_GRID, alpha=ALPHAS, drop_rate=DROP_RATES),
-      ),
+      ntk_ecrn_infinite_self_tuned=dict(kernel=dict(diag_reg=DIAG_REGS), ecrn=dict(ecrn)),
   )
+  seeds = ml_collections.config_dict.placeholder(tuple)  # None: every run seed
   return ml_collections.ConfigDict(
-      dict(
-          enabled=True,
-          validation_fraction=0.2,
-          trials=48,
-          rounds=1,
-          seeds=ml_collections.config_dict.placeholder(tuple),
-          space=space,
-      )
+      dict(enabled=True, validation_fraction=0.2, trials=48, rounds=1, seeds=seeds, space=space)
   )
 
 
 def ablation_variants() -> ml_collections.ConfigDict:
-  """One mechanism of the tuned NTK-ECRN changed at a time (docs/spec.md §5, the paper's claims).
-
-  The stochastic-depth pair: without it (drop rate 0), and with drop rate 0.1, for when the
-  selection already chose 0.
-  """
+  """One mechanism of the tuned NTK-ECRN changed at a time (docs/spec.md §5, the paper's claims)."""
   variants = dict(
       ntk_ecrn_no_fourier=dict(base='ntk_ecrn', ecrn=dict(fourier_features=None)),
       ntk_ecrn_alpha1=dict(base='ntk_ecrn', ecrn=dict(alpha=1.0, alpha_schedule='constant')),
@@ -279,53 +226,45 @@ def ablation_variants() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(variants)
 
 
-def with_references(config: ml_collections.ConfigDict, references) -> ml_collections.ConfigDict:
-  """`config` with the classical `references` (registry.REFERENCES) after the paper's models."""
+def variant_args(name: str, arg, valid=VARIANTS) -> list[str]:
+  """The variants `arg` names (joined by ','); ValueError naming the valid ones."""
+  args = [] if arg in (None, '') else arg.split(',')
+  for a in args:
+    if a not in valid:
+      raise ValueError(
+          f'unknown variant {a!r} of {name}; valid: {list(valid)} '
+          "(several joined by ',', e.g. ablations,smoke)."
+      )
+  return args
+
+
+def named_config(name: str, arg, references=(), **blocks):
+  """`base_config(name)` with `blocks` ({block: {field: value}}) set, the classical
+  `references` (registry.REFERENCES) after the paper's models, and variant `arg` applied."""
+  config = base_config(name)
+  config.update(blocks)
   config.models = tuple(config.models) + tuple(references)
-  return config
+  return apply_variant(config, name, arg)
 
 
 def apply_variant(config: ml_collections.ConfigDict, name: str, arg) -> ml_collections.ConfigDict:
-  """Applies `arg` (None or 'smoke') to `config`; anything else fails with the valid list."""
-  if arg in (None, ''):
-    return config
-  args = arg.split(',')
-  for a in args:
-    if a not in VARIANTS:
-      raise ValueError(
-          f'unknown variant {a!r} of {name}; valid: {list(VARIANTS)} '
-          "(several joined by ',', e.g. ablations,smoke)."
-      )
+  """Applies `arg` (None, or VARIANTS joined by ',') to `config`."""
+  args = variant_args(name, arg)
   if 'ablations' in args:
     config.variants = ablation_variants()
     config.models = ('ntk_ecrn',) + tuple(config.variants.keys()) + ('mlp',)
     config.tracking.models = ('ntk_ecrn', 'mlp')  # variants are tracked with their base
   if 'smoke' not in args:
     return config
-  config.seeds = (0,)
-  data = config.data
-  for field, value in (('num_train', 64), ('num_test', 32)):
-    if field in data:
-      data[field] = value
-  if 'train_split' in data:
-    data.train_split = 'train[:64]'
-    data.test_split = 'test[:32]'
-  config.ecrn.width = 32
-  config.ecrn.depth = 2
-  config.ecrn.fourier_features = 16
+  data = dict(num_train=64, num_test=32, train_split='train[:64]', test_split='test[:32]')
+  config.data.update({k: v for k, v in data.items() if k in config.data})
+  config.update(seeds=(0,), checkpoint_every=1, eval_batch_size=256)
+  config.ecrn.update(width=32, depth=2, fourier_features=16)
   config.mlp.hidden_widths = (32, 32, 32)
-  config.train.epochs = 3
-  config.train.batch_size = 32
-  config.tracking.probe_size = 16
-  config.tracking.top_k = 4
-  config.tracking.modewise_k = 3
-  config.tracking.every = 1
-  config.checkpoint_every = 1
+  config.train.update(epochs=3, batch_size=32)
+  config.tracking.update(probe_size=16, top_k=4, modewise_k=3, every=1)
   config.kernel.batch_size = 64
-  config.eval_batch_size = 256
-  config.resnet18.width = 4
-  config.resnet18.mlp_widths = (8, 8, 16, 16)
+  config.resnet18.update(width=4, mlp_widths=(8, 8, 16, 16))
   config.search.trials = 1
-  config.reference.gp_restarts = 0
-  config.reference.gp_max_train = 64
+  config.reference.update(gp_restarts=0, gp_max_train=64)
   return config

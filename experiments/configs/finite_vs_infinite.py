@@ -37,10 +37,7 @@ def get_config(arg=None):
   # neural-tangents' own, when it is installed).
   config.agreement_width = 128
   if arg == 'smoke':
-    config.num_points = 6
-    config.widths = (32, 64, 128)
-    config.num_seeds = 2
-    config.agreement_width = 32
+    config.update(num_points=6, widths=(32, 64, 128), num_seeds=2, agreement_width=32)
   elif arg not in (None, ''):
     raise ValueError(f"unknown variant {arg!r} of finite_vs_infinite; valid: 'smoke'.")
   return config

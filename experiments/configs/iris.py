@@ -11,9 +11,5 @@ from experiments.configs import common
 
 
 def get_config(arg=None):
-  config = common.base_config('iris')
-  config.train.epochs = 200
-  config.train.batch_size = 32
-  config.tracking.probe_size = 120
-  common.with_references(config, ('lda', 'rbf_svm'))
-  return common.apply_variant(config, 'iris', arg)
+  blocks = dict(train=dict(epochs=200, batch_size=32), tracking=dict(probe_size=120))
+  return common.named_config('iris', arg, ('lda', 'rbf_svm'), **blocks)

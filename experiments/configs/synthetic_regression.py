@@ -5,11 +5,8 @@
 
 The frequency scale s (ω_k ~ N(0, s² I), `data.frequency_scale`) is 0.1 by default: a target
 the models can learn. `:hard` sets the spec's s = 0.25, which no model learns from 800 points in
-8 dimensions (an oracle reaches R² 0.015; RESULTS.md, Table I (a)). `:smoke` shrinks it to a
-seconds-long run and `:ablations` adds the ablation variants; several join with ',', e.g.
-`synthetic_regression:hard,smoke`.
-
-Fields: see experiments/configs/common.py.
+8 dimensions (RESULTS.md, Table I (a)). `:smoke` shrinks the run, `:ablations` adds the ablation
+variants; several join with ',', e.g. `hard,smoke`. Fields: experiments/configs/common.py.
 """
 
 from experiments.configs import common
@@ -21,20 +18,10 @@ VARIANTS = ('hard',) + tuple(common.VARIANTS)
 
 def get_config(arg=None):
   """The config; `arg` names its variants (above)."""
-  args = [] if arg in (None, '') else arg.split(',')
-  unknown = [a for a in args if a not in VARIANTS]
-  if unknown:
-    raise ValueError(
-        f'unknown variant {unknown[0]!r} of synthetic_regression; valid: {list(VARIANTS)} '
-        "(several joined by ',', e.g. hard,smoke)."
-    )
-  config = common.base_config('synthetic_regression')
-  config.train.epochs = 200
+  name = 'synthetic_regression'
+  args = common.variant_args(name, arg, VARIANTS)
+  hard = HARD_FREQUENCY_SCALE if 'hard' in args else FREQUENCY_SCALE
   # Selection on seed 0's validation split, shared by every seed: each seed draws its data
   # afresh, so no seed's test point is in it (experiments/search.py), at 1/5 of the cost.
-  config.search.seeds = (0,)
-  hard = 'hard' in args
-  config.data.frequency_scale = HARD_FREQUENCY_SCALE if hard else FREQUENCY_SCALE
-  return common.apply_variant(
-      config, 'synthetic_regression', ','.join(a for a in args if a != 'hard')
-  )
+  blocks = dict(train=dict(epochs=200), search=dict(seeds=(0,)), data=dict(frequency_scale=hard))
+  return common.named_config(name, ','.join(a for a in args if a != 'hard'), **blocks)
