@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 
 """NTK-ECRN minus each other model, tested (significance.py), and the paper's claim that it beats
-every baseline. Reads each unit's predictions.npz and result.json beside results.json."""
+every baseline, from each unit's predictions.npz and result.json."""
 
 from __future__ import annotations
 
@@ -37,9 +37,7 @@ RULE = (
 def example_scores(examples: dict, metric: str) -> Optional[np.ndarray]:
   """(M,) per-example values whose mean is the test `metric`, or None (not saved).
 
-  'accuracy': correct as 0/1; 'cross_entropy': nll; 'mse': squared error e_i (mean over
-  outputs); 'r2': 1 − e_i/var(y), var(y) (ddof=0) of the whole test set, so a resample of the
-  examples keeps R²'s denominator.
+  'r2': 1 − e_i/var(y) with var(y) of the whole test set, so a resample keeps R²'s denominator.
   """
   if metric == 'accuracy' and 'correct' in examples:
     return np.asarray(examples['correct'], np.float64)
@@ -57,8 +55,7 @@ def example_scores(examples: dict, metric: str) -> Optional[np.ndarray]:
 
 
 def _per_seed(rows: Iterable[dict]) -> tuple[dict, dict]:
-  """({(dataset, metric, model): {seed: value}}, {(dataset, model, seed): the row's workdir})
-  of the test rows with a value."""
+  """({(dataset, metric, model): {seed: value}}, {(dataset, model, seed): workdir}) of test rows."""
   values, workdirs = {}, {}
   for row in rows:
     dataset, metric, model, seed = (row[k] for k in ('dataset', 'metric', 'model', 'seed'))
@@ -69,8 +66,8 @@ def _per_seed(rows: Iterable[dict]) -> tuple[dict, dict]:
 
 
 def _unit_reader(workdirs: dict, context: dict):
-  """read(dataset, model, seed, name): the unit's predictions.npz or result.json, or None;
-  the unit found from its row's workdir, else the dataset's (`context`); each read once."""
+  """read(dataset, model, seed, name): a unit's file (cached), or None; the unit's workdir is its
+  row's, else the dataset's in `context`."""
   cache = {}
 
   def read(dataset, model, seed, name):
@@ -87,8 +84,7 @@ def _unit_reader(workdirs: dict, context: dict):
 
 
 def _sizes(read, dataset: str, units: list, config: Optional[dict]):
-  """(n_train, n_test) of the units' splits: their result.json 'dataset' record (the largest
-  n_test/n_train when they differ), else the config's sizes or test_fraction."""
+  """(n_train, n_test) from the units' result.json (largest n_test/n_train), else the config."""
   sizes = []
   for model, seed in units:
     record = (read(dataset, model, seed, 'result.json') or {}).get('dataset') or {}
@@ -120,8 +116,8 @@ def _over_seeds(diff: np.ndarray, sizes, note: str = '') -> tuple:
 
 
 def _on_test_examples(read, dataset, metric, models, seeds, diff, sizes) -> tuple:
-  """(TestResult, test cell, McNemar p by seed) on one fixed test set: paired bootstrap over
-  its examples; the t-test over seeds when the units' test targets differ."""
+  """(TestResult, test cell, McNemar p by seed): paired bootstrap over one fixed test set's
+  examples, or the t-test over seeds when the units' test targets differ."""
   examples = {(m, s): read(dataset, m, s, 'predictions.npz') for m in models for s in seeds}
   missing = [f'seed_{s}/{m}' for (m, s), e in examples.items() if e is None]
   if missing:
@@ -145,16 +141,11 @@ def _on_test_examples(read, dataset, metric, models, seeds, diff, sizes) -> tupl
 
 
 def paired_comparisons(rows: Iterable[dict], context: Optional[dict] = None) -> list[dict]:
-  """NTK-ECRN minus each other model, per dataset × metric, on the seeds both have.
+  """NTK-ECRN minus each other model per dataset × metric, on the seeds both have.
 
-  Args:
-    rows: report.results_rows (a row's 'workdir' locates its unit's files).
-    context: report.workdir_context (the dataset's config and workdir).
-
-  Returns:
-    Per comparison: 'dataset', 'metric', 'other', 'seeds', 'result' (significance.TestResult
-    of NTK-ECRN − other, in the metric's units), 'test' (in words), 'mcnemar' (exact McNemar
-    p per seed, or None), 'verdict' (significance.verdict), 'wins', 'ties'.
+  `rows`: report.results_rows; `context`: report.workdir_context. Returns per comparison
+  'dataset', 'metric', 'other', 'seeds', 'result' (significance.TestResult of NTK-ECRN − other),
+  'test' (in words), 'mcnemar' (p per seed, or None), 'verdict', 'wins' and 'ties'.
   """
   context = context or {}
   values, workdirs = _per_seed(rows)
@@ -210,9 +201,7 @@ def _difference(metric: str, result) -> str:
 
 
 def paired_differences(rows: Iterable[dict], context: Optional[dict] = None) -> str:
-  """Markdown of paired_comparisons: per dataset × metric × other model the mean difference
-  with its 95 % CI, the test and its p-value, the verdict (`RULE`) and on how many seeds
-  NTK-ECRN is better (not evidence alone: 5 of 5 has p = 0.0625 by a sign test)."""
+  """Markdown of paired_comparisons: difference [95 % CI], test, p, verdict (`RULE`), wins."""
   context = context or {}
   lines = [
       '| Dataset | Metric | NTK-ECRN − | n | difference [95 % CI] | test | p '
@@ -250,8 +239,7 @@ def paired_differences(rows: Iterable[dict], context: Optional[dict] = None) -> 
 
 
 def _claim(dataset, metric, ours, others, config, comparisons) -> tuple[bool, str]:
-  """(holds, text) of one claim: by the means alone (`comparisons` None: NTK-ECRN's mean
-  better than each baseline's), else by the one rule (significantly better than each)."""
+  """(holds, text) of one claim: by the means (`comparisons` None), else by the one rule."""
   higher = HIGHER_IS_BETTER[metric]
   head = (
       f'{tables.dataset_label(dataset)}, {tables.metric_label(metric)} '
@@ -293,12 +281,8 @@ def _claim(dataset, metric, ours, others, config, comparisons) -> tuple[bool, st
 def claim_checks(
     summary: dict, context: Optional[dict] = None, rows: Optional[Iterable[dict]] = None
 ) -> list[tuple[str, str, bool, str]]:
-  """(dataset, metric, holds, text) of "NTK-ECRN beats every baseline" per dataset × metric
-  with a baseline (BASELINES, never the references).
-
-  With `rows` (report.results_rows): by the one rule of `paired_differences`, 'not shown'
-  when some difference is not significant or untested; without: by the means alone.
-  """
+  """(dataset, metric, holds, text) of "NTK-ECRN beats every baseline" (BASELINES) per dataset ×
+  metric: by `paired_differences`' rule with `rows` (report.results_rows), else by the means."""
   context = context or {}
   comparisons = None
   if rows is not None:
