@@ -6,6 +6,7 @@ every baseline, from each unit's predictions.npz and result.json."""
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Iterable, Optional
 
@@ -68,17 +69,14 @@ def _per_seed(rows: Iterable[dict]) -> tuple[dict, dict]:
 def _unit_reader(workdirs: dict, context: dict):
   """read(dataset, model, seed, name): a unit's file (cached), or None; the unit's workdir is its
   row's, else the dataset's in `context`."""
-  cache = {}
 
+  @functools.cache
   def read(dataset, model, seed, name):
-    key = (dataset, model, seed, name)
-    if key not in cache:
-      workdir = workdirs.get((dataset, model, seed)) or (context.get(dataset) or {}).get('workdir')
-      path = workdir and os.path.join(workdir, f'seed_{seed}', model, name)
-      found = path and os.path.exists(path)
-      load = files.load_npz if name.endswith('.npz') else files.read_json
-      cache[key] = load(path) if found else None
-    return cache[key]
+    workdir = workdirs.get((dataset, model, seed)) or (context.get(dataset) or {}).get('workdir')
+    path = workdir and os.path.join(workdir, f'seed_{seed}', model, name)
+    if not (path and os.path.exists(path)):
+      return None
+    return (files.load_npz if name.endswith('.npz') else files.read_json)(path)
 
   return read
 
@@ -212,20 +210,12 @@ def paired_differences(rows: Iterable[dict], context: Optional[dict] = None) -> 
   for c in paired_comparisons(rows, context):
     references = references or is_reference(c['other'])
     missing = missing or 'predictions missing' in c['test']
-    config = (context.get(c['dataset']) or {}).get('config')
-    n = len(c['seeds'])
-    cells = [
-        tables.dataset_label(c['dataset']),
-        tables.metric_label(c['metric']),
-        model_label(c['other'], c['dataset'], config),
-        f'n = {n}' if n == 1 else str(n),
-        _difference(c['metric'], c['result']),
-        c['test'],
-        _p(c['result'].p_value),
-        ', '.join(_p(p) for p in c['mcnemar']) if c['mcnemar'] else DASH,
-        c['verdict'],
-        f'{c["wins"]} of {n}' + (f' ({c["ties"]} tied)' if c['ties'] else ''),
-    ]
+    n, result, ctx = len(c['seeds']), c['result'], context.get(c['dataset']) or {}
+    label = model_label(c['other'], c['dataset'], ctx.get('config'))
+    cells = [tables.dataset_label(c['dataset']), tables.metric_label(c['metric']), label]
+    cells += [f'n = {n}' if n == 1 else str(n), _difference(c['metric'], result), c['test']]
+    cells += [_p(result.p_value), ', '.join(map(_p, c['mcnemar'] or ())) or DASH, c['verdict']]
+    cells.append(f'{c["wins"]} of {n}' + (f' ({c["ties"]} tied)' if c['ties'] else ''))
     lines.append('| ' + ' | '.join(cells) + ' |')
   lines += ['', RULE]
   if references:
@@ -257,17 +247,14 @@ def _claim(dataset, metric, ours, others, config, comparisons) -> tuple[bool, st
   parts, worse, undecided = [], [], []
   for b, mean in others.items():
     c = comparisons.get(b)
-    if c is None:
-      parts.append(f'{label(b)} {tables.format_value(metric, mean)} (no common seed: no test)')
-      undecided.append(label(b))
-      continue
-    parts.append(
-        f'{label(b)} {tables.format_value(metric, mean)} ({_difference(metric, c["result"])}, '
-        f'p = {_p(c["result"].p_value)}: {c["verdict"]})'
-    )
-    if c['verdict'] == significance.WORSE:
+    test = 'no common seed: no test'
+    if c is not None:
+      test = f'{_difference(metric, c["result"])}, p = {_p(c["result"].p_value)}: {c["verdict"]}'
+    parts.append(f'{label(b)} {tables.format_value(metric, mean)} ({test})')
+    verdict = c and c['verdict']
+    if verdict == significance.WORSE:
       worse.append(label(b))
-    elif c['verdict'] != significance.BETTER:
+    elif verdict != significance.BETTER:
       undecided.append(label(b))
   if worse:
     tail = 'does not hold (significantly worse than: ' + ', '.join(worse) + ').'
@@ -294,11 +281,8 @@ def claim_checks(
   for (dataset, model, metric), stats in sorted(summary.items()):
     if model != 'ntk_ecrn' or metric not in HIGHER_IS_BETTER or stats['mean'] is None:
       continue
-    others = {
-        b: summary[(dataset, b, metric)]['mean']
-        for b in BASELINES
-        if (summary.get((dataset, b, metric)) or {}).get('mean') is not None
-    }
+    means = {b: (summary.get((dataset, b, metric)) or {}).get('mean') for b in BASELINES}
+    others = {b: mean for b, mean in means.items() if mean is not None}
     if not others:
       continue
     config = (context.get(dataset) or {}).get('config')

@@ -3,12 +3,9 @@
 
 """Figures from an experiment workdir: the paper's Fig. 2 (kernel evolution) and companions.
 
-`python -m experiments.plots --workdir=DIR --out=DIR [--x_axis=epoch]` writes, for the
-kernel-tracked units (results.json units with a 'tracking' entry), kernel_evolution.png (Fig. 2),
-spectra.png and kernel_growth.md, and learning_curves.png from metrics.jsonl. Curves are the
-mean over seeds with a ±std band, each model in its own color, line style and marker. Fig. 2's
-x axis is by default the fraction of each network's own schedule (epoch / its epochs), so
-networks trained for different epochs meet at equal fractions of their cosine schedules.
+`python -m experiments.plots --workdir=DIR --out=DIR [--x_axis=epoch]` writes, of the
+kernel-tracked units, kernel_evolution.png (Fig. 2), spectra.png and kernel_growth.md, and
+learning_curves.png from metrics.jsonl: means over seeds with a ±std band.
 """
 
 from __future__ import annotations
@@ -29,10 +26,10 @@ from experiments import report
 from experiments.configs import common
 
 # A panel's y axis is logarithmic when its curves' positive maxima span more than LOG_SPREAD×
-# (on a linear axis the largest would flatten the others onto zero); λ_max, the spectra and the
-# training losses always are.
+# (λ_max, the spectra and the training losses always are).
 LOG_SPREAD = 100.0
-# Fig. 2's x axes: (x label, what the title says is compared).
+# Fig. 2's x axes: (x label, what the title says is compared). By default the fraction of each
+# network's schedule, so networks trained for different epochs meet at equal fractions.
 X_AXES = {
     'fraction': (
         "fraction of each network's training schedule (epoch / its epochs)",
@@ -132,9 +129,8 @@ def _suptitle(fig, what: str, workdir: str) -> None:
 
 def _spread(per_model: dict) -> str:
   """What a figure's bands are: 'mean ± std over seeds', or 'one seed' when each has one."""
-  if all(len(per_seed) == 1 for per_seed in per_model.values()):
-    return 'one seed'
-  return 'mean ± std over seeds'
+  one = all(len(per_seed) == 1 for per_seed in per_model.values())
+  return 'one seed' if one else 'mean ± std over seeds'
 
 
 def _mean_band(per_seed: dict[int, tuple[np.ndarray, np.ndarray]], interpolate: bool = False):
@@ -153,9 +149,11 @@ def _mean_band(per_seed: dict[int, tuple[np.ndarray, np.ndarray]], interpolate: 
   return x, ys.mean(0), ys.std(0), len(per_seed)
 
 
-def _check_x_axis(x_axis: str) -> None:
+def _x_axis(x_axis: str) -> tuple[str, str]:
+  """X_AXES[x_axis]: (x label, what is compared); ValueError for an unknown axis."""
   if x_axis not in X_AXES:
     raise ValueError(f'x_axis must be one of {list(X_AXES)}, got {x_axis!r}.')
+  return X_AXES[x_axis]
 
 
 def _curves(per_model: dict, field: str, x_axis: str) -> list[tuple]:
@@ -192,10 +190,9 @@ def kernel_evolution_figure(
 ):
   """Fig. 2: λ_max(Θ_t), ‖Θ_t − Θ_0‖_F and ‖Θ_t − Θ_0‖_F/‖Θ_0‖_F against `x_axis` (X_AXES),
   one curve per kernel-tracked model; returns the matplotlib figure."""
-  _check_x_axis(x_axis)
+  xlabel, compared = _x_axis(x_axis)
   tracked = kernel_growth.tracked_units(workdir, models)
   label, styles = _labels_and_styles(workdir, list(tracked))
-  xlabel, compared = X_AXES[x_axis]
   fig, axes = _pyplot().subplots(1, 3, figsize=(15, 4.6))
   for ax, (field, ylabel, title, log) in zip(axes, _EVOLUTION_PANELS):
     _draw(ax, _curves(tracked, field, x_axis), styles, label, log)
@@ -283,8 +280,7 @@ def learning_curves_figure(workdir: str, models: Optional[Sequence[str]] = None)
 
 def comparison_note(x_axis: str = 'fraction') -> str:
   """kernel_growth.md's sentence on what Fig. 2 compares."""
-  _check_x_axis(x_axis)
-  xlabel, compared = X_AXES[x_axis]
+  xlabel, compared = _x_axis(x_axis)
   return (
       f'Fig. 2 (kernel_evolution.png) compares the kernels {compared}: its x axis is the '
       f"{xlabel}. The table's Θ_T is each network's last record, the end of its own schedule "
@@ -296,7 +292,7 @@ def make_figures(workdir: str, out_dir: str, x_axis: str = 'fraction') -> list[s
   """Writes every figure the workdir supports into `out_dir`, and kernel_growth.md (the
   numbers behind Fig. 2); returns their paths. Kernel figures are skipped, with a logged
   message, when no model is kernel-tracked. `x_axis`: Fig. 2's (X_AXES)."""
-  _check_x_axis(x_axis)
+  _x_axis(x_axis)
   os.makedirs(out_dir, exist_ok=True)
   paths = []
   for name, figure in (
