@@ -113,8 +113,7 @@ def model_styles(models: Sequence[str]) -> dict[str, dict]:
 
 
 def _labels_and_styles(workdir: str, models: Sequence[str]):
-  """(model → legend label, model → style): a model looks the same in every figure of the
-  workdir (styles over its trained or tracked models and `models`)."""
+  """(model → legend label, model → style), a model's style the same in every figure of a run."""
   loaded, dataset, config = kernel_growth.run_info(workdir)
   units = loaded['results']['units']
   drawn = {u['model'] for u in units if u.get('kind') == 'trained network' or u.get('tracking')}
@@ -136,16 +135,16 @@ def _spread(per_model: dict) -> str:
 def _mean_band(per_seed: dict[int, tuple[np.ndarray, np.ndarray]], interpolate: bool = False):
   """x, mean, std, n over seeds on the x values every seed has; `interpolate`: on the union of
   the seeds' x values within the range they share, each seed linearly interpolated."""
+  pairs = per_seed.values()
   if interpolate:
-    low = max(float(sx.min()) for sx, _ in per_seed.values())
-    high = min(float(sx.max()) for sx, _ in per_seed.values())
-    x = np.unique(np.concatenate([sx for sx, _ in per_seed.values()]))
+    low, high = max(float(sx.min()) for sx, _ in pairs), min(float(sx.max()) for sx, _ in pairs)
+    x = np.unique(np.concatenate([sx for sx, _ in pairs]))
     x = x[(x >= low) & (x <= high)]
-    ys = np.stack([np.interp(x, sx, sy) for sx, sy in per_seed.values()])
-    return x, ys.mean(0), ys.std(0), len(per_seed)
-  x = np.asarray(sorted(set.intersection(*(set(sx.tolist()) for sx, _ in per_seed.values()))))
-  ys = [dict(zip(sx.tolist(), sy.tolist())) for sx, sy in per_seed.values()]
-  ys = np.stack([np.asarray([y[v] for v in x]) for y in ys])
+    ys = np.stack([np.interp(x, sx, sy) for sx, sy in pairs])
+  else:
+    x = np.asarray(sorted(set.intersection(*(set(sx.tolist()) for sx, _ in pairs))))
+    ys = [dict(zip(sx.tolist(), sy.tolist())) for sx, sy in pairs]
+    ys = np.stack([np.asarray([y[v] for v in x]) for y in ys])
   return x, ys.mean(0), ys.std(0), len(per_seed)
 
 
@@ -158,16 +157,15 @@ def _x_axis(x_axis: str) -> tuple[str, str]:
 
 def _curves(per_model: dict, field: str, x_axis: str) -> list[tuple]:
   """[(model, x, mean, std, n)] of `field` against `x_axis`, for the models that record it."""
-  out = []
-  for model, seeds in per_model.items():
-    per_seed = {}
-    for s, r in seeds.items():
-      if field in r:
-        x = r['epoch'] if x_axis == 'epoch' else r['epoch'] / max(float(r['schedule_epochs']), 1.0)
-        per_seed[s] = (x, r[field])
-    if per_seed:
-      out.append((model, *_mean_band(per_seed, interpolate=x_axis == 'fraction')))
-  return out
+
+  def x_of(r):
+    return r['epoch'] if x_axis == 'epoch' else r['epoch'] / max(float(r['schedule_epochs']), 1.0)
+
+  recorded = {
+      m: {s: (x_of(r), r[field]) for s, r in seeds.items() if field in r}
+      for m, seeds in per_model.items()
+  }
+  return [(m, *_mean_band(p, interpolate=x_axis == 'fraction')) for m, p in recorded.items() if p]
 
 
 def _draw(ax, curves: list[tuple], styles: dict, label, log: Optional[bool] = None) -> None:
@@ -188,8 +186,7 @@ def _draw(ax, curves: list[tuple], styles: dict, label, log: Optional[bool] = No
 def kernel_evolution_figure(
     workdir: str, models: Optional[Sequence[str]] = None, x_axis: str = 'fraction'
 ):
-  """Fig. 2: λ_max(Θ_t), ‖Θ_t − Θ_0‖_F and ‖Θ_t − Θ_0‖_F/‖Θ_0‖_F against `x_axis` (X_AXES),
-  one curve per kernel-tracked model; returns the matplotlib figure."""
+  """Fig. 2: λ_max(Θ_t), ‖Θ_t − Θ_0‖_F and its ratio to ‖Θ_0‖_F against `x_axis` (X_AXES)."""
   xlabel, compared = _x_axis(x_axis)
   tracked = kernel_growth.tracked_units(workdir, models)
   label, styles = _labels_and_styles(workdir, list(tracked))
@@ -210,8 +207,7 @@ def kernel_evolution_figure(
 
 
 def spectra_figure(workdir: str, models: Optional[Sequence[str]] = None):
-  """Top-k NTK eigenvalues at the first and the last record (mean ± std over seeds), one
-  panel per tracked model; returns the matplotlib figure."""
+  """The figure of the top-k NTK eigenvalues at the first and the last record, per tracked model."""
   tracked = kernel_growth.tracked_units(workdir, models)
   tracked = {m: s for m, s in tracked.items() if all('top_eigenvalues' in r for r in s.values())}
   if not tracked:
@@ -261,8 +257,7 @@ def learning_curves(workdir: str, models: Optional[Sequence[str]] = None) -> dic
 
 
 def learning_curves_figure(workdir: str, models: Optional[Sequence[str]] = None):
-  """Training loss per epoch of every trained model (mean ± std over seeds, log y); returns the
-  matplotlib figure."""
+  """The figure of every trained model's training loss per epoch (mean ± std over seeds, log y)."""
   curves = learning_curves(workdir, models)
   if not curves:
     raise ValueError(f'no trained model with train_loss lines in {workdir}/metrics.jsonl.')
@@ -289,9 +284,8 @@ def comparison_note(x_axis: str = 'fraction') -> str:
 
 
 def make_figures(workdir: str, out_dir: str, x_axis: str = 'fraction') -> list[str]:
-  """Writes every figure the workdir supports into `out_dir`, and kernel_growth.md (the
-  numbers behind Fig. 2); returns their paths. Kernel figures are skipped, with a logged
-  message, when no model is kernel-tracked. `x_axis`: Fig. 2's (X_AXES)."""
+  """Writes the figures the workdir supports and kernel_growth.md into `out_dir` (the others
+  skipped with a logged warning); returns their paths. `x_axis`: Fig. 2's (X_AXES)."""
   _x_axis(x_axis)
   os.makedirs(out_dir, exist_ok=True)
   paths = []

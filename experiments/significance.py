@@ -24,11 +24,8 @@ NO_TEST = 'no test'
 
 @dataclasses.dataclass(frozen=True)
 class TestResult:
-  """A paired comparison of a and b: `mean` (a − b), its 1 − α interval, the p-value.
-
-  `ci_low`, `ci_high` and `p_value` are None when there is no test (`method` says why);
-  `details` holds the procedure's own numbers (degrees of freedom, discordant counts, ...).
-  """
+  """A paired comparison of a and b: `mean` (a − b), its 1 − α interval and p-value (None without
+  a test: `method` says why); `details`: the procedure's own numbers (dof, counts, ...)."""
 
   mean: float
   ci_low: Optional[float]
@@ -95,10 +92,8 @@ def mcnemar(correct_a, correct_b, *, alpha: float = ALPHA) -> TestResult:
   details['mid_p'] = min(1.0, twice_tail - float(scipy.stats.binom.pmf(k, n, 0.5)))
   low = float(scipy.stats.beta.ppf(alpha / 2, n_ab, n - n_ab + 1)) if n_ab > 0 else 0.0
   high = float(scipy.stats.beta.ppf(1 - alpha / 2, n_ab + 1, n - n_ab)) if n_ab < n else 1.0
-  scale = n / m
-  return TestResult(
-      (n_ab - n_ba) / m, scale * (2 * low - 1), scale * (2 * high - 1), p, method, details
-  )
+  low, high = (n / m * (2 * q - 1) for q in (low, high))
+  return TestResult((n_ab - n_ba) / m, low, high, p, method, details)
 
 
 def paired_bootstrap(
