@@ -103,10 +103,9 @@ def kernel_growth_table(workdir: str, models: Optional[Sequence[str]] = None) ->
       steps = np.diff(lam)
       signs = np.sign(steps[steps != 0])
       fall = max(0.0, -steps.min()) / lam[0] if len(steps) else 0.0
-      columns.append(
-          (lam[0], lam[-1], lam[-1] / lam[0], fall, int(np.sum(signs[1:] != signs[:-1])))
-          + (records['relative_delta_frobenius'][-1], records['schedule_epochs'])
-      )
+      turns = int(np.sum(signs[1:] != signs[:-1]))
+      ends = (records['relative_delta_frobenius'][-1], records['schedule_epochs'])
+      columns.append((lam[0], lam[-1], lam[-1] / lam[0], fall, turns, *ends))
     formats = ('{:.4g}', '{:.4g}', '{:.3f}', '{:.3f}', '{:.1f}', '{:.3f}', '{:.4g}')
     cells = [cell(values, fmt) for values, fmt in zip(zip(*columns), formats)]
     lines.append(f'| {label(model)} | ' + ' | '.join(cells) + f' | {len(per_seed)} |')

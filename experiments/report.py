@@ -43,10 +43,8 @@ def config_name(loaded: dict, workdir: str) -> str:
 
 
 def _dataset_name(unit: dict, loaded: dict) -> str:
-  name = (unit.get('dataset') or {}).get('name')
-  if name:
-    return name
-  return ((loaded['config'] or {}).get('config') or {}).get('data', {}).get('name', 'unknown')
+  config = (loaded['config'] or {}).get('config') or {}
+  return (unit.get('dataset') or {}).get('name') or config.get('data', {}).get('name', 'unknown')
 
 
 def results_rows(workdir: str) -> list[dict]:
@@ -57,10 +55,8 @@ def results_rows(workdir: str) -> list[dict]:
   for unit in loaded['results']['units']:
     where = dict(config=config, workdir=workdir, dataset=_dataset_name(unit, loaded))
     where.update(model=unit['model'], seed=unit['seed'])
-    for split in SPLITS:
-      rows += [
-          dict(where, split=split, metric=m, value=v) for m, v in (unit.get(split) or {}).items()
-      ]
+    values = [(split, m, v) for split in SPLITS for m, v in (unit.get(split) or {}).items()]
+    rows += [dict(where, split=split, metric=m, value=v) for split, m, v in values]
   return rows
 
 
@@ -187,9 +183,7 @@ def write_report(workdirs: Sequence[str], out_dir: str, table: str) -> dict:
   chosen = [parse_workdir(w) for w in workdirs]
   workdirs = [w for w, _ in chosen]
   os.makedirs(out_dir, exist_ok=True)
-  rows = [
-      r for w, models in chosen for r in results_rows(w) if models is None or r['model'] in models
-  ]
+  rows = [r for w, models in chosen for r in results_rows(w) if not models or r['model'] in models]
   summary = summarize(rows)
   if table in ('ablation', 'IV'):  # the train metrics too
     summary.update({(d, m, 'train_' + k): v for (d, m, k), v in summarize(rows, 'train').items()})

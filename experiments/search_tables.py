@@ -116,12 +116,12 @@ def search_table(search: dict) -> str:
   order = tables.order_models({model for _, model, _ in entries})
   entries.sort(key=lambda e: (int(e[0]) if e[0] is not None else -1, order.index(e[1])))
   lines += [_search_row(*e) for e in entries]
-  flagged = sum(1 for _, _, e in entries for a in (e.get('axes') or {}).values() if a.get('edge'))
-  axes = sum(len(e.get('axes') or {}) for _, _, e in entries)
+  axes = [a for _, _, e in entries for a in (e.get('axes') or {}).values()]
   if axes:
+    flagged = sum(1 for a in axes if a.get('edge'))
     lines += [
         '',
-        f'Selected values on a grid edge: {flagged} of {axes} (seed × model × axis); each '
+        f'Selected values on a grid edge: {flagged} of {len(axes)} (seed × model × axis); each '
         'was extended once where a value beyond it exists.',
     ]
   return '\n'.join(lines) + '\n'
