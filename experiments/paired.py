@@ -83,11 +83,9 @@ def _unit_reader(workdirs: dict, context: dict):
 
 def _sizes(read, dataset: str, units: list, config: Optional[dict]):
   """(n_train, n_test) from the units' result.json (largest n_test/n_train), else the config."""
-  sizes = []
-  for model, seed in units:
-    record = (read(dataset, model, seed, 'result.json') or {}).get('dataset') or {}
-    if record.get('num_train') and record.get('num_test'):
-      sizes.append((record['num_train'], record['num_test']))
+  records = [(read(dataset, m, s, 'result.json') or {}).get('dataset') or {} for m, s in units]
+  sizes = [(r.get('num_train'), r.get('num_test')) for r in records]
+  sizes = [size for size in sizes if all(size)]
   if sizes:
     return max(sizes, key=lambda s: s[1] / s[0])
   data = (config or {}).get('data') or {}
