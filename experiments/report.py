@@ -73,12 +73,8 @@ def write_results_csv(rows: Iterable[dict], path: str) -> None:
 def summary_stats(values: Sequence) -> dict:
   """{'mean', 'std' (population, ddof=0), 'n', 'values'} over the finite values."""
   finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-  return {
-      'mean': float(np.mean(finite)) if finite else None,
-      'std': float(np.std(finite)) if finite else None,
-      'n': len(finite),
-      'values': list(values),
-  }
+  mean, std = (float(np.mean(finite)), float(np.std(finite))) if finite else (None, None)
+  return {'mean': mean, 'std': std, 'n': len(finite), 'values': list(values)}
 
 
 def summarize(rows: Iterable[dict], split: str = 'test') -> dict:
