@@ -286,7 +286,7 @@ def comparison_note(x_axis: str = 'fraction') -> str:
 def make_figures(workdir: str, out_dir: str, x_axis: str = 'fraction') -> list[str]:
   """Writes the figures the workdir supports and kernel_growth.md into `out_dir` (the others
   skipped with a logged warning); returns their paths. `x_axis`: Fig. 2's (X_AXES)."""
-  _x_axis(x_axis)
+  _x_axis(x_axis)  # an unknown axis fails here, before any figure is skipped
   os.makedirs(out_dir, exist_ok=True)
   paths = []
   for name, figure in (
