@@ -125,10 +125,8 @@ def _model_rows(summary, tracking, table, dataset, model, *, ctx, task, multi):
 def build_table(
     summary: dict, table: str, *, context: Optional[dict] = None, tracking: Optional[dict] = None
 ) -> tuple[list[str], list[list[str]], list[str]]:
-  """(header, rows of cells, notes) of `table` (one of TABLES).
-
-  `context`: report.workdir_context; `tracking`: report.tracking_summary (ablation table).
-  """
+  """(header, rows of cells, notes) of `table` (one of TABLES); `context`:
+  report.workdir_context, `tracking`: report.tracking_summary (ablation table)."""
   if table not in TABLES:
     raise ValueError(f'unknown table {table!r}; valid: {list(TABLES)}')
   context, tracking = context or {}, tracking or {}
