@@ -62,10 +62,8 @@ def tracked_units(workdir: str, models: Optional[Sequence[str]] = None) -> dict:
     tracking = unit.get('tracking')
     if not tracking or (models is not None and unit['model'] not in models):
       continue
-    directory = tracking.get('files') or os.path.join(
-        f'seed_{unit["seed"]}', unit['model'], 'tracking'
-    )
-    records = _read_records(os.path.join(workdir, directory))
+    default = os.path.join(f'seed_{unit["seed"]}', unit['model'], 'tracking')
+    records = _read_records(os.path.join(workdir, tracking.get('files') or default))
     epochs = (unit.get('train_config') or {}).get('epochs')
     records['schedule_epochs'] = np.float64(epochs if epochs is not None else records['epoch'][-1])
     out.setdefault(unit['model'], {})[unit['seed']] = records
@@ -81,9 +79,8 @@ def tracked_units(workdir: str, models: Optional[Sequence[str]] = None) -> dict:
 def kernel_growth_table(workdir: str, models: Optional[Sequence[str]] = None) -> str:
   """Markdown: Fig. 2's claims in numbers, mean ± std over seeds, per tracked model.
 
-  Columns: λ_max(Θ_0), λ_max(Θ_T), their ratio, the largest fall of λ_max between two
-  consecutive records over λ_max(Θ_0) (0 for a monotone rise), the number of direction
-  changes of λ_max, ‖Θ_T − Θ_0‖_F/‖Θ_0‖_F, and the schedule's epochs (Θ_T: its end).
+  'largest fall': of λ_max between two consecutive records (0 for a monotone rise); Θ_T: the
+  schedule's end.
   """
   _, dataset, config = run_info(workdir)
   label = lambda model: paper.model_label(model, dataset, config)
@@ -106,10 +103,9 @@ def kernel_growth_table(workdir: str, models: Optional[Sequence[str]] = None) ->
       steps = np.diff(lam)
       signs = np.sign(steps[steps != 0])
       fall = max(0.0, -steps.min()) / lam[0] if len(steps) else 0.0
-      columns.append(
-          (lam[0], lam[-1], lam[-1] / lam[0], fall, int(np.sum(signs[1:] != signs[:-1])))
-          + (records['relative_delta_frobenius'][-1], records['schedule_epochs'])
-      )
+      turns = int(np.sum(signs[1:] != signs[:-1]))
+      ends = (records['relative_delta_frobenius'][-1], records['schedule_epochs'])
+      columns.append((lam[0], lam[-1], lam[-1] / lam[0], fall, turns, *ends))
     formats = ('{:.4g}', '{:.4g}', '{:.3f}', '{:.3f}', '{:.1f}', '{:.3f}', '{:.4g}')
     cells = [cell(values, fmt) for values, fmt in zip(zip(*columns), formats)]
     lines.append(f'| {label(model)} | ' + ' | '.join(cells) + f' | {len(per_seed)} |')

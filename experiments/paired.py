@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: Apache-2.0
 
 """NTK-ECRN minus each other model, tested (significance.py), and the paper's claim that it beats
-every baseline. Reads each unit's predictions.npz and result.json beside results.json."""
+every baseline, from each unit's predictions.npz and result.json."""
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Iterable, Optional
 
@@ -37,9 +38,7 @@ RULE = (
 def example_scores(examples: dict, metric: str) -> Optional[np.ndarray]:
   """(M,) per-example values whose mean is the test `metric`, or None (not saved).
 
-  'accuracy': correct as 0/1; 'cross_entropy': nll; 'mse': squared error e_i (mean over
-  outputs); 'r2': 1 − e_i/var(y), var(y) (ddof=0) of the whole test set, so a resample of the
-  examples keeps R²'s denominator.
+  'r2': 1 − e_i/var(y) with var(y) of the whole test set, so a resample keeps R²'s denominator.
   """
   if metric == 'accuracy' and 'correct' in examples:
     return np.asarray(examples['correct'], np.float64)
@@ -57,8 +56,7 @@ def example_scores(examples: dict, metric: str) -> Optional[np.ndarray]:
 
 
 def _per_seed(rows: Iterable[dict]) -> tuple[dict, dict]:
-  """({(dataset, metric, model): {seed: value}}, {(dataset, model, seed): the row's workdir})
-  of the test rows with a value."""
+  """({(dataset, metric, model): {seed: value}}, {(dataset, model, seed): workdir}) of test rows."""
   values, workdirs = {}, {}
   for row in rows:
     dataset, metric, model, seed = (row[k] for k in ('dataset', 'metric', 'model', 'seed'))
@@ -69,31 +67,25 @@ def _per_seed(rows: Iterable[dict]) -> tuple[dict, dict]:
 
 
 def _unit_reader(workdirs: dict, context: dict):
-  """read(dataset, model, seed, name): the unit's predictions.npz or result.json, or None;
-  the unit found from its row's workdir, else the dataset's (`context`); each read once."""
-  cache = {}
+  """read(dataset, model, seed, name): a unit's file (cached), or None; the unit's workdir is its
+  row's, else the dataset's in `context`."""
 
+  @functools.cache
   def read(dataset, model, seed, name):
-    key = (dataset, model, seed, name)
-    if key not in cache:
-      workdir = workdirs.get((dataset, model, seed)) or (context.get(dataset) or {}).get('workdir')
-      path = workdir and os.path.join(workdir, f'seed_{seed}', model, name)
-      found = path and os.path.exists(path)
-      load = files.load_npz if name.endswith('.npz') else files.read_json
-      cache[key] = load(path) if found else None
-    return cache[key]
+    workdir = workdirs.get((dataset, model, seed)) or (context.get(dataset) or {}).get('workdir')
+    path = workdir and os.path.join(workdir, f'seed_{seed}', model, name)
+    if not (path and os.path.exists(path)):
+      return None
+    return (files.load_npz if name.endswith('.npz') else files.read_json)(path)
 
   return read
 
 
 def _sizes(read, dataset: str, units: list, config: Optional[dict]):
-  """(n_train, n_test) of the units' splits: their result.json 'dataset' record (the largest
-  n_test/n_train when they differ), else the config's sizes or test_fraction."""
-  sizes = []
-  for model, seed in units:
-    record = (read(dataset, model, seed, 'result.json') or {}).get('dataset') or {}
-    if record.get('num_train') and record.get('num_test'):
-      sizes.append((record['num_train'], record['num_test']))
+  """(n_train, n_test) from the units' result.json (largest n_test/n_train), else the config."""
+  records = [(read(dataset, m, s, 'result.json') or {}).get('dataset') or {} for m, s in units]
+  sizes = [(r.get('num_train'), r.get('num_test')) for r in records]
+  sizes = [size for size in sizes if all(size)]
   if sizes:
     return max(sizes, key=lambda s: s[1] / s[0])
   data = (config or {}).get('data') or {}
@@ -120,8 +112,8 @@ def _over_seeds(diff: np.ndarray, sizes, note: str = '') -> tuple:
 
 
 def _on_test_examples(read, dataset, metric, models, seeds, diff, sizes) -> tuple:
-  """(TestResult, test cell, McNemar p by seed) on one fixed test set: paired bootstrap over
-  its examples; the t-test over seeds when the units' test targets differ."""
+  """(TestResult, test cell, McNemar p by seed): paired bootstrap over one fixed test set's
+  examples, or the t-test over seeds when the units' test targets differ."""
   examples = {(m, s): read(dataset, m, s, 'predictions.npz') for m in models for s in seeds}
   missing = [f'seed_{s}/{m}' for (m, s), e in examples.items() if e is None]
   if missing:
@@ -145,16 +137,11 @@ def _on_test_examples(read, dataset, metric, models, seeds, diff, sizes) -> tupl
 
 
 def paired_comparisons(rows: Iterable[dict], context: Optional[dict] = None) -> list[dict]:
-  """NTK-ECRN minus each other model, per dataset × metric, on the seeds both have.
+  """NTK-ECRN minus each other model per dataset × metric, on the seeds both have.
 
-  Args:
-    rows: report.results_rows (a row's 'workdir' locates its unit's files).
-    context: report.workdir_context (the dataset's config and workdir).
-
-  Returns:
-    Per comparison: 'dataset', 'metric', 'other', 'seeds', 'result' (significance.TestResult
-    of NTK-ECRN − other, in the metric's units), 'test' (in words), 'mcnemar' (exact McNemar
-    p per seed, or None), 'verdict' (significance.verdict), 'wins', 'ties'.
+  `rows`: report.results_rows; `context`: report.workdir_context. Returns per comparison
+  'dataset', 'metric', 'other', 'seeds', 'result' (significance.TestResult of NTK-ECRN − other),
+  'test' (in words), 'mcnemar' (p per seed, or None), 'verdict', 'wins' and 'ties'.
   """
   context = context or {}
   values, workdirs = _per_seed(rows)
@@ -210,9 +197,7 @@ def _difference(metric: str, result) -> str:
 
 
 def paired_differences(rows: Iterable[dict], context: Optional[dict] = None) -> str:
-  """Markdown of paired_comparisons: per dataset × metric × other model the mean difference
-  with its 95 % CI, the test and its p-value, the verdict (`RULE`) and on how many seeds
-  NTK-ECRN is better (not evidence alone: 5 of 5 has p = 0.0625 by a sign test)."""
+  """Markdown of paired_comparisons: difference [95 % CI], test, p, verdict (`RULE`), wins."""
   context = context or {}
   lines = [
       '| Dataset | Metric | NTK-ECRN − | n | difference [95 % CI] | test | p '
@@ -223,20 +208,12 @@ def paired_differences(rows: Iterable[dict], context: Optional[dict] = None) -> 
   for c in paired_comparisons(rows, context):
     references = references or is_reference(c['other'])
     missing = missing or 'predictions missing' in c['test']
-    config = (context.get(c['dataset']) or {}).get('config')
-    n = len(c['seeds'])
-    cells = [
-        tables.dataset_label(c['dataset']),
-        tables.metric_label(c['metric']),
-        model_label(c['other'], c['dataset'], config),
-        f'n = {n}' if n == 1 else str(n),
-        _difference(c['metric'], c['result']),
-        c['test'],
-        _p(c['result'].p_value),
-        ', '.join(_p(p) for p in c['mcnemar']) if c['mcnemar'] else DASH,
-        c['verdict'],
-        f'{c["wins"]} of {n}' + (f' ({c["ties"]} tied)' if c['ties'] else ''),
-    ]
+    n, result, ctx = len(c['seeds']), c['result'], context.get(c['dataset']) or {}
+    label = model_label(c['other'], c['dataset'], ctx.get('config'))
+    cells = [tables.dataset_label(c['dataset']), tables.metric_label(c['metric']), label]
+    cells += [f'n = {n}' if n == 1 else str(n), _difference(c['metric'], result), c['test']]
+    cells += [_p(result.p_value), ', '.join(map(_p, c['mcnemar'] or ())) or DASH, c['verdict']]
+    cells.append(f'{c["wins"]} of {n}' + (f' ({c["ties"]} tied)' if c['ties'] else ''))
     lines.append('| ' + ' | '.join(cells) + ' |')
   lines += ['', RULE]
   if references:
@@ -250,8 +227,7 @@ def paired_differences(rows: Iterable[dict], context: Optional[dict] = None) -> 
 
 
 def _claim(dataset, metric, ours, others, config, comparisons) -> tuple[bool, str]:
-  """(holds, text) of one claim: by the means alone (`comparisons` None: NTK-ECRN's mean
-  better than each baseline's), else by the one rule (significantly better than each)."""
+  """(holds, text) of one claim: by the means (`comparisons` None), else by the one rule."""
   higher = HIGHER_IS_BETTER[metric]
   head = (
       f'{tables.dataset_label(dataset)}, {tables.metric_label(metric)} '
@@ -269,17 +245,14 @@ def _claim(dataset, metric, ours, others, config, comparisons) -> tuple[bool, st
   parts, worse, undecided = [], [], []
   for b, mean in others.items():
     c = comparisons.get(b)
-    if c is None:
-      parts.append(f'{label(b)} {tables.format_value(metric, mean)} (no common seed: no test)')
-      undecided.append(label(b))
-      continue
-    parts.append(
-        f'{label(b)} {tables.format_value(metric, mean)} ({_difference(metric, c["result"])}, '
-        f'p = {_p(c["result"].p_value)}: {c["verdict"]})'
-    )
-    if c['verdict'] == significance.WORSE:
+    test = 'no common seed: no test'
+    if c is not None:
+      test = f'{_difference(metric, c["result"])}, p = {_p(c["result"].p_value)}: {c["verdict"]}'
+    parts.append(f'{label(b)} {tables.format_value(metric, mean)} ({test})')
+    verdict = c and c['verdict']
+    if verdict == significance.WORSE:
       worse.append(label(b))
-    elif c['verdict'] != significance.BETTER:
+    elif verdict != significance.BETTER:
       undecided.append(label(b))
   if worse:
     tail = 'does not hold (significantly worse than: ' + ', '.join(worse) + ').'
@@ -293,12 +266,8 @@ def _claim(dataset, metric, ours, others, config, comparisons) -> tuple[bool, st
 def claim_checks(
     summary: dict, context: Optional[dict] = None, rows: Optional[Iterable[dict]] = None
 ) -> list[tuple[str, str, bool, str]]:
-  """(dataset, metric, holds, text) of "NTK-ECRN beats every baseline" per dataset × metric
-  with a baseline (BASELINES, never the references).
-
-  With `rows` (report.results_rows): by the one rule of `paired_differences`, 'not shown'
-  when some difference is not significant or untested; without: by the means alone.
-  """
+  """(dataset, metric, holds, text) of "NTK-ECRN beats every baseline" (BASELINES) per dataset ×
+  metric: by `paired_differences`' rule with `rows` (report.results_rows), else by the means."""
   context = context or {}
   comparisons = None
   if rows is not None:
@@ -310,11 +279,8 @@ def claim_checks(
   for (dataset, model, metric), stats in sorted(summary.items()):
     if model != 'ntk_ecrn' or metric not in HIGHER_IS_BETTER or stats['mean'] is None:
       continue
-    others = {
-        b: summary[(dataset, b, metric)]['mean']
-        for b in BASELINES
-        if (summary.get((dataset, b, metric)) or {}).get('mean') is not None
-    }
+    means = {b: (summary.get((dataset, b, metric)) or {}).get('mean') for b in BASELINES}
+    others = {b: mean for b, mean in means.items() if mean is not None}
     if not others:
       continue
     config = (context.get(dataset) or {}).get('config')

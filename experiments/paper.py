@@ -1,9 +1,8 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""The paper's vocabulary, as data: models in its row order, labels, each metric's direction and
-the values it prints (PAPER_CLAIMS). The classical references (registry.REFERENCES) are labelled
-'… (reference)', ordered last and never among BASELINES."""
+"""The paper's vocabulary as data: row order, labels, metric directions, its printed values.
+The classical references (registry.REFERENCES) are labelled '… (reference)', ordered last."""
 
 from __future__ import annotations
 
@@ -31,31 +30,21 @@ METRIC_LABELS = {
     'train_mse': 'Train MSE',
 }
 HIGHER_IS_BETTER = {'accuracy': True, 'r2': True, 'mse': False, 'cross_entropy': False}
-# As printed (accuracy in %). Tables I and II: the text leaves the cells empty and only claims
-# NTK-ECRN is best (paired.claim_checks).
+# As printed (accuracy in %), per model in _CLAIMED order. Tables I and II: the text leaves the
+# cells empty and only claims NTK-ECRN is best (paired.claim_checks).
+_CLAIMED = ('mlp', 'resnet18', 'standard_ntk', 'ntk_ecrn')
 PAPER_CLAIMS = {
     'III': {
-        'boston': {'r2': {'mlp': 0.84, 'resnet18': 0.87, 'standard_ntk': 0.82, 'ntk_ecrn': 0.89}},
-        'iris': {
-            'accuracy': {'mlp': 94.2, 'resnet18': 95.0, 'standard_ntk': 93.5, 'ntk_ecrn': 96.1}
-        },
-        'wine': {
-            'accuracy': {'mlp': 96.0, 'resnet18': 96.5, 'standard_ntk': 95.2, 'ntk_ecrn': 97.0}
-        },
+        'boston': {'r2': dict(zip(_CLAIMED, (0.84, 0.87, 0.82, 0.89)))},
+        'iris': {'accuracy': dict(zip(_CLAIMED, (94.2, 95.0, 93.5, 96.1)))},
+        'wine': {'accuracy': dict(zip(_CLAIMED, (96.0, 96.5, 95.2, 97.0)))},
     },
     'IV': {
         'cifar10': {
-            'accuracy': {'resnet18': 78.4, 'mlp': 74.1, 'standard_ntk': 71.5, 'ntk_ecrn': 81.9},
-            'cross_entropy': {
-                'resnet18': 0.712,
-                'mlp': 0.815,
-                'standard_ntk': 0.843,
-                'ntk_ecrn': 0.648,
-            },
-        },
+            'accuracy': dict(zip(_CLAIMED, (74.1, 78.4, 71.5, 81.9))),
+            'cross_entropy': dict(zip(_CLAIMED, (0.815, 0.712, 0.843, 0.648))),
+        }
     },
-    'I': {},
-    'II': {},
 }
 REFERENCE_LABELS = {
     'linear': 'Least squares (reference)',

@@ -3,12 +3,9 @@
 
 """Figures from an experiment workdir: the paper's Fig. 2 (kernel evolution) and companions.
 
-`python -m experiments.plots --workdir=DIR --out=DIR [--x_axis=epoch]` writes, for the
-kernel-tracked units (results.json units with a 'tracking' entry), kernel_evolution.png (Fig. 2),
-spectra.png and kernel_growth.md, and learning_curves.png from metrics.jsonl. Curves are the
-mean over seeds with a ±std band, each model in its own color, line style and marker. Fig. 2's
-x axis is by default the fraction of each network's own schedule (epoch / its epochs), so
-networks trained for different epochs meet at equal fractions of their cosine schedules.
+`python -m experiments.plots --workdir=DIR --out=DIR [--x_axis=epoch]` writes, of the
+kernel-tracked units, kernel_evolution.png (Fig. 2), spectra.png and kernel_growth.md, and
+learning_curves.png from metrics.jsonl: means over seeds with a ±std band.
 """
 
 from __future__ import annotations
@@ -29,10 +26,10 @@ from experiments import report
 from experiments.configs import common
 
 # A panel's y axis is logarithmic when its curves' positive maxima span more than LOG_SPREAD×
-# (on a linear axis the largest would flatten the others onto zero); λ_max, the spectra and the
-# training losses always are.
+# (λ_max, the spectra and the training losses always are).
 LOG_SPREAD = 100.0
-# Fig. 2's x axes: (x label, what the title says is compared).
+# Fig. 2's x axes: (x label, what the title says is compared). By default the fraction of each
+# network's schedule, so networks trained for different epochs meet at equal fractions.
 X_AXES = {
     'fraction': (
         "fraction of each network's training schedule (epoch / its epochs)",
@@ -116,8 +113,7 @@ def model_styles(models: Sequence[str]) -> dict[str, dict]:
 
 
 def _labels_and_styles(workdir: str, models: Sequence[str]):
-  """(model → legend label, model → style): a model looks the same in every figure of the
-  workdir (styles over its trained or tracked models and `models`)."""
+  """(model → legend label, model → style), a model's style the same in every figure of a run."""
   loaded, dataset, config = kernel_growth.run_info(workdir)
   units = loaded['results']['units']
   drawn = {u['model'] for u in units if u.get('kind') == 'trained network' or u.get('tracking')}
@@ -132,44 +128,44 @@ def _suptitle(fig, what: str, workdir: str) -> None:
 
 def _spread(per_model: dict) -> str:
   """What a figure's bands are: 'mean ± std over seeds', or 'one seed' when each has one."""
-  if all(len(per_seed) == 1 for per_seed in per_model.values()):
-    return 'one seed'
-  return 'mean ± std over seeds'
+  one = all(len(per_seed) == 1 for per_seed in per_model.values())
+  return 'one seed' if one else 'mean ± std over seeds'
 
 
 def _mean_band(per_seed: dict[int, tuple[np.ndarray, np.ndarray]], interpolate: bool = False):
   """x, mean, std, n over seeds on the x values every seed has; `interpolate`: on the union of
   the seeds' x values within the range they share, each seed linearly interpolated."""
+  pairs = per_seed.values()
   if interpolate:
-    low = max(float(sx.min()) for sx, _ in per_seed.values())
-    high = min(float(sx.max()) for sx, _ in per_seed.values())
-    x = np.unique(np.concatenate([sx for sx, _ in per_seed.values()]))
+    low, high = max(float(sx.min()) for sx, _ in pairs), min(float(sx.max()) for sx, _ in pairs)
+    x = np.unique(np.concatenate([sx for sx, _ in pairs]))
     x = x[(x >= low) & (x <= high)]
-    ys = np.stack([np.interp(x, sx, sy) for sx, sy in per_seed.values()])
-    return x, ys.mean(0), ys.std(0), len(per_seed)
-  x = np.asarray(sorted(set.intersection(*(set(sx.tolist()) for sx, _ in per_seed.values()))))
-  ys = [dict(zip(sx.tolist(), sy.tolist())) for sx, sy in per_seed.values()]
-  ys = np.stack([np.asarray([y[v] for v in x]) for y in ys])
+    ys = np.stack([np.interp(x, sx, sy) for sx, sy in pairs])
+  else:
+    x = np.asarray(sorted(set.intersection(*(set(sx.tolist()) for sx, _ in pairs))))
+    ys = [dict(zip(sx.tolist(), sy.tolist())) for sx, sy in pairs]
+    ys = np.stack([np.asarray([y[v] for v in x]) for y in ys])
   return x, ys.mean(0), ys.std(0), len(per_seed)
 
 
-def _check_x_axis(x_axis: str) -> None:
+def _x_axis(x_axis: str) -> tuple[str, str]:
+  """X_AXES[x_axis]: (x label, what is compared); ValueError for an unknown axis."""
   if x_axis not in X_AXES:
     raise ValueError(f'x_axis must be one of {list(X_AXES)}, got {x_axis!r}.')
+  return X_AXES[x_axis]
 
 
 def _curves(per_model: dict, field: str, x_axis: str) -> list[tuple]:
   """[(model, x, mean, std, n)] of `field` against `x_axis`, for the models that record it."""
-  out = []
-  for model, seeds in per_model.items():
-    per_seed = {}
-    for s, r in seeds.items():
-      if field in r:
-        x = r['epoch'] if x_axis == 'epoch' else r['epoch'] / max(float(r['schedule_epochs']), 1.0)
-        per_seed[s] = (x, r[field])
-    if per_seed:
-      out.append((model, *_mean_band(per_seed, interpolate=x_axis == 'fraction')))
-  return out
+
+  def x_of(r):
+    return r['epoch'] if x_axis == 'epoch' else r['epoch'] / max(float(r['schedule_epochs']), 1.0)
+
+  recorded = {
+      m: {s: (x_of(r), r[field]) for s, r in seeds.items() if field in r}
+      for m, seeds in per_model.items()
+  }
+  return [(m, *_mean_band(p, interpolate=x_axis == 'fraction')) for m, p in recorded.items() if p]
 
 
 def _draw(ax, curves: list[tuple], styles: dict, label, log: Optional[bool] = None) -> None:
@@ -190,12 +186,10 @@ def _draw(ax, curves: list[tuple], styles: dict, label, log: Optional[bool] = No
 def kernel_evolution_figure(
     workdir: str, models: Optional[Sequence[str]] = None, x_axis: str = 'fraction'
 ):
-  """Fig. 2: λ_max(Θ_t), ‖Θ_t − Θ_0‖_F and ‖Θ_t − Θ_0‖_F/‖Θ_0‖_F against `x_axis` (X_AXES),
-  one curve per kernel-tracked model; returns the matplotlib figure."""
-  _check_x_axis(x_axis)
+  """Fig. 2: λ_max(Θ_t), ‖Θ_t − Θ_0‖_F and its ratio to ‖Θ_0‖_F against `x_axis` (X_AXES)."""
+  xlabel, compared = _x_axis(x_axis)
   tracked = kernel_growth.tracked_units(workdir, models)
   label, styles = _labels_and_styles(workdir, list(tracked))
-  xlabel, compared = X_AXES[x_axis]
   fig, axes = _pyplot().subplots(1, 3, figsize=(15, 4.6))
   for ax, (field, ylabel, title, log) in zip(axes, _EVOLUTION_PANELS):
     _draw(ax, _curves(tracked, field, x_axis), styles, label, log)
@@ -213,8 +207,7 @@ def kernel_evolution_figure(
 
 
 def spectra_figure(workdir: str, models: Optional[Sequence[str]] = None):
-  """Top-k NTK eigenvalues at the first and the last record (mean ± std over seeds), one
-  panel per tracked model; returns the matplotlib figure."""
+  """The figure of the top-k NTK eigenvalues at the first and the last record, per tracked model."""
   tracked = kernel_growth.tracked_units(workdir, models)
   tracked = {m: s for m, s in tracked.items() if all('top_eigenvalues' in r for r in s.values())}
   if not tracked:
@@ -264,8 +257,7 @@ def learning_curves(workdir: str, models: Optional[Sequence[str]] = None) -> dic
 
 
 def learning_curves_figure(workdir: str, models: Optional[Sequence[str]] = None):
-  """Training loss per epoch of every trained model (mean ± std over seeds, log y); returns the
-  matplotlib figure."""
+  """The figure of every trained model's training loss per epoch (mean ± std over seeds, log y)."""
   curves = learning_curves(workdir, models)
   if not curves:
     raise ValueError(f'no trained model with train_loss lines in {workdir}/metrics.jsonl.')
@@ -283,8 +275,7 @@ def learning_curves_figure(workdir: str, models: Optional[Sequence[str]] = None)
 
 def comparison_note(x_axis: str = 'fraction') -> str:
   """kernel_growth.md's sentence on what Fig. 2 compares."""
-  _check_x_axis(x_axis)
-  xlabel, compared = X_AXES[x_axis]
+  xlabel, compared = _x_axis(x_axis)
   return (
       f'Fig. 2 (kernel_evolution.png) compares the kernels {compared}: its x axis is the '
       f"{xlabel}. The table's Θ_T is each network's last record, the end of its own schedule "
@@ -293,10 +284,9 @@ def comparison_note(x_axis: str = 'fraction') -> str:
 
 
 def make_figures(workdir: str, out_dir: str, x_axis: str = 'fraction') -> list[str]:
-  """Writes every figure the workdir supports into `out_dir`, and kernel_growth.md (the
-  numbers behind Fig. 2); returns their paths. Kernel figures are skipped, with a logged
-  message, when no model is kernel-tracked. `x_axis`: Fig. 2's (X_AXES)."""
-  _check_x_axis(x_axis)
+  """Writes the figures the workdir supports and kernel_growth.md into `out_dir` (the others
+  skipped with a logged warning); returns their paths. `x_axis`: Fig. 2's (X_AXES)."""
+  _x_axis(x_axis)  # an unknown axis fails here, before any figure is skipped
   os.makedirs(out_dir, exist_ok=True)
   paths = []
   for name, figure in (

@@ -1,13 +1,11 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""The paper's tables from experiment workdirs: reads and summarizes them, writes the files.
+"""The paper's tables from experiment workdirs.
 
-`python -m experiments.report --workdirs=DIR[,DIR...] --table=IV --out=DIR` writes
-results.csv (one row per model × seed × split × metric), table.md (the table, the runs' costs,
-the claim checks and the paired tests), table.tex and, with a search.json, search.md and
-search_trials.md (search_tables.py). Mean ± std are over seeds (population std); None and
-non-finite values are left out (n counts the rest). Layouts: tables.py; tests: paired.py.
+`python -m experiments.report --workdirs=DIR[,DIR...] --table=IV --out=DIR` writes results.csv,
+table.md (the table, the runs' costs, the claim checks and the paired tests), table.tex and,
+with a search.json, search.md and search_trials.md.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ from __future__ import annotations
 import csv
 import math
 import os
-from typing import Any, Iterable, Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 from absl import app
 from absl import flags
@@ -31,17 +29,12 @@ SPLITS = ('train', 'test')
 _UNIT_SECONDS = ('unit_this_session', 'unit', 'total')  # the first present counts
 
 
-def _read_json(path: str) -> Optional[Any]:
-  return files.read_json(path) if os.path.exists(path) else None
-
-
 def load_workdir(workdir: str) -> dict:
   """{'config', 'results', 'search'}: the workdir's JSON files (config, search: None if absent)."""
-  results = _read_json(os.path.join(workdir, 'results.json'))
-  if results is None:
+  paths = {name: os.path.join(workdir, f'{name}.json') for name in ('config', 'results', 'search')}
+  if not os.path.exists(paths['results']):
     raise FileNotFoundError(f'{workdir} has no results.json (has the run started?)')
-  config, search = (_read_json(os.path.join(workdir, f)) for f in ('config.json', 'search.json'))
-  return {'config': config, 'results': results, 'search': search}
+  return {k: files.read_json(p) if os.path.exists(p) else None for k, p in paths.items()}
 
 
 def config_name(loaded: dict, workdir: str) -> str:
@@ -50,10 +43,8 @@ def config_name(loaded: dict, workdir: str) -> str:
 
 
 def _dataset_name(unit: dict, loaded: dict) -> str:
-  name = (unit.get('dataset') or {}).get('name')
-  if name:
-    return name
-  return ((loaded['config'] or {}).get('config') or {}).get('data', {}).get('name', 'unknown')
+  config = (loaded['config'] or {}).get('config') or {}
+  return (unit.get('dataset') or {}).get('name') or config.get('data', {}).get('name', 'unknown')
 
 
 def results_rows(workdir: str) -> list[dict]:
@@ -64,10 +55,8 @@ def results_rows(workdir: str) -> list[dict]:
   for unit in loaded['results']['units']:
     where = dict(config=config, workdir=workdir, dataset=_dataset_name(unit, loaded))
     where.update(model=unit['model'], seed=unit['seed'])
-    for split in SPLITS:
-      rows += [
-          dict(where, split=split, metric=m, value=v) for m, v in (unit.get(split) or {}).items()
-      ]
+    values = [(split, m, v) for split in SPLITS for m, v in (unit.get(split) or {}).items()]
+    rows += [dict(where, split=split, metric=m, value=v) for split, m, v in values]
   return rows
 
 
@@ -84,12 +73,8 @@ def write_results_csv(rows: Iterable[dict], path: str) -> None:
 def summary_stats(values: Sequence) -> dict:
   """{'mean', 'std' (population, ddof=0), 'n', 'values'} over the finite values."""
   finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-  return {
-      'mean': float(np.mean(finite)) if finite else None,
-      'std': float(np.std(finite)) if finite else None,
-      'n': len(finite),
-      'values': list(values),
-  }
+  mean, std = (float(np.mean(finite)), float(np.std(finite))) if finite else (None, None)
+  return {'mean': mean, 'std': std, 'n': len(finite), 'values': list(values)}
 
 
 def summarize(rows: Iterable[dict], split: str = 'test') -> dict:
@@ -115,8 +100,7 @@ def tracking_summary(workdirs: Sequence[str]) -> dict:
 
 
 def workdir_context(workdirs: Sequence[str]) -> dict:
-  """{dataset: {'workdir', 'config', 'expected_seeds', 'complete', 'task'}}; a dataset in
-  several workdirs gets the first's (the main run, the others adding rows)."""
+  """{dataset: {'workdir', 'config', 'expected_seeds', 'complete', 'task'}} (a dataset's first)."""
   context = {}
   for workdir in workdirs:
     loaded = load_workdir(workdir)
@@ -125,18 +109,12 @@ def workdir_context(workdirs: Sequence[str]) -> dict:
     tasks = {}
     for u in units:
       tasks.setdefault((u.get('dataset') or {}).get('name'), (u.get('dataset') or {}).get('task'))
+    seeds = len(config.get('seeds') or ()) or None
+    run = dict(workdir=workdir, config=config, expected_seeds=seeds)
+    run['complete'] = bool(loaded['results'].get('complete'))
     datasets = {_dataset_name(u, loaded) for u in units}
     for dataset in datasets or {config.get('data', {}).get('name', 'unknown')}:
-      context.setdefault(
-          dataset,
-          {
-              'workdir': workdir,
-              'config': config,
-              'expected_seeds': len(config.get('seeds') or ()) or None,
-              'complete': bool(loaded['results'].get('complete')),
-              'task': tasks.get(dataset),
-          },
-      )
+      context.setdefault(dataset, dict(run, task=tasks.get(dataset)))
   return context
 
 
@@ -150,17 +128,14 @@ def timing_line(workdir: str) -> str:
   wall = (
       f'{wall:.0f} s wall (last session)' if isinstance(wall, (int, float)) else 'wall time unknown'
   )
-  search = sum(
-      e.get('seconds') or 0.0
-      for _, _, e in search_tables.search_entries(loaded.get('search') or {})
-  )
+  searches = search_tables.search_entries(loaded.get('search') or {})
+  search = sum(e.get('seconds') or 0.0 for _, _, e in searches)
   if search:
     wall += f'; hyperparameter search {search:.0f} s'
-  units, unit_seconds = results.get('units') or [], 0.0
-  for unit in units:
-    seconds = unit.get('seconds') or {}
-    found = [seconds[k] for k in _UNIT_SECONDS if isinstance(seconds.get(k), (int, float))]
-    unit_seconds += float(found[0]) if found else 0.0
+  units = results.get('units') or []
+  seconds = [u.get('seconds') or {} for u in units]
+  found = [[s[k] for k in _UNIT_SECONDS if isinstance(s.get(k), (int, float))] for s in seconds]
+  unit_seconds = sum(float(f[0]) for f in found if f)
   name = os.path.basename(os.path.normpath(workdir))
   return (
       f'`{name}` ({config_name(loaded, workdir)}): {kind} ({platform} × {count}); {wall}; '
@@ -204,9 +179,7 @@ def write_report(workdirs: Sequence[str], out_dir: str, table: str) -> dict:
   chosen = [parse_workdir(w) for w in workdirs]
   workdirs = [w for w, _ in chosen]
   os.makedirs(out_dir, exist_ok=True)
-  rows = [
-      r for w, models in chosen for r in results_rows(w) if models is None or r['model'] in models
-  ]
+  rows = [r for w, models in chosen for r in results_rows(w) if not models or r['model'] in models]
   summary = summarize(rows)
   if table in ('ablation', 'IV'):  # the train metrics too
     summary.update({(d, m, 'train_' + k): v for (d, m, k), v in summarize(rows, 'train').items()})

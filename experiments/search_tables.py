@@ -1,8 +1,7 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""The hyperparameter searches of a run (its search.json) as Markdown: search.md, one row per
-seed and model, and search_trials.md, one row per trial."""
+"""A run's search.json as Markdown: search.md (per seed and model) and search_trials.md."""
 
 from __future__ import annotations
 
@@ -11,12 +10,10 @@ from typing import Optional, Sequence
 from experiments import tables
 
 DASH = tables.DASH
-_TRIALS_HEADER = '| Trial | Phase | Tried | Validation | Training part | Seconds |'
 
 
 def search_entries(search: dict) -> list[tuple[Optional[str], str, dict]]:
-  """(seed, model, entry) of a search.json: per seed ('seeds') or, for an older file, one
-  selection for every seed ('models', seed None)."""
+  """(seed, model, entry) of a search.json; seed None in an older file's one 'models' selection."""
   if 'seeds' in search:
     return [
         (seed, model, entry or {})
@@ -39,8 +36,7 @@ def _seconds(seconds) -> str:
 
 
 def edge_notes(entry: dict) -> list[str]:
-  """One note per searched axis whose selected value is on a grid edge (bold), or that was
-  extended once."""
+  """A note per searched axis whose selected value is on a grid edge (bold) or was extended."""
   notes = []
   for path, axis in (entry.get('axes') or {}).items():
     extension = axis.get('extension') or {}
@@ -52,16 +48,14 @@ def edge_notes(entry: dict) -> list[str]:
       selected = _short(axis.get('selected'))
       notes.append(f'**{path} = {selected} on the {axis["edge"]} edge** ({why})')
     elif 'trial' in extension:
-      notes.append(
-          f'{path}: extended once to {_short(extension["value"])} '
-          f'({extension["side"]} edge), not better'
-      )
+      value, side = _short(extension['value']), extension['side']
+      notes.append(f'{path}: extended once to {value} ({side} edge), not better')
   return notes
 
 
 def grid_positions(entry: dict) -> list[str]:
-  """'path = value (k/n)' per searched axis: the selected value's place among the values
-  tried on the axis (its extension included), lowest first; bold on an edge."""
+  """'path = value (k/n)': the selected value's place among the axis' values tried, lowest
+  first (bold on an edge)."""
   out = []
   for path, axis in (entry.get('axes') or {}).items():
     values = list(axis.get('values') or [])
@@ -101,25 +95,15 @@ def _search_row(seed: Optional[str], model: str, entry: dict) -> str:
   coverage = entry.get('coverage')
   if coverage is not None:
     coverage = f'{coverage:.1%} of points, {entry.get("axis_coverage", 0):.0%} of axis values'
-  cells = [
-      DASH if seed is None else seed,
-      tables.model_label(model),
-      text,
-      str(len(trials)),
-      str(entry.get('grid_size', DASH)),
-      coverage or DASH,
-      '; '.join(grid_positions(entry)) or DASH,
-      '; '.join(edge_notes(entry)) or DASH,
-      _scores_text(validation),
-      _seconds(entry.get('seconds')),
-  ]
+  cells = [DASH if seed is None else seed, tables.model_label(model), text, str(len(trials))]
+  cells += [str(entry.get('grid_size', DASH)), coverage or DASH]
+  cells += ['; '.join(grid_positions(entry)) or DASH, '; '.join(edge_notes(entry)) or DASH]
+  cells += [_scores_text(validation), _seconds(entry.get('seconds'))]
   return '| ' + ' | '.join(cells) + ' |'
 
 
 def search_table(search: dict) -> str:
-  """Markdown of a search.json, per seed and model: the selected fields (a twin's inherited
-  ones too), trials, grid size, coverage, each selected value's grid position, every selected
-  value on a grid edge (bold) and each extension, the validation scores and the seconds."""
+  """Markdown of a search.json: per seed and model the selection, its grid and its validation."""
   lines = []
   if search.get('budget'):
     lines += ['Budget: ' + ', '.join(f'{k} = {v}' for k, v in search['budget'].items()), '']
@@ -132,25 +116,25 @@ def search_table(search: dict) -> str:
   order = tables.order_models({model for _, model, _ in entries})
   entries.sort(key=lambda e: (int(e[0]) if e[0] is not None else -1, order.index(e[1])))
   lines += [_search_row(*e) for e in entries]
-  flagged = sum(1 for _, _, e in entries for a in (e.get('axes') or {}).values() if a.get('edge'))
-  axes = sum(len(e.get('axes') or {}) for _, _, e in entries)
+  axes = [a for _, _, e in entries for a in (e.get('axes') or {}).values()]
   if axes:
+    flagged = sum(1 for a in axes if a.get('edge'))
     lines += [
         '',
-        f'Selected values on a grid edge: {flagged} of {axes} (seed × model × axis); each '
+        f'Selected values on a grid edge: {flagged} of {len(axes)} (seed × model × axis); each '
         'was extended once where a value beyond it exists.',
     ]
   return '\n'.join(lines) + '\n'
 
 
 def trials_table(search: dict, models: Optional[Sequence[str]] = None) -> str:
-  """Markdown of every search trial (per seed and model, in the order run): its phase, the
-  value tried on the swept axis (the start: every axis), its validation and training scores."""
+  """Markdown of every search trial, per seed and model in the order run."""
   lines = []
   for seed, model, entry in search_entries(search):
     if models is not None and model not in models:
       continue
-    lines += [f'### Seed {seed}, {tables.model_label(model)}', '', _TRIALS_HEADER, '|---' * 6 + '|']
+    lines += [f'### Seed {seed}, {tables.model_label(model)}', '']
+    lines += ['| Trial | Phase | Tried | Validation | Training part | Seconds |', '|---' * 6 + '|']
     for k, trial in enumerate(entry.get('trials') or []):
       phase, point = trial.get('phase') or '', trial.get('point') or {}
       axis = phase.split(': ', 1)[1] if ': ' in phase else None

@@ -3,17 +3,9 @@
 
 """Paired comparisons of two models: a 95 % confidence interval, a p-value and one verdict.
 
-* `corrected_resampled_ttest`: one difference per seed, each seed its own train/test split of
-  one pool, so the differences are correlated: Nadeau & Bengio (2003, Machine Learning
-  52:239–281, §4) replace the variance s²/J of the mean by (1/J + n_test/n_train)·s², J − 1 dof.
-* `mcnemar`: one fixed test set, one seed: the exact conditional McNemar test (Agresti,
-  Categorical Data Analysis, §11.1) with the Clopper–Pearson interval of the discordant
-  proportion; the mid-p value (Fagerland et al. 2013) is reported, not used.
-* `paired_bootstrap`: one fixed test set, any seeds: test examples resampled (the same for
-  every seed), the percentile interval (Efron & Tibshirani 1993, §13.3) and the p-value that
-  inverts it.
-
-In each, p < α ⇔ the (1 − α) interval excludes 0; `verdict` decides from the interval.
+Per seed on resampled splits: the Nadeau & Bengio (2003) corrected resampled t-test; on one
+fixed test set: the exact McNemar test (Agresti §11.1) or a paired bootstrap over the test
+examples (Efron & Tibshirani 1993, §13.3). In each, p < α ⇔ the (1 − α) interval excludes 0.
 """
 
 from __future__ import annotations
@@ -32,11 +24,8 @@ NO_TEST = 'no test'
 
 @dataclasses.dataclass(frozen=True)
 class TestResult:
-  """A paired comparison of a and b: `mean` (a − b), its 1 − α interval, the p-value.
-
-  `ci_low`, `ci_high` and `p_value` are None when there is no test (`method` says why);
-  `details` holds the procedure's own numbers (degrees of freedom, discordant counts, ...).
-  """
+  """A paired comparison of a and b: `mean` (a − b), its 1 − α interval and p-value (None without
+  a test: `method` says why); `details`: the procedure's own numbers (dof, counts, ...)."""
 
   mean: float
   ci_low: Optional[float]
@@ -49,17 +38,10 @@ class TestResult:
 def corrected_resampled_ttest(
     differences, n_train: int, n_test: int, *, alpha: float = ALPHA
 ) -> TestResult:
-  """Nadeau–Bengio corrected resampled t-test of J paired differences (one per split).
+  """Nadeau–Bengio corrected resampled t-test of (J,) paired differences, one per split.
 
-  Args:
-    differences: (J,) score of a minus score of b, one per seed (train/test split).
-    n_train, n_test: training and test points of each split.
-    alpha: 1 − the interval's coverage, and the test's level.
-
-  Returns:
-    mean d̄; interval d̄ ± t_{1−α/2, J−1}·se with se² = (1/J + n_test/n_train)·s² (s² the
-    sample variance, ddof = 1); p = 2·P(T_{J−1} > |d̄/se|). J = 1: no test (no variance).
-    Every difference equal and non-zero (s = 0): the exact sign test instead (see below).
+  se² = (1/J + n_test/n_train)·s² (ddof = 1), J − 1 dof; J = 1: no test. Every difference
+  equal and non-zero (s = 0, t undefined): the exact sign test, p = 2·2^−J.
   """
   d = np.asarray(differences, np.float64).reshape(-1)
   j = d.size
@@ -77,9 +59,8 @@ def corrected_resampled_ttest(
   if se == 0.0 and mean == 0.0:  # every split gave no difference
     return TestResult(mean, mean, mean, 1.0, method, details)
   if se == 0.0:
-    # Every split gave the same non-zero difference: t is undefined (not infinite evidence).
-    # The exact sign test: p = 2·2^−J; its interval, the order statistics [d_(1), d_(J)] =
-    # [d̄, d̄], covers 1 − 2·2^−J, short of 1 − α for J ≤ 5: then unbounded.
+    # The sign test's interval [d_(1), d_(J)] = [d̄, d̄] covers 1 − 2·2^−J, short of 1 − α for
+    # J ≤ 5: then unbounded.
     p = min(1.0, 2.0 * 0.5**j)
     low, high = (mean, mean) if p <= alpha else (-math.inf, math.inf)
     method = 'exact sign test (every split gave the same difference, so t is undefined)'
@@ -91,18 +72,10 @@ def corrected_resampled_ttest(
 
 
 def mcnemar(correct_a, correct_b, *, alpha: float = ALPHA) -> TestResult:
-  """Exact McNemar test of two classifiers on the same M test examples.
+  """Exact McNemar test of two classifiers from their (M,) bool correctness on one test set.
 
-  Args:
-    correct_a, correct_b: (M,) bool, whether a (b) classified example i correctly.
-
-  Returns:
-    mean = accuracy(a) − accuracy(b) = (n_ab − n_ba)/M, where n_ab counts the examples only
-    a gets right; p = min(1, 2·P(X ≤ min(n_ab, n_ba))), X ~ Binomial(n_ab + n_ba, 1/2) (the
-    exact two-sided test; it decides); details['mid_p'] = min(1, 2·P(X ≤ min) − P(X = min))
-    (reported only).
-    Interval: the Clopper–Pearson interval (θ_lo, θ_hi) of θ = n_ab/(n_ab + n_ba), mapped to
-    (n_ab + n_ba)/M · (2θ − 1), conditional on the number of discordant pairs.
+  mean = accuracy(a) − accuracy(b); the interval: Clopper–Pearson's of the discordant share
+  a gets right, mapped to accuracy; details['mid_p'] is reported, never used.
   """
   a, b = np.asarray(correct_a, bool).reshape(-1), np.asarray(correct_b, bool).reshape(-1)
   if a.shape != b.shape or a.size == 0:
@@ -119,34 +92,17 @@ def mcnemar(correct_a, correct_b, *, alpha: float = ALPHA) -> TestResult:
   details['mid_p'] = min(1.0, twice_tail - float(scipy.stats.binom.pmf(k, n, 0.5)))
   low = float(scipy.stats.beta.ppf(alpha / 2, n_ab, n - n_ab + 1)) if n_ab > 0 else 0.0
   high = float(scipy.stats.beta.ppf(1 - alpha / 2, n_ab + 1, n - n_ab)) if n_ab < n else 1.0
-  scale = n / m
-  return TestResult(
-      (n_ab - n_ba) / m, scale * (2 * low - 1), scale * (2 * high - 1), p, method, details
-  )
+  low, high = (n / m * (2 * q - 1) for q in (low, high))
+  return TestResult((n_ab - n_ba) / m, low, high, p, method, details)
 
 
 def paired_bootstrap(
-    scores_a,
-    scores_b,
-    *,
-    num_resamples: int = 10_000,
-    seed: int = 0,
-    alpha: float = ALPHA,
+    scores_a, scores_b, *, num_resamples: int = 10_000, seed: int = 0, alpha: float = ALPHA
 ) -> TestResult:
-  """Paired bootstrap over test examples of the mean score difference, seeds kept.
+  """Paired bootstrap of the mean difference of (S, M) or (M,) per-example scores.
 
-  Args:
-    scores_a, scores_b: (S, M) or (M,) per-example scores (e.g. `correct` as 0/1) of a and
-      b on the same M test examples, one row per seed.
-    num_resamples: B, bootstrap resamples of the M examples (with replacement; one resample
-      is used for every seed, so the seeds stay paired on the same images).
-    seed: of the numpy Generator drawing the resamples.
-
-  Returns:
-    mean = the mean over seeds and examples of a − b; interval (d*_(k), d*_(B+1−k)), the
-    k-th smallest and k-th largest of the B resampled means, k = ⌈B·α/2⌉ (percentile
-    interval); p = min(1, 2·min(#{d* ≤ 0}, #{d* ≥ 0})/B), so p < α ⇔ the interval
-    excludes 0 (p = 0 when no resample reaches 0: p < 2/B).
+  One resample of the M test examples serves every seed, so the seeds stay paired. The
+  percentile interval; p = min(1, 2·min(#{d* ≤ 0}, #{d* ≥ 0})/B), so p < α ⇔ it excludes 0.
   """
   a, b = np.asarray(scores_a, np.float64), np.asarray(scores_b, np.float64)
   if a.shape != b.shape or a.size == 0:
@@ -155,13 +111,8 @@ def paired_bootstrap(
   m = per_example.size
   rng = np.random.default_rng(seed)
   chunk = max(1, 4_000_000 // m)
-  draws = np.concatenate(
-      [
-          per_example[rng.integers(0, m, size=(min(chunk, num_resamples - start), m))].mean(1)
-          for start in range(0, num_resamples, chunk)
-      ]
-  )
-  draws.sort()
+  sizes = [(min(chunk, num_resamples - start), m) for start in range(0, num_resamples, chunk)]
+  draws = np.sort(np.concatenate([per_example[rng.integers(0, m, size=z)].mean(1) for z in sizes]))
   k = max(1, math.ceil(round(num_resamples * alpha / 2, 9)))
   tails = min(int(np.sum(draws <= 0.0)), int(np.sum(draws >= 0.0)))
   p = min(1.0, 2.0 * tails / num_resamples)
@@ -172,9 +123,8 @@ def paired_bootstrap(
 
 
 def verdict(ci_low, ci_high, p, higher_is_better: bool) -> str:
-  """The one rule of every row, for a of a − b: 'better' or 'worse' when the interval
-  excludes 0 (its sign and `higher_is_better` say which), else 'no significant difference';
-  'no test' without an interval or a p-value."""
+  """'better' or 'worse' for a (of a − b) when the interval excludes 0, else 'no significant
+  difference'; 'no test' without an interval or a p-value."""
   if ci_low is None or ci_high is None or p is None:
     return NO_TEST
   if ci_low > 0.0 or ci_high < 0.0:

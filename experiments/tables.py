@@ -1,12 +1,12 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""The paper's result tables (I–IV and an ablation table) as Markdown and LaTeX, from
-report.summarize's {(dataset, model, metric): {'mean', 'std', 'n', 'values'}}; the values'
-formatting. The paired tests and the claim checks are paired.py."""
+"""The paper's result tables (I–IV, ablation) as Markdown and LaTeX from report.summarize's
+{(dataset, model, metric): {'mean', 'std', 'n', 'values'}}, and the values' formatting."""
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 # pylint: disable=g-importing-member
@@ -27,6 +27,16 @@ REFERENCE_NOTE = (
 )
 _TABLE_III_HEADER = ['Dataset', 'Task', 'Model', 'Metric', 'Value', 'Paper', 'n']
 _TRACKING_HEADER = ['λ_max init → final', '‖ΔΘ‖_F/‖Θ_0‖_F final']
+# Per table: its metrics of (a regression, a classification). The ablations show the train error
+# (overfitting is one of the claims), Table IV the train accuracy (does a network fit at all?).
+_CLASSIFICATION = ('accuracy', 'cross_entropy')
+_TABLE_METRICS = {
+    'I': (('mse', 'r2'),) * 2,
+    'II': (_CLASSIFICATION,) * 2,
+    'III': (('r2',), ('accuracy',)),
+    'IV': ((*_CLASSIFICATION, 'train_accuracy'),) * 2,
+    'ablation': (('mse', 'r2', 'train_mse'), (*_CLASSIFICATION, 'train_accuracy')),
+}
 
 
 def number(x: float) -> str:
@@ -76,31 +86,6 @@ def _value(summary: dict, dataset: str, model: str, metric: str) -> str:
   return format_value(metric, stats.get('mean'), stats.get('std'), stats.get('n'))
 
 
-def _table_metrics(table: str, task: Optional[str]) -> list[str]:
-  regression = task == 'regression'
-  if table == 'ablation':  # the train error too: overfitting is one of the claims
-    return (
-        ['mse', 'r2', 'train_mse']
-        if regression
-        else ['accuracy', 'cross_entropy', 'train_accuracy']
-    )
-  if table == 'I':
-    return ['mse', 'r2']
-  if table == 'III':
-    return ['r2'] if regression else ['accuracy']
-  if table == 'IV':  # the training accuracy too: does a network fit the 5,000 images at all?
-    return ['accuracy', 'cross_entropy', 'train_accuracy']
-  return ['accuracy', 'cross_entropy']
-
-
-def _task_of(dataset: str, context: dict, summary: dict) -> str:
-  task = (context.get(dataset) or {}).get('task')
-  if task:
-    return task
-  metrics = {m for (d, _, m) in summary if d == dataset}
-  return 'classification' if 'accuracy' in metrics else 'regression'
-
-
 def _tracking_cells(track: Optional[dict]) -> list[str]:
   """The ablation table's kernel cells: λ_max init → final and the relative kernel change."""
   if not track:
@@ -114,7 +99,7 @@ def _tracking_cells(track: Optional[dict]) -> list[str]:
 
 def _model_rows(summary, tracking, table, dataset, model, *, ctx, task, multi):
   """(header, rows) of one model of one dataset: one row, or one per metric in Table III."""
-  metrics = _table_metrics(table, task)
+  metrics = _TABLE_METRICS[table][task != 'regression']
   label = model_label(model, dataset, ctx.get('config'))
   ns = [summary[(dataset, model, m)]['n'] for m in metrics if (dataset, model, m) in summary]
   n, expected = min(ns) if ns else 0, ctx.get('expected_seeds')
@@ -140,10 +125,8 @@ def _model_rows(summary, tracking, table, dataset, model, *, ctx, task, multi):
 def build_table(
     summary: dict, table: str, *, context: Optional[dict] = None, tracking: Optional[dict] = None
 ) -> tuple[list[str], list[list[str]], list[str]]:
-  """(header, rows of cells, notes) of `table` (one of TABLES).
-
-  `context`: report.workdir_context; `tracking`: report.tracking_summary (ablation table).
-  """
+  """(header, rows of cells, notes) of `table` (one of TABLES); `context`:
+  report.workdir_context, `tracking`: report.tracking_summary (ablation table)."""
   if table not in TABLES:
     raise ValueError(f'unknown table {table!r}; valid: {list(TABLES)}')
   context, tracking = context or {}, tracking or {}
@@ -155,7 +138,8 @@ def build_table(
   notes, header, rows = [], [], []
   for dataset in datasets:
     ctx = context.get(dataset) or {}
-    task = _task_of(dataset, context, summary)
+    metrics = {m for (d, _, m) in summary if d == dataset}
+    task = ctx.get('task') or ('classification' if 'accuracy' in metrics else 'regression')
     models = order_models(
         {m for (d, m, _) in summary if d == dataset}
         | {m for (d, m) in tracking if d == dataset and table == 'ablation'}
@@ -192,36 +176,27 @@ def markdown_table(
   return '\n'.join(lines) + '\n'
 
 
-# LaTeX specials (backslash first), then the unicode we use, as math.
-_LATEX_SUBS = (
-    [('\\', r'\textbackslash{}')]
-    + [(c, '\\' + c) for c in '&%$#_{}']
-    + [('~', r'\~{}'), ('^', r'\^{}')]
-)
-_LATEX_UNICODE = (
-    ('±', r'$\pm$'),
-    ('×', r'$\times$'),
-    ('→', r'$\to$'),
-    ('—', '---'),
-    ('R²', r'$R^2$'),
-    ('λ_max', r'$\lambda_{\max}$'),
-    ('‖ΔΘ‖_F/‖Θ_0‖_F', r'$\|\Delta\Theta\|_F/\|\Theta_0\|_F$'),
-    ('⚠ ', ''),
-)
+# LaTeX specials, and the unicode we use as math.
+_LATEX = {
+    '\\': r'\textbackslash\{\}',  # as the braces were escaped after it (a known quirk)
+    **{c: '\\' + c for c in '&%$#_{}'},
+    '~': r'\~{}',
+    '^': r'\^{}',
+    '±': r'$\pm$',
+    '×': r'$\times$',
+    '→': r'$\to$',
+    '—': '---',
+    'R²': r'$R^2$',
+    'λ_max': r'$\lambda_{\max}$',
+    '‖ΔΘ‖_F/‖Θ_0‖_F': r'$\|\Delta\Theta\|_F/\|\Theta_0\|_F$',
+    '⚠ ': '',
+}
+_LATEX_PATTERN = re.compile('|'.join(map(re.escape, sorted(_LATEX, key=len, reverse=True))))
 
 
 def latex_escape(text: str) -> str:
   """Escapes LaTeX specials (underscores included) and maps the unicode we use to math."""
-  placeholders = {}
-  for i, (uni, tex) in enumerate(_LATEX_UNICODE):
-    if uni in text:
-      placeholders[f'\x00{i}\x00'] = tex
-      text = text.replace(uni, f'\x00{i}\x00')
-  for char, sub in _LATEX_SUBS:
-    text = text.replace(char, sub)
-  for key, tex in placeholders.items():
-    text = text.replace(key, tex)
-  return text
+  return _LATEX_PATTERN.sub(lambda match: _LATEX[match.group()], text)
 
 
 def latex_table(
@@ -235,10 +210,8 @@ def latex_table(
   lines = [r'\begin{table}[t]', r'\centering', rf'\begin{{tabular}}{{{spec}}}', r'\toprule']
   lines += [row(header), r'\midrule', *map(row, rows), r'\bottomrule', r'\end{tabular}']
   percent = '; accuracy in \\%' if any('Accuracy' in h for h in header) else ''
-  caption = ('Table ' + table if table != 'ablation' else 'Ablations') + (
-      f': mean $\\pm$ std over seeds (population std){percent}.'
-  )
-  if notes:
-    caption += ' ' + ' '.join(latex_escape(n) for n in notes)
+  name = 'Table ' + table if table != 'ablation' else 'Ablations'
+  caption = f'{name}: mean $\\pm$ std over seeds (population std){percent}.'
+  caption += ''.join(' ' + latex_escape(n) for n in notes)
   lines += [rf'\caption{{{caption}}}', r'\end{table}']
   return '\n'.join(lines) + '\n'
