@@ -1,9 +1,8 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""Test metrics of the benchmarks: MSE and R² for regression; accuracy and cross-entropy for
-classification; a network's metrics on the train and test splits (evaluation mode); a unit's
-per-example test predictions (predictions.npz) and the per-example scores read from them."""
+"""Test metrics of the benchmarks (MSE and R²; accuracy and cross-entropy) and a unit's
+per-example test predictions (predictions.npz)."""
 
 from __future__ import annotations
 
@@ -15,6 +14,8 @@ import numpy as np
 import scipy.special
 
 from ecrn_jax import files
+
+PREDICTIONS_FILE = 'predictions.npz'
 
 
 def regression_metrics(predictions, targets) -> dict:
@@ -36,36 +37,6 @@ def classification_metrics(log_probs: Optional[np.ndarray], scores, labels) -> d
   return out
 
 
-def _predict(model, variables, x, batch_size: int) -> np.ndarray:
-  apply = jax.jit(model.apply)
-  parts = [
-      np.asarray(apply(variables, x[i : i + batch_size]), np.float64)
-      for i in range(0, len(x), batch_size)
-  ]
-  return np.concatenate(parts)
-
-
-def network_outputs(model, variables, dataset, batch_size: int) -> dict[str, np.ndarray]:
-  """{'train': (N, C), 'test': (M, C)} float64 outputs of a network in evaluation mode."""
-  return {
-      'train': _predict(model, variables, dataset.x_train, batch_size),
-      'test': _predict(model, variables, dataset.x_test, batch_size),
-  }
-
-
-def output_metrics(task: str, outputs: np.ndarray, targets) -> dict:
-  """The metrics of a network's (M, C) outputs: regression on column 0, else softmax."""
-  if task == 'regression':
-    return regression_metrics(outputs[:, 0], targets)
-  return classification_metrics(scipy.special.log_softmax(outputs, axis=-1), outputs, targets)
-
-
-# ---------------------------------------------------------------------------------------------
-# Per-example test predictions (unit/predictions.npz), for tests over test examples.
-
-PREDICTIONS_FILE = 'predictions.npz'
-
-
 def classification_examples(log_probs: Optional[np.ndarray], scores, labels) -> dict:
   """{'predicted' (M,) int64, 'correct' (M,) bool, 'targets' (M,) int64, and 'nll' (M,)
   float64 (−log p(label), whose mean is the cross-entropy) when `log_probs` (M, C) is given}."""
@@ -77,19 +48,33 @@ def classification_examples(log_probs: Optional[np.ndarray], scores, labels) -> 
   return out
 
 
-def regression_examples(predictions, targets) -> dict:
-  """{'predictions' (M,) or (M, C), 'targets' like it}, float64."""
-  return {
-      'predictions': np.asarray(predictions, np.float64),
-      'targets': np.asarray(targets, np.float64),
-  }
-
-
-def network_examples(task: str, outputs: np.ndarray, targets) -> dict:
-  """`classification_examples` or `regression_examples` of a network's (M, C) outputs."""
+def evaluate(task: str, predictions, targets) -> tuple[dict, dict]:
+  """(metrics, per-example predictions) of `predictions`: (M,) or (M, C) values (regression),
+  or (log-probabilities (M, C) or None, scores (M, C)) (classification)."""
   if task == 'regression':
-    return regression_examples(outputs[:, 0], targets)
-  return classification_examples(scipy.special.log_softmax(outputs, axis=-1), outputs, targets)
+    examples = {
+        'predictions': np.asarray(predictions, np.float64),
+        'targets': np.asarray(targets, np.float64),
+    }
+    return regression_metrics(predictions, targets), examples
+  log_probs, scores = predictions
+  metrics = classification_metrics(log_probs, scores, targets)
+  return metrics, classification_examples(log_probs, scores, targets)
+
+
+def network_predictions(task: str, model, variables, x, batch_size: int):
+  """A network's predictions on `x` in evaluation mode, as `evaluate` takes them: its float64
+  output column 0 (regression), or (log-softmax, outputs) of its (M, C) outputs."""
+  apply = jax.jit(model.apply)
+  outputs = np.concatenate(
+      [
+          np.asarray(apply(variables, x[i : i + batch_size]), np.float64)
+          for i in range(0, len(x), batch_size)
+      ]
+  )
+  if task == 'regression':
+    return outputs[:, 0]
+  return scipy.special.log_softmax(outputs, axis=-1), outputs
 
 
 def save_predictions(directory: str, examples: dict) -> None:
