@@ -100,13 +100,6 @@ def _bayes_optimal(dataset):
   return predict, {'estimator': 'posterior argmax under the known generator (no fit)'}
 
 
-def _linear(x, y, seed: int):
-  del seed
-  from sklearn.linear_model import LinearRegression  # pylint: disable=g-import-not-at-top
-
-  return LinearRegression().fit(x, y).predict, {'estimator': 'sklearn LinearRegression'}
-
-
 def _gp_ard(x, y, seed: int, restarts: int = GP_RESTARTS):
   """GP regression, C·RBF(ARD) + white noise, hyperparameters by marginal likelihood."""
   import warnings  # pylint: disable=g-import-not-at-top
@@ -141,15 +134,18 @@ def fit_reference(name: str, dataset, seed: int, gp_restarts: int = GP_RESTARTS,
   task = REGISTRY[name].task
   if task is not None and task != dataset.task:
     raise ValueError(f'reference {name!r} is for {task}, but {dataset.name} is {dataset.task}.')
-  x = np.asarray(dataset.x_train, np.float64)
-  y = np.asarray(dataset.y_train)
   if name == 'bayes_optimal':
     return _bayes_optimal(dataset)
+  x = np.asarray(dataset.x_train, np.float64)
+  y = np.asarray(dataset.y_train)
   if name == 'gp_ard':
     n = len(x) if gp_max_train is None else int(gp_max_train)  # smoke: the first n only
     predict, details = _gp_ard(x[:n], y[:n].astype(np.float64), seed, gp_restarts)
     return predict, {**details, 'fitted_on_training_points': min(n, len(x))}
   if name == 'linear':
-    return _linear(x, y.astype(np.float64), seed)
+    from sklearn.linear_model import LinearRegression  # pylint: disable=g-import-not-at-top
+
+    fitted = LinearRegression().fit(x, y.astype(np.float64))
+    return fitted.predict, {'estimator': 'sklearn LinearRegression'}
   fit = {'lda': _lda, 'rbf_svm': _rbf_svm}[name]
   return fit(x, y.astype(np.int64), dataset.num_classes, seed)

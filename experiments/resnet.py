@@ -64,6 +64,30 @@ def _batch_norm(train: bool, dtype: Any, name: str) -> nn.BatchNorm:
   )
 
 
+def _conv(features: int, size: int, strides: int, dtype: Any, name: str) -> nn.Conv:
+  """A bias-free size×size convolution, padding size // 2, He normal (fan_out)."""
+  return nn.Conv(
+      features,
+      (size, size),
+      strides=(strides, strides),
+      padding=((size // 2, size // 2),) * 2,
+      use_bias=False,
+      kernel_init=he_normal,
+      dtype=dtype,
+      param_dtype=dtype,
+      name=name,
+  )
+
+
+def _dense(features: int, dtype: Any, name: str) -> nn.Dense:
+  """A bias-free Dense layer, He normal (fan_out); the 'head', with a bias and torch's init."""
+  head = name == 'head'
+  init = torch_linear_init if head else he_normal
+  return nn.Dense(
+      features, use_bias=head, kernel_init=init, dtype=dtype, param_dtype=dtype, name=name
+  )
+
+
 class BasicBlock(nn.Module):
   """conv3×3-BN-ReLU-conv3×3-BN + shortcut, ReLU after the sum. (N, H, W, C) → (N, H/s, W/s, F)."""
 
@@ -73,24 +97,13 @@ class BasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    conv = lambda f, k, s, name: nn.Conv(  # pylint: disable=g-long-lambda
-        f,
-        (k, k),
-        strides=(s, s),
-        padding=((k // 2, k // 2),) * 2,
-        use_bias=False,
-        kernel_init=he_normal,
-        dtype=self.dtype,
-        param_dtype=self.dtype,
-        name=name,
-    )
-    y = conv(self.features, 3, self.strides, 'conv1')(x)
+    y = _conv(self.features, 3, self.strides, self.dtype, 'conv1')(x)
     y = nn.relu(_batch_norm(train, self.dtype, 'bn1')(y))
-    y = conv(self.features, 3, 1, 'conv2')(y)
+    y = _conv(self.features, 3, 1, self.dtype, 'conv2')(y)
     y = _batch_norm(train, self.dtype, 'bn2')(y)
     shortcut = x
     if self.strides != 1 or x.shape[-1] != self.features:
-      shortcut = conv(self.features, 1, self.strides, 'proj_conv')(x)
+      shortcut = _conv(self.features, 1, self.strides, self.dtype, 'proj_conv')(x)
       shortcut = _batch_norm(train, self.dtype, 'proj_bn')(shortcut)
     return nn.relu(y + shortcut)
 
@@ -126,16 +139,7 @@ class ResNet18(nn.Module):
     x = x.astype(dtype)
     if self.augment and train:
       x = random_crop_and_flip(x, self.make_rng('dropout'))
-    h = nn.Conv(
-        self.width,
-        (3, 3),
-        padding=((1, 1), (1, 1)),
-        use_bias=False,
-        kernel_init=he_normal,
-        dtype=dtype,
-        param_dtype=dtype,
-        name='stem_conv',
-    )(x)
+    h = _conv(self.width, 3, 1, dtype, 'stem_conv')(x)
     h = nn.relu(_batch_norm(train, dtype, 'stem_bn')(h))
     for s, (mult, stride) in enumerate(zip((1, 2, 4, 8), (1, 2, 2, 2))):
       for b in range(2):
@@ -143,9 +147,7 @@ class ResNet18(nn.Module):
             h, train
         )
     h = jnp.mean(h, axis=(1, 2))
-    return nn.Dense(
-        self.num_classes, kernel_init=torch_linear_init, dtype=dtype, param_dtype=dtype, name='head'
-    )(h)
+    return _dense(self.num_classes, dtype, 'head')(h)
 
 
 class ResidualBlock(nn.Module):
@@ -156,14 +158,7 @@ class ResidualBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    dense = lambda name: nn.Dense(
-        self.features,
-        use_bias=False,
-        kernel_init=he_normal,
-        dtype=self.dtype,
-        param_dtype=self.dtype,
-        name=name,
-    )
+    dense = lambda name: _dense(self.features, self.dtype, name)
     y = nn.relu(_batch_norm(train, self.dtype, 'bn1')(dense('dense1')(x)))
     y = _batch_norm(train, self.dtype, 'bn2')(dense('dense2')(y))
     shortcut = x
@@ -190,18 +185,9 @@ class ResidualMLP18(nn.Module):
     x = jnp.asarray(x)
     if x.ndim != 2:
       raise ValueError(f'inputs must be (N, d), got shape {x.shape}.')
-    h = nn.Dense(
-        self.widths[0],
-        use_bias=False,
-        kernel_init=he_normal,
-        dtype=dtype,
-        param_dtype=dtype,
-        name='stem_dense',
-    )(x.astype(dtype))
+    h = _dense(self.widths[0], dtype, 'stem_dense')(x.astype(dtype))
     h = nn.relu(_batch_norm(train, dtype, 'stem_bn')(h))
     for s, width in enumerate(self.widths):
       for b in range(2):
         h = ResidualBlock(width, dtype, name=f'block_{s}_{b}')(h, train)
-    return nn.Dense(
-        self.out_dim, kernel_init=torch_linear_init, dtype=dtype, param_dtype=dtype, name='head'
-    )(h)
+    return _dense(self.out_dim, dtype, 'head')(h)
