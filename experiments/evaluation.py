@@ -26,17 +26,6 @@ def regression_metrics(predictions, targets) -> dict:
   return {'mse': mse, 'r2': 1.0 - float(np.sum((p - y) ** 2)) / sst if sst > 0 else None}
 
 
-def classification_metrics(log_probs: Optional[np.ndarray], scores, labels) -> dict:
-  labels = np.asarray(labels)
-  accuracy = float(np.mean(np.argmax(np.asarray(scores), axis=-1) == labels))
-  out = {'accuracy': accuracy, 'cross_entropy': None}
-  if log_probs is not None:
-    out['cross_entropy'] = 0.0 - float(
-        np.mean(np.asarray(log_probs, np.float64)[np.arange(len(labels)), labels])
-    )
-  return out
-
-
 def classification_examples(log_probs: Optional[np.ndarray], scores, labels) -> dict:
   """{'predicted' (M,) int64, 'correct' (M,) bool, 'targets' (M,) int64, and 'nll' (M,)
   float64 (−log p(label), whose mean is the cross-entropy) when `log_probs` (M, C) is given}."""
@@ -57,9 +46,11 @@ def evaluate(task: str, predictions, targets) -> tuple[dict, dict]:
         'targets': np.asarray(targets, np.float64),
     }
     return regression_metrics(predictions, targets), examples
-  log_probs, scores = predictions
-  metrics = classification_metrics(log_probs, scores, targets)
-  return metrics, classification_examples(log_probs, scores, targets)
+  examples = classification_examples(*predictions, targets)
+  metrics = {'accuracy': float(np.mean(examples['correct'])), 'cross_entropy': None}
+  if 'nll' in examples:
+    metrics['cross_entropy'] = float(np.mean(examples['nll'])) + 0.0  # + 0.0: never -0.0
+  return metrics, examples
 
 
 def network_predictions(task: str, model, variables, x, batch_size: int):

@@ -3,13 +3,13 @@
 
 """`train_and_evaluate(config, workdir)`: every experiment of the paper, one call signature.
 
-A benchmark config selects each model's hyperparameters per seed (experiments/search.py), then
-runs one unit per seed and model (experiments/units.py); `finite_vs_infinite` runs
-experiments/finite_vs_infinite.py. A run started again on its workdir resumes (workdir.py).
+A benchmark selects each model's hyperparameters per seed (search.py), then runs one unit per
+seed and model (units.py); a run started again on its workdir resumes (workdir.py).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import time
@@ -53,46 +53,29 @@ def _print_summary(summary: dict) -> None:
 
 
 def device_description() -> dict:
-  devices = jax.devices()
-  return {
-      'platform': devices[0].platform,
-      'device_kind': devices[0].device_kind,
-      'count': len(devices),
-  }
-
-
-def _dataset_record(dataset) -> dict:
-  return {
-      'name': dataset.name,
-      'task': dataset.task,
-      'num_classes': dataset.num_classes,
-      'num_train': int(len(dataset.x_train)),
-      'num_test': int(len(dataset.x_test)),
-      'input_dim': int(dataset.x_train.shape[1]),
-  }
+  d = jax.devices()
+  return {'platform': d[0].platform, 'device_kind': d[0].device_kind, 'count': len(d)}
 
 
 def _plans(run: plan_lib.RunPlan, workdir: str, search: dict) -> dict:
   """{seed: {model: its unit's plan}}: seed s's units with seed s's selection."""
   total = len(run.seeds) * len(run.models)
-  plans = {}
-  for i, seed in enumerate(run.seeds):
-    plans[seed] = {}
-    for j, name in enumerate(run.models):
-      plans[seed][name] = run.unit(
-          name,
-          seed,
-          search_lib.selected_overrides(search, run, name, seed),
-          directory=os.path.join(workdir, f'seed_{seed}', name),
-          label=f'[seed {seed} {name} {i * len(run.models) + j + 1}/{total}]',
-          metrics=os.path.join(workdir, 'metrics.jsonl'),
-      )
+  plans = {seed: {} for seed in run.seeds}
+  for i, (seed, name) in enumerate(itertools.product(run.seeds, run.models)):
+    plans[seed][name] = run.unit(
+        name,
+        seed,
+        search_lib.selected_overrides(search, run, name, seed),
+        directory=os.path.join(workdir, f'seed_{seed}', name),
+        label=f'[seed {seed} {name} {i + 1}/{total}]',
+        metrics=os.path.join(workdir, 'metrics.jsonl'),
+    )
   return plans
 
 
 def _run_seed(plans: dict, data, seed: int, metrics, results: list, on_result) -> None:
   """Runs (or reads back) every unit of one seed ({model: plan}), appending to `results`."""
-  dataset = None
+  dataset = record = None
   for name, plan in plans.items():
     result_path = os.path.join(plan.directory, 'result.json')
     earlier = workdir_lib.read_result(result_path)
@@ -102,20 +85,22 @@ def _run_seed(plans: dict, data, seed: int, metrics, results: list, on_result) -
       continue
     if dataset is None:
       dataset = input_pipeline.load_dataset(data, seed=int(seed))
-      logging.info(
-          'seed %d: %s, %d train / %d test points, d = %d',
-          seed,
-          dataset.name,
-          len(dataset.x_train),
-          len(dataset.x_test),
-          dataset.x_train.shape[1],
-      )
+      n, m, d = len(dataset.x_train), len(dataset.x_test), dataset.x_train.shape[1]
+      logging.info('seed %d: %s, %d train / %d test points, d = %d', seed, dataset.name, n, m, d)
+      record = {
+          'name': dataset.name,
+          'task': dataset.task,
+          'num_classes': dataset.num_classes,
+          'num_train': int(n),
+          'num_test': int(m),
+          'input_dim': int(d),
+      }
     os.makedirs(plan.directory, exist_ok=True)
     logging.info('%s start', plan.label)
     if plan.spec.kind != 'trained':  # a killed earlier try may have logged it
       metrics.truncate_unit(plan.seed, name, -1)
     result = units.run_unit(plan, dataset)
-    result.update(hyperparameters=plan.overrides, dataset=_dataset_record(dataset))
+    result.update(hyperparameters=plan.overrides, dataset=record)
     result = files.jsonable(result)
     # The metrics line first: a kill before result.json reruns the unit, which drops it.
     metrics.write(

@@ -1,13 +1,9 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""One unit of a benchmark run: one model, one seed, one dataset → one result dict.
-
-Trained units checkpoint and resume to the results of an uninterrupted run; kernel units do
-kernel regression with the infinite-width kernel; reference units (experiments/references.py)
-select their own hyperparameters on the training split. Each writes its test predictions
-(predictions.npz) before its result.json.
-"""
+"""One unit of a benchmark run: one model, one seed, one dataset → one result dict (a trained
+network that checkpoints and resumes, a kernel regression, or a reference), its test predictions
+(predictions.npz) written before its result.json."""
 
 from __future__ import annotations
 
@@ -107,14 +103,8 @@ def _restore(unit, checkpointer, model, variables, n, writer):
   if writer is not None:
     writer.load_state_dict(tracker_state)
   logging.info('%s: resuming from the checkpoint of epoch %d', unit.label, host['epoch'])
-  return dict(
-      epoch=host['epoch'],
-      params=state['params'],
-      opt_state=state['opt_state'],
-      step=state['step'],
-      history=host['history'],
-      rest=rest,
-  )
+  resume = {k: state[k] for k in ('params', 'opt_state', 'step')}
+  return dict(resume, epoch=host['epoch'], history=host['history'], rest=rest)
 
 
 @dataclasses.dataclass
