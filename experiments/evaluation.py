@@ -18,14 +18,6 @@ from ecrn_jax import files
 PREDICTIONS_FILE = 'predictions.npz'
 
 
-def regression_metrics(predictions, targets) -> dict:
-  p = np.asarray(predictions, np.float64).reshape(-1)
-  y = np.asarray(targets, np.float64).reshape(-1)
-  mse = float(np.mean((p - y) ** 2))
-  sst = float(np.sum((y - y.mean()) ** 2))
-  return {'mse': mse, 'r2': 1.0 - float(np.sum((p - y) ** 2)) / sst if sst > 0 else None}
-
-
 def classification_examples(log_probs: Optional[np.ndarray], scores, labels) -> dict:
   """{'predicted' (M,) int64, 'correct' (M,) bool, 'targets' (M,) int64, and 'nll' (M,)
   float64 (−log p(label), whose mean is the cross-entropy) when `log_probs` (M, C) is given}."""
@@ -41,11 +33,11 @@ def evaluate(task: str, predictions, targets) -> tuple[dict, dict]:
   """(metrics, per-example predictions) of `predictions`: (M,) or (M, C) values (regression),
   or (log-probabilities (M, C) or None, scores (M, C)) (classification)."""
   if task == 'regression':
-    examples = {
-        'predictions': np.asarray(predictions, np.float64),
-        'targets': np.asarray(targets, np.float64),
-    }
-    return regression_metrics(predictions, targets), examples
+    p, y = np.asarray(predictions, np.float64), np.asarray(targets, np.float64)
+    errors, y_flat = (p.reshape(-1) - y.reshape(-1)) ** 2, y.reshape(-1)
+    sst = float(np.sum((y_flat - y_flat.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(errors)) / sst if sst > 0 else None
+    return {'mse': float(np.mean(errors)), 'r2': r2}, {'predictions': p, 'targets': y}
   examples = classification_examples(*predictions, targets)
   metrics = {'accuracy': float(np.mean(examples['correct'])), 'cross_entropy': None}
   if 'nll' in examples:

@@ -1,10 +1,8 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""The finite-vs-infinite kernel comparison (config `finite_vs_infinite`).
-
-Run through `experiments.train.train_and_evaluate(config, workdir)` like every experiment.
-"""
+"""The finite-vs-infinite kernel comparison (config `finite_vs_infinite`), run through
+`experiments.train.train_and_evaluate(config, workdir)` like every experiment."""
 
 from __future__ import annotations
 
@@ -25,13 +23,8 @@ def _jacobian_empirical_ntk(model, variables, x):
   rest = {k: v for k, v in variables.items() if k != 'params'}
   f = lambda p: model.apply({'params': p, **rest}, x)
   rows = int(np.prod(f(variables['params']).shape))
-  jac = np.concatenate(
-      [
-          np.asarray(leaf, np.float64).reshape(rows, -1)
-          for leaf in jax.tree_util.tree_leaves(jax.jacrev(f)(variables['params']))
-      ],
-      axis=1,
-  )
+  leaves = jax.tree_util.tree_leaves(jax.jacrev(f)(variables['params']))
+  jac = np.concatenate([np.asarray(j, np.float64).reshape(rows, -1) for j in leaves], axis=1)
   n = x.shape[0]
   c = rows // n
   return np.einsum('iaja->ij', np.reshape(jac @ jac.T, (n, c, n, c))) / c

@@ -143,9 +143,8 @@ class ResNet18(nn.Module):
     h = nn.relu(_batch_norm(train, dtype, 'stem_bn')(h))
     for s, (mult, stride) in enumerate(zip((1, 2, 4, 8), (1, 2, 2, 2))):
       for b in range(2):
-        h = BasicBlock(self.width * mult, stride if b == 0 else 1, dtype, name=f'block_{s}_{b}')(
-            h, train
-        )
+        block = BasicBlock(self.width * mult, stride if b == 0 else 1, dtype, name=f'block_{s}_{b}')
+        h = block(h, train)
     h = jnp.mean(h, axis=(1, 2))
     return _dense(self.num_classes, dtype, 'head')(h)
 

@@ -1,14 +1,9 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""Hyperparameter selection on a validation split, nested per seed (README.md, Experiments).
-
-Each model is selected by coordinate-wise refinement over its grid (experiments/refinement.py)
-on a validation split of the seed's own training split; `search.seeds` shares one seed's
-selection where no test point can be in it. Twins inherit the tuned source's block; pinned fields
-leave every grid. search.json records the budget, the pins and, per seed and model, every trial,
-the coverage, the selection and the values still on a grid edge; a finished trial is not rerun.
-"""
+"""Hyperparameter selection by coordinate-wise refinement (refinement.py) on a validation split
+of each seed's training split (README.md, Experiments); search.json records every trial, the
+coverage and the selection; a finished trial is not rerun."""
 
 from __future__ import annotations
 
@@ -123,14 +118,10 @@ def _trial(ctx: _Seed, model: str, k: int, point: dict, phase: str, inherited) -
     return earlier
   label = f'[search seed {ctx.seed} {model} trial {k + 1}, {phase}]'
   overrides = ctx.run.resolve_epochs(model, point)
+  selection = ctx.run.unit_selection(model, point, inherited)
+  metrics = os.path.join(directory, 'metrics.jsonl')
   plan = ctx.run.unit(
-      model,
-      ctx.seed,
-      ctx.run.unit_selection(model, point, inherited),
-      directory=directory,
-      label=label,
-      metrics=os.path.join(directory, 'metrics.jsonl'),
-      trial=True,
+      model, ctx.seed, selection, directory=directory, label=label, metrics=metrics, trial=True
   )
   os.makedirs(directory, exist_ok=True)
   logging.info('%s %s', label, overrides)

@@ -52,11 +52,6 @@ def _print_summary(summary: dict) -> None:
   print('\n'.join(lines))
 
 
-def device_description() -> dict:
-  d = jax.devices()
-  return {'platform': d[0].platform, 'device_kind': d[0].device_kind, 'count': len(d)}
-
-
 def _plans(run: plan_lib.RunPlan, workdir: str, search: dict) -> dict:
   """{seed: {model: its unit's plan}}: seed s's units with seed s's selection."""
   total = len(run.seeds) * len(run.models)
@@ -135,8 +130,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Optional[str]
     workdir = tempfile.mkdtemp(prefix='ecrn_run_')
     logging.info('no --workdir: writing to %s', workdir)
   os.makedirs(workdir, exist_ok=True)
-  device = device_description()
-  logging.info('devices: %s (%s × %d)', jax.devices(), device['device_kind'], device['count'])
+  devices = jax.devices()
+  device = {'platform': devices[0].platform, 'device_kind': devices[0].device_kind}
+  device['count'] = len(devices)
+  logging.info('devices: %s (%s × %d)', devices, device['device_kind'], device['count'])
   wall_start = time.perf_counter()
   search = search_lib.select(run, workdir, units.run_unit)
   if search['seeds']:

@@ -85,8 +85,6 @@ def _evaluate(unit, dataset, predict, inputs) -> dict:
 
 def _restore(unit, checkpointer, model, variables, n, writer):
   """The `resume` argument of `ecrn_jax.train` from the last checkpoint, or None."""
-  if checkpointer.latest_epoch() is None:
-    return None
   fresh = training.TrainState.create(
       apply_fn=model.apply,
       params=variables['params'],
@@ -123,6 +121,7 @@ class EpochReporter:
   checkpoint_seconds: float = 0.0
 
   def _report(self, epoch: int, state, loss: float) -> None:
+    """Writes the metrics line of `epoch` and shows the progress."""
     elapsed = time.perf_counter() - self.start
     done, epochs = epoch - self.first_epoch, self.unit.train.epochs
     if self.first_done is None:
