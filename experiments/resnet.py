@@ -89,22 +89,28 @@ def _dense(features: int, dtype: Any, name: str) -> nn.Dense:
 
 
 class BasicBlock(nn.Module):
-  """conv3×3-BN-ReLU-conv3×3-BN + shortcut, ReLU after the sum. (N, H, W, C) → (N, H/s, W/s, F)."""
+  """layer-BN-ReLU-layer-BN + shortcut (layer+BN projection if the shape changes), ReLU after the
+  sum. `layer` 'conv': 3×3 convolutions (a 1×1 projection), (N, H, W, C) → (N, H/s, W/s, F);
+  'dense': Dense layers, (N, C) → (N, F)."""
 
   features: int
   strides: int = 1
   dtype: Any = jnp.float32
+  layer: str = 'conv'
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    y = _conv(self.features, 3, self.strides, self.dtype, 'conv1')(x)
-    y = nn.relu(_batch_norm(train, self.dtype, 'bn1')(y))
-    y = _conv(self.features, 3, 1, self.dtype, 'conv2')(y)
-    y = _batch_norm(train, self.dtype, 'bn2')(y)
+    def layer(name: str, size: int, strides: int) -> nn.Module:
+      if self.layer == 'dense':
+        return _dense(self.features, self.dtype, name)
+      return _conv(self.features, size, strides, self.dtype, name)
+
+    bn = lambda name: _batch_norm(train, self.dtype, name)
+    y = nn.relu(bn('bn1')(layer(f'{self.layer}1', 3, self.strides)(x)))
+    y = bn('bn2')(layer(f'{self.layer}2', 3, 1)(y))
     shortcut = x
     if self.strides != 1 or x.shape[-1] != self.features:
-      shortcut = _conv(self.features, 1, self.strides, self.dtype, 'proj_conv')(x)
-      shortcut = _batch_norm(train, self.dtype, 'proj_bn')(shortcut)
+      shortcut = bn('proj_bn')(layer(f'proj_{self.layer}', 1, self.strides)(x))
     return nn.relu(y + shortcut)
 
 
@@ -149,27 +155,10 @@ class ResNet18(nn.Module):
     return _dense(self.num_classes, dtype, 'head')(h)
 
 
-class ResidualBlock(nn.Module):
-  """Dense-BN-ReLU-Dense-BN + shortcut (Dense+BN projection if the width changes), ReLU after."""
-
-  features: int
-  dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    dense = lambda name: _dense(self.features, self.dtype, name)
-    y = nn.relu(_batch_norm(train, self.dtype, 'bn1')(dense('dense1')(x)))
-    y = _batch_norm(train, self.dtype, 'bn2')(dense('dense2')(y))
-    shortcut = x
-    if x.shape[-1] != self.features:
-      shortcut = _batch_norm(train, self.dtype, 'proj_bn')(dense('proj_dense')(x))
-    return nn.relu(y + shortcut)
-
-
 class ResidualMLP18(nn.Module):
   """ResNet-18's topology with Dense layers, for vector data (see the module docstring).
 
-  Dense stem (widths[0]) + BN + ReLU; 4 stages of 2 `ResidualBlock`s of widths `widths`;
+  Dense stem (widths[0]) + BN + ReLU; 4 stages of 2 Dense `BasicBlock`s of widths `widths`;
   Dense head. Submodule names: 'stem_dense', 'stem_bn', 'block_{s}_{b}', 'head'.
   Call: x (N, d) → (N, out_dim).
   """
@@ -188,5 +177,5 @@ class ResidualMLP18(nn.Module):
     h = nn.relu(_batch_norm(train, dtype, 'stem_bn')(h))
     for s, width in enumerate(self.widths):
       for b in range(2):
-        h = ResidualBlock(width, dtype, name=f'block_{s}_{b}')(h, train)
+        h = BasicBlock(width, dtype=dtype, layer='dense', name=f'block_{s}_{b}')(h, train)
     return _dense(self.out_dim, dtype, 'head')(h)
