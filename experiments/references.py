@@ -20,12 +20,12 @@ GP_RESTARTS = 2  # gp_ard: optimizer restarts from random hyperparameters (seede
 _LOG_FLOOR = float(np.log(1e-300))
 
 
-def _full_log_probs(log_probs, classes, num_classes: int) -> np.ndarray:
-  """(M, num_classes) log-probabilities from an estimator's columns for `classes` (a class
-  absent from the training split gets probability 0), floored at log(1e-300)."""
+def _full_log_probs(log_probs, classes, num_classes: int, floor=_LOG_FLOOR) -> np.ndarray:
+  """(M, num_classes) log-probabilities (or scores) from an estimator's columns for `classes`
+  (a class absent from the training split gets -inf: probability 0), floored at `floor`."""
   out = np.full((len(log_probs), num_classes), -np.inf)
   out[:, np.asarray(classes, np.int64)] = log_probs
-  return np.maximum(out, _LOG_FLOOR)
+  return np.maximum(out, floor)
 
 
 def _folds(labels, seed: int):
@@ -66,8 +66,7 @@ def _rbf_svm(x, y, num_classes: int, seed: int):
     decision = svc.decision_function(z)
     if decision.ndim == 1:  # two classes: the second's margin
       decision = np.stack([-decision, decision], axis=1)
-    scores = np.full((len(z), num_classes), -np.inf)
-    scores[:, svc.classes_] = decision
+    scores = _full_log_probs(decision, svc.classes_, num_classes, floor=-np.inf)
     log_probs = np.log(np.clip(calibrated.predict_proba(z), 1e-300, None))
     return _full_log_probs(log_probs, calibrated.classes_, num_classes), scores
 

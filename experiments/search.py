@@ -8,6 +8,7 @@ coverage and the selection; a finished trial is not rerun."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import time
@@ -94,19 +95,18 @@ class _Seed:
   workdir: str
   seed: int
   run_unit: RunUnit
-  split: Any = None
 
+  @functools.cached_property
   def validation(self) -> input_pipeline.Dataset:
     """The seed's validation split, carved from the seed's training split only."""
-    if self.split is None:
-      full = input_pipeline.load_dataset(self.run.data, seed=self.seed)
-      fraction = float(self.run.search.validation_fraction)
-      _, self.split = input_pipeline.split_validation(full, fraction, self.seed)
-      n_train, n_validation = len(self.split.x_train), len(self.split.x_test)
-      logging.info(
-          'search: %d training / %d validation points (seed %d)', n_train, n_validation, self.seed
-      )
-    return self.split
+    full = input_pipeline.load_dataset(self.run.data, seed=self.seed)
+    fraction = float(self.run.search.validation_fraction)
+    _, split = input_pipeline.split_validation(full, fraction, self.seed)
+    n_train, n_validation = len(split.x_train), len(split.x_test)
+    logging.info(
+        'search: %d training / %d validation points (seed %d)', n_train, n_validation, self.seed
+    )
+    return split
 
 
 def _trial(ctx: _Seed, model: str, k: int, point: dict, phase: str, inherited) -> dict:
@@ -126,7 +126,7 @@ def _trial(ctx: _Seed, model: str, k: int, point: dict, phase: str, inherited) -
   os.makedirs(directory, exist_ok=True)
   logging.info('%s %s', label, overrides)
   start = time.perf_counter()
-  unit = ctx.run_unit(plan, ctx.validation())
+  unit = ctx.run_unit(plan, ctx.validation)
   result = files.jsonable(
       {
           'point': point,

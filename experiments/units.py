@@ -42,12 +42,8 @@ def progress_bar(
   if not getattr(stream, 'isatty', lambda: False)():
     return False
   filled = int(width * epoch / max(epochs, 1))
-  stream.write(
-      f'\r{label} [{"#" * filled}{"-" * (width - filled)}] {epoch}/{epochs}  '
-      f'loss {loss:.5g}  ETA {eta}   '
-  )
-  if epoch >= epochs:
-    stream.write('\n')
+  bar, end = '#' * filled + '-' * (width - filled), '\n' if epoch >= epochs else ''
+  stream.write(f'\r{label} [{bar}] {epoch}/{epochs}  loss {loss:.5g}  ETA {eta}   {end}')
   stream.flush()
   return True
 
