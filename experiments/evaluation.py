@@ -49,12 +49,8 @@ def network_predictions(task: str, model, variables, x, batch_size: int):
   """A network's predictions on `x` in evaluation mode, as `evaluate` takes them: its float64
   output column 0 (regression), or (log-softmax, outputs) of its (M, C) outputs."""
   apply = jax.jit(model.apply)
-  outputs = np.concatenate(
-      [
-          np.asarray(apply(variables, x[i : i + batch_size]), np.float64)
-          for i in range(0, len(x), batch_size)
-      ]
-  )
+  batches = (x[i : i + batch_size] for i in range(0, len(x), batch_size))
+  outputs = np.concatenate([np.asarray(apply(variables, b), np.float64) for b in batches])
   if task == 'regression':
     return outputs[:, 0]
   return scipy.special.log_softmax(outputs, axis=-1), outputs

@@ -5,10 +5,8 @@
 
 `ResNet18` is the CIFAR variant of He et al. (2016) as in kuangliu/pytorch-cifar (3×3 stem, no
 max-pool, 4 stages of 2 BasicBlocks, widths (w, 2w, 4w, 8w)): 11,173,962 parameters for 10
-classes. `ResidualMLP18` keeps its depth, widths, shortcuts and BatchNorm with Dense layers in
-place of the convolutions, for unordered features (1,403,265 parameters on d = 8).
-Initialisation as torchvision (He normal fan_out, BN scale 1, the head U(±1/√fan_in)); BN
-momentum 0.9, epsilon 1e-5; `train=True` uses batch statistics (mutable 'batch_stats').
+classes. `ResidualMLP18` has Dense layers in place of the convolutions, for unordered features
+(1,403,265 parameters on d = 8). Initialisation as torchvision; `train=True` uses batch statistics.
 """
 
 from __future__ import annotations
@@ -115,11 +113,8 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-  """CIFAR ResNet-18 (see the module docstring).
-
-  Submodule names: 'stem_conv', 'stem_bn', 'block_{s}_{b}' (stage s = 0..3, block b = 0..1),
-  'head'. With `augment` and `train`, each image is randomly cropped and flipped
-  (`random_crop_and_flip`) with the 'dropout' rng.
+  """CIFAR ResNet-18 (module docstring): 'stem_conv', 'stem_bn', 'block_{stage}_{block}', 'head'.
+  With `augment` and `train`, images are cropped and flipped with the 'dropout' rng.
   Call: x (N, H·W·C) channels-last flattened, or (N, H, W, C) → (N, num_classes).
   """
 
@@ -156,12 +151,9 @@ class ResNet18(nn.Module):
 
 
 class ResidualMLP18(nn.Module):
-  """ResNet-18's topology with Dense layers, for vector data (see the module docstring).
-
-  Dense stem (widths[0]) + BN + ReLU; 4 stages of 2 Dense `BasicBlock`s of widths `widths`;
-  Dense head. Submodule names: 'stem_dense', 'stem_bn', 'block_{s}_{b}', 'head'.
-  Call: x (N, d) → (N, out_dim).
-  """
+  """ResNet-18's topology with Dense layers (module docstring): 'stem_dense', 'stem_bn' and 4
+  stages of 2 Dense `BasicBlock`s 'block_{stage}_{block}' of widths `widths`, 'head'.
+  Call: x (N, d) → (N, out_dim)."""
 
   out_dim: int
   widths: tuple = (64, 128, 256, 512)

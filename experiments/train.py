@@ -1,11 +1,8 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""`train_and_evaluate(config, workdir)`: every experiment of the paper, one call signature.
-
-A benchmark selects each model's hyperparameters per seed (search.py), then runs one unit per
-seed and model (units.py); a run started again on its workdir resumes (workdir.py).
-"""
+"""`train_and_evaluate(config, workdir)`: every experiment of the paper. A benchmark selects
+hyperparameters per seed (search.py), then runs one unit per seed and model (units.py)."""
 
 from __future__ import annotations
 
@@ -98,15 +95,8 @@ def _run_seed(plans: dict, data, seed: int, metrics, results: list, on_result) -
     result.update(hyperparameters=plan.overrides, dataset=record)
     result = files.jsonable(result)
     # The metrics line first: a kill before result.json reruns the unit, which drops it.
-    metrics.write(
-        {
-            'seed': plan.seed,
-            'model': name,
-            'epoch': None,
-            'test': result['test'],
-            'seconds': result['seconds'],
-        }
-    )
+    line = {'seed': plan.seed, 'model': name, 'epoch': None}
+    metrics.write({**line, 'test': result['test'], 'seconds': result['seconds']})
     files.write_json(result_path, result)
     logging.info('%s test %s', plan.label, result['test'])
     results.append(result)
@@ -114,11 +104,8 @@ def _run_seed(plans: dict, data, seed: int, metrics, results: list, on_result) -
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Optional[str]) -> dict:
-  """Runs the experiment of `config` in `workdir` (resuming); returns its results.json.
-
-  `workdir` should have been prepared by `workdir.prepare` (python -m experiments.run does);
-  None runs in a temporary directory that is kept and logged.
-  """
+  """Runs the experiment of `config` in `workdir` (prepared by `workdir.prepare`; None: a kept,
+  logged temporary directory), resuming; returns its results.json."""
   # Kernels and kernel regression are computed in float64 (float32 models keep float32).
   jax.config.update('jax_enable_x64', True)
   if config.get('experiment') == 'finite_vs_infinite':

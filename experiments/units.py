@@ -33,17 +33,14 @@ from experiments import workdir as workdir_lib
 def progress_bar(
     label: str, epoch: int, epochs: int, loss: float, eta: str, *, stream=None, width: int = 30
 ) -> bool:
-  """Draws `label [#####-----] epoch/epochs loss ETA` in place on a terminal.
-
-  Returns False (and draws nothing) when `stream` (default stderr) is not a terminal, so
-  that logs and CI output get one absl line per epoch instead.
-  """
+  """Draws `label [#####-----] epoch/epochs loss ETA` in place on a terminal; returns False (and
+  draws nothing) when `stream` (default stderr) is not one (logs get one line per epoch)."""
   stream = sys.stderr if stream is None else stream
   if not getattr(stream, 'isatty', lambda: False)():
     return False
   filled = int(width * epoch / max(epochs, 1))
-  bar, end = '#' * filled + '-' * (width - filled), '\n' if epoch >= epochs else ''
-  stream.write(f'\r{label} [{bar}] {epoch}/{epochs}  loss {loss:.5g}  ETA {eta}   {end}')
+  drawn, end = '#' * filled + '-' * (width - filled), '\n' if epoch >= epochs else ''
+  stream.write(f'\r{label} [{drawn}] {epoch}/{epochs}  loss {loss:.5g}  ETA {eta}   {end}')
   stream.flush()
   return True
 
@@ -129,17 +126,9 @@ class EpochReporter:
     tracked = {}
     if records and records[-1]['epoch'] == epoch:
       tracked = {k: records[-1][k] for k in ('lambda_max', 'relative_delta_frobenius')}
-    self.metrics.write(
-        {
-            'seed': self.unit.seed,
-            'model': self.unit.model,
-            'epoch': epoch,
-            'step': int(state.step),
-            'train_loss': loss,
-            **tracked,
-            'seconds': {'elapsed': elapsed},
-        }
-    )
+    record = {'seed': self.unit.seed, 'model': self.unit.model, 'epoch': epoch}
+    record.update(step=int(state.step), train_loss=loss, **tracked, seconds={'elapsed': elapsed})
+    self.metrics.write(record)
     if not progress_bar(self.unit.label, epoch, epochs, loss, eta):
       line = '%s epoch %d/%d  loss %.5g  |  %.2f s/epoch, ETA %s'
       logging.info(line, self.unit.label, epoch, epochs, loss, rate, eta)
