@@ -26,10 +26,6 @@ from experiments.refinement import score
 from experiments.registry import REGISTRY
 
 
-def _score(metrics: Optional[dict]) -> tuple:
-  return score('classification' if 'accuracy' in (metrics or {}) else 'regression', metrics)
-
-
 def _budget(search) -> dict:
   return {
       'scheme': (
@@ -51,11 +47,6 @@ def _budget(search) -> dict:
           'cross-entropy (classification)'
       ),
   }
-
-
-def search_seeds(run: plan_lib.RunPlan) -> list[int]:
-  """The seeds whose validation splits select (search.seeds, or every run seed)."""
-  return [int(s) for s in (run.seeds if run.search.seeds is None else run.search.seeds)]
 
 
 def pins(run: plan_lib.RunPlan, model: str) -> dict[str, Any]:
@@ -164,7 +155,8 @@ def _search_model(ctx: _Seed, model: str, inherited: Optional[dict]) -> dict:
 
   def evaluate(point, phase):
     trials.append(_trial(ctx, model, len(trials), point, phase, inherited))
-    return _score(trials[-1]['validation'])
+    metrics = trials[-1]['validation']
+    return score('classification' if 'accuracy' in (metrics or {}) else 'regression', metrics)
 
   ref = Refinement(axes, evaluate, int(run.search.trials))
   ref.refine(run.start_point(model, axes), int(run.search.rounds))
@@ -198,7 +190,7 @@ def select(run: plan_lib.RunPlan, workdir: str, run_unit: RunUnit) -> dict:
     return out
   path = os.path.join(workdir, 'search.json')
   start = time.perf_counter()
-  searched = search_seeds(run)
+  searched = [int(s) for s in (run.seeds if run.search.seeds is None else run.search.seeds)]
   out['selection_seed'] = {str(s): int(s) if int(s) in searched else searched[0] for s in run.seeds}
   bases = {run.base_model(m) for m in run.models}
   for seed in searched:

@@ -38,17 +38,6 @@ def _summary(results: list[dict]) -> dict:
   }
 
 
-def _print_summary(summary: dict) -> None:
-  lines = ['', 'test metrics (mean ± std over seeds):']
-  for model, metrics in summary.items():
-    parts = [
-        f'{metric} {v["mean"]:.4g} ± {v["std"]:.2g}' if v['mean'] is not None else f'{metric} n/a'
-        for metric, v in metrics.items()
-    ]
-    lines.append(f'  {model:<18} ' + ', '.join(parts))
-  print('\n'.join(lines))
-
-
 def _plans(run: plan_lib.RunPlan, workdir: str, search: dict) -> dict:
   """{seed: {model: its unit's plan}}: seed s's units with seed s's selection."""
   total = len(run.seeds) * len(run.models)
@@ -146,5 +135,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Optional[str]
   for seed in run.seeds:
     _run_seed(plans[seed], run.data, seed, metrics, results, lambda: write_results(False))
   out = write_results(complete=True)
-  _print_summary(out['summary'])
+  lines = ['', 'test metrics (mean ± std over seeds):']
+  for model, summary in out['summary'].items():
+    parts = [
+        f'{metric} {v["mean"]:.4g} ± {v["std"]:.2g}' if v['mean'] is not None else f'{metric} n/a'
+        for metric, v in summary.items()
+    ]
+    lines.append(f'  {model:<18} ' + ', '.join(parts))
+  print('\n'.join(lines))
   return out
