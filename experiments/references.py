@@ -8,6 +8,8 @@ searched: each selects its own hyperparameters on the training split only.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from experiments import sources
@@ -101,8 +103,6 @@ def _bayes_optimal(dataset):
 
 def _gp_ard(x, y, seed: int, restarts: int = GP_RESTARTS):
   """GP regression, C·RBF(ARD) + white noise, hyperparameters by marginal likelihood."""
-  import warnings  # pylint: disable=g-import-not-at-top
-
   from sklearn.exceptions import ConvergenceWarning  # pylint: disable=g-import-not-at-top
   from sklearn import gaussian_process  # pylint: disable=g-import-not-at-top
   from sklearn.gaussian_process import kernels  # pylint: disable=g-import-not-at-top
