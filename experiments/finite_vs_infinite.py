@@ -1,10 +1,8 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""The finite-vs-infinite kernel comparison (config `finite_vs_infinite`).
-
-Run through `experiments.train.train_and_evaluate(config, workdir)` like every experiment.
-"""
+"""The finite-vs-infinite kernel comparison (config `finite_vs_infinite`), run through
+`experiments.train.train_and_evaluate(config, workdir)` like every experiment."""
 
 from __future__ import annotations
 
@@ -20,27 +18,22 @@ import ecrn_jax
 from ecrn_jax import files
 
 
-def _jacobian_empirical_ntk(model, variables, x):
-  """Θ = J Jᵀ / C from the materialized Jacobian (jax.jacrev), independent of ecrn_jax."""
-  rest = {k: v for k, v in variables.items() if k != 'params'}
-  f = lambda p: model.apply({'params': p, **rest}, x)
-  rows = int(np.prod(f(variables['params']).shape))
-  jac = np.concatenate(
-      [
-          np.asarray(leaf, np.float64).reshape(rows, -1)
-          for leaf in jax.tree_util.tree_leaves(jax.jacrev(f)(variables['params']))
-      ],
-      axis=1,
-  )
+def _jacobian_empirical_ntk(apply, params, x):
+  """Θ = J Jᵀ / C of `apply(params, x)` from the materialized Jacobian (jax.jacrev), independent
+  of ecrn_jax."""
+  f = lambda p: apply(p, x)
+  rows = int(np.prod(f(params).shape))
+  leaves = jax.tree_util.tree_leaves(jax.jacrev(f)(params))
+  jac = np.concatenate([np.asarray(j, np.float64).reshape(rows, -1) for j in leaves], axis=1)
   n = x.shape[0]
   c = rows // n
   return np.einsum('iaja->ij', np.reshape(jac @ jac.T, (n, c, n, c))) / c
 
 
-def _nt_empirical_ntk(model, variables, x):
-  """neural-tangents' empirical NTK, or None when neural_tangents is absent or fails to import
-  (it needs jax < 0.6: on newer JAX it raises AttributeError). The spec check keeps an absent
-  neural_tangents from starting any import (TensorFlow included)."""
+def _nt_empirical_ntk(apply, params, x):
+  """neural-tangents' empirical NTK of `apply(params, x)`, or None when neural_tangents is absent
+  or fails to import (it needs jax < 0.6: on newer JAX it raises AttributeError). The spec check
+  keeps an absent neural_tangents from starting any import (TensorFlow included)."""
   if importlib.util.find_spec('neural_tangents') is None:
     return None
   try:
@@ -52,14 +45,8 @@ def _nt_empirical_ntk(model, variables, x):
         'neural_tangents unavailable (%s: %s); skipping that comparison.', type(e).__name__, e
     )
     return None
-  rest = {k: v for k, v in variables.items() if k != 'params'}
-  fn = empirical_ntk_fn(
-      lambda p, x: model.apply({'params': p, **rest}, x),
-      trace_axes=(-1,),
-      vmap_axes=0,
-      implementation=2,
-  )
-  return fn(x, None, variables['params'])
+  fn = empirical_ntk_fn(apply, trace_axes=(-1,), vmap_axes=0, implementation=2)
+  return fn(x, None, params)
 
 
 def train_and_evaluate(config, workdir: str | None) -> dict:
@@ -77,13 +64,16 @@ def train_and_evaluate(config, workdir: str | None) -> dict:
   variables = model.init(model_key, x)
   ours = np.asarray(ecrn_jax.empirical_ntk(model, variables, x))
   error = lambda reference: float(np.abs(ours - reference).max() / np.abs(reference).max())
-  results = {'empirical_ntk_vs_jacobian': error(_jacobian_empirical_ntk(model, variables, x))}
+  rest = {k: v for k, v in variables.items() if k != 'params'}
+  apply = lambda p, z: model.apply({'params': p, **rest}, z)
+  params = variables['params']
+  results = {'empirical_ntk_vs_jacobian': error(_jacobian_empirical_ntk(apply, params, x))}
   print(
       f'empirical NTK vs explicit Jacobian contraction (jax.jacrev; width '
       f'{config.agreement_width}, N = {config.num_points}, float64): relative max error '
       f'{results["empirical_ntk_vs_jacobian"]:.2e}'
   )
-  nt_kernel = _nt_empirical_ntk(model, variables, x)
+  nt_kernel = _nt_empirical_ntk(apply, params, x)
   if nt_kernel is not None:
     results['empirical_ntk_vs_neural_tangents'] = error(np.asarray(nt_kernel))
     print(

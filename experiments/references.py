@@ -8,6 +8,8 @@ searched: each selects its own hyperparameters on the training split only.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from experiments import sources
@@ -20,12 +22,12 @@ GP_RESTARTS = 2  # gp_ard: optimizer restarts from random hyperparameters (seede
 _LOG_FLOOR = float(np.log(1e-300))
 
 
-def _full_log_probs(log_probs, classes, num_classes: int) -> np.ndarray:
-  """(M, num_classes) log-probabilities from an estimator's columns for `classes` (a class
-  absent from the training split gets probability 0), floored at log(1e-300)."""
+def _full_log_probs(log_probs, classes, num_classes: int, floor=_LOG_FLOOR) -> np.ndarray:
+  """(M, num_classes) log-probabilities (or scores) from an estimator's columns for `classes`
+  (a class absent from the training split gets -inf: probability 0), floored at `floor`."""
   out = np.full((len(log_probs), num_classes), -np.inf)
   out[:, np.asarray(classes, np.int64)] = log_probs
-  return np.maximum(out, _LOG_FLOOR)
+  return np.maximum(out, floor)
 
 
 def _folds(labels, seed: int):
@@ -66,8 +68,7 @@ def _rbf_svm(x, y, num_classes: int, seed: int):
     decision = svc.decision_function(z)
     if decision.ndim == 1:  # two classes: the second's margin
       decision = np.stack([-decision, decision], axis=1)
-    scores = np.full((len(z), num_classes), -np.inf)
-    scores[:, svc.classes_] = decision
+    scores = _full_log_probs(decision, svc.classes_, num_classes, floor=-np.inf)
     log_probs = np.log(np.clip(calibrated.predict_proba(z), 1e-300, None))
     return _full_log_probs(log_probs, calibrated.classes_, num_classes), scores
 
@@ -100,17 +101,8 @@ def _bayes_optimal(dataset):
   return predict, {'estimator': 'posterior argmax under the known generator (no fit)'}
 
 
-def _linear(x, y, seed: int):
-  del seed
-  from sklearn.linear_model import LinearRegression  # pylint: disable=g-import-not-at-top
-
-  return LinearRegression().fit(x, y).predict, {'estimator': 'sklearn LinearRegression'}
-
-
 def _gp_ard(x, y, seed: int, restarts: int = GP_RESTARTS):
   """GP regression, C·RBF(ARD) + white noise, hyperparameters by marginal likelihood."""
-  import warnings  # pylint: disable=g-import-not-at-top
-
   from sklearn.exceptions import ConvergenceWarning  # pylint: disable=g-import-not-at-top
   from sklearn import gaussian_process  # pylint: disable=g-import-not-at-top
   from sklearn.gaussian_process import kernels  # pylint: disable=g-import-not-at-top
@@ -141,15 +133,18 @@ def fit_reference(name: str, dataset, seed: int, gp_restarts: int = GP_RESTARTS,
   task = REGISTRY[name].task
   if task is not None and task != dataset.task:
     raise ValueError(f'reference {name!r} is for {task}, but {dataset.name} is {dataset.task}.')
-  x = np.asarray(dataset.x_train, np.float64)
-  y = np.asarray(dataset.y_train)
   if name == 'bayes_optimal':
     return _bayes_optimal(dataset)
+  x = np.asarray(dataset.x_train, np.float64)
+  y = np.asarray(dataset.y_train)
   if name == 'gp_ard':
     n = len(x) if gp_max_train is None else int(gp_max_train)  # smoke: the first n only
     predict, details = _gp_ard(x[:n], y[:n].astype(np.float64), seed, gp_restarts)
     return predict, {**details, 'fitted_on_training_points': min(n, len(x))}
   if name == 'linear':
-    return _linear(x, y.astype(np.float64), seed)
+    from sklearn.linear_model import LinearRegression  # pylint: disable=g-import-not-at-top
+
+    fitted = LinearRegression().fit(x, y.astype(np.float64))
+    return fitted.predict, {'estimator': 'sklearn LinearRegression'}
   fit = {'lda': _lda, 'rbf_svm': _rbf_svm}[name]
   return fit(x, y.astype(np.int64), dataset.num_classes, seed)

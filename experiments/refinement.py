@@ -20,10 +20,15 @@ def _is_number(value) -> bool:
   return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
+def _numeric(values) -> bool:
+  """Whether `values` is a numeric axis of at least two distinct values."""
+  return len(set(values)) >= 2 and all(_is_number(v) for v in values)
+
+
 def edge(values, value) -> Optional[str]:
   """'lower' or 'upper' when `value` is the least or greatest of a numeric axis of at least
   two values, else None."""
-  if len(set(values)) < 2 or not all(_is_number(v) for v in values) or not _is_number(value):
+  if not _numeric(values) or not _is_number(value):
     return None
   if value == min(values):
     return 'lower'
@@ -34,17 +39,13 @@ def extension(values, side: str):
   """The value beyond the `side` edge of numeric axis `values`, one step of the axis: the
   ratio of the two edge values (both > 0), else their difference; None below a lower edge of
   0 (a bound: drop rates, weight decays) or for a non-numeric axis."""
-  if len(set(values)) < 2 or not all(_is_number(v) for v in values):
+  if not _numeric(values):
     return None
   ordered = sorted(set(values))
-  if side == 'upper':
-    a, b = ordered[-2], ordered[-1]
-    new = b * (b / a) if a > 0 else b + (b - a)
-  else:
-    a, b = ordered[0], ordered[1]
-    if a == 0:
-      return None
-    new = a * (a / b) if a > 0 else a - (b - a)
+  end, inner = (ordered[-1], ordered[-2]) if side == 'upper' else (ordered[0], ordered[1])
+  if side == 'lower' and end == 0:
+    return None
+  new = end * (end / inner) if min(end, inner) > 0 else end + (end - inner)
   if all(isinstance(v, int) for v in values):
     new = int(round(new))
     return None if new in ordered else new
@@ -119,10 +120,9 @@ class Refinement:
       new = extension(values, side)
       record = {'side': side, 'value': new}
       point = {**self.best, path: new}
-      error = None if new is None else refusal(point)
       if new is None:
         record['not_run'] = 'no value beyond this edge (the bound of the field)'
-      elif error:
+      elif error := refusal(point):
         record['not_run'] = f'invalid: {error}'
       elif self.visit(point, f'extension: {path}') is None:
         record['not_run'] = 'the trials cap (search.trials) was reached'
@@ -135,17 +135,14 @@ class Refinement:
     """Per axis: its values, those tried, the selection, its edge and the extension."""
     out = {}
     for path, values in self.axes.items():
-      extension_record = extensions.get(path)
-      extended = list(values)
-      if extension_record and 'trial' in extension_record:
-        extended.append(extension_record['value'])
-      selected = self.best[path]
+      record = extensions.get(path)
+      extended = list(values) + ([record['value']] if record and 'trial' in record else [])
       out[path] = {
           'values': list(values),
           'tried': [v for v in extended if any(p[path] == v for p in self.points)],
-          'selected': selected,
-          'edge': edge(extended, selected),
-          'extension': extension_record,
+          'selected': self.best[path],
+          'edge': edge(extended, self.best[path]),
+          'extension': record,
       }
     return out
 

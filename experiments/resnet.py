@@ -5,10 +5,8 @@
 
 `ResNet18` is the CIFAR variant of He et al. (2016) as in kuangliu/pytorch-cifar (3×3 stem, no
 max-pool, 4 stages of 2 BasicBlocks, widths (w, 2w, 4w, 8w)): 11,173,962 parameters for 10
-classes. `ResidualMLP18` keeps its depth, widths, shortcuts and BatchNorm with Dense layers in
-place of the convolutions, for unordered features (1,403,265 parameters on d = 8).
-Initialisation as torchvision (He normal fan_out, BN scale 1, the head U(±1/√fan_in)); BN
-momentum 0.9, epsilon 1e-5; `train=True` uses batch statistics (mutable 'batch_stats').
+classes. `ResidualMLP18` has Dense layers in place of the convolutions, for unordered features
+(1,403,265 parameters on d = 8). Initialisation as torchvision; `train=True` uses batch statistics.
 """
 
 from __future__ import annotations
@@ -64,43 +62,59 @@ def _batch_norm(train: bool, dtype: Any, name: str) -> nn.BatchNorm:
   )
 
 
+def _conv(features: int, size: int, strides: int, dtype: Any, name: str) -> nn.Conv:
+  """A bias-free size×size convolution, padding size // 2, He normal (fan_out)."""
+  return nn.Conv(
+      features,
+      (size, size),
+      strides=(strides, strides),
+      padding=((size // 2, size // 2),) * 2,
+      use_bias=False,
+      kernel_init=he_normal,
+      dtype=dtype,
+      param_dtype=dtype,
+      name=name,
+  )
+
+
+def _dense(features: int, dtype: Any, name: str) -> nn.Dense:
+  """A bias-free Dense layer, He normal (fan_out); the 'head', with a bias and torch's init."""
+  head = name == 'head'
+  init = torch_linear_init if head else he_normal
+  return nn.Dense(
+      features, use_bias=head, kernel_init=init, dtype=dtype, param_dtype=dtype, name=name
+  )
+
+
 class BasicBlock(nn.Module):
-  """conv3×3-BN-ReLU-conv3×3-BN + shortcut, ReLU after the sum. (N, H, W, C) → (N, H/s, W/s, F)."""
+  """layer-BN-ReLU-layer-BN + shortcut (layer+BN projection if the shape changes), ReLU after the
+  sum. `layer` 'conv': 3×3 convolutions (a 1×1 projection), (N, H, W, C) → (N, H/s, W/s, F);
+  'dense': Dense layers, (N, C) → (N, F)."""
 
   features: int
   strides: int = 1
   dtype: Any = jnp.float32
+  layer: str = 'conv'
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    conv = lambda f, k, s, name: nn.Conv(  # pylint: disable=g-long-lambda
-        f,
-        (k, k),
-        strides=(s, s),
-        padding=((k // 2, k // 2),) * 2,
-        use_bias=False,
-        kernel_init=he_normal,
-        dtype=self.dtype,
-        param_dtype=self.dtype,
-        name=name,
-    )
-    y = conv(self.features, 3, self.strides, 'conv1')(x)
-    y = nn.relu(_batch_norm(train, self.dtype, 'bn1')(y))
-    y = conv(self.features, 3, 1, 'conv2')(y)
-    y = _batch_norm(train, self.dtype, 'bn2')(y)
+    def layer(name: str, size: int, strides: int) -> nn.Module:
+      if self.layer == 'dense':
+        return _dense(self.features, self.dtype, name)
+      return _conv(self.features, size, strides, self.dtype, name)
+
+    bn = lambda name: _batch_norm(train, self.dtype, name)
+    y = nn.relu(bn('bn1')(layer(f'{self.layer}1', 3, self.strides)(x)))
+    y = bn('bn2')(layer(f'{self.layer}2', 3, 1)(y))
     shortcut = x
     if self.strides != 1 or x.shape[-1] != self.features:
-      shortcut = conv(self.features, 1, self.strides, 'proj_conv')(x)
-      shortcut = _batch_norm(train, self.dtype, 'proj_bn')(shortcut)
+      shortcut = bn('proj_bn')(layer(f'proj_{self.layer}', 1, self.strides)(x))
     return nn.relu(y + shortcut)
 
 
 class ResNet18(nn.Module):
-  """CIFAR ResNet-18 (see the module docstring).
-
-  Submodule names: 'stem_conv', 'stem_bn', 'block_{s}_{b}' (stage s = 0..3, block b = 0..1),
-  'head'. With `augment` and `train`, each image is randomly cropped and flipped
-  (`random_crop_and_flip`) with the 'dropout' rng.
+  """CIFAR ResNet-18 (module docstring): 'stem_conv', 'stem_bn', 'block_{stage}_{block}', 'head'.
+  With `augment` and `train`, images are cropped and flipped with the 'dropout' rng.
   Call: x (N, H·W·C) channels-last flattened, or (N, H, W, C) → (N, num_classes).
   """
 
@@ -126,59 +140,20 @@ class ResNet18(nn.Module):
     x = x.astype(dtype)
     if self.augment and train:
       x = random_crop_and_flip(x, self.make_rng('dropout'))
-    h = nn.Conv(
-        self.width,
-        (3, 3),
-        padding=((1, 1), (1, 1)),
-        use_bias=False,
-        kernel_init=he_normal,
-        dtype=dtype,
-        param_dtype=dtype,
-        name='stem_conv',
-    )(x)
+    h = _conv(self.width, 3, 1, dtype, 'stem_conv')(x)
     h = nn.relu(_batch_norm(train, dtype, 'stem_bn')(h))
     for s, (mult, stride) in enumerate(zip((1, 2, 4, 8), (1, 2, 2, 2))):
       for b in range(2):
-        h = BasicBlock(self.width * mult, stride if b == 0 else 1, dtype, name=f'block_{s}_{b}')(
-            h, train
-        )
+        block = BasicBlock(self.width * mult, stride if b == 0 else 1, dtype, name=f'block_{s}_{b}')
+        h = block(h, train)
     h = jnp.mean(h, axis=(1, 2))
-    return nn.Dense(
-        self.num_classes, kernel_init=torch_linear_init, dtype=dtype, param_dtype=dtype, name='head'
-    )(h)
-
-
-class ResidualBlock(nn.Module):
-  """Dense-BN-ReLU-Dense-BN + shortcut (Dense+BN projection if the width changes), ReLU after."""
-
-  features: int
-  dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    dense = lambda name: nn.Dense(
-        self.features,
-        use_bias=False,
-        kernel_init=he_normal,
-        dtype=self.dtype,
-        param_dtype=self.dtype,
-        name=name,
-    )
-    y = nn.relu(_batch_norm(train, self.dtype, 'bn1')(dense('dense1')(x)))
-    y = _batch_norm(train, self.dtype, 'bn2')(dense('dense2')(y))
-    shortcut = x
-    if x.shape[-1] != self.features:
-      shortcut = _batch_norm(train, self.dtype, 'proj_bn')(dense('proj_dense')(x))
-    return nn.relu(y + shortcut)
+    return _dense(self.num_classes, dtype, 'head')(h)
 
 
 class ResidualMLP18(nn.Module):
-  """ResNet-18's topology with Dense layers, for vector data (see the module docstring).
-
-  Dense stem (widths[0]) + BN + ReLU; 4 stages of 2 `ResidualBlock`s of widths `widths`;
-  Dense head. Submodule names: 'stem_dense', 'stem_bn', 'block_{s}_{b}', 'head'.
-  Call: x (N, d) → (N, out_dim).
-  """
+  """ResNet-18's topology with Dense layers (module docstring): 'stem_dense', 'stem_bn' and 4
+  stages of 2 Dense `BasicBlock`s 'block_{stage}_{block}' of widths `widths`, 'head'.
+  Call: x (N, d) → (N, out_dim)."""
 
   out_dim: int
   widths: tuple = (64, 128, 256, 512)
@@ -190,18 +165,9 @@ class ResidualMLP18(nn.Module):
     x = jnp.asarray(x)
     if x.ndim != 2:
       raise ValueError(f'inputs must be (N, d), got shape {x.shape}.')
-    h = nn.Dense(
-        self.widths[0],
-        use_bias=False,
-        kernel_init=he_normal,
-        dtype=dtype,
-        param_dtype=dtype,
-        name='stem_dense',
-    )(x.astype(dtype))
+    h = _dense(self.widths[0], dtype, 'stem_dense')(x.astype(dtype))
     h = nn.relu(_batch_norm(train, dtype, 'stem_bn')(h))
     for s, width in enumerate(self.widths):
       for b in range(2):
-        h = ResidualBlock(width, dtype, name=f'block_{s}_{b}')(h, train)
-    return nn.Dense(
-        self.out_dim, kernel_init=torch_linear_init, dtype=dtype, param_dtype=dtype, name='head'
-    )(h)
+        h = BasicBlock(width, dtype=dtype, layer='dense', name=f'block_{s}_{b}')(h, train)
+    return _dense(self.out_dim, dtype, 'head')(h)

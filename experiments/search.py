@@ -1,18 +1,14 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""Hyperparameter selection on a validation split, nested per seed (README.md, Experiments).
-
-Each model is selected by coordinate-wise refinement over its grid (experiments/refinement.py)
-on a validation split of the seed's own training split; `search.seeds` shares one seed's
-selection where no test point can be in it. Twins inherit the tuned source's block; pinned fields
-leave every grid. search.json records the budget, the pins and, per seed and model, every trial,
-the coverage, the selection and the values still on a grid edge; a finished trial is not rerun.
-"""
+"""Hyperparameter selection by coordinate-wise refinement (refinement.py) on a validation split
+of each seed's training split (README.md, Experiments); search.json records every trial, the
+coverage and the selection; a finished trial is not rerun."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import time
@@ -28,10 +24,6 @@ from experiments.refinement import Refinement
 from experiments.refinement import key as _key
 from experiments.refinement import score
 from experiments.registry import REGISTRY
-
-
-def _score(metrics: Optional[dict]) -> tuple:
-  return score('classification' if 'accuracy' in (metrics or {}) else 'regression', metrics)
 
 
 def _budget(search) -> dict:
@@ -57,30 +49,6 @@ def _budget(search) -> dict:
   }
 
 
-def validation_split(run: plan_lib.RunPlan, seed: int) -> input_pipeline.Dataset:
-  """Seed `seed`'s validation split, carved from seed `seed`'s training split only."""
-  full = input_pipeline.load_dataset(run.data, seed=seed)
-  _, validation = input_pipeline.split_validation(full, float(run.search.validation_fraction), seed)
-  logging.info(
-      'search: %d training / %d validation points (seed %d)',
-      len(validation.x_train),
-      len(validation.x_test),
-      seed,
-  )
-  return validation
-
-
-def search_seeds(run: plan_lib.RunPlan) -> list[int]:
-  """The seeds whose validation splits select (search.seeds, or every run seed)."""
-  return [int(s) for s in (run.seeds if run.search.seeds is None else run.search.seeds)]
-
-
-def selection_seed(run: plan_lib.RunPlan, seed: int) -> int:
-  """The seed whose selection seed `seed`'s units use."""
-  searched = search_seeds(run)
-  return int(seed) if int(seed) in searched else searched[0]
-
-
 def pins(run: plan_lib.RunPlan, model: str) -> dict[str, Any]:
   """The pinned fields (with their values) that `model`'s grid or defaults would otherwise
   set, and the grid paths removed."""
@@ -99,11 +67,8 @@ def pin_notes(run: plan_lib.RunPlan) -> dict[str, Any]:
     overridden = {k: v for k, v in pinned if plan_lib.is_pinned(k, run.pinned)}
     if overridden:
       by_variant[name] = overridden
-      logging.warning(
-          'variant %s sets pinned field(s) %s: the variant keeps its own value(s)',
-          name,
-          overridden,
-      )
+      message = 'variant %s sets pinned field(s) %s: the variant keeps its own value(s)'
+      logging.warning(message, name, overridden)
   if by_variant:
     out['pinned_but_set_by_variants'] = by_variant
   return out
@@ -121,12 +86,18 @@ class _Seed:
   workdir: str
   seed: int
   run_unit: RunUnit
-  split: Any = None
 
+  @functools.cached_property
   def validation(self) -> input_pipeline.Dataset:
-    if self.split is None:
-      self.split = validation_split(self.run, self.seed)
-    return self.split
+    """The seed's validation split, carved from the seed's training split only."""
+    full = input_pipeline.load_dataset(self.run.data, seed=self.seed)
+    fraction = float(self.run.search.validation_fraction)
+    _, split = input_pipeline.split_validation(full, fraction, self.seed)
+    n_train, n_validation = len(split.x_train), len(split.x_test)
+    logging.info(
+        'search: %d training / %d validation points (seed %d)', n_train, n_validation, self.seed
+    )
+    return split
 
 
 def _trial(ctx: _Seed, model: str, k: int, point: dict, phase: str, inherited) -> dict:
@@ -138,19 +109,15 @@ def _trial(ctx: _Seed, model: str, k: int, point: dict, phase: str, inherited) -
     return earlier
   label = f'[search seed {ctx.seed} {model} trial {k + 1}, {phase}]'
   overrides = ctx.run.resolve_epochs(model, point)
+  selection = ctx.run.unit_selection(model, point, inherited)
+  metrics = os.path.join(directory, 'metrics.jsonl')
   plan = ctx.run.unit(
-      model,
-      ctx.seed,
-      ctx.run.unit_selection(model, point, inherited),
-      directory=directory,
-      label=label,
-      metrics=os.path.join(directory, 'metrics.jsonl'),
-      trial=True,
+      model, ctx.seed, selection, directory=directory, label=label, metrics=metrics, trial=True
   )
   os.makedirs(directory, exist_ok=True)
   logging.info('%s %s', label, overrides)
   start = time.perf_counter()
-  unit = ctx.run_unit(plan, ctx.validation())
+  unit = ctx.run_unit(plan, ctx.validation)
   result = files.jsonable(
       {
           'point': point,
@@ -188,7 +155,8 @@ def _search_model(ctx: _Seed, model: str, inherited: Optional[dict]) -> dict:
 
   def evaluate(point, phase):
     trials.append(_trial(ctx, model, len(trials), point, phase, inherited))
-    return _score(trials[-1]['validation'])
+    metrics = trials[-1]['validation']
+    return score('classification' if 'accuracy' in (metrics or {}) else 'regression', metrics)
 
   ref = Refinement(axes, evaluate, int(run.search.trials))
   ref.refine(run.start_point(model, axes), int(run.search.rounds))
@@ -213,41 +181,34 @@ def _search_model(ctx: _Seed, model: str, inherited: Optional[dict]) -> dict:
   return entry
 
 
-def _select_seed(ctx: _Seed, out: dict, save: Callable[[], None]) -> None:
-  """Fills `out` ({'models': {}}) with every searched model's entry of one seed."""
-  start = time.perf_counter()
-  bases = {ctx.run.base_model(m) for m in ctx.run.models}
-  for model in ctx.run.searched_models():
-    inherited = None
-    source = REGISTRY[model].twin_of
-    if source is not None:
-      selected = (out['models'].get(source) or {}).get('selected') or {}
-      inherited = ctx.run.inherited_overrides(model, selected)
-    entry = _search_model(ctx, model, inherited)
-    if model not in bases:
-      entry['searched_for'] = 'the twins of the tuned model (not in config.models)'
-    out['models'][model] = entry
-    save()
-  out['seconds'] = time.perf_counter() - start
-
-
 def select(run: plan_lib.RunPlan, workdir: str, run_unit: RunUnit) -> dict:
   """Runs every seed's and model's trials (resuming); returns (and writes) search.json's
-  content.
-
-  `run_unit(plan, dataset)` trains or fits one unit on dataset (whose test split is the
-  validation split) and returns its result dict.
-  """
+  content. `run_unit(plan, dataset)` runs one unit on a dataset whose test split is the
+  validation split, and returns its result dict."""
   out = {'budget': _budget(run.search), **pin_notes(run), 'seeds': {}}
   if not run.search.enabled:
     return out
   path = os.path.join(workdir, 'search.json')
   start = time.perf_counter()
-  out['selection_seed'] = {str(s): selection_seed(run, s) for s in run.seeds}
-  for seed in search_seeds(run):
-    out['seeds'][str(seed)] = {'models': {}}
-    ctx = _Seed(run, workdir, int(seed), run_unit)
-    _select_seed(ctx, out['seeds'][str(seed)], lambda: files.write_json(path, out))
+  searched = [int(s) for s in (run.seeds if run.search.seeds is None else run.search.seeds)]
+  out['selection_seed'] = {str(s): int(s) if int(s) in searched else searched[0] for s in run.seeds}
+  bases = {run.base_model(m) for m in run.models}
+  for seed in searched:
+    seed_start = time.perf_counter()
+    seed_out = out['seeds'][str(seed)] = {'models': {}}
+    ctx = _Seed(run, workdir, seed, run_unit)
+    for model in run.searched_models():
+      inherited = None
+      source = REGISTRY[model].twin_of
+      if source is not None:
+        selected = (seed_out['models'].get(source) or {}).get('selected') or {}
+        inherited = run.inherited_overrides(model, selected)
+      entry = _search_model(ctx, model, inherited)
+      if model not in bases:
+        entry['searched_for'] = 'the twins of the tuned model (not in config.models)'
+      seed_out['models'][model] = entry
+      files.write_json(path, out)
+    seed_out['seconds'] = time.perf_counter() - seed_start
   out['seconds'] = time.perf_counter() - start
   files.write_json(path, out)
   return out

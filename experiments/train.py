@@ -1,15 +1,12 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""`train_and_evaluate(config, workdir)`: every experiment of the paper, one call signature.
-
-A benchmark config selects each model's hyperparameters per seed (experiments/search.py), then
-runs one unit per seed and model (experiments/units.py); `finite_vs_infinite` runs
-experiments/finite_vs_infinite.py. A run started again on its workdir resumes (workdir.py).
-"""
+"""`train_and_evaluate(config, workdir)`: every experiment of the paper. A benchmark selects
+hyperparameters per seed (search.py), then runs one unit per seed and model (units.py)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import time
@@ -41,58 +38,25 @@ def _summary(results: list[dict]) -> dict:
   }
 
 
-def _print_summary(summary: dict) -> None:
-  lines = ['', 'test metrics (mean ± std over seeds):']
-  for model, metrics in summary.items():
-    parts = [
-        f'{metric} {v["mean"]:.4g} ± {v["std"]:.2g}' if v['mean'] is not None else f'{metric} n/a'
-        for metric, v in metrics.items()
-    ]
-    lines.append(f'  {model:<18} ' + ', '.join(parts))
-  print('\n'.join(lines))
-
-
-def device_description() -> dict:
-  devices = jax.devices()
-  return {
-      'platform': devices[0].platform,
-      'device_kind': devices[0].device_kind,
-      'count': len(devices),
-  }
-
-
-def _dataset_record(dataset) -> dict:
-  return {
-      'name': dataset.name,
-      'task': dataset.task,
-      'num_classes': dataset.num_classes,
-      'num_train': int(len(dataset.x_train)),
-      'num_test': int(len(dataset.x_test)),
-      'input_dim': int(dataset.x_train.shape[1]),
-  }
-
-
 def _plans(run: plan_lib.RunPlan, workdir: str, search: dict) -> dict:
   """{seed: {model: its unit's plan}}: seed s's units with seed s's selection."""
   total = len(run.seeds) * len(run.models)
-  plans = {}
-  for i, seed in enumerate(run.seeds):
-    plans[seed] = {}
-    for j, name in enumerate(run.models):
-      plans[seed][name] = run.unit(
-          name,
-          seed,
-          search_lib.selected_overrides(search, run, name, seed),
-          directory=os.path.join(workdir, f'seed_{seed}', name),
-          label=f'[seed {seed} {name} {i * len(run.models) + j + 1}/{total}]',
-          metrics=os.path.join(workdir, 'metrics.jsonl'),
-      )
+  plans = {seed: {} for seed in run.seeds}
+  for i, (seed, name) in enumerate(itertools.product(run.seeds, run.models)):
+    plans[seed][name] = run.unit(
+        name,
+        seed,
+        search_lib.selected_overrides(search, run, name, seed),
+        directory=os.path.join(workdir, f'seed_{seed}', name),
+        label=f'[seed {seed} {name} {i + 1}/{total}]',
+        metrics=os.path.join(workdir, 'metrics.jsonl'),
+    )
   return plans
 
 
 def _run_seed(plans: dict, data, seed: int, metrics, results: list, on_result) -> None:
   """Runs (or reads back) every unit of one seed ({model: plan}), appending to `results`."""
-  dataset = None
+  dataset = record = None
   for name, plan in plans.items():
     result_path = os.path.join(plan.directory, 'result.json')
     earlier = workdir_lib.read_result(result_path)
@@ -102,31 +66,26 @@ def _run_seed(plans: dict, data, seed: int, metrics, results: list, on_result) -
       continue
     if dataset is None:
       dataset = input_pipeline.load_dataset(data, seed=int(seed))
-      logging.info(
-          'seed %d: %s, %d train / %d test points, d = %d',
-          seed,
-          dataset.name,
-          len(dataset.x_train),
-          len(dataset.x_test),
-          dataset.x_train.shape[1],
-      )
+      n, m, d = len(dataset.x_train), len(dataset.x_test), dataset.x_train.shape[1]
+      logging.info('seed %d: %s, %d train / %d test points, d = %d', seed, dataset.name, n, m, d)
+      record = {
+          'name': dataset.name,
+          'task': dataset.task,
+          'num_classes': dataset.num_classes,
+          'num_train': int(n),
+          'num_test': int(m),
+          'input_dim': int(d),
+      }
     os.makedirs(plan.directory, exist_ok=True)
     logging.info('%s start', plan.label)
     if plan.spec.kind != 'trained':  # a killed earlier try may have logged it
       metrics.truncate_unit(plan.seed, name, -1)
     result = units.run_unit(plan, dataset)
-    result.update(hyperparameters=plan.overrides, dataset=_dataset_record(dataset))
+    result.update(hyperparameters=plan.overrides, dataset=record)
     result = files.jsonable(result)
     # The metrics line first: a kill before result.json reruns the unit, which drops it.
-    metrics.write(
-        {
-            'seed': plan.seed,
-            'model': name,
-            'epoch': None,
-            'test': result['test'],
-            'seconds': result['seconds'],
-        }
-    )
+    line = {'seed': plan.seed, 'model': name, 'epoch': None}
+    metrics.write({**line, 'test': result['test'], 'seconds': result['seconds']})
     files.write_json(result_path, result)
     logging.info('%s test %s', plan.label, result['test'])
     results.append(result)
@@ -134,11 +93,8 @@ def _run_seed(plans: dict, data, seed: int, metrics, results: list, on_result) -
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Optional[str]) -> dict:
-  """Runs the experiment of `config` in `workdir` (resuming); returns its results.json.
-
-  `workdir` should have been prepared by `workdir.prepare` (python -m experiments.run does);
-  None runs in a temporary directory that is kept and logged.
-  """
+  """Runs the experiment of `config` in `workdir` (prepared by `workdir.prepare`; None: a kept,
+  logged temporary directory), resuming; returns its results.json."""
   # Kernels and kernel regression are computed in float64 (float32 models keep float32).
   jax.config.update('jax_enable_x64', True)
   if config.get('experiment') == 'finite_vs_infinite':
@@ -150,8 +106,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Optional[str]
     workdir = tempfile.mkdtemp(prefix='ecrn_run_')
     logging.info('no --workdir: writing to %s', workdir)
   os.makedirs(workdir, exist_ok=True)
-  device = device_description()
-  logging.info('devices: %s (%s × %d)', jax.devices(), device['device_kind'], device['count'])
+  devices = jax.devices()
+  device = {'platform': devices[0].platform, 'device_kind': devices[0].device_kind}
+  device['count'] = len(devices)
+  logging.info('devices: %s (%s × %d)', devices, device['device_kind'], device['count'])
   wall_start = time.perf_counter()
   search = search_lib.select(run, workdir, units.run_unit)
   if search['seeds']:
@@ -177,5 +135,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Optional[str]
   for seed in run.seeds:
     _run_seed(plans[seed], run.data, seed, metrics, results, lambda: write_results(False))
   out = write_results(complete=True)
-  _print_summary(out['summary'])
+  lines = ['', 'test metrics (mean ± std over seeds):']
+  for model, summary in out['summary'].items():
+    parts = [
+        f'{metric} {v["mean"]:.4g} ± {v["std"]:.2g}' if v['mean'] is not None else f'{metric} n/a'
+        for metric, v in summary.items()
+    ]
+    lines.append(f'  {model:<18} ' + ', '.join(parts))
+  print('\n'.join(lines))
   return out
