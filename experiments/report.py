@@ -34,7 +34,10 @@ def load_workdir(workdir: str) -> dict:
   paths = {name: os.path.join(workdir, f'{name}.json') for name in ('config', 'results', 'search')}
   if not os.path.exists(paths['results']):
     raise FileNotFoundError(f'{workdir} has no results.json (has the run started?)')
-  return {k: files.read_json(p) if os.path.exists(p) else None for k, p in paths.items()}
+  loaded = {k: files.read_json(p) if os.path.exists(p) else None for k, p in paths.items()}
+  if not isinstance(loaded['results'], dict) or 'units' not in loaded['results']:
+    raise ValueError(f"{paths['results']} holds no 'units' (not written by this program?)")
+  return loaded
 
 
 def config_name(loaded: dict, workdir: str) -> str:

@@ -559,3 +559,12 @@ def test_a_workdir_can_give_only_some_of_its_models(workdir, tmp_path):
   with open(paths['markdown']) as f:
     labels = [_cell(r, 'Model') for r in _markdown_rows(f.read())]
   assert labels == [LABELS['mlp'], LABELS['ntk_ecrn']]
+
+
+@pytest.mark.parametrize('content', ['null', '{}', '[1, 2]'])
+def test_a_results_json_without_units_is_named(tmp_path, content):
+  (tmp_path / 'results.json').write_text(content)
+  with pytest.raises(ValueError, match=r"results\.json holds no 'units'"):
+    report.load_workdir(str(tmp_path))
+  with pytest.raises(FileNotFoundError, match='has no results.json'):
+    report.load_workdir(str(tmp_path / 'missing'))
