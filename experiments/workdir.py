@@ -184,7 +184,8 @@ class Checkpointer:
     self.manager.wait_until_finished()
     kept = {os.path.basename(self._tracker_path(step)) for step in self.manager.all_steps()}
     for entry in os.listdir(self.directory):
-      if entry.startswith('tracker_') and entry.endswith('.npz') and entry not in kept:
+      # Only names this class writes (tracker_<epoch>.npz, epoch in decimal): never a user's.
+      if re.fullmatch(r'tracker_(0|[1-9][0-9]*)\.npz', entry) and entry not in kept:
         os.remove(os.path.join(self.directory, entry))
 
   def restore_latest(

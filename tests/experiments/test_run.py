@@ -519,3 +519,21 @@ def test_resume_removes_only_files_left_half_written(tmp_path):
   workdir.prepare(str(tmp_path), 'iris', config)  # the same config: resumes
   assert [p.exists() for p in stale] == [False, False]
   assert all(p.exists() for p in kept) and not (tmp_path / 'results.json').exists()
+
+
+def test_checkpoint_clean_up_removes_only_its_own_tracker_files(tmp_path):
+  from experiments import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  import types  # pylint: disable=g-import-not-at-top
+
+  directory = tmp_path / 'checkpoints'
+  directory.mkdir()
+  planted = ('tracker_notes.npz', 'tracker_007.npz', 'tracker_.npz', 'tracker_1.npz.bak')
+  for name in planted:
+    (directory / name).write_bytes(b'the user')
+  checkpointer = workdir_lib.Checkpointer(str(directory))
+  state = types.SimpleNamespace(params={'w': np.zeros(2)}, opt_state={'m': np.ones(2)}, step=0)
+  for epoch in (1, 2, 3):
+    checkpointer.save(epoch, state, {'loss': [0.5]}, tracker_state={'x': np.arange(epoch)})
+  names = set(os.listdir(directory))
+  assert {'tracker_2.npz', 'tracker_3.npz'} <= names and 'tracker_1.npz' not in names
+  assert set(planted) <= names
