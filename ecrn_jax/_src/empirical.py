@@ -12,18 +12,22 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ecrn_jax._src import per_example
 from ecrn_jax._src import structured
+from ecrn_jax._src.per_example import output_fn
 from ecrn_jax._src.validation import check_finite_inputs
 
 # Bytes allowed for the per-block tangents (block·C·P entries) when block_size is automatic.
 _DEFAULT_BLOCK_BYTES = 256 * 2**20
+# Bytes allowed for the per-example Jacobians of the 'jacobian' path (both sides together).
+_JACOBIAN_BYTES = 1024 * 2**20
 
 
 def split_variables(variables: Mapping[str, Any]) -> tuple[Any, dict]:
@@ -46,17 +50,6 @@ def freeze_kwargs(apply_kwargs: Mapping[str, Any]) -> tuple:
         'train=True); pass PRNG keys through rngs=.'
     ) from e
   return frozen
-
-
-def output_fn(model: nn.Module, frozen_kwargs: tuple) -> Callable:
-  """f(params, rest, rngs, x) → (N, C)."""
-  kwargs = dict(frozen_kwargs)
-
-  def f(params, rest, rngs, x):
-    out = model.apply({'params': params, **rest}, x, rngs=rngs, **kwargs)
-    return out.reshape(out.shape[0], -1)
-
-  return f
 
 
 @functools.lru_cache(maxsize=64)
@@ -103,8 +96,7 @@ def output_shape(
   return tuple(out.shape)
 
 
-def _num_params(params) -> int:
-  return int(sum(np.prod(np.shape(leaf)) for leaf in jax.tree_util.tree_leaves(params)))
+_num_params = per_example.num_params
 
 
 def _padded_blocks(x: jax.Array, block_size: int):
@@ -129,6 +121,32 @@ def _generic_rows(model, frozen, params, rest, rngs, x1, x2, trace_outputs, bloc
       c1, c2 = k.shape[0] // b1.shape[0], k.shape[1] // b2.shape[0]
       cols.append(k[: n1 * c1, : n2 * c2])
     rows = jnp.concatenate(cols, axis=1)
+    yield start, rows
+    start += rows.shape[0]
+
+
+def _jacobian_rows(model, frozen, params, rest, x1, x2, trace_outputs, block_size, out_dim):
+  """Yields (first row, row tile): per-example Jacobians of x1 a block at a time, contracted
+  with x2's blocks; x2's Jacobians are kept when they fit half of `_JACOBIAN_BYTES`, else
+  computed again for every block of x1."""
+  jacobians = per_example.jacobian_fn(model, frozen)
+  contract = per_example.contract_fn(trace_outputs)
+  itemsize = np.dtype(structured.params_dtype(params)).itemsize
+  per_input = out_dim * _num_params(params) * itemsize
+  half = _JACOBIAN_BYTES // 2
+  if block_size is None:
+    block_size = int(max(1, min(512, half // max(1, per_input))))
+
+  def blocks(x):
+    for xb, n in _padded_blocks(x, block_size):
+      yield jacobians(params, rest, None, xb), n
+
+  kept = list(blocks(x2)) if x2.shape[0] * per_input <= half else None
+  scale = 1 if trace_outputs else out_dim
+  start = 0
+  for jac1, n1 in kept if (kept is not None and x2 is x1) else blocks(x1):
+    cols = [contract(jac1, jac2)[: n1 * scale, : n2 * scale] for jac2, n2 in kept or blocks(x2)]
+    rows = jnp.concatenate(cols, axis=1) if len(cols) > 1 else cols[0]
     yield start, rows
     start += rows.shape[0]
 
@@ -200,7 +218,7 @@ def _assemble(row_tiles, out):
   return out
 
 
-IMPLEMENTATIONS = ('auto', 'structured', 'generic')
+IMPLEMENTATIONS = ('auto', 'structured', 'jacobian', 'generic')
 
 
 def checked_inputs(x1, x2, implementation: str) -> tuple[jax.Array, jax.Array]:
@@ -234,8 +252,8 @@ def _check_block_size(block_size) -> None:
 
 
 def _structured_layers(model, frozen, params, rest, rngs, x1, implementation: str):
-  """The structured path's layer plan, or None for the generic path."""
-  if implementation == 'generic':
+  """The structured path's layer plan, or None for another path."""
+  if implementation in ('generic', 'jacobian'):
     return None
   try:
     if not isinstance(model, nn.Module):
@@ -249,6 +267,20 @@ def _structured_layers(model, frozen, params, rest, rngs, x1, implementation: st
           "implementation='generic' (or 'auto')."
       ) from None
   return None
+
+
+def _use_jacobian(model, frozen, params, rest, rngs, x1, implementation: str) -> bool:
+  """Whether the per-example path applies ('auto', 'jacobian'); a ValueError when it was asked
+  for and does not."""
+  if implementation not in ('auto', 'jacobian'):
+    return False
+  why = per_example.coupling(model, frozen, params, rest, rngs, x1)
+  if why is not None and implementation == 'jacobian':
+    raise ValueError(
+        f"implementation='jacobian' does not apply to {type(model).__name__}: {why}. Use "
+        "implementation='generic' (or 'auto', which picks it for such modules)."
+    )
+  return why is None
 
 
 def _generic_block_size(params, out_dim: int) -> int:
@@ -283,13 +315,18 @@ def empirical_ntk(
     x2: (N₂, ...) inputs, or None for x1.
     trace_outputs: True → (N₁, N₂) kernel averaged over the C outputs;
       False → the full (N₁·C, N₂·C) kernel, row index i·C + a.
-    block_size: inputs per block; None picks 256 for the structured path and, for the
-      generic one, a size that keeps the per-block tangents (block·C·P numbers) near 256 MiB.
-    implementation: 'generic' builds Θ from kernel–vector products with unit vectors
-      (J₁(J₂ᵀE), one vmapped vjp and jvp per block pair); 'structured' uses the per-layer
-      form Σ_l (s_w² A_l A_l'ᵀ + s_b²) ⊙ (G_l G_l'ᵀ) (see `ecrn_jax._src.structured`), which
-      needs a network of ecrn_jax Dense layers and is a factor ~width cheaper at large N;
-      'auto' takes 'structured' when it applies, else 'generic'. Both are exact.
+    block_size: inputs per block; None picks 256 for the structured path, a size that keeps
+      the per-example Jacobians near 512 MiB a side for the jacobian path and, for the generic
+      one, a size that keeps the per-block tangents (block·C·P numbers) near 256 MiB.
+    implementation: 'structured' uses the per-layer form Σ_l (s_w² A_l A_l'ᵀ + s_b²) ⊙
+      (G_l G_l'ᵀ) (see `ecrn_jax._src.structured`), which needs a network of ecrn_jax Dense
+      layers and is a factor ~width cheaper at large N; 'jacobian' contracts per-example
+      Jacobians (C backward passes per example, leaf by leaf, a block of examples at a time),
+      for any module whose output rows depend on their own example only (Conv, pooling,
+      BatchNorm with running averages; not with batch statistics, nor with `rngs`); 'generic'
+      builds Θ from kernel–vector products with unit vectors (J₁(J₂ᵀE), one vmapped vjp and jvp
+      per block pair), for any module. 'auto' takes the first that applies, in that order.
+      All are exact.
     rngs: rngs passed to apply (e.g. {'dropout': key} with train=True: the kernel of
       the one drop mask that key draws).
     out: None, or a writable array of the kernel's shape (e.g.
@@ -326,6 +363,10 @@ def empirical_ntk(
   if layers is not None:
     rows = _structured_rows(
         model, frozen, layers, params, rest, rngs, x1, x2, bool(trace_outputs), block_size or 256
+    )
+  elif _use_jacobian(model, frozen, params, rest, rngs, x1, implementation):
+    rows = _jacobian_rows(
+        model, frozen, params, rest, x1, x2, bool(trace_outputs), block_size, out_dim
     )
   else:
     if block_size is None:

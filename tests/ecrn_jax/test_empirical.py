@@ -71,9 +71,9 @@ CASES = [
 
 
 def _both_implementations(model, variables, x1, x2, dtype):
-  """(implementation, traced (7, 5), full (21, 15)) of our two empirical-NTK paths, with their
-  shapes and dtype checked."""
-  for implementation in ('generic', 'structured'):
+  """(implementation, traced (7, 5), full (21, 15)) of our three empirical-NTK paths, with
+  their shapes and dtype checked."""
+  for implementation in ('generic', 'structured', 'jacobian'):
     ours = empirical_ntk(model, variables, x1, x2, block_size=3, implementation=implementation)
     ours_full = empirical_ntk(
         model, variables, x1, x2, trace_outputs=False, implementation=implementation
@@ -209,13 +209,99 @@ class _SharedLayer(nn.Module):
 
 @pytest.mark.parametrize('module', [_FlaxDenseNet(), _SharedLayer()])
 @pytest.mark.x64
-def test_auto_falls_back_to_generic_outside_the_structured_form(module, rng):
+def test_auto_takes_another_exact_path_outside_the_structured_form(module, rng):
   x = rng.normal(size=(5, 4))
   variables = module.init(jax.random.PRNGKey(0), x)
   with pytest.raises(ValueError, match="'structured' does not apply"):
     empirical_ntk(module, variables, x, implementation='structured')
   ref = jacobian_ntk(module, variables, x)
-  assert relative_max_error(empirical_ntk(module, variables, x), ref) <= 1e-10
+  for implementation in ('auto', 'jacobian', 'generic'):
+    kernel = empirical_ntk(module, variables, x, implementation=implementation)
+    assert relative_max_error(kernel, ref) <= 1e-10, implementation
+
+
+class _ConvBatchNormNet(nn.Module):
+  """Conv → BatchNorm (running averages) → ReLU → pooling → Dense: examples independent."""
+
+  @nn.compact
+  def __call__(self, x):
+    f64 = dict(dtype=jnp.float64, param_dtype=jnp.float64)
+    x = nn.Conv(4, (3, 3), **f64)(x)
+    x = nn.relu(nn.BatchNorm(use_running_average=True, **f64)(x))
+    x = nn.avg_pool(x, (2, 2), (2, 2))
+    return nn.Dense(3, **f64)(x.reshape(x.shape[0], -1))
+
+
+class _BatchCentering(nn.Module):
+  """Subtracts the batch mean: every output row depends on every example."""
+
+  @nn.compact
+  def __call__(self, x):
+    h = nn.Dense(5, param_dtype=jnp.float64)(x)
+    return nn.Dense(2, param_dtype=jnp.float64)(jnp.tanh(h - h.mean(0)))
+
+
+def _conv_net_and_data(rng):
+  x = rng.normal(size=(7, 6, 6, 2))
+  model = _ConvBatchNormNet()
+  variables = model.init(jax.random.PRNGKey(3), x)
+  # Running statistics away from their (0, 1) start, so that they enter the kernel.
+  stats = jax.tree_util.tree_map(
+      lambda a: a + rng.uniform(0.2, 0.5, a.shape), variables['batch_stats']
+  )
+  return model, {'params': variables['params'], 'batch_stats': stats}, x
+
+
+@pytest.mark.parametrize('trace_outputs', [True, False])
+@pytest.mark.x64
+def test_jacobian_path_on_a_conv_batchnorm_net(trace_outputs, rng, monkeypatch):
+  """The per-example path equals an explicit Jacobian contraction and the generic path to
+  round-off, for any block size, with x2's Jacobians kept or recomputed per block of x1."""
+  model, variables, x = _conv_net_and_data(rng)
+  ref = jacobian_ntk(model, variables, x, x[:5], trace_outputs=trace_outputs)
+  generic = empirical_ntk(
+      model, variables, x, x[:5], trace_outputs=trace_outputs, implementation='generic'
+  )
+  assert relative_max_error(generic, ref) <= 1e-10
+  ref_symmetric = jacobian_ntk(model, variables, x, x, trace_outputs=trace_outputs)
+  for budget in (None, 1000):  # the default (x2's Jacobians kept); 1000 bytes: recomputed
+    if budget:
+      monkeypatch.setattr(empirical_lib, '_JACOBIAN_BYTES', budget)
+    for block_size in (None, 1, 3):
+      kwargs = dict(trace_outputs=trace_outputs, block_size=block_size)
+      for implementation in ('jacobian', 'auto'):
+        kernel = empirical_ntk(model, variables, x, x[:5], implementation=implementation, **kwargs)
+        assert relative_max_error(kernel, ref) <= 1e-10, (budget, block_size, implementation)
+      symmetric = empirical_ntk(model, variables, x, implementation='jacobian', **kwargs)
+      assert relative_max_error(symmetric, ref_symmetric) <= 1e-10, (budget, block_size)
+
+
+@pytest.mark.x64
+def test_jacobian_path_refused_where_examples_are_coupled(rng):
+  """A module that mixes examples, or a call with rngs, gets a ValueError naming the module and
+  the fix; 'auto' takes the generic path there and stays exact."""
+  x = rng.normal(size=(5, 4))
+  model = _BatchCentering()
+  variables = model.init(jax.random.PRNGKey(0), x)
+  with pytest.raises(
+      ValueError,
+      match=r"'jacobian' does not apply to _BatchCentering: .*"
+      r"another example's input.*implementation='generic'",
+  ):
+    empirical_ntk(model, variables, x, implementation='jacobian')
+  ref = jacobian_ntk(model, variables, x)
+  assert relative_max_error(empirical_ntk(model, variables, x), ref) <= 1e-10
+  ecrn = _model('ecrn', 'ntk', 'float64')
+  ecrn_variables = ecrn.init(jax.random.PRNGKey(1), x)
+  with pytest.raises(ValueError, match="'jacobian' does not apply to ECRN: rngs are given"):
+    empirical_ntk(
+        ecrn,
+        ecrn_variables,
+        x,
+        implementation='jacobian',
+        rngs={'dropout': jax.random.PRNGKey(2)},
+        train=True,
+    )
 
 
 @pytest.mark.x64
@@ -446,7 +532,7 @@ def test_refuses_bad_inputs_in_one_sentence(case, rng):
     call(model, variables, x)
 
 
-@pytest.mark.parametrize('implementation', ['structured', 'generic'])
+@pytest.mark.parametrize('implementation', ['structured', 'jacobian', 'generic'])
 @pytest.mark.parametrize('trace_outputs', [True, False])
 @pytest.mark.x64
 def test_kernel_written_into_a_memmap(implementation, trace_outputs, rng, tmp_path, monkeypatch):
