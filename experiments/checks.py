@@ -9,6 +9,7 @@ Counts, names, data fields, search settings and space, and every unit plan the r
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import json
 import math
@@ -98,6 +99,25 @@ def _check_settings(run) -> None:
       )
   if not all(is_int(seed, 0) for seed in run.seeds):
     raise _field_error('seeds', 'a tuple of integers >= 0', tuple(run.seeds))
+  for field in ('seeds', 'models'):  # a repeat would be counted as another seed or model
+    values = list(getattr(run, field))
+    repeated = sorted({v for v in values if values.count(v) > 1}, key=str)
+    if repeated:
+      raise ValueError(
+          f'config.{field} holds {repeated} more than once, so one run would count as '
+          f'several (n, std); give each once.'
+      )
+  tracked = run.fields.get('tracking.models') or ()
+  tracked = (tracked,) if isinstance(tracked, str) else tuple(tracked)
+  known = [*REGISTRY, *run.variants]
+  for name in tracked:
+    if name not in known:
+      close = difflib.get_close_matches(str(name), known, n=1)
+      raise ValueError(
+          f'config.tracking.models names {name!r}, no model of this config'
+          + (f'; did you mean {close[0]!r}?' if close else '')
+          + f' Valid: {known}.'
+      )
   fields = ['checkpoint_every', 'eval_batch_size', 'train.epochs']
   fields += ['search.trials', 'search.rounds'] if run.search is not None else []
   for field in fields:

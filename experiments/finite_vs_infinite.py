@@ -49,8 +49,44 @@ def _nt_empirical_ntk(apply, params, x):
   return fn(x, None, params)
 
 
+def _is_int(value, least: int) -> bool:
+  return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def check_config(config) -> None:
+  """Every field of a finite_vs_infinite config, before anything runs (ValueError naming it)."""
+  for field, least in (('seed', 0), ('num_points', 2), ('input_dim', 1), ('num_seeds', 1)):
+    if not _is_int(config.get(field), least):
+      raise ValueError(
+          f'config.{field} must be an integer >= {least}, got {config.get(field)!r}; '
+          f'e.g. --config.{field}={max(least, 2)}.'
+      )
+  widths = config.get('widths')
+  if not isinstance(widths, (tuple, list)) or not all(_is_int(w, 1) for w in widths):
+    raise ValueError(
+        f'config.widths must be a tuple of positive integers, got {widths!r}; e.g. '
+        "--config.widths='(64, 256, 1024)'."
+    )
+  if len(set(widths)) < 2:
+    raise ValueError(
+        f'config.widths={tuple(widths)} holds {len(set(widths))} distinct width(s); the '
+        'convergence slope needs at least two (three or more to judge it), e.g. '
+        "--config.widths='(64, 256, 1024)'."
+    )
+  if not _is_int(config.get('agreement_width'), 1):
+    raise ValueError(
+        f'config.agreement_width must be a positive integer, got '
+        f'{config.get("agreement_width")!r}; e.g. --config.agreement_width=128.'
+    )
+  try:
+    ecrn_jax.ECRNConfig(width=config.agreement_width, dtype='float64', **config.model.to_dict())
+  except (TypeError, ValueError) as e:
+    raise ValueError(f'config.model: {e}') from e
+
+
 def train_and_evaluate(config, workdir: str | None) -> dict:
   """Runs the comparison, prints it, and writes results.json to `workdir` if given."""
+  check_config(config)
   start = time.time()
   key = jax.random.PRNGKey(config.seed)
   data_key, model_key = jax.random.split(key)

@@ -189,11 +189,19 @@ def main(argv):
   from experiments import train  # pylint: disable=g-import-not-at-top
   from experiments import workdir  # pylint: disable=g-import-not-at-top
 
-  if config.get('experiment') == 'benchmark':
-    try:
-      plan.build(config)
-    except (TypeError, ValueError, NotImplementedError) as e:
-      raise app.UsageError(str(e)) from e
+  from experiments import finite_vs_infinite  # pylint: disable=g-import-not-at-top
+
+  checks = {'benchmark': plan.build, 'finite_vs_infinite': finite_vs_infinite.check_config}
+  experiment = config.get('experiment')
+  if experiment not in checks:
+    raise app.UsageError(
+        f'config.experiment must be one of {list(checks)}, got {experiment!r}; leave it as '
+        'the config file sets it.'
+    )
+  try:
+    checks[experiment](config)
+  except (TypeError, ValueError, NotImplementedError) as e:
+    raise app.UsageError(str(e)) from e
   if FLAGS.workdir:
     name = config_name(config_flags.get_config_filename(FLAGS['config']))
     try:

@@ -41,9 +41,18 @@ def fit_power_law(widths: Sequence[float], errors: Sequence[float]) -> tuple[flo
   >>> round(slope, 6), round(intercept, 4)  # error = 2 · width^(−1/2)
   (-0.5, 0.6931)
   """
-  slope, intercept = np.polyfit(
-      np.log(np.asarray(widths, np.float64)), np.log(np.asarray(errors, np.float64)), 1
-  )
+  widths, errors = np.asarray(widths, np.float64), np.asarray(errors, np.float64)
+  if widths.shape != errors.shape or widths.ndim != 1 or len(np.unique(widths)) < 2:
+    raise ValueError(
+        f'a power law needs errors at two or more distinct widths, one error per width; got '
+        f'widths {widths.tolist()} and {errors.size} error(s). Give at least two widths.'
+    )
+  if np.any(widths <= 0) or np.any(errors <= 0) or not np.all(np.isfinite(errors)):
+    raise ValueError(
+        f'widths and errors must be positive and finite to fit on log scales; got widths '
+        f'{widths.tolist()}, errors {errors.tolist()}.'
+    )
+  slope, intercept = np.polyfit(np.log(widths), np.log(errors), 1)
   return float(slope), float(intercept)
 
 
@@ -115,8 +124,11 @@ def finite_vs_infinite(
   """
   if kernel not in ('ntk', 'nngp'):
     raise ValueError(f"kernel must be 'ntk' or 'nngp', got {kernel!r}.")
-  if num_seeds < 1 or not widths:
-    raise ValueError('need at least one width and num_seeds >= 1.')
+  if num_seeds < 1 or len(set(widths)) < 2:
+    raise ValueError(
+        f'need two or more distinct widths (the slope is fitted over them) and num_seeds >= 1; '
+        f'got widths {tuple(widths)}, num_seeds {num_seeds}.'
+    )
   fourier_key, init_key = jax.random.split(key)
   module = MLP if isinstance(config, MLPConfig) else ECRN
   reference_vars = module(with_width(config, widths[0], 'ntk')).init(fourier_key, x)

@@ -56,5 +56,12 @@ def test_helpers():
   assert relative_frobenius_error(2 * a, a) == pytest.approx(1.0)
   with pytest.raises(ValueError, match='kernel'):
     finite_vs_infinite(
-        MLPConfig(), np.ones((2, 2)), (8,), 1, key=jax.random.PRNGKey(0), kernel='cka'
+        MLPConfig(), np.ones((2, 2)), (8, 16), 1, key=jax.random.PRNGKey(0), kernel='cka'
     )
+  for widths in ((8,), (8, 8)):  # one distinct width: no slope to fit
+    with pytest.raises(ValueError, match='two or more distinct widths'):
+      finite_vs_infinite(MLPConfig(), np.ones((2, 2)), widths, 1, key=jax.random.PRNGKey(0))
+  with pytest.raises(ValueError, match='two or more distinct widths'):
+    fit_power_law([32, 32], [0.1, 0.2])
+  with pytest.raises(ValueError, match='positive and finite'):
+    fit_power_law([8, 32], [0.1, 0.0])

@@ -299,6 +299,22 @@ def _first_trial_overrides(directory):
             ('config.resnet18.mlp_widths', 'got 0'),
         ),
         (['--config.no_such_field=1'], ('no_such_field names no field', 'widths')),
+        (['--config=iris:smoke', '--config.seeds=(0, 0)'], ('config.seeds', '[0]', 'once')),
+        (
+            ['--config=iris:smoke', '--config.models=lda', '--config.models=lda'],
+            ('config.models', "['lda']", 'once'),
+        ),
+        (
+            ['--config=iris:smoke', '--config.tracking.models=ntk-ecrn'],
+            ('tracking.models', "'ntk-ecrn'", "did you mean 'ntk_ecrn'"),
+        ),
+        (['--config=iris:smoke', '--config.experiment=other'], ('config.experiment', "'other'")),
+        (
+            ['--config=finite_vs_infinite:smoke', '--config.widths=(32, 32)'],
+            ('config.widths', '1 distinct width', 'at least two'),
+        ),
+        (['--config.num_seeds=0'], ('config.num_seeds', 'got 0')),
+        (['--config.model.drop_rate=2.0'], ('config.model', 'drop_rate')),
         (['--config=no/such_config.py'], ('no/such_config.py', 'does not exist')),
         (['--config', 'iris:huge'], ('huge', 'smoke')),
         (
