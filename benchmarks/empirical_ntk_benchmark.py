@@ -10,6 +10,12 @@ subprocess so that its peak RSS is its own; kernels are saved and compared with 
   python -m benchmarks.empirical_ntk_benchmark                       # N = 128, 512, 2048
   python -m benchmarks.empirical_ntk_benchmark --sizes=128 --repeats=3
   python -m benchmarks.empirical_ntk_benchmark --full_n=5000         # + the 5,000² kernel
+  python -m benchmarks.empirical_ntk_benchmark --model=resnet18 --sizes=32 \
+      --methods=jacobian,generic --resnet_width=8 --vp_n=0             # CIFAR ResNet-18
+
+With --model=resnet18 (experiments/resnet.py, 10 outputs, BatchNorm at running averages,
+32×32×3 images; --resnet_width=64 is the 11.2 M-parameter network) the reference method is
+'jacobian', the per-example Jacobian contraction.
 
 Printed: median wall time of warm (compiled) runs, peak RSS, relative max difference to
 our structured kernel, the speed-up of ours over each neural-tangents method, and achieved
@@ -54,14 +60,26 @@ flags.DEFINE_integer('full_n', 0, 'If > 0, also time our full N×N kernel at thi
 flags.DEFINE_integer(
     'vp_n', 2048, 'If > 0, time ntk_vp_fn against a forward+backward pass at this N.'
 )
+flags.DEFINE_enum('model', 'ecrn', ['ecrn', 'resnet18'], 'The network.')
+flags.DEFINE_integer('resnet_width', 64, "ResNet-18's first-stage channels (64: 11.2 M params).")
 flags.DEFINE_string('worker', None, 'Internal: "method,N,outfile" runs one measurement.')
 
-NT_IMPLEMENTATION = {'nt_jacobian_contraction': 1, 'nt_ntk_vector_products': 2}
+NT_IMPLEMENTATION = {
+    'nt_jacobian_contraction': 1,
+    'nt_ntk_vector_products': 2,
+    'nt_structured_derivatives': 3,
+}
 
 
 def _setup(n):
   import ecrn_jax  # pylint: disable=g-import-not-at-top
 
+  if FLAGS.model == 'resnet18':
+    from experiments import resnet  # pylint: disable=g-import-not-at-top
+
+    model = resnet.ResNet18(num_classes=10, width=FLAGS.resnet_width)
+    x = jax.random.normal(jax.random.PRNGKey(1), (n, 32, 32, 3), jnp.float32)
+    return model, model.init(jax.random.PRNGKey(0), x[:2]), x
   config = ecrn_jax.ECRNConfig(
       width=FLAGS.width,
       depth=FLAGS.depth,
@@ -78,7 +96,7 @@ def _setup(n):
 def _kernel_fn(method, model, variables):
   import ecrn_jax  # pylint: disable=g-import-not-at-top
 
-  if method in ('structured', 'generic'):
+  if method in ('structured', 'jacobian', 'generic'):
     return lambda x: ecrn_jax.empirical_ntk(model, variables, x, implementation=method)
   import neural_tangents as nt  # pylint: disable=g-import-not-at-top
 
@@ -133,6 +151,8 @@ def _run_worker(method, n, tmp):
   out = os.path.join(tmp, f'{method}_{n}.json')
   cmd = [sys.executable, '-m', 'benchmarks.empirical_ntk_benchmark', f'--worker={method},{n},{out}']
   for name in (
+      'model',
+      'resnet_width',
       'width',
       'depth',
       'fourier_features',
@@ -203,7 +223,7 @@ def _print_row(n, method, stats, kernel, ref, ours_t):
   speedup = t / ours_t if ours_t else float('nan')
   frac = (
       structured_flops(n) / t / stats['matmul_flops_per_s'] * 100
-      if method == 'structured'
+      if method == 'structured' and FLAGS.model == 'ecrn'
       else float('nan')
   )
   print(
@@ -212,13 +232,18 @@ def _print_row(n, method, stats, kernel, ref, ours_t):
   )
 
 
+def _reference_method() -> str:
+  """The method the others are compared with: ours for the network."""
+  return 'jacobian' if FLAGS.model == 'resnet18' else 'structured'
+
+
 def _compare_methods(n, tmp):
   """Runs every method at N = n in its own worker and prints their rows."""
   results = {}
   for method in FLAGS.methods:
     stats, kernel = _run_worker(method, n, tmp)
     results[method] = (stats, kernel)
-  ref_stats, ref = results.get('structured', (None, None))
+  ref_stats, ref = results.get(_reference_method(), (None, None))
   ours_t = statistics.median(ref_stats['times_s']) if ref_stats else None
   for method, (stats, kernel) in results.items():
     if stats is None:
@@ -264,7 +289,7 @@ def main(argv):
   if FLAGS.vp_n:
     time_ntk_vp(FLAGS.vp_n)
   print(
-      '\n"ours ×": that method\'s median time over ours (structured). "%peak": achieved '
+      f'\n"ours ×": that method\'s median time over ours ({_reference_method()}). "%peak": achieved '
       'FLOP/s of the structured method (analytic count) over the matmul FLOP/s measured in the '
       'same process. Under other load on the machine both figures move.'
   )
