@@ -41,18 +41,18 @@ def fit_power_law(widths: Sequence[float], errors: Sequence[float]) -> tuple[flo
   >>> round(slope, 6), round(intercept, 4)  # error = 2 · width^(−1/2)
   (-0.5, 0.6931)
   """
-  widths, errors = np.asarray(widths, np.float64), np.asarray(errors, np.float64)
-  if widths.shape != errors.shape or widths.ndim != 1 or len(np.unique(widths)) < 2:
+  w, e = np.asarray(widths, np.float64), np.asarray(errors, np.float64)
+  if w.shape != e.shape or w.ndim != 1 or len(np.unique(w)) < 2:
     raise ValueError(
         f'a power law needs errors at two or more distinct widths, one error per width; got '
-        f'widths {widths.tolist()} and {errors.size} error(s). Give at least two widths.'
+        f'widths {w.tolist()} and {e.size} error(s). Give at least two widths.'
     )
-  if np.any(widths <= 0) or np.any(errors <= 0) or not np.all(np.isfinite(errors)):
+  if np.any(w <= 0) or np.any(e <= 0) or not np.all(np.isfinite(e)):
     raise ValueError(
         f'widths and errors must be positive and finite to fit on log scales; got widths '
-        f'{widths.tolist()}, errors {errors.tolist()}.'
+        f'{w.tolist()}, errors {e.tolist()}.'
     )
-  slope, intercept = np.polyfit(np.log(widths), np.log(errors), 1)
+  slope, intercept = np.polyfit(np.log(w), np.log(e), 1)
   return float(slope), float(intercept)
 
 

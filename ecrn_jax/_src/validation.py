@@ -116,7 +116,23 @@ def check_matvec(matvec: MatVec, n: int, dtype: np.dtype) -> None:
     )
 
 
+def _refuse_complex(name: str, value) -> None:
+  """A ValueError when `value` (an array, or anything np.asarray reads) is complex."""
+  dtype = getattr(value, 'dtype', None)
+  if dtype is None:
+    try:
+      dtype = np.asarray(value).dtype
+    except (TypeError, ValueError):  # not array-like: the caller's own checks name it
+      return
+  if np.issubdtype(dtype, np.complexfloating):
+    raise ValueError(
+        f'{name} must be real-valued, got dtype {dtype}: its imaginary part would be dropped. '
+        f'Pass {name}.real (or the real and imaginary parts as separate features).'
+    )
+
+
 def as_float_array(name: str, value, dtype) -> np.ndarray:
+  _refuse_complex(name, value)
   try:
     array = np.asarray(value, dtype=dtype)
   except (TypeError, ValueError) as e:
@@ -168,7 +184,8 @@ def check_time(t, learning_rate) -> Optional[np.ndarray]:
 
 
 def check_finite_inputs(name: str, x, why: str = 'a kernel of such inputs is NaN') -> None:
-  """Raises ValueError naming `name` when inputs are empty, or hold NaN or inf (with the count).
+  """Raises ValueError naming `name` when inputs are empty, complex, or hold NaN or inf (with the
+  count).
 
   Traced values (inside jit/vmap) are checked for emptiness only. JAX arrays are counted on
   their device (one scalar comes back), anything else with NumPy.
@@ -176,6 +193,7 @@ def check_finite_inputs(name: str, x, why: str = 'a kernel of such inputs is NaN
   shape = np.shape(x)
   if len(shape) >= 1 and shape[0] == 0:
     raise ValueError(f'{name} is empty (shape {tuple(shape)}); give at least one example.')
+  _refuse_complex(name, x)
   if isinstance(x, jax.core.Tracer):
     return
   if isinstance(x, jax.Array):
