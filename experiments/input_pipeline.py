@@ -105,8 +105,18 @@ def standardize(x_train: np.ndarray, *others: np.ndarray, channels: int | None =
   """(x_train, others, mean, std): `x_train` (N, d) and each of `others` (M_i, d) standardized
   with x_train's statistics, float32, and the (d,) float64 statistics applied. `channels`: None
   for per-feature statistics, C for per-channel ones of features laid out as flattened (..., C)
-  arrays. A constant feature (std 0) is only centred."""
+  arrays. A constant feature (std 0) is only centred; a value beyond ±1e150, whose square
+  overflows the std, is refused (ValueError naming the feature)."""
   x_train = np.asarray(x_train, np.float64)
+  for name, x in (('training', x_train), *(('test', np.asarray(o, np.float64)) for o in others)):
+    too_large = np.abs(x) > 1e150
+    if too_large.any():
+      feature = int(np.argmax(too_large.any(axis=0)))
+      raise ValueError(
+          f'{int(too_large.sum())} {name} input value(s) beyond ±1e150 (feature {feature}: '
+          f'{x[:, feature][too_large[:, feature]][0]:g}); their squares overflow the '
+          'standardization. Fix or remove those rows.'
+      )
   if channels is None:
     mean, std = x_train.mean(axis=0), x_train.std(axis=0)
   else:

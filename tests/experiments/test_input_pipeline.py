@@ -745,3 +745,13 @@ def test_synthetic_regression_config_frequency_scale_and_hard_variant():
       run.load_config(f'synthetic_regression:{arg}')
     with pytest.raises(ValueError, match=re.escape(f'valid: {valid}')):
       synthetic_regression.get_config(arg)
+
+
+@pytest.mark.parametrize('where', ['training', 'test'])
+def test_values_whose_squares_overflow_are_refused_not_standardized(where):
+  """One cell of 1e308 made a feature's std inf and the feature −0.0, silently."""
+  x_train, x_test = np.ones((6, 3)), np.ones((4, 3))
+  x_train[:, 1], x_test[:, 1] = np.arange(6.0), np.arange(4.0)
+  (x_train if where == 'training' else x_test)[2, 1] = 1e308
+  with pytest.raises(ValueError, match=rf'1 {where} input value.*feature 1: 1e\+308.*overflow'):
+    input_pipeline.standardize(x_train, x_test)
