@@ -211,10 +211,11 @@ def _optimizer_kind(config: TrainConfig) -> tuple[str, Optional[str], bool, bool
   return config.optimizer, config.schedule, warmup, decayed
 
 
-def _schedule(schedule: str, warmup_steps: bool, values: Mapping[str, Any]) -> optax.Schedule:
+def _schedule(schedule: str, warms_up: bool, values: Mapping[str, Any]) -> optax.Schedule:
   """`learning_rate_schedule` with its values possibly traced: optax's formulas, term by term
-  (the constant or cosine, after a linear warm-up if `warmup_steps`), so they agree bit for bit
-  (dtypes included: a warm-up's where() casts the cosine to its float32)."""
+  (the constant or cosine, after a linear warm-up if `warms_up`), dtypes included (a warm-up's
+  where() casts the cosine to its float32), so they agree to the last bit or so (XLA may fold
+  the constants' cosine argument otherwise)."""
   lr, warmup, decay_steps = values['learning_rate'], values['warmup_steps'], values['decay_steps']
 
   def warm(count):  # optax.linear_schedule(0.0, lr, warmup)
@@ -232,7 +233,7 @@ def _schedule(schedule: str, warmup_steps: bool, values: Mapping[str, Any]) -> o
   def joined(count):  # optax.join_schedules([warm, main], [warmup])
     return jnp.where(count < warmup, warm(count), main(count - warmup))
 
-  return joined if warmup_steps else main
+  return joined if warms_up else main
 
 
 def _build_optimizer(
