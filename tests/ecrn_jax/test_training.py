@@ -9,6 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import ecrn_jax
@@ -349,6 +350,130 @@ def test_fused_minibatch_epochs_equal_the_step_by_step_loop():
       jax.tree_util.tree_leaves(final['params']), jax.tree_util.tree_leaves(state.params)
   ):
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def _constant_optimizer(config, steps_per_epoch):
+  """The optax transformation `train` used before its values were traced: constants, weight
+  decay only when > 0 (the reference of the traced optimizer)."""
+  if config.schedule == 'constant' and config.warmup_epochs == 0:
+    lr = config.learning_rate
+  else:
+    lr = training.learning_rate_schedule(config, steps_per_epoch)
+  wd = config.weight_decay
+  if config.optimizer == 'adam':
+    return optax.adamw(lr, weight_decay=wd) if wd > 0 else optax.adam(lr)
+  sgd = optax.sgd(lr, momentum=config.momentum if config.optimizer == 'momentum' else None)
+  return optax.chain(optax.add_decayed_weights(wd), sgd) if wd > 0 else sgd
+
+
+@pytest.mark.parametrize(
+    'changes',
+    [
+        {'warmup_epochs': 2},
+        {'schedule': 'cosine', 'warmup_epochs': 2},
+        {'schedule': 'cosine'},
+    ],
+)
+def test_traced_schedule_equals_optax_to_round_off(changes):
+  # float32 (x64 off) and float64: the weakly typed values promote as the Python constants did.
+  config = TrainConfig(learning_rate=0.3, epochs=7, **changes)
+  schedule = training.learning_rate_schedule(config, 3)
+  # pylint: disable=protected-access
+  _, kind, warmup, _ = training._optimizer_kind(config)
+  traced = jax.jit(lambda s, v: training._schedule(kind, warmup, v)(s))
+  # pylint: enable=protected-access
+  values = training.optimizer_hyperparams(config, 3)
+  steps = jnp.arange(25, dtype=jnp.int32)
+  expected = jax.jit(schedule)(steps)
+  # XLA folds the constants' cosine argument otherwise: η agrees to its last bit or so.
+  atol = 2 * np.finfo(expected.dtype).eps * config.learning_rate
+  np.testing.assert_allclose(traced(steps, values), expected, rtol=0, atol=atol)
+
+
+@pytest.mark.x64
+@pytest.mark.parametrize('batch_size', [None, 4])
+@pytest.mark.parametrize(
+    'changes',
+    [
+        {'optimizer': 'sgd', 'learning_rate': 0.05},
+        {'optimizer': 'sgd', 'learning_rate': 0.05, 'weight_decay': 1e-2, 'warmup_epochs': 1},
+        {'optimizer': 'momentum', 'learning_rate': 0.02, 'momentum': 0.8, 'weight_decay': 1e-3},
+        {'optimizer': 'momentum', 'learning_rate': 0.02, 'schedule': 'cosine'},
+        {'optimizer': 'adam', 'learning_rate': 1e-2, 'schedule': 'cosine', 'warmup_epochs': 1},
+        {'optimizer': 'adam', 'learning_rate': 1e-2, 'weight_decay': 1e-3},
+    ],
+)
+def test_traced_hyperparameters_equal_the_constant_optimizer(changes, batch_size):
+  x, y = regression_data(n=13)
+  model = small_ecrn()
+  variables = model.init(jax.random.PRNGKey(2), x)
+  config = TrainConfig(epochs=3, batch_size=batch_size, seed=5, **changes)
+  final, history = train(model, variables, (x, y), config)
+  steps = training.steps_per_epoch(config, len(x))
+  step = training.make_train_step(model, config.loss)
+  state = training.TrainState.create(
+      apply_fn=model.apply,
+      params=variables['params'],
+      tx=_constant_optimizer(config, steps),
+      rest={k: v for k, v in variables.items() if k != 'params'},
+  )
+  shuffle_key, dropout_key = jax.random.split(jax.random.PRNGKey(config.seed))
+  losses = []
+  for epoch in range(1, config.epochs + 1):
+    # pylint: disable-next=protected-access
+    for xb, yb in training._batches(x, y, config, epoch, shuffle_key):
+      state, value = step(state, xb, yb, dropout_key)
+      losses.append(float(value))
+  np.testing.assert_allclose(history['step_loss'], losses, rtol=1e-13, atol=0)
+  for a, b in zip(
+      jax.tree_util.tree_leaves(final['params']), jax.tree_util.tree_leaves(state.params)
+  ):
+    np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize('optimizer', ['momentum', 'adam'])
+def test_one_compilation_serves_every_learning_rate_weight_decay_and_momentum(optimizer):
+  # A width no other test uses: the cached step and epoch programs are this test's alone.
+  # N = 18, B = 8: two full batches in the epoch program, the last two examples in the step's.
+  x, y = regression_data(n=18)
+  x, y = x.astype(np.float32), y.astype(np.float32)
+  model = small_ecrn(width=19, dtype='float32')
+  variables = model.init(jax.random.PRNGKey(0), x)
+  # Weight decay > 0 in all (= 0 keeps the optimizer state of an optax chain without it).
+  config = TrainConfig(
+      optimizer=optimizer,
+      learning_rate=0.01,
+      weight_decay=1e-4,
+      schedule='cosine',
+      epochs=2,
+      batch_size=8,
+  )
+  train(model, variables, (x, y), config)
+  step = training.make_train_step(model, 'mse')
+  epoch = training.make_train_epoch(model, 'mse')
+  sizes = step._cache_size(), epoch._cache_size()  # pylint: disable=protected-access
+  assert min(sizes) >= 1  # the epochs ran fused: both programs are counted
+  compiled = []
+
+  def listener(event, duration, **kwargs):
+    del duration, kwargs
+    if event == '/jax/core/compile/backend_compile_duration':
+      compiled.append(event)
+
+  jax.monitoring.register_event_duration_secs_listener(listener)
+  try:
+    for changes in (
+        {'learning_rate': 0.02},
+        {'weight_decay': 1e-3},
+        {'momentum': 0.5},
+        {'epochs': 3, 'learning_rate': 3e-3, 'seed': 1},
+    ):
+      # An equal model built anew: its programs are the first one's.
+      train(small_ecrn(width=19, dtype='float32'), variables, (x, y), config.replace(**changes))
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listener)
+  assert (step._cache_size(), epoch._cache_size()) == sizes  # pylint: disable=protected-access
+  assert not compiled
 
 
 @pytest.mark.x64
