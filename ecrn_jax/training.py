@@ -11,8 +11,8 @@ from ecrn_jax._src.linearized import linearize
 from ecrn_jax._src.losses import cross_entropy_loss
 from ecrn_jax._src.losses import mse_loss
 from ecrn_jax._src.training import TrainState
-from ecrn_jax._src.training import learning_rate_schedule
-from ecrn_jax._src.training import make_optimizer
+from ecrn_jax._src.optimizers import learning_rate_schedule
+from ecrn_jax._src.optimizers import make_optimizer
 from ecrn_jax._src.training import make_train_epoch
 from ecrn_jax._src.training import make_train_step
 from ecrn_jax._src.training import steps_per_epoch

@@ -53,7 +53,8 @@ from ecrn_jax._src import spectral
 from ecrn_jax._src.validation import check_finite_inputs, check_int
 from ecrn_jax._src.empirical import empirical_ntk
 from ecrn_jax._src.vector_products import ntk_vp_fn
-from ecrn_jax._src.training import TrainConfig, learning_rate_schedule, steps_per_epoch
+from ecrn_jax._src.optimizers import learning_rate_schedule
+from ecrn_jax._src.training import TrainConfig, steps_per_epoch
 
 # The entries of a dense record (`analysis.kernel_summary`), in order.
 _DENSE_FIELDS = (

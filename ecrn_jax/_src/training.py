@@ -35,6 +35,10 @@ import optax
 
 from ecrn_jax._src import empirical
 from ecrn_jax._src.losses import LOSS_FNS
+from ecrn_jax._src.optimizers import learning_rate_schedule  # pylint: disable=unused-import
+from ecrn_jax._src.optimizers import make_optimizer  # pylint: disable=unused-import
+from ecrn_jax._src.optimizers import optimizer_hyperparams
+from ecrn_jax._src.optimizers import traced_optimizer
 from ecrn_jax._src.validation import check_finite_inputs, check_int, check_real
 
 OPTIMIZERS = ('sgd', 'momentum', 'adam')
@@ -141,140 +145,6 @@ def steps_per_epoch(config: TrainConfig, num_examples: int) -> int:
   if config.batch_size is None:
     return 1
   return -(-num_examples // config.batch_size)
-
-
-def learning_rate_schedule(config: TrainConfig, num_steps_per_epoch: int) -> optax.Schedule:
-  """η_s as a function of the global step s (the one the optimizer uses).
-
-  >>> import ecrn_jax
-  >>> config = ecrn_jax.TrainConfig(learning_rate=0.1, schedule='cosine', epochs=10)
-  >>> schedule = ecrn_jax.training.learning_rate_schedule(config, 1)
-  >>> round(float(schedule(0)), 6), round(float(schedule(10)), 6)
-  (0.1, 0.0)
-  """
-  lr = float(config.learning_rate)
-  warmup = config.warmup_epochs * num_steps_per_epoch
-  total = config.epochs * num_steps_per_epoch
-  if config.schedule == 'constant':
-    main = optax.constant_schedule(lr)
-  else:
-    main = optax.cosine_decay_schedule(lr, decay_steps=max(1, total - warmup))
-  if warmup == 0:
-    return main
-  return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
-
-
-def make_optimizer(config: TrainConfig, num_steps_per_epoch: int) -> optax.GradientTransformation:
-  """The optax transformation of `config`, its hyperparameters as constants.
-
-  `train` runs the same transformation with the hyperparameters traced (`optimizer_hyperparams`),
-  so that runs that differ only in their values share one compiled step; only the optimizer,
-  the schedule, whether it warms up and whether weight_decay > 0 change its program and state.
-
-  >>> import jax.numpy as jnp, ecrn_jax
-  >>> optimizer = ecrn_jax.training.make_optimizer(ecrn_jax.TrainConfig(optimizer='adam'), 1)
-  >>> state = optimizer.init({'w': jnp.zeros(2)})
-  >>> updates, state = optimizer.update({'w': jnp.ones(2)}, state)
-  >>> updates['w'].shape
-  (2,)
-  """
-  return _build_optimizer(*_optimizer_kind(config), _values(config, num_steps_per_epoch))
-
-
-def optimizer_hyperparams(config: TrainConfig, num_steps_per_epoch: int) -> dict[str, jax.Array]:
-  """The numeric settings of `config`'s optimizer as weakly typed scalars (), which promote as
-  the Python numbers they hold: 'learning_rate', 'momentum', 'weight_decay', 'warmup_steps'
-  and 'decay_steps' (the cosine's steps after warm-up)."""
-  return {k: jnp.asarray(v) for k, v in _values(config, num_steps_per_epoch).items()}
-
-
-def _values(config: TrainConfig, num_steps_per_epoch: int) -> dict[str, float | int]:
-  """`optimizer_hyperparams` as Python numbers."""
-  warmup = config.warmup_epochs * num_steps_per_epoch
-  total = config.epochs * num_steps_per_epoch
-  return {
-      'learning_rate': float(config.learning_rate),
-      'momentum': float(config.momentum),
-      'weight_decay': float(config.weight_decay),
-      'warmup_steps': int(warmup),
-      'decay_steps': float(max(1, total - warmup)),
-  }
-
-
-def _optimizer_kind(config: TrainConfig) -> tuple[str, Optional[str], bool, bool]:
-  """(optimizer, schedule, warm-up or not, weight decay or not): what shapes the optimizer's
-  program and state (as before the values were traced, so checkpoints keep their structure);
-  schedule is None for a constant η without warm-up (no step count in the state)."""
-  warmup, decayed = config.warmup_epochs > 0, config.weight_decay > 0
-  if config.schedule == 'constant' and not warmup:
-    return config.optimizer, None, False, decayed
-  return config.optimizer, config.schedule, warmup, decayed
-
-
-def _schedule(schedule: str, warms_up: bool, values: Mapping[str, Any]) -> optax.Schedule:
-  """`learning_rate_schedule` with its values possibly traced: optax's formulas, term by term
-  (the constant or cosine, after a linear warm-up if `warms_up`), dtypes included (a warm-up's
-  where() casts the cosine to its float32), so they agree to the last bit or so (XLA may fold
-  the constants' cosine argument otherwise)."""
-  lr, warmup, decay_steps = values['learning_rate'], values['warmup_steps'], values['decay_steps']
-
-  def warm(count):  # optax.linear_schedule(0.0, lr, warmup)
-    count = jnp.clip(count, 0, warmup)
-    frac = 1 - count / warmup
-    return (0.0 - lr) * (frac**1) + lr
-
-  def main(count):  # optax.constant_schedule(lr) or optax.cosine_decay_schedule(lr, decay_steps)
-    if schedule == 'constant':
-      return lr
-    count = jnp.minimum(count, decay_steps)
-    cosine_decay = 0.5 * (1 + jnp.cos(jnp.pi * count / decay_steps))
-    return lr * ((1 - 0.0) * cosine_decay**1.0 + 0.0)
-
-  def joined(count):  # optax.join_schedules([warm, main], [warmup])
-    return jnp.where(count < warmup, warm(count), main(count - warmup))
-
-  return joined if warms_up else main
-
-
-def _build_optimizer(
-    optimizer: str, schedule: Optional[str], warmup: bool, decayed: bool, values: Mapping[str, Any]
-) -> optax.GradientTransformation:
-  """The optax transformation of kind (optimizer, schedule, warmup, decayed) (`_optimizer_kind`)
-  with `values` (numbers or traced)."""
-  lr = values['learning_rate'] if schedule is None else _schedule(schedule, warmup, values)
-  wd = values['weight_decay']
-  if optimizer == 'adam':
-    return optax.adamw(lr, weight_decay=wd) if decayed else optax.adam(lr)
-  momentum = values['momentum'] if optimizer == 'momentum' else None
-  sgd = optax.sgd(lr, momentum=momentum)
-  return optax.chain(optax.add_decayed_weights(wd), sgd) if decayed else sgd
-
-
-_PLACEHOLDER_VALUES = {
-    'learning_rate': 1.0,
-    'momentum': 0.0,
-    'weight_decay': 1.0,
-    'warmup_steps': 1,
-    'decay_steps': 1.0,
-}
-
-
-@functools.lru_cache(maxsize=None)  # one per kind: 3 optimizers × 4 schedules × 2 at most
-def _traced_optimizer(
-    optimizer: str, schedule: Optional[str], warmup: bool, decayed: bool
-) -> optax.GradientTransformationExtraArgs:
-  """The transformation of that kind (`_optimizer_kind`) whose update takes the values as
-  `hyperparameters` (`optimizer_hyperparams`): one object, hence one compiled step, per kind."""
-
-  def init(params):  # the state depends on no value
-    kind = optimizer, schedule, warmup, decayed
-    return _build_optimizer(*kind, _PLACEHOLDER_VALUES).init(params)
-
-  def update(updates, state, params=None, *, hyperparams):
-    kind = optimizer, schedule, warmup, decayed
-    return _build_optimizer(*kind, hyperparams).update(updates, state, params)
-
-  return optax.GradientTransformationExtraArgs(init, update)
 
 
 MUTABLE_COLLECTIONS = ('batch_stats',)
@@ -664,7 +534,7 @@ def train(
   state = TrainState.create(
       apply_fn=_canonical(model).apply,
       params=variables['params'],
-      tx=_traced_optimizer(*_optimizer_kind(config)),
+      tx=traced_optimizer(config),
       rest={k: v for k, v in variables.items() if k != 'params'},
       hyperparams=optimizer_hyperparams(config, num_steps),
   )

@@ -16,6 +16,7 @@ import ecrn_jax
 from ecrn_jax import ECRN, MLP, ECRNConfig, MLPConfig, TrainConfig, TrainingDiverged
 from ecrn_jax import empirical_ntk, train
 from ecrn_jax._src.infinite.deprecated import infinite_kernels  # the wrapper: same numbers
+from ecrn_jax._src import optimizers
 from ecrn_jax._src import training
 from utils import regression_data
 from reference_ntk import gradient_flow_mse, jacobian_ntk, neural_tangents_ntk
@@ -379,10 +380,10 @@ def test_traced_schedule_equals_optax_to_round_off(changes):
   config = TrainConfig(learning_rate=0.3, epochs=7, **changes)
   schedule = training.learning_rate_schedule(config, 3)
   # pylint: disable=protected-access
-  _, kind, warmup, _ = training._optimizer_kind(config)
-  traced = jax.jit(lambda s, v: training._schedule(kind, warmup, v)(s))
+  _, kind, warmup, _ = optimizers._optimizer_kind(config)
+  traced = jax.jit(lambda s, v: optimizers._schedule(kind, warmup, v)(s))
   # pylint: enable=protected-access
-  values = training.optimizer_hyperparams(config, 3)
+  values = optimizers.optimizer_hyperparams(config, 3)
   steps = jnp.arange(25, dtype=jnp.int32)
   expected = jax.jit(schedule)(steps)
   # XLA folds the constants' cosine argument otherwise: η agrees to its last bit or so.
