@@ -289,9 +289,9 @@ def main(argv):
   if FLAGS.vp_n:
     time_ntk_vp(FLAGS.vp_n)
   print(
-      f'\n"ours ×": that method\'s median time over ours ({_reference_method()}). "%peak": achieved '
-      'FLOP/s of the structured method (analytic count) over the matmul FLOP/s measured in the '
-      'same process. Under other load on the machine both figures move.'
+      f'\n"ours ×": that method\'s median time over ours ({_reference_method()}). "%peak": '
+      'achieved FLOP/s of the structured method (analytic count) over the matmul FLOP/s '
+      'measured in the same process. Under other load on the machine both figures move.'
   )
 
 
