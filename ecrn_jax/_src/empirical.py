@@ -96,7 +96,15 @@ def output_shape(
   return tuple(out.shape)
 
 
-_num_params = per_example.num_params
+def _bytes_per_input(params, out_dim: int) -> int:
+  """Bytes of one input's C·P numbers (its tangents, or its Jacobian) in the params' dtype."""
+  itemsize = np.dtype(structured.params_dtype(params)).itemsize
+  return out_dim * per_example.num_params(params) * itemsize
+
+
+def _inputs_within(budget_bytes: int, per_input: int) -> int:
+  """Inputs per block (1 to 512) whose C·P numbers stay near `budget_bytes`."""
+  return int(max(1, min(512, budget_bytes // max(1, per_input))))
 
 
 def _padded_blocks(x: jax.Array, block_size: int):
@@ -131,11 +139,9 @@ def _jacobian_rows(model, frozen, params, rest, x1, x2, trace_outputs, block_siz
   computed again for every block of x1."""
   jacobians = per_example.jacobian_fn(model, frozen)
   contract = per_example.contract_fn(trace_outputs)
-  itemsize = np.dtype(structured.params_dtype(params)).itemsize
-  per_input = out_dim * _num_params(params) * itemsize
+  per_input = _bytes_per_input(params, out_dim)
   half = _JACOBIAN_BYTES // 2
-  if block_size is None:
-    block_size = int(max(1, min(512, half // max(1, per_input))))
+  block_size = block_size or _inputs_within(half, per_input)
 
   def blocks(x):
     for xb, n in _padded_blocks(x, block_size):
@@ -283,13 +289,6 @@ def _use_jacobian(model, frozen, params, rest, rngs, x1, implementation: str) ->
   return why is None
 
 
-def _generic_block_size(params, out_dim: int) -> int:
-  """Inputs per block that keep the per-block tangents (block·C·P numbers) near 256 MiB."""
-  itemsize = np.dtype(structured.params_dtype(params)).itemsize
-  per_input = out_dim * _num_params(params) * itemsize
-  return int(max(1, min(512, _DEFAULT_BLOCK_BYTES // max(1, per_input))))
-
-
 def empirical_ntk(
     model: nn.Module,
     variables: Mapping[str, Any],
@@ -370,7 +369,7 @@ def empirical_ntk(
     )
   else:
     if block_size is None:
-      block_size = _generic_block_size(params, out_dim)
+      block_size = _inputs_within(_DEFAULT_BLOCK_BYTES, _bytes_per_input(params, out_dim))
     rows = _generic_rows(model, frozen, params, rest, rngs, x1, x2, bool(trace_outputs), block_size)
   kernel = _assemble(rows, out)
   assert kernel.shape == shape, kernel.shape
