@@ -16,6 +16,7 @@ import numpy as np
 
 import ecrn_jax
 from ecrn_jax import files
+from experiments.settings import is_int
 
 
 def _jacobian_empirical_ntk(apply, params, x):
@@ -49,20 +50,16 @@ def _nt_empirical_ntk(apply, params, x):
   return fn(x, None, params)
 
 
-def _is_int(value, least: int) -> bool:
-  return isinstance(value, int) and not isinstance(value, bool) and value >= least
-
-
 def check_config(config) -> None:
   """Every field of a finite_vs_infinite config, before anything runs (ValueError naming it)."""
   for field, least in (('seed', 0), ('num_points', 2), ('input_dim', 1), ('num_seeds', 1)):
-    if not _is_int(config.get(field), least):
+    if not is_int(config.get(field), least):
       raise ValueError(
           f'config.{field} must be an integer >= {least}, got {config.get(field)!r}; '
           f'e.g. --config.{field}={max(least, 2)}.'
       )
   widths = config.get('widths')
-  if not isinstance(widths, (tuple, list)) or not all(_is_int(w, 1) for w in widths):
+  if not isinstance(widths, (tuple, list)) or not all(is_int(w, 1) for w in widths):
     raise ValueError(
         f'config.widths must be a tuple of positive integers, got {widths!r}; e.g. '
         "--config.widths='(64, 256, 1024)'."
@@ -73,7 +70,7 @@ def check_config(config) -> None:
         'convergence slope needs at least two (three or more to judge it), e.g. '
         "--config.widths='(64, 256, 1024)'."
     )
-  if not _is_int(config.get('agreement_width'), 1):
+  if not is_int(config.get('agreement_width'), 1):
     raise ValueError(
         f'config.agreement_width must be a positive integer, got '
         f'{config.get("agreement_width")!r}; e.g. --config.agreement_width=128.'
