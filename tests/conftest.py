@@ -15,8 +15,21 @@ its absence is an error): the main lane compares with in-repo references (tests/
 import importlib.util
 import json
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+# One persistent JAX compilation cache per test session, in a fresh directory removed at its end:
+# the pytest-xdist workers and the processes the tests start (CLI runs, the notebook's kernel)
+# inherit it from the process that made it, so a program that several tests compile alike (equal
+# models built anew, the same smoke config run again) is compiled once. It changes no number: a
+# cached executable is the one XLA compiled. A directory the user set is used and kept.
+_JIT_CACHE_OWNED = None
+if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+  _JIT_CACHE_OWNED = tempfile.mkdtemp(prefix='ecrn_jax_tests_jit_cache_')
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = _JIT_CACHE_OWNED
+  # Programs that take 0.1 s or more to compile (not every small eager operation).
+  os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.1')
 if os.environ.get('PYTEST_XDIST_WORKER'):
   # One XLA thread per pytest-xdist worker (`-n auto`: a worker per core), not a thread pool per
   # worker competing for every core.
@@ -77,6 +90,12 @@ def pytest_configure(config):
       )
 
 
+def pytest_unconfigure(config):
+  del config
+  if _JIT_CACHE_OWNED is not None:
+    shutil.rmtree(_JIT_CACHE_OWNED, ignore_errors=True)
+
+
 def _neural_tangents_import_error():
   """None when neural_tangents imports, else the reason. Does not import TensorFlow when
   neural_tangents is not installed."""
@@ -121,33 +140,22 @@ def rng():
   return np.random.default_rng(0)
 
 
-_FIXTURE_MODELS = "models=('mlp', 'standard_ntk', 'ntk_ecrn', 'ntk_ecrn_infinite')"
-
-
 @pytest.fixture(scope='session')
 def iris_smoke_workdir(tmp_path_factory):
-  """One real `iris:smoke` run shared by the report, plot and search tests: two seeds, every
-  model but ResNet-18 (the other configs' smoke runs have it), two search trials per model.
-  Returns the workdir (a str).
-
-  Under pytest-xdist the workers share it: the first to get the lock runs it, the others wait
-  and read it (a run that stopped half-way is resumed by the next one).
+  """One real `iris:smoke` run shared by the run, search and resume tests: two seeds, the
+  models mlp, standard_ntk, ntk_ecrn and ntk_ecrn_infinite (the other configs' smoke runs have
+  the rest), two search trials per model (utils.IRIS_SMOKE_OVERRIDES). Returns the workdir (a
+  str); tests that change files in it copy it first. A run that stopped half-way is resumed by
+  the next worker.
   """
-  import fcntl  # pylint: disable=g-import-not-at-top
   import utils  # pylint: disable=g-import-not-at-top
 
-  root = tmp_path_factory.getbasetemp()
-  if os.environ.get('PYTEST_XDIST_WORKER'):
-    root = root.parent
-  directory = root / 'iris_smoke'
-  with open(root / 'iris_smoke.lock', 'w') as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)
+  def build(directory):
     if (
         not (directory / 'results.json').exists()
         or not json.loads((directory / 'results.json').read_text())['complete']
     ):
-      _, results = utils.smoke_run(
-          'iris', directory, ['seeds=(0, 1)', 'search.trials=2', _FIXTURE_MODELS], search=True
-      )
+      _, results = utils.smoke_run('iris', directory, utils.IRIS_SMOKE_OVERRIDES, search=True)
       assert results['complete']
-  return str(directory)
+
+  return utils.shared_directory(tmp_path_factory, 'iris_smoke', build)

@@ -26,6 +26,15 @@ SHARED_DATA = os.path.join(REPO, '..', 'shared', 'data')
 BOSTON_CSV = os.path.join(SHARED_DATA, 'uci', 'boston_housing.csv')
 
 
+# The shared `iris:smoke` run of tests/conftest.py (fixture iris_smoke_workdir): two seeds, two
+# search trials per model, every model but ResNet-18.
+IRIS_SMOKE_OVERRIDES = (
+    'seeds=(0, 1)',
+    'search.trials=2',
+    "models=('mlp', 'standard_ntk', 'ntk_ecrn', 'ntk_ecrn_infinite')",
+)
+
+
 def cli(*args, **kwargs) -> subprocess.Popen:
   """`python -m experiments.run ARGS` started in the repository root."""
   return subprocess.Popen(
@@ -66,6 +75,25 @@ def smoke_run(name: str, workdir, overrides=(), *, search: bool = False):
     with tfds.testing.mock_data(num_examples=96):
       return config, train.train_and_evaluate(config, str(workdir))
   return config, train.train_and_evaluate(config, str(workdir))
+
+
+def shared_directory(tmp_path_factory, name: str, build) -> str:
+  """The directory `name`, filled once per test session by `build(directory)` and read by every
+  test that asks for it: under pytest-xdist the workers share it (the first to get the lock
+  builds it, the others wait and read it). A build that stopped half-way (no `.complete`
+  marker) is handed to the next `build`, which must finish it or start again. Returns a str."""
+  import fcntl  # pylint: disable=g-import-not-at-top   (POSIX only, as the tests that use it)
+
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get('PYTEST_XDIST_WORKER'):
+    root = root.parent
+  directory = root / name
+  with open(root / f'{name}.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not (root / f'{name}.complete').exists():
+      build(directory)
+      (root / f'{name}.complete').write_text('')
+  return str(directory)
 
 
 def regression_data(n: int, d: int = 4, seed: int = 0):
