@@ -108,9 +108,9 @@ def test_probe_set_is_fixed_by_the_seed():
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize('mode', ['dense', 'matrix_free'])
 @pytest.mark.x64
-def test_modewise_prediction_is_exact_for_the_linearized_network():
-  """Both tracking modes, dense and matrix-free, on one training run (one tracker each)."""
+def test_modewise_prediction_is_exact_for_the_linearized_network(mode):
   x, y = regression_data(n=24)
   n = len(y)
   model = small_ecrn(width=64)
@@ -118,50 +118,44 @@ def test_modewise_prediction_is_exact_for_the_linearized_network():
   lin = ecrn_jax.training.linearize(model, variables)
   eta = 1.5
   config = TrainConfig(optimizer='sgd', learning_rate=eta, epochs=25)
-  trackers = {
-      mode: KernelTracker(
-          lin,
-          (x, y),
-          config,
-          TrackingConfig(
-              probe_size=n,
-              top_k=5,
-              modewise_k=6,
-              lanczos_iterations=n,
-              dense_max_size=n if mode == 'dense' else 0,
-              cg_iterations=2 * n,
-          ),
-      )
-      for mode in ('dense', 'matrix_free')
-  }
+  tracker = KernelTracker(
+      lin,
+      (x, y),
+      config,
+      TrackingConfig(
+          probe_size=n,
+          top_k=5,
+          modewise_k=6,
+          lanczos_iterations=n,
+          dense_max_size=n if mode == 'dense' else 0,
+          cg_iterations=2 * n,
+      ),
+  )
   snaps = Snapshots()
-  train(lin, variables, (x, y), config, callbacks=[*trackers.values(), snaps])
+  train(lin, variables, (x, y), config, callbacks=[tracker, snaps])
+  assert tracker.mode == mode and tracker.modewise_exact
+  rec = tracker.arrays()
+  observed, predicted = rec['modewise_observed'], rec['modewise_predicted']
+  assert observed.shape == (26, 6)
+  err = np.max(np.abs(observed - predicted))
+  print(
+      f'\n[{mode}] max |observed − predicted| residual projection over 25 steps, '
+      f'6 modes: {err:.2e} (projections up to {np.abs(observed).max():.3g})'
+  )
+  assert err < 1e-8
+  assert np.max(np.abs(observed[-1])) < 0.9 * np.max(np.abs(observed[0]))  # it decays
   # Independently: analysis.modewise_convergence on Θ_0 (Jacobian) and the observed residuals.
   residuals = np.stack([np.asarray(lin.apply(v, x))[:, 0] - y for v in snaps.variables])
   kernel_0 = jacobian_ntk(model, variables, x)
   reference = analysis.modewise_convergence(
       kernel_0, residuals[0], residuals, learning_rate=eta, top_k=6
   )
-  for mode, tracker in trackers.items():
-    assert tracker.mode == mode and tracker.modewise_exact
-    rec = tracker.arrays()
-    observed, predicted = rec['modewise_observed'], rec['modewise_predicted']
-    assert observed.shape == (26, 6)
-    err = np.max(np.abs(observed - predicted))
-    print(
-        f'\n[{mode}] max |observed − predicted| residual projection over 25 steps, '
-        f'6 modes: {err:.2e} (projections up to {np.abs(observed).max():.3g})'
-    )
-    assert err < 1e-8, mode
-    assert np.max(np.abs(observed[-1])) < 0.9 * np.max(np.abs(observed[0])), mode  # it decays
-    np.testing.assert_allclose(
-        rec['modewise_eigenvalues'][0], reference['eigenvalues'], rtol=1e-9, err_msg=mode
-    )
-    signs = np.sign(predicted[0] / reference['predicted'][0])  # eigenvector signs
-    np.testing.assert_allclose(predicted * signs, reference['predicted'], atol=1e-8, err_msg=mode)
-    np.testing.assert_allclose(observed * signs, reference['observed'], atol=1e-8, err_msg=mode)
-    # The linearized network's kernel does not move.
-    assert np.max(rec['relative_delta_frobenius']) < 1e-12, mode
+  np.testing.assert_allclose(rec['modewise_eigenvalues'][0], reference['eigenvalues'], rtol=1e-9)
+  signs = np.sign(predicted[0] / reference['predicted'][0])  # eigenvector signs
+  np.testing.assert_allclose(predicted * signs, reference['predicted'], atol=1e-8)
+  np.testing.assert_allclose(observed * signs, reference['observed'], atol=1e-8)
+  # The linearized network's kernel does not move.
+  assert np.max(rec['relative_delta_frobenius']) < 1e-12
 
 
 @pytest.mark.x64
