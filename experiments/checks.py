@@ -108,7 +108,6 @@ def _check_settings(run) -> None:
           f'several (n, std); give each once.'
       )
   tracked = run.fields.get('tracking.models') or ()
-  tracked = (tracked,) if isinstance(tracked, str) else tuple(tracked)
   known = [*REGISTRY, *run.variants]
   for name in tracked:
     if name not in known:

@@ -343,8 +343,11 @@ def read(config) -> RunPlan:
   """The config's fields as a `RunPlan`, unchecked (`build` checks them)."""
   tree = config.to_dict()
   search = tree.get('search')
+  fields = flatten(tree)
+  if isinstance(fields.get('tracking.models'), str):  # one name, never matched as a substring
+    fields['tracking.models'] = (fields['tracking.models'],)
   return RunPlan(
-      fields=flatten(tree),
+      fields=fields,
       blocks=frozenset(_blocks(tree)),
       models=tuple(tree['models']),
       seeds=tuple(tree['seeds']),
