@@ -325,17 +325,9 @@ class RunPlan:
     every = int(values['checkpoint_every'])
     if trial:  # a trial's checkpoints go when it ends: at most four saves (epoch 0 aside)
       every = max(every, -(-int(values['train.epochs']) // 4))
+    out.update(checkpoint_every=every, eval_batch_size=int(values['eval_batch_size']))
     return UnitPlan(
-        model=name,
-        base=spec.name,
-        seed=int(seed),
-        directory=directory,
-        label=label,
-        metrics=metrics,
-        checkpoint_every=every,
-        eval_batch_size=int(values['eval_batch_size']),
-        overrides=overrides,
-        **out,
+        name, spec.name, int(seed), directory, label, metrics, **out, overrides=overrides
     )
 
 
