@@ -20,8 +20,7 @@ from experiments.settings import is_int
 
 
 def _jacobian_empirical_ntk(apply, params, x):
-  """Θ = J Jᵀ / C of `apply(params, x)` from the materialized Jacobian (jax.jacrev), independent
-  of ecrn_jax."""
+  """Θ = J Jᵀ / C of `apply(params, x)` from the Jacobian (jax.jacrev), independent of ecrn_jax."""
   f = lambda p: apply(p, x)
   rows = int(np.prod(f(params).shape))
   leaves = jax.tree_util.tree_leaves(jax.jacrev(f)(params))

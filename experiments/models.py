@@ -16,8 +16,7 @@ _FAMILY_KEY = {'ecrn': 0, 'mlp': 1, 'resnet18': 2}
 
 
 def model_key(plan) -> jax.Array:
-  """The initialization key of (seed, family): a trained model and its infinite twin draw
-  their Fourier matrix B from the same key (the twin at float64)."""
+  """The key of (seed, family): a trained model and its infinite twin draw the same Fourier B."""
   return jax.random.fold_in(jax.random.PRNGKey(plan.seed), _FAMILY_KEY[plan.spec.family])
 
 
