@@ -130,12 +130,9 @@ def standardize(x_train: np.ndarray, *others: np.ndarray, channels: int | None =
 def _split_indices(y, test_fraction, stratify, rng):
   from sklearn import model_selection  # pylint: disable=g-import-not-at-top
 
-  seed = int(rng.integers(2**31 - 1))
+  split = dict(test_size=test_fraction, stratify=y if stratify else None)
   return model_selection.train_test_split(
-      np.arange(len(y)),
-      test_size=test_fraction,
-      stratify=y if stratify else None,
-      random_state=seed,
+      np.arange(len(y)), **split, random_state=int(rng.integers(2**31 - 1))
   )
 
 

@@ -39,13 +39,8 @@ def resnet18_module(settings, dataset):
   if dataset.info.get('standardize_channels') is not None:  # images
     channels = int(dataset.info['standardize_channels'])
     side = int(round(math.sqrt(dataset.x_train.shape[1] / channels)))
-    return resnet.ResNet18(
-        num_classes=out_dim,
-        image_shape=(side, side, channels),
-        width=int(settings.width),
-        augment=bool(settings.augment),
-        dtype=settings.dtype,
-    )
+    shape, width, augment = (side, side, channels), int(settings.width), bool(settings.augment)
+    return resnet.ResNet18(out_dim, shape, width, augment, dtype=settings.dtype)
   widths = tuple(settings.mlp_widths)
   return resnet.ResidualMLP18(out_dim=out_dim, widths=widths, dtype=settings.dtype)
 

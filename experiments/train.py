@@ -110,15 +110,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Optional[str]
   results: list[dict] = []
 
   def write_results(complete: bool) -> dict:
-    out = {
-        'complete': complete,
-        'device': device,
-        'units': results,
-        'summary': _summary(results),
-        'hyperparameters': hyperparameters,
-        'search_budget': search['budget'],
-        'seconds': {'wall_this_session': time.perf_counter() - wall_start},
-    }
+    out = {'complete': complete, 'device': device, 'units': results, 'summary': _summary(results)}
+    out.update(hyperparameters=hyperparameters, search_budget=search['budget'])
+    out['seconds'] = {'wall_this_session': time.perf_counter() - wall_start}
     files.write_json(os.path.join(workdir, 'results.json'), out)
     return out
 
