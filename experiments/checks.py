@@ -3,8 +3,7 @@
 
 """The checks of `plan.build`, before any work: a ValueError naming the field and where it was set.
 
-Counts, names, data fields, search settings and space, and every unit plan the run can build
-(defaults, variants, every combination of a block's grid values); extensions when searched.
+Counts, names, data fields, search settings and space, and every unit plan the run can build.
 """
 
 from __future__ import annotations
@@ -31,22 +30,18 @@ def _field_error(path: str, expected: str, value) -> ValueError:
 
 
 _INT, _REAL = 'an integer >= {}', 'a finite number >= 0'
+_COUNT = (lambda v: is_int(v, 1), _INT.format(1))
+_finite = lambda v: is_real(v, -math.inf)
 # Data fields checked before any data are loaded: field → (is valid, what is expected).
 _DATA_FIELDS = {
-    **{
-        f: (lambda v: is_int(v, 1), _INT.format(1))
-        for f in ('num_train', 'num_test', 'input_dim', 'num_modes')
-    },
+    **dict.fromkeys(('num_train', 'num_test', 'input_dim', 'num_modes'), _COUNT),
     'num_classes': (lambda v: is_int(v, 2), _INT.format(2)),
     'data_seed': (lambda v: v is None or is_int(v, 0), 'None or ' + _INT.format(0)),
     'num_rows': (lambda v: v is None or is_int(v, 10), 'None or ' + _INT.format(10)),
     'test_fraction': (lambda v: is_real(v, 0, 1, True, True), 'a number in (0, 1)'),
     **{f: (lambda v: is_real(v, 0), _REAL) for f in ('frequency_scale', 'noise_std', 'mean_scale')},
     'cluster_std': (lambda v: is_real(v, 0, open_low=True), 'a finite number > 0'),
-    **{
-        f: (lambda v: is_real(v, -math.inf), 'a finite number')
-        for f in ('amplitude_min', 'amplitude_max')
-    },
+    **dict.fromkeys(('amplitude_min', 'amplitude_max'), (_finite, 'a finite number')),
     'covariance': (lambda v: v in ('isotropic', 'anisotropic'), "'isotropic' or 'anisotropic'"),
     'source': (lambda v: v in ('tfds', 'npz'), "'tfds' or 'npz'"),
 }
@@ -108,7 +103,6 @@ def _check_settings(run) -> None:
           f'several (n, std); give each once.'
       )
   tracked = run.fields.get('tracking.models') or ()
-  tracked = (tracked,) if isinstance(tracked, str) else tuple(tracked)
   known = [*REGISTRY, *run.variants]
   for name in tracked:
     if name not in known:

@@ -20,8 +20,7 @@ from experiments.settings import is_int
 
 
 def _jacobian_empirical_ntk(apply, params, x):
-  """Θ = J Jᵀ / C of `apply(params, x)` from the materialized Jacobian (jax.jacrev), independent
-  of ecrn_jax."""
+  """Θ = J Jᵀ / C of `apply(params, x)` from the Jacobian (jax.jacrev), independent of ecrn_jax."""
   f = lambda p: apply(p, x)
   rows = int(np.prod(f(params).shape))
   leaves = jax.tree_util.tree_leaves(jax.jacrev(f)(params))
@@ -121,12 +120,8 @@ def train_and_evaluate(config, workdir: str | None) -> dict:
     )
     name = 'empirical NTK vs Θ∞' if kernel == 'ntk' else 'Monte Carlo NNGP f fᵀ/C vs K∞'
     print(f'\n{name} ({config.num_seeds} seeds per width)\n{result.table()}')
-    results[kernel] = {
-        'widths': list(result.widths),
-        'mean_relative_error': result.mean_errors.tolist(),
-        'errors': result.errors.tolist(),
-        'slope': result.slope,
-    }
+    errors = dict(mean_relative_error=result.mean_errors.tolist(), errors=result.errors.tolist())
+    results[kernel] = dict(widths=list(result.widths), **errors, slope=result.slope)
   results['wall_time_s'] = time.time() - start
   print(f'\nwall time {results["wall_time_s"]:.1f} s on {jax.devices()[0].platform}')
   if workdir:

@@ -103,10 +103,9 @@ def named_rng(seed: int, name: str) -> np.random.Generator:
 
 def standardize(x_train: np.ndarray, *others: np.ndarray, channels: int | None = None):
   """(x_train, others, mean, std): `x_train` (N, d) and each of `others` (M_i, d) standardized
-  with x_train's statistics, float32, and the (d,) float64 statistics applied. `channels`: None
-  for per-feature statistics, C for per-channel ones of features laid out as flattened (..., C)
-  arrays. A constant feature (std 0) is only centred; a value beyond ±1e150, whose square
-  overflows the std, is refused (ValueError naming the feature)."""
+  with x_train's (d,) float64 statistics, as float32; `channels` C: per-channel statistics of
+  flattened (..., C) features. A constant feature is only centred; a value beyond ±1e150 (its
+  square overflows the std) is refused, naming the feature."""
   x_train = np.asarray(x_train, np.float64)
   for name, x in (('training', x_train), *(('test', np.asarray(o, np.float64)) for o in others)):
     too_large = np.abs(x) > 1e150
@@ -131,18 +130,14 @@ def standardize(x_train: np.ndarray, *others: np.ndarray, channels: int | None =
 def _split_indices(y, test_fraction, stratify, rng):
   from sklearn import model_selection  # pylint: disable=g-import-not-at-top
 
-  seed = int(rng.integers(2**31 - 1))
+  split = dict(test_size=test_fraction, stratify=y if stratify else None)
   return model_selection.train_test_split(
-      np.arange(len(y)),
-      test_size=test_fraction,
-      stratify=y if stratify else None,
-      random_state=seed,
+      np.arange(len(y)), **split, random_state=int(rng.integers(2**31 - 1))
   )
 
 
 def _standardized(x_train, y_train, x_test, y_test, task, num_classes, name, **info) -> Dataset:
-  """A `Dataset` of raw arrays, standardized with the training statistics (per feature, or per
-  channel with info's `standardize_channels`)."""
+  """A `Dataset` of raw arrays, standardized per feature (per channel: `standardize_channels`)."""
   channels = info.pop('standardize_channels', None)
   xs_train, (xs_test,), mean, std = standardize(x_train, x_test, channels=channels)
   y_dtype = np.int32 if task == 'classification' else np.float32
@@ -152,8 +147,7 @@ def _standardized(x_train, y_train, x_test, y_test, task, num_classes, name, **i
 
 
 def _cifar10(config, data_dir) -> Dataset:
-  """CIFAR-10 from tensorflow-datasets or npz files (`config.source`); per-channel statistics of
-  the training subset."""
+  """CIFAR-10 from tfds or npz files (`config.source`), with the training subset's statistics."""
   source = config.get('source', 'tfds')
   if source == 'tfds':
     data_dir = data_dir or sources.DEFAULT_DATA_DIR

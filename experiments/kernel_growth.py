@@ -15,12 +15,8 @@ from ecrn_jax import files
 from experiments import paper
 from experiments import report
 
-TRACKED_FIELDS = (
-    'epoch',
-    'lambda_max',
-    'delta_frobenius',
-    'relative_delta_frobenius',
-    'top_eigenvalues',
+TRACKED_FIELDS = tuple(
+    'epoch lambda_max delta_frobenius relative_delta_frobenius top_eigenvalues'.split()
 )
 
 
@@ -77,11 +73,8 @@ def tracked_units(workdir: str, models: Optional[Sequence[str]] = None) -> dict:
 
 
 def kernel_growth_table(workdir: str, models: Optional[Sequence[str]] = None) -> str:
-  """Markdown: Fig. 2's claims in numbers, mean ± std over seeds, per tracked model.
-
-  'largest fall': of λ_max between two consecutive records (0 for a monotone rise); Θ_T: the
-  schedule's end.
-  """
+  """Markdown: Fig. 2's claims in numbers, mean ± std over seeds, per tracked model. 'largest
+  fall': of λ_max between two records (0 for a monotone rise); Θ_T: the schedule's end."""
   _, dataset, config = run_info(workdir)
   label = lambda model: paper.model_label(model, dataset, config)
   lines = [

@@ -16,8 +16,7 @@ _FAMILY_KEY = {'ecrn': 0, 'mlp': 1, 'resnet18': 2}
 
 
 def model_key(plan) -> jax.Array:
-  """The initialization key of (seed, family): a trained model and its infinite twin draw
-  their Fourier matrix B from the same key (the twin at float64)."""
+  """The key of (seed, family): a trained model and its infinite twin draw the same Fourier B."""
   return jax.random.fold_in(jax.random.PRNGKey(plan.seed), _FAMILY_KEY[plan.spec.family])
 
 
@@ -40,13 +39,8 @@ def resnet18_module(settings, dataset):
   if dataset.info.get('standardize_channels') is not None:  # images
     channels = int(dataset.info['standardize_channels'])
     side = int(round(math.sqrt(dataset.x_train.shape[1] / channels)))
-    return resnet.ResNet18(
-        num_classes=out_dim,
-        image_shape=(side, side, channels),
-        width=int(settings.width),
-        augment=bool(settings.augment),
-        dtype=settings.dtype,
-    )
+    shape, width, augment = (side, side, channels), int(settings.width), bool(settings.augment)
+    return resnet.ResNet18(out_dim, shape, width, augment, dtype=settings.dtype)
   widths = tuple(settings.mlp_widths)
   return resnet.ResidualMLP18(out_dim=out_dim, widths=widths, dtype=settings.dtype)
 

@@ -36,10 +36,8 @@ RULE = (
 
 
 def example_scores(examples: dict, metric: str) -> Optional[np.ndarray]:
-  """(M,) per-example values whose mean is the test `metric`, or None (not saved).
-
-  'r2': 1 − e_i/var(y) with var(y) of the whole test set, so a resample keeps R²'s denominator.
-  """
+  """(M,) per-example values whose mean is the test `metric`, or None (not saved); 'r2':
+  1 − e_i/var(y), var(y) of the whole test set, so a resample keeps R²'s denominator."""
   if metric == 'accuracy' and 'correct' in examples:
     return np.asarray(examples['correct'], np.float64)
   if metric == 'cross_entropy' and 'nll' in examples:
@@ -137,12 +135,10 @@ def _on_test_examples(read, dataset, metric, models, seeds, diff, sizes) -> tupl
 
 
 def paired_comparisons(rows: Iterable[dict], context: Optional[dict] = None) -> list[dict]:
-  """NTK-ECRN minus each other model per dataset × metric, on the seeds both have.
-
-  `rows`: report.results_rows; `context`: report.workdir_context. Returns per comparison
-  'dataset', 'metric', 'other', 'seeds', 'result' (significance.TestResult of NTK-ECRN − other),
-  'test' (in words), 'mcnemar' (p per seed, or None), 'verdict', 'wins' and 'ties'.
-  """
+  """NTK-ECRN minus each other model per dataset × metric, on the seeds both have (`rows`:
+  report.results_rows; `context`: report.workdir_context). Per comparison: 'dataset', 'metric',
+  'other', 'seeds', 'result' (TestResult of NTK-ECRN − other), 'test' (in words), 'mcnemar' (p
+  per seed, or None), 'verdict', 'wins' and 'ties'."""
   context = context or {}
   values, workdirs = _per_seed(rows)
   read = _unit_reader(workdirs, context)

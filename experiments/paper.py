@@ -88,8 +88,7 @@ def model_label(model: str, dataset: Optional[str] = None, config: Optional[dict
 
 
 def order_models(names: Iterable[str]) -> list[str]:
-  """`names` in paper row order (the registry's), then others (ablations) by name, then the
-  references."""
+  """`names` in the registry's row order, then others (ablations) by name, then the references."""
   names = set(names)
   others = sorted(m for m in names if m not in MODELS and m not in REFERENCES)
   return [m for m in MODELS if m in names] + others + [m for m in REFERENCES if m in names]

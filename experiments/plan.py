@@ -325,17 +325,9 @@ class RunPlan:
     every = int(values['checkpoint_every'])
     if trial:  # a trial's checkpoints go when it ends: at most four saves (epoch 0 aside)
       every = max(every, -(-int(values['train.epochs']) // 4))
+    out.update(checkpoint_every=every, eval_batch_size=int(values['eval_batch_size']))
     return UnitPlan(
-        model=name,
-        base=spec.name,
-        seed=int(seed),
-        directory=directory,
-        label=label,
-        metrics=metrics,
-        checkpoint_every=every,
-        eval_batch_size=int(values['eval_batch_size']),
-        overrides=overrides,
-        **out,
+        name, spec.name, int(seed), directory, label, metrics, **out, overrides=overrides
     )
 
 
@@ -343,8 +335,11 @@ def read(config) -> RunPlan:
   """The config's fields as a `RunPlan`, unchecked (`build` checks them)."""
   tree = config.to_dict()
   search = tree.get('search')
+  fields = flatten(tree)
+  if isinstance(fields.get('tracking.models'), str):  # one name, never matched as a substring
+    fields['tracking.models'] = (fields['tracking.models'],)
   return RunPlan(
-      fields=flatten(tree),
+      fields=fields,
       blocks=frozenset(_blocks(tree)),
       models=tuple(tree['models']),
       seeds=tuple(tree['seeds']),

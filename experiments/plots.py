@@ -46,15 +46,11 @@ _LINESTYLES, _MARKERS = ('-', '--', '-.', ':'), ('o', 's', '^', 'D', 'v', 'P', '
 # The spectra's two curves: (record, label, fmt, color).
 _SPECTRUM_ENDS = ((0, 'initialization', '--o', 'tab:gray'), (-1, 'end', '-o', 'tab:red'))
 # Fig. 2's panels: (field, y label, title, log: True always, None by the LOG_SPREAD rule).
+_RELATIVE_CHANGE = r'$\|\Theta_t - \Theta_0\|_F \,/\, \|\Theta_0\|_F$'
 _EVOLUTION_PANELS = (
     ('lambda_max', r'$\lambda_{\max}(\Theta_t)$', 'Largest NTK eigenvalue', True),
     ('delta_frobenius', r'$\|\Theta_t - \Theta_0\|_F$', 'Kernel change', None),
-    (
-        'relative_delta_frobenius',
-        r'$\|\Theta_t - \Theta_0\|_F \,/\, \|\Theta_0\|_F$',
-        'Relative kernel change',
-        None,
-    ),
+    ('relative_delta_frobenius', _RELATIVE_CHANGE, 'Relative kernel change', None),
 )
 
 

@@ -72,15 +72,10 @@ def _rbf_svm(x, y, num_classes: int, seed: int):
     log_probs = np.log(np.clip(calibrated.predict_proba(z), 1e-300, None))
     return _full_log_probs(log_probs, calibrated.classes_, num_classes), scores
 
-  details = {
-      'estimator': 'sklearn SVC(kernel="rbf"), one-vs-rest decision function',
-      'selected': search.best_params_,
-      'cv_accuracy': float(search.best_score_),
-      'grid': grid,
-      'probabilities': 'CalibratedClassifierCV(method="sigmoid", ensemble=False)',
-      'cv_folds': search.n_splits_,
-  }
-  return predict, details
+  details = {'estimator': 'sklearn SVC(kernel="rbf"), one-vs-rest decision function'}
+  details.update(selected=search.best_params_, cv_accuracy=float(search.best_score_), grid=grid)
+  details['probabilities'] = 'CalibratedClassifierCV(method="sigmoid", ensemble=False)'
+  return predict, dict(details, cv_folds=search.n_splits_)
 
 
 def _bayes_optimal(dataset):

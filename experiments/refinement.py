@@ -26,8 +26,7 @@ def _numeric(values) -> bool:
 
 
 def edge(values, value) -> Optional[str]:
-  """'lower' or 'upper' when `value` is the least or greatest of a numeric axis of at least
-  two values, else None."""
+  """'lower'/'upper' if `value` is the least/greatest of a numeric axis of ≥ 2 values, else None."""
   if not _numeric(values) or not _is_number(value):
     return None
   if value == min(values):

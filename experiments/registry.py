@@ -23,71 +23,58 @@ class ModelSpec:
   task: Optional[str] = None
 
 
-_SPECS = (
-    ModelSpec('mlp', 'trained', 'mlp', 'the trained plain MLP baseline'),
-    ModelSpec(
-        'resnet18',
-        'trained',
-        'resnet18',
-        'CIFAR ResNet-18 on images; on vectors its 18-layer residual-MLP stand-in',
-    ),
-    ModelSpec(
-        'standard_ntk',
-        'kernel',
-        'mlp',
-        'kernel regression with the infinite-width kernel of the plain MLP',
-    ),
-    ModelSpec('ntk_ecrn', 'trained', 'ecrn', 'the trained NTK-ECRN (kernel-tracked)'),
-    ModelSpec(
-        'ntk_ecrn_infinite',
-        'kernel',
-        'ecrn',
+# What each model is (a reference's result.json 'kind' quotes it).
+_DESCRIPTIONS = {
+    'mlp': 'the trained plain MLP baseline',
+    'resnet18': 'CIFAR ResNet-18 on images; on vectors its 18-layer residual-MLP stand-in',
+    'standard_ntk': 'kernel regression with the infinite-width kernel of the plain MLP',
+    'ntk_ecrn': 'the trained NTK-ECRN (kernel-tracked)',
+    'ntk_ecrn_infinite': (
         'kernel regression with the infinite-width twin of the tuned NTK-ECRN (its ecrn block '
-        'and B; evaluation-mode survival scales); only diag_reg searched',
-        twin_of='ntk_ecrn',
+        'and B; evaluation-mode survival scales); only diag_reg searched'
     ),
-    ModelSpec(
-        'ntk_ecrn_infinite_self_tuned',
-        'kernel',
-        'ecrn',
+    'ntk_ecrn_infinite_self_tuned': (
         "kernel regression with the NTK-ECRN's infinite-width twin tuned on its own (σ_ff, α, "
-        'drop rate, diag_reg searched; B from the same key)',
+        'drop rate, diag_reg searched; B from the same key)'
     ),
+    'linear': (
+        'ordinary least squares (sklearn LinearRegression), the linear reference for regression'
+    ),
+    'lda': 'linear discriminant analysis (sklearn LinearDiscriminantAnalysis, SVD solver)',
+    'gp_ard': (
+        'Gaussian-process regression, ConstantKernel·RBF(one length scale per feature) + '
+        'WhiteKernel, fitted by marginal likelihood'
+    ),
+    'rbf_svm': (
+        'RBF-kernel SVM (sklearn SVC), C and γ by 5-fold CV on the training split; '
+        'probabilities by sigmoid calibration on 5-fold cross-validated scores'
+    ),
+    'bayes_optimal': (
+        "the posterior argmax under the synthetic mixture's known generator (its means, "
+        'covariance and class weights); synthetic_classification only'
+    ),
+}
+
+
+def _spec(name: str, kind: str, family: str, **fields) -> ModelSpec:
+  return ModelSpec(name, kind, family, _DESCRIPTIONS[name], **fields)
+
+
+_SPECS = (
+    _spec('mlp', 'trained', 'mlp'),
+    _spec('resnet18', 'trained', 'resnet18'),
+    _spec('standard_ntk', 'kernel', 'mlp'),
+    _spec('ntk_ecrn', 'trained', 'ecrn'),
+    _spec('ntk_ecrn_infinite', 'kernel', 'ecrn', twin_of='ntk_ecrn'),
+    _spec('ntk_ecrn_infinite_self_tuned', 'kernel', 'ecrn'),
 )
-# The classical references: (name, the only task it fits, description).
-_REFERENCE_SPECS = tuple(
-    ModelSpec(name, 'reference', 'reference', description, task=task)
-    for name, task, description in (
-        (
-            'linear',
-            'regression',
-            'ordinary least squares (sklearn LinearRegression), the linear reference for '
-            'regression',
-        ),
-        (
-            'lda',
-            'classification',
-            'linear discriminant analysis (sklearn LinearDiscriminantAnalysis, SVD solver)',
-        ),
-        (
-            'gp_ard',
-            'regression',
-            'Gaussian-process regression, ConstantKernel·RBF(one length scale per feature) + '
-            'WhiteKernel, fitted by marginal likelihood',
-        ),
-        (
-            'rbf_svm',
-            'classification',
-            'RBF-kernel SVM (sklearn SVC), C and γ by 5-fold CV on the training split; '
-            'probabilities by sigmoid calibration on 5-fold cross-validated scores',
-        ),
-        (
-            'bayes_optimal',
-            'classification',
-            "the posterior argmax under the synthetic mixture's known generator (its means, "
-            'covariance and class weights); synthetic_classification only',
-        ),
-    )
+# The classical references, each with the only task it fits.
+_REFERENCE_SPECS = (
+    _spec('linear', 'reference', 'reference', task='regression'),
+    _spec('lda', 'reference', 'reference', task='classification'),
+    _spec('gp_ard', 'reference', 'reference', task='regression'),
+    _spec('rbf_svm', 'reference', 'reference', task='classification'),
+    _spec('bayes_optimal', 'reference', 'reference', task='classification'),
 )
 # Paper row order; the references (not the paper's models) follow.
 REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS + _REFERENCE_SPECS}

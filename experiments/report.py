@@ -175,8 +175,7 @@ def _markdown_report(rows, workdirs, table: str, summary, context, tracking) -> 
 
 
 def write_report(workdirs: Sequence[str], out_dir: str, table: str) -> dict:
-  """Writes results.csv, table.md, table.tex (and search.md, search_trials.md) of `table`
-  into `out_dir`; returns their paths by kind."""
+  """Writes `table`'s results.csv, table.md, table.tex (search.md, search_trials.md): paths."""
   if table not in tables.TABLES:
     raise ValueError(f'unknown table {table!r}; valid: {list(tables.TABLES)}')
   chosen = [parse_workdir(w) for w in workdirs]

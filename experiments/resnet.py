@@ -51,30 +51,15 @@ def random_crop_and_flip(images: jax.Array, key: jax.Array, padding: int = 4) ->
 
 def _batch_norm(train: bool, dtype: Any, name: str) -> nn.BatchNorm:
   # force_float32_reductions=False: statistics and running averages in `dtype` (float64 too).
-  return nn.BatchNorm(
-      use_running_average=not train,
-      momentum=0.9,
-      epsilon=1e-5,
-      dtype=dtype,
-      param_dtype=dtype,
-      force_float32_reductions=False,
-      name=name,
-  )
+  types = dict(dtype=dtype, param_dtype=dtype, force_float32_reductions=False)
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, **types, name=name)
 
 
 def _conv(features: int, size: int, strides: int, dtype: Any, name: str) -> nn.Conv:
   """A bias-free size×size convolution, padding size // 2, He normal (fan_out)."""
-  return nn.Conv(
-      features,
-      (size, size),
-      strides=(strides, strides),
-      padding=((size // 2, size // 2),) * 2,
-      use_bias=False,
-      kernel_init=he_normal,
-      dtype=dtype,
-      param_dtype=dtype,
-      name=name,
-  )
+  padding, types = ((size // 2, size // 2),) * 2, dict(dtype=dtype, param_dtype=dtype)
+  layer = dict(strides=(strides, strides), padding=padding, use_bias=False, kernel_init=he_normal)
+  return nn.Conv(features, (size, size), **layer, **types, name=name)
 
 
 def _dense(features: int, dtype: Any, name: str) -> nn.Dense:
@@ -113,10 +98,9 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-  """CIFAR ResNet-18 (module docstring): 'stem_conv', 'stem_bn', 'block_{stage}_{block}', 'head'.
-  With `augment` and `train`, images are cropped and flipped with the 'dropout' rng.
-  Call: x (N, H·W·C) channels-last flattened, or (N, H, W, C) → (N, num_classes).
-  """
+  """CIFAR ResNet-18 (module docstring): 'stem_conv', 'stem_bn', 'block_{stage}_{block}', 'head';
+  x (N, H·W·C) channels-last or (N, H, W, C) → (N, num_classes). With `augment` and `train`,
+  images are cropped and flipped with the 'dropout' rng."""
 
   num_classes: int
   image_shape: tuple = (32, 32, 3)

@@ -118,17 +118,9 @@ def _trial(ctx: _Seed, model: str, k: int, point: dict, phase: str, inherited) -
   logging.info('%s %s', label, overrides)
   start = time.perf_counter()
   unit = ctx.run_unit(plan, ctx.validation)
-  result = files.jsonable(
-      {
-          'point': point,
-          'overrides': overrides,
-          'phase': phase,
-          'validation': unit.get('test'),
-          'train': unit.get('train'),
-          'diverged': unit.get('diverged', False),
-          'seconds': time.perf_counter() - start,
-      }
-  )
+  result = {'point': point, 'overrides': overrides, 'phase': phase, 'validation': unit.get('test')}
+  result.update(train=unit.get('train'), diverged=unit.get('diverged', False))
+  result = files.jsonable(dict(result, seconds=time.perf_counter() - start))
   files.write_json(result_path, result)
   # A finished trial is never resumed: its checkpoints (params and optimizer state) can go.
   shutil.rmtree(os.path.join(directory, 'checkpoints'), ignore_errors=True)

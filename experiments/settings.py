@@ -70,8 +70,7 @@ def require(field: str, value, valid, expected: str) -> None:
 
 
 def arch(family: str, fields: dict, dtype: Optional[str]) -> tuple[Any, Optional[float]]:
-  """(ECRNConfig or MLPConfig for d = 1 and out_dim 1; the σ_ff factor, None when the config
-  gives fourier_scale)."""
+  """(ECRNConfig or MLPConfig for d = 1, out_dim 1; the σ_ff factor, None given fourier_scale)."""
   fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
   fields.update(out_dim=1, **({'dtype': dtype} if dtype else {}))
   if family == 'mlp':

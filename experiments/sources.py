@@ -144,8 +144,7 @@ def read_boston_csv(
 
 
 def synthetic_regression(config, rng) -> tuple:
-  """(x_train, y_train, x_test, y_test, info) drawn from three child streams of `rng`:
-  parameters, training set, test set. Raw (unstandardized) arrays."""
+  """Raw (x_train, y_train, x_test, y_test, info) from `rng`'s streams: parameters, train, test."""
   params_rng, train_rng, test_rng = rng.spawn(3)
   d, k, lo, hi = (config[f] for f in ('input_dim', 'num_modes', 'amplitude_min', 'amplitude_max'))
   amplitudes = params_rng.uniform(lo, hi, size=k) / np.sqrt(k)
@@ -164,8 +163,7 @@ def synthetic_regression(config, rng) -> tuple:
 
 
 def synthetic_classification(config, rng) -> tuple:
-  """(x_train, y_train, x_test, y_test, info): means and covariance, then labels and inputs,
-  from three child streams of `rng`. Raw (unstandardized) arrays."""
+  """Raw (x_train, y_train, x_test, y_test, info) from `rng`'s streams: parameters, train, test."""
   params_rng, train_rng, test_rng = rng.spawn(3)
   d, c = config['input_dim'], config['num_classes']
   means = config['mean_scale'] * params_rng.standard_normal((c, d))

@@ -176,21 +176,12 @@ def markdown_table(
   return '\n'.join(lines) + '\n'
 
 
-# LaTeX specials, and the unicode we use as math.
-_LATEX = {
-    '\\': r'\textbackslash\{\}',  # as the braces were escaped after it (a known quirk)
-    **{c: '\\' + c for c in '&%$#_{}'},
-    '~': r'\~{}',
-    '^': r'\^{}',
-    '±': r'$\pm$',
-    '×': r'$\times$',
-    '→': r'$\to$',
-    '—': '---',
-    'R²': r'$R^2$',
-    'λ_max': r'$\lambda_{\max}$',
-    '‖ΔΘ‖_F/‖Θ_0‖_F': r'$\|\Delta\Theta\|_F/\|\Theta_0\|_F$',
-    '⚠ ': '',
-}
+# LaTeX specials (a backslash as if the braces were escaped after it: a known quirk), then the
+# unicode we use as math.
+_LATEX = {'\\': r'\textbackslash\{\}', **{c: '\\' + c for c in '&%$#_{}'}, '~': r'\~{}'}
+_LATEX.update({'^': r'\^{}', '±': r'$\pm$', '×': r'$\times$', '→': r'$\to$', '—': '---'})
+_LATEX.update({'R²': r'$R^2$', 'λ_max': r'$\lambda_{\max}$', '⚠ ': ''})
+_LATEX['‖ΔΘ‖_F/‖Θ_0‖_F'] = r'$\|\Delta\Theta\|_F/\|\Theta_0\|_F$'
 _LATEX_PATTERN = re.compile('|'.join(map(re.escape, sorted(_LATEX, key=len, reverse=True))))
 
 

@@ -42,15 +42,12 @@ def _plans(run: plan_lib.RunPlan, workdir: str, search: dict) -> dict:
   """{seed: {model: its unit's plan}}: seed s's units with seed s's selection."""
   total = len(run.seeds) * len(run.models)
   plans = {seed: {} for seed in run.seeds}
+  where = dict(metrics=os.path.join(workdir, 'metrics.jsonl'))
   for i, (seed, name) in enumerate(itertools.product(run.seeds, run.models)):
-    plans[seed][name] = run.unit(
-        name,
-        seed,
-        search_lib.selected_overrides(search, run, name, seed),
-        directory=os.path.join(workdir, f'seed_{seed}', name),
-        label=f'[seed {seed} {name} {i + 1}/{total}]',
-        metrics=os.path.join(workdir, 'metrics.jsonl'),
-    )
+    where.update(directory=os.path.join(workdir, f'seed_{seed}', name))
+    where.update(label=f'[seed {seed} {name} {i + 1}/{total}]')
+    selected = search_lib.selected_overrides(search, run, name, seed)
+    plans[seed][name] = run.unit(name, seed, selected, **where)
   return plans
 
 
@@ -68,14 +65,8 @@ def _run_seed(plans: dict, data, seed: int, metrics, results: list, on_result) -
       dataset = input_pipeline.load_dataset(data, seed=int(seed))
       n, m, d = len(dataset.x_train), len(dataset.x_test), dataset.x_train.shape[1]
       logging.info('seed %d: %s, %d train / %d test points, d = %d', seed, dataset.name, n, m, d)
-      record = {
-          'name': dataset.name,
-          'task': dataset.task,
-          'num_classes': dataset.num_classes,
-          'num_train': int(n),
-          'num_test': int(m),
-          'input_dim': int(d),
-      }
+      record = dict(name=dataset.name, task=dataset.task, num_classes=dataset.num_classes)
+      record.update(num_train=int(n), num_test=int(m), input_dim=int(d))
     os.makedirs(plan.directory, exist_ok=True)
     logging.info('%s start', plan.label)
     if plan.spec.kind != 'trained':  # a killed earlier try may have logged it
@@ -119,15 +110,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Optional[str]
   results: list[dict] = []
 
   def write_results(complete: bool) -> dict:
-    out = {
-        'complete': complete,
-        'device': device,
-        'units': results,
-        'summary': _summary(results),
-        'hyperparameters': hyperparameters,
-        'search_budget': search['budget'],
-        'seconds': {'wall_this_session': time.perf_counter() - wall_start},
-    }
+    out = {'complete': complete, 'device': device, 'units': results, 'summary': _summary(results)}
+    out.update(hyperparameters=hyperparameters, search_budget=search['budget'])
+    out['seconds'] = {'wall_this_session': time.perf_counter() - wall_start}
     files.write_json(os.path.join(workdir, 'results.json'), out)
     return out
 

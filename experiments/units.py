@@ -52,12 +52,16 @@ def format_seconds(seconds: float) -> str:
 
 
 def run_unit(plan: plan_lib.UnitPlan, dataset) -> dict:
-  """Trains or fits the unit of `plan` on `dataset`; returns its result dict. Writes the plan,
-  completed for the data set (`UnitPlan.for_data`), to the unit's plan.json first."""
+  """The result dict of `plan`'s unit on `dataset`; writes plan.json (`UnitPlan.for_data`) first."""
   plan = plan.for_data(dataset)
   files.write_json(os.path.join(plan.directory, 'plan.json'), plan.to_json())
   run = {'trained': run_trained, 'reference': run_reference}.get(plan.spec.kind, run_kernel)
   return run(plan, dataset)
+
+
+def _result(unit, kind: str, **fields) -> dict:
+  """The head of a unit's result dict: its seed, model and kind, then `fields`."""
+  return {'seed': unit.seed, 'model': unit.model, 'kind': kind, **fields}
 
 
 def _evaluate(unit, dataset, predict, inputs) -> dict:
@@ -70,10 +74,6 @@ def _evaluate(unit, dataset, predict, inputs) -> dict:
   if not dataset.name.endswith('/validation'):
     evaluation.save_predictions(unit.directory, examples)
   return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Trained units.
 
 
 def _restore(unit, checkpointer, model, variables, n, writer):
@@ -158,12 +158,7 @@ def run_trained(unit: plan_lib.UnitPlan, dataset) -> dict:
   first_epoch = 0 if resume is None else int(resume['epoch'])
   metrics.truncate_unit(unit.seed, unit.model, -1 if resume is None else first_epoch)
   reporter = EpochReporter(unit, first_epoch, metrics, checkpointer, writer)
-  result = {
-      'seed': unit.seed,
-      'model': unit.model,
-      'kind': 'trained network',
-      'train_config': dataclasses.asdict(unit.train),
-  }
+  result = _result(unit, 'trained network', train_config=dataclasses.asdict(unit.train))
   callbacks = [writer] if writer is not None else []
   try:
     final, history = ecrn_jax.train(
@@ -204,10 +199,6 @@ def run_trained(unit: plan_lib.UnitPlan, dataset) -> dict:
       'unit_this_session': time.perf_counter() - start,
   }
   return result
-
-
-# ---------------------------------------------------------------------------------------------
-# Kernel units.
 
 
 def _classifier(unit, dataset, k_train, solve):
@@ -261,14 +252,9 @@ def run_kernel(unit: plan_lib.UnitPlan, dataset) -> dict:
   k_train = kernel_fn(x_train, get=kcfg.kernel)
   k_test = kernel_fn(np.asarray(dataset.x_test, np.float64), x_train, get=kcfg.kernel)
   solve = dict(diag_reg=float(kcfg.diag_reg), t=kcfg.t)
-  result = {
-      'seed': unit.seed,
-      'model': unit.model,
-      'kind': f'infinite-width {kcfg.kernel.upper()} kernel regression',
-      'architecture': dataclasses.asdict(arch),
-      'diag_reg': float(kcfg.diag_reg),
-      't': kcfg.t,
-  }
+  kind = f'infinite-width {kcfg.kernel.upper()} kernel regression'
+  result = _result(unit, kind, architecture=dataclasses.asdict(arch))
+  result.update(diag_reg=float(kcfg.diag_reg), t=kcfg.t)
   if dataset.task == 'regression':
     y = np.asarray(dataset.y_train, np.float64)
     coefficients = regression.dual_coefficients(k_train, y, **solve)
@@ -288,7 +274,7 @@ def run_reference(unit: plan_lib.UnitPlan, dataset) -> dict:
   predict, details = references.fit_reference(
       unit.base, dataset, unit.seed, ref.gp_restarts, ref.gp_max_train
   )
-  result = {'seed': unit.seed, 'model': unit.model, 'kind': 'reference: ' + unit.spec.description}
+  result = _result(unit, 'reference: ' + unit.spec.description)
   inputs = [np.asarray(x, np.float64) for x in (dataset.x_train, dataset.x_test)]
   result.update(**details, **_evaluate(unit, dataset, predict, inputs))
   result['seconds'] = {'unit': time.perf_counter() - start}

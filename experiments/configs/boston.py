@@ -3,11 +3,8 @@
 
 """Boston Housing (docs/spec.md §5, Table III): R² (and MSE).
 
-The CSV is not downloaded: pass --config.data.csv_path=PATH (README.md says where to get it);
-without it the run stops at once. The file must be the 506-row table (header CRIM ... LSTAT
-MEDV); a CSV with the same columns but another row count needs --config.data.num_rows=N (or
-=None for any count). Classical references after the paper's models: (linear, gp_ard).
-Fields: see experiments/configs/common.py. `:smoke` shrinks it to a seconds-long run.
+The CSV is not downloaded: pass --config.data.csv_path=PATH (README.md, Data); another table
+with the same 14 columns needs --config.data.num_rows=N (or None). Fields: common.py.
 """
 
 from experiments.configs import common

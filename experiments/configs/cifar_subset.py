@@ -3,11 +3,9 @@
 
 """CIFAR-10 subset (docs/spec.md §5, Table IV): 5,000 training images, accuracy and cross-entropy.
 
-Data through tensorflow-datasets (the default, `--data_dir`) or, with numpy only, from the npz
-files (`--config.data.source=npz --config.data.train_npz=... --config.data.test_npz=...`;
-README.md, Data). Search: the common grids plus, for NTK-ECRN and its self-tuned twin, 256 …
-4,096 Fourier features (swept last) and, for NTK-ECRN, epochs up to 4× train.epochs.
-`:smoke` shrinks the run and scales the feature axis with the network (16 … 256).
+Data: tensorflow-datasets (`--data_dir`) or npz files (`--config.data.source=npz`; README.md,
+Data). The search adds 256 … 4,096 Fourier features for NTK-ECRN and its self-tuned twin (swept
+last; `:smoke`: 16 … 256) and, for NTK-ECRN, epochs up to 4× train.epochs.
 """
 
 from experiments.configs import common

@@ -3,13 +3,9 @@
 
 """The fields shared by the benchmark configs (docs/spec.md §5), and the `:smoke` shrinking.
 
-Each named config is a pure `get_config(arg)` over `named_config`; every field can be overridden
-(`--config.FIELD=VALUE`, which pins it: README.md). The blocks: data (`data_config`); seeds;
-models (registry.py's, `variants`' names, then the classical references); variants (NAME →
-{'base': a model, nested overrides}); model_defaults (MODEL → nested overrides before its
-selected setting); search (`search_config`); resnet18, ecrn, mlp, train, tracking (the fields of
-`ECRNConfig`, `MLPConfig`, `TrainConfig`, `TrackingConfig`, tracking.models the kernel-tracked
-models); kernel; reference (the ARD GP's); checkpoint_every, eval_batch_size; pinned (dotted
+Every field can be overridden with `--config.FIELD=VALUE`, which pins it (README.md). Besides
+the library's config fields: variants (NAME → {'base': a model, nested overrides}),
+model_defaults (MODEL → nested overrides before its selected setting) and pinned (the dotted
 paths set on the command line).
 """
 
@@ -18,22 +14,12 @@ import math
 import ml_collections
 
 # The data sets (experiments/input_pipeline.py loads them), in the paper's order.
-DATASET_NAMES = (
-    'synthetic_regression',
-    'synthetic_classification',
-    'boston',
-    'iris',
-    'wine',
-    'cifar10',
+DATASET_NAMES = tuple(
+    'synthetic_regression synthetic_classification boston iris wine cifar10'.split()
 )
 # The paper's models (experiments/registry.py MODELS, which a test keeps equal), in row order.
-MODELS = (
-    'mlp',
-    'resnet18',
-    'standard_ntk',
-    'ntk_ecrn',
-    'ntk_ecrn_infinite',
-    'ntk_ecrn_infinite_self_tuned',
+MODELS = tuple(
+    'mlp resnet18 standard_ntk ntk_ecrn ntk_ecrn_infinite ntk_ecrn_infinite_self_tuned'.split()
 )
 # The Boston Housing table's row count (experiments/sources.py BOSTON_NUM_ROWS; a test).
 BOSTON_NUM_ROWS = 506
@@ -111,66 +97,28 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
   """The benchmark config of `dataset`: architectures, training, search, all models."""
   placeholder = ml_collections.config_dict.placeholder
   config = ml_collections.ConfigDict()
-  # The networks (out_dim comes from the data).
-  config.ecrn = dict(
-      width=512,
-      depth=4,
-      alpha=1.0,
-      alpha_schedule='inverse_sqrt_depth',
-      activation='gelu',
-      fourier_features=256,
-      fourier_scale=placeholder(float),
-      fourier_scale_factor=1.0,
-      fourier_trainable=False,
-      drop_rate=0.1,
-      parameterization='ntk',
-      w_std=math.sqrt(2.0),
-      b_std=0.1,
-      dtype='float32',
-  )
-  config.mlp = dict(
-      hidden_widths=(512, 512, 512),
-      activation='relu',
-      parameterization='ntk',
-      w_std=math.sqrt(2.0),
-      b_std=0.1,
-      dtype='float32',
-  )
+  # The networks (out_dim comes from the data): shape, Fourier features, initialization.
+  init = dict(parameterization='ntk', w_std=math.sqrt(2.0), b_std=0.1, dtype='float32')
+  config.ecrn = dict(width=512, depth=4, alpha=1.0, alpha_schedule='inverse_sqrt_depth')
+  config.ecrn.update(activation='gelu', fourier_features=256, fourier_scale=placeholder(float))
+  config.ecrn.update(fourier_scale_factor=1.0, fourier_trainable=False, drop_rate=0.1, **init)
+  config.mlp = dict(hidden_widths=(512, 512, 512), activation='relu', **init)
   config.resnet18 = dict(width=64, augment=True, mlp_widths=(64, 128, 256, 512), dtype='float32')
   config.experiment = 'benchmark'
   config.data = data_config(dataset)
   config.seeds = (0, 1, 2, 3, 4)
   config.models = MODELS
-  config.train = dict(
-      optimizer='adam',
-      learning_rate=1e-3,
-      momentum=0.9,
-      weight_decay=0.0,
-      schedule='cosine',
-      warmup_epochs=0,
-      epochs=100,
-      batch_size=placeholder(int),
-  )
+  config.train = dict(optimizer='adam', learning_rate=1e-3, momentum=0.9, weight_decay=0.0)
+  config.train.update(schedule='cosine', warmup_epochs=0, epochs=100, batch_size=placeholder(int))
   config.train.batch_size = 128
   # Per-model overrides before the selected setting (cifar_subset: ResNet-18's SGD recipe).
   config.model_defaults = ml_collections.ConfigDict()
   config.variants = ml_collections.ConfigDict()
-  config.tracking = dict(
-      models=('ntk_ecrn', 'mlp'),  # the kernel-tracked models
-      probe_size=256,
-      top_k=10,
-      modewise_k=5,
-      dense_max_size=512,
-      lanczos_iterations=40,
-      num_probes=16,
-      deflation_rank=2,
-      probe_batch_size=4,
-      vp_batch_size=placeholder(int),  # None: from memory
-      cg_iterations=50,
-      every=5,
-      save_kernels=False,
-      seed=0,
-  )
+  # The kernel-tracked models, then TrackingConfig's fields (vp_batch_size None: from memory).
+  config.tracking = dict(models=('ntk_ecrn', 'mlp'), probe_size=256, top_k=10, modewise_k=5)
+  config.tracking.update(dense_max_size=512, lanczos_iterations=40, num_probes=16)
+  config.tracking.update(deflation_rank=2, probe_batch_size=4, vp_batch_size=placeholder(int))
+  config.tracking.update(cg_iterations=50, every=5, save_kernels=False, seed=0)
   config.kernel = dict(
       kernel='ntk', t=placeholder(float), diag_reg=1e-4, batch_size=256, calibration_folds=5
   )

@@ -11,28 +11,12 @@ import ml_collections
 
 def get_config(arg=None):
   """The config; `arg` names its variants (above)."""
-  config = ml_collections.ConfigDict()
-  config.experiment = 'finite_vs_infinite'
-  config.seed = 0
-  config.num_points = 16
-  config.input_dim = 8
-  config.widths = (64, 128, 256, 512, 1024)
-  config.num_seeds = 4
-  config.model = ml_collections.ConfigDict(
-      dict(
-          depth=3,
-          alpha=1.0,
-          alpha_schedule='inverse_sqrt_depth',
-          activation='gelu',
-          fourier_features=32,
-          fourier_scale=0.5,
-          drop_rate=0.1,
-          out_dim=1,
-          parameterization='ntk',
-          w_std=2.0**0.5,
-          b_std=0.1,
-      )
-  )
+  config = ml_collections.ConfigDict(dict(experiment='finite_vs_infinite', seed=0))
+  config.update(num_points=16, input_dim=8, widths=(64, 128, 256, 512, 1024), num_seeds=4)
+  model = dict(depth=3, alpha=1.0, alpha_schedule='inverse_sqrt_depth', activation='gelu')
+  model.update(fourier_features=32, fourier_scale=0.5, drop_rate=0.1, out_dim=1)
+  model.update(parameterization='ntk', w_std=2.0**0.5, b_std=0.1)
+  config.model = ml_collections.ConfigDict(model)
   # Width at which the empirical NTK is checked against an explicit Jacobian contraction (and
   # neural-tangents' own, when it is installed).
   config.agreement_width = 128

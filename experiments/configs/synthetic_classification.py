@@ -1,10 +1,7 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""Synthetic classification (docs/spec.md §5, Table II): a 5-class Gaussian mixture.
-
-References after the paper's models: lda, rbf_svm, bayes_optimal. `:smoke` shrinks it.
-"""
+"""Synthetic classification (docs/spec.md §5, Table II): a 5-class Gaussian mixture."""
 
 from experiments.configs import common
 

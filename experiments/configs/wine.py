@@ -1,11 +1,7 @@
 # Copyright 2025 The ecrn_jax Authors.
 # SPDX-License-Identifier: Apache-2.0
 
-"""Wine (docs/spec.md §5, Table III): accuracy (and cross-entropy).
-
-Classical references after the paper's models: (lda, rbf_svm).
-Fields: see experiments/configs/common.py. `:smoke` shrinks it to a seconds-long run.
-"""
+"""Wine (docs/spec.md §5, Table III): accuracy (and cross-entropy). Fields: common.py."""
 
 from experiments.configs import common
 

@@ -112,6 +112,17 @@ def test_for_data_sets_what_the_data_fix():
   assert explicit.unit('ntk_ecrn', 0).for_data(dataset).arch.fourier_scale == 0.5
 
 
+def test_one_tracked_model_given_as_a_string_is_one_name_never_a_substring():
+  """tracking.models='ntk_ecrn_alpha1' (a string, not a tuple) tracks that variant alone: not
+  ntk_ecrn, whose name is inside the string, nor ntk_ecrn's other variants (issue 26)."""
+  _, config = run_lib.load_config('iris:ablations,smoke')
+  with config.unlocked():
+    del config.tracking['models']  # the field is a tuple: a string needs it gone first
+    config.tracking.models = 'ntk_ecrn_alpha1'
+  run = plan_lib.build(config)
+  assert [name for name in run.models if run.unit(name).tracking] == ['ntk_ecrn_alpha1']
+
+
 def test_a_pinned_field_differs_from_the_same_value_in_a_config_file_as_documented():
   """plan.py's rule: a command-line value beats the model defaults and leaves the grids; the
   same value in the config file is where the search starts, and a default replaces it."""
