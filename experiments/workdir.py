@@ -37,8 +37,7 @@ def _identity(resolved: dict) -> dict:
       config.pop(name, None)
     elif isinstance(config.get(parent), dict):
       config[parent] = {k: v for k, v in config[parent].items() if k != name}
-  if isinstance(config.get('pinned'), list):
-    config['pinned'] = [p for p in config['pinned'] if p not in UNCOMPARED]
+  config['pinned'] = [p for p in config.get('pinned') or () if p not in UNCOMPARED]
   return {'name': resolved.get('name'), 'config': config}
 
 
@@ -63,7 +62,7 @@ def _inspect(workdir: str, resolved: dict, overwrite: bool) -> tuple:
     old = None
   old = old if isinstance(old, dict) and set(old) == {'name', 'config'} else None
   if old is not None and _identity(old) == _identity(resolved):
-    return manifest, old  # resumed (a config.json of the previous version included)
+    return manifest, old, False  # resumed (a config.json of the previous version included)
   kind = old and isinstance(old['config'], dict) and old['config'].get('experiment')
   written = text == json.dumps(old, indent=1) and kind in ('benchmark', 'finite_vs_infinite')
   here = set(os.listdir(workdir)) - {files.DirectoryLock.NAME} if os.path.isdir(workdir) else ()
@@ -72,12 +71,14 @@ def _inspect(workdir: str, resolved: dict, overwrite: bool) -> tuple:
         f'workdir {workdir} holds files but no config.json of this program: not one of its '
         'workdirs; nothing in it will be deleted, not even by --overwrite; use a new --workdir.'
     )
-  if old is not None and not overwrite:
+  replace = old is not None or bool(manifest and manifest.present())  # another run's files
+  if replace and not overwrite:
+    held = f"config {old.get('name')!r} with other values" if old else "a run's files, no config"
     raise WorkdirError(
-        f"workdir {workdir} holds config {old.get('name')!r} with other values; "
-        "choose another --workdir, or pass --overwrite to delete that run's files."
+        f'workdir {workdir} holds {held}; choose another --workdir, or pass --overwrite to delete '
+        "that run's files."
     )
-  return manifest, old
+  return manifest, old, replace
 
 
 def prepare(
@@ -94,10 +95,10 @@ def prepare(
     raise WorkdirError(f'workdir {e}') from None
   except OSError as e:
     raise WorkdirError(f'cannot create workdir {workdir}: {e.strerror or e}.') from e
-  manifest, previous = _inspect(workdir, resolved, overwrite)  # again, under the lock
+  manifest, previous, replace = _inspect(workdir, resolved, overwrite)  # again, under the lock
   if manifest is None and previous is not None:  # the previous version's: adopted by name
     manifest = files.Manifest.from_names(workdir, _WRITTEN)
-  if previous is not None and _identity(previous) != _identity(resolved):
+  if replace:
     kept = manifest.remove_listed()
     logging.warning('--overwrite: deleted the run in %s, kept %s', workdir, kept)
   elif previous is not None:
@@ -136,8 +137,6 @@ class MetricsLog:
 
   def truncate_unit(self, seed: int, model: str, after_epoch: int) -> None:
     """Removes the lines of (seed, model) with epoch > after_epoch (or with no epoch)."""
-    if not os.path.exists(self.path):
-      return
     ours = lambda rec: rec.get('seed') == seed and rec.get('model') == model
     past = lambda rec: rec.get('epoch') is None or rec['epoch'] > after_epoch
     kept = [r for r in files.read_lines(self.path) if not (ours(r) and past(r))]

@@ -375,6 +375,10 @@ class Manifest:
     path = self._path(rel)
     return path is not None and os.path.lexists(path)
 
+  def present(self) -> list[str]:
+    """The entries that exist, directories aside."""
+    return [p for p, kind in self.entries.items() if kind != 'dir' and self._exists(p)]
+
   def remove_stale_temporaries(self) -> list[str]:
     """Deletes the temporaries left by killed writers: those listed, and those in root and the
     listed directories whose names carry a recorded token (not this process's: its writes may be

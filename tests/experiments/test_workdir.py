@@ -207,3 +207,21 @@ def test_resume_deletes_the_temporaries_of_a_killed_write_and_only_those(tmp_pat
   _, err = _cli(*args)
   assert not left[0].exists() and f'removed {left[0]}' in err
   _survived(planted)
+
+
+def test_a_workdir_that_lost_its_config_is_not_resumed_under_another(tmp_path):
+  """Its manifest lists files of a run whose config is gone (deleted, cut): resuming them under
+  whatever config comes next could mix two runs, so --overwrite is needed, and deletes them."""
+  from ecrn_jax import files  # pylint: disable=g-import-not-at-top
+  from experiments import run, workdir  # pylint: disable=g-import-not-at-top
+
+  _, config = run.load_config('iris:smoke')
+  workdir.prepare(str(tmp_path), 'iris', config).release()
+  files.write_json(str(tmp_path / 'seed_0' / 'lda' / 'result.json'), {'test': {}})
+  (tmp_path / 'seed_0' / 'lda' / 'notes.txt').write_text('the user')
+  (tmp_path / 'config.json').write_text('{"name": "iris", "conf')  # cut
+  with pytest.raises(workdir.WorkdirError, match="holds a run's files, no config; .*--overwrite"):
+    workdir.prepare(str(tmp_path), 'iris', config)
+  workdir.prepare(str(tmp_path), 'iris', config, overwrite=True).release()
+  assert sorted(p.name for p in (tmp_path / 'seed_0' / 'lda').iterdir()) == ['notes.txt']
+  assert json.loads((tmp_path / 'config.json').read_text())['name'] == 'iris'
