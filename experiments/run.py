@@ -204,10 +204,11 @@ def main(argv):
     raise app.UsageError(str(e)) from e
   if FLAGS.workdir:
     name = config_name(config_flags.get_config_filename(FLAGS['config']))
-    try:
-      workdir.prepare(FLAGS.workdir, name, config, overwrite=FLAGS.overwrite)
+    try:  # the workdir's lock, held while this run lasts
+      _lock = workdir.prepare(FLAGS.workdir, name, config, overwrite=FLAGS.overwrite)
     except workdir.WorkdirError as e:
-      raise app.UsageError(str(e)) from e
+      print(f'FATAL {e}', file=sys.stderr)
+      sys.exit(2)
   train.train_and_evaluate(config, FLAGS.workdir)
 
 

@@ -8,7 +8,10 @@ pickled: a workdir copied from elsewhere is data, never code.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import pathlib
 import re
 import shutil
 from typing import Optional
@@ -20,14 +23,9 @@ import numpy as np
 
 from ecrn_jax import files
 
-# Fields that do not change what a run computes, as dotted paths: not compared when a run
-# resumes, and not pinned when set on the command line (experiments/run.py).
-UNCOMPARED = (
-    'checkpoint_every',  # when a unit saves
-    'data.data_dir',  # where the data live, not what they are
-    'data.train_npz',
-    'data.test_npz',
-)
+# Fields that do not change what a run computes (when a unit saves, where the data live), as
+# dotted paths: not compared when a run resumes, nor pinned when set on the command line (run.py).
+UNCOMPARED = ('checkpoint_every', 'data.data_dir', 'data.train_npz', 'data.test_npz')
 
 
 def _identity(resolved: dict) -> dict:
@@ -39,71 +37,76 @@ def _identity(resolved: dict) -> dict:
       config.pop(name, None)
     elif isinstance(config.get(parent), dict):
       config[parent] = {k: v for k, v in config[parent].items() if k != name}
-  if isinstance(config.get('pinned'), list):
-    config['pinned'] = [p for p in config['pinned'] if p not in UNCOMPARED]
+  config['pinned'] = [p for p in config.get('pinned') or () if p not in UNCOMPARED]
   return {'name': resolved.get('name'), 'config': config}
 
 
 class WorkdirError(FileExistsError):
-  """A --workdir that this run cannot use: another config's, not ours, or not creatable."""
+  """A --workdir that this run cannot use: another config's, not ours, in use, not creatable."""
 
 
-# What a run writes at the top of its workdir; `--overwrite` deletes these and nothing else.
-_RUN_ENTRIES = re.compile(
-    r'^(config\.json|results\.json|search\.json|metrics\.jsonl|search|seed_\d+|\..+\.tmp)$'
+# What the previous version (no manifest) wrote, by path: its workdirs are adopted by these.
+_WRITTEN = (
+    r'((config|results|search)\.json|metrics\.jsonl|(search/seed_\d+/[^/]+/trial_\d+|seed_\d+/'
+    r'[^/]+)/(plan\.json|result\.json|predictions\.npz|metrics\.jsonl|tracking/tracking(\.npz|'
+    r'\.jsonl|_meta\.json)|checkpoints/(tracker_\d+\.npz|\d+|\d+\.unreadable)))'
 )
 
 
-def _empty(workdir: str) -> None:
-  """Deletes the run's files in `workdir`; anything else there is left (and logged)."""
-  left = []
-  for entry in sorted(os.listdir(workdir)):
-    full = os.path.join(workdir, entry)
-    if not _RUN_ENTRIES.match(entry):
-      left.append(entry)
-    elif os.path.isdir(full) and not os.path.islink(full):
-      shutil.rmtree(full)
-    else:
-      os.remove(full)
-  kept = f'; left {left} (not written by this program)' if left else ''
-  logging.warning('--overwrite: deleted the run files in %s%s', workdir, kept)
+def _inspect(workdir: str, resolved: dict, overwrite: bool) -> tuple:
+  """(manifest or None, config.json's content if ours or None) of `workdir`; see `prepare`."""
+  manifest, path, text = files.Manifest.load(workdir), os.path.join(workdir, 'config.json'), None
+  try:
+    old = json.loads(text := pathlib.Path(path).read_text(encoding='utf-8'))
+  except (OSError, ValueError):
+    old = None
+  old = old if isinstance(old, dict) and set(old) == {'name', 'config'} else None
+  if old is not None and _identity(old) == _identity(resolved):
+    return manifest, old, False  # resumed (a config.json of the previous version included)
+  kind = old and isinstance(old['config'], dict) and old['config'].get('experiment')
+  written = text == json.dumps(old, indent=1) and kind in ('benchmark', 'finite_vs_infinite')
+  here = set(os.listdir(workdir)) - {files.DirectoryLock.NAME} if os.path.isdir(workdir) else ()
+  if manifest is None and not written and here:
+    raise WorkdirError(
+        f'workdir {workdir} holds files but no config.json of this program: not one of its '
+        'workdirs; nothing in it will be deleted, not even by --overwrite; use a new --workdir.'
+    )
+  replace = old is not None or bool(manifest and manifest.present())  # another run's files
+  if replace and not overwrite:
+    held = f"config {old.get('name')!r} with other values" if old else "a run's files, no config"
+    raise WorkdirError(
+        f'workdir {workdir} holds {held}; choose another --workdir, or pass --overwrite to delete '
+        "that run's files."
+    )
+  return manifest, old, replace
 
 
 def prepare(
     workdir: str, name: str, config: ml_collections.ConfigDict, *, overwrite: bool = False
-) -> None:
-  """Creates `workdir` with config.json, or checks that it belongs to this config (resumed):
-  another config's is refused unless `overwrite` (then its run files are deleted), and a non-empty
-  directory without a config.json of ours is refused whatever `overwrite` says."""
+) -> files.DirectoryLock:
+  """Locks `workdir` (the lock returned, held until dropped) and writes config.json, or checks it
+  holds this config (resumed). Another config's is refused unless `overwrite`: then what its
+  manifest lists is deleted, nothing else. One not ours is refused before anything is written."""
   resolved = {'name': name, 'config': files.jsonable(config.to_dict())}
-  path = os.path.join(workdir, 'config.json')
-  if os.path.isdir(workdir) and os.listdir(workdir):
-    try:
-      previous = files.read_json(path)
-    except (OSError, ValueError):
-      previous = None
-    if not (isinstance(previous, dict) and set(previous) == {'name', 'config'}):
-      raise WorkdirError(
-          f'workdir {workdir} is not empty and holds no config.json written by this program, '
-          'so it is not one of its workdirs and nothing in it will be deleted, not even with '
-          '--overwrite; choose a new or empty --workdir.'
-      )
-    if _identity(previous) != _identity(resolved):
-      if not overwrite:
-        raise WorkdirError(
-            f"workdir {workdir} holds config {previous.get('name')!r} with other values; "
-            "choose another --workdir, or pass --overwrite to delete that run's files."
-        )
-      _empty(workdir)
-    else:
-      logging.info('workdir %s holds this config: resuming', workdir)
-      for stale in files.remove_stale_temporaries(workdir):
-        logging.info('removed %s, a file left half-written by a killed run', stale)
+  _inspect(workdir, resolved, overwrite)
   try:
-    os.makedirs(workdir, exist_ok=True)
+    lock = files.DirectoryLock(workdir)
+  except files.DirectoryLocked as e:
+    raise WorkdirError(f'workdir {e}') from None
   except OSError as e:
     raise WorkdirError(f'cannot create workdir {workdir}: {e.strerror or e}.') from e
-  files.write_json(path, resolved)
+  manifest, previous, replace = _inspect(workdir, resolved, overwrite)  # again, under the lock
+  if manifest is None and previous is not None:  # the previous version's: adopted by name
+    manifest = files.Manifest.from_names(workdir, _WRITTEN)
+  if replace:
+    kept = manifest.remove_listed()
+    logging.warning('--overwrite: deleted the run in %s, kept %s', workdir, kept)
+  elif previous is not None:
+    logging.info('workdir %s holds this config: resuming', workdir)
+  for stale in (manifest or files.Manifest(workdir)).activate():
+    logging.info('removed %s, a file left half-written by a killed run', stale)
+  files.write_json(os.path.join(workdir, 'config.json'), resolved)
+  return lock
 
 
 def read_result(path: str) -> Optional[dict]:
@@ -123,19 +126,17 @@ def read_result(path: str) -> Optional[dict]:
   return None
 
 
+@dataclasses.dataclass
 class MetricsLog:
   """metrics.jsonl: appends lines; `truncate_unit` drops a unit's lines past an epoch."""
 
-  def __init__(self, path: str):
-    self.path = path
+  path: str
 
   def write(self, record: dict) -> None:
     files.append_line(self.path, record)
 
   def truncate_unit(self, seed: int, model: str, after_epoch: int) -> None:
     """Removes the lines of (seed, model) with epoch > after_epoch (or with no epoch)."""
-    if not os.path.exists(self.path):
-      return
     ours = lambda rec: rec.get('seed') == seed and rec.get('model') == model
     past = lambda rec: rec.get('epoch') is None or rec['epoch'] > after_epoch
     kept = [r for r in files.read_lines(self.path) if not (ours(r) and past(r))]
@@ -157,9 +158,6 @@ class Checkpointer:
     )
     self.manager = ocp.CheckpointManager(self.directory, options=options)
 
-  def latest_epoch(self) -> Optional[int]:
-    return self.manager.latest_step()
-
   def _tracker_path(self, epoch: int) -> str:
     return os.path.join(self.directory, f'tracker_{epoch}.npz')
 
@@ -180,6 +178,7 @@ class Checkpointer:
     tree = jax.tree_util.tree_map(np.asarray, self._items(state))
     host = files.jsonable({'epoch': epoch, 'history': history})
     args = ocp.args.Composite(state=ocp.args.StandardSave(tree), host=ocp.args.JsonSave(host))
+    files.claim(os.path.join(self.directory, str(epoch)), 'tree')  # orbax's, deleted whole
     self.manager.save(epoch, args=args, force=True)
     self.manager.wait_until_finished()
     kept = {os.path.basename(self._tracker_path(step)) for step in self.manager.all_steps()}
@@ -187,6 +186,7 @@ class Checkpointer:
       # Only names this class writes (tracker_<epoch>.npz, epoch in decimal): never a user's.
       if re.fullmatch(r'tracker_(0|[1-9][0-9]*)\.npz', entry) and entry not in kept:
         os.remove(os.path.join(self.directory, entry))
+    files.forget_missing(self.directory)  # the steps and tracker files deleted
 
   def restore_latest(
       self, state, *, with_tracker: bool = False
@@ -210,10 +210,8 @@ class Checkpointer:
         return epoch, out['state'], out['host'], tracker_state
       except Exception as e:  # pylint: disable=broad-except   (orbax/tensorstore/numpy errors)
         why = f'{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ""}'
-        message = (
-            'checkpoint of epoch %d in %s is unreadable (%s): moved aside to %d.unreadable; '
-            'falling back to the previous one'
-        )
+        message = 'checkpoint of epoch %d in %s is unreadable (%s): moved aside to %d.unreadable; '
+        message += 'falling back to the previous one'
         logging.warning(message, epoch, self.directory, why, epoch)
         self._set_aside(epoch)
     return None
@@ -222,8 +220,8 @@ class Checkpointer:
     """Moves an unreadable step (and its tracker file) to <epoch>.unreadable, out of orbax's
     sight, replacing an older copy: kept for inspection, never read again."""
     aside = os.path.join(self.directory, f'{epoch}.unreadable')
-    if os.path.exists(aside):
-      shutil.rmtree(aside)
+    files.claim(aside, 'tree')
+    shutil.rmtree(aside, ignore_errors=True)
     os.makedirs(aside)
     step, tracker = os.path.join(self.directory, str(epoch)), self._tracker_path(epoch)
     for path, name in ((step, 'step'), (tracker, os.path.basename(tracker))):
