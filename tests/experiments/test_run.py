@@ -182,6 +182,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(sigkill_resumed):
 
 
 def test_workdir_of_another_config_is_refused(tmp_path):
+  from ecrn_jax import files  # pylint: disable=g-import-not-at-top
   from experiments import run, workdir  # pylint: disable=g-import-not-at-top
 
   _, config = run.load_config('iris:smoke')
@@ -203,12 +204,14 @@ def test_workdir_of_another_config_is_refused(tmp_path):
   assert code != 0 and '--overwrite' in err and str(tmp_path) in err
   assert (tmp_path / 'results.json').exists()
 
-  # --overwrite deletes that run's files, and only those.
+  # --overwrite deletes that run's files (those its manifest lists), and only those.
   (tmp_path / 'seed_0').mkdir()
   (tmp_path / 'my_notes.txt').write_text('mine')
+  files.write_json(str(tmp_path / 'search.json'), {})  # the run's: listed as it is written
   config.train.epochs = 7
   workdir.prepare(str(tmp_path), 'iris', config, overwrite=True)
-  assert sorted(os.listdir(tmp_path)) == ['config.json', 'my_notes.txt']
+  ours = ['config.json', 'ecrn_jax.lock', 'ecrn_jax.manifest.jsonl']
+  assert sorted(os.listdir(tmp_path)) == sorted(ours + ['my_notes.txt', 'results.json', 'seed_0'])
 
 
 @pytest.mark.parametrize(
@@ -542,30 +545,6 @@ def test_files_are_written_with_the_users_umask(tmp_path):
     assert (tmp_path / name).stat().st_mode & 0o777 == 0o640, name
   with pytest.raises(ValueError, match='object array'):
     files.save_npz(str(tmp_path / 'c.npz'), {'x': np.array([object()], dtype=object)})
-
-
-def test_resume_removes_only_files_left_half_written(tmp_path):
-  """A killed atomic write leaves `.<name>.<8 chars>.tmp`; resuming deletes those, nothing else."""
-  from ecrn_jax import files  # pylint: disable=g-import-not-at-top
-  from experiments import run, workdir  # pylint: disable=g-import-not-at-top
-
-  _, config = run.load_config('iris:smoke')
-  workdir.prepare(str(tmp_path), 'iris', config)
-  with pytest.raises(KeyboardInterrupt):  # a write cut short, as by a kill
-    with files.atomic_open(str(tmp_path / 'results.json')) as f:
-      f.write('{')
-      raise KeyboardInterrupt
-  stale = [
-      tmp_path / '.results.json.u_4x54ag.tmp',
-      tmp_path / 'seed_0' / '.tracker_0.npz.abcdefgh.tmp',
-  ]
-  kept = [tmp_path / 'notes.tmp', tmp_path / 'seed_0' / '.hidden.tmp', tmp_path / '.a.short.tmp']
-  for path in stale + kept:
-    path.parent.mkdir(exist_ok=True)
-    path.write_text('x')
-  workdir.prepare(str(tmp_path), 'iris', config)  # the same config: resumes
-  assert [p.exists() for p in stale] == [False, False]
-  assert all(p.exists() for p in kept) and not (tmp_path / 'results.json').exists()
 
 
 def test_checkpoint_clean_up_removes_only_its_own_tracker_files(tmp_path):
