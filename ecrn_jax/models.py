@@ -12,6 +12,7 @@ from ecrn_jax._src.models import Dense
 from ecrn_jax._src.models import FourierFeatures
 from ecrn_jax._src.models import fourier_embed
 from ecrn_jax._src.models import fourier_matrix
+from ecrn_jax._src.models import jit_apply
 from ecrn_jax._src.models import resolve_dtype
 
 __all__ = [
@@ -20,5 +21,6 @@ __all__ = [
     'FourierFeatures',
     'fourier_embed',
     'fourier_matrix',
+    'jit_apply',
     'resolve_dtype',
 ]

@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-import jax
 import numpy as np
 import scipy.special
 
+import ecrn_jax
 from ecrn_jax import files
 
 PREDICTIONS_FILE = 'predictions.npz'
@@ -48,7 +48,7 @@ def evaluate(task: str, predictions, targets) -> tuple[dict, dict]:
 def network_predictions(task: str, model, variables, x, batch_size: int):
   """A network's predictions on `x` in evaluation mode, as `evaluate` takes them: its float64
   output column 0 (regression), or (log-softmax, outputs) of its (M, C) outputs."""
-  apply = jax.jit(model.apply)
+  apply = ecrn_jax.models.jit_apply(model)  # one program per structure: α etc. are arguments
   batches = (x[i : i + batch_size] for i in range(0, len(x), batch_size))
   outputs = np.concatenate([np.asarray(apply(variables, b), np.float64) for b in batches])
   if task == 'regression':

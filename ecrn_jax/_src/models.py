@@ -9,8 +9,9 @@ Shapes: inputs x of shape (N, d) (trailing axes beyond the first are flattened, 
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import flax.linen as nn
 import jax
@@ -19,6 +20,8 @@ import jax.numpy as jnp
 from ecrn_jax._src.config import ECRNConfig, MLPConfig
 
 FOURIER_COLLECTION = 'fourier'
+# The collection of a model's traced values (`traced`): absent from `init`'s variables.
+HYPERPARAMS_COLLECTION = 'hyperparams'
 
 
 def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
@@ -173,6 +176,11 @@ class ECRN(nn.Module):
   With `train=True` and a positive drop rate, ξ_l ~ Bernoulli(q_l) is drawn once per block per
   call from the 'dropout' rng; with `train=False`, ξ_l = q_l.
 
+  α_l and q_l are the config's, as constants; or, when the variables hold a 'hyperparams'
+  collection (`traced`), that collection's values (arguments of a compiled program, so one
+  program serves every α, drop rate and σ_ff of the same shapes). The config then only says
+  which blocks draw ξ_l in training (those with q_l < 1).
+
   Submodule names: 'fourier_features', 'stem', 'block_{l}' (l = 0..L−1), 'readout'.
   Call: x (N, d) → (N, out_dim).
   """
@@ -197,16 +205,33 @@ class ECRN(nn.Module):
     def dense(features, name):
       return Dense(features, cfg.w_std, cfg.b_std, cfg.parameterization, dtype, name=name)
 
+    values: Mapping[str, Any]  # per block: Python floats, or traced scalars (`traced`)
+    if self.has_variable(HYPERPARAMS_COLLECTION, 'alpha'):
+      values = {k: self.get_variable(HYPERPARAMS_COLLECTION, k) for k in _BLOCK_VALUES}
+    else:
+      values = _block_values(cfg)
     h = dense(cfg.width, 'stem')(x)
-    for l, (alpha_l, q_l) in enumerate(zip(cfg.alphas, cfg.survival_probs)):
+    for l, q_l in enumerate(cfg.survival_probs):
       branch = dense(cfg.width, f'block_{l}')(phi(h))
-      xi: jax.Array | float  # a drawn mask bit in training, else the survival probability
-      if train and q_l < 1.0:
-        xi = jax.random.bernoulli(self.make_rng('dropout'), q_l).astype(dtype)
-      else:
-        xi = q_l
-      h = h + alpha_l * xi * branch
+      if train and q_l < 1.0:  # ξ_l ~ Bernoulli(q_l)
+        xi = jax.random.bernoulli(self.make_rng('dropout'), values['survival'][l]).astype(dtype)
+        h = h + values['alpha'][l] * xi * branch
+      else:  # ξ_l = q_l: α_l q_l, one number
+        h = h + values['scale'][l] * branch
     return dense(cfg.out_dim, 'readout')(phi(h))
+
+
+# Per block l: α_l, q_l and α_l·q_l (the product in double precision, as the constants were).
+_BLOCK_VALUES = ('alpha', 'survival', 'scale')
+
+
+def _block_values(cfg: ECRNConfig) -> dict[str, tuple[float, ...]]:
+  alphas, survival = cfg.alphas, cfg.survival_probs
+  return {
+      'alpha': alphas,
+      'survival': survival,
+      'scale': tuple(a * q for a, q in zip(alphas, survival)),
+  }
 
 
 class MLP(nn.Module):
@@ -245,3 +270,77 @@ def fourier_matrix(variables) -> jax.Array | None:
     if ff is not None and 'B' in ff:
       return ff['B']
   return None
+
+
+def traced(model: Any) -> tuple[Any, dict[str, Any]]:
+  """(structure, values): `model` with its α, drop rates and σ_ff replaced by fixed placeholders,
+  and a 'hyperparams' collection of its values ({} for a model without such values), so that
+
+      structure.apply({**variables, **values}, x, ...) == model.apply(variables, x, ...)
+
+  and a program compiled for the structure, the values among its arguments, serves every model
+  of the same shapes. For an `ECRN`: per block α_l, q_l and α_l·q_l as weakly typed scalars
+  (they promote as the Python numbers of the constant form: the same numbers); the structure
+  keeps which blocks draw ξ_l in training, or, where none does, lets all draw (q_l = 1 draws 1).
+  σ_ff only scales B at `init`, which the structure is not for. Other models: (model, {}).
+  """
+  if type(model) is not ECRN:  # pylint: disable=unidiomatic-typecheck  (a subclass may differ)
+    return model, {}
+  cfg = model.config
+  draws = [q < 1.0 for q in cfg.survival_probs]
+  if not any(draws):
+    draws = [True] * cfg.depth
+  structure = model.clone(
+      config=cfg.replace(
+          alpha=1.0,
+          alpha_schedule='constant',
+          drop_rate=tuple(0.5 if d else 0.0 for d in draws),
+          fourier_scale=1.0,
+      )
+  )
+  values = {k: tuple(jnp.asarray(v) for v in vs) for k, vs in _block_values(cfg).items()}
+  return structure, {HYPERPARAMS_COLLECTION: values}
+
+
+class Bound:
+  """A jitted program of (*args, values) called as (*args): `values`, the model's traced values
+  (`models.traced`), are bound as its last argument. The program is its structure's, shared by
+  every model of the same shapes; `lower` and `_cache_size` are the program's."""
+
+  def __init__(self, program: Any, structure: Any, values: Mapping[str, Any]):
+    self.program, self.structure, self.values = program, structure, values
+
+  def __call__(self, *args):
+    return self.program(*args, self.values)
+
+  def lower(self, *args):
+    return self.program.lower(*args, self.values)
+
+  def _cache_size(self) -> int:
+    return self.program._cache_size()  # pylint: disable=protected-access
+
+
+@functools.lru_cache(maxsize=32)  # keyed by structure (shapes), not by hyperparameter values
+def _jitted_apply(structure: nn.Module) -> Callable:
+  return jax.jit(structure.apply)
+
+
+def jit_apply(model: Any) -> Callable[[Mapping[str, Any], jax.Array], jax.Array]:
+  """(variables, x) ↦ model.apply(variables, x), evaluation mode, jitted once per structure
+  (`traced`): models that differ only in α, drop rate or σ_ff share one compiled program.
+
+  >>> import jax, numpy as np, ecrn_jax
+  >>> config = ecrn_jax.ECRNConfig(width=8, depth=2, fourier_features=4)
+  >>> x = np.ones((3, 2), np.float32)
+  >>> model = ecrn_jax.ECRN(config.replace(alpha=0.5))
+  >>> variables = model.init(jax.random.PRNGKey(0), x)
+  >>> apply = ecrn_jax.models.jit_apply(model)
+  >>> bool(np.allclose(apply(variables, x), model.apply(variables, x)))
+  True
+  """
+  structure, values = traced(model)
+  try:
+    apply = _jitted_apply(structure)
+  except TypeError:  # an unhashable module: its own program
+    apply = jax.jit(structure.apply)
+  return lambda variables, x: apply({**variables, **values}, x)

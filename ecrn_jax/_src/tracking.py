@@ -52,6 +52,7 @@ from ecrn_jax._src import matrix_free
 from ecrn_jax._src import spectral
 from ecrn_jax._src.validation import check_finite_inputs, check_int
 from ecrn_jax._src.empirical import empirical_ntk
+from ecrn_jax._src.models import jit_apply, traced
 from ecrn_jax._src.vector_products import ntk_vp_fn
 from ecrn_jax._src.optimizers import learning_rate_schedule
 from ecrn_jax._src.training import TrainConfig, steps_per_epoch
@@ -236,7 +237,9 @@ class KernelTracker:
         if constant
         else learning_rate_schedule(train_config, steps_per_epoch(train_config, n))
     )
-    self._apply = jax.jit(model.apply)  # evaluation mode
+    # One compiled program per structure (models.traced): the values are arguments.
+    self._apply = jit_apply(model)  # evaluation mode
+    self._structure, self._values = traced(model)
     if self.mode == 'matrix_free':
       # jax_enable_x64: a flag set at runtime, absent from jax's stubs.
       dtype = (
@@ -245,7 +248,7 @@ class KernelTracker:
       self._probes = jax.random.rademacher(hutchinson_key, (config.num_probes, self.n_p), dtype)
       m = self._lanczos_iterations
       self._products = _matrix_free_products_fn(
-          model,
+          self._structure,
           self.n_p,
           m,
           min(config.deflation_rank, m),
@@ -316,7 +319,8 @@ class KernelTracker:
 
   def _dense(self, variables):
     """(record, Θ_t (N_p, N_p), the reference's kernel and eigenpairs at the first record)."""
-    kernel = np.asarray(empirical_ntk(self.model, variables, self.x_p), np.float64)
+    variables = {**variables, **self._values}
+    kernel = np.asarray(empirical_ntk(self._structure, variables, self.x_p), np.float64)
     kernel = 0.5 * (kernel + kernel.T)
     if self._reference is not None and not np.all(np.isfinite(kernel)):
       # A diverging run: keep recording (training stops on its own non-finite loss).
@@ -351,10 +355,10 @@ class KernelTracker:
     """(record, None, Θ_0's products, basis and top Ritz pairs at the first record)."""
     reference = self._reference
     basis = None if reference is None else jnp.asarray(reference['basis'])
+    variables = {**variables, **self._values}
+    y_columns = jnp.asarray(self.y_p.T)
     out = jax.device_get(
-        self._products(
-            variables, self.x_p, jnp.asarray(self.y_p.T), self._probes, self._lanczos_key, basis
-        )
+        self._products(variables, self.x_p, y_columns, self._probes, self._lanczos_key, basis)
     )
     if reference is None:
       reference = {

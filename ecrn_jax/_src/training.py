@@ -35,6 +35,7 @@ import optax
 
 from ecrn_jax._src import empirical
 from ecrn_jax._src.losses import LOSS_FNS
+from ecrn_jax._src.models import Bound, traced
 from ecrn_jax._src.optimizers import learning_rate_schedule  # pylint: disable=unused-import
 from ecrn_jax._src.optimizers import make_optimizer  # pylint: disable=unused-import
 from ecrn_jax._src.optimizers import optimizer_hyperparams
@@ -153,10 +154,16 @@ MUTABLE_COLLECTIONS = ('batch_stats',)
 class TrainState(train_state.TrainState):
   """flax's TrainState over 'params', plus `rest`: the variables' other collections, and
   `hyperparams`: None, or the optimizer's values (`optimizer_hyperparams`), passed to a `tx` of
-  `train` as arguments (traced in the compiled step, not constants)."""
+  `train` as arguments (traced in the compiled step, not constants). `create` starts the step
+  count as an int32 array, the type the steps keep (not a Python 0, a second program)."""
 
   rest: Any = None
   hyperparams: Any = None
+
+  @classmethod
+  def create(cls, *, apply_fn, params, tx, **kwargs):
+    state = super().create(apply_fn=apply_fn, params=params, tx=tx, **kwargs)
+    return state.replace(step=jnp.zeros((), jnp.int32))
 
   def apply_gradients(self, *, grads, **kwargs):
     if self.hyperparams is None:
@@ -175,27 +182,35 @@ def _canonical(model: nn.Module) -> nn.Module:
   return model
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=32)  # bound values: a few scalars each; the programs are below
 def make_train_step(
     model: nn.Module, loss: str, mutable: tuple[str, ...] = MUTABLE_COLLECTIONS
-) -> jax.stages.Wrapped:
+) -> Bound:
   """A jitted step (state, x, y, dropout_key) → (state, loss before the step).
 
   `state` is a `TrainState`: 'params' with the optimizer, the other collections in
   state.rest. Those of them named in `mutable` (a tuple; BatchNorm's 'batch_stats') take the
   values that the training-mode forward pass computes; the others are held constant. The
-  stochastic-depth key is fold_in(dropout_key, state.step). Cached on (model, loss, mutable):
-  the optimizer's values are arguments (state.hyperparams), so one program serves them all.
+  stochastic-depth key is fold_in(dropout_key, state.step). The optimizer's values are
+  arguments (state.hyperparams) and so are the model's α, drop rates and σ_ff (`models.traced`):
+  one compiled program serves every model of the same structure (`Bound`).
   """
+  structure, values = traced(model)
+  return Bound(_train_step(structure, loss, mutable), structure, values)
+
+
+@functools.lru_cache(maxsize=32)  # keyed by structure (shapes), not by hyperparameter values
+def _train_step(model: nn.Module, loss: str, mutable: tuple[str, ...]) -> jax.stages.Wrapped:
+  """`make_train_step`'s program, with the model's traced values (`models.traced`) last."""
   loss_fn = LOSS_FNS[loss]
 
   @jax.jit
-  def step(state: TrainState, x, y, dropout_key):
+  def step(state: TrainState, x, y, dropout_key, values):
     key = jax.random.fold_in(dropout_key, state.step)
     updated = [name for name in mutable if name in state.rest]
 
     def objective(params):
-      variables = {'params': params, **state.rest}
+      variables = {'params': params, **state.rest, **values}
       if updated:
         out, updates = model.apply(variables, x, train=True, rngs={'dropout': key}, mutable=updated)
       else:
@@ -215,7 +230,7 @@ def make_train_step(
 FUSE_MAX_FLOPS = 2e9
 
 
-def fuse_epochs(step: jax.stages.Wrapped, state: 'TrainState', x, y, dropout_key) -> bool:
+def fuse_epochs(step: Bound, state: 'TrainState', x, y, dropout_key) -> bool:
   """Whether `train` runs an epoch's full batches as one compiled loop (`make_train_epoch`):
   when one step of `step` on the batch (x, y) costs at most FUSE_MAX_FLOPS (its dispatch then
   matters) and, on a CPU, holds no convolution (XLA:CPU runs a convolution inside a loop body
@@ -233,28 +248,35 @@ def fuse_epochs(step: jax.stages.Wrapped, state: 'TrainState', x, y, dropout_key
   return jax.default_backend() != 'cpu' or 'convolution' not in lowered.as_text()
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=32)  # as make_train_step
 def make_train_epoch(
     model: nn.Module, loss: str, mutable: tuple[str, ...] = MUTABLE_COLLECTIONS
-) -> Callable:
+) -> Bound:
   """A jitted run of equal-size steps (state, x, y, batches, dropout_key) → (state, the state
   before the last step, losses (S,)).
 
   `batches` (S, B) int: the example indices of each step; step s is `make_train_step`'s step on
   (x[batches[s]], y[batches[s]]), all S in one compiled loop (one dispatch, no host sync between
-  steps). Losses are those before each step, as the step returns them. Cached.
+  steps). Losses are those before each step, as the step returns them. Cached; one program per
+  structure, as `make_train_step`.
   """
-  step = make_train_step(model, loss, mutable)
+  structure, values = traced(model)
+  return Bound(_train_epoch_program(structure, loss, mutable), structure, values)
+
+
+@functools.lru_cache(maxsize=32)
+def _train_epoch_program(model: nn.Module, loss: str, mutable: tuple[str, ...]) -> Callable:
+  step = _train_step(model, loss, mutable)
 
   @jax.jit
-  def run(state: TrainState, x, y, batches, dropout_key):
+  def run(state: TrainState, x, y, batches, dropout_key, values):
     def body(carry, indices):
       current, _ = carry
-      new, value = step(current, x[indices], y[indices], dropout_key)
+      new, value = step(current, x[indices], y[indices], dropout_key, values)
       return (new, current), value
 
-    (state, before_last), values = jax.lax.scan(body, (state, state), batches)
-    return state, before_last, values
+    (state, before_last), losses = jax.lax.scan(body, (state, state), batches)
+    return state, before_last, losses
 
   return run
 
@@ -531,14 +553,14 @@ def train(
   x, y = _check_inputs(variables, data, config)
   _check_targets(y, _num_outputs(model, variables, x), config.loss)
   num_steps = steps_per_epoch(config, x.shape[0])
+  step_fn = make_train_step(model, config.loss)
   state = TrainState.create(
-      apply_fn=_canonical(model).apply,
+      apply_fn=_canonical(step_fn.structure).apply,
       params=variables['params'],
       tx=traced_optimizer(config),
       rest={k: v for k, v in variables.items() if k != 'params'},
       hyperparams=optimizer_hyperparams(config, num_steps),
   )
-  step_fn = make_train_step(model, config.loss)
   epoch_fn = None
   if num_steps > 1:
     batch = config.batch_size
