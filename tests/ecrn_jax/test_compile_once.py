@@ -28,8 +28,14 @@ BACKEND_COMPILE = '/jax/core/compile/backend_compile_duration'
 
 @contextlib.contextmanager
 def backend_compilations():
-  """Yields a list that receives one entry per XLA backend compilation inside the block."""
+  """Yields a list that receives one entry per XLA backend compilation inside the block.
+
+  The persistent compilation cache (tests/conftest.py) is off inside it: a hit would skip the
+  backend compilation and hide a recompile.
+  """
   compiled = []
+  cache = jax.config.jax_enable_compilation_cache
+  jax.config.update('jax_enable_compilation_cache', False)
 
   def listener(event, duration, **kwargs):
     del duration, kwargs
@@ -41,6 +47,7 @@ def backend_compilations():
     yield compiled
   finally:
     jax.monitoring.unregister_event_duration_listener(listener)
+    jax.config.update('jax_enable_compilation_cache', cache)
 
 
 def ecrn(width, dtype='float32', **kwargs):
