@@ -138,25 +138,32 @@ def _costs(n1: int, n2: int, c: int, trace: bool, s: int, d: int, f: int) -> tup
   return gradient, gram
 
 
-def plan(model, frozen_kwargs, params, rest, x, n1: int, n2: int, trace: bool) -> tuple:
-  """The layers (`Layer`s, in call order) for an n1 × n2 kernel; `Unsupported` (why) else."""
-  owned = owners(params)
-  tracer = _Tracer(owned, None)
-  probe = jax.ShapeDtypeStruct((_PROBE_BATCH,) + tuple(x.shape[1:]), x.dtype)
+def _probe(model, frozen_kwargs, params, rest, x, batch: int) -> tuple[int, dict]:
+  """(C, the captured calls) of a shape-only pass on `batch` examples."""
+  tracer = _Tracer(owners(params), None)
+  probe = jax.ShapeDtypeStruct((batch,) + tuple(x.shape[1:]), x.dtype)
   out = jax.eval_shape(
       lambda p, xx: _apply(model, dict(frozen_kwargs), p, rest, None, xx, tracer), params, probe
   )
-  c = out.shape[1]
-  missing = sorted('/'.join(p) or '(root)' for p in set(owned) - set(tracer.calls))
+  for path, calls in tracer.calls.items():
+    for _, _, _, args, kw, output in calls:
+      _check_call('/'.join(path), args, kw, output, batch)
+  return out.shape[1], tracer.calls
+
+
+def plan(model, frozen_kwargs, params, rest, x, n1: int, n2: int, trace: bool) -> tuple:
+  """The layers (`Layer`s, in call order) for an n1 × n2 kernel; `Unsupported` (why) else.
+  Two shape-only passes, on 3 and 4 examples: every captured call scales with the batch."""
+  owned = owners(params)
+  _probe(model, frozen_kwargs, params, rest, x, _PROBE_BATCH + 1)
+  c, captured = _probe(model, frozen_kwargs, params, rest, x, _PROBE_BATCH)
+  missing = sorted('/'.join(p) or '(root)' for p in set(owned) - set(captured))
   if missing:
     raise structured.Unsupported(f'the parameters of {missing[:3]} are used outside a call.')
   layers = []
-  for path, calls in tracer.calls.items():
+  for path, calls in captured.items():
     key, leaves = '/'.join(path), owned[path]
-    kinds = set()
-    for module, variables, method, args, kw, out in calls:
-      _check_call(key, args, kw, out, _PROBE_BATCH)
-      kinds.add(_kind(module, method, leaves))
+    kinds = {_kind(call[0], call[2], leaves) for call in calls}
     outputs = tuple((tuple(call[5].shape[1:]), str(call[5].dtype)) for call in calls)
     kind = kinds.pop() if len(kinds) == 1 else 'local'
     if kind == 'local':
