@@ -29,6 +29,9 @@ from ecrn_jax._src.validation import check_finite_inputs
 _DEFAULT_BLOCK_BYTES = 256 * 2**20
 # Bytes allowed for the per-example Jacobians of the 'jacobian' path (both sides together).
 _JACOBIAN_BYTES = 1024 * 2**20
+# Bytes allowed for the layer features of x2 kept by the structured path of any Flax module (the
+# per-example weight gradients of its early convolutions: 115 MB an input for ResNet-18).
+_FEATURE_BYTES = 4096 * 2**20
 
 
 def split_variables(variables: Mapping[str, Any]) -> tuple[Any, dict]:
@@ -134,23 +137,32 @@ def _generic_rows(model, frozen, params, rest, rngs, x1, x2, trace_outputs, bloc
     start += rows.shape[0]
 
 
-def _feature_rows(compute, contract, x1, x2, block_size: int, per_input: int, scale: int):
-  """Yields (first row, row tile): the features of x1 a block at a time (`compute`: block ↦
-  features), contracted with x2's blocks; x2's features are kept when they fit half of
-  `_JACOBIAN_BYTES` (`per_input` bytes an input), else computed again for every block of x1."""
-  half = _JACOBIAN_BYTES // 2
+def _feature_rows(compute, contract, x1, x2, block_size: int, per_input: int, scale: int, budget):
+  """Yields (first row, row tile): the features of blocks of x1 (`compute`: block ↦ features,
+  `per_input` bytes an input) contracted with x2's blocks. x2's features are kept when they fit
+  `budget`; else they are computed again for every panel of x1's blocks (as many blocks as fit
+  half of `budget`), so that x2 is passed over once per panel."""
 
   def blocks(x):
     for xb, n in _padded_blocks(x, block_size):
       yield compute(xb), n
 
-  kept = list(blocks(x2)) if x2.shape[0] * per_input <= half else None
+  kept = list(blocks(x2)) if x2.shape[0] * per_input <= budget else None
+  panel = 1 if kept is not None else max(1, budget // 2 // max(1, per_input * block_size))
+  source = iter(kept if (kept is not None and x2 is x1) else blocks(x1))
   start = 0
-  for f1, n1 in kept if (kept is not None and x2 is x1) else blocks(x1):
-    cols = [contract(f1, f2)[: n1 * scale, : n2 * scale] for f2, n2 in kept or blocks(x2)]
-    rows = jnp.concatenate(cols, axis=1) if len(cols) > 1 else cols[0]
-    yield start, rows
-    start += rows.shape[0]
+  while True:
+    firsts = [f for _, f in zip(range(panel), source)]
+    if not firsts:
+      return
+    cols: list[list] = [[] for _ in firsts]
+    for f2, n2 in kept or blocks(x2):
+      for col, (f1, n1) in zip(cols, firsts):
+        col.append(contract(f1, f2)[: n1 * scale, : n2 * scale])
+    for col in cols:
+      rows = jnp.concatenate(col, axis=1) if len(col) > 1 else col[0]
+      yield start, rows
+      start += rows.shape[0]
 
 
 def _jacobian_rows(model, frozen, params, rest, x1, x2, trace_outputs, block_size, out_dim):
@@ -166,20 +178,21 @@ def _jacobian_rows(model, frozen, params, rest, x1, x2, trace_outputs, block_siz
       block_size,
       per_input,
       1 if trace_outputs else out_dim,
+      _JACOBIAN_BYTES // 2,
   )
 
 
 def _layer_rows(model, frozen, layers, params, rest, x1, x2, trace_outputs, block_size, out_dim):
   """Row tiles from the layer features of any Flax module (`structured_conv`): blocks whose
-  features stay near half of `_JACOBIAN_BYTES` and whose Gram intermediates stay near
-  `_DEFAULT_BLOCK_BYTES`."""
+  cotangents and features stay near half of `_JACOBIAN_BYTES` and whose Gram intermediates stay
+  near `_DEFAULT_BLOCK_BYTES`; x2's features kept within `_FEATURE_BYTES`."""
   features = structured_conv.features_fn(model, frozen, layers)
   itemsize = structured_conv.itemsize(params)
-  per_input = structured_conv.feature_numbers(layers, out_dim) * itemsize
+  kept, transient = structured_conv.feature_numbers(layers, out_dim)
   if block_size is None:
     gram = structured_conv.gram_numbers(layers, out_dim, trace_outputs) * itemsize
     block_size = min(
-        _inputs_within(_JACOBIAN_BYTES // 2, per_input),
+        _inputs_within(_JACOBIAN_BYTES // 2, (kept + transient) * itemsize),
         max(1, int(np.sqrt(_DEFAULT_BLOCK_BYTES / gram))),
     )
   return _feature_rows(
@@ -188,8 +201,9 @@ def _layer_rows(model, frozen, layers, params, rest, x1, x2, trace_outputs, bloc
       x1,
       x2,
       block_size,
-      per_input,
+      kept * itemsize,
       1 if trace_outputs else out_dim,
+      _FEATURE_BYTES,
   )
 
 

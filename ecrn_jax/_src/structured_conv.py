@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -49,8 +49,8 @@ class Layer(NamedTuple):
   leaves: tuple  # the names of the parameters it owns directly
   outputs: tuple  # per call: (per-example output shape, dtype name)
   positions: int  # S: positions over all calls (dense, conv)
-  patch: int  # D̃: patch size with the bias constant (dense, conv)
-  features: int  # F: output channels (dense, conv)
+  patch: int  # D̃: patch size with the bias constant (dense, conv); 1 (local)
+  features: int  # F: output channels (dense, conv); its parameters (local)
   form: str  # 'gradient' or 'gram'
   scales: tuple  # (s_w, s_b) multiplying the patch and the bias constant
 
@@ -97,18 +97,20 @@ class _Tracer:
 def _apply(model, kwargs, params, rest, rngs, x, tracer):
   with nn.intercept_methods(tracer):
     out = model.apply({'params': params, **rest}, x, rngs=rngs, **kwargs)
-  return out.reshape(out.shape[0], -1)  # type: ignore[union-attr]
+  return out.reshape(out.shape[0], -1)
 
 
 def _kind(module, method: str, leaves: tuple) -> str:
+  """'dense', 'conv' or 'local'. flax's classes exactly: a subclass may change __call__."""
   if method != '__call__':
     return 'local'
-  if type(module) is nn.Dense and leaves in (('kernel',), ('bias', 'kernel')):
+  exact = type(module)
+  if exact is nn.Dense and leaves in (('kernel',), ('bias', 'kernel')):
     return 'dense'
   if isinstance(module, Dense) and leaves == ('bias', 'kernel'):
     return 'dense'
   if (
-      type(module) is nn.Conv
+      exact is nn.Conv
       and module.feature_group_count == 1
       and module.mask is None
       and leaves in (('kernel',), ('bias', 'kernel'))
@@ -166,10 +168,11 @@ def plan(model, frozen_kwargs, params, rest, x, n1: int, n2: int, trace: bool) -
     kinds = {_kind(call[0], call[2], leaves) for call in calls}
     outputs = tuple((tuple(call[5].shape[1:]), str(call[5].dtype)) for call in calls)
     kind = kinds.pop() if len(kinds) == 1 else 'local'
-    if kind == 'local':
-      layers.append(Layer(key, 'local', leaves, outputs, 0, 0, 0, 'gradient', (1.0, 1.0)))
-      continue
     module, variables = calls[0][0], calls[0][1]
+    if kind == 'local':
+      size = sum(math.prod(variables['params'][k].shape) for k in leaves)
+      layers.append(Layer(key, 'local', leaves, outputs, 0, 1, size, 'gradient', (1.0, 1.0)))
+      continue
     kernel = variables['params']['kernel'].shape
     d, f = math.prod(kernel[:-1]), kernel[-1]
     scales = (1.0, 1.0 if 'bias' in leaves else 0.0)
@@ -184,17 +187,17 @@ def plan(model, frozen_kwargs, params, rest, x, n1: int, n2: int, trace: bool) -
   return tuple(layers)
 
 
-def feature_numbers(layers: tuple, c: int) -> int:
-  """Numbers per example of one block's features and cotangents (the memory of a block)."""
-  total = 0
+def feature_numbers(layers: tuple, c: int) -> tuple[int, int]:
+  """Numbers per example: (the features kept, the cotangents and patches of the pass)."""
+  kept = transient = 0
   for l in layers:
     cotangents = sum(c * math.prod(shape) for shape, _ in l.outputs)
-    if l.kind == 'local' or l.form == 'gradient':
-      kept = c * (l.patch * l.features if l.kind != 'local' else cotangents // c)
+    transient += cotangents + l.positions * l.patch
+    if l.form == 'gradient':  # 'local' too: patch 1, features = its parameters
+      kept += c * l.patch * l.features
     else:
-      kept = l.positions * (l.patch + c * l.features)
-    total += cotangents + kept
-  return total
+      kept += l.positions * (l.patch + c * l.features)
+  return kept, transient
 
 
 def gram_numbers(layers: tuple, c: int, trace: bool) -> int:

@@ -58,7 +58,7 @@ def _plan(model, variables, x1, x2, trace):
 def test_conv_net_equals_jacobian_contraction(trace_outputs, rng, monkeypatch):
   """Both forms of every layer (per-example gradients, Gram matrices) and the cost model's
   choice equal the materialized Jacobian contraction to 1e-10 in float64, x1 ≠ x2 and x1 = x2,
-  with padded blocks and with x2's features recomputed per block of x1."""
+  with padded blocks and with x2's features recomputed per panel of x1's blocks."""
   model, variables, x1, x2 = _net_and_data(rng, 'float64')
   ref = jacobian_ntk(model, variables, x1, x2, trace_outputs=trace_outputs)
   layers = _plan(model, variables, x1, x2, trace_outputs)
@@ -84,9 +84,12 @@ def test_conv_net_equals_jacobian_contraction(trace_outputs, rng, monkeypatch):
     kernel = empirical_ntk(model, variables, x1, x2, block_size=3, **kwargs)
     assert relative_max_error(kernel, ref) <= 1e-10, form
   monkeypatch.undo()
-  monkeypatch.setattr(empirical_lib, '_JACOBIAN_BYTES', 1000)  # x2's features recomputed
+  monkeypatch.setattr(empirical_lib, '_FEATURE_BYTES', 1000)  # x2's features recomputed
   assert relative_max_error(empirical_ntk(model, variables, x1, x2, **kwargs), ref) <= 1e-10
-  symmetric = empirical_ntk(model, variables, x1, **kwargs)
+  # Panels of two blocks of one input: x1's features recomputed as x2's, in 3 passes.
+  kept = structured_conv.feature_numbers(layers, 3)[0] * 8
+  monkeypatch.setattr(empirical_lib, '_FEATURE_BYTES', 4 * kept)
+  symmetric = empirical_ntk(model, variables, x1, block_size=1, **kwargs)
   ref_symmetric = jacobian_ntk(model, variables, x1, trace_outputs=trace_outputs)
   assert relative_max_error(symmetric, ref_symmetric) <= 1e-10
 
