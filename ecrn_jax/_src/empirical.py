@@ -375,12 +375,18 @@ def empirical_ntk(
     x2: (N₂, ...) inputs, or None for x1.
     trace_outputs: True → (N₁, N₂) kernel averaged over the C outputs;
       False → the full (N₁·C, N₂·C) kernel, row index i·C + a.
-    block_size: inputs per block; None picks 256 for the structured path, a size that keeps
+    block_size: inputs per block; None picks 256 for the structured path of Dense networks,
+      a size that keeps the cotangents and features of a block near 512 MiB (x2's features
+      kept within 4 GiB, else recomputed per panel of x1's blocks) for that of other modules,
       the per-example Jacobians near 512 MiB a side for the jacobian path and, for the generic
       one, a size that keeps the per-block tangents (block·C·P numbers) near 256 MiB.
     implementation: 'structured' uses the per-layer form Σ_l (s_w² A_l A_l'ᵀ + s_b²) ⊙
-      (G_l G_l'ᵀ) (see `ecrn_jax._src.structured`), which needs a network of ecrn_jax Dense
-      layers and is a factor ~width cheaper at large N; 'jacobian' contracts per-example
+      (G_l G_l'ᵀ) (see `ecrn_jax._src.structured`) for a network of ecrn_jax Dense layers (a
+      factor ~width cheaper at large N), and for any other Flax module whose output rows
+      depend on their own example only, the same form layer by layer: flax Dense and Conv
+      layers as input patches × output cotangents, other parameter owners (BatchNorm,
+      LayerNorm, ...) by their own per-example vjps (`ecrn_jax._src.structured_conv`;
+      ResNet-18's kernel from one forward and C backward passes); 'jacobian' contracts per-example
       Jacobians (C backward passes per example, leaf by leaf, a block of examples at a time),
       for any module whose output rows depend on their own example only (Conv, pooling,
       BatchNorm with running averages; not with batch statistics, nor with `rngs`); 'generic'
