@@ -207,14 +207,22 @@ def gram_numbers(layers: tuple, c: int, trace: bool) -> int:
 
 
 def _patches(layer: Layer, module, variables, x):
-  """(n, S, D̃) patches of one call: the input at every position, then the bias constant."""
+  """(n, S, D̃) patches of one call: the input at every position, then the bias constant. A
+  Conv's come from the layer itself (its strides, padding, dilations) with one group per input
+  channel and a one-hot kernel per window offset: S·D copies, not an S·D² identity convolution.
+  Their order differs from the kernel's; only inner products of patches are taken."""
   n = x.shape[0]
   kernel = variables['params']['kernel']
   if layer.kind == 'conv':
-    d = math.prod(kernel.shape[:-1])
-    eye = jnp.eye(d, dtype=kernel.dtype).reshape(kernel.shape[:-1] + (d,))
-    identity = module.clone(features=d, use_bias=False, precision=_HIGHEST)
-    x = identity.apply({'params': {'kernel': eye}}, x)
+    window, channels = kernel.shape[:-2], kernel.shape[-2]
+    k = math.prod(window)
+    one_hot = jnp.eye(k, dtype=kernel.dtype).reshape(window + (1, k))
+    identity = module.clone(
+        features=k * channels, feature_group_count=channels, use_bias=False, precision=_HIGHEST
+    )
+    x = identity.apply(
+        {'params': {'kernel': jnp.tile(one_hot, (1,) * len(window) + (1, channels))}}, x
+    )
   p = x.reshape(n, -1, x.shape[-1]) * layer.scales[0]
   if 'bias' in layer.leaves:
     p = jnp.concatenate([p, jnp.full(p.shape[:2] + (1,), layer.scales[1], p.dtype)], axis=-1)
@@ -222,7 +230,7 @@ def _patches(layer: Layer, module, variables, x):
 
 
 def _local_gradients(layer: Layer, calls, cotangents):
-  """(C, n, K) per-example gradients of the parameters the module owns directly."""
+  """(n, C, K) per-example gradients of the parameters the module owns directly."""
   total = None
   for i, (module, variables, method, args, kw, _) in enumerate(calls):
     g = cotangents[f'{layer.key}#{i}']
@@ -236,14 +244,14 @@ def _local_gradients(layer: Layer, calls, cotangents):
       (grads,) = jax.vmap(vjp_fn)(gi)
       return jnp.concatenate([grads[k].reshape(gi.shape[0], -1) for k in layer.leaves], axis=1)
 
-    grads = jax.vmap(one, in_axes=(0, 1), out_axes=1)(args[0], g)
+    grads = jax.vmap(one, in_axes=(0, 1))(args[0], g)
     total = grads if total is None else total + grads
   return total
 
 
 @functools.lru_cache(maxsize=64)
 def features_fn(model: nn.Module, frozen_kwargs: tuple, layers: tuple):
-  """Jitted x (b, ...) ↦ {'gradient': {layer: (C, b, K)}, 'gram': {layer: (P̃, G)}}."""
+  """Jitted x (b, ...) ↦ {'gradient': (b, C, K) or None, 'gram': {layer: (P̃, G)}}."""
   kwargs = dict(frozen_kwargs)
   owned = {tuple(l.key.split('/')) if l.key else (): l.leaves for l in layers}
 
@@ -268,14 +276,14 @@ def features_fn(model: nn.Module, frozen_kwargs: tuple, layers: tuple):
     c = out.shape[1]
     seeds = jnp.broadcast_to(jnp.eye(c, dtype=out.dtype)[:, None, :], (c, n, c))
     (cotangents,) = jax.vmap(vjp_fn)(seeds)  # {call: (C, n, *output)}
-    result: dict = {'gradient': {}, 'gram': {}}
+    result: dict = {'gradient': [], 'gram': {}}
     for l in layers:
       calls = [
           (call[0], variables, call[2], (x_in,), call[4], None)
           for call, (variables, x_in) in zip(captured[l.key], arrays[l.key])
       ]
       if l.kind == 'local':
-        result['gradient'][l.key] = _local_gradients(l, calls, cotangents)
+        result['gradient'].append(_local_gradients(l, calls, cotangents))
         continue
       p = jnp.concatenate([_patches(l, m, v, a[0]) for m, v, _, a, _, _ in calls], axis=1)
       g = jnp.concatenate(
@@ -283,10 +291,12 @@ def features_fn(model: nn.Module, frozen_kwargs: tuple, layers: tuple):
           axis=2,
       ).astype(p.dtype)
       if l.form == 'gradient':
-        grads = jnp.einsum('nsd,cnsf->cndf', p, g, precision=_HIGHEST)
-        result['gradient'][l.key] = grads.reshape(c, n, -1)
+        grads = jnp.einsum('nsd,cnsf->ncdf', p, g, precision=_HIGHEST)
+        result['gradient'].append(grads.reshape(n, c, -1))
       else:
         result['gram'][l.key] = (p, g)
+    # One (n, C, K) array of every per-example gradient: one matmul per pair of blocks.
+    result['gradient'] = jnp.concatenate(result['gradient'], axis=2) if result['gradient'] else None
     return result
 
   return features
@@ -299,10 +309,14 @@ def contract_fn(trace_outputs: bool):
   @jax.jit
   def contract(feats1, feats2):
     total = 0.0
-    for key, j1 in feats1['gradient'].items():
-      j2 = feats2['gradient'][key]
-      spec = 'cik,cjk->ij' if trace_outputs else 'aik,bjk->iajb'
-      total = total + jnp.einsum(spec, j1, j2, precision=_HIGHEST)
+    j1, j2 = feats1['gradient'], feats2['gradient']
+    if j1 is not None:
+      n1, c, k = j1.shape
+      if trace_outputs:
+        total = jnp.matmul(j1.reshape(n1, c * k), j2.reshape(-1, c * k).T, precision=_HIGHEST)
+      else:
+        total = jnp.matmul(j1.reshape(n1 * c, k), j2.reshape(-1, k).T, precision=_HIGHEST)
+        total = total.reshape(n1, c, -1, c)
     for key, (p1, g1) in feats1['gram'].items():
       p2, g2 = feats2['gram'][key]
       inputs = jnp.einsum('isd,jtd->ijst', p1, p2, precision=_HIGHEST)
@@ -317,8 +331,8 @@ def contract_fn(trace_outputs: bool):
 
 
 def _outputs(feats) -> int:
-  for j in feats['gradient'].values():
-    return j.shape[0]
+  if feats['gradient'] is not None:
+    return feats['gradient'].shape[1]
   for _, g in feats['gram'].values():
     return g.shape[0]
   raise structured.Unsupported('no layer')
