@@ -21,6 +21,7 @@ import numpy as np
 
 from ecrn_jax._src import per_example
 from ecrn_jax._src import structured
+from ecrn_jax._src import structured_conv
 from ecrn_jax._src.per_example import output_fn
 from ecrn_jax._src.validation import check_finite_inputs
 
@@ -28,6 +29,9 @@ from ecrn_jax._src.validation import check_finite_inputs
 _DEFAULT_BLOCK_BYTES = 256 * 2**20
 # Bytes allowed for the per-example Jacobians of the 'jacobian' path (both sides together).
 _JACOBIAN_BYTES = 1024 * 2**20
+# Bytes allowed for the layer features of x2 kept by the structured path of any Flax module (the
+# per-example weight gradients of its early convolutions: 115 MB an input for ResNet-18).
+_FEATURE_BYTES = 4096 * 2**20
 
 
 def split_variables(variables: Mapping[str, Any]) -> tuple[Any, dict]:
@@ -133,28 +137,74 @@ def _generic_rows(model, frozen, params, rest, rngs, x1, x2, trace_outputs, bloc
     start += rows.shape[0]
 
 
-def _jacobian_rows(model, frozen, params, rest, x1, x2, trace_outputs, block_size, out_dim):
-  """Yields (first row, row tile): per-example Jacobians of x1 a block at a time, contracted
-  with x2's blocks; x2's Jacobians are kept when they fit half of `_JACOBIAN_BYTES`, else
-  computed again for every block of x1."""
-  jacobians = per_example.jacobian_fn(model, frozen)
-  contract = per_example.contract_fn(trace_outputs)
-  per_input = _bytes_per_input(params, out_dim)
-  half = _JACOBIAN_BYTES // 2
-  block_size = block_size or _inputs_within(half, per_input)
+def _feature_rows(compute, contract, x1, x2, block_size: int, per_input: int, scale: int, budget):
+  """Yields (first row, row tile): the features of blocks of x1 (`compute`: block ↦ features,
+  `per_input` bytes an input) contracted with x2's blocks. x2's features are kept when they fit
+  `budget`; else they are computed again for every panel of x1's blocks (as many blocks as fit
+  half of `budget`), so that x2 is passed over once per panel."""
 
   def blocks(x):
     for xb, n in _padded_blocks(x, block_size):
-      yield jacobians(params, rest, None, xb), n
+      yield compute(xb), n
 
-  kept = list(blocks(x2)) if x2.shape[0] * per_input <= half else None
-  scale = 1 if trace_outputs else out_dim
+  kept = list(blocks(x2)) if x2.shape[0] * per_input <= budget else None
+  panel = 1 if kept is not None else max(1, budget // 2 // max(1, per_input * block_size))
+  source = iter(kept if (kept is not None and x2 is x1) else blocks(x1))
   start = 0
-  for jac1, n1 in kept if (kept is not None and x2 is x1) else blocks(x1):
-    cols = [contract(jac1, jac2)[: n1 * scale, : n2 * scale] for jac2, n2 in kept or blocks(x2)]
-    rows = jnp.concatenate(cols, axis=1) if len(cols) > 1 else cols[0]
-    yield start, rows
-    start += rows.shape[0]
+  while True:
+    firsts = [f for _, f in zip(range(panel), source)]
+    if not firsts:
+      return
+    cols: list[list] = [[] for _ in firsts]
+    for f2, n2 in kept or blocks(x2):
+      for col, (f1, n1) in zip(cols, firsts):
+        col.append(contract(f1, f2)[: n1 * scale, : n2 * scale])
+    for col in cols:
+      rows = jnp.concatenate(col, axis=1) if len(col) > 1 else col[0]
+      yield start, rows
+      start += rows.shape[0]
+
+
+def _jacobian_rows(model, frozen, params, rest, x1, x2, trace_outputs, block_size, out_dim):
+  """Row tiles from per-example Jacobians (`per_example`), `_feature_rows`' blocks."""
+  jacobians = per_example.jacobian_fn(model, frozen)
+  per_input = _bytes_per_input(params, out_dim)
+  block_size = block_size or _inputs_within(_JACOBIAN_BYTES // 2, per_input)
+  return _feature_rows(
+      lambda xb: jacobians(params, rest, None, xb),
+      per_example.contract_fn(trace_outputs),
+      x1,
+      x2,
+      block_size,
+      per_input,
+      1 if trace_outputs else out_dim,
+      _JACOBIAN_BYTES // 2,
+  )
+
+
+def _layer_rows(model, frozen, layers, params, rest, x1, x2, trace_outputs, block_size, out_dim):
+  """Row tiles from the layer features of any Flax module (`structured_conv`): blocks whose
+  cotangents and features stay near half of `_JACOBIAN_BYTES` and whose Gram intermediates stay
+  near `_DEFAULT_BLOCK_BYTES`; x2's features kept within `_FEATURE_BYTES`."""
+  features = structured_conv.features_fn(model, frozen, layers)
+  itemsize = structured_conv.itemsize(params)
+  kept, transient = structured_conv.feature_numbers(layers, out_dim)
+  if block_size is None:
+    gram = structured_conv.gram_numbers(layers, out_dim, trace_outputs) * itemsize
+    block_size = min(
+        _inputs_within(_JACOBIAN_BYTES // 2, (kept + transient) * itemsize),
+        max(1, int(np.sqrt(_DEFAULT_BLOCK_BYTES / gram))),
+    )
+  return _feature_rows(
+      lambda xb: features(params, rest, xb),
+      structured_conv.contract_fn(trace_outputs),
+      x1,
+      x2,
+      block_size,
+      kept * itemsize,
+      1 if trace_outputs else out_dim,
+      _FEATURE_BYTES,
+  )
 
 
 def _structured_rows(model, frozen, layers, params, rest, rngs, x1, x2, trace_outputs, block_size):
@@ -257,21 +307,32 @@ def _check_block_size(block_size) -> None:
     raise ValueError(f'block_size must be a positive integer or None, got {block_size!r}.')
 
 
-def _structured_layers(model, frozen, params, rest, rngs, x1, implementation: str):
-  """The structured path's layer plan, or None for another path."""
+def _structured_layers(model, frozen, params, rest, rngs, x1, x2, trace, implementation: str):
+  """The structured path's plan: ('dense', layers) for a network of the library's Dense
+  layers (`structured`), ('layers', layers) for any Flax module whose examples are independent
+  (`structured_conv`), or None for another path."""
   if implementation in ('generic', 'jacobian'):
     return None
-  try:
-    if not isinstance(model, nn.Module):
-      raise structured.Unsupported(f'{type(model).__name__} is not a Flax module.')
-    return structured.plan(model, frozen, params, rest, rngs, x1[:1])
-  except Exception as e:  # pylint: disable=broad-except
-    # 'auto' must never fail where the generic path works: any surprise → generic.
-    if implementation == 'structured':
-      raise ValueError(
-          f"implementation='structured' does not apply: {e} Use "
-          "implementation='generic' (or 'auto')."
-      ) from None
+  reasons = []
+  for kind in ('dense', 'layers'):
+    try:
+      if not isinstance(model, nn.Module):
+        raise structured.Unsupported(f'{type(model).__name__} is not a Flax module.')
+      if kind == 'dense':
+        return kind, structured.plan(model, frozen, params, rest, rngs, x1[:1])
+      why = per_example.coupling(model, frozen, params, rest, rngs, x1)
+      if why is not None:
+        raise structured.Unsupported(f'{why}.')
+      n1, n2 = x1.shape[0], x2.shape[0]
+      return kind, structured_conv.plan(model, frozen, params, rest, x1, n1, n2, trace)
+    except Exception as e:  # pylint: disable=broad-except
+      # 'auto' must never fail where another path works: any surprise → the next path.
+      reasons.append(str(e))
+  if implementation == 'structured':
+    raise ValueError(
+        f"implementation='structured' does not apply: {reasons[-1]} Use "
+        "implementation='jacobian' or 'generic' (or 'auto')."
+    ) from None
   return None
 
 
@@ -314,12 +375,18 @@ def empirical_ntk(
     x2: (N₂, ...) inputs, or None for x1.
     trace_outputs: True → (N₁, N₂) kernel averaged over the C outputs;
       False → the full (N₁·C, N₂·C) kernel, row index i·C + a.
-    block_size: inputs per block; None picks 256 for the structured path, a size that keeps
+    block_size: inputs per block; None picks 256 for the structured path of Dense networks,
+      a size that keeps the cotangents and features of a block near 512 MiB (x2's features
+      kept within 4 GiB, else recomputed per panel of x1's blocks) for that of other modules,
       the per-example Jacobians near 512 MiB a side for the jacobian path and, for the generic
       one, a size that keeps the per-block tangents (block·C·P numbers) near 256 MiB.
     implementation: 'structured' uses the per-layer form Σ_l (s_w² A_l A_l'ᵀ + s_b²) ⊙
-      (G_l G_l'ᵀ) (see `ecrn_jax._src.structured`), which needs a network of ecrn_jax Dense
-      layers and is a factor ~width cheaper at large N; 'jacobian' contracts per-example
+      (G_l G_l'ᵀ) (see `ecrn_jax._src.structured`) for a network of ecrn_jax Dense layers (a
+      factor ~width cheaper at large N), and for any other Flax module whose output rows
+      depend on their own example only, the same form layer by layer: flax Dense and Conv
+      layers as input patches × output cotangents, other parameter owners (BatchNorm,
+      LayerNorm, ...) by their own per-example vjps (`ecrn_jax._src.structured_conv`;
+      ResNet-18's kernel from one forward and C backward passes); 'jacobian' contracts per-example
       Jacobians (C backward passes per example, leaf by leaf, a block of examples at a time),
       for any module whose output rows depend on their own example only (Conv, pooling,
       BatchNorm with running averages; not with batch statistics, nor with `rngs`); 'generic'
@@ -354,14 +421,20 @@ def empirical_ntk(
   frozen = freeze_kwargs(apply_kwargs)
   out_dim = int(np.prod(output_shape(model, variables, x1, rngs=rngs, **apply_kwargs)[1:]))
   _check_block_size(block_size)
-  layers = _structured_layers(model, frozen, params, rest, rngs, x1, implementation)
+  layers = _structured_layers(
+      model, frozen, params, rest, rngs, x1, x2, bool(trace_outputs), implementation
+  )
   scale = 1 if trace_outputs else out_dim
   shape = (x1.shape[0] * scale, x2.shape[0] * scale)
   if out is not None:
     _check_out(out, shape)
-  if layers is not None:
+  if layers is not None and layers[0] == 'dense':
     rows = _structured_rows(
-        model, frozen, layers, params, rest, rngs, x1, x2, bool(trace_outputs), block_size or 256
+        model, frozen, layers[1], params, rest, rngs, x1, x2, bool(trace_outputs), block_size or 256
+    )
+  elif layers is not None:
+    rows = _layer_rows(
+        model, frozen, layers[1], params, rest, x1, x2, bool(trace_outputs), block_size, out_dim
     )
   elif _use_jacobian(model, frozen, params, rest, rngs, x1, implementation):
     rows = _jacobian_rows(

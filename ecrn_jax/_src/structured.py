@@ -41,7 +41,7 @@ class _Layer(NamedTuple):
   b_scale: float  # s_b²
 
 
-def _scales(module: Dense, fan_in: int) -> tuple[float, float]:
+def scales(module: Dense, fan_in: int) -> tuple[float, float]:
   if module.parameterization == 'ntk':
     return module.w_std**2 / fan_in, module.b_std**2
   return 1.0, 1.0
@@ -86,7 +86,7 @@ def plan(model: nn.Module, frozen_kwargs: tuple, params, rest, rngs, x) -> tuple
   for key, (module, inputs, path) in records.items():
     fan_in = inputs.shape[1]
     if isinstance(module, Dense):
-      w_scale, b_scale = _scales(module, fan_in)
+      w_scale, b_scale = scales(module, fan_in)
       layers.append(_Layer(key, 'dense', (inputs.shape[0], module.features), w_scale, b_scale))
       covered |= {(*path, 'kernel'), (*path, 'bias')}
     else:

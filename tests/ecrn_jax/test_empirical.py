@@ -209,13 +209,12 @@ class _SharedLayer(nn.Module):
 
 @pytest.mark.parametrize('module', [_FlaxDenseNet(), _SharedLayer()])
 @pytest.mark.x64
-def test_auto_takes_another_exact_path_outside_the_structured_form(module, rng):
+def test_every_path_exact_on_flax_dense_and_shared_layers(module, rng):
+  """flax's Dense, and a layer called twice, take the structured path of any Flax module."""
   x = rng.normal(size=(5, 4))
   variables = module.init(jax.random.PRNGKey(0), x)
-  with pytest.raises(ValueError, match="'structured' does not apply"):
-    empirical_ntk(module, variables, x, implementation='structured')
   ref = jacobian_ntk(module, variables, x)
-  for implementation in ('auto', 'jacobian', 'generic'):
+  for implementation in ('structured', 'auto', 'jacobian', 'generic'):
     kernel = empirical_ntk(module, variables, x, implementation=implementation)
     assert relative_max_error(kernel, ref) <= 1e-10, implementation
 
@@ -289,6 +288,8 @@ def test_jacobian_path_refused_where_examples_are_coupled(rng):
       r"another example's input.*implementation='generic'",
   ):
     empirical_ntk(model, variables, x, implementation='jacobian')
+  with pytest.raises(ValueError, match=r"'structured' does not apply: .*another example's input"):
+    empirical_ntk(model, variables, x, implementation='structured')
   ref = jacobian_ntk(model, variables, x)
   assert relative_max_error(empirical_ntk(model, variables, x), ref) <= 1e-10
   ecrn = _model('ecrn', 'ntk', 'float64')
