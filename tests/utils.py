@@ -4,6 +4,7 @@
 """Helpers shared by the tests of the experiments layer: the CLI, config loading, smoke runs."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -118,3 +119,17 @@ def small_ecrn_config():
       activation='gelu',
       dtype='float64',
   )
+
+
+def kill_mid_write(root, relative: str, *, adopt: bool) -> None:
+  """A process that activates ROOT's manifest (a new one, or with adopt=True the one there),
+  starts `files.atomic_open(ROOT/relative)`, writes half of it and SIGKILLs itself."""
+  activate = 'Manifest.load(sys.argv[1])' if adopt else 'Manifest(sys.argv[1])'
+  code = (
+      'import os, sys; from ecrn_jax import files; '
+      f'files.{activate}.activate(); '
+      f'write = files.atomic_open(os.path.join(sys.argv[1], {relative!r})); '
+      'f = write.__enter__(); f.write("{"); f.flush(); os.kill(os.getpid(), 9)'
+  )
+  killed = subprocess.run([sys.executable, '-c', code, str(root)], cwd=REPO, check=False)
+  assert killed.returncode == -signal.SIGKILL, killed

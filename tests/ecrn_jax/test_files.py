@@ -79,14 +79,7 @@ def test_what_is_not_a_manifest_of_ours_is_none_and_a_cut_line_is_skipped(tmp_pa
 def test_only_the_temporaries_of_a_recorded_token_are_stale(tmp_path):
   """A writer killed mid-write leaves `.NAME.<its token>.<8 chars>.tmp`; the manifest recorded
   the token, so the next process deletes it; look-alikes of other tokens are kept."""
-  code = (
-      'import os, sys; from ecrn_jax import files; '
-      'files.Manifest(sys.argv[1]).activate(); '
-      'write = files.atomic_open(os.path.join(sys.argv[1], "sub", "a.json")); '
-      'f = write.__enter__(); f.write("{"); f.flush(); os.kill(os.getpid(), 9)'
-  )
-  killed = subprocess.run([sys.executable, '-c', code, str(tmp_path)], cwd=utils.REPO, check=False)
-  assert killed.returncode == -signal.SIGKILL
+  utils.kill_mid_write(tmp_path, os.path.join('sub', 'a.json'), adopt=False)
   (left,) = (tmp_path / 'sub').iterdir()
   kept = [tmp_path / 'sub' / '.a.json.abcdefgh.tmp', tmp_path / 'sub' / '.a.json.0123abcd.xyz.tmp']
   for path in kept:

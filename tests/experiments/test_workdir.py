@@ -192,15 +192,7 @@ def test_resume_deletes_the_temporaries_of_a_killed_write_and_only_those(tmp_pat
   workdir = tmp_path / 'run'
   args = (*SMOKE, '--config.models=lda', f'--workdir={workdir}')
   _cli(*args)
-  code = (
-      'import os, sys; from ecrn_jax import files; '
-      'files.Manifest.load(sys.argv[1]).activate(); '
-      'write = files.atomic_open(os.path.join(sys.argv[1], "seed_0", "lda", "result.json")); '
-      'f = write.__enter__(); '
-      'f.write("{"); f.flush(); os.kill(os.getpid(), 9)'
-  )
-  killed = subprocess.run([sys.executable, '-c', code, str(workdir)], cwd=utils.REPO, check=False)
-  assert killed.returncode == -signal.SIGKILL
+  utils.kill_mid_write(workdir, os.path.join('seed_0', 'lda', 'result.json'), adopt=True)
   left = [p for p in (workdir / 'seed_0' / 'lda').iterdir() if p.name.endswith('.tmp')]
   assert len(left) == 1
   planted = _plant(workdir)
