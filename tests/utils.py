@@ -3,6 +3,7 @@
 
 """Helpers shared by the tests of the experiments layer: the CLI, config loading, smoke runs."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -133,3 +134,20 @@ def kill_mid_write(root, relative: str, *, adopt: bool) -> None:
   )
   killed = subprocess.run([sys.executable, '-c', code, str(root)], cwd=REPO, check=False)
   assert killed.returncode == -signal.SIGKILL, killed
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(directory):
+  """Yields the pid of another process that holds `files.DirectoryLock(directory)`; SIGKILLs it
+  on exit, so the lock is the dead holder's."""
+  code = 'import sys, time; from ecrn_jax import files; lock = files.DirectoryLock(sys.argv[1]); '
+  code += 'print("locked", flush=True); time.sleep(300)'
+  holder = subprocess.Popen(
+      [sys.executable, '-c', code, str(directory)], cwd=REPO, stdout=subprocess.PIPE, text=True
+  )
+  try:
+    assert holder.stdout.readline().strip() == 'locked'
+    yield holder.pid
+  finally:
+    holder.send_signal(signal.SIGKILL)
+    holder.communicate()

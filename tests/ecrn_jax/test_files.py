@@ -7,9 +7,6 @@ lock admits one holder and dies with it."""
 
 import json
 import os
-import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -115,16 +112,7 @@ def test_a_directory_lock_has_one_holder_and_dies_with_it(tmp_path):
   lock.release()
   with files.DirectoryLock(str(tmp_path)):
     pass
-  code = 'import sys, time; from ecrn_jax import files; lock = files.DirectoryLock(sys.argv[1]); '
-  code += 'print("locked", flush=True); time.sleep(300)'
-  holder = subprocess.Popen(
-      [sys.executable, '-c', code, str(tmp_path)], cwd=utils.REPO, stdout=subprocess.PIPE, text=True
-  )
-  try:
-    assert holder.stdout.readline().strip() == 'locked'
-    with pytest.raises(files.DirectoryLocked, match=rf'process {holder.pid} \(started 20'):
+  with utils.lock_held_elsewhere(tmp_path) as pid:
+    with pytest.raises(files.DirectoryLocked, match=rf'process {pid} \(started 20'):
       files.DirectoryLock(str(tmp_path))
-  finally:
-    holder.send_signal(signal.SIGKILL)
-    holder.communicate()
   files.DirectoryLock(str(tmp_path)).release()  # the dead holder's lock is gone

@@ -10,8 +10,6 @@ import os
 import pathlib
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -136,19 +134,10 @@ def test_overwrite_refuses_a_directory_that_is_not_a_workdir_and_deletes_nothing
 
 def test_a_held_lock_refuses_the_run_and_a_dead_holders_lock_does_not(tmp_path):
   workdir = tmp_path / 'run'
-  code = 'import sys, time; from ecrn_jax import files; lock = files.DirectoryLock(sys.argv[1]); '
-  code += 'print("locked", flush=True); time.sleep(300)'
-  holder = subprocess.Popen(
-      [sys.executable, '-c', code, str(workdir)], cwd=utils.REPO, stdout=subprocess.PIPE, text=True
-  )
-  try:
-    assert holder.stdout.readline().strip() == 'locked'
+  with utils.lock_held_elsewhere(workdir) as pid:
     code, _, err = utils.run_cli(*SMOKE, '--config.models=lda', f'--workdir={workdir}')
-    assert code == 2 and f'process {holder.pid} (started 20' in err, err[-3000:]
+    assert code == 2 and f'process {pid} (started 20' in err, err[-3000:]
     assert 'Traceback' not in err and len(err.strip().splitlines()) == 1, err
-  finally:
-    holder.send_signal(signal.SIGKILL)
-    holder.communicate()
   _cli(*SMOKE, '--config.models=lda', f'--workdir={workdir}')
   assert (workdir / 'seed_0' / 'lda' / 'result.json').exists()
 
