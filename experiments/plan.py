@@ -77,10 +77,8 @@ class UnitPlan:
     return dataclasses.replace(self, **changes)
 
   def to_json(self) -> dict:
-    # Without where plan.json lies and the workdir's log.
-    fields = {
-        k: v for k, v in dataclasses.asdict(self).items() if k not in ('directory', 'metrics')
-    }
+    fields = dataclasses.asdict(self)
+    del fields['directory'], fields['metrics']  # where plan.json lies, the workdir's log
     return files.jsonable({'kind': self.spec.kind, **fields})
 
 
@@ -89,19 +87,15 @@ def flatten(block, prefix: str = '') -> dict[str, Any]:
   block = block.to_dict() if hasattr(block, 'to_dict') else block
   out = {}
   for key, value in block.items():
-    if isinstance(value, dict):
-      out.update(flatten(value, f'{prefix}{key}.'))
-    else:
-      out[f'{prefix}{key}'] = value
+    out.update(
+        flatten(value, f'{prefix}{key}.') if isinstance(value, dict) else {prefix + key: value}
+    )
   return out
 
 
 def _blocks(tree: dict, prefix: str = '') -> list[str]:
-  out = []
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      out += [prefix + key, *_blocks(value, f'{prefix}{key}.')]
-  return out
+  nested = [(prefix + key, value) for key, value in tree.items() if isinstance(value, dict)]
+  return [p for path, value in nested for p in (path, *_blocks(value, path + '.'))]
 
 
 def is_pinned(path: str, paths) -> bool:
@@ -112,12 +106,6 @@ def is_pinned(path: str, paths) -> bool:
 def sets(path: str) -> str:
   """The field that grid axis `path` sets (train.epochs_fraction sets train.epochs)."""
   return 'train.epochs' if path == EPOCHS_FRACTION else path
-
-
-def _axis_order(path: str) -> tuple:
-  if path in FIRST_AXES:
-    return (0, FIRST_AXES.index(path), path)
-  return (2, 0, path) if path in LAST_AXES else (1, 0, path)
 
 
 def _block(values: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -193,24 +181,23 @@ class RunPlan:
       for i, part in enumerate(parts):  # each parent a block, and the path a field or block
         known, block = '.'.join(parts[: i + 1]), '.'.join(parts[:i])
         if known not in self.blocks and not (i == len(parts) - 1 and known in self.fields):
+          n, paths = len(block) + 1 if block else 0, [*self.fields, *self.blocks]
+          inside = {p[n:].split('.')[0] for p in paths if not block or p.startswith(block + '.')}
           raise ValueError(
               f'{path!r} names no field of the config: {block or "the config"} has no '
-              f'{part!r}; its fields: {self._children(block)}.'
+              f'{part!r}; its fields: {sorted(inside)}.'
           )
       out[path] = tuple(value) if isinstance(value, list) else value
     return out
-
-  def _children(self, block: str) -> list[str]:
-    n = len(block) + 1 if block else 0
-    paths = [*self.fields, *self.blocks]
-    return sorted({p[n:].split('.')[0] for p in paths if not block or p.startswith(block + '.')})
 
   def grid(self, model: str) -> tuple[dict[str, tuple], list[str]]:
     """(`model`'s grid {path: candidate values} without the pinned fields, in sweep order; the
     paths removed)."""
     full = self.search.space.get(model) or {} if self.search else {}
     removed = sorted(p for p in full if is_pinned(sets(p), self.pinned))
-    paths = sorted((p for p in full if p not in removed), key=_axis_order)
+    k = len(FIRST_AXES)
+    rank = lambda p: FIRST_AXES.index(p) if p in FIRST_AXES else k + (p in LAST_AXES)
+    paths = sorted((p for p in full if p not in removed), key=lambda p: (rank(p), p))
     return {p: tuple(full[p]) for p in paths}, removed
 
   def start_point(self, model: str, axes: dict) -> dict[str, Any]:

@@ -99,22 +99,16 @@ def run_title(workdir: str) -> str:
   return f'{", ".join([label] + data_settings(config.get("data") or {}))} ({run})'
 
 
-def model_styles(models: Sequence[str]) -> dict[str, dict]:
-  """model → distinct plot keywords (color, linestyle, marker), by position in paper order."""
-  cmap = _pyplot().get_cmap('tab10')
-  return {
-      m: dict(color=cmap(i % 10), linestyle=_LINESTYLES[i % 4], marker=_MARKERS[i % 8])
-      for i, m in enumerate(paper.order_models(models))
-  }
-
-
 def _labels_and_styles(workdir: str, models: Sequence[str]):
-  """(model → legend label, model → style), a model's style the same in every figure of a run."""
+  """(model → legend label, model → style): distinct plot keywords (color, linestyle, marker) by
+  position in paper order, a model's style the same in every figure of a run."""
   loaded, dataset, config = kernel_growth.run_info(workdir)
   units = loaded['results']['units']
   drawn = {u['model'] for u in units if u.get('kind') == 'trained network' or u.get('tracking')}
+  cmap, ordered = _pyplot().get_cmap('tab10'), enumerate(paper.order_models(drawn | set(models)))
+  style = lambda i: dict(color=cmap(i % 10), linestyle=_LINESTYLES[i % 4], marker=_MARKERS[i % 8])
   label = lambda model: paper.model_label(model, dataset, config)
-  return label, model_styles(sorted(drawn | set(models)))
+  return label, {m: style(i) for i, m in ordered}
 
 
 def _suptitle(fig, what: str, workdir: str) -> None:
@@ -269,20 +263,10 @@ def learning_curves_figure(workdir: str, models: Optional[Sequence[str]] = None)
   return fig
 
 
-def comparison_note(x_axis: str = 'fraction') -> str:
-  """kernel_growth.md's sentence on what Fig. 2 compares."""
-  xlabel, compared = _x_axis(x_axis)
-  return (
-      f'Fig. 2 (kernel_evolution.png) compares the kernels {compared}: its x axis is the '
-      f"{xlabel}. The table's Θ_T is each network's last record, the end of its own schedule "
-      '(epochs column).'
-  )
-
-
 def make_figures(workdir: str, out_dir: str, x_axis: str = 'fraction') -> list[str]:
   """Writes the figures the workdir supports and kernel_growth.md into `out_dir` (the others
   skipped with a logged warning); returns their paths. `x_axis`: Fig. 2's (X_AXES)."""
-  _x_axis(x_axis)  # an unknown axis fails here, before any figure is skipped
+  xlabel, compared = _x_axis(x_axis)  # an unknown axis fails here, before any figure is skipped
   os.makedirs(out_dir, exist_ok=True)
   paths = []
   for name, figure in (
@@ -306,7 +290,11 @@ def make_figures(workdir: str, out_dir: str, x_axis: str = 'fraction') -> list[s
     paths.append(os.path.join(out_dir, 'kernel_growth.md'))
     with files.atomic_open(paths[-1]) as f:
       f.write(f'## Kernel evolution in numbers: {run_title(workdir)}\n\n')
-      f.write(f'{comparison_note(x_axis)}\n\n{table}')
+      f.write(
+          f'Fig. 2 (kernel_evolution.png) compares the kernels {compared}: its x axis is the '
+          f"{xlabel}. The table's Θ_T is each network's last record, the end of its own schedule "
+          f'(epochs column).\n\n{table}'
+      )
   return paths
 
 

@@ -158,11 +158,10 @@ def parse_workdir(spec: str) -> tuple[str, Optional[tuple[str, ...]]]:
   return workdir, names
 
 
-def _markdown_report(rows, workdirs, table: str, summary, context, tracking) -> str:
-  """table.md: the table, the runs' costs, the claim checks and the paired differences."""
+def _markdown_report(rows, workdirs, table: str, built, summary, context) -> str:
+  """table.md: the table (`built`), the runs' costs, the claim checks and the paired differences."""
   title = 'Ablations' if table == 'ablation' else f'Table {table}'
-  table_md = tables.markdown_table(summary, table, context=context, tracking=tracking)
-  md = [f'## {title}', '', table_md]
+  md = [f'## {title}', '', tables.markdown_table(*built)]
   md += ['### Runs', ''] + [f'- {timing_line(w)}' for w in workdirs] + ['']
   checks = paired.claim_checks(summary, context, rows)
   if checks:
@@ -190,20 +189,20 @@ def write_report(workdirs: Sequence[str], out_dir: str, table: str) -> dict:
   path = lambda name: os.path.join(out_dir, name)
   paths = {'csv': path('results.csv'), 'markdown': path('table.md'), 'latex': path('table.tex')}
   write_results_csv(rows, paths['csv'])
+  built = tables.build_table(summary, table, context=context, tracking=tracking)
   texts = {
-      'markdown': _markdown_report(rows, workdirs, table, summary, context, tracking),
-      'latex': tables.latex_table(summary, table, context=context, tracking=tracking),
+      'markdown': _markdown_report(rows, workdirs, table, built, summary, context),
+      'latex': tables.latex_table(table, *built),
   }
   searches = [(os.path.basename(os.path.normpath(w)), load_workdir(w)['search']) for w in workdirs]
   searches = [(name, s) for name, s in searches if s]
-  if searches:
-    paths.update(search=path('search.md'), trials=path('search_trials.md'))
-    texts['search'] = '\n'.join(
-        f'## Hyperparameter search: `{n}`\n\n{search_tables.search_table(s)}' for n, s in searches
-    )
-    texts['trials'] = '\n'.join(
-        f'## Search trials: `{n}`\n\n{search_tables.trials_table(s)}' for n, s in searches
-    )
+  for kind, file, title, tabulate in (
+      ('search', 'search.md', 'Hyperparameter search', search_tables.search_table),
+      ('trials', 'search_trials.md', 'Search trials', search_tables.trials_table),
+  ):
+    if searches:
+      paths[kind] = path(file)
+      texts[kind] = '\n'.join(f'## {title}: `{n}`\n\n{tabulate(s)}' for n, s in searches)
   for kind, text in texts.items():
     with files.atomic_open(paths[kind]) as f:
       f.write(text)

@@ -93,10 +93,8 @@ class _Seed:
     full = input_pipeline.load_dataset(self.run.data, seed=self.seed)
     fraction = float(self.run.search.validation_fraction)
     _, split = input_pipeline.split_validation(full, fraction, self.seed)
-    n_train, n_validation = len(split.x_train), len(split.x_test)
-    logging.info(
-        'search: %d training / %d validation points (seed %d)', n_train, n_validation, self.seed
-    )
+    n = (len(split.x_train), len(split.x_test), self.seed)
+    logging.info('search: %d training / %d validation points (seed %d)', *n)
     return split
 
 

@@ -159,14 +159,15 @@ def build_table(
   return header, rows, notes
 
 
-def markdown_table(
-    summary: dict, table: str, *, context: Optional[dict] = None, tracking: Optional[dict] = None
-) -> str:
-  """The table as GitHub markdown (mean ± std over the n seeds; notes below)."""
-  header, rows, notes = build_table(summary, table, context=context, tracking=tracking)
+def _percent(header: list[str]) -> bool:
+  return any('Accuracy' in h for h in header)
+
+
+def markdown_table(header: list[str], rows: list[list[str]], notes: list[str]) -> str:
+  """`build_table`'s table as GitHub markdown (mean ± std over the n seeds; notes below)."""
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '|'.join('---' for _ in header) + '|']
   lines += ['| ' + ' | '.join(cells) + ' |' for cells in rows]
-  percent = '; accuracy in %' if any('Accuracy' in h for h in header) else ''
+  percent = '; accuracy in %' if _percent(header) else ''
   lines += [
       '',
       f'Mean ± std over seeds (population std, ddof=0; n = 1: one seed, no spread){percent}. '
@@ -190,17 +191,14 @@ def latex_escape(text: str) -> str:
   return _LATEX_PATTERN.sub(lambda match: _LATEX[match.group()], text)
 
 
-def latex_table(
-    summary: dict, table: str, *, context: Optional[dict] = None, tracking: Optional[dict] = None
-) -> str:
-  """The table as a booktabs LaTeX tabular (inside a table environment)."""
-  header, rows, notes = build_table(summary, table, context=context, tracking=tracking)
+def latex_table(table: str, header: list[str], rows: list[list[str]], notes: list[str]) -> str:
+  """`build_table`'s `table` as a booktabs LaTeX tabular (inside a table environment)."""
   spec = 'l' * sum(h in ('Dataset', 'Task', 'Model', 'Metric') for h in header)
   spec += 'c' * (len(header) - len(spec))
   row = lambda cells: ' & '.join(latex_escape(c) for c in cells) + r' \\'
   lines = [r'\begin{table}[t]', r'\centering', rf'\begin{{tabular}}{{{spec}}}', r'\toprule']
   lines += [row(header), r'\midrule', *map(row, rows), r'\bottomrule', r'\end{tabular}']
-  percent = '; accuracy in \\%' if any('Accuracy' in h for h in header) else ''
+  percent = '; accuracy in \\%' if _percent(header) else ''
   name = 'Table ' + table if table != 'ablation' else 'Ablations'
   caption = f'{name}: mean $\\pm$ std over seeds (population std){percent}.'
   caption += ''.join(' ' + latex_escape(n) for n in notes)
