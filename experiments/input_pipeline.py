@@ -165,6 +165,4 @@ def _cifar10(config, data_dir) -> Dataset:
   info = dict(standardize_channels=x_train.shape[-1], image_shape=tuple(x_train.shape[1:]))
   info.update(splits, source=source)
   x_train, x_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
-  return _standardized(
-      x_train, y_train, x_test, y_test, 'classification', 10, config['name'], **info
-  )
+  return _standardized(x_train, y_train, x_test, y_test, 'classification', 10, 'cifar10', **info)

@@ -304,11 +304,13 @@ class RunPlan:
       out['kernel'] = settle('kernel', settings.kernel)
     elif spec.kind == 'reference':
       out['reference'] = settle('reference', settings.reference)
-    else:
-      out['train'] = settle('train', lambda b: settings.train(b, int(seed)))
+    else:  # the MSE loss until `for_data` sets the data set's
+      train = lambda b: ecrn_jax.TrainConfig(**b, loss='mse', seed=int(seed))
+      out['train'] = settle('train', train)
       tracked = values.get('tracking.models') or ()
       if not trial and (name in tracked or spec.name in tracked):
-        out['tracking'] = settle('tracking', settings.tracking)
+        track = lambda b: ecrn_jax.TrackingConfig(**{k: v for k, v in b.items() if k != 'models'})
+        out['tracking'] = settle('tracking', track)
     every = int(values['checkpoint_every'])
     if trial:  # a trial's checkpoints go when it ends: at most four saves (epoch 0 aside)
       every = max(every, -(-int(values['train.epochs']) // 4))
@@ -321,26 +323,18 @@ class RunPlan:
 def read(config) -> RunPlan:
   """The config's fields as a `RunPlan`, unchecked (`build` checks them)."""
   tree = config.to_dict()
-  search = tree.get('search')
-  fields = flatten(tree)
+  search, fields = tree.get('search'), flatten(tree)
   if isinstance(fields.get('tracking.models'), str):  # one name, never matched as a substring
     fields['tracking.models'] = (fields['tracking.models'],)
-  return RunPlan(
-      fields=fields,
-      blocks=frozenset(_blocks(tree)),
-      models=tuple(tree['models']),
-      seeds=tuple(tree['seeds']),
-      data=dict(tree['data']),
-      pinned=tuple(tree.get('pinned') or ()),
-      defaults={m: flatten(v) for m, v in (tree.get('model_defaults') or {}).items()},
-      variants={n: flatten(v) for n, v in (tree.get('variants') or {}).items()},
-      search=search
-      and settings.SearchSettings(
-          **{k: search.get(k) for k in ('enabled', 'validation_fraction', 'trials', 'rounds')},
-          seeds=search.get('seeds'),
-          space={m: flatten(v) for m, v in (search.get('space') or {}).items()},
-      ),
-  )
+  each = lambda blocks: {name: flatten(block) for name, block in (blocks or {}).items()}
+  if search:
+    names = ('enabled', 'validation_fraction', 'trials', 'rounds', 'seeds')
+    space = each(search.get('space'))
+    search = settings.SearchSettings(**{k: search.get(k) for k in names}, space=space)
+  models, seeds, data = tuple(tree['models']), tuple(tree['seeds']), dict(tree['data'])
+  pinned, blocks = tuple(tree.get('pinned') or ()), frozenset(_blocks(tree))
+  overrides = each(tree.get('model_defaults')), each(tree.get('variants'))
+  return RunPlan(fields, blocks, models, seeds, data, pinned, *overrides, search)
 
 
 def build(config) -> RunPlan:

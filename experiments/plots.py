@@ -218,9 +218,8 @@ def spectra_figure(workdir: str, models: Optional[Sequence[str]] = None):
       style = dict(fmt=fmt, color=color, ms=3.5, capsize=2, lw=1.3, label=f'{what} ({when})')
       ax.errorbar(np.arange(1, k + 1), spectra.mean(0), yerr=spectra.std(0), **style)
       ax.set_xticks(np.arange(1, k + 1))
-    ax.set_yscale('log')
+    ax.set(yscale='log', xlabel='eigenvalue index $i$')
     ax.set_title(f'{label(model)} (n={len(seeds)})', fontsize=10)
-    ax.set_xlabel('eigenvalue index $i$')
     ax.grid(alpha=0.3, which='both')
     ax.legend(fontsize=8)
   for ax in axes[:, 0]:

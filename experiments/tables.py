@@ -97,7 +97,7 @@ def _tracking_cells(track: Optional[dict]) -> list[str]:
   ]
 
 
-def _model_rows(summary, tracking, table, dataset, model, *, ctx, task, multi):
+def _model_rows(summary, tracking, table, dataset, model, ctx, task, multi):
   """(header, rows) of one model of one dataset: one row, or one per metric in Table III."""
   metrics = _TABLE_METRICS[table][task != 'regression']
   label = model_label(model, dataset, ctx.get('config'))
@@ -150,9 +150,7 @@ def build_table(
           f'the n column gives the seeds finished of {ctx.get("expected_seeds")}.'
       )
     for model in models:
-      header, model_rows = _model_rows(
-          summary, tracking, table, dataset, model, ctx=ctx, task=task, multi=multi
-      )
+      header, model_rows = _model_rows(summary, tracking, table, dataset, model, ctx, task, multi)
       rows += model_rows
   if any(is_reference(m) for (_, m, _) in summary):
     notes.append(REFERENCE_NOTE)
