@@ -25,8 +25,7 @@ def _jacobian_empirical_ntk(apply, params, x):
   rows = int(np.prod(f(params).shape))
   leaves = jax.tree_util.tree_leaves(jax.jacrev(f)(params))
   jac = np.concatenate([np.asarray(j, np.float64).reshape(rows, -1) for j in leaves], axis=1)
-  n = x.shape[0]
-  c = rows // n
+  n, c = x.shape[0], rows // x.shape[0]
   return np.einsum('iaja->ij', np.reshape(jac @ jac.T, (n, c, n, c))) / c
 
 

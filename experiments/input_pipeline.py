@@ -34,9 +34,7 @@ class Dataset:
   info: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
 
-def load_dataset(
-    data_config: Mapping[str, Any], *, seed: int, data_dir: str | None = None
-) -> Dataset:
+def load_dataset(data_config: Mapping, *, seed: int, data_dir: str | None = None) -> Dataset:
   """The standardized `Dataset` of the `data` block (`configs.common.data_config(name)` or a
   mapping), deterministic in `seed` (or `data_seed`). `data_dir`: tfds's for CIFAR-10 (None:
   `data_config.data_dir`, else data_cache/)."""

@@ -173,9 +173,7 @@ def _draw(ax, curves: list[tuple], styles: dict, label, log: Optional[bool] = No
     ax.set_yscale('log')
 
 
-def kernel_evolution_figure(
-    workdir: str, models: Optional[Sequence[str]] = None, x_axis: str = 'fraction'
-):
+def kernel_evolution_figure(workdir: str, models: Optional[Sequence] = None, x_axis='fraction'):
   """Fig. 2: λ_max(Θ_t), ‖Θ_t − Θ_0‖_F and its ratio to ‖Θ_0‖_F against `x_axis` (X_AXES)."""
   xlabel, compared = _x_axis(x_axis)
   tracked = kernel_growth.tracked_units(workdir, models)
@@ -308,11 +306,7 @@ if __name__ == '__main__':
   # Defined only when run as a program, so importing this module registers no flag.
   flags.DEFINE_string('workdir', None, 'Experiment workdir.')
   flags.DEFINE_string('out', None, 'Output directory for the PNGs.')
-  flags.DEFINE_enum(
-      'x_axis',
-      'fraction',
-      list(X_AXES),
-      "Fig. 2's x axis: the fraction of each network's schedule, or the epoch.",
-  )
+  x_axis_help = "Fig. 2's x axis: the fraction of each network's schedule, or the epoch."
+  flags.DEFINE_enum('x_axis', 'fraction', list(X_AXES), x_axis_help)
   flags.mark_flags_as_required(['workdir', 'out'])
   app.run(main)

@@ -69,8 +69,7 @@ def write_results_csv(rows: Iterable[dict], path: str) -> None:
   with files.atomic_open(os.path.abspath(path)) as f:
     writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
     writer.writeheader()
-    for row in rows:
-      writer.writerow({k: '' if row.get(k) is None else row[k] for k in CSV_FIELDS})
+    writer.writerows({k: '' if row.get(k) is None else row[k] for k in CSV_FIELDS} for row in rows)
 
 
 def summary_stats(values: Sequence) -> dict:
@@ -219,15 +218,13 @@ def main(argv):
 
 if __name__ == '__main__':
   # Defined only when run as a program, so importing this module registers no flag.
-  flags.DEFINE_string(
-      'workdirs',
-      None,
+  workdirs_help = (
       'Comma-separated experiment workdirs; DIR@MODEL+MODEL takes only those models of DIR '
-      '(the first workdir of a dataset gives its config and seed count).',
+      '(the first workdir of a dataset gives its config and seed count).'
   )
-  flags.DEFINE_enum(
-      'table', 'IV', list(tables.TABLES), "Layout: the paper's Table I–IV or ablation."
-  )
+  flags.DEFINE_string('workdirs', None, workdirs_help)
+  table_help = "Layout: the paper's Table I–IV or ablation."
+  flags.DEFINE_enum('table', 'IV', list(tables.TABLES), table_help)
   flags.DEFINE_string('out', None, 'Output directory.')
   flags.mark_flags_as_required(['workdirs', 'out'])
   app.run(main)

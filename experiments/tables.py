@@ -43,9 +43,7 @@ def number(x: float) -> str:
   return f'{x:.3g}' if x != 0 and abs(x) < 1e-2 else f'{x:.3f}'
 
 
-def format_value(
-    metric: str, mean: Optional[float], std: Optional[float] = None, n: Optional[int] = None
-) -> str:
+def format_value(metric: str, mean: Optional[float], std=None, n: Optional[int] = None) -> str:
   """'mean ± std' ('mean (n = 1)' for one seed): accuracy in % with 1 decimal, else 3."""
   if mean is None:
     return DASH
@@ -122,9 +120,7 @@ def _model_rows(summary, tracking, table, dataset, model, ctx, task, multi):
   return header + ['n'], [cells + [n_cell]]
 
 
-def build_table(
-    summary: dict, table: str, *, context: Optional[dict] = None, tracking: Optional[dict] = None
-) -> tuple[list[str], list[list[str]], list[str]]:
+def build_table(summary: dict, table: str, *, context=None, tracking=None) -> tuple:
   """(header, rows of cells, notes) of `table` (one of TABLES); `context`:
   report.workdir_context, `tracking`: report.tracking_summary (ablation table)."""
   if table not in TABLES:
@@ -140,10 +136,8 @@ def build_table(
     ctx = context.get(dataset) or {}
     metrics = {m for (d, _, m) in summary if d == dataset}
     task = ctx.get('task') or ('classification' if 'accuracy' in metrics else 'regression')
-    models = order_models(
-        {m for (d, m, _) in summary if d == dataset}
-        | {m for (d, m) in tracking if d == dataset and table == 'ablation'}
-    )
+    tracked = {m for (d, m) in tracking if d == dataset and table == 'ablation'}
+    models = order_models({m for (d, m, _) in summary if d == dataset} | tracked)
     if ctx and not ctx.get('complete', True):
       notes.append(
           f'⚠ incomplete run: {ctx["workdir"]} (results.json complete = false); '

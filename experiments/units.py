@@ -82,12 +82,10 @@ def _evaluate(unit, dataset, predict, inputs) -> dict:
 
 def _restore(unit, checkpointer, model, variables, n, writer):
   """The `resume` argument of `ecrn_jax.train` from the last checkpoint, or None."""
-  fresh = training.TrainState.create(
-      apply_fn=model.apply,
-      params=variables['params'],
-      tx=training.make_optimizer(unit.train, training.steps_per_epoch(unit.train, n)),
-      rest={k: v for k, v in variables.items() if k != 'params'},
-  )
+  steps = training.steps_per_epoch(unit.train, n)
+  others = {k: v for k, v in variables.items() if k != 'params'}
+  tx, params = training.make_optimizer(unit.train, steps), variables['params']
+  fresh = training.TrainState.create(apply_fn=model.apply, params=params, tx=tx, rest=others)
   restored = checkpointer.restore_latest(fresh, with_tracker=writer is not None)
   if restored is None:
     return None
@@ -255,8 +253,7 @@ def run_kernel(unit: plan_lib.UnitPlan, dataset) -> dict:
   k_test = kernel_fn(np.asarray(dataset.x_test, np.float64), x_train, get=kcfg.kernel)
   solve = dict(diag_reg=float(kcfg.diag_reg), t=kcfg.t)
   kind = f'infinite-width {kcfg.kernel.upper()} kernel regression'
-  result = _result(unit, kind, architecture=dataclasses.asdict(arch))
-  result.update(diag_reg=float(kcfg.diag_reg), t=kcfg.t)
+  result = _result(unit, kind, architecture=dataclasses.asdict(arch), **solve)
   if dataset.task == 'regression':
     y = np.asarray(dataset.y_train, np.float64)
     coefficients = regression.dual_coefficients(k_train, y, **solve)

@@ -146,18 +146,17 @@ def search_config() -> ml_collections.ConfigDict:
 
 def ablation_variants() -> ml_collections.ConfigDict:
   """One mechanism of the tuned NTK-ECRN changed at a time (docs/spec.md §5, the paper's claims)."""
-  variants = dict(
-      ntk_ecrn_no_fourier=dict(base='ntk_ecrn', ecrn=dict(fourier_features=None)),
-      ntk_ecrn_alpha1=dict(base='ntk_ecrn', ecrn=dict(alpha=1.0, alpha_schedule='constant')),
-      ntk_ecrn_no_stochastic_depth=dict(base='ntk_ecrn', ecrn=dict(drop_rate=0.0)),
+  ecrn = dict(  # each variant's ecrn block
+      ntk_ecrn_no_fourier=dict(fourier_features=None),
+      ntk_ecrn_alpha1=dict(alpha=1.0, alpha_schedule='constant'),
+      ntk_ecrn_no_stochastic_depth=dict(drop_rate=0.0),
       # For a tuned drop rate of 0, the ablation the other way round.
-      ntk_ecrn_drop_rate_0p1=dict(base='ntk_ecrn', ecrn=dict(drop_rate=0.1)),
+      ntk_ecrn_drop_rate_0p1=dict(drop_rate=0.1),
   )
   for factor in SIGMA_FF_FACTORS:
-    variants['ntk_ecrn_sigma_ff_x' + f'{factor:g}'.replace('.', 'p')] = dict(
-        base='ntk_ecrn', ecrn=dict(fourier_scale_factor=factor)
-    )
-  return ml_collections.ConfigDict(variants)
+    name = 'ntk_ecrn_sigma_ff_x' + f'{factor:g}'.replace('.', 'p')
+    ecrn[name] = dict(fourier_scale_factor=factor)
+  return ml_collections.ConfigDict({n: dict(base='ntk_ecrn', ecrn=e) for n, e in ecrn.items()})
 
 
 def variant_args(name: str, arg, valid=VARIANTS) -> list[str]:
