@@ -44,8 +44,7 @@ def _nt_empirical_ntk(apply, params, x):
         'neural_tangents unavailable (%s: %s); skipping that comparison.', type(e).__name__, e
     )
     return None
-  fn = empirical_ntk_fn(apply, trace_axes=(-1,), vmap_axes=0, implementation=2)
-  return fn(x, None, params)
+  return empirical_ntk_fn(apply, trace_axes=(-1,), vmap_axes=0, implementation=2)(x, None, params)
 
 
 def check_config(config) -> ecrn_jax.ECRNConfig:

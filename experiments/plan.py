@@ -131,14 +131,8 @@ class RunPlan:
     """The value of field `path`, or block `path` as a nested dict."""
     if path in self.fields:
       return self.fields[path]
-    out = {}
-    for key, value in _block(self.fields, path).items():
-      *parents, leaf = key.split('.')
-      node = out
-      for name in parents:
-        node = node.setdefault(name, {})
-      node[leaf] = value
-    return out
+    children = dict.fromkeys(key.split('.')[0] for key in _block(self.fields, path))
+    return {child: self.value(f'{path}.{child}') for child in children}
 
   def has(self, path: str) -> bool:
     return path in self.fields or path in self.blocks

@@ -147,12 +147,9 @@ def _x_axis(x_axis: str) -> tuple[str, str]:
 
 def _curves(per_model: dict, field: str, x_axis: str) -> list[tuple]:
   """[(model, x, mean, std, n)] of `field` against `x_axis`, for the models that record it."""
-
-  def x_of(r):
-    return r['epoch'] if x_axis == 'epoch' else r['epoch'] / max(float(r['schedule_epochs']), 1.0)
-
+  schedule = lambda r: 1.0 if x_axis == 'epoch' else max(float(r['schedule_epochs']), 1.0)
   recorded = {
-      m: {s: (x_of(r), r[field]) for s, r in seeds.items() if field in r}
+      m: {s: (r['epoch'] / schedule(r), r[field]) for s, r in seeds.items() if field in r}
       for m, seeds in per_model.items()
   }
   return [(m, *_mean_band(p, interpolate=x_axis == 'fraction')) for m, p in recorded.items() if p]

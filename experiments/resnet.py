@@ -41,9 +41,8 @@ def random_crop_and_flip(images: jax.Array, key: jax.Array, padding: int = 4) ->
   """The standard CIFAR augmentation of (N, H, W, C) images: offsets uniform in
   {0, …, 2·padding}², flips Bernoulli(1/2), independently per image."""
   offset_key, flip_key = jax.random.split(key)
-  n = images.shape[0]
-  offsets = jax.random.randint(offset_key, (n, 2), 0, 2 * padding + 1)
-  flips = jax.random.bernoulli(flip_key, 0.5, (n,))
+  offsets = jax.random.randint(offset_key, (images.shape[0], 2), 0, 2 * padding + 1)
+  flips = jax.random.bernoulli(flip_key, 0.5, images.shape[:1])
   return crop_and_flip(images, offsets, flips, padding)
 
 
