@@ -75,12 +75,9 @@ def _check_data(run) -> None:
   least, num_train = data.get('num_classes', 1), data['num_train']
   held_out = math.ceil(float(search.validation_fraction) * num_train)
   if min(held_out, num_train - held_out) < least:
-    raise _field_error(
-        'data.num_train',
-        f'large enough for a validation split of {search.validation_fraction} with at least '
-        f'{least} point(s) on each side',
-        num_train,
-    )
+    fraction = search.validation_fraction
+    expected = f'large enough for a validation split of {fraction} with at least {least} point(s)'
+    raise _field_error('data.num_train', expected + ' on each side', num_train)
 
 
 def _check_settings(run) -> None:
@@ -146,11 +143,8 @@ def _check_settings(run) -> None:
   if seeds is None:
     return
   if not seeds or not all(is_int(s, 0) and s in tuple(run.seeds) for s in seeds):
-    raise _field_error(
-        'search.seeds',
-        f'None (every run seed) or a non-empty tuple of run seeds {run.seeds}',
-        seeds,
-    )
+    expected = f'None (every run seed) or a non-empty tuple of run seeds {run.seeds}'
+    raise _field_error('search.seeds', expected, seeds)
   shared = [s for s in run.seeds if s not in tuple(seeds)]
   name = run.data['name']
   if shared and name in RESPLIT_DATASETS and run.data.get('data_seed') is None:

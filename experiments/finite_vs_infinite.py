@@ -25,8 +25,7 @@ def _jacobian_empirical_ntk(apply, params, x):
   rows = int(np.prod(f(params).shape))
   leaves = jax.tree_util.tree_leaves(jax.jacrev(f)(params))
   jac = np.concatenate([np.asarray(j, np.float64).reshape(rows, -1) for j in leaves], axis=1)
-  n = x.shape[0]
-  c = rows // n
+  n, c = x.shape[0], rows // x.shape[0]
   return np.einsum('iaja->ij', np.reshape(jac @ jac.T, (n, c, n, c))) / c
 
 
@@ -45,12 +44,11 @@ def _nt_empirical_ntk(apply, params, x):
         'neural_tangents unavailable (%s: %s); skipping that comparison.', type(e).__name__, e
     )
     return None
-  fn = empirical_ntk_fn(apply, trace_axes=(-1,), vmap_axes=0, implementation=2)
-  return fn(x, None, params)
+  return empirical_ntk_fn(apply, trace_axes=(-1,), vmap_axes=0, implementation=2)(x, None, params)
 
 
-def check_config(config) -> None:
-  """Every field of a finite_vs_infinite config, before anything runs (ValueError naming it)."""
+def check_config(config) -> ecrn_jax.ECRNConfig:
+  """The float64 ECRNConfig at the agreement width, every field checked first (ValueError)."""
   for field, least in (('seed', 0), ('num_points', 2), ('input_dim', 1), ('num_seeds', 1)):
     if not is_int(config.get(field), least):
       raise ValueError(
@@ -75,21 +73,19 @@ def check_config(config) -> None:
         f'{config.get("agreement_width")!r}; e.g. --config.agreement_width=128.'
     )
   try:
-    ecrn_jax.ECRNConfig(width=config.agreement_width, dtype='float64', **config.model.to_dict())
+    model = dict(width=config.agreement_width, dtype='float64', **config.model.to_dict())
+    return ecrn_jax.ECRNConfig(**model)
   except (TypeError, ValueError) as e:
     raise ValueError(f'config.model: {e}') from e
 
 
 def train_and_evaluate(config, workdir: str | None) -> dict:
   """Runs the comparison, prints it, and writes results.json to `workdir` if given."""
-  check_config(config)
+  model_cfg = check_config(config)
   start = time.time()
   key = jax.random.PRNGKey(config.seed)
   data_key, model_key = jax.random.split(key)
   x = np.asarray(jax.random.normal(data_key, (config.num_points, config.input_dim)))
-  model_cfg = ecrn_jax.ECRNConfig(
-      width=config.agreement_width, dtype='float64', **config.model.to_dict()
-  )
   logging.info('devices: %s', jax.devices())
 
   model = ecrn_jax.ECRN(model_cfg)
@@ -98,21 +94,16 @@ def train_and_evaluate(config, workdir: str | None) -> dict:
   error = lambda reference: float(np.abs(ours - reference).max() / np.abs(reference).max())
   rest = {k: v for k, v in variables.items() if k != 'params'}
   apply = lambda p, z: model.apply({'params': p, **rest}, z)
-  params = variables['params']
-  results = {'empirical_ntk_vs_jacobian': error(_jacobian_empirical_ntk(apply, params, x))}
-  print(
-      f'empirical NTK vs explicit Jacobian contraction (jax.jacrev; width '
-      f'{config.agreement_width}, N = {config.num_points}, float64): relative max error '
-      f'{results["empirical_ntk_vs_jacobian"]:.2e}'
-  )
-  nt_kernel = _nt_empirical_ntk(apply, params, x)
-  if nt_kernel is not None:
-    results['empirical_ntk_vs_neural_tangents'] = error(np.asarray(nt_kernel))
-    print(
-        f'empirical NTK vs neural_tangents.empirical_ntk_fn (width {config.agreement_width}, '
-        f'N = {config.num_points}, float64): relative max error '
-        f'{results["empirical_ntk_vs_neural_tangents"]:.2e}'
-    )
+  results = {}
+  for name, what, reference in (
+      ('jacobian', 'explicit Jacobian contraction (jax.jacrev; ', _jacobian_empirical_ntk),
+      ('neural_tangents', 'neural_tangents.empirical_ntk_fn (', _nt_empirical_ntk),
+  ):
+    kernel = reference(apply, variables['params'], x)
+    if kernel is not None:
+      results[f'empirical_ntk_vs_{name}'] = value = error(np.asarray(kernel))
+      where = f'width {config.agreement_width}, N = {config.num_points}, float64'
+      print(f'empirical NTK vs {what}{where}): relative max error {value:.2e}')
 
   for kernel in ('ntk', 'nngp'):
     result = ecrn_jax.analysis.finite_vs_infinite(

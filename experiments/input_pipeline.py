@@ -34,9 +34,7 @@ class Dataset:
   info: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
 
-def load_dataset(
-    data_config: Mapping[str, Any], *, seed: int, data_dir: str | None = None
-) -> Dataset:
+def load_dataset(data_config: Mapping, *, seed: int, data_dir: str | None = None) -> Dataset:
   """The standardized `Dataset` of the `data` block (`configs.common.data_config(name)` or a
   mapping), deterministic in `seed` (or `data_seed`). `data_dir`: tfds's for CIFAR-10 (None:
   `data_config.data_dir`, else data_cache/)."""
@@ -165,6 +163,4 @@ def _cifar10(config, data_dir) -> Dataset:
   info = dict(standardize_channels=x_train.shape[-1], image_shape=tuple(x_train.shape[1:]))
   info.update(splits, source=source)
   x_train, x_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
-  return _standardized(
-      x_train, y_train, x_test, y_test, 'classification', 10, config['name'], **info
-  )
+  return _standardized(x_train, y_train, x_test, y_test, 'classification', 10, 'cifar10', **info)

@@ -31,24 +31,19 @@ def kernel_variables(plan, dataset):
   return jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), variables)
 
 
-def resnet18_module(settings, dataset):
-  """CIFAR ResNet-18 for images; for vector data its stand-in, the 18-layer residual MLP."""
+def build_network(plan, dataset):
+  """(module, variables) of a trained unit's network, initialized; `plan` is for `dataset`.
+  'resnet18': CIFAR ResNet-18 for images; for vector data its stand-in, the residual MLP."""
   from experiments import resnet  # pylint: disable=g-import-not-at-top
 
-  out_dim = max(dataset.num_classes, 1)
-  if dataset.info.get('standardize_channels') is not None:  # images
+  arch, out_dim = plan.arch, max(dataset.num_classes, 1)
+  if plan.spec.family != 'resnet18':
+    model = {'ecrn': ecrn_jax.ECRN, 'mlp': ecrn_jax.MLP}[plan.spec.family](arch)
+  elif dataset.info.get('standardize_channels') is not None:  # images
     channels = int(dataset.info['standardize_channels'])
     side = int(round(math.sqrt(dataset.x_train.shape[1] / channels)))
-    shape, width, augment = (side, side, channels), int(settings.width), bool(settings.augment)
-    return resnet.ResNet18(out_dim, shape, width, augment, dtype=settings.dtype)
-  widths = tuple(settings.mlp_widths)
-  return resnet.ResidualMLP18(out_dim=out_dim, widths=widths, dtype=settings.dtype)
-
-
-def build_network(plan, dataset):
-  """(module, variables) of a trained unit's network, initialized; `plan` is for `dataset`."""
-  if plan.spec.family == 'resnet18':
-    model = resnet18_module(plan.arch, dataset)
+    shape, width, augment = (side, side, channels), int(arch.width), bool(arch.augment)
+    model = resnet.ResNet18(out_dim, shape, width, augment, dtype=arch.dtype)
   else:
-    model = {'ecrn': ecrn_jax.ECRN, 'mlp': ecrn_jax.MLP}[plan.spec.family](plan.arch)
+    model = resnet.ResidualMLP18(out_dim=out_dim, widths=tuple(arch.mlp_widths), dtype=arch.dtype)
   return model, model.init(model_key(plan), dataset.x_train[:1])

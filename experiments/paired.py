@@ -259,9 +259,7 @@ def _claim(dataset, metric, ours, others, config, comparisons) -> tuple[bool, st
   return not (worse or undecided), head + ', '.join(parts) + ': ' + tail
 
 
-def claim_checks(
-    summary: dict, context: Optional[dict] = None, rows: Optional[Iterable[dict]] = None
-) -> list[tuple[str, str, bool, str]]:
+def claim_checks(summary: dict, context: Optional[dict] = None, rows=None) -> list[tuple]:
   """(dataset, metric, holds, text) of "NTK-ECRN beats every baseline" (BASELINES) per dataset ×
   metric: by `paired_differences`' rule with `rows` (report.results_rows), else by the means."""
   context = context or {}

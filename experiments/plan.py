@@ -77,10 +77,8 @@ class UnitPlan:
     return dataclasses.replace(self, **changes)
 
   def to_json(self) -> dict:
-    # Without where plan.json lies and the workdir's log.
-    fields = {
-        k: v for k, v in dataclasses.asdict(self).items() if k not in ('directory', 'metrics')
-    }
+    fields = dataclasses.asdict(self)
+    del fields['directory'], fields['metrics']  # where plan.json lies, the workdir's log
     return files.jsonable({'kind': self.spec.kind, **fields})
 
 
@@ -89,19 +87,15 @@ def flatten(block, prefix: str = '') -> dict[str, Any]:
   block = block.to_dict() if hasattr(block, 'to_dict') else block
   out = {}
   for key, value in block.items():
-    if isinstance(value, dict):
-      out.update(flatten(value, f'{prefix}{key}.'))
-    else:
-      out[f'{prefix}{key}'] = value
+    out.update(
+        flatten(value, f'{prefix}{key}.') if isinstance(value, dict) else {prefix + key: value}
+    )
   return out
 
 
 def _blocks(tree: dict, prefix: str = '') -> list[str]:
-  out = []
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      out += [prefix + key, *_blocks(value, f'{prefix}{key}.')]
-  return out
+  nested = [(prefix + key, value) for key, value in tree.items() if isinstance(value, dict)]
+  return [p for path, value in nested for p in (path, *_blocks(value, path + '.'))]
 
 
 def is_pinned(path: str, paths) -> bool:
@@ -112,12 +106,6 @@ def is_pinned(path: str, paths) -> bool:
 def sets(path: str) -> str:
   """The field that grid axis `path` sets (train.epochs_fraction sets train.epochs)."""
   return 'train.epochs' if path == EPOCHS_FRACTION else path
-
-
-def _axis_order(path: str) -> tuple:
-  if path in FIRST_AXES:
-    return (0, FIRST_AXES.index(path), path)
-  return (2, 0, path) if path in LAST_AXES else (1, 0, path)
 
 
 def _block(values: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -143,14 +131,8 @@ class RunPlan:
     """The value of field `path`, or block `path` as a nested dict."""
     if path in self.fields:
       return self.fields[path]
-    out = {}
-    for key, value in _block(self.fields, path).items():
-      *parents, leaf = key.split('.')
-      node = out
-      for name in parents:
-        node = node.setdefault(name, {})
-      node[leaf] = value
-    return out
+    children = dict.fromkeys(key.split('.')[0] for key in _block(self.fields, path))
+    return {child: self.value(f'{path}.{child}') for child in children}
 
   def has(self, path: str) -> bool:
     return path in self.fields or path in self.blocks
@@ -193,24 +175,23 @@ class RunPlan:
       for i, part in enumerate(parts):  # each parent a block, and the path a field or block
         known, block = '.'.join(parts[: i + 1]), '.'.join(parts[:i])
         if known not in self.blocks and not (i == len(parts) - 1 and known in self.fields):
+          n, paths = len(block) + 1 if block else 0, [*self.fields, *self.blocks]
+          inside = {p[n:].split('.')[0] for p in paths if not block or p.startswith(block + '.')}
           raise ValueError(
               f'{path!r} names no field of the config: {block or "the config"} has no '
-              f'{part!r}; its fields: {self._children(block)}.'
+              f'{part!r}; its fields: {sorted(inside)}.'
           )
       out[path] = tuple(value) if isinstance(value, list) else value
     return out
-
-  def _children(self, block: str) -> list[str]:
-    n = len(block) + 1 if block else 0
-    paths = [*self.fields, *self.blocks]
-    return sorted({p[n:].split('.')[0] for p in paths if not block or p.startswith(block + '.')})
 
   def grid(self, model: str) -> tuple[dict[str, tuple], list[str]]:
     """(`model`'s grid {path: candidate values} without the pinned fields, in sweep order; the
     paths removed)."""
     full = self.search.space.get(model) or {} if self.search else {}
     removed = sorted(p for p in full if is_pinned(sets(p), self.pinned))
-    paths = sorted((p for p in full if p not in removed), key=_axis_order)
+    k = len(FIRST_AXES)
+    rank = lambda p: FIRST_AXES.index(p) if p in FIRST_AXES else k + (p in LAST_AXES)
+    paths = sorted((p for p in full if p not in removed), key=lambda p: (rank(p), p))
     return {p: tuple(full[p]) for p in paths}, removed
 
   def start_point(self, model: str, axes: dict) -> dict[str, Any]:
@@ -317,11 +298,13 @@ class RunPlan:
       out['kernel'] = settle('kernel', settings.kernel)
     elif spec.kind == 'reference':
       out['reference'] = settle('reference', settings.reference)
-    else:
-      out['train'] = settle('train', lambda b: settings.train(b, int(seed)))
+    else:  # the MSE loss until `for_data` sets the data set's
+      train = lambda b: ecrn_jax.TrainConfig(**b, loss='mse', seed=int(seed))
+      out['train'] = settle('train', train)
       tracked = values.get('tracking.models') or ()
       if not trial and (name in tracked or spec.name in tracked):
-        out['tracking'] = settle('tracking', settings.tracking)
+        track = lambda b: ecrn_jax.TrackingConfig(**{k: v for k, v in b.items() if k != 'models'})
+        out['tracking'] = settle('tracking', track)
     every = int(values['checkpoint_every'])
     if trial:  # a trial's checkpoints go when it ends: at most four saves (epoch 0 aside)
       every = max(every, -(-int(values['train.epochs']) // 4))
@@ -334,26 +317,18 @@ class RunPlan:
 def read(config) -> RunPlan:
   """The config's fields as a `RunPlan`, unchecked (`build` checks them)."""
   tree = config.to_dict()
-  search = tree.get('search')
-  fields = flatten(tree)
+  search, fields = tree.get('search'), flatten(tree)
   if isinstance(fields.get('tracking.models'), str):  # one name, never matched as a substring
     fields['tracking.models'] = (fields['tracking.models'],)
-  return RunPlan(
-      fields=fields,
-      blocks=frozenset(_blocks(tree)),
-      models=tuple(tree['models']),
-      seeds=tuple(tree['seeds']),
-      data=dict(tree['data']),
-      pinned=tuple(tree.get('pinned') or ()),
-      defaults={m: flatten(v) for m, v in (tree.get('model_defaults') or {}).items()},
-      variants={n: flatten(v) for n, v in (tree.get('variants') or {}).items()},
-      search=search
-      and settings.SearchSettings(
-          **{k: search.get(k) for k in ('enabled', 'validation_fraction', 'trials', 'rounds')},
-          seeds=search.get('seeds'),
-          space={m: flatten(v) for m, v in (search.get('space') or {}).items()},
-      ),
-  )
+  each = lambda blocks: {name: flatten(block) for name, block in (blocks or {}).items()}
+  if search:
+    names = ('enabled', 'validation_fraction', 'trials', 'rounds', 'seeds')
+    space = each(search.get('space'))
+    search = settings.SearchSettings(**{k: search.get(k) for k in names}, space=space)
+  models, seeds, data = tuple(tree['models']), tuple(tree['seeds']), dict(tree['data'])
+  pinned, blocks = tuple(tree.get('pinned') or ()), frozenset(_blocks(tree))
+  overrides = each(tree.get('model_defaults')), each(tree.get('variants'))
+  return RunPlan(fields, blocks, models, seeds, data, pinned, *overrides, search)
 
 
 def build(config) -> RunPlan:

@@ -99,22 +99,16 @@ def run_title(workdir: str) -> str:
   return f'{", ".join([label] + data_settings(config.get("data") or {}))} ({run})'
 
 
-def model_styles(models: Sequence[str]) -> dict[str, dict]:
-  """model → distinct plot keywords (color, linestyle, marker), by position in paper order."""
-  cmap = _pyplot().get_cmap('tab10')
-  return {
-      m: dict(color=cmap(i % 10), linestyle=_LINESTYLES[i % 4], marker=_MARKERS[i % 8])
-      for i, m in enumerate(paper.order_models(models))
-  }
-
-
 def _labels_and_styles(workdir: str, models: Sequence[str]):
-  """(model → legend label, model → style), a model's style the same in every figure of a run."""
+  """(model → legend label, model → style): distinct plot keywords (color, linestyle, marker) by
+  position in paper order, a model's style the same in every figure of a run."""
   loaded, dataset, config = kernel_growth.run_info(workdir)
   units = loaded['results']['units']
   drawn = {u['model'] for u in units if u.get('kind') == 'trained network' or u.get('tracking')}
+  cmap, ordered = _pyplot().get_cmap('tab10'), enumerate(paper.order_models(drawn | set(models)))
+  style = lambda i: dict(color=cmap(i % 10), linestyle=_LINESTYLES[i % 4], marker=_MARKERS[i % 8])
   label = lambda model: paper.model_label(model, dataset, config)
-  return label, model_styles(sorted(drawn | set(models)))
+  return label, {m: style(i) for i, m in ordered}
 
 
 def _suptitle(fig, what: str, workdir: str) -> None:
@@ -153,12 +147,9 @@ def _x_axis(x_axis: str) -> tuple[str, str]:
 
 def _curves(per_model: dict, field: str, x_axis: str) -> list[tuple]:
   """[(model, x, mean, std, n)] of `field` against `x_axis`, for the models that record it."""
-
-  def x_of(r):
-    return r['epoch'] if x_axis == 'epoch' else r['epoch'] / max(float(r['schedule_epochs']), 1.0)
-
+  schedule = lambda r: 1.0 if x_axis == 'epoch' else max(float(r['schedule_epochs']), 1.0)
   recorded = {
-      m: {s: (x_of(r), r[field]) for s, r in seeds.items() if field in r}
+      m: {s: (r['epoch'] / schedule(r), r[field]) for s, r in seeds.items() if field in r}
       for m, seeds in per_model.items()
   }
   return [(m, *_mean_band(p, interpolate=x_axis == 'fraction')) for m, p in recorded.items() if p]
@@ -179,9 +170,7 @@ def _draw(ax, curves: list[tuple], styles: dict, label, log: Optional[bool] = No
     ax.set_yscale('log')
 
 
-def kernel_evolution_figure(
-    workdir: str, models: Optional[Sequence[str]] = None, x_axis: str = 'fraction'
-):
+def kernel_evolution_figure(workdir: str, models: Optional[Sequence] = None, x_axis='fraction'):
   """Fig. 2: λ_max(Θ_t), ‖Θ_t − Θ_0‖_F and its ratio to ‖Θ_0‖_F against `x_axis` (X_AXES)."""
   xlabel, compared = _x_axis(x_axis)
   tracked = kernel_growth.tracked_units(workdir, models)
@@ -224,9 +213,8 @@ def spectra_figure(workdir: str, models: Optional[Sequence[str]] = None):
       style = dict(fmt=fmt, color=color, ms=3.5, capsize=2, lw=1.3, label=f'{what} ({when})')
       ax.errorbar(np.arange(1, k + 1), spectra.mean(0), yerr=spectra.std(0), **style)
       ax.set_xticks(np.arange(1, k + 1))
-    ax.set_yscale('log')
+    ax.set(yscale='log', xlabel='eigenvalue index $i$')
     ax.set_title(f'{label(model)} (n={len(seeds)})', fontsize=10)
-    ax.set_xlabel('eigenvalue index $i$')
     ax.grid(alpha=0.3, which='both')
     ax.legend(fontsize=8)
   for ax in axes[:, 0]:
@@ -269,20 +257,10 @@ def learning_curves_figure(workdir: str, models: Optional[Sequence[str]] = None)
   return fig
 
 
-def comparison_note(x_axis: str = 'fraction') -> str:
-  """kernel_growth.md's sentence on what Fig. 2 compares."""
-  xlabel, compared = _x_axis(x_axis)
-  return (
-      f'Fig. 2 (kernel_evolution.png) compares the kernels {compared}: its x axis is the '
-      f"{xlabel}. The table's Θ_T is each network's last record, the end of its own schedule "
-      '(epochs column).'
-  )
-
-
 def make_figures(workdir: str, out_dir: str, x_axis: str = 'fraction') -> list[str]:
   """Writes the figures the workdir supports and kernel_growth.md into `out_dir` (the others
   skipped with a logged warning); returns their paths. `x_axis`: Fig. 2's (X_AXES)."""
-  _x_axis(x_axis)  # an unknown axis fails here, before any figure is skipped
+  xlabel, compared = _x_axis(x_axis)  # an unknown axis fails here, before any figure is skipped
   os.makedirs(out_dir, exist_ok=True)
   paths = []
   for name, figure in (
@@ -306,7 +284,11 @@ def make_figures(workdir: str, out_dir: str, x_axis: str = 'fraction') -> list[s
     paths.append(os.path.join(out_dir, 'kernel_growth.md'))
     with files.atomic_open(paths[-1]) as f:
       f.write(f'## Kernel evolution in numbers: {run_title(workdir)}\n\n')
-      f.write(f'{comparison_note(x_axis)}\n\n{table}')
+      f.write(
+          f'Fig. 2 (kernel_evolution.png) compares the kernels {compared}: its x axis is the '
+          f"{xlabel}. The table's Θ_T is each network's last record, the end of its own schedule "
+          f'(epochs column).\n\n{table}'
+      )
   return paths
 
 
@@ -321,11 +303,7 @@ if __name__ == '__main__':
   # Defined only when run as a program, so importing this module registers no flag.
   flags.DEFINE_string('workdir', None, 'Experiment workdir.')
   flags.DEFINE_string('out', None, 'Output directory for the PNGs.')
-  flags.DEFINE_enum(
-      'x_axis',
-      'fraction',
-      list(X_AXES),
-      "Fig. 2's x axis: the fraction of each network's schedule, or the epoch.",
-  )
+  x_axis_help = "Fig. 2's x axis: the fraction of each network's schedule, or the epoch."
+  flags.DEFINE_enum('x_axis', 'fraction', list(X_AXES), x_axis_help)
   flags.mark_flags_as_required(['workdir', 'out'])
   app.run(main)

@@ -83,14 +83,12 @@ def _bayes_optimal(dataset):
   info = dataset.info
   if info.get('means') is None:
     raise ValueError('bayes_optimal needs the synthetic mixture (its generator is unknown here).')
-  mean = np.asarray(info['feature_mean'], np.float64)
-  std = np.asarray(info['feature_std'], np.float64)
+  mean, std = (np.asarray(info[k], np.float64) for k in ('feature_mean', 'feature_std'))
+  generator = [info[k] for k in ('means', 'covariance_sqrt', 'class_weights')]
 
   def predict(z):
     x_raw = np.asarray(z, np.float64) * std + mean  # undo the standardization
-    log_probs = sources.mixture_log_posterior(
-        x_raw, info['means'], info['covariance_sqrt'], info['class_weights']
-    )
+    log_probs = sources.mixture_log_posterior(x_raw, *generator)
     return log_probs, log_probs
 
   return predict, {'estimator': 'posterior argmax under the known generator (no fit)'}
@@ -102,12 +100,10 @@ def _gp_ard(x, y, seed: int, restarts: int = GP_RESTARTS):
   from sklearn import gaussian_process  # pylint: disable=g-import-not-at-top
   from sklearn.gaussian_process import kernels  # pylint: disable=g-import-not-at-top
 
-  kernel = kernels.ConstantKernel(1.0, (1e-3, 1e3)) * kernels.RBF(
-      np.ones(x.shape[1]), (1e-2, 1e3)
-  ) + kernels.WhiteKernel(0.1, (1e-6, 1e1))
-  gp = gaussian_process.GaussianProcessRegressor(
-      kernel, normalize_y=True, n_restarts_optimizer=restarts, random_state=seed
-  )
+  rbf = kernels.RBF(np.ones(x.shape[1]), (1e-2, 1e3))
+  kernel = kernels.ConstantKernel(1.0, (1e-3, 1e3)) * rbf + kernels.WhiteKernel(0.1, (1e-6, 1e1))
+  options = dict(normalize_y=True, n_restarts_optimizer=restarts, random_state=seed)
+  gp = gaussian_process.GaussianProcessRegressor(kernel, **options)
   with warnings.catch_warnings():  # a length scale at its upper bound: an irrelevant feature
     warnings.simplefilter('ignore', ConvergenceWarning)
     gp.fit(x, y)

@@ -69,13 +69,9 @@ _SPECS = (
     _spec('ntk_ecrn_infinite_self_tuned', 'kernel', 'ecrn'),
 )
 # The classical references, each with the only task it fits.
-_REFERENCE_SPECS = (
-    _spec('linear', 'reference', 'reference', task='regression'),
-    _spec('lda', 'reference', 'reference', task='classification'),
-    _spec('gp_ard', 'reference', 'reference', task='regression'),
-    _spec('rbf_svm', 'reference', 'reference', task='classification'),
-    _spec('bayes_optimal', 'reference', 'reference', task='classification'),
-)
+_TASKS = dict(linear='regression', lda='classification', gp_ard='regression')
+_TASKS.update(rbf_svm='classification', bayes_optimal='classification')
+_REFERENCE_SPECS = tuple(_spec(n, 'reference', 'reference', task=t) for n, t in _TASKS.items())
 # Paper row order; the references (not the paper's models) follow.
 REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS + _REFERENCE_SPECS}
 MODELS = tuple(spec.name for spec in _SPECS)  # the paper's models

@@ -69,8 +69,7 @@ def write_results_csv(rows: Iterable[dict], path: str) -> None:
   with files.atomic_open(os.path.abspath(path)) as f:
     writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
     writer.writeheader()
-    for row in rows:
-      writer.writerow({k: '' if row.get(k) is None else row[k] for k in CSV_FIELDS})
+    writer.writerows({k: '' if row.get(k) is None else row[k] for k in CSV_FIELDS} for row in rows)
 
 
 def summary_stats(values: Sequence) -> dict:
@@ -158,11 +157,10 @@ def parse_workdir(spec: str) -> tuple[str, Optional[tuple[str, ...]]]:
   return workdir, names
 
 
-def _markdown_report(rows, workdirs, table: str, summary, context, tracking) -> str:
-  """table.md: the table, the runs' costs, the claim checks and the paired differences."""
+def _markdown_report(rows, workdirs, table: str, built, summary, context) -> str:
+  """table.md: the table (`built`), the runs' costs, the claim checks and the paired differences."""
   title = 'Ablations' if table == 'ablation' else f'Table {table}'
-  table_md = tables.markdown_table(summary, table, context=context, tracking=tracking)
-  md = [f'## {title}', '', table_md]
+  md = [f'## {title}', '', tables.markdown_table(*built)]
   md += ['### Runs', ''] + [f'- {timing_line(w)}' for w in workdirs] + ['']
   checks = paired.claim_checks(summary, context, rows)
   if checks:
@@ -190,20 +188,20 @@ def write_report(workdirs: Sequence[str], out_dir: str, table: str) -> dict:
   path = lambda name: os.path.join(out_dir, name)
   paths = {'csv': path('results.csv'), 'markdown': path('table.md'), 'latex': path('table.tex')}
   write_results_csv(rows, paths['csv'])
+  built = tables.build_table(summary, table, context=context, tracking=tracking)
   texts = {
-      'markdown': _markdown_report(rows, workdirs, table, summary, context, tracking),
-      'latex': tables.latex_table(summary, table, context=context, tracking=tracking),
+      'markdown': _markdown_report(rows, workdirs, table, built, summary, context),
+      'latex': tables.latex_table(table, *built),
   }
   searches = [(os.path.basename(os.path.normpath(w)), load_workdir(w)['search']) for w in workdirs]
   searches = [(name, s) for name, s in searches if s]
-  if searches:
-    paths.update(search=path('search.md'), trials=path('search_trials.md'))
-    texts['search'] = '\n'.join(
-        f'## Hyperparameter search: `{n}`\n\n{search_tables.search_table(s)}' for n, s in searches
-    )
-    texts['trials'] = '\n'.join(
-        f'## Search trials: `{n}`\n\n{search_tables.trials_table(s)}' for n, s in searches
-    )
+  for kind, file, title, tabulate in (
+      ('search', 'search.md', 'Hyperparameter search', search_tables.search_table),
+      ('trials', 'search_trials.md', 'Search trials', search_tables.trials_table),
+  ):
+    if searches:
+      paths[kind] = path(file)
+      texts[kind] = '\n'.join(f'## {title}: `{n}`\n\n{tabulate(s)}' for n, s in searches)
   for kind, text in texts.items():
     with files.atomic_open(paths[kind]) as f:
       f.write(text)
@@ -220,15 +218,13 @@ def main(argv):
 
 if __name__ == '__main__':
   # Defined only when run as a program, so importing this module registers no flag.
-  flags.DEFINE_string(
-      'workdirs',
-      None,
+  workdirs_help = (
       'Comma-separated experiment workdirs; DIR@MODEL+MODEL takes only those models of DIR '
-      '(the first workdir of a dataset gives its config and seed count).',
+      '(the first workdir of a dataset gives its config and seed count).'
   )
-  flags.DEFINE_enum(
-      'table', 'IV', list(tables.TABLES), "Layout: the paper's Table I–IV or ablation."
-  )
+  flags.DEFINE_string('workdirs', None, workdirs_help)
+  table_help = "Layout: the paper's Table I–IV or ablation."
+  flags.DEFINE_enum('table', 'IV', list(tables.TABLES), table_help)
   flags.DEFINE_string('out', None, 'Output directory.')
   flags.mark_flags_as_required(['workdirs', 'out'])
   app.run(main)

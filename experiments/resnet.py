@@ -24,9 +24,7 @@ he_normal = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
 torch_linear_init = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')
 
 
-def crop_and_flip(
-    images: jax.Array, offsets: jax.Array, flips: jax.Array, padding: int = 4
-) -> jax.Array:
+def crop_and_flip(images: jax.Array, offsets: jax.Array, flips: jax.Array, padding=4) -> jax.Array:
   """(N, H, W, C) images zero-padded by `padding`, cropped at (N, 2) `offsets` in
   [0, 2·padding] and flipped left-right where `flips`; offset (padding, padding) is the image."""
   _, height, width, channels = images.shape
@@ -43,9 +41,8 @@ def random_crop_and_flip(images: jax.Array, key: jax.Array, padding: int = 4) ->
   """The standard CIFAR augmentation of (N, H, W, C) images: offsets uniform in
   {0, …, 2·padding}², flips Bernoulli(1/2), independently per image."""
   offset_key, flip_key = jax.random.split(key)
-  n = images.shape[0]
-  offsets = jax.random.randint(offset_key, (n, 2), 0, 2 * padding + 1)
-  flips = jax.random.bernoulli(flip_key, 0.5, (n,))
+  offsets = jax.random.randint(offset_key, (images.shape[0], 2), 0, 2 * padding + 1)
+  flips = jax.random.bernoulli(flip_key, 0.5, images.shape[:1])
   return crop_and_flip(images, offsets, flips, padding)
 
 
@@ -64,11 +61,9 @@ def _conv(features: int, size: int, strides: int, dtype: Any, name: str) -> nn.C
 
 def _dense(features: int, dtype: Any, name: str) -> nn.Dense:
   """A bias-free Dense layer, He normal (fan_out); the 'head', with a bias and torch's init."""
-  head = name == 'head'
-  init = torch_linear_init if head else he_normal
-  return nn.Dense(
-      features, use_bias=head, kernel_init=init, dtype=dtype, param_dtype=dtype, name=name
-  )
+  init = torch_linear_init if name == 'head' else he_normal
+  types = dict(dtype=dtype, param_dtype=dtype, name=name)
+  return nn.Dense(features, use_bias=name == 'head', kernel_init=init, **types)
 
 
 class BasicBlock(nn.Module):

@@ -80,25 +80,22 @@ def _resolve_argv(argv: list[str]) -> list[str]:
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS, argv=None):
   """Defines --config (with its --config.FIELD overrides), --workdir, --data_dir, --overwrite."""
+  where = dict(flag_values=flag_values)
+  config_help = (
+      f'NAME[:ARG], NAME one of {list(CONFIGS)}; ARG e.g. smoke. Fields are overridden with '
+      '--config.FIELD=VALUE.'
+  )
   config = config_flags.DEFINE_config_file(
-      'config',
-      resolve(DEFAULT_CONFIG),
-      f'NAME[:ARG], NAME one of {list(CONFIGS)}; ARG e.g. '
-      'smoke. Fields are overridden with --config.FIELD=VALUE.',
-      flag_values=flag_values,
-      lock_config=True,
-      sys_argv=argv,
+      'config', resolve(DEFAULT_CONFIG), config_help, **where, lock_config=True, sys_argv=argv
   )
   workdir_help = (
       'Output directory (config.json, metrics.jsonl, results.json, checkpoints); a run started '
       'again on it resumes.'
   )
-  flags.DEFINE_string('workdir', None, workdir_help, flag_values=flag_values)
+  flags.DEFINE_string('workdir', None, workdir_help, **where)
   data_dir_help = 'tfds data_dir (CIFAR-10), sets config.data.data_dir; default <repo>/data_cache/.'
-  flags.DEFINE_string('data_dir', None, data_dir_help, flag_values=flag_values)
-  flags.DEFINE_bool(
-      'overwrite', False, 'Empty a --workdir that holds another config.', flag_values=flag_values
-  )
+  flags.DEFINE_string('data_dir', None, data_dir_help, **where)
+  flags.DEFINE_bool('overwrite', False, 'Empty a --workdir that holds another config.', **where)
   return config
 
 

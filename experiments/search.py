@@ -93,10 +93,8 @@ class _Seed:
     full = input_pipeline.load_dataset(self.run.data, seed=self.seed)
     fraction = float(self.run.search.validation_fraction)
     _, split = input_pipeline.split_validation(full, fraction, self.seed)
-    n_train, n_validation = len(split.x_train), len(split.x_test)
-    logging.info(
-        'search: %d training / %d validation points (seed %d)', n_train, n_validation, self.seed
-    )
+    n = (len(split.x_train), len(split.x_test), self.seed)
+    logging.info('search: %d training / %d validation points (seed %d)', *n)
     return split
 
 
@@ -190,11 +188,9 @@ def select(run: plan_lib.RunPlan, workdir: str, run_unit: RunUnit) -> dict:
     seed_out = out['seeds'][str(seed)] = {'models': {}}
     ctx = _Seed(run, workdir, seed, run_unit)
     for model in run.searched_models():
-      inherited = None
-      source = REGISTRY[model].twin_of
-      if source is not None:
-        selected = (seed_out['models'].get(source) or {}).get('selected') or {}
-        inherited = run.inherited_overrides(model, selected)
+      source = REGISTRY[model].twin_of  # a twin inherits its source's selected block
+      selected = (seed_out['models'].get(source) or {}).get('selected') or {}
+      inherited = None if source is None else run.inherited_overrides(model, selected)
       entry = _search_model(ctx, model, inherited)
       if model not in bases:
         entry['searched_for'] = 'the twins of the tuned model (not in config.models)'

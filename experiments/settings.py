@@ -112,13 +112,3 @@ def kernel(cfg: dict) -> KernelSettings:
 def reference(cfg: dict) -> ReferenceSettings:
   restarts = cfg.get('gp_restarts', ReferenceSettings.gp_restarts)
   return ReferenceSettings(int(restarts), cfg.get('gp_max_train'))
-
-
-def train(cfg: dict, seed: int) -> ecrn_jax.TrainConfig:
-  """The `TrainConfig` of the train block, with the MSE loss (`UnitPlan.for_data` sets it)."""
-  return ecrn_jax.TrainConfig(**cfg, loss='mse', seed=seed)
-
-
-def tracking(cfg: dict) -> ecrn_jax.TrackingConfig:
-  """The `TrackingConfig` of the tracking block (`models`, the tracked models, aside)."""
-  return ecrn_jax.TrackingConfig(**{k: v for k, v in cfg.items() if k != 'models'})

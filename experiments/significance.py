@@ -35,9 +35,7 @@ class TestResult:
   details: dict = dataclasses.field(default_factory=dict)
 
 
-def corrected_resampled_ttest(
-    differences, n_train: int, n_test: int, *, alpha: float = ALPHA
-) -> TestResult:
+def corrected_resampled_ttest(differences, n_train: int, n_test: int, *, alpha=ALPHA) -> TestResult:
   """Nadeau–Bengio corrected resampled t-test of (J,) paired differences, one per split.
 
   se² = (1/J + n_test/n_train)·s² (ddof = 1), J − 1 dof; J = 1: no test. Every difference

@@ -238,9 +238,7 @@ def tfds_load_numpy(name, split, data_dir):
 _NPZ_SPLIT = re.compile(r'^(train|test)(?:\[(-?\d*):(-?\d*)\])?$')
 
 
-def npz_load_numpy(
-    split: str, field: str, train_npz: str | None, test_npz: str | None
-) -> tuple[np.ndarray, np.ndarray]:
+def npz_load_numpy(split: str, field: str, train_npz: str | None, test_npz: str | None) -> tuple:
   """(images (N, 32, 32, 3) uint8, labels (N,) int64) of CIFAR-10 `split` from local npz files,
   without TensorFlow: 'NAME[a:b]' keeps images a to b of train_npz or test_npz in file order, as
   tfds reads an import; `field` names the config field in errors."""

@@ -43,9 +43,7 @@ def number(x: float) -> str:
   return f'{x:.3g}' if x != 0 and abs(x) < 1e-2 else f'{x:.3f}'
 
 
-def format_value(
-    metric: str, mean: Optional[float], std: Optional[float] = None, n: Optional[int] = None
-) -> str:
+def format_value(metric: str, mean: Optional[float], std=None, n: Optional[int] = None) -> str:
   """'mean ± std' ('mean (n = 1)' for one seed): accuracy in % with 1 decimal, else 3."""
   if mean is None:
     return DASH
@@ -97,7 +95,7 @@ def _tracking_cells(track: Optional[dict]) -> list[str]:
   ]
 
 
-def _model_rows(summary, tracking, table, dataset, model, *, ctx, task, multi):
+def _model_rows(summary, tracking, table, dataset, model, ctx, task, multi):
   """(header, rows) of one model of one dataset: one row, or one per metric in Table III."""
   metrics = _TABLE_METRICS[table][task != 'regression']
   label = model_label(model, dataset, ctx.get('config'))
@@ -122,9 +120,7 @@ def _model_rows(summary, tracking, table, dataset, model, *, ctx, task, multi):
   return header + ['n'], [cells + [n_cell]]
 
 
-def build_table(
-    summary: dict, table: str, *, context: Optional[dict] = None, tracking: Optional[dict] = None
-) -> tuple[list[str], list[list[str]], list[str]]:
+def build_table(summary: dict, table: str, *, context=None, tracking=None) -> tuple:
   """(header, rows of cells, notes) of `table` (one of TABLES); `context`:
   report.workdir_context, `tracking`: report.tracking_summary (ablation table)."""
   if table not in TABLES:
@@ -140,33 +136,30 @@ def build_table(
     ctx = context.get(dataset) or {}
     metrics = {m for (d, _, m) in summary if d == dataset}
     task = ctx.get('task') or ('classification' if 'accuracy' in metrics else 'regression')
-    models = order_models(
-        {m for (d, m, _) in summary if d == dataset}
-        | {m for (d, m) in tracking if d == dataset and table == 'ablation'}
-    )
+    tracked = {m for (d, m) in tracking if d == dataset and table == 'ablation'}
+    models = order_models({m for (d, m, _) in summary if d == dataset} | tracked)
     if ctx and not ctx.get('complete', True):
       notes.append(
           f'⚠ incomplete run: {ctx["workdir"]} (results.json complete = false); '
           f'the n column gives the seeds finished of {ctx.get("expected_seeds")}.'
       )
     for model in models:
-      header, model_rows = _model_rows(
-          summary, tracking, table, dataset, model, ctx=ctx, task=task, multi=multi
-      )
+      header, model_rows = _model_rows(summary, tracking, table, dataset, model, ctx, task, multi)
       rows += model_rows
   if any(is_reference(m) for (_, m, _) in summary):
     notes.append(REFERENCE_NOTE)
   return header, rows, notes
 
 
-def markdown_table(
-    summary: dict, table: str, *, context: Optional[dict] = None, tracking: Optional[dict] = None
-) -> str:
-  """The table as GitHub markdown (mean ± std over the n seeds; notes below)."""
-  header, rows, notes = build_table(summary, table, context=context, tracking=tracking)
+def _percent(header: list[str]) -> bool:
+  return any('Accuracy' in h for h in header)
+
+
+def markdown_table(header: list[str], rows: list[list[str]], notes: list[str]) -> str:
+  """`build_table`'s table as GitHub markdown (mean ± std over the n seeds; notes below)."""
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '|'.join('---' for _ in header) + '|']
   lines += ['| ' + ' | '.join(cells) + ' |' for cells in rows]
-  percent = '; accuracy in %' if any('Accuracy' in h for h in header) else ''
+  percent = '; accuracy in %' if _percent(header) else ''
   lines += [
       '',
       f'Mean ± std over seeds (population std, ddof=0; n = 1: one seed, no spread){percent}. '
@@ -190,17 +183,14 @@ def latex_escape(text: str) -> str:
   return _LATEX_PATTERN.sub(lambda match: _LATEX[match.group()], text)
 
 
-def latex_table(
-    summary: dict, table: str, *, context: Optional[dict] = None, tracking: Optional[dict] = None
-) -> str:
-  """The table as a booktabs LaTeX tabular (inside a table environment)."""
-  header, rows, notes = build_table(summary, table, context=context, tracking=tracking)
+def latex_table(table: str, header: list[str], rows: list[list[str]], notes: list[str]) -> str:
+  """`build_table`'s `table` as a booktabs LaTeX tabular (inside a table environment)."""
   spec = 'l' * sum(h in ('Dataset', 'Task', 'Model', 'Metric') for h in header)
   spec += 'c' * (len(header) - len(spec))
   row = lambda cells: ' & '.join(latex_escape(c) for c in cells) + r' \\'
   lines = [r'\begin{table}[t]', r'\centering', rf'\begin{{tabular}}{{{spec}}}', r'\toprule']
   lines += [row(header), r'\midrule', *map(row, rows), r'\bottomrule', r'\end{tabular}']
-  percent = '; accuracy in \\%' if any('Accuracy' in h for h in header) else ''
+  percent = '; accuracy in \\%' if _percent(header) else ''
   name = 'Table ' + table if table != 'ablation' else 'Ablations'
   caption = f'{name}: mean $\\pm$ std over seeds (population std){percent}.'
   caption += ''.join(' ' + latex_escape(n) for n in notes)

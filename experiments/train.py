@@ -32,10 +32,7 @@ def _summary(results: list[dict]) -> dict:
     entry = by_model.setdefault(res['model'], {})
     for metric, value in (res.get('test') or {}).items():
       entry.setdefault(metric, []).append(value)
-  return {
-      model: {metric: report.summary_stats(values) for metric, values in metrics.items()}
-      for model, metrics in by_model.items()
-  }
+  return {m: {k: report.summary_stats(v) for k, v in ms.items()} for m, ms in by_model.items()}
 
 
 def _plans(run: plan_lib.RunPlan, workdir: str, search: dict) -> dict:
@@ -120,12 +117,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Optional[str]
   for seed in run.seeds:
     _run_seed(plans[seed], run.data, seed, metrics, results, lambda: write_results(False))
   out = write_results(complete=True)
-  lines = ['', 'test metrics (mean ± std over seeds):']
-  for model, summary in out['summary'].items():
-    parts = [
-        f'{metric} {v["mean"]:.4g} ± {v["std"]:.2g}' if v['mean'] is not None else f'{metric} n/a'
-        for metric, v in summary.items()
-    ]
-    lines.append(f'  {model:<18} ' + ', '.join(parts))
-  print('\n'.join(lines))
+  cell = lambda k, v: f'{k} n/a' if v['mean'] is None else f'{k} {v["mean"]:.4g} ± {v["std"]:.2g}'
+  lines = [
+      f'  {m:<18} ' + ', '.join(cell(*i) for i in s.items()) for m, s in out['summary'].items()
+  ]
+  print('\n'.join(['', 'test metrics (mean ± std over seeds):', *lines]))
   return out

@@ -52,11 +52,15 @@ def format_seconds(seconds: float) -> str:
 
 
 def run_unit(plan: plan_lib.UnitPlan, dataset) -> dict:
-  """The result dict of `plan`'s unit on `dataset`; writes plan.json (`UnitPlan.for_data`) first."""
+  """The result dict of `plan`'s unit on `dataset` (a trained network's 'seconds' its own, else
+  {'unit': wall time}); writes plan.json (`UnitPlan.for_data`) first."""
+  start = time.perf_counter()
   plan = plan.for_data(dataset)
   files.write_json(os.path.join(plan.directory, 'plan.json'), plan.to_json())
   run = {'trained': run_trained, 'reference': run_reference}.get(plan.spec.kind, run_kernel)
-  return run(plan, dataset)
+  result = run(plan, dataset)
+  result.setdefault('seconds', {'unit': time.perf_counter() - start})
+  return result
 
 
 def _result(unit, kind: str, **fields) -> dict:
@@ -78,12 +82,10 @@ def _evaluate(unit, dataset, predict, inputs) -> dict:
 
 def _restore(unit, checkpointer, model, variables, n, writer):
   """The `resume` argument of `ecrn_jax.train` from the last checkpoint, or None."""
-  fresh = training.TrainState.create(
-      apply_fn=model.apply,
-      params=variables['params'],
-      tx=training.make_optimizer(unit.train, training.steps_per_epoch(unit.train, n)),
-      rest={k: v for k, v in variables.items() if k != 'params'},
-  )
+  steps = training.steps_per_epoch(unit.train, n)
+  others = {k: v for k, v in variables.items() if k != 'params'}
+  tx, params = training.make_optimizer(unit.train, steps), variables['params']
+  fresh = training.TrainState.create(apply_fn=model.apply, params=params, tx=tx, rest=others)
   restored = checkpointer.restore_latest(fresh, with_tracker=writer is not None)
   if restored is None:
     return None
@@ -166,8 +168,7 @@ def run_trained(unit: plan_lib.UnitPlan, dataset) -> dict:
     )
   except ecrn_jax.TrainingDiverged as e:
     logging.warning('%s: %s', unit.label, e)
-    seconds = {'unit': time.perf_counter() - start}
-    result.update(diverged=True, error=str(e), test=None, train=None, seconds=seconds)
+    result.update(diverged=True, error=str(e), test=None, train=None)
     return result
   finally:
     checkpointer.close()
@@ -241,7 +242,6 @@ def _classifier(unit, dataset, k_train, solve):
 
 def run_kernel(unit: plan_lib.UnitPlan, dataset) -> dict:
   """Kernel regression with the infinite-width kernel of the unit's architecture."""
-  start = time.perf_counter()
   kcfg, arch = unit.kernel, unit.arch  # float64
   # B drawn as the trained network's (same key and dtype), used in float64: the same B.
   variables = models.kernel_variables(unit, dataset)
@@ -253,8 +253,7 @@ def run_kernel(unit: plan_lib.UnitPlan, dataset) -> dict:
   k_test = kernel_fn(np.asarray(dataset.x_test, np.float64), x_train, get=kcfg.kernel)
   solve = dict(diag_reg=float(kcfg.diag_reg), t=kcfg.t)
   kind = f'infinite-width {kcfg.kernel.upper()} kernel regression'
-  result = _result(unit, kind, architecture=dataclasses.asdict(arch))
-  result.update(diag_reg=float(kcfg.diag_reg), t=kcfg.t)
+  result = _result(unit, kind, architecture=dataclasses.asdict(arch), **solve)
   if dataset.task == 'regression':
     y = np.asarray(dataset.y_train, np.float64)
     coefficients = regression.dual_coefficients(k_train, y, **solve)
@@ -263,13 +262,11 @@ def run_kernel(unit: plan_lib.UnitPlan, dataset) -> dict:
     calibration, predict = _classifier(unit, dataset, k_train, solve)
     result.update(calibration)
   result.update(_evaluate(unit, dataset, predict, (k_train, k_test)))
-  result['seconds'] = {'unit': time.perf_counter() - start}
   return result
 
 
 def run_reference(unit: plan_lib.UnitPlan, dataset) -> dict:
   """A reference (registry.REFERENCES): fitted on the training split, evaluated like the others."""
-  start = time.perf_counter()
   ref = unit.reference or settings.ReferenceSettings()
   predict, details = references.fit_reference(
       unit.base, dataset, unit.seed, ref.gp_restarts, ref.gp_max_train
@@ -277,5 +274,4 @@ def run_reference(unit: plan_lib.UnitPlan, dataset) -> dict:
   result = _result(unit, 'reference: ' + unit.spec.description)
   inputs = [np.asarray(x, np.float64) for x in (dataset.x_train, dataset.x_test)]
   result.update(**details, **_evaluate(unit, dataset, predict, inputs))
-  result['seconds'] = {'unit': time.perf_counter() - start}
   return result

@@ -18,7 +18,6 @@ from typing import Optional
 
 from absl import logging
 import jax
-import ml_collections
 import numpy as np
 
 from ecrn_jax import files
@@ -81,9 +80,7 @@ def _inspect(workdir: str, resolved: dict, overwrite: bool) -> tuple:
   return manifest, old, replace
 
 
-def prepare(
-    workdir: str, name: str, config: ml_collections.ConfigDict, *, overwrite: bool = False
-) -> files.DirectoryLock:
+def prepare(workdir: str, name: str, config, *, overwrite: bool = False) -> files.DirectoryLock:
   """Locks `workdir` (the lock returned, held until dropped) and writes config.json, or checks it
   holds this config (resumed). Another config's is refused unless `overwrite`: then what its
   manifest lists is deleted, nothing else. One not ours is refused before anything is written."""
@@ -168,9 +165,7 @@ class Checkpointer:
       items['batch_stats'] = state.rest['batch_stats']
     return items
 
-  def save(
-      self, epoch: int, state, history: dict, tracker_state: Optional[dict[str, np.ndarray]] = None
-  ) -> None:
+  def save(self, epoch: int, state, history: dict, tracker_state: Optional[dict] = None) -> None:
     """Checkpoints `state` at `epoch` with the history and the tracker's state."""
     ocp = self._ocp
     if tracker_state is not None:
@@ -188,9 +183,7 @@ class Checkpointer:
         os.remove(os.path.join(self.directory, entry))
     files.forget_missing(self.directory)  # the steps and tracker files deleted
 
-  def restore_latest(
-      self, state, *, with_tracker: bool = False
-  ) -> Optional[tuple[int, dict, dict, Optional[dict]]]:
+  def restore_latest(self, state, *, with_tracker: bool = False) -> Optional[tuple]:
     """(epoch, state items, host {'epoch', 'history'}, tracker state or None) of the newest
     readable checkpoint, or None. An unreadable step (cut, damaged, or with a tracker file that is
     not plain arrays) is logged and set aside, and the one before it is tried."""

@@ -26,15 +26,12 @@ def get_config(arg=None):
   config.search.seeds = (0,)
   # ResNet-18 on images: the usual CIFAR recipe (SGD, momentum 0.9, weight decay), its
   # learning rate, weight decay, epochs and augmentation selected like every model's.
-  config.model_defaults.resnet18 = dict(
-      train=dict(optimizer='momentum', learning_rate=0.05, weight_decay=5e-4)
+  sgd = dict(optimizer='momentum', learning_rate=0.05, weight_decay=5e-4)
+  config.model_defaults.resnet18 = dict(train=sgd)
+  grid = dict(
+      learning_rate=(0.01, 0.03, 0.1), weight_decay=(5e-5, 5e-4), epochs_fraction=(0.5, 1.0)
   )
-  config.search.space.resnet18 = dict(
-      train=dict(
-          learning_rate=(0.01, 0.03, 0.1), weight_decay=(5e-5, 5e-4), epochs_fraction=(0.5, 1.0)
-      ),
-      resnet18=dict(augment=(True, False)),
-  )
+  config.search.space.resnet18 = dict(train=grid, resnet18=dict(augment=(True, False)))
   space = config.search.space
   space.ntk_ecrn.train.epochs_fraction = ECRN_EPOCHS_FRACTIONS
   for model in ('ntk_ecrn', 'ntk_ecrn_infinite_self_tuned'):

@@ -48,26 +48,18 @@ def data_config(name: str) -> ml_collections.ConfigDict:
   # live does not change the run: a workdir resumes under another data_dir.
   config.data_dir = placeholder(str)
   if name == 'synthetic_regression':
-    # y = sum_k a_k sin(2 pi w_k^T x + phi_k) + eps, x ~ N(0, I_d)            (docs/spec.md §5)
-    config.input_dim = 8  # d
-    config.num_modes = 4  # K
-    config.frequency_scale = 0.25  # w_k ~ N(0, frequency_scale^2 I_d)
-    config.amplitude_min = 1.0  # a_k ~ U[amplitude_min, amplitude_max] / sqrt(K)
-    config.amplitude_max = 1.0  #   (min == max: the fixed a_k = amplitude / sqrt(K))
-    config.noise_std = 0.1  # eps ~ N(0, noise_std^2)
-    config.num_train = 1000
-    config.num_test = 1000
+    # y = sum_k a_k sin(2 pi w_k^T x + phi_k) + eps, x ~ N(0, I_d) (docs/spec.md §5): d inputs,
+    # K modes, w_k ~ N(0, frequency_scale^2 I_d), eps ~ N(0, noise_std^2) and
+    # a_k ~ U[amplitude_min, amplitude_max] / sqrt(K) (min == max: the fixed a_k).
+    config.update(input_dim=8, num_modes=4, frequency_scale=0.25, noise_std=0.1)
+    config.update(amplitude_min=1.0, amplitude_max=1.0, num_train=1000, num_test=1000)
   elif name == 'synthetic_classification':
-    # x | c ~ N(mu_c, Sigma), c ~ Categorical(class_weights)
-    config.input_dim = 16  # d
-    config.num_classes = 5
-    config.mean_scale = 0.5  # mu_c ~ N(0, mean_scale^2 I_d), drawn once per dataset
-    config.cluster_std = 1.0  # isotropic: Sigma = cluster_std^2 I_d
-    # 'isotropic', or 'anisotropic': one shared Sigma = cluster_std^2 A A^T / d, A_ij ~ N(0, 1).
-    config.covariance = 'isotropic'
-    config.class_weights = placeholder(tuple)  # None: uniform 1/C
-    config.num_train = 1000
-    config.num_test = 1000
+    # x | c ~ N(mu_c, Sigma), c ~ Categorical(class_weights) (None: uniform 1/C), d inputs;
+    # mu_c ~ N(0, mean_scale^2 I_d), drawn once per dataset; covariance 'isotropic':
+    # Sigma = cluster_std^2 I_d, or 'anisotropic': one shared Sigma = cluster_std^2 A A^T / d,
+    # A_ij ~ N(0, 1).
+    config.update(input_dim=16, num_classes=5, mean_scale=0.5, cluster_std=1.0, num_train=1000)
+    config.update(covariance='isotropic', class_weights=placeholder(tuple), num_test=1000)
   elif name == 'boston':
     config.csv_path = placeholder(str)  # required, see README
     config.target = 'MEDV'
@@ -104,16 +96,13 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
   config.ecrn.update(fourier_scale_factor=1.0, fourier_trainable=False, drop_rate=0.1, **init)
   config.mlp = dict(hidden_widths=(512, 512, 512), activation='relu', **init)
   config.resnet18 = dict(width=64, augment=True, mlp_widths=(64, 128, 256, 512), dtype='float32')
-  config.experiment = 'benchmark'
-  config.data = data_config(dataset)
-  config.seeds = (0, 1, 2, 3, 4)
+  config.update(experiment='benchmark', data=data_config(dataset), seeds=(0, 1, 2, 3, 4))
   config.models = MODELS
   config.train = dict(optimizer='adam', learning_rate=1e-3, momentum=0.9, weight_decay=0.0)
   config.train.update(schedule='cosine', warmup_epochs=0, epochs=100, batch_size=placeholder(int))
   config.train.batch_size = 128
   # Per-model overrides before the selected setting (cifar_subset: ResNet-18's SGD recipe).
-  config.model_defaults = ml_collections.ConfigDict()
-  config.variants = ml_collections.ConfigDict()
+  config.update(model_defaults=ml_collections.ConfigDict(), variants=ml_collections.ConfigDict())
   # The kernel-tracked models, then TrackingConfig's fields (vp_batch_size None: from memory).
   config.tracking = dict(models=('ntk_ecrn', 'mlp'), probe_size=256, top_k=10, modewise_k=5)
   config.tracking.update(dense_max_size=512, lanczos_iterations=40, num_probes=16)
@@ -124,10 +113,7 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
   )
   # The references: gp_ard's optimizer restarts (experiments/units.py).
   config.reference = dict(gp_restarts=2, gp_max_train=placeholder(int))
-  config.checkpoint_every = 25
-  config.eval_batch_size = 1024
-  config.search = search_config()
-  config.pinned = ()
+  config.update(checkpoint_every=25, eval_batch_size=1024, search=search_config(), pinned=())
   return config
 
 
@@ -160,18 +146,17 @@ def search_config() -> ml_collections.ConfigDict:
 
 def ablation_variants() -> ml_collections.ConfigDict:
   """One mechanism of the tuned NTK-ECRN changed at a time (docs/spec.md §5, the paper's claims)."""
-  variants = dict(
-      ntk_ecrn_no_fourier=dict(base='ntk_ecrn', ecrn=dict(fourier_features=None)),
-      ntk_ecrn_alpha1=dict(base='ntk_ecrn', ecrn=dict(alpha=1.0, alpha_schedule='constant')),
-      ntk_ecrn_no_stochastic_depth=dict(base='ntk_ecrn', ecrn=dict(drop_rate=0.0)),
+  ecrn = dict(  # each variant's ecrn block
+      ntk_ecrn_no_fourier=dict(fourier_features=None),
+      ntk_ecrn_alpha1=dict(alpha=1.0, alpha_schedule='constant'),
+      ntk_ecrn_no_stochastic_depth=dict(drop_rate=0.0),
       # For a tuned drop rate of 0, the ablation the other way round.
-      ntk_ecrn_drop_rate_0p1=dict(base='ntk_ecrn', ecrn=dict(drop_rate=0.1)),
+      ntk_ecrn_drop_rate_0p1=dict(drop_rate=0.1),
   )
   for factor in SIGMA_FF_FACTORS:
-    variants['ntk_ecrn_sigma_ff_x' + f'{factor:g}'.replace('.', 'p')] = dict(
-        base='ntk_ecrn', ecrn=dict(fourier_scale_factor=factor)
-    )
-  return ml_collections.ConfigDict(variants)
+    name = 'ntk_ecrn_sigma_ff_x' + f'{factor:g}'.replace('.', 'p')
+    ecrn[name] = dict(fourier_scale_factor=factor)
+  return ml_collections.ConfigDict({n: dict(base='ntk_ecrn', ecrn=e) for n, e in ecrn.items()})
 
 
 def variant_args(name: str, arg, valid=VARIANTS) -> list[str]:
