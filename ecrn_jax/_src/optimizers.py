@@ -61,7 +61,7 @@ def optimizer_hyperparams(config: TrainConfig, num_steps_per_epoch: int) -> dict
   """The numeric settings of `config`'s optimizer as weakly typed scalars (), which promote as
   the Python numbers they hold: 'learning_rate', 'momentum', 'weight_decay', 'warmup_steps'
   and 'decay_steps' (the cosine's steps after warm-up)."""
-  return {k: jnp.asarray(v) for k, v in _values(config, num_steps_per_epoch).items()}
+  return {k: jax.device_put(v) for k, v in _values(config, num_steps_per_epoch).items()}
 
 
 def _values(config: TrainConfig, num_steps_per_epoch: int) -> dict[str, float | int]:
