@@ -42,7 +42,7 @@ from ecrn_jax._src.empirical import empirical_ntk
 from ecrn_jax._src.infinite.batching import batch
 from ecrn_jax._src.infinite.kernel_fn import infinite_kernel_fn
 from ecrn_jax._src.infinite.twin import KERNELS
-from ecrn_jax._src.linalg import regularized_kernel, solve_with_jitter
+from ecrn_jax._src.linalg import finite_time_solve, regularized_kernel, solve_with_jitter
 from ecrn_jax._src.validation import (
     as_float_array,
     check_diag_reg,
@@ -104,7 +104,8 @@ def dual_coefficients(
     y_train: (N,) or (N, C) targets (or residuals Y − f₀(X)).
     diag_reg: relative ridge, r = diag_reg · tr(Θ)/N.
     t: None for t = ∞ (Cholesky solve, `solve_with_jitter`), a time >= 0, or a 1-D array of
-      T times (eigendecomposition of Θ_r; negative round-off eigenvalues are clipped at 0).
+      T times (eigendecomposition of Θ_r, `finite_time_solve`: negative round-off eigenvalues
+      clipped at 0, the residual checked as at t = ∞).
     learning_rate: η; only η·t matters.
     dtype: 'float64' (default) or 'float32' for the solve.
   Returns:
@@ -128,15 +129,8 @@ def dual_coefficients(
   regularized = regularized_kernel(k_train_train, diag_reg)
   if times is None:
     return solve_with_jitter(regularized, y_train).coefficients
-  eigenvalues, eigenvectors = scipy.linalg.eigh(regularized, check_finite=False)
-  eigenvalues = np.maximum(eigenvalues, 0.0)
-  tau = np.atleast_1d(times)[:, None] * (learning_rate / n)  # (T, 1)
-  exponent = eigenvalues[None, :] * tau  # (T, N)
-  safe = np.where(eigenvalues > 0, eigenvalues, 1.0)[None, :]
-  # (1 − e^{−λτ})/λ, which tends to τ as λ → 0.
-  gain = np.where(eigenvalues[None, :] > 0, -np.expm1(-exponent) / safe, tau)
-  projected = eigenvectors.T @ y_train.reshape(n, -1)  # (N, C)
-  coefficients = np.einsum('ij,tj,jc->tic', eigenvectors, gain.astype(dtype), projected)
+  tau = np.atleast_1d(times) * (learning_rate / n)  # (T,)
+  coefficients = finite_time_solve(regularized, y_train, tau).coefficients
   coefficients = coefficients.reshape((len(tau),) + y_train.shape)
   return coefficients if times.ndim else coefficients[0]
 
