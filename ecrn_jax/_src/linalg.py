@@ -249,14 +249,7 @@ def finite_time_solve(
       candidate[np.diag_indices_from(candidate)] += relative * scale
     eigenvalues, eigenvectors = scipy.linalg.eigh(candidate, check_finite=False)
     eigenvalues = np.maximum(eigenvalues, 0.0)
-    exponent = eigenvalues[None, :] * tau[:, None]  # (T, N)
-    safe = np.where(eigenvalues > 0, eigenvalues, 1.0)[None, :]
-    # (1 − e^{−λτ})/λ, which tends to τ as λ → 0.
-    gain = np.where(eigenvalues[None, :] > 0, -np.expm1(-exponent) / safe, tau[:, None])
-    projected = eigenvectors.T @ rhs  # (N, C)
-    coefficients = np.einsum('ij,tj,jc->tic', eigenvectors, gain.astype(dtype), projected)
-    reached = -np.expm1(-exponent).astype(dtype)  # (I − e^{−τM}) rhs, through V Λ Vᵀ
-    targets = np.einsum('ij,tj,jc->tic', eigenvectors, reached, projected)
+    coefficients, targets = spectral_coefficients(eigenvalues, eigenvectors, rhs, tau)
     residual = max(
         _relative_residuals(matrix, candidate, a, b)[0] for a, b in zip(coefficients, targets)
     )
@@ -279,6 +272,37 @@ def finite_time_solve(
       f'{best:.1e} (at jitter {at:.0e}·mean(diag)), above the tolerance '
       f'{RESIDUAL_TOLERANCE:.1e}. ' + _advice(dtype, explicit=False)
   )
+
+
+def spectral_coefficients(
+    eigenvalues: np.ndarray, eigenvectors: np.ndarray, rhs: np.ndarray, tau: Optional[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+  """(A, B), (T, N, C) each, for M = V Λ Vᵀ (Λ ≥ 0): A_τ = V g(Λ) Vᵀ rhs, g(λ) = (1 − e^{−λτ})/λ
+  (τ at λ = 0), and B_τ = V (1 − e^{−Λτ}) Vᵀ rhs, what M A_τ equals exactly; with tau None
+  (τ = ∞, T = 1), g = 1/λ (0 at λ = 0, which the residual then reports) and B = rhs.
+  rhs (N,) or (N, C), in M's dtype."""
+  n, dtype = eigenvectors.shape[0], eigenvectors.dtype
+  projected = eigenvectors.T @ rhs.reshape(n, -1)  # (N, C)
+  positive = eigenvalues > 0
+  safe = np.where(positive, eigenvalues, 1.0)[None, :]
+  if tau is None:
+    gain = np.where(positive, 1.0 / safe, 0.0)  # (1, N)
+    reached = np.ones_like(gain)
+  else:
+    exponent = eigenvalues[None, :] * tau[:, None]  # (T, N)
+    # (1 − e^{−λτ})/λ, which tends to τ as λ → 0.
+    gain = np.where(positive[None, :], -np.expm1(-exponent) / safe, tau[:, None])
+    reached = -np.expm1(-exponent)
+  coefficients = np.einsum('ij,tj,jc->tic', eigenvectors, gain.astype(dtype), projected)
+  if tau is None:
+    return coefficients, np.broadcast_to(rhs.reshape(1, n, -1), coefficients.shape)
+  targets = np.einsum('ij,tj,jc->tic', eigenvectors, reached.astype(dtype), projected)
+  return coefficients, targets
+
+
+def relative_residual(matrix, coefficients, rhs) -> float:
+  """max over columns of ‖M α − rhs‖/‖rhs‖, in float64 (0 for a zero column of rhs)."""
+  return _relative_residuals(matrix, matrix, coefficients, rhs)[0]
 
 
 def _relative_residuals(matrix, candidate, coefficients, rhs) -> tuple[float, float]:

@@ -23,6 +23,7 @@ from ecrn_jax import ECRN, ECRNConfig
 from ecrn_jax._src.infinite.deprecated import infinite_kernels  # the wrapper: same numbers
 from ecrn_jax import regression
 from ecrn_jax._src import linalg
+from ecrn_jax._src.regression import dual_coefficients_of_ridges as sweep_solve
 from ecrn_jax._src.linalg import RESIDUAL_TOLERANCE, solve_with_jitter
 import utils
 
@@ -764,3 +765,49 @@ def test_the_finite_time_solve_of_a_well_conditioned_kernel_is_accurate_without_
   for a, t in zip(coefficients, tau):
     expected = np.linalg.solve(k, y - scipy.linalg.expm(-t * k) @ y)
     np.testing.assert_allclose(a, expected, rtol=1e-9, atol=1e-12 * np.abs(expected).max())
+
+
+# ---------------------------------------------------------------------------
+# One eigendecomposition serves every ridge of a sweep.
+# ---------------------------------------------------------------------------
+
+
+def _rbf_problem(n=30, seed=2):
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(n, 3))
+  k = np.exp(-0.5 * np.sum((x[:, None] - x[None]) ** 2, axis=-1))
+  return k, rng.normal(size=(n, 2))
+
+
+@pytest.mark.x64
+@pytest.mark.parametrize('t', [None, 7.0, np.array([0.5, 10.0, 1e3])], ids=['inf', 'one', 'many'])
+def test_the_ridges_of_a_sweep_from_one_eigendecomposition_equal_separate_solves(t):
+  k, y = _rbf_problem()
+  ridges = (1e-6, 1e-3, 0.1, 1.0)
+  with warnings.catch_warnings():
+    warnings.simplefilter('error', regression.JitterWarning)
+    swept = sweep_solve(k, y, ridges, t=t, learning_rate=0.3)
+    separate = [
+        regression.dual_coefficients(k, y, diag_reg=r, t=t, learning_rate=0.3) for r in ridges
+    ]
+  assert swept.shape == (len(ridges),) + np.shape(separate[0])
+  # Cholesky (t = ∞) or one eigendecomposition per ridge against one for all: round-off apart,
+  # the kernel's condition number (~1e7 at the smallest ridge) times float64's eps.
+  for a, b in zip(swept, separate):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9 * np.abs(b).max())
+  assert np.abs(separate[0] - separate[-1]).max() > 1e-2 * np.abs(separate[0]).max()
+
+
+@pytest.mark.x64
+def test_a_ridge_too_small_for_one_eigendecomposition_is_solved_alone_with_its_jitter():
+  # A rank-2 kernel with no ridge: singular, so that ridge goes through dual_coefficients
+  # (jitter and its warning); the others come from the shared eigendecomposition.
+  rng = np.random.default_rng(3)
+  features = rng.normal(size=(20, 2))
+  k, y = features @ features.T, rng.normal(size=20)
+  with pytest.warns(regression.JitterWarning):
+    alone = regression.dual_coefficients(k, y, diag_reg=0.0)
+  with pytest.warns(regression.JitterWarning):
+    swept = sweep_solve(k, y, (0.0, 0.1))
+  np.testing.assert_array_equal(swept[0], alone)
+  np.testing.assert_allclose(swept[1], regression.dual_coefficients(k, y, diag_reg=0.1), rtol=1e-9)
