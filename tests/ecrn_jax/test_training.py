@@ -381,7 +381,7 @@ def test_traced_schedule_equals_optax_to_round_off(changes):
   config = TrainConfig(learning_rate=0.3, epochs=7, **changes)
   schedule = training.learning_rate_schedule(config, 3)
   # pylint: disable=protected-access
-  _, kind, warmup, _ = optimizers._optimizer_kind(config)
+  _, kind, warmup = optimizers._optimizer_kind(config)
   traced = jax.jit(lambda s, v: optimizers._schedule(kind, warmup, v)(s))
   # pylint: enable=protected-access
   values = optimizers.optimizer_hyperparams(config, 3)
@@ -441,7 +441,7 @@ def test_one_compilation_serves_every_learning_rate_weight_decay_and_momentum(op
   x, y = x.astype(np.float32), y.astype(np.float32)
   model = small_ecrn(width=19, dtype='float32')
   variables = model.init(jax.random.PRNGKey(0), x)
-  # Weight decay > 0 in all (= 0 keeps the optimizer state of an optax chain without it).
+  # Weight decay 0 among them: the decay is always in the program (0·θ at 0).
   config = TrainConfig(
       optimizer=optimizer,
       learning_rate=0.01,
@@ -471,6 +471,7 @@ def test_one_compilation_serves_every_learning_rate_weight_decay_and_momentum(op
     for changes in (
         {'learning_rate': 0.02},
         {'weight_decay': 1e-3},
+        {'weight_decay': 0.0},
         {'momentum': 0.5},
         {'epochs': 3, 'learning_rate': 3e-3, 'seed': 1},
     ):
