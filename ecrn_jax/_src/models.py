@@ -317,7 +317,7 @@ def traced(model: Any) -> tuple[Any, dict[str, Any]]:
           fourier_scale=1.0,
       )
   )
-  values = {k: tuple(jnp.asarray(v) for v in vs) for k, vs in _block_values(cfg).items()}
+  values = {k: tuple(jax.device_put(v) for v in vs) for k, vs in _block_values(cfg).items()}
   return structure, {HYPERPARAMS_COLLECTION: values}
 
 

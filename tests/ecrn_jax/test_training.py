@@ -354,6 +354,32 @@ def test_fused_minibatch_epochs_equal_the_step_by_step_loop():
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.x64
+def test_a_batchnorm_model_runs_fused_and_equals_the_step_by_step_loop():
+  # The ResNet-18 stand-in (BatchNorm, no convolution): on the fused path (its step is small),
+  # 'batch_stats' carried through the epoch's program as make_train_step updates them.
+  from experiments import resnet  # pylint: disable=g-import-not-at-top
+
+  x, y = regression_data(n=13)
+  model = resnet.ResidualMLP18(out_dim=1, widths=(4, 4, 4, 4), dtype='float64')
+  variables = model.init(jax.random.PRNGKey(2), x)
+  config = TrainConfig(optimizer='momentum', learning_rate=1e-2, epochs=2, batch_size=4, seed=5)
+  state = _initial_state(model, variables, config, 4)
+  step = training.make_train_step(model, config.loss)
+  assert training.fuse_epochs(step, state, x[:4], y[:4], jax.random.PRNGKey(0))
+  sizes = epochs.make_epoch(model, 'mse', 4)._cache_size()  # pylint: disable=protected-access
+  final, history = train(model, variables, (x, y), config)
+  assert epochs.make_epoch(model, 'mse', 4)._cache_size() > sizes  # pylint: disable=protected-access
+  losses, reference, _ = _step_by_step(model, variables, x, y, config, config.epochs)
+  np.testing.assert_allclose(history['step_loss'], losses, rtol=1e-12)
+  expected = {'params': reference.params, **reference.rest}
+  assert not np.allclose(
+      final['batch_stats']['stem_bn']['mean'], variables['batch_stats']['stem_bn']['mean']
+  )
+  for a, b in zip(jax.tree_util.tree_leaves(final), jax.tree_util.tree_leaves(expected)):
+    np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-14)
+
+
 def _constant_optimizer(config, steps_per_epoch):
   """The optax transformation `train` used before its values were traced: constants, weight
   decay only when > 0 (the reference of the traced optimizer)."""
