@@ -9,7 +9,7 @@ that share shapes compile nothing after the first (docs/spec.md §4.1's conventi
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 from flax.training import train_state
@@ -222,14 +222,14 @@ def take(x: jax.Array, y: jax.Array, indices: jax.Array) -> tuple[jax.Array, jax
   return x[indices], y[indices]
 
 
-@functools.lru_cache(maxsize=32)  # as make_train_epoch, and per batch size
-def _epoch_program(
-    model: nn.Module, loss: str, mutable: tuple[str, ...], batch_size: int
-) -> jax.stages.Wrapped:
-  step = _train_step(model, loss, mutable)
+def _epoch_body(step: Callable, batch_size: Optional[int]) -> Callable:
+  """(state, x, y, shuffle_key, epoch, dropout_key, values) → (state, the state before the last
+  step, losses (S,)): one epoch of `step`, the full batch when batch_size is None."""
 
-  @jax.jit
-  def run(state: TrainState, x, y, shuffle_key, epoch, dropout_key, values):
+  def epoch_fn(state, x, y, shuffle_key, epoch, dropout_key, values):
+    if batch_size is None:
+      new, value = step(state, x, y, dropout_key, values)
+      return new, state, value[None]
     n = x.shape[0]
     full = n // batch_size
     order = epoch_order(shuffle_key, epoch, n)
@@ -247,7 +247,66 @@ def _epoch_program(
       state, before_last, losses = new, state, jnp.append(losses, value)
     return state, before_last, losses
 
-  return run
+  return epoch_fn
+
+
+@functools.lru_cache(maxsize=32)  # as make_train_epoch, and per batch size
+def _epoch_program(
+    model: nn.Module, loss: str, mutable: tuple[str, ...], batch_size: int
+) -> jax.stages.Wrapped:
+  return jax.jit(_epoch_body(_train_step(model, loss, mutable), batch_size))
+
+
+@functools.lru_cache(maxsize=32)  # as make_epoch, and per capacity
+def _trial_program(
+    model: nn.Module, loss: str, mutable: tuple[str, ...], batch_size: Optional[int], capacity: int
+) -> jax.stages.Wrapped:
+  epoch_fn = _epoch_body(_train_step(model, loss, mutable), batch_size)
+
+  @jax.jit
+  def trial(state, x, y, shuffle_key, num_epochs, dropout_key, values):
+    def one(e, carry):
+      current, losses = carry
+      new, _, values_e = epoch_fn(current, x, y, shuffle_key, e + 1, dropout_key, values)
+      return new, losses.at[e].set(values_e)
+
+    shape = jax.eval_shape(epoch_fn, state, x, y, shuffle_key, 1, dropout_key, values)[2]
+    losses = jnp.full((capacity,) + shape.shape, jnp.nan, shape.dtype)
+    return jax.lax.fori_loop(0, num_epochs, one, (state, losses))
+
+  return trial
+
+
+def make_trial(
+    model: nn.Module,
+    loss: str,
+    batch_size: Optional[int],
+    epochs: int,
+    mutable: tuple[str, ...] = MUTABLE_COLLECTIONS,
+) -> Bound:
+  """A jitted run of epochs 1, …, E (state, x, y, shuffle_key, E, dropout_key) → (state, losses
+  (capacity, S), the first E rows filled): `make_epoch`'s epoch E times (the full batch, one step
+  an epoch, when batch_size is None) in one program, no host round trip between epochs. E is a
+  loop bound, not a shape: one program per structure, N, batch size and capacity, the power of
+  two ≥ `epochs` and ≥ 16 (every E up to it).
+
+  >>> import jax, numpy as np, ecrn_jax
+  >>> from ecrn_jax._src import epochs, optimizers
+  >>> model = ecrn_jax.MLP(ecrn_jax.MLPConfig(hidden_widths=(4,), dtype='float32'))
+  >>> x, y = np.ones((5, 2), np.float32), np.zeros(5, np.float32)
+  >>> config = ecrn_jax.TrainConfig(batch_size=2)
+  >>> state = epochs.initial_state(
+  ...     model.apply, model.init(jax.random.PRNGKey(0), x)['params'],
+  ...     optimizers.traced_optimizer(config), {}, optimizers.optimizer_hyperparams(config, 3))
+  >>> keys = epochs.seed_keys(0)
+  >>> state, losses = epochs.make_trial(model, 'mse', 2, 3)(state, x, y, keys[0], 3, keys[1])
+  >>> losses.shape, int(state.step)
+  ((16, 3), 9)
+  """
+  structure, values = traced(model)
+  capacity = max(16, 1 << max(0, epochs - 1).bit_length())
+  program = _trial_program(structure, loss, mutable, batch_size, capacity)
+  return Bound(program, structure, values)
 
 
 def make_epoch(

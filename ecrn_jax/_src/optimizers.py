@@ -52,8 +52,9 @@ def make_optimizer(config: TrainConfig, num_steps_per_epoch: int) -> optax.Gradi
 
   >>> import jax.numpy as jnp, ecrn_jax
   >>> optimizer = ecrn_jax.training.make_optimizer(ecrn_jax.TrainConfig(optimizer='adam'), 1)
-  >>> state = optimizer.init({'w': jnp.zeros(2)})
-  >>> updates, state = optimizer.update({'w': jnp.ones(2)}, state)
+  >>> params = {'w': jnp.zeros(2)}
+  >>> state = optimizer.init(params)
+  >>> updates, state = optimizer.update({'w': jnp.ones(2)}, state, params)  # params: the decay's
   >>> updates['w'].shape
   (2,)
   """

@@ -371,12 +371,31 @@ def _train_epoch(
   return state, last_good
 
 
+def _train_at_once(
+    model, batch_size, state, data, config, shuffle_key, dropout_key
+) -> Optional[tuple[TrainState, list[list[float]], float]]:
+  """Every epoch in one program (`epochs.make_trial`): (state, losses per epoch, seconds), or
+  None when a loss is not finite."""
+  start = time.perf_counter()
+  trial = programs.make_trial(model, config.loss, batch_size, config.epochs)
+  state, losses = trial(state, *data, shuffle_key, config.epochs, dropout_key)
+  losses = np.asarray(losses)[: config.epochs].tolist()
+  if not all(math.isfinite(v) for row in losses for v in row):
+    return None
+  return state, losses, time.perf_counter() - start
+
+
 @functools.lru_cache(maxsize=64)
 def _fused(program: Callable, signature: tuple[Any, tuple[jax.ShapeDtypeStruct, ...]]) -> bool:
-  """`fuse_epochs` of a step program, for arguments of `signature` (`_signature`): decided once
-  per program and shapes, not lowered again for every run."""
+  """`fuse_epochs` of a step program, for arguments of `signature` (`_signature`), and the step
+  keeps the state's types (a loop's carry cannot change them: a model that updates float32
+  batch statistics in float64 runs step by step). Decided once per program and shapes."""
   *args, values = jax.tree_util.tree_unflatten(*signature)
-  return fuse_epochs(Bound(program, None, values), *args)
+  if not fuse_epochs(Bound(program, None, values), *args):
+    return False
+  after = jax.eval_shape(program, *args, values)[0]
+  types = [jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), s) for s in (args[0], after)]
+  return types[0] == types[1]
 
 
 def _signature(*args) -> tuple[Any, tuple[jax.ShapeDtypeStruct, ...]]:
@@ -448,11 +467,13 @@ def train(
       optimizer_hyperparams(config, num_steps),
   )
   shuffle_key, dropout_key = programs.seed_keys(config.seed)
+  batch_size = config.batch_size if num_steps > 1 else None
+  b = x.shape[0] if batch_size is None else batch_size
+  xb, yb = (jax.ShapeDtypeStruct((b,) + a.shape[1:], a.dtype) for a in (x, y))
+  fused = _fused(step_fn.program, _signature(state, xb, yb, dropout_key, step_fn.values))
   epoch_fn = None
-  if config.batch_size is not None and num_steps > 1:
-    xb, yb = (jax.ShapeDtypeStruct((config.batch_size,) + a.shape[1:], a.dtype) for a in (x, y))
-    if _fused(step_fn.program, _signature(state, xb, yb, dropout_key, step_fn.values)):
-      epoch_fn = programs.make_epoch(model, config.loss, config.batch_size)
+  if fused and batch_size is not None:
+    epoch_fn = programs.make_epoch(model, config.loss, batch_size)
   history = {
       'epoch': [],
       'loss': [],
@@ -462,6 +483,14 @@ def train(
       'callback_seconds': 0.0,
   }
 
+  if fused and not callbacks and checkpoint is None and resume is None and config.epochs:
+    trained = _train_at_once(model, batch_size, state, (x, y), config, shuffle_key, dropout_key)
+    if trained is not None:  # else a non-finite loss: epoch by epoch below, the same error
+      state, losses, seconds = trained
+      history.update(epoch=list(range(1, config.epochs + 1)), train_seconds=seconds)
+      history['step_loss'] = [v for row in losses for v in row]
+      history['loss'] = [float(np.mean(row)) for row in losses]
+      return _variables_of(state), _snapshot(history)
   run_hooks = functools.partial(_run_hooks, callbacks, checkpoint, history)
   start_epoch = 0
   if resume is None:

@@ -150,14 +150,14 @@ def test_a_model_without_traced_values_is_its_own_structure():
 
 
 def test_training_other_alphas_drop_rates_and_sigma_ff_compiles_nothing():
-  # N = 12, B = 5: two full batches and the last two examples, all in the epoch's program.
+  # N = 12, B = 5: two full batches and the last two examples, both epochs in one program.
   x, y = data(n=12)
   config = TrainConfig(optimizer='adam', learning_rate=1e-2, epochs=2, batch_size=5)
   first = ecrn(21)
   train(first, first.init(jax.random.PRNGKey(0), x), (x, y), config)
-  step, epoch = training.make_train_step(first, 'mse'), epochs.make_epoch(first, 'mse', 5)
+  step, epoch = training.make_train_step(first, 'mse'), epochs.make_trial(first, 'mse', 5, 2)
   sizes = step._cache_size(), epoch._cache_size()  # pylint: disable=protected-access
-  assert sizes[1] >= 1  # the epochs ran fused (the step is lowered for the cost model only)
+  assert sizes[1] >= 1  # the whole run in one program (the step only lowered, for the cost model)
   cached = epochs._train_step.cache_info().currsize  # pylint: disable=protected-access
   runs = [(m, m.init(jax.random.PRNGKey(0), x)) for m in (ecrn(21, **c) for c in VARIANTS)]
   with backend_compilations() as compiled:

@@ -367,9 +367,15 @@ def test_a_batchnorm_model_runs_fused_and_equals_the_step_by_step_loop():
   state = _initial_state(model, variables, config, 4)
   step = training.make_train_step(model, config.loss)
   assert training.fuse_epochs(step, state, x[:4], y[:4], jax.random.PRNGKey(0))
-  sizes = epochs.make_epoch(model, 'mse', 4)._cache_size()  # pylint: disable=protected-access
-  final, history = train(model, variables, (x, y), config)
-  assert epochs.make_epoch(model, 'mse', 4)._cache_size() > sizes  # pylint: disable=protected-access
+  programs = epochs.make_epoch(model, 'mse', 4), epochs.make_trial(model, 'mse', 4, 2)
+  sizes = [p._cache_size() for p in programs]  # pylint: disable=protected-access
+  final, history = train(model, variables, (x, y), config, callbacks=[lambda *_: None])
+  whole, whole_history = train(model, variables, (x, y), config)
+  # Epoch by epoch (a callback), then every epoch in one program (none).
+  assert all(p._cache_size() > s for p, s in zip(programs, sizes))  # pylint: disable=protected-access
+  np.testing.assert_array_equal(whole_history['step_loss'], history['step_loss'])
+  for a, b in zip(jax.tree_util.tree_leaves(whole), jax.tree_util.tree_leaves(final)):
+    np.testing.assert_array_equal(a, b)
   losses, reference, _ = _step_by_step(model, variables, x, y, config, config.epochs)
   np.testing.assert_allclose(history['step_loss'], losses, rtol=1e-12)
   expected = {'params': reference.params, **reference.rest}
@@ -462,7 +468,7 @@ def test_traced_hyperparameters_equal_the_constant_optimizer(changes, batch_size
 @pytest.mark.parametrize('optimizer', ['momentum', 'adam'])
 def test_one_compilation_serves_every_learning_rate_weight_decay_and_momentum(optimizer):
   # A width no other test uses: the cached step and epoch programs are this test's alone.
-  # N = 18, B = 8: two full batches and the last two examples, all in the epoch's program.
+  # N = 18, B = 8: two full batches and the last two examples; the epochs in one program.
   x, y = regression_data(n=18)
   x, y = x.astype(np.float32), y.astype(np.float32)
   model = small_ecrn(width=19, dtype='float32')
@@ -478,9 +484,9 @@ def test_one_compilation_serves_every_learning_rate_weight_decay_and_momentum(op
   )
   train(model, variables, (x, y), config)
   step = training.make_train_step(model, 'mse')
-  epoch = epochs.make_epoch(model, 'mse', 8)
+  epoch = epochs.make_trial(model, 'mse', 8, 2)  # 2 and 3 epochs: one program (a loop bound)
   sizes = step._cache_size(), epoch._cache_size()  # pylint: disable=protected-access
-  assert sizes[1] >= 1  # the epochs ran fused (the step is lowered for the cost model only)
+  assert sizes[1] >= 1  # the run in one program (the step is lowered for the cost model only)
   compiled = []
 
   def listener(event, duration, **kwargs):
@@ -579,6 +585,28 @@ def test_non_finite_loss_stops_training_and_keeps_what_was_done(batch_size):
       np.testing.assert_allclose(a, b, rtol=1e-12)
   assert history['epoch'].tolist() == list(range(1, err.epoch))
   assert history['train_seconds'] > 0
+
+
+@pytest.mark.filterwarnings('ignore::RuntimeWarning')
+@pytest.mark.parametrize('batch_size', [None, 5], ids=['full_batch', 'minibatches'])
+@pytest.mark.x64
+def test_a_run_in_one_program_diverges_as_the_epoch_by_epoch_run(batch_size):
+  # Without hooks every epoch runs in one program; a non-finite loss reruns the epochs one by
+  # one, so the error, its step, history and variables are those of a run with a callback.
+  x, y = regression_data(n=16)
+  model = small_ecrn()
+  variables = model.init(jax.random.PRNGKey(0), x)
+  config = TrainConfig(learning_rate=1e40, epochs=50, batch_size=batch_size)
+  errors = []
+  for callbacks in ([], [lambda *_: None]):
+    with pytest.raises(TrainingDiverged) as info:
+      train(model, variables, (x, y), config, callbacks=callbacks)
+    errors.append(info.value)
+  whole, by_epoch = errors
+  assert (whole.step, whole.epoch, str(whole)) == (by_epoch.step, by_epoch.epoch, str(by_epoch))
+  np.testing.assert_array_equal(whole.history['step_loss'], by_epoch.history['step_loss'])
+  for a, b in zip(*map(jax.tree_util.tree_leaves, (whole.variables, by_epoch.variables))):
+    np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize(
