@@ -197,6 +197,114 @@ def solve_with_jitter(matrix, rhs, *, name: str = 'k_train_train + diag_reg·I')
   )
 
 
+class SpectralSolve(NamedTuple):
+  """`finite_time_solve`'s result.
+
+  coefficients: (T, N, C) A_τ for each τ; jitter: the absolute jitter added; residual: the
+  largest relative residual over the times and columns (`finite_time_solve`).
+  """
+
+  coefficients: np.ndarray
+  jitter: float
+  residual: float
+
+
+def finite_time_solve(
+    matrix, rhs, tau, *, name: str = 'k_train_train + diag_reg·I'
+) -> SpectralSolve:
+  """A_τ = M⁻¹(I − e^{−τM}) rhs for each τ of `tau`, by one eigendecomposition of M, checked
+  as `solve_with_jitter` checks its solve.
+
+  With M = V Λ Vᵀ (negative round-off eigenvalues clipped at 0), A_τ = V g(Λ) Vᵀ rhs with
+  g(λ) = (1 − e^{−λτ})/λ (τ at λ = 0). The relative residual ‖M A_τ − (I − e^{−τM}) rhs‖ /
+  ‖(I − e^{−τM}) rhs‖ (max over the times and columns, in float64, M applied as given and the
+  exponential through V Λ Vᵀ) measures the rounding error the targets meet: as τ → ∞ it is the
+  t = ∞ solve's ‖M α − rhs‖/‖rhs‖. Above `RESIDUAL_TOLERANCE`, M is decomposed again with
+  jitter j·tr(M)/N, j = 1e-10, …, 1e-2, with a `JitterWarning`, or a ValueError when none meets it.
+
+  Args:
+    matrix: (N, N) symmetric M, float32 or float64.
+    rhs: (N,) or (N, C), of M's dtype.
+    tau: (T,) times ≥ 0 (η·t/N in kernel regression).
+    name: how errors and warnings call M.
+  Returns:
+    `SpectralSolve(coefficients (T, N, C), jitter, residual)`.
+
+  >>> import numpy as np
+  >>> from ecrn_jax._src import linalg
+  >>> m, y = np.array([[2.0, 1.0], [1.0, 2.0]]), np.array([3.0, 3.0])
+  >>> solve = linalg.finite_time_solve(m, y, np.array([1e9]))
+  >>> solve.coefficients[0, :, 0].round(6), solve.jitter
+  (array([1., 1.]), 0.0)
+  """
+  matrix, rhs, tau = np.asarray(matrix), np.asarray(rhs), np.asarray(tau, np.float64)
+  n, dtype = matrix.shape[0], matrix.dtype
+  rhs = rhs.reshape(n, -1)
+  scale = mean_diagonal(matrix)
+  tried: list[tuple[float, Optional[float]]] = []
+  for relative in (0.0,) + JITTER_SCHEDULE:
+    candidate = matrix
+    if relative:
+      candidate = matrix.copy()
+      candidate[np.diag_indices_from(candidate)] += relative * scale
+    eigenvalues, eigenvectors = scipy.linalg.eigh(candidate, check_finite=False)
+    eigenvalues = np.maximum(eigenvalues, 0.0)
+    coefficients, targets = spectral_coefficients(eigenvalues, eigenvectors, rhs, tau)
+    residual = max(
+        _relative_residuals(matrix, candidate, a, b)[0] for a, b in zip(coefficients, targets)
+    )
+    if residual <= RESIDUAL_TOLERANCE:
+      if relative:
+        warnings.warn(
+            f'the finite-time solve with {name} needed jitter {relative:.0e}·mean(diag) = '
+            f'{relative * scale:.3e} on the diagonal: {_why_jitter(tried)}. With it the '
+            f'relative residual is {residual:.1e} (tolerance {RESIDUAL_TOLERANCE:.1e}, dtype '
+            f'{dtype}). ' + _advice(dtype),
+            JitterWarning,
+            stacklevel=3,
+        )
+      return SpectralSolve(coefficients, relative * scale, residual)
+    tried.append((relative, residual))
+  best, at = min((residual, relative) for relative, residual in tried if residual is not None)
+  raise ValueError(
+      f'the finite-time solve with {name} cannot be made accurate in {dtype}: with jitter up to '
+      f'{JITTER_SCHEDULE[-1]:.0e}·mean(diag), the smallest relative residual reached was '
+      f'{best:.1e} (at jitter {at:.0e}·mean(diag)), above the tolerance '
+      f'{RESIDUAL_TOLERANCE:.1e}. ' + _advice(dtype, explicit=False)
+  )
+
+
+def spectral_coefficients(
+    eigenvalues: np.ndarray, eigenvectors: np.ndarray, rhs: np.ndarray, tau: Optional[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+  """(A, B), (T, N, C) each, for M = V Λ Vᵀ (Λ ≥ 0): A_τ = V g(Λ) Vᵀ rhs, g(λ) = (1 − e^{−λτ})/λ
+  (τ at λ = 0), and B_τ = V (1 − e^{−Λτ}) Vᵀ rhs, what M A_τ equals exactly; with tau None
+  (τ = ∞, T = 1), g = 1/λ (0 at λ = 0, which the residual then reports) and B = rhs.
+  rhs (N,) or (N, C), in M's dtype."""
+  n, dtype = eigenvectors.shape[0], eigenvectors.dtype
+  projected = eigenvectors.T @ rhs.reshape(n, -1)  # (N, C)
+  positive = eigenvalues > 0
+  safe = np.where(positive, eigenvalues, 1.0)[None, :]
+  if tau is None:
+    gain = np.where(positive, 1.0 / safe, 0.0)  # (1, N)
+    reached = np.ones_like(gain)
+  else:
+    exponent = eigenvalues[None, :] * tau[:, None]  # (T, N)
+    # (1 − e^{−λτ})/λ, which tends to τ as λ → 0.
+    gain = np.where(positive[None, :], -np.expm1(-exponent) / safe, tau[:, None])
+    reached = -np.expm1(-exponent)
+  coefficients = np.einsum('ij,tj,jc->tic', eigenvectors, gain.astype(dtype), projected)
+  if tau is None:
+    return coefficients, np.broadcast_to(rhs.reshape(1, n, -1), coefficients.shape)
+  targets = np.einsum('ij,tj,jc->tic', eigenvectors, reached.astype(dtype), projected)
+  return coefficients, targets
+
+
+def relative_residual(matrix, coefficients, rhs) -> float:
+  """max over columns of ‖M α − rhs‖/‖rhs‖, in float64 (0 for a zero column of rhs)."""
+  return _relative_residuals(matrix, matrix, coefficients, rhs)[0]
+
+
 def _relative_residuals(matrix, candidate, coefficients, rhs) -> tuple[float, float]:
   """max over columns of ‖(A + jitter·I)α − y‖/‖y‖ and of ‖Aα − y‖/‖y‖, both in float64.
 

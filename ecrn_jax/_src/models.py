@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ecrn_jax._src.config import ECRNConfig, MLPConfig
 
@@ -97,6 +98,16 @@ def _check_fan_in(module: nn.Module, name: str, expected: int, got: int) -> None
     )
 
 
+def _normal(stddev: float) -> Callable[..., jax.Array]:
+  """N(0, stddev²) as flax's initializer draws it, the draw kept apart from its scaling (an
+  optimization barrier: a compiled `init` rounds as the op-by-op one, to the bit)."""
+
+  def init(key, shape, dtype):
+    return jax.lax.optimization_barrier(jax.random.normal(key, shape, dtype)) * stddev
+
+  return init
+
+
 class Dense(nn.Module):
   """A Dense layer in neural-tangents' conventions.
 
@@ -117,19 +128,17 @@ class Dense(nn.Module):
     if self.has_variable('params', 'kernel'):
       _check_fan_in(self, 'kernel', self.get_variable('params', 'kernel').shape[0], fan_in)
     if self.parameterization == 'ntk':
-      kernel = self.param(
-          'kernel', nn.initializers.normal(1.0), (fan_in, self.features), self.dtype
-      )
-      bias = self.param('bias', nn.initializers.normal(1.0), (self.features,), self.dtype)
+      kernel = self.param('kernel', _normal(1.0), (fan_in, self.features), self.dtype)
+      bias = self.param('bias', _normal(1.0), (self.features,), self.dtype)
       return (self.w_std / math.sqrt(fan_in)) * (x @ kernel) + self.b_std * bias
     if self.parameterization == 'standard':
       kernel = self.param(
           'kernel',
-          nn.initializers.normal(self.w_std / math.sqrt(fan_in)),
+          _normal(self.w_std / math.sqrt(fan_in)),
           (fan_in, self.features),
           self.dtype,
       )
-      bias = self.param('bias', nn.initializers.normal(self.b_std), (self.features,), self.dtype)
+      bias = self.param('bias', _normal(self.b_std), (self.features,), self.dtype)
       return x @ kernel + bias
     raise ValueError(
         "parameterization must be 'ntk' or 'standard', " f'got {self.parameterization!r}.'
@@ -155,7 +164,7 @@ class FourierFeatures(nn.Module):
     shape = (x.shape[-1], self.num_features)
 
     def init(key, shape, dtype):
-      return self.scale * jax.random.normal(key, shape, dtype)
+      return self.scale * jax.lax.optimization_barrier(jax.random.normal(key, shape, dtype))
 
     collection = 'params' if self.trainable else FOURIER_COLLECTION
     if self.has_variable(collection, 'B'):
@@ -186,6 +195,11 @@ class ECRN(nn.Module):
   """
 
   config: ECRNConfig
+
+  @nn.nowrap
+  def init(self, rngs, *args, **kwargs):  # pylint: disable=arguments-differ
+    """flax's `init`; `init(key, x)` runs as one compiled program per structure (`jit_init`)."""
+    return jit_init(self, rngs, *args, **kwargs)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -243,6 +257,11 @@ class MLP(nn.Module):
 
   config: MLPConfig
 
+  @nn.nowrap
+  def init(self, rngs, *args, **kwargs):  # pylint: disable=arguments-differ
+    """flax's `init`; `init(key, x)` runs as one compiled program per structure (`jit_init`)."""
+    return jit_init(self, rngs, *args, **kwargs)
+
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     del train
@@ -298,7 +317,7 @@ def traced(model: Any) -> tuple[Any, dict[str, Any]]:
           fourier_scale=1.0,
       )
   )
-  values = {k: tuple(jnp.asarray(v) for v in vs) for k, vs in _block_values(cfg).items()}
+  values = {k: tuple(jax.device_put(v) for v in vs) for k, vs in _block_values(cfg).items()}
   return structure, {HYPERPARAMS_COLLECTION: values}
 
 
@@ -344,3 +363,51 @@ def jit_apply(model: Any) -> Callable[[Mapping[str, Any], jax.Array], jax.Array]
   except TypeError:  # an unhashable module: its own program
     apply = jax.jit(structure.apply)
   return lambda variables, x: apply({**variables, **values}, x)
+
+
+@functools.lru_cache(maxsize=32)  # keyed by structure (shapes), not by σ_ff
+def _init_program(structure: nn.Module) -> Callable:
+  def init(rngs, x, fourier_scale):
+    variables = nn.Module.init(structure, rngs, x)
+    for collection in (FOURIER_COLLECTION, 'params'):  # B = σ_ff · N(0, 1), as at σ_ff = 1
+      ff = variables.get(collection, {}).get('fourier_features', {})
+      if 'B' in ff:
+        ff = {**ff, 'B': fourier_scale * ff['B']}
+        sub = {**variables[collection], 'fourier_features': ff}
+        variables = {**variables, collection: sub}
+    return variables
+
+  return jax.jit(init)
+
+
+def jit_init(model: Any, rngs: Any, *args, **kwargs) -> Any:
+  """`model.init(rngs, *args, **kwargs)`; for the plain `init(key, x)` (evaluation mode), one
+  compiled program per structure (`traced`) and shapes, instead of one small program per
+  operation and shape, σ_ff an argument: the same variables, to the bit.
+
+  >>> import flax.linen as nn, jax, numpy as np, ecrn_jax
+  >>> config = ecrn_jax.ECRNConfig(width=8, depth=1, fourier_features=4, fourier_scale=2.5)
+  >>> model, x = ecrn_jax.ECRN(config), np.ones((1, 3), np.float32)
+  >>> compiled = ecrn_jax.models.jit_init(model, jax.random.PRNGKey(0), x)
+  >>> op_by_op = nn.Module.init(model, jax.random.PRNGKey(0), x)
+  >>> leaves = map(jax.tree_util.tree_leaves, (compiled, op_by_op))
+  >>> all(np.array_equal(a, b) for a, b in zip(*leaves))
+  True
+  """
+  plain = (
+      len(args) == 1
+      and isinstance(args[0], (np.ndarray, jax.Array))
+      and isinstance(rngs, (jax.Array, dict))
+      and set(kwargs) <= {'train'}
+      and not kwargs.get('train', False)
+  )
+  if not plain:
+    return nn.Module.init(model, rngs, *args, **kwargs)
+  structure, _ = traced(model)
+  # The structure of an ECRN draws B at σ_ff = 1; other models keep their own σ_ff.
+  scale = model.config.fourier_scale if structure is not model else 1.0
+  try:
+    program = _init_program(structure)
+  except TypeError:  # an unhashable module: op by op
+    return nn.Module.init(model, rngs, *args, **kwargs)
+  return program(rngs, args[0], scale)

@@ -45,12 +45,16 @@ def make_optimizer(config: TrainConfig, num_steps_per_epoch: int) -> optax.Gradi
 
   `train` runs the same transformation with the hyperparameters traced (`optimizer_hyperparams`),
   so that runs that differ only in their values share one compiled step; only the optimizer,
-  the schedule, whether it warms up and whether weight_decay > 0 change its program and state.
+  the schedule and whether it warms up change its program and state. Weight decay is always
+  applied (AdamW, or L2 added to SGD's gradient): at weight_decay = 0 it adds 0·θ, which leaves
+  every update as the optimizer without it computes it, so a search over weight decay,
+  0 included, runs one program.
 
   >>> import jax.numpy as jnp, ecrn_jax
   >>> optimizer = ecrn_jax.training.make_optimizer(ecrn_jax.TrainConfig(optimizer='adam'), 1)
-  >>> state = optimizer.init({'w': jnp.zeros(2)})
-  >>> updates, state = optimizer.update({'w': jnp.ones(2)}, state)
+  >>> params = {'w': jnp.zeros(2)}
+  >>> state = optimizer.init(params)
+  >>> updates, state = optimizer.update({'w': jnp.ones(2)}, state, params)  # params: the decay's
   >>> updates['w'].shape
   (2,)
   """
@@ -61,7 +65,7 @@ def optimizer_hyperparams(config: TrainConfig, num_steps_per_epoch: int) -> dict
   """The numeric settings of `config`'s optimizer as weakly typed scalars (), which promote as
   the Python numbers they hold: 'learning_rate', 'momentum', 'weight_decay', 'warmup_steps'
   and 'decay_steps' (the cosine's steps after warm-up)."""
-  return {k: jnp.asarray(v) for k, v in _values(config, num_steps_per_epoch).items()}
+  return {k: jax.device_put(v) for k, v in _values(config, num_steps_per_epoch).items()}
 
 
 def _values(config: TrainConfig, num_steps_per_epoch: int) -> dict[str, float | int]:
@@ -77,14 +81,13 @@ def _values(config: TrainConfig, num_steps_per_epoch: int) -> dict[str, float | 
   }
 
 
-def _optimizer_kind(config: TrainConfig) -> tuple[str, Optional[str], bool, bool]:
-  """(optimizer, schedule, warm-up or not, weight decay or not): what shapes the optimizer's
-  program and state (as before the values were traced, so checkpoints keep their structure);
+def _optimizer_kind(config: TrainConfig) -> tuple[str, Optional[str], bool]:
+  """(optimizer, schedule, warm-up or not): what shapes the optimizer's program and state;
   schedule is None for a constant η without warm-up (no step count in the state)."""
-  warmup, decayed = config.warmup_epochs > 0, config.weight_decay > 0
+  warmup = config.warmup_epochs > 0
   if config.schedule == 'constant' and not warmup:
-    return config.optimizer, None, False, decayed
-  return config.optimizer, config.schedule, warmup, decayed
+    return config.optimizer, None, False
+  return config.optimizer, config.schedule, warmup
 
 
 def _schedule(schedule: str, warms_up: bool, values: Mapping[str, Any]) -> optax.Schedule:
@@ -113,17 +116,16 @@ def _schedule(schedule: str, warms_up: bool, values: Mapping[str, Any]) -> optax
 
 
 def _build_optimizer(
-    optimizer: str, schedule: Optional[str], warmup: bool, decayed: bool, values: Mapping[str, Any]
+    optimizer: str, schedule: Optional[str], warmup: bool, values: Mapping[str, Any]
 ) -> optax.GradientTransformation:
-  """The optax transformation of kind (optimizer, schedule, warmup, decayed) (`_optimizer_kind`)
-  with `values` (numbers or traced)."""
+  """The optax transformation of kind (optimizer, schedule, warmup) (`_optimizer_kind`) with
+  `values` (numbers or traced)."""
   lr = values['learning_rate'] if schedule is None else _schedule(schedule, warmup, values)
   wd = values['weight_decay']
   if optimizer == 'adam':
-    return optax.adamw(lr, weight_decay=wd) if decayed else optax.adam(lr)
+    return optax.adamw(lr, weight_decay=wd)
   momentum = values['momentum'] if optimizer == 'momentum' else None
-  sgd = optax.sgd(lr, momentum=momentum)
-  return optax.chain(optax.add_decayed_weights(wd), sgd) if decayed else sgd
+  return optax.chain(optax.add_decayed_weights(wd), optax.sgd(lr, momentum=momentum))
 
 
 _PLACEHOLDER_VALUES = {
@@ -135,19 +137,19 @@ _PLACEHOLDER_VALUES = {
 }
 
 
-@functools.lru_cache(maxsize=None)  # one per kind: 3 optimizers × 4 schedules × 2 at most
+@functools.lru_cache(maxsize=None)  # one per kind: 3 optimizers × 4 schedules at most
 def _traced_optimizer(
-    optimizer: str, schedule: Optional[str], warmup: bool, decayed: bool
+    optimizer: str, schedule: Optional[str], warmup: bool
 ) -> optax.GradientTransformationExtraArgs:
   """The transformation of that kind (`_optimizer_kind`) whose update takes the values as
   `hyperparameters` (`optimizer_hyperparams`): one object, hence one compiled step, per kind."""
 
   def init(params):  # the state depends on no value
-    kind = optimizer, schedule, warmup, decayed
+    kind = optimizer, schedule, warmup
     return _build_optimizer(*kind, _PLACEHOLDER_VALUES).init(params)
 
   def update(updates, state, params=None, *, hyperparams):
-    kind = optimizer, schedule, warmup, decayed
+    kind = optimizer, schedule, warmup
     return _build_optimizer(*kind, hyperparams).update(updates, state, params)
 
   return optax.GradientTransformationExtraArgs(init, update)

@@ -42,7 +42,15 @@ from ecrn_jax._src.empirical import empirical_ntk
 from ecrn_jax._src.infinite.batching import batch
 from ecrn_jax._src.infinite.kernel_fn import infinite_kernel_fn
 from ecrn_jax._src.infinite.twin import KERNELS
-from ecrn_jax._src.linalg import regularized_kernel, solve_with_jitter
+from ecrn_jax._src.linalg import (
+    RESIDUAL_TOLERANCE,
+    finite_time_solve,
+    mean_diagonal,
+    regularized_kernel,
+    relative_residual,
+    solve_with_jitter,
+    spectral_coefficients,
+)
 from ecrn_jax._src.validation import (
     as_float_array,
     check_diag_reg,
@@ -104,7 +112,8 @@ def dual_coefficients(
     y_train: (N,) or (N, C) targets (or residuals Y − f₀(X)).
     diag_reg: relative ridge, r = diag_reg · tr(Θ)/N.
     t: None for t = ∞ (Cholesky solve, `solve_with_jitter`), a time >= 0, or a 1-D array of
-      T times (eigendecomposition of Θ_r; negative round-off eigenvalues are clipped at 0).
+      T times (eigendecomposition of Θ_r, `finite_time_solve`: negative round-off eigenvalues
+      clipped at 0, the residual checked as at t = ∞).
     learning_rate: η; only η·t matters.
     dtype: 'float64' (default) or 'float32' for the solve.
   Returns:
@@ -128,17 +137,63 @@ def dual_coefficients(
   regularized = regularized_kernel(k_train_train, diag_reg)
   if times is None:
     return solve_with_jitter(regularized, y_train).coefficients
-  eigenvalues, eigenvectors = scipy.linalg.eigh(regularized, check_finite=False)
-  eigenvalues = np.maximum(eigenvalues, 0.0)
-  tau = np.atleast_1d(times)[:, None] * (learning_rate / n)  # (T, 1)
-  exponent = eigenvalues[None, :] * tau  # (T, N)
-  safe = np.where(eigenvalues > 0, eigenvalues, 1.0)[None, :]
-  # (1 − e^{−λτ})/λ, which tends to τ as λ → 0.
-  gain = np.where(eigenvalues[None, :] > 0, -np.expm1(-exponent) / safe, tau)
-  projected = eigenvectors.T @ y_train.reshape(n, -1)  # (N, C)
-  coefficients = np.einsum('ij,tj,jc->tic', eigenvectors, gain.astype(dtype), projected)
+  tau = np.atleast_1d(times) * (learning_rate / n)  # (T,)
+  coefficients = finite_time_solve(regularized, y_train, tau).coefficients
   coefficients = coefficients.reshape((len(tau),) + y_train.shape)
   return coefficients if times.ndim else coefficients[0]
+
+
+def dual_coefficients_of_ridges(
+    k_train_train,
+    y_train,
+    diag_regs: Sequence[float],
+    *,
+    t=None,
+    learning_rate: float = 1.0,
+    dtype: str = 'float64',
+) -> np.ndarray:
+  """`dual_coefficients` for every ridge of a sweep from one eigendecomposition of Θ.
+
+  Θ + r·I = V (Λ + r) Vᵀ: each ridge costs O(N²C) (its residual check included), not a
+  factorization. A ridge whose relative residual (`finite_time_solve`'s, the t = ∞ solve's at
+  t = None) misses `RESIDUAL_TOLERANCE` is solved alone by `dual_coefficients` (with its jitter
+  and its warning or error). Equal to separate `dual_coefficients` calls to round-off.
+
+  Args:
+    k_train_train, y_train, t, learning_rate, dtype: as `dual_coefficients`.
+    diag_regs: R relative ridges, each r·tr(Θ)/N on the diagonal.
+  Returns:
+    (R, ...) : `dual_coefficients`' result for each ridge, stacked.
+
+  >>> import numpy as np
+  >>> from ecrn_jax._src import regression
+  >>> k, y = np.array([[2.0, 1.0], [1.0, 2.0]]), np.array([3.0, 3.0])
+  >>> regression.dual_coefficients_of_ridges(k, y, [0.0, 0.5]).round(6)
+  array([[1.  , 1.  ],
+         [0.75, 0.75]])
+  """
+  ridges = [check_diag_reg(r) for r in diag_regs]
+  times = check_time(t, learning_rate)
+  k_train_train, y_train, _ = check_kernels(k_train_train, y_train, None, dtype)
+  n = k_train_train.shape[0]
+  eigenvalues, eigenvectors = scipy.linalg.eigh(k_train_train, check_finite=False)
+  scale = mean_diagonal(k_train_train)
+  tau = None if times is None else np.atleast_1d(times) * (learning_rate / n)
+  out = []
+  for ridge in ridges:
+    shifted = np.maximum(eigenvalues + ridge * scale, 0.0)
+    coefficients, targets = spectral_coefficients(shifted, eigenvectors, y_train, tau)
+    regularized = regularized_kernel(k_train_train, ridge)
+    residual = max(relative_residual(regularized, a, b) for a, b in zip(coefficients, targets))
+    if residual > RESIDUAL_TOLERANCE:  # alone, with jitter if it needs it
+      single = dual_coefficients(
+          k_train_train, y_train, diag_reg=ridge, t=t, learning_rate=learning_rate, dtype=dtype
+      )
+      out.append(np.asarray(single))
+      continue
+    coefficients = coefficients.reshape((len(coefficients),) + y_train.shape)
+    out.append(coefficients if times is not None and times.ndim else coefficients[0])
+  return np.stack(out)
 
 
 def kernel_regression(

@@ -27,15 +27,19 @@ import time
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 import flax.linen as nn
-from flax.training import train_state
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from ecrn_jax._src import empirical
-from ecrn_jax._src.losses import LOSS_FNS
-from ecrn_jax._src.models import Bound, traced
+from ecrn_jax._src import epochs as programs
+from ecrn_jax._src.epochs import _canonical
+from ecrn_jax._src.epochs import fuse_epochs
+from ecrn_jax._src.epochs import make_train_epoch  # pylint: disable=unused-import
+from ecrn_jax._src.epochs import make_train_step
+from ecrn_jax._src.epochs import MUTABLE_COLLECTIONS  # pylint: disable=unused-import
+from ecrn_jax._src.epochs import TrainState
+from ecrn_jax._src.models import Bound
 from ecrn_jax._src.optimizers import learning_rate_schedule  # pylint: disable=unused-import
 from ecrn_jax._src.optimizers import make_optimizer  # pylint: disable=unused-import
 from ecrn_jax._src.optimizers import optimizer_hyperparams
@@ -148,139 +152,6 @@ def steps_per_epoch(config: TrainConfig, num_examples: int) -> int:
   return -(-num_examples // config.batch_size)
 
 
-MUTABLE_COLLECTIONS = ('batch_stats',)
-
-
-class TrainState(train_state.TrainState):
-  """flax's TrainState over 'params', plus `rest`: the variables' other collections, and
-  `hyperparams`: None, or the optimizer's values (`optimizer_hyperparams`), passed to a `tx` of
-  `train` as arguments (traced in the compiled step, not constants). `create` starts the step
-  count as an int32 array, the type the steps keep (not a Python 0, a second program)."""
-
-  rest: Any = None
-  hyperparams: Any = None
-
-  @classmethod
-  def create(cls, *, apply_fn, params, tx, **kwargs):
-    state = super().create(apply_fn=apply_fn, params=params, tx=tx, **kwargs)
-    return state.replace(step=jnp.zeros((), jnp.int32))
-
-  def apply_gradients(self, *, grads, **kwargs):
-    if self.hyperparams is None:
-      return super().apply_gradients(grads=grads, **kwargs)
-    updates, opt_state = self.tx.update(
-        grads, self.opt_state, self.params, hyperparams=self.hyperparams
-    )
-    params = optax.apply_updates(self.params, updates)
-    return self.replace(step=self.step + 1, params=params, opt_state=opt_state, **kwargs)
-
-
-@functools.lru_cache(maxsize=32)
-def _canonical(model: nn.Module) -> nn.Module:
-  """The first model seen equal to `model`: equal models give equal `apply_fn`s (bound methods
-  compare their instances by identity), so a `TrainState` of either reuses the compiled step."""
-  return model
-
-
-@functools.lru_cache(maxsize=32)  # bound values: a few scalars each; the programs are below
-def make_train_step(
-    model: nn.Module, loss: str, mutable: tuple[str, ...] = MUTABLE_COLLECTIONS
-) -> Bound:
-  """A jitted step (state, x, y, dropout_key) → (state, loss before the step).
-
-  `state` is a `TrainState`: 'params' with the optimizer, the other collections in
-  state.rest. Those of them named in `mutable` (a tuple; BatchNorm's 'batch_stats') take the
-  values that the training-mode forward pass computes; the others are held constant. The
-  stochastic-depth key is fold_in(dropout_key, state.step). The optimizer's values are
-  arguments (state.hyperparams) and so are the model's α, drop rates and σ_ff (`models.traced`):
-  one compiled program serves every model of the same structure (`Bound`).
-  """
-  structure, values = traced(model)
-  return Bound(_train_step(structure, loss, mutable), structure, values)
-
-
-@functools.lru_cache(maxsize=32)  # keyed by structure (shapes), not by hyperparameter values
-def _train_step(model: nn.Module, loss: str, mutable: tuple[str, ...]) -> jax.stages.Wrapped:
-  """`make_train_step`'s program, with the model's traced values (`models.traced`) last."""
-  loss_fn = LOSS_FNS[loss]
-
-  @jax.jit
-  def step(state: TrainState, x, y, dropout_key, values):
-    key = jax.random.fold_in(dropout_key, state.step)
-    updated = [name for name in mutable if name in state.rest]
-
-    def objective(params):
-      variables = {'params': params, **state.rest, **values}
-      if updated:
-        out, updates = model.apply(variables, x, train=True, rngs={'dropout': key}, mutable=updated)
-      else:
-        out, updates = model.apply(variables, x, train=True, rngs={'dropout': key}), {}
-      return loss_fn(out.reshape(out.shape[0], -1), y), updates
-
-    (value, updates), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-    state = state.apply_gradients(grads=grads)
-    return state.replace(rest={**state.rest, **updates}), value
-
-  return step
-
-
-# Above this many FLOPs a step is compute-bound: running an epoch as one loop saves nothing
-# measurable (CPU, MLP 3×512 on CIFAR at batch 128, 1.2e9 FLOPs: fused 0.74–0.90× the
-# step-by-step time; NTK-ECRN with 4,096 Fourier features, 6.3e9: 1.02–1.14×).
-FUSE_MAX_FLOPS = 2e9
-
-
-def fuse_epochs(step: Bound, state: 'TrainState', x, y, dropout_key) -> bool:
-  """Whether `train` runs an epoch's full batches as one compiled loop (`make_train_epoch`):
-  when one step of `step` on the batch (x, y) costs at most FUSE_MAX_FLOPS (its dispatch then
-  matters) and, on a CPU, holds no convolution (XLA:CPU runs a convolution inside a loop body
-  ~30× slower than alone: a ResNet-18 of width 16, 4 steps of 128 images, 186 s against 5.5 s).
-  """
-  try:
-    lowered = step.lower(state, x, y, dropout_key)
-    cost = lowered.cost_analysis()
-  except Exception:  # pylint: disable=broad-except   (no cost model: do not guess)
-    return False
-  cost = cost[0] if isinstance(cost, (list, tuple)) and cost else cost
-  flops = cost.get('flops') if isinstance(cost, dict) else None
-  if flops is None or not 0 <= flops <= FUSE_MAX_FLOPS:
-    return False
-  return jax.default_backend() != 'cpu' or 'convolution' not in lowered.as_text()
-
-
-@functools.lru_cache(maxsize=32)  # as make_train_step
-def make_train_epoch(
-    model: nn.Module, loss: str, mutable: tuple[str, ...] = MUTABLE_COLLECTIONS
-) -> Bound:
-  """A jitted run of equal-size steps (state, x, y, batches, dropout_key) → (state, the state
-  before the last step, losses (S,)).
-
-  `batches` (S, B) int: the example indices of each step; step s is `make_train_step`'s step on
-  (x[batches[s]], y[batches[s]]), all S in one compiled loop (one dispatch, no host sync between
-  steps). Losses are those before each step, as the step returns them. Cached; one program per
-  structure, as `make_train_step`.
-  """
-  structure, values = traced(model)
-  return Bound(_train_epoch_program(structure, loss, mutable), structure, values)
-
-
-@functools.lru_cache(maxsize=32)
-def _train_epoch_program(model: nn.Module, loss: str, mutable: tuple[str, ...]) -> Callable:
-  step = _train_step(model, loss, mutable)
-
-  @jax.jit
-  def run(state: TrainState, x, y, batches, dropout_key, values):
-    def body(carry, indices):
-      current, _ = carry
-      new, value = step(current, x[indices], y[indices], dropout_key, values)
-      return (new, current), value
-
-    (state, before_last), losses = jax.lax.scan(body, (state, state), batches)
-    return state, before_last, losses
-
-  return run
-
-
 # ---------------------------------------------------------------------------
 # The loop.
 # ---------------------------------------------------------------------------
@@ -294,7 +165,8 @@ def _check_inputs(variables: Mapping[str, Any], data, config: TrainConfig):
     x, y = data
   except (TypeError, ValueError) as e:
     raise ValueError('data must be a pair (x, y) of arrays with the same first axis.') from e
-  x, y = jnp.asarray(x), jnp.asarray(y)
+  given = x, y
+  x, y = _host_view(x), _host_view(y)
   if x.ndim < 2:
     raise ValueError(f'x must be batched, shape (N, d), got {x.shape}.')
   if y.ndim < 1 or y.shape[0] != x.shape[0]:
@@ -317,12 +189,23 @@ def _check_inputs(variables: Mapping[str, Any], data, config: TrainConfig):
     )
   if 'params' not in variables:
     raise ValueError(f"variables must contain a 'params' collection, got {list(variables)}.")
+  # On the device without a program per shape; JAX arrays as they were given.
+  x, y = (a if isinstance(a, jax.Array) else jax.device_put(v) for a, v in zip(given, (x, y)))
   return x, y
 
 
+def _host_view(a) -> Any:
+  """`a` as NumPy where that costs no copy (NumPy data, a JAX array on the CPU): NumPy checks it
+  without compiling a program per shape; a JAX array on an accelerator stays there."""
+  if isinstance(a, jax.Array) and any(d.platform != 'cpu' for d in a.devices()):
+    return a
+  return np.asarray(a)
+
+
 def _num_outputs(model: nn.Module, variables: Mapping[str, Any], x: jax.Array) -> int:
-  """C, the model's outputs per example, from its shapes alone (no FLOPs)."""
-  return int(np.prod(empirical.output_shape(model, variables, x, name='x')[1:]))
+  """C, the model's outputs per example, from its shapes alone (no FLOPs, no slice of x)."""
+  example = np.zeros((1,) + x.shape[1:], x.dtype)
+  return int(np.prod(empirical.output_shape(model, variables, example, name='x')[1:]))
 
 
 def _check_targets(y: jax.Array, num_outputs: int, loss: str) -> None:
@@ -357,11 +240,6 @@ def _snapshot(history: dict) -> dict:
   return out
 
 
-def _epoch_order(shuffle_key: jax.Array, epoch: int, n: int) -> jax.Array:
-  """The order (n,) in which epoch `epoch` visits the examples (every path of `train`)."""
-  return jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n)
-
-
 def _batches(
     x, y, config: TrainConfig, epoch: int, shuffle_key: jax.Array
 ) -> Iterator[tuple[jax.Array, jax.Array]]:
@@ -372,10 +250,9 @@ def _batches(
     yield x, y
     return
   assert config.batch_size is not None  # steps_per_epoch is 1 without a batch size
-  order = _epoch_order(shuffle_key, epoch, n)
+  order = np.asarray(programs.epoch_order(shuffle_key, epoch, n=n))
   for b in range(num_steps):
-    idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-    yield x[idx], y[idx]
+    yield programs.take(x, y, order[b * config.batch_size : (b + 1) * config.batch_size])
 
 
 def _resumed(
@@ -463,27 +340,22 @@ def _train_epoch(
 ) -> tuple[TrainState, TrainState]:
   """The steps of one epoch, recorded in `history`: (state, the last state with a finite loss).
 
-  With `epoch_fn` (`make_train_epoch`) the full batches run as one compiled loop; an epoch with
-  a non-finite loss is then replayed step by step from its start, so the error is the same.
+  With `epoch_fn` (`epochs.make_epoch`) the epoch runs as one compiled program; an epoch with a
+  non-finite loss is then replayed step by step from its start, so the error is the same.
   Raises `TrainingDiverged` at a non-finite loss.
   """
   start = time.perf_counter()
-  n = x.shape[0]
-  batches: Iterable[tuple[jax.Array, jax.Array]] = _batches(x, y, config, epoch, shuffle_key)
+  batches: Iterable[tuple[jax.Array, jax.Array]] = ()
   losses = []
-  if epoch_fn is not None and steps_per_epoch(config, n) > 1:
-    order = _epoch_order(shuffle_key, epoch, n)
-    full = n // config.batch_size
-    fused = order[: full * config.batch_size].reshape(full, config.batch_size)
-    new_state, before_last, values = epoch_fn(state, x, y, fused, dropout_key)
+  if epoch_fn is not None:
+    new_state, before_last, values = epoch_fn(state, x, y, shuffle_key, epoch, dropout_key)
     values = np.asarray(values).tolist()
     if all(math.isfinite(v) for v in values):
       losses = values
       history['step_loss'].extend(values)
       state, last_good = new_state, before_last
-      rest = order[full * config.batch_size :]
-      batches = [(x[rest], y[rest])] if rest.shape[0] else []
-    # else: `batches` replays the whole epoch step by step from its start.
+  if not losses:  # step by step, or the replay of a fused epoch with a non-finite loss
+    batches = _batches(x, y, config, epoch, shuffle_key)
   for xb, yb in batches:
     new_state, value = step_fn(state, xb, yb, dropout_key)
     value = float(value)
@@ -497,6 +369,39 @@ def _train_epoch(
   history['epoch'].append(epoch)
   history['loss'].append(float(np.mean(losses)))
   return state, last_good
+
+
+def _train_at_once(
+    model, batch_size, state, data, config, shuffle_key, dropout_key
+) -> Optional[tuple[TrainState, list[list[float]], float]]:
+  """Every epoch in one program (`epochs.make_trial`): (state, losses per epoch, seconds), or
+  None when a loss is not finite."""
+  start = time.perf_counter()
+  trial = programs.make_trial(model, config.loss, batch_size, config.epochs)
+  state, losses = trial(state, *data, shuffle_key, config.epochs, dropout_key)
+  losses = np.asarray(losses)[: config.epochs].tolist()
+  if not all(math.isfinite(v) for row in losses for v in row):
+    return None
+  return state, losses, time.perf_counter() - start
+
+
+@functools.lru_cache(maxsize=64)
+def _fused(program: Callable, signature: tuple[Any, tuple[jax.ShapeDtypeStruct, ...]]) -> bool:
+  """`fuse_epochs` of a step program, for arguments of `signature` (`_signature`), and the step
+  keeps the state's types (a loop's carry cannot change them: a model that updates float32
+  batch statistics in float64 runs step by step). Decided once per program and shapes."""
+  *args, values = jax.tree_util.tree_unflatten(*signature)
+  if not fuse_epochs(Bound(program, None, values), *args):
+    return False
+  after = jax.eval_shape(program, *args, values)[0]
+  types = [jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), s) for s in (args[0], after)]
+  return types[0] == types[1]
+
+
+def _signature(*args) -> tuple[Any, tuple[jax.ShapeDtypeStruct, ...]]:
+  """(treedef, the leaves' shapes and dtypes, weak types included) of `args`."""
+  leaves, treedef = jax.tree_util.tree_flatten(jax.eval_shape(lambda *a: a, *args))
+  return treedef, tuple(leaves)
 
 
 def train(
@@ -554,19 +459,21 @@ def train(
   _check_targets(y, _num_outputs(model, variables, x), config.loss)
   num_steps = steps_per_epoch(config, x.shape[0])
   step_fn = make_train_step(model, config.loss)
-  state = TrainState.create(
-      apply_fn=_canonical(step_fn.structure).apply,
-      params=variables['params'],
-      tx=traced_optimizer(config),
-      rest={k: v for k, v in variables.items() if k != 'params'},
-      hyperparams=optimizer_hyperparams(config, num_steps),
+  state = programs.initial_state(
+      _canonical(step_fn.structure).apply,
+      variables['params'],
+      traced_optimizer(config),
+      {k: v for k, v in variables.items() if k != 'params'},
+      optimizer_hyperparams(config, num_steps),
   )
+  shuffle_key, dropout_key = programs.seed_keys(config.seed)
+  batch_size = config.batch_size if num_steps > 1 else None
+  b = x.shape[0] if batch_size is None else batch_size
+  xb, yb = (jax.ShapeDtypeStruct((b,) + a.shape[1:], a.dtype) for a in (x, y))
+  fused = _fused(step_fn.program, _signature(state, xb, yb, dropout_key, step_fn.values))
   epoch_fn = None
-  if num_steps > 1:
-    batch = config.batch_size
-    if fuse_epochs(step_fn, state, x[:batch], y[:batch], jax.random.PRNGKey(0)):
-      epoch_fn = make_train_epoch(model, config.loss)
-  shuffle_key, dropout_key = jax.random.split(jax.random.PRNGKey(config.seed))
+  if fused and batch_size is not None:
+    epoch_fn = programs.make_epoch(model, config.loss, batch_size)
   history = {
       'epoch': [],
       'loss': [],
@@ -576,6 +483,14 @@ def train(
       'callback_seconds': 0.0,
   }
 
+  if fused and not callbacks and checkpoint is None and resume is None and config.epochs:
+    trained = _train_at_once(model, batch_size, state, (x, y), config, shuffle_key, dropout_key)
+    if trained is not None:  # else a non-finite loss: epoch by epoch below, the same error
+      state, losses, seconds = trained
+      history.update(epoch=list(range(1, config.epochs + 1)), train_seconds=seconds)
+      history['step_loss'] = [v for row in losses for v in row]
+      history['loss'] = [float(np.mean(row)) for row in losses]
+      return _variables_of(state), _snapshot(history)
   run_hooks = functools.partial(_run_hooks, callbacks, checkpoint, history)
   start_epoch = 0
   if resume is None:

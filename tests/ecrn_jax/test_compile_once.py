@@ -12,6 +12,7 @@ Each test uses a width no other test uses, so the programs it counts are its own
 import contextlib
 import math
 
+import flax.linen
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,6 +21,7 @@ import scipy.special
 
 import ecrn_jax
 from ecrn_jax import ECRN, ECRNConfig, TrainConfig, train
+from ecrn_jax._src import epochs
 from ecrn_jax._src import models
 from ecrn_jax._src import training
 
@@ -148,22 +150,22 @@ def test_a_model_without_traced_values_is_its_own_structure():
 
 
 def test_training_other_alphas_drop_rates_and_sigma_ff_compiles_nothing():
-  # N = 12, B = 5: two full batches in the fused epoch program, the last two in the step's.
+  # N = 12, B = 5: two full batches and the last two examples, both epochs in one program.
   x, y = data(n=12)
   config = TrainConfig(optimizer='adam', learning_rate=1e-2, epochs=2, batch_size=5)
   first = ecrn(21)
   train(first, first.init(jax.random.PRNGKey(0), x), (x, y), config)
-  step, epoch = training.make_train_step(first, 'mse'), training.make_train_epoch(first, 'mse')
+  step, epoch = training.make_train_step(first, 'mse'), epochs.make_trial(first, 'mse', 5, 2)
   sizes = step._cache_size(), epoch._cache_size()  # pylint: disable=protected-access
-  assert min(sizes) >= 1  # both programs ran
-  cached = training._train_step.cache_info().currsize  # pylint: disable=protected-access
+  assert sizes[1] >= 1  # the whole run in one program (the step only lowered, for the cost model)
+  cached = epochs._train_step.cache_info().currsize  # pylint: disable=protected-access
   runs = [(m, m.init(jax.random.PRNGKey(0), x)) for m in (ecrn(21, **c) for c in VARIANTS)]
   with backend_compilations() as compiled:
     histories = [train(m, v, (x, y), config)[1] for m, v in runs]
   assert not compiled
   assert (step._cache_size(), epoch._cache_size()) == sizes  # pylint: disable=protected-access
   # The caches of programs hold one per structure, none per value.
-  assert training._train_step.cache_info().currsize == cached  # pylint: disable=protected-access
+  assert epochs._train_step.cache_info().currsize == cached  # pylint: disable=protected-access
   losses = [h['loss'][-1] for h in histories]
   assert len(set(losses)) == len(losses)  # the values did change the runs
 
@@ -238,3 +240,101 @@ def test_a_resumed_run_reuses_the_first_runs_programs():
   np.testing.assert_array_equal(resumed_history['step_loss'], history['step_loss'])
   for a, b in zip(jax.tree_util.tree_leaves(resumed), jax.tree_util.tree_leaves(final)):
     np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------
+# No op-by-op programs: `init` and `train` run compiled programs keyed by shapes only.
+# ---------------------------------------------------------------------------
+
+
+def _same_leaves(a, b):
+  leaves = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+  return len(leaves[0]) == len(leaves[1]) and all(
+      np.array_equal(u, v) and u.dtype == v.dtype for u, v in zip(*leaves)
+  )
+
+
+@pytest.mark.parametrize('dtype', ['float32', pytest.param('float64', marks=pytest.mark.x64)])
+@pytest.mark.parametrize('parameterization', ['ntk', 'standard'])
+@pytest.mark.parametrize(
+    'make',
+    [
+        lambda **kw: ecrn(29, fourier_scale=2.3, **kw),
+        lambda **kw: ecrn(29, fourier_trainable=True, fourier_scale=0.7, **kw),
+        lambda **kw: ecrn(29, fourier_features=None, **kw),
+        lambda **kw: ecrn_jax.MLP(ecrn_jax.MLPConfig(hidden_widths=(29, 7), **kw)),
+    ],
+    ids=['ecrn', 'trainable_fourier', 'no_fourier', 'mlp'],
+)
+def test_compiled_init_equals_the_op_by_op_init_to_the_bit(make, parameterization, dtype):
+  model = make(parameterization=parameterization, dtype=dtype)
+  x, _ = data(n=3)
+  key = jax.random.PRNGKey(7)
+  compiled = model.init(key, x[:1])
+  op_by_op = flax.linen.Module.init(model, key, x[:1])
+  assert _same_leaves(compiled, op_by_op)
+  # The check can fail: another key, or another σ_ff, gives other variables.
+  assert not _same_leaves(model.init(jax.random.PRNGKey(8), x[:1]), op_by_op)
+
+
+def test_init_of_other_alphas_drop_rates_and_sigma_ff_compiles_nothing():
+  x, _ = data(n=4)
+  first = ecrn(31).init(jax.random.PRNGKey(0), x[:1])
+  with backend_compilations() as compiled:
+    others = [ecrn(31, **c).init(jax.random.PRNGKey(0), x[:1]) for c in VARIANTS]
+  assert not compiled
+  # σ_ff scales B, and nothing else changes.
+  scaled = others[VARIANTS.index({'fourier_scale': 0.2})]
+  b = models.fourier_matrix(first)
+  np.testing.assert_array_equal(models.fourier_matrix(scaled), np.float32(0.2) * b)
+  assert _same_leaves(scaled['params'], first['params'])
+  # Inputs of another width: a new program, as op by op.
+  with backend_compilations() as compiled:
+    ecrn(31).init(jax.random.PRNGKey(0), np.ones((1, 5), np.float32))
+  assert len(compiled) == 1
+
+
+def test_a_new_structure_compiles_a_few_programs_not_one_per_operation():
+  # init, the initial state and the epoch (the step is only lowered, for the cost model; the
+  # seed's keys may be compiled already): against tens of small programs op by op.
+  x, y = data(n=12)
+  config = TrainConfig(optimizer='momentum', epochs=2, batch_size=5)
+  with backend_compilations() as compiled:
+    model = ecrn(33)
+    train(model, model.init(jax.random.PRNGKey(0), x[:1]), (x, y), config)
+  assert len(compiled) <= 4
+  with backend_compilations() as op_by_op:
+    flax.linen.Module.init(ecrn(34), jax.random.PRNGKey(0), x[:1])
+  assert len(op_by_op) >= 10  # what the count would be without the compiled init
+
+
+@pytest.mark.x64
+def test_the_epoch_program_equals_the_fused_loop_then_the_last_step():
+  # N = 13, B = 4: the epoch's order, its three full batches through make_train_epoch, then the
+  # last example through make_train_step (the previous path): the same numbers.
+  x, y = (a.astype(np.float64) for a in data(n=13))
+  model = ecrn(35, 'float64', drop_rate=0.2)
+  variables = model.init(jax.random.PRNGKey(2), x)
+  config = TrainConfig(optimizer='adam', learning_rate=1e-2, batch_size=4)
+  state = epochs.initial_state(
+      model.apply,
+      variables['params'],
+      ecrn_jax._src.optimizers.traced_optimizer(config),  # pylint: disable=protected-access
+      {k: v for k, v in variables.items() if k != 'params'},
+      ecrn_jax._src.optimizers.optimizer_hyperparams(config, 4),  # pylint: disable=protected-access
+  )
+  shuffle_key, dropout_key = epochs.seed_keys(5)
+  new, before_last, losses = epochs.make_epoch(model, 'mse', 4)(
+      state, x, y, shuffle_key, 3, dropout_key
+  )
+  order = np.asarray(jax.random.permutation(jax.random.fold_in(shuffle_key, 3), 13))
+  reference, _, fused = training.make_train_epoch(model, 'mse')(
+      state, x, y, order[:12].reshape(3, 4), dropout_key
+  )
+  last, value = training.make_train_step(model, 'mse')(
+      reference, x[order[12:]], y[order[12:]], dropout_key
+  )
+  np.testing.assert_allclose(losses, np.append(fused, value), rtol=1e-14)
+  for a, b in zip(jax.tree_util.tree_leaves(new.params), jax.tree_util.tree_leaves(last.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-14, atol=1e-15)
+  assert int(new.step) == 4 and int(before_last.step) == 3

@@ -22,6 +22,8 @@ from reference_ntk import gp_posterior, gradient_flow_mse, jacobian_ntk
 from ecrn_jax import ECRN, ECRNConfig
 from ecrn_jax._src.infinite.deprecated import infinite_kernels  # the wrapper: same numbers
 from ecrn_jax import regression
+from ecrn_jax._src import linalg
+from ecrn_jax._src.regression import dual_coefficients_of_ridges as sweep_solve
 from ecrn_jax._src.linalg import RESIDUAL_TOLERANCE, solve_with_jitter
 import utils
 
@@ -708,3 +710,104 @@ def test_modules_import_without_neural_tangents_or_tensorflow():
   """)
   result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
   assert result.returncode == 0 and 'clean' in result.stdout, result.stderr[-3000:]
+
+
+# ---------------------------------------------------------------------------
+# The finite-t solve checks its residual as the t = ∞ one does (issue 26, point 7).
+# ---------------------------------------------------------------------------
+
+
+def _spectrum_kernel(smallest, n=40, seed=0):
+  """Q diag(logspace(0, smallest)) Qᵀ, Q a random orthogonal matrix (float64)."""
+  q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(n, n)))
+  k = (q * np.logspace(0, smallest, n)) @ q.T
+  return (k + k.T) / 2
+
+
+def _eigh_residual(k, y, tau):
+  """The relative residual ‖K A_τ − (I − e^{−τK}) y‖/‖(I − e^{−τK}) y‖ of the jitter-free
+  eigendecomposition solve, max over τ: NumPy's eigh, written out here."""
+  lam, v = np.linalg.eigh(k)
+  lam = np.maximum(lam, 0.0)
+  e = lam[None, :] * tau[:, None]
+  gain = np.where(lam > 0, -np.expm1(-e) / np.where(lam > 0, lam, 1.0), tau[:, None])
+  p = v.T @ y
+  a, b = np.einsum('ij,tj,j->ti', v, gain, p), np.einsum('ij,tj,j->ti', v, -np.expm1(-e), p)
+  return max(np.linalg.norm(k @ ai - bi) / np.linalg.norm(bi) for ai, bi in zip(a, b))
+
+
+@pytest.mark.x64
+def test_the_finite_time_solve_of_an_ill_conditioned_kernel_needs_jitter_and_says_so():
+  # Eigenvalues down to 1e-20 (below float64's round-off of the largest) and a time long
+  # enough that 1/λ of the round-off eigenvalues is reached: unchecked, the solve's residual
+  # is orders of magnitude above the tolerance.
+  k, y = _spectrum_kernel(-20), np.random.default_rng(1).normal(size=40)
+  times = np.array([40e-3, 40.0, 4e21])  # τ = η t / N: 1e-3, 1, 1e20
+  assert _eigh_residual(k, y, times / 40) > 1e4 * RESIDUAL_TOLERANCE
+  with pytest.warns(regression.JitterWarning, match=r'finite-time solve .* needed jitter'):
+    regression.dual_coefficients(k, y, t=times)
+  with pytest.warns(regression.JitterWarning):
+    checked = linalg.finite_time_solve(k, y, times / 40)
+  assert checked.jitter > 0 and checked.residual <= RESIDUAL_TOLERANCE
+
+
+@pytest.mark.x64
+def test_the_finite_time_solve_of_a_well_conditioned_kernel_is_accurate_without_jitter():
+  k, y = _spectrum_kernel(-2), np.random.default_rng(1).normal(size=40)
+  tau = np.array([1e-3, 1.0, 1e20])
+  assert _eigh_residual(k, y, tau) < 1e-6 * RESIDUAL_TOLERANCE
+  with warnings.catch_warnings():
+    warnings.simplefilter('error', regression.JitterWarning)
+    solve = linalg.finite_time_solve(k, y, tau)
+    coefficients = regression.dual_coefficients(k, y, t=tau * 40)
+  assert solve.jitter == 0.0 and solve.residual < 1e-6 * RESIDUAL_TOLERANCE
+  # Against K⁻¹ (I − expm(−τK)) y, written with scipy's matrix exponential.
+  for a, t in zip(coefficients, tau):
+    expected = np.linalg.solve(k, y - scipy.linalg.expm(-t * k) @ y)
+    np.testing.assert_allclose(a, expected, rtol=1e-9, atol=1e-12 * np.abs(expected).max())
+
+
+# ---------------------------------------------------------------------------
+# One eigendecomposition serves every ridge of a sweep.
+# ---------------------------------------------------------------------------
+
+
+def _rbf_problem(n=30, seed=2):
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(n, 3))
+  k = np.exp(-0.5 * np.sum((x[:, None] - x[None]) ** 2, axis=-1))
+  return k, rng.normal(size=(n, 2))
+
+
+@pytest.mark.x64
+@pytest.mark.parametrize('t', [None, 7.0, np.array([0.5, 10.0, 1e3])], ids=['inf', 'one', 'many'])
+def test_the_ridges_of_a_sweep_from_one_eigendecomposition_equal_separate_solves(t):
+  k, y = _rbf_problem()
+  ridges = (1e-6, 1e-3, 0.1, 1.0)
+  with warnings.catch_warnings():
+    warnings.simplefilter('error', regression.JitterWarning)
+    swept = sweep_solve(k, y, ridges, t=t, learning_rate=0.3)
+    separate = [
+        regression.dual_coefficients(k, y, diag_reg=r, t=t, learning_rate=0.3) for r in ridges
+    ]
+  assert swept.shape == (len(ridges),) + np.shape(separate[0])
+  # Cholesky (t = ∞) or one eigendecomposition per ridge against one for all: round-off apart,
+  # the kernel's condition number (~1e7 at the smallest ridge) times float64's eps.
+  for a, b in zip(swept, separate):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9 * np.abs(b).max())
+  assert np.abs(separate[0] - separate[-1]).max() > 1e-2 * np.abs(separate[0]).max()
+
+
+@pytest.mark.x64
+def test_a_ridge_too_small_for_one_eigendecomposition_is_solved_alone_with_its_jitter():
+  # A rank-2 kernel with no ridge: singular, so that ridge goes through dual_coefficients
+  # (jitter and its warning); the others come from the shared eigendecomposition.
+  rng = np.random.default_rng(3)
+  features = rng.normal(size=(20, 2))
+  k, y = features @ features.T, rng.normal(size=20)
+  with pytest.warns(regression.JitterWarning):
+    alone = regression.dual_coefficients(k, y, diag_reg=0.0)
+  with pytest.warns(regression.JitterWarning):
+    swept = sweep_solve(k, y, (0.0, 0.1))
+  np.testing.assert_array_equal(swept[0], alone)
+  np.testing.assert_allclose(swept[1], regression.dual_coefficients(k, y, diag_reg=0.1), rtol=1e-9)

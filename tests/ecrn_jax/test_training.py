@@ -16,6 +16,7 @@ import ecrn_jax
 from ecrn_jax import ECRN, MLP, ECRNConfig, MLPConfig, TrainConfig, TrainingDiverged
 from ecrn_jax import empirical_ntk, train
 from ecrn_jax._src.infinite.deprecated import infinite_kernels  # the wrapper: same numbers
+from ecrn_jax._src import epochs
 from ecrn_jax._src import optimizers
 from ecrn_jax._src import training
 from utils import regression_data
@@ -353,6 +354,38 @@ def test_fused_minibatch_epochs_equal_the_step_by_step_loop():
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.x64
+def test_a_batchnorm_model_runs_fused_and_equals_the_step_by_step_loop():
+  # The ResNet-18 stand-in (BatchNorm, no convolution): on the fused path (its step is small),
+  # 'batch_stats' carried through the epoch's program as make_train_step updates them.
+  from experiments import resnet  # pylint: disable=g-import-not-at-top
+
+  x, y = regression_data(n=13)
+  model = resnet.ResidualMLP18(out_dim=1, widths=(4, 4, 4, 4), dtype='float64')
+  variables = model.init(jax.random.PRNGKey(2), x)
+  config = TrainConfig(optimizer='momentum', learning_rate=1e-2, epochs=2, batch_size=4, seed=5)
+  state = _initial_state(model, variables, config, 4)
+  step = training.make_train_step(model, config.loss)
+  assert training.fuse_epochs(step, state, x[:4], y[:4], jax.random.PRNGKey(0))
+  programs = epochs.make_epoch(model, 'mse', 4), epochs.make_trial(model, 'mse', 4, 2)
+  sizes = [p._cache_size() for p in programs]  # pylint: disable=protected-access
+  final, history = train(model, variables, (x, y), config, callbacks=[lambda *_: None])
+  whole, whole_history = train(model, variables, (x, y), config)
+  # Epoch by epoch (a callback), then every epoch in one program (none).
+  assert all(p._cache_size() > s for p, s in zip(programs, sizes))  # pylint: disable=protected-access
+  np.testing.assert_array_equal(whole_history['step_loss'], history['step_loss'])
+  for a, b in zip(jax.tree_util.tree_leaves(whole), jax.tree_util.tree_leaves(final)):
+    np.testing.assert_array_equal(a, b)
+  losses, reference, _ = _step_by_step(model, variables, x, y, config, config.epochs)
+  np.testing.assert_allclose(history['step_loss'], losses, rtol=1e-12)
+  expected = {'params': reference.params, **reference.rest}
+  assert not np.allclose(
+      final['batch_stats']['stem_bn']['mean'], variables['batch_stats']['stem_bn']['mean']
+  )
+  for a, b in zip(jax.tree_util.tree_leaves(final), jax.tree_util.tree_leaves(expected)):
+    np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-14)
+
+
 def _constant_optimizer(config, steps_per_epoch):
   """The optax transformation `train` used before its values were traced: constants, weight
   decay only when > 0 (the reference of the traced optimizer)."""
@@ -380,7 +413,7 @@ def test_traced_schedule_equals_optax_to_round_off(changes):
   config = TrainConfig(learning_rate=0.3, epochs=7, **changes)
   schedule = training.learning_rate_schedule(config, 3)
   # pylint: disable=protected-access
-  _, kind, warmup, _ = optimizers._optimizer_kind(config)
+  _, kind, warmup = optimizers._optimizer_kind(config)
   traced = jax.jit(lambda s, v: optimizers._schedule(kind, warmup, v)(s))
   # pylint: enable=protected-access
   values = optimizers.optimizer_hyperparams(config, 3)
@@ -435,12 +468,12 @@ def test_traced_hyperparameters_equal_the_constant_optimizer(changes, batch_size
 @pytest.mark.parametrize('optimizer', ['momentum', 'adam'])
 def test_one_compilation_serves_every_learning_rate_weight_decay_and_momentum(optimizer):
   # A width no other test uses: the cached step and epoch programs are this test's alone.
-  # N = 18, B = 8: two full batches in the epoch program, the last two examples in the step's.
+  # N = 18, B = 8: two full batches and the last two examples; the epochs in one program.
   x, y = regression_data(n=18)
   x, y = x.astype(np.float32), y.astype(np.float32)
   model = small_ecrn(width=19, dtype='float32')
   variables = model.init(jax.random.PRNGKey(0), x)
-  # Weight decay > 0 in all (= 0 keeps the optimizer state of an optax chain without it).
+  # Weight decay 0 among them: the decay is always in the program (0·θ at 0).
   config = TrainConfig(
       optimizer=optimizer,
       learning_rate=0.01,
@@ -451,9 +484,9 @@ def test_one_compilation_serves_every_learning_rate_weight_decay_and_momentum(op
   )
   train(model, variables, (x, y), config)
   step = training.make_train_step(model, 'mse')
-  epoch = training.make_train_epoch(model, 'mse')
+  epoch = epochs.make_trial(model, 'mse', 8, 2)  # 2 and 3 epochs: one program (a loop bound)
   sizes = step._cache_size(), epoch._cache_size()  # pylint: disable=protected-access
-  assert min(sizes) >= 1  # the epochs ran fused: both programs are counted
+  assert sizes[1] >= 1  # the run in one program (the step is lowered for the cost model only)
   compiled = []
 
   def listener(event, duration, **kwargs):
@@ -470,6 +503,7 @@ def test_one_compilation_serves_every_learning_rate_weight_decay_and_momentum(op
     for changes in (
         {'learning_rate': 0.02},
         {'weight_decay': 1e-3},
+        {'weight_decay': 0.0},
         {'momentum': 0.5},
         {'epochs': 3, 'learning_rate': 3e-3, 'seed': 1},
     ):
@@ -499,7 +533,7 @@ def test_epochs_are_fused_only_for_small_steps_without_convolutions_on_cpu(monke
   convolutional = resnet.ResNet18(num_classes=2, image_shape=(8, 8, 3), width=2)
   labels = jnp.arange(8) % 2
   assert fused(convolutional, images, labels, 'cross_entropy') == (jax.default_backend() != 'cpu')
-  monkeypatch.setattr(training, 'FUSE_MAX_FLOPS', 0.0)  # compute-bound: step by step
+  monkeypatch.setattr(epochs, 'FUSE_MAX_FLOPS', 0.0)  # compute-bound: step by step
   assert not fused(small_ecrn(), x, y, 'mse')
 
 
@@ -551,6 +585,28 @@ def test_non_finite_loss_stops_training_and_keeps_what_was_done(batch_size):
       np.testing.assert_allclose(a, b, rtol=1e-12)
   assert history['epoch'].tolist() == list(range(1, err.epoch))
   assert history['train_seconds'] > 0
+
+
+@pytest.mark.filterwarnings('ignore::RuntimeWarning')
+@pytest.mark.parametrize('batch_size', [None, 5], ids=['full_batch', 'minibatches'])
+@pytest.mark.x64
+def test_a_run_in_one_program_diverges_as_the_epoch_by_epoch_run(batch_size):
+  # Without hooks every epoch runs in one program; a non-finite loss reruns the epochs one by
+  # one, so the error, its step, history and variables are those of a run with a callback.
+  x, y = regression_data(n=16)
+  model = small_ecrn()
+  variables = model.init(jax.random.PRNGKey(0), x)
+  config = TrainConfig(learning_rate=1e40, epochs=50, batch_size=batch_size)
+  errors = []
+  for callbacks in ([], [lambda *_: None]):
+    with pytest.raises(TrainingDiverged) as info:
+      train(model, variables, (x, y), config, callbacks=callbacks)
+    errors.append(info.value)
+  whole, by_epoch = errors
+  assert (whole.step, whole.epoch, str(whole)) == (by_epoch.step, by_epoch.epoch, str(by_epoch))
+  np.testing.assert_array_equal(whole.history['step_loss'], by_epoch.history['step_loss'])
+  for a, b in zip(*map(jax.tree_util.tree_leaves, (whole.variables, by_epoch.variables))):
+    np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize(
