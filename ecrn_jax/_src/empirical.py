@@ -396,10 +396,10 @@ def choose_path(
         raise structured.Unsupported(f'{type(model).__name__} is not a Flax module.')
       if kind == 'dense':
         plans[kind] = structured.plan(model, frozen, params, rest, rngs, x1[:1])
+      elif plans:  # the same Gram form for Dense layers: no cheaper, not planned again
+        break
       elif why is not None:
         raise structured.Unsupported(f'{why}.')
-      elif implementation == 'structured' and plans:
-        break
       else:
         n1, n2 = x1.shape[0], x2.shape[0]
         plans[kind] = structured_conv.plan(model, frozen, params, rest, x1, n1, n2, trace)
