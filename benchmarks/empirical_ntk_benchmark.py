@@ -12,6 +12,11 @@ subprocess so that its peak RSS is its own; kernels are saved and compared with 
   python -m benchmarks.empirical_ntk_benchmark --full_n=5000         # + the 5,000² kernel
   python -m benchmarks.empirical_ntk_benchmark --model=resnet18 --sizes=32 \
       --methods=structured,jacobian,generic --resnet_width=8 --vp_n=0  # CIFAR ResNet-18
+  # The ResNet-18 row: each path of ours and each of neural-tangents', side by side (run in
+  # the reference venv, jax 0.5.3 + neural-tangents 0.6.5):
+  PYTHONPATH=$PWD /work/venv-ref/bin/python -m benchmarks.empirical_ntk_benchmark \
+      --model=resnet18 --sizes=32,128,512 --vp_n=0 --repeats=1 --methods=structured,\
+jacobian,generic,nt_jacobian_contraction,nt_ntk_vector_products,nt_structured_derivatives
 
 With --model=resnet18 (experiments/resnet.py, 10 outputs, BatchNorm at running averages,
 32×32×3 images; --resnet_width=64 is the 11.2 M-parameter network) 'structured' is the
@@ -63,6 +68,15 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_enum('model', 'ecrn', ['ecrn', 'resnet18'], 'The network.')
 flags.DEFINE_integer('resnet_width', 64, "ResNet-18's first-stage channels (64: 11.2 M params).")
+flags.DEFINE_list(
+    'method_max_n',
+    ['generic:32', 'nt_ntk_vector_products:128'],
+    'method:N pairs: that method is not run above N inputs (the vector-product methods grow as '
+    'N² passes over the network).',
+)
+flags.DEFINE_integer(
+    'worker_timeout', 1800, 'Seconds a (method, N) worker may run before it is reported as such.'
+)
 flags.DEFINE_string('worker', None, 'Internal: "method,N,outfile" runs one measurement.')
 
 NT_IMPLEMENTATION = {
@@ -97,9 +111,18 @@ def _setup(n):
 def _kernel_fn(method, model, variables):
   import ecrn_jax  # pylint: disable=g-import-not-at-top
 
-  if method in ('structured', 'jacobian', 'generic'):
+  if method in ('structured', 'jacobian', 'generic', 'auto'):
     return lambda x: ecrn_jax.empirical_ntk(model, variables, x, implementation=method)
   import neural_tangents as nt  # pylint: disable=g-import-not-at-top
+
+  # neural-tangents 0.6.5's structured derivatives use jax.interpreters.ad.source_info_util and
+  # .config, which jax 0.5 no longer re-exports: the aliases restored (as the reference test does).
+  from jax._src import source_info_util  # pylint: disable=g-import-not-at-top
+
+  ad = jax.interpreters.ad
+  for name, value in (('source_info_util', source_info_util), ('config', jax.config)):
+    if not hasattr(ad, name):
+      setattr(ad, name, value)
 
   rest = {k: v for k, v in variables.items() if k != 'params'}
   f = lambda p, x: model.apply({'params': p, **rest}, x)
@@ -164,7 +187,12 @@ def _run_worker(method, n, tmp):
       'max_seconds',
   ):
     cmd.append(f'--{name}={getattr(FLAGS, name)}')
-  proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+  try:
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, check=False, timeout=FLAGS.worker_timeout
+    )
+  except subprocess.TimeoutExpired:
+    return None, f'over {FLAGS.worker_timeout} s (stopped)'
   if proc.returncode != 0:
     return None, proc.stderr.strip().splitlines()[-1] if proc.stderr else 'failed'
   with open(out, encoding='utf-8') as f:
@@ -243,16 +271,33 @@ def _reference_method() -> str:
 def _compare_methods(n, tmp):
   """Runs every method at N = n in its own worker and prints their rows."""
   results = {}
+  caps = dict(item.split(':') for item in FLAGS.method_max_n)
   for method in FLAGS.methods:
+    if method in caps and n > int(caps[method]):
+      results[method] = (None, f'not run above N = {caps[method]} (--method_max_n)')
+      continue
     stats, kernel = _run_worker(method, n, tmp)
     results[method] = (stats, kernel)
   ref_stats, ref = results.get(_reference_method(), (None, None))
   ours_t = statistics.median(ref_stats['times_s']) if ref_stats else None
   for method, (stats, kernel) in results.items():
     if stats is None:
-      print(f'{n:>6} {method:>24}  failed: {kernel}')
+      print(f'{n:>6} {method:>24}  not timed: {kernel}')
       continue
     _print_row(n, method, stats, kernel, ref, ours_t)
+  medians = {m: statistics.median(st['times_s']) for m, (st, _) in results.items() if st}
+  ours = {m: t for m, t in medians.items() if not m.startswith('nt_')}
+  theirs = {m: t for m, t in medians.items() if m.startswith('nt_')}
+  if ours:
+    best = min(ours, key=ours.get)
+    line = f'{n:>6} best of ours: {best} {ours[best]:.2f} s'
+    if 'generic' in ours:
+      line += f'; generic / best = {ours["generic"] / ours[best]:.1f}×'
+    if theirs:
+      nt_best = min(theirs, key=theirs.get)
+      line += f'; best of neural-tangents: {nt_best} {theirs[nt_best]:.2f} s'
+      line += f' ({theirs[nt_best] / ours[best]:.1f}× ours)'
+    print(line)
   print()
 
 

@@ -6,7 +6,9 @@
 reference the native kernels are tested against (imported lazily, docs/spec.md §2.3)."""
 
 # pylint: disable=g-importing-member
+from ecrn_jax._src.batch_stats import precise_batch_stats
 from ecrn_jax._src.vector_products import auto_vp_batch_size
+from ecrn_jax._src.vector_products import kernel_pays
 from ecrn_jax._src.infinite.masks import ExpectedKernels
 from ecrn_jax._src.infinite.reference import stax_twin
 from ecrn_jax._src.infinite.reference import to_stax_params
@@ -20,6 +22,8 @@ __all__ = [
     'auto_vp_batch_size',
     'block_scales',
     'embed_inputs',
+    'kernel_pays',
+    'precise_batch_stats',
     'stax_twin',
     'to_stax_params',
 ]

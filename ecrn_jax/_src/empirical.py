@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ecrn_jax._src import costs
 from ecrn_jax._src import per_example
 from ecrn_jax._src import structured
 from ecrn_jax._src import structured_conv
@@ -91,12 +92,19 @@ def output_shape(
         lambda v, xb: model.apply(v, xb, rngs=rngs, **kwargs), dict(variables), x[:1]
     )
   except Exception as e:  # pylint: disable=broad-except   (flax/jax shape errors)
+    if per_example.updates_batch_stats(e):
+      raise ValueError(
+          f'{type(model).__name__} cannot be differentiated as called: '
+          f'{per_example.BATCH_STATS_UPDATE}.'
+      ) from e
     first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
     raise ValueError(
         f'the model cannot be applied to {name} of shape {tuple(x.shape[1:])} per example with '
         f'these variables ({first}); were the variables initialised on inputs with another '
         'number of features?'
     ) from e
+  if isinstance(out, tuple) and 'mutable' in kwargs:  # (output, updated collections)
+    out = out[0]
   return tuple(out.shape)
 
 
@@ -307,47 +315,115 @@ def _check_block_size(block_size) -> None:
     raise ValueError(f'block_size must be a positive integer or None, got {block_size!r}.')
 
 
-def _structured_layers(model, frozen, params, rest, rngs, x1, x2, trace, implementation: str):
-  """The structured path's plan: ('dense', layers) for a network of the library's Dense
-  layers (`structured`), ('layers', layers) for any Flax module whose examples are independent
-  (`structured_conv`), or None for another path."""
-  if implementation in ('generic', 'jacobian'):
-    return None
+def _dense_fan(layers, params) -> list[tuple[int, int]]:
+  """(n_in, n_out) of every layer of a `structured.plan`."""
+  fan = []
+  for l in layers:
+    node = structured._get(params, l.key)  # pylint: disable=protected-access
+    matrix = node['kernel'] if l.kind == 'dense' else node['B']
+    fan.append((int(matrix.shape[0]), int(l.out_shape[1])))
+  return fan
+
+
+@functools.lru_cache(maxsize=64)
+def _forward_cost_cached(model, frozen, tree, shapes: tuple, x_shape: tuple, x_dtype):
+  abstract = [jax.ShapeDtypeStruct(s, d) for s, d in shapes]
+  params, rest = jax.tree_util.tree_unflatten(tree, abstract)
+  x = jax.ShapeDtypeStruct((1,) + x_shape, x_dtype)
+  return costs.forward_cost(output_fn(model, frozen), params, rest, None, x)
+
+
+def forward_cost(model, frozen, params, rest, rngs, x) -> tuple[float, float]:
+  """`costs.forward_cost`, cached by the shapes when there are no rngs (the tracker's calls)."""
+  if rngs:
+    return costs.forward_cost(output_fn(model, frozen), params, rest, rngs, x)
+  leaves, tree = jax.tree_util.tree_flatten((params, rest))
+  shapes = tuple(
+      (tuple(np.shape(a)), np.dtype(getattr(a, 'dtype', None) or np.asarray(a).dtype))
+      for a in leaves
+  )
+  return _forward_cost_cached(model, frozen, tree, shapes, tuple(x.shape[1:]), np.dtype(x.dtype))
+
+
+def path_costs(model, frozen, params, rest, rngs, x1, x2, trace, plans, block_size, out_dim):
+  """{path: estimated cost} of every path in `plans` ({'dense' | 'layers' | 'jacobian' |
+  'generic': plan or None}); `costs` says how they are estimated."""
+  forward = forward_cost(model, frozen, params, rest, rngs, x1)
+  item = np.dtype(structured.params_dtype(params)).itemsize
+  p = per_example.num_params(params)
+  shape = dict(n1=x1.shape[0], n2=x2.shape[0], c=out_dim, trace=trace, p=p, itemsize=item)
+  shape['same'] = x2 is x1
+  shape['block'] = block_size or _inputs_within(_JACOBIAN_BYTES // 2, out_dim * p * item)
+  n1, n2 = x1.shape[0], x2.shape[0]
+  result = {}
+  for path, plan in plans.items():
+    if path == 'dense':
+      result[path] = costs.structured_dense(forward, _dense_fan(plan, params), shape)
+    elif path == 'layers':
+      layer_costs = lambda l: structured_conv.costs(n1, n2, out_dim, trace, l)
+      result[path] = costs.structured_layers(forward, plan, shape, layer_costs)
+    elif path == 'jacobian':
+      result[path] = costs.jacobian(forward, shape, _JACOBIAN_BYTES)
+    else:
+      result[path] = costs.generic(forward, n1, n2, out_dim)
+  return result
+
+
+def choose_path(
+    model, frozen, params, rest, rngs, x1, x2, trace, implementation, block_size, out_dim
+):
+  """(path, plan): 'dense' or 'layers' (the structured forms, with their layers), 'jacobian' or
+  'generic' (plan None). 'auto': the applicable path of least `path_costs`; the generic path
+  alone for modules that couple examples. A ValueError where the path asked for does not apply.
+  """
+  if implementation == 'generic':
+    return 'generic', None
+  why = per_example.coupling(model, frozen, params, rest, rngs, x1)
+  if why == per_example.BATCH_STATS_UPDATE:
+    raise ValueError(f'{type(model).__name__} cannot be differentiated as called: {why}.')
+  if implementation == 'jacobian':
+    if why is not None:
+      raise ValueError(
+          f"implementation='jacobian' does not apply to {type(model).__name__}: {why}. Use "
+          "implementation='generic' (or 'auto', which picks it for such modules)."
+      )
+    return 'jacobian', None
+  plans: dict[str, Any] = {}
   reasons = []
   for kind in ('dense', 'layers'):
     try:
       if not isinstance(model, nn.Module):
         raise structured.Unsupported(f'{type(model).__name__} is not a Flax module.')
       if kind == 'dense':
-        return kind, structured.plan(model, frozen, params, rest, rngs, x1[:1])
-      why = per_example.coupling(model, frozen, params, rest, rngs, x1)
-      if why is not None:
+        plans[kind] = structured.plan(model, frozen, params, rest, rngs, x1[:1])
+      elif plans:  # the same Gram form for Dense layers: no cheaper, not planned again
+        break
+      elif why is not None:
         raise structured.Unsupported(f'{why}.')
-      n1, n2 = x1.shape[0], x2.shape[0]
-      return kind, structured_conv.plan(model, frozen, params, rest, x1, n1, n2, trace)
+      else:
+        n1, n2 = x1.shape[0], x2.shape[0]
+        plans[kind] = structured_conv.plan(model, frozen, params, rest, x1, n1, n2, trace)
     except Exception as e:  # pylint: disable=broad-except
       # 'auto' must never fail where another path works: any surprise → the next path.
       reasons.append(str(e))
   if implementation == 'structured':
+    for kind in ('dense', 'layers'):
+      if kind in plans:
+        return kind, plans[kind]
     raise ValueError(
         f"implementation='structured' does not apply: {reasons[-1]} Use "
         "implementation='jacobian' or 'generic' (or 'auto')."
     ) from None
-  return None
-
-
-def _use_jacobian(model, frozen, params, rest, rngs, x1, implementation: str) -> bool:
-  """Whether the per-example path applies ('auto', 'jacobian'); a ValueError when it was asked
-  for and does not."""
-  if implementation not in ('auto', 'jacobian'):
-    return False
-  why = per_example.coupling(model, frozen, params, rest, rngs, x1)
-  if why is not None and implementation == 'jacobian':
-    raise ValueError(
-        f"implementation='jacobian' does not apply to {type(model).__name__}: {why}. Use "
-        "implementation='generic' (or 'auto', which picks it for such modules)."
-    )
-  return why is None
+  if why is not None and not plans:
+    return 'generic', None
+  if why is None:
+    plans['jacobian'] = None
+  plans['generic'] = None
+  estimates = path_costs(
+      model, frozen, params, rest, rngs, x1, x2, trace, plans, block_size, out_dim
+  )
+  path = costs.cheapest(estimates)
+  return path, plans[path]
 
 
 def empirical_ntk(
@@ -391,8 +467,11 @@ def empirical_ntk(
       for any module whose output rows depend on their own example only (Conv, pooling,
       BatchNorm with running averages; not with batch statistics, nor with `rngs`); 'generic'
       builds Θ from kernel–vector products with unit vectors (J₁(J₂ᵀE), one vmapped vjp and jvp
-      per block pair), for any module. 'auto' takes the first that applies, in that order.
-      All are exact.
+      per block pair), for any module. 'auto' takes, among those that apply, the one of least
+      estimated cost (`ecrn_jax._src.costs`: FLOPs and bytes from the module's jaxpr and layer
+      shapes), the generic path for modules that couple examples. All are exact. A module that
+      updates 'batch_stats' in the call (BatchNorm on batch statistics) gets a ValueError: pass
+      train=False, or mutable=('batch_stats',) for the kernel at batch statistics (generic).
     rngs: rngs passed to apply (e.g. {'dropout': key} with train=True: the kernel of
       the one drop mask that key draws).
     out: None, or a writable array of the kernel's shape (e.g.
@@ -421,29 +500,36 @@ def empirical_ntk(
   frozen = freeze_kwargs(apply_kwargs)
   out_dim = int(np.prod(output_shape(model, variables, x1, rngs=rngs, **apply_kwargs)[1:]))
   _check_block_size(block_size)
-  layers = _structured_layers(
-      model, frozen, params, rest, rngs, x1, x2, bool(trace_outputs), implementation
+  path, layers = choose_path(
+      model,
+      frozen,
+      params,
+      rest,
+      rngs,
+      x1,
+      x2,
+      bool(trace_outputs),
+      implementation,
+      block_size,
+      out_dim,
   )
   scale = 1 if trace_outputs else out_dim
   shape = (x1.shape[0] * scale, x2.shape[0] * scale)
   if out is not None:
     _check_out(out, shape)
-  if layers is not None and layers[0] == 'dense':
+  trace = bool(trace_outputs)
+  if path == 'dense':
     rows = _structured_rows(
-        model, frozen, layers[1], params, rest, rngs, x1, x2, bool(trace_outputs), block_size or 256
+        model, frozen, layers, params, rest, rngs, x1, x2, trace, block_size or 256
     )
-  elif layers is not None:
-    rows = _layer_rows(
-        model, frozen, layers[1], params, rest, x1, x2, bool(trace_outputs), block_size, out_dim
-    )
-  elif _use_jacobian(model, frozen, params, rest, rngs, x1, implementation):
-    rows = _jacobian_rows(
-        model, frozen, params, rest, x1, x2, bool(trace_outputs), block_size, out_dim
-    )
+  elif path == 'layers':
+    rows = _layer_rows(model, frozen, layers, params, rest, x1, x2, trace, block_size, out_dim)
+  elif path == 'jacobian':
+    rows = _jacobian_rows(model, frozen, params, rest, x1, x2, trace, block_size, out_dim)
   else:
     if block_size is None:
       block_size = _inputs_within(_DEFAULT_BLOCK_BYTES, _bytes_per_input(params, out_dim))
-    rows = _generic_rows(model, frozen, params, rest, rngs, x1, x2, bool(trace_outputs), block_size)
+    rows = _generic_rows(model, frozen, params, rest, rngs, x1, x2, trace, block_size)
   kernel = _assemble(rows, out)
   assert kernel.shape == shape, kernel.shape
   return kernel

@@ -31,6 +31,8 @@ def output_fn(model: nn.Module, frozen_kwargs: tuple) -> Callable:
 
   def f(params, rest, rngs, x):
     out = model.apply({'params': params, **rest}, x, rngs=rngs, **kwargs)
+    if isinstance(out, tuple) and 'mutable' in kwargs:  # (output, updated collections)
+      out = out[0]
     return out.reshape(out.shape[0], -1)
 
   return f
@@ -47,6 +49,19 @@ def _probe_fn(model: nn.Module, frozen_kwargs: tuple) -> Callable:
     return jax.jvp(lambda xx: f(params, rest, None, xx), (pair,), (tangent,))[1][0]
 
   return probe
+
+
+BATCH_STATS_UPDATE = (
+    "it updates its 'batch_stats' in this call (BatchNorm with use_running_average=False "
+    'normalizes over the batch, which couples the examples); evaluate it with running averages '
+    "(e.g. train=False), or pass mutable=('batch_stats',) with implementation='generic' for the "
+    'kernel at batch statistics'
+)
+
+
+def updates_batch_stats(error: Exception) -> bool:
+  """Whether `error` is flax's refusal to update an immutable 'batch_stats' collection."""
+  return 'batch_stats' in str(error) and 'immutable' in str(error)
 
 
 def coupling(model: nn.Module, frozen_kwargs: tuple, params, rest, rngs, x) -> Optional[str]:
@@ -69,6 +84,8 @@ def coupling(model: nn.Module, frozen_kwargs: tuple, params, rest, rngs, x) -> O
     first_row_tangent = _probe_fn(model, frozen_kwargs)(params, rest, pair)
   except Exception as e:  # pylint: disable=broad-except   (flax/jax: any module error)
     first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+    if updates_batch_stats(e):
+      return BATCH_STATS_UPDATE
     return f'a forward pass with an input tangent failed ({first})'
   if bool(jnp.any(first_row_tangent != 0)):
     return (

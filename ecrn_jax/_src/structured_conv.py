@@ -140,6 +140,11 @@ def _costs(n1: int, n2: int, c: int, trace: bool, s: int, d: int, f: int) -> tup
   return gradient, gram
 
 
+def costs(n1: int, n2: int, c: int, trace: bool, layer: Layer) -> tuple[float, float]:
+  """FLOPs of the 'gradient' and 'gram' forms of a 'dense' or 'conv' layer."""
+  return _costs(n1, n2, c, trace, layer.positions, layer.patch, layer.features)
+
+
 def _probe(model, frozen_kwargs, params, rest, x, batch: int) -> tuple[int, dict]:
   """(C, the captured calls) of a shape-only pass on `batch` examples."""
   tracer = _Tracer(owners(params), None)

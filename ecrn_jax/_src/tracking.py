@@ -26,11 +26,24 @@ everything comes from NTK–vector products (`ntk_vp_fn`, one vjp and one jvp ea
 - yᵀΘ⁻¹y by `cg_iterations` of conjugate gradients (a lower estimate that increases to
   the exact value; the relative residual is recorded); 0 skips the bound.
 Cost per matrix-free record: lanczos_iterations + num_probes + deflation_rank +
-C(1 + cg_iterations) products (C = number of target columns).
+C(1 + cg_iterations) products (C = number of target columns). Where Θ_t built once costs less
+than that many products and its N_p² numbers fit 1 GiB (`kernels.kernel_pays`, decided at the
+first record: a convolutional network's structured or per-example path), it is built by
+`empirical_ntk` and the products are matmuls with it: the same estimators, nothing else changes.
 
 The mode-wise prediction is exact for the linearized network under full-batch plain GD
 ('sgd', no weight decay) on MSE with the probe set equal to the training set; otherwise it
 is the same formula, reported as an approximation (`modewise_exact` in the metadata).
+
+BatchNorm networks (variables with 'batch_stats'; `precise_batch_stats`, default on for them):
+before every record the running statistics are recomputed at the current parameters,
+ŝ_t = s(θ_t) (`kernels.precise_batch_stats`: training-mode passes over the training set, or a
+fixed subset of `batch_stats_size` inputs), and everything is measured at them: Θ_t = Θ(θ_t, ŝ_t),
+the outputs f_t = f(θ_t, ŝ_t). The recorded movement ΔΘ_t = Θ(θ_t, ŝ_t) − Θ(θ_0, ŝ_0) is then the
+total one, and the movement due to the parameters alone holds the statistics at their first
+record: ΔΘ^θ_t = Θ(θ_t, ŝ_0) − Θ(θ_0, ŝ_0), recorded as 'delta_frobenius_params' (‖ΔΘ^θ_t‖_F) and
+'relative_delta_frobenius_params' (over ‖Θ(θ_0, ŝ_0)‖_F); what remains of ΔΘ_t is the statistics'
+(matrix-free: the same estimators as ‖ΔΘ_t‖_F, from a second set of products at (θ_t, ŝ_0)).
 
 The tracker writes no files (`tracking_io.TrackingWriter` does); `state_dict()` and
 `load_state_dict()` carry a run across a restart.
@@ -50,10 +63,11 @@ import numpy as np
 
 from ecrn_jax._src import matrix_free
 from ecrn_jax._src import spectral
+from ecrn_jax._src.batch_stats import precise_batch_stats
 from ecrn_jax._src.validation import check_finite_inputs, check_int
 from ecrn_jax._src.empirical import empirical_ntk
 from ecrn_jax._src.models import jit_apply, traced
-from ecrn_jax._src.vector_products import ntk_vp_fn
+from ecrn_jax._src.vector_products import kernel_pays, ntk_vp_fn
 from ecrn_jax._src.optimizers import learning_rate_schedule
 from ecrn_jax._src.training import TrainConfig, steps_per_epoch
 
@@ -95,7 +109,13 @@ class TrackingConfig:
     cg_iterations: conjugate-gradient steps for the matrix-free Arora bound (0: skip).
     every: record every `every` epochs (and always at epoch 0 and at the last epoch).
     save_kernels: in dense mode, also save every Θ_t, (T, N_p, N_p), in the npz.
-    seed: split into the named keys 'probe_set', 'lanczos' and 'hutchinson'.
+    seed: split into the named keys 'probe_set', 'lanczos' and 'hutchinson'; the subset and
+      the rng of the statistics' passes are fold_in(seed key, 3) and fold_in(seed key, 4).
+    precise_batch_stats: recompute 'batch_stats' at the current parameters before every record
+      and measure there (module docstring); None: on for models with 'batch_stats'.
+    batch_stats_size: inputs of the statistics' passes: 0 the whole training set, else a fixed
+      subset of that many training inputs.
+    batch_stats_batch_size: inputs per training-mode pass of the statistics.
   """
 
   probe_size: int = 256
@@ -111,6 +131,9 @@ class TrackingConfig:
   every: int = 1
   save_kernels: bool = True
   seed: int = 0
+  precise_batch_stats: Optional[bool] = None
+  batch_stats_size: int = 0
+  batch_stats_batch_size: int = 256
 
   def __post_init__(self):
     for name, low in (
@@ -125,15 +148,48 @@ class TrackingConfig:
         ('cg_iterations', 0),
         ('every', 1),
         ('seed', 0),
+        ('batch_stats_size', 0),
+        ('batch_stats_batch_size', 1),
     ):
       check_int(name, getattr(self, name), low)
     if self.vp_batch_size is not None:
       check_int('vp_batch_size', self.vp_batch_size, 0)
     if not isinstance(self.save_kernels, (bool, np.bool_)):
       raise ValueError(f'save_kernels must be a bool, got {self.save_kernels!r}.')
+    if self.precise_batch_stats is not None and not isinstance(
+        self.precise_batch_stats, (bool, np.bool_)
+    ):
+      raise ValueError(
+          f'precise_batch_stats must be None or a bool, got {self.precise_batch_stats!r}.'
+      )
 
   def replace(self, **changes) -> 'TrackingConfig':
     return dataclasses.replace(self, **changes)
+
+
+_STATS = 'batch_stats:'  # the reference's entries of ŝ_0, one a leaf: 'batch_stats:a/b/mean'
+
+
+def _stats_entries(tree) -> dict[str, np.ndarray]:
+  """{'batch_stats:<path>': leaf} of a 'batch_stats' tree."""
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {
+      _STATS + '/'.join(str(getattr(k, 'key', k)) for k in path): np.asarray(leaf)
+      for path, leaf in flat
+  }
+
+
+def _stats_tree(reference: Mapping[str, Any]) -> dict:
+  """The 'batch_stats' tree of the reference's `_stats_entries`."""
+  tree: dict = {}
+  for key, leaf in reference.items():
+    if key.startswith(_STATS):
+      *names, last = key[len(_STATS) :].split('/')
+      node = tree
+      for name in names:
+        node = node.setdefault(name, {})
+      node[last] = jnp.asarray(leaf)
+  return tree
 
 
 def probe_indices(num_examples: int, probe_size: int, key: jax.Array) -> np.ndarray:
@@ -158,14 +214,20 @@ def _matrix_free_products_fn(
     cg_iterations: int,
     probe_batch_size: int,
     vp_batch_size: Optional[int],
+    materialized: bool = False,
 ) -> Callable:
   """Jitted (variables, x_p, y_columns, probes, key, basis) → `analysis.matrix_free_products`
-  of Θ_θ(x_p, x_p), basis None at the first record. Cached, as `make_train_step`."""
+  of Θ_θ(x_p, x_p), basis None at the first record; `materialized`: the first argument is
+  Θ_θ(x_p, x_p) itself, the products matmuls. Cached, as `make_train_step`."""
 
   @jax.jit
   def products(variables, x_p, y_columns, probes, key, basis):
+    if materialized:
+      matvec = lambda v: variables @ v.astype(variables.dtype)
+    else:
+      matvec = ntk_vp_fn(model, variables, x_p, batch_size=vp_batch_size)
     return matrix_free.matrix_free_products(
-        ntk_vp_fn(model, variables, x_p, batch_size=vp_batch_size),
+        matvec,
         n_p,
         key=key,
         num_iterations=lanczos_iterations,
@@ -221,6 +283,16 @@ class KernelTracker:
     self._lanczos_iterations = min(config.lanczos_iterations, self.n_p)
     self._check_sizes()
     self.x_p, y_p = x[self.indices], y[self.indices]
+    seed_key = jax.random.PRNGKey(config.seed)
+    if config.batch_stats_size > n:
+      raise ValueError(
+          f'batch_stats_size={config.batch_stats_size} exceeds the {n} training examples; '
+          'choose batch_stats_size <= N (0: all of them).'
+      )
+    size = config.batch_stats_size or n
+    self._x_stats = x[probe_indices(n, size, jax.random.fold_in(seed_key, 3))]
+    self._stats_rngs = {'dropout': jax.random.fold_in(seed_key, 4)}
+    self.precise = config.precise_batch_stats  # None until the first record's variables
     labels = train_config.loss == 'cross_entropy' and y_p.ndim == 1
     self._labels = y_p.astype(np.int64) if labels else None
     self.y_p = None if labels else y_p.reshape(self.n_p, -1).astype(np.float64)
@@ -247,7 +319,7 @@ class KernelTracker:
       )
       self._probes = jax.random.rademacher(hutchinson_key, (config.num_probes, self.n_p), dtype)
       m = self._lanczos_iterations
-      self._products = _matrix_free_products_fn(
+      self._products_args = (
           self._structure,
           self.n_p,
           m,
@@ -257,6 +329,7 @@ class KernelTracker:
           config.probe_batch_size,
           config.vp_batch_size,
       )
+    self.materialized: Optional[bool] = None  # matrix-free: decided at the first record
     self.records: list[dict] = []
     self.seconds = 0.0
     self._reference: Optional[dict[str, Any]] = None  # what the first record fixes
@@ -280,13 +353,31 @@ class KernelTracker:
     if self._reference is not None and epoch % self.config.every and not last:
       return
     start = time.perf_counter()
+    if self.precise is None:
+      self.precise = 'batch_stats' in variables
+    fixed = None  # (θ_t, ŝ_0): the statistics of the first record
+    if self.precise:
+      if self._reference is not None:
+        fixed = {**variables, 'batch_stats': _stats_tree(self._reference)}
+      variables = precise_batch_stats(
+          self.model,
+          variables,
+          self._x_stats,
+          batch_size=self.config.batch_stats_batch_size,
+          rngs=self._stats_rngs,
+          train=True,
+      )
     outputs = np.asarray(self._apply(variables, self.x_p), np.float64).reshape(self.n_p, -1)
     if self.y_p is None:
       self.y_p = np.eye(outputs.shape[1])[self._labels]
     analyse = self._dense if self.mode == 'dense' else self._matrix_free
     record, kernel, reference = analyse(variables)
+    if self.precise:
+      record.update(self._parameter_movement(fixed))
     if self._reference is None:
       self._reference = dict(reference, step=int(step), residual=outputs - self.y_p)
+      if self.precise:
+        self._reference.update(_stats_entries(variables['batch_stats']))
     if self.train_config.loss == 'mse':
       record.update(self._modewise(outputs, step))
     record = {'epoch': int(epoch), 'step': int(step), **record}
@@ -295,6 +386,17 @@ class KernelTracker:
       record['kernel'] = kernel
     self.records.append(record)
     self.seconds += seconds
+
+  def _parameter_movement(self, fixed) -> dict:
+    """‖Θ(θ_t, ŝ_0) − Θ(θ_0, ŝ_0)‖_F, absolute and relative (zero at the first record)."""
+    if fixed is None:
+      return {'delta_frobenius_params': 0.0, 'relative_delta_frobenius_params': 0.0}
+    analyse = self._dense if self.mode == 'dense' else self._matrix_free
+    moved, _, _ = analyse(fixed)
+    return {
+        'delta_frobenius_params': moved['delta_frobenius'],
+        'relative_delta_frobenius_params': moved['relative_delta_frobenius'],
+    }
 
   def _modewise(self, outputs: np.ndarray, step: int) -> dict:
     ref = self._reference
@@ -357,8 +459,22 @@ class KernelTracker:
     basis = None if reference is None else jnp.asarray(reference['basis'])
     variables = {**variables, **self._values}
     y_columns = jnp.asarray(self.y_p.T)
+    if self.materialized is None:
+      c, cfg = self.y_p.shape[1], self.config
+      count = self._lanczos_iterations + cfg.num_probes + cfg.deflation_rank
+      count += c * (1 + cfg.cg_iterations)
+      try:
+        self.materialized = kernel_pays(self._structure, variables, self.x_p, count)
+      except Exception:  # pylint: disable=broad-except   (an estimate: never a failure)
+        self.materialized = False
+    products = _matrix_free_products_fn(*self._products_args, self.materialized)
+    if self.materialized:
+      operator = empirical_ntk(self._structure, variables, self.x_p)
+      operator = 0.5 * (operator + operator.T)
+    else:
+      operator = variables
     out = jax.device_get(
-        self._products(variables, self.x_p, y_columns, self._probes, self._lanczos_key, basis)
+        products(operator, self.x_p, y_columns, self._probes, self._lanczos_key, basis)
     )
     if reference is None:
       reference = {
@@ -393,6 +509,8 @@ class KernelTracker:
         'tracking_config': dataclasses.asdict(self.config),
         'train_config': dataclasses.asdict(self.train_config),
         'tracking_seconds': self.seconds,
+        'precise_batch_stats': bool(self.precise),
+        'materialized_products': bool(self.materialized),
     }
 
   def arrays(self) -> dict[str, np.ndarray]:
@@ -437,6 +555,7 @@ class KernelTracker:
     ]
     if reference:
       reference['step'] = int(reference['step'])
+      self.precise = any(k.startswith(_STATS) for k in reference)
     self._reference = reference or None
     if 'y_p' in state:
       self.y_p = np.asarray(state['y_p'], np.float64)

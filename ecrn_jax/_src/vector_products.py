@@ -19,8 +19,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ecrn_jax._src import costs
+from ecrn_jax._src import empirical as empirical_lib
 from ecrn_jax._src.empirical import (
+    IMPLEMENTATIONS,
     checked_inputs,
+    empirical_ntk,
     freeze_kwargs,
     output_fn,
     output_shape,
@@ -208,6 +212,22 @@ def _ntk_vp_chunked(model: nn.Module, frozen_kwargs: tuple, trace_outputs: bool,
   return ntk_vp
 
 
+def _kernel_products(kernel: jax.Array, trace_outputs: bool) -> Callable[[jax.Array], jax.Array]:
+  """v ↦ Θ v with Θ materialized: (N₁, N₂) traced; (N₁·C, N₂·C) full, v (N₂, C) ↦ (N₁, C)."""
+
+  def product(v):
+    v = jnp.asarray(v)
+    if trace_outputs:
+      if v.shape != kernel.shape[1:]:
+        raise ValueError(f'v must have shape (N₂,) = {kernel.shape[1:]}, got {v.shape}.')
+      return kernel @ v.astype(kernel.dtype)
+    if v.ndim != 2 or v.size != kernel.shape[1]:
+      raise ValueError(f'v must have shape (N₂, C) with N₂·C = {kernel.shape[1]}, got {v.shape}.')
+    return (kernel @ v.astype(kernel.dtype).reshape(-1)).reshape(-1, v.shape[1])
+
+  return product
+
+
 def _check_batch_size(batch_size) -> None:
   if batch_size is not None and (
       isinstance(batch_size, bool)
@@ -229,6 +249,7 @@ def ntk_vp_fn(
     trace_outputs: bool = True,
     rngs: Optional[Mapping[str, jax.Array]] = None,
     batch_size: Optional[int] = None,
+    implementation: str = 'vector_products',
     **apply_kwargs,
 ) -> Callable[[jax.Array], jax.Array]:
   """A jittable v ↦ Θ(x1, x2) v that never forms the Jacobian: Θ v = J₁ (J₂ᵀ v).
@@ -244,6 +265,12 @@ def ntk_vp_fn(
       (all inputs at once when they fit); 0: all inputs at once. Same result up to summation
       order; the model must treat examples independently (evaluation mode, no batch
       statistics; the ECRN's drop mask is one per call, so the same in every chunk).
+    implementation: 'vector_products' (the above: jittable, nothing N₁ × N₂ formed, one vjp
+      and one jvp a product); or one of `empirical_ntk`'s ('auto', 'structured', 'jacobian',
+      'generic'): Θ is materialized once by that path (variables and inputs concrete: not
+      inside a jit) and every product is a matmul with it; that pays when many products are
+      taken of one kernel (Lanczos, Hutchinson, CG) and N₁ × N₂ numbers fit in memory, as for
+      a convolutional network on a few thousand probes (`products_pay`).
   Returns:
     The kernel–vector-product function; vmap it for several vectors.
 
@@ -258,6 +285,25 @@ def ntk_vp_fn(
   >>> bool(np.allclose(matvec(v), ecrn_jax.empirical_ntk(model, variables, x) @ v, rtol=1e-4))
   True
   """
+  if implementation != 'vector_products':
+    if implementation not in IMPLEMENTATIONS:
+      raise ValueError(
+          "implementation must be 'vector_products' or one of "
+          f'{list(IMPLEMENTATIONS)}, got {implementation!r}.'
+      )
+    return _kernel_products(
+        empirical_ntk(
+            model,
+            variables,
+            x1,
+            x2,
+            trace_outputs=trace_outputs,
+            rngs=rngs,
+            implementation=implementation,
+            **apply_kwargs,
+        ),
+        bool(trace_outputs),
+    )
   params, rest = split_variables(variables)
   x1, x2 = checked_inputs(x1, x2, 'auto')
   _check_batch_size(batch_size)
@@ -274,3 +320,47 @@ def ntk_vp_fn(
     chunk = -(-n // -(-n // int(batch_size)))  # equal chunks: the least padding
     fn = _ntk_vp_chunked(model, frozen, bool(trace_outputs), chunk)
   return functools.partial(fn, params, rest, rngs, x1, x2)
+
+
+# Bytes the kernel materialized for products may take (`kernel_pays`).
+KERNEL_BYTES = 1024 * 2**20
+
+
+def kernel_pays(
+    model: nn.Module,
+    variables: Mapping[str, Any],
+    x,
+    num_products: int,
+    *,
+    trace_outputs: bool = True,
+    memory_bytes: int = KERNEL_BYTES,
+    **apply_kwargs,
+) -> bool:
+  """Whether Θ(x, x) materialized once (`empirical_ntk`, implementation='auto') and multiplied
+  `num_products` times costs less than as many kernel–vector products (`costs`), with its
+  N²(·C²) numbers within `memory_bytes`.
+
+  >>> import jax, numpy as np, ecrn_jax
+  >>> model = ecrn_jax.MLP(ecrn_jax.MLPConfig(hidden_widths=(8,), out_dim=2, dtype='float32'))
+  >>> x = np.linspace(-1.0, 1.0, 6, dtype=np.float32).reshape(3, 2)
+  >>> variables = model.init(jax.random.PRNGKey(0), x)
+  >>> ecrn_jax.kernels.kernel_pays(model, variables, x, 100)
+  True
+  """
+  params, rest = split_variables(variables)
+  x, _ = checked_inputs(x, None, 'auto')
+  frozen = freeze_kwargs(apply_kwargs)
+  c = int(np.prod(output_shape(model, variables, x, **apply_kwargs)[1:]))
+  n = x.shape[0] * (1 if trace_outputs else c)
+  if n * n * np.dtype(jax.tree_util.tree_leaves(params)[0].dtype).itemsize > memory_bytes:
+    return False
+  trace = bool(trace_outputs)
+  path, plan = empirical_lib.choose_path(
+      model, frozen, params, rest, None, x, x, trace, 'auto', None, c
+  )
+  kernel = empirical_lib.path_costs(
+      model, frozen, params, rest, None, x, x, trace, {path: plan}, None, c
+  )[path]
+  forward = empirical_lib.forward_cost(model, frozen, params, rest, None, x)
+  products = costs.vector_products(forward, x.shape[0], x.shape[0], c, trace, num_products)
+  return kernel + 2.0 * num_products * n * n < products

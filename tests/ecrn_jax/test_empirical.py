@@ -222,9 +222,11 @@ def test_every_path_exact_on_flax_dense_and_shared_layers(module, rng):
 class _ConvBatchNormNet(nn.Module):
   """Conv → BatchNorm (running averages) → ReLU → pooling → Dense: examples independent."""
 
+  dtype: str = 'float64'
+
   @nn.compact
   def __call__(self, x):
-    f64 = dict(dtype=jnp.float64, param_dtype=jnp.float64)
+    f64 = dict(dtype=self.dtype, param_dtype=self.dtype)
     x = nn.Conv(4, (3, 3), **f64)(x)
     x = nn.relu(nn.BatchNorm(use_running_average=True, **f64)(x))
     x = nn.avg_pool(x, (2, 2), (2, 2))
@@ -240,13 +242,13 @@ class _BatchCentering(nn.Module):
     return nn.Dense(2, param_dtype=jnp.float64)(jnp.tanh(h - h.mean(0)))
 
 
-def _conv_net_and_data(rng):
-  x = rng.normal(size=(7, 6, 6, 2))
-  model = _ConvBatchNormNet()
+def _conv_net_and_data(rng, dtype='float64'):
+  x = rng.normal(size=(7, 6, 6, 2)).astype(dtype)
+  model = _ConvBatchNormNet(dtype)
   variables = model.init(jax.random.PRNGKey(3), x)
   # Running statistics away from their (0, 1) start, so that they enter the kernel.
   stats = jax.tree_util.tree_map(
-      lambda a: a + rng.uniform(0.2, 0.5, a.shape), variables['batch_stats']
+      lambda a: a + rng.uniform(0.2, 0.5, a.shape).astype(dtype), variables['batch_stats']
   )
   return model, {'params': variables['params'], 'batch_stats': stats}, x
 
@@ -273,6 +275,40 @@ def test_jacobian_path_on_a_conv_batchnorm_net(trace_outputs, rng, monkeypatch):
         assert relative_max_error(kernel, ref) <= 1e-10, (budget, block_size, implementation)
       symmetric = empirical_ntk(model, variables, x, implementation='jacobian', **kwargs)
       assert relative_max_error(symmetric, ref_symmetric) <= 1e-10, (budget, block_size)
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize('dtype, tolerance', [('float32', 1e-5), ('float64', 1e-10)])
+def test_conv_batchnorm_net_matches_neural_tangents(dtype, tolerance, rng, nt, monkeypatch):
+  """A Conv/BatchNorm (running averages)/pooling net: every path of ours against every
+  implementation of neural-tangents' empirical_ntk_fn (Jacobian contraction, NTK–vector
+  products, structured derivatives), traced and full."""
+  # neural-tangents 0.6.5's structured derivatives use jax.interpreters.ad.source_info_util,
+  # which jax 0.5 no longer re-exports: the alias restored for this test.
+  ad = jax.interpreters.ad
+  if not hasattr(ad, 'source_info_util'):
+    from jax._src import source_info_util  # pylint: disable=g-import-not-at-top
+
+    monkeypatch.setattr(ad, 'source_info_util', source_info_util, raising=False)
+  if not hasattr(ad, 'config'):
+    monkeypatch.setattr(ad, 'config', jax.config, raising=False)
+  model, variables, x = _conv_net_and_data(rng, dtype)
+  x1, x2 = x, x[:4]
+  for trace_axes, trace_outputs in (((-1,), True), ((), False)):
+    refs = [
+        np.asarray(_nt_kernel(nt, model, variables, x1, x2, trace_axes, implementation))
+        for implementation in (1, 2, 3)
+    ]
+    if not trace_outputs:  # (N1, N2, C, C) → (N1·C, N2·C)
+      refs = [r.transpose(0, 2, 1, 3).reshape(7 * 3, 4 * 3) for r in refs]
+    for implementation in ('structured', 'jacobian', 'generic', 'auto'):
+      ours = empirical_ntk(
+          model, variables, x1, x2, trace_outputs=trace_outputs, implementation=implementation
+      )
+      assert ours.dtype == jnp.dtype(dtype)
+      for i, ref in enumerate(refs):
+        error = relative_max_error(ours, ref)
+        assert error <= tolerance, (implementation, i + 1, trace_outputs, error)
 
 
 @pytest.mark.x64

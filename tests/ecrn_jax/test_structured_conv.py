@@ -13,7 +13,8 @@ import pytest
 
 from conftest import RTOL, relative_max_error
 from reference_ntk import jacobian_ntk
-from ecrn_jax import empirical_ntk
+import ecrn_jax
+from ecrn_jax import empirical_ntk, ntk_vp_fn
 from ecrn_jax._src import empirical as empirical_lib
 from ecrn_jax._src import structured_conv
 
@@ -134,3 +135,125 @@ def test_refused_where_calls_are_shared_by_the_examples(rng):
     empirical_ntk(model, variables, x, implementation='structured')
   ref = jacobian_ntk(model, variables, x)
   assert relative_max_error(empirical_ntk(model, variables, x), ref) <= 1e-10
+
+
+class _WideWindow(nn.Module):
+  """One 7×7 convolution to one channel: its patches (49 numbers a position and input channel)
+  cost more to write than the per-example passes of the jacobian path."""
+
+  @nn.compact
+  def __call__(self, x):
+    return nn.Conv(1, (7, 7), param_dtype=jnp.float64)(x).mean((1, 2))
+
+
+class _BatchStatistics(nn.Module):
+  """BatchNorm on batch statistics with train=True: every output row depends on every example."""
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    x = nn.Conv(3, (3, 3), param_dtype=jnp.float64)(x)
+    x = nn.BatchNorm(use_running_average=not train, param_dtype=jnp.float64)(x)
+    return nn.Dense(2, param_dtype=jnp.float64)(jnp.tanh(x).mean((1, 2)))
+
+
+class _FirstOutput:
+  """model.apply(..., mutable=...)'s output alone, for the in-repo reference."""
+
+  def __init__(self, model):
+    self.model = model
+
+  def apply(self, variables, x, **kwargs):
+    return self.model.apply(variables, x, **kwargs)[0]
+
+
+def _mlp(dtype='float64'):
+  from ecrn_jax import MLP, MLPConfig  # pylint: disable=g-import-not-at-top
+
+  return MLP(MLPConfig(hidden_widths=(6,), out_dim=2, dtype=dtype))
+
+
+AUTO_CASES = {
+    'library_dense': (_mlp, (6, 3), {}, 'dense'),
+    'conv_batchnorm': (_ConvNet, (5, 8, 7, 2), {}, 'layers'),
+    'wide_window': (_WideWindow, (5, 9, 9, 2), {}, 'jacobian'),
+    'shared_embedding': (_PositionEmbedding, (5, 3), {}, 'jacobian'),
+    'batch_statistics': (
+        _BatchStatistics,
+        (5, 6, 6, 2),
+        dict(train=True, mutable=('batch_stats',)),
+        'generic',
+    ),
+}
+
+
+@pytest.mark.parametrize('case', list(AUTO_CASES))
+@pytest.mark.x64
+def test_auto_takes_the_cheapest_path_that_applies(case, rng):
+  """'auto' picks the path the cost model ranks first among those that apply (the generic one
+  where examples are coupled), and its kernel equals the materialized Jacobian contraction."""
+  factory, shape, kwargs, expected = AUTO_CASES[case]
+  x = jnp.asarray(rng.normal(size=shape))
+  model = factory()
+  variables = model.init(jax.random.PRNGKey(0), x)
+  if 'batch_stats' in variables:
+    variables = {
+        **variables,
+        'batch_stats': jax.tree_util.tree_map(lambda a: a + 0.3, variables['batch_stats']),
+    }
+  params, rest = empirical_lib.split_variables(variables)
+  frozen = empirical_lib.freeze_kwargs(kwargs)
+  out_dim = 2 if case != 'conv_batchnorm' else 3
+  path, _ = empirical_lib.choose_path(
+      model, frozen, params, rest, None, x, x, True, 'auto', None, out_dim
+  )
+  assert path == expected
+  reference = _FirstOutput(model) if 'mutable' in kwargs else model
+  without_mutable = {k: v for k, v in kwargs.items() if k != 'mutable'}
+  ref = (
+      jacobian_ntk(reference, variables, x, mutable=('batch_stats',), **without_mutable)
+      if ('mutable' in kwargs)
+      else jacobian_ntk(model, variables, x)
+  )
+  kernel = empirical_ntk(model, variables, x, **kwargs)
+  assert relative_max_error(kernel, ref) <= 1e-10
+
+
+@pytest.mark.x64
+def test_batch_statistics_refused_by_the_per_example_paths(rng):
+  """BatchNorm on batch statistics: the per-example paths refuse it naming the module and the
+  fix; without mutable= no path can run it, and the error says what to pass."""
+  x = rng.normal(size=(4, 6, 6, 2))
+  model = _BatchStatistics()
+  variables = model.init(jax.random.PRNGKey(0), x)
+  kwargs = dict(train=True, mutable=('batch_stats',))
+  for implementation in ('jacobian', 'structured'):
+    with pytest.raises(ValueError, match=r"does not apply.*another example's input.*generic"):
+      empirical_ntk(model, variables, x, implementation=implementation, **kwargs)
+  with pytest.raises(
+      ValueError, match=r'_BatchStatistics cannot be differentiated as called: .*train=False'
+  ):
+    empirical_ntk(model, variables, x, train=True)
+
+
+@pytest.mark.parametrize('trace_outputs', [True, False])
+@pytest.mark.x64
+def test_ntk_vp_fn_by_a_materialized_kernel(trace_outputs, rng):
+  """ntk_vp_fn with one of empirical_ntk's implementations: Θv through the kernel built once,
+  equal to the materialized Jacobian contraction times v; kernel_pays weighs it against the
+  kernel–vector products."""
+  model, variables, x1, x2 = _net_and_data(rng, 'float64')
+  ref = jacobian_ntk(model, variables, x1, x2, trace_outputs=trace_outputs)
+  v = rng.normal(size=(4,) if trace_outputs else (4, 3))
+  for implementation in ('auto', 'jacobian'):
+    matvec = ntk_vp_fn(
+        model, variables, x1, x2, trace_outputs=trace_outputs, implementation=implementation
+    )
+    expected = ref @ v.reshape(-1)
+    assert relative_max_error(matvec(v).reshape(-1), expected) <= 1e-10, implementation
+  pays = ecrn_jax.kernels.kernel_pays
+  # A traced product costs C vjps and jvps over all inputs; the kernel C backward passes and a
+  # contraction: here it pays even for one product, unless its N² numbers do not fit.
+  assert pays(model, variables, x1, 1)
+  assert not pays(model, variables, x1, 100, memory_bytes=100)
+  with pytest.raises(ValueError, match="'vector_products' or one of"):
+    ntk_vp_fn(model, variables, x1, implementation='kernel')

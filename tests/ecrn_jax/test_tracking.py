@@ -5,7 +5,9 @@
 
 import json
 
+import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -14,6 +16,7 @@ from ecrn_jax import ECRN, ECRNConfig, KernelTracker, TrackingConfig, TrackingWr
 from ecrn_jax import TrainConfig, TrainingDiverged, train
 from ecrn_jax import analysis
 from ecrn_jax import files
+from ecrn_jax._src import tracking as tracking_lib
 from ecrn_jax._src.tracking import probe_indices  # internal: the probe draw itself
 from utils import regression_data
 from reference_ntk import jacobian_ntk, neural_tangents_ntk
@@ -485,3 +488,149 @@ def test_divergence_keeps_the_tracking_files(tmp_path):
   assert len(lines) == epochs_done == len(tracker.records)
   saved = np.load(tmp_path / 'tracking.npz')
   np.testing.assert_array_equal(saved['epoch'], np.arange(epochs_done))
+
+
+# ---------------------------------------------------------------------------
+# BatchNorm networks: the kernel at re-estimated statistics (precise BN).
+# ---------------------------------------------------------------------------
+
+
+class _BatchNormNet(nn.Module):
+  """Dense → BatchNorm → tanh → Dense → BatchNorm → tanh → Dense, float64."""
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    f64 = dict(dtype=jnp.float64, param_dtype=jnp.float64)
+    h = x
+    for width in (6, 5):
+      h = nn.Dense(width, **f64)(h)
+      bn = nn.BatchNorm(use_running_average=not train, force_float32_reductions=False, **f64)
+      h = jnp.tanh(bn(h))
+    return nn.Dense(1, **f64)(h)
+
+
+def _manual_batch_stats(variables, x, batch):
+  """The population mean and variance of each BatchNorm's input over x, in numpy: training-mode
+  passes of `batch` inputs (each normalized by its own statistics), moments pooled over all."""
+  p = {k: {n: np.asarray(a) for n, a in v.items()} for k, v in variables['params'].items()}
+  inputs = {0: [], 1: []}
+  for start in range(0, len(x), batch):
+    h = x[start : start + batch]
+    for i in (0, 1):
+      h = h @ p[f'Dense_{i}']['kernel'] + p[f'Dense_{i}']['bias']
+      inputs[i].append(h)
+      bn = p[f'BatchNorm_{i}']
+      h = np.tanh((h - h.mean(0)) / np.sqrt(h.var(0) + 1e-5) * bn['scale'] + bn['bias'])
+  return {
+      f'BatchNorm_{i}': {'mean': np.concatenate(h).mean(0), 'var': np.concatenate(h).var(0)}
+      for i, h in inputs.items()
+  }
+
+
+@pytest.mark.x64
+def test_precise_batch_stats_are_the_population_moments():
+  """kernels.precise_batch_stats equals the numpy moments of every BatchNorm's input, in one
+  pass and in passes of 5 inputs (moments pooled exactly across passes)."""
+  x, _ = regression_data(n=13)
+  model = _BatchNormNet()
+  variables = model.init(jax.random.PRNGKey(0), x)
+  # Parameters away from their init, so that the second layer's statistics depend on the first.
+  variables = {
+      **variables,
+      'params': jax.tree_util.tree_map(
+          lambda a: a + 0.3 * jnp.cos(jnp.arange(a.size).reshape(a.shape)), variables['params']
+      ),
+  }
+  for batch in (None, 5):
+    stats = ecrn_jax.kernels.precise_batch_stats(model, variables, x, batch_size=batch, train=True)[
+        'batch_stats'
+    ]
+    expected = _manual_batch_stats(variables, x, batch or len(x))
+    for layer, moments in expected.items():
+      for name, value in moments.items():
+        np.testing.assert_allclose(stats[layer][name], value, rtol=1e-12, err_msg=layer + name)
+  with pytest.raises(ValueError, match='called no flax.linen.BatchNorm'):
+    ecrn_jax.kernels.precise_batch_stats(
+        small_ecrn(), small_ecrn().init(jax.random.PRNGKey(0), x) | {'batch_stats': {}}, x
+    )
+
+
+@pytest.mark.x64
+def test_tracker_measures_at_reestimated_statistics_and_parameter_movement_apart():
+  """Default on for a BatchNorm network: every record's kernel is Θ(θ_t, ŝ_t) with ŝ_t the
+  statistics of θ_t over the training set; 'delta_frobenius' is ‖Θ(θ_t, ŝ_t) − Θ(θ_0, ŝ_0)‖_F
+  and 'delta_frobenius_params' ‖Θ(θ_t, ŝ_0) − Θ(θ_0, ŝ_0)‖_F, against materialized Jacobians
+  and numpy statistics."""
+  x, y = regression_data(n=16)
+  model = _BatchNormNet()
+  variables = model.init(jax.random.PRNGKey(1), x)
+  config = TrainConfig(epochs=3, learning_rate=0.1, batch_size=8, optimizer='sgd')
+  snapshots = Snapshots()
+  tracker = KernelTracker(model, (x, y), config, TrackingConfig(probe_size=10, top_k=3))
+  train(model, variables, (x, y), config, callbacks=[snapshots, tracker])
+  assert tracker.metadata()['precise_batch_stats'] and len(tracker.records) == 4
+  x_p = x[tracker.indices]
+  s_0 = _manual_batch_stats(snapshots.variables[0], x, 256)
+  kernel_0 = jacobian_ntk(model, {**snapshots.variables[0], 'batch_stats': s_0}, x_p)
+  norm_0 = np.linalg.norm(kernel_0)
+  for record, snapshot in zip(tracker.records, snapshots.variables):
+    s_t = _manual_batch_stats(snapshot, x, 256)
+    kernel = jacobian_ntk(model, {**snapshot, 'batch_stats': s_t}, x_p)
+    fixed = jacobian_ntk(model, {**snapshot, 'batch_stats': s_0}, x_p)
+    np.testing.assert_allclose(record['kernel'], kernel, rtol=1e-9, atol=1e-12 * norm_0)
+    total, params = np.linalg.norm(kernel - kernel_0), np.linalg.norm(fixed - kernel_0)
+    np.testing.assert_allclose(record['delta_frobenius'], total, rtol=1e-8, atol=1e-12 * norm_0)
+    np.testing.assert_allclose(
+        record['delta_frobenius_params'], params, rtol=1e-8, atol=1e-12 * norm_0
+    )
+    np.testing.assert_allclose(
+        record['relative_delta_frobenius_params'], params / norm_0, rtol=1e-8, atol=1e-12
+    )
+  # The statistics move the kernel too: the two movements differ at the last record.
+  assert abs(total - params) > 1e-3 * total
+  # Off: the kernel at the running averages the training left.
+  off = KernelTracker(
+      model, (x, y), config, TrackingConfig(probe_size=10, top_k=3, precise_batch_stats=False)
+  )
+  off(3, 6, snapshots.variables[-1])
+  ref = jacobian_ntk(model, snapshots.variables[-1], x_p)
+  np.testing.assert_allclose(off.records[0]['kernel'], ref, rtol=1e-9, atol=1e-12 * norm_0)
+  assert 'delta_frobenius_params' not in off.records[0]
+
+
+@pytest.mark.x64
+def test_matrix_free_records_by_a_materialized_kernel_equal_vector_products(monkeypatch):
+  """Matrix-free tracking of a BatchNorm network whose kernel pays to build (kernel_pays): the
+  products are matmuls with Θ_t, and the records equal those of kernel–vector products."""
+  x, y = regression_data(n=16)
+  model = _BatchNormNet()
+  variables = model.init(jax.random.PRNGKey(1), x)
+  config = TrainConfig(epochs=1, learning_rate=0.1, batch_size=8, optimizer='sgd')
+  tracking = TrackingConfig(
+      probe_size=12,
+      top_k=3,
+      dense_max_size=0,
+      lanczos_iterations=12,
+      num_probes=4,
+      cg_iterations=12,
+  )
+  records = {}
+  for materialized in (True, False):
+    if not materialized:
+      monkeypatch.setattr(tracking_lib, 'kernel_pays', lambda *a, **k: False)
+    tracker = KernelTracker(model, (x, y), config, tracking)
+    train(model, variables, (x, y), config, callbacks=[tracker])
+    assert tracker.materialized == materialized
+    records[materialized] = tracker.records
+  for built, products in zip(records[True], records[False]):
+    for name in (
+        'lambda_max',
+        'trace',
+        'frobenius_norm',
+        'delta_frobenius',
+        'delta_frobenius_params',
+        'alignment',
+    ):
+      np.testing.assert_allclose(built[name], products[name], rtol=1e-7, err_msg=name)
+    # 12 CG steps on an ill-conditioned Θ: not converged, so round-off moves the bound a bit.
+    np.testing.assert_allclose(built['arora_bound'], products['arora_bound'], rtol=1e-3)
