@@ -158,7 +158,6 @@ def sigkill_resumed(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group('sigkill_resume')  # with the next test that reads its run
 def test_sigkill_then_resume_matches_uninterrupted_run(sigkill_resumed):
   reference_dir, killed_dir = sigkill_resumed / 'reference', sigkill_resumed / 'killed'
   err = (sigkill_resumed / 'resume_err.txt').read_text()
@@ -383,7 +382,6 @@ def bad_args_runs(tmp_path_factory):
   return directory, json.loads((directory / 'found.json').read_text())
 
 
-@pytest.mark.xdist_group('bad_args')  # one worker runs the batch and reads it
 @pytest.mark.parametrize('i', range(len(BAD_ARGS)), ids=lambda i: ' '.join(BAD_ARGS[i][0]))
 def test_bad_config_or_override_fails_at_once_with_one_clear_line(i, bad_args_runs):
   directory, found = bad_args_runs
@@ -395,7 +393,6 @@ def test_bad_config_or_override_fails_at_once_with_one_clear_line(i, bad_args_ru
   assert not (directory / str(i) / 'w').exists()  # nothing was written, let alone trained
 
 
-@pytest.mark.xdist_group('bad_args')
 @pytest.mark.parametrize(
     'i',
     [
@@ -546,7 +543,6 @@ def _damage_checkpoint(step_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group('sigkill_resume')
 def test_unreadable_checkpoints_fall_back_and_never_unpickle(sigkill_resumed, tmp_path):
   """The latest checkpoint unreadable: resume from the one before (it is kept for this). A
   tracker file holding a pickled object array is refused like a damaged one, never loaded. On a
