@@ -25,6 +25,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 # models built anew, the same smoke config run again) is compiled once. It changes no number: a
 # cached executable is the one XLA compiled. A directory the user set is used and kept.
 _JIT_CACHE_OWNED = None
+_GROUPS_DIR = None  # the directory of the xdist groups file, made by pytest_configure
 if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
   _JIT_CACHE_OWNED = tempfile.mkdtemp(prefix='ecrn_jax_tests_jit_cache_')
   os.environ['JAX_COMPILATION_CACHE_DIR'] = _JIT_CACHE_OWNED
@@ -80,6 +81,10 @@ def pytest_configure(config):
       'slow: end-to-end runs and width sweeps (over ~10 s each); -m "not slow" '
       'leaves them out for a quick check',
   )
+  if config.getoption('dist', 'no') == 'loadgroup' and not hasattr(config, 'workerinput'):
+    global _GROUPS_DIR
+    _GROUPS_DIR = tempfile.mkdtemp(prefix='ecrn_jax_tests_xdist_groups_')
+    os.environ[_GROUPS_FILE] = os.path.join(_GROUPS_DIR, 'groups.json')  # the workers inherit it
   if config.getoption('--reference-lane'):
     error = _neural_tangents_import_error()
     if error is not None:
@@ -92,8 +97,9 @@ def pytest_configure(config):
 
 def pytest_unconfigure(config):
   del config
-  if _JIT_CACHE_OWNED is not None:
-    shutil.rmtree(_JIT_CACHE_OWNED, ignore_errors=True)
+  for owned in (_JIT_CACHE_OWNED, _GROUPS_DIR):
+    if owned is not None:
+      shutil.rmtree(owned, ignore_errors=True)
 
 
 def _neural_tangents_import_error():
@@ -108,7 +114,61 @@ def _neural_tangents_import_error():
   return None
 
 
+# The session fixtures that build a directory once for every worker (utils.shared_directory),
+# and the pytest-xdist group of the tests that read each: with `--dist loadgroup` one worker
+# builds it and runs its readers, while the other runs the rest instead of waiting on its lock.
+SHARED_BUILD_GROUPS = {
+    'iris_smoke_workdir': 'iris_smoke',
+    'sigkill_resumed': 'sigkill_resume',
+    'bad_args_runs': 'bad_args',
+}
+
+
+# pytest-xdist 3.8's `--dist loadgroup` marks a test's group by appending it to the test's node
+# id, which pytest 9 no longer lets a plugin change: the groups are silently ignored
+# (pytest-dev/pytest-xdist#1386). Until a release fixes it, the workers write the groups
+# ({node id: group}) to the file named by this variable and the scheduler below reads them.
+_GROUPS_FILE = 'ECRN_JAX_TESTS_XDIST_GROUPS'
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook
+def pytest_xdist_make_scheduler(config, log):
+  """`--dist loadgroup`, grouped by the xdist_group marks that the workers wrote down."""
+  if config.getoption('dist') != 'loadgroup':
+    return None
+  from xdist.scheduler import LoadGroupScheduling  # pylint: disable=g-import-not-at-top
+
+  class Scheduling(LoadGroupScheduling):
+
+    def _split_scope(self, nodeid):
+      if not hasattr(self, 'groups'):  # read once, when the workers have collected
+        with open(os.environ[_GROUPS_FILE]) as f:
+          self.groups = json.load(f)
+      return self.groups.get(nodeid) or super()._split_scope(nodeid)  # (older pytest: '@group')
+
+  return Scheduling(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
+  for item in items:
+    fixtures = getattr(item, 'fixturenames', ())
+    groups = {group for name, group in SHARED_BUILD_GROUPS.items() if name in fixtures}
+    if len(groups) == 1 and item.get_closest_marker('xdist_group') is None:
+      item.add_marker(pytest.mark.xdist_group(groups.pop()))
+  # The slow tests first (a stable sort): pytest-xdist hands the groups out first (most tests
+  # first), then single tests in this order, so the long ones start early and the short ones
+  # even out the two workers at the end.
+  items.sort(key=lambda item: item.get_closest_marker('slow') is None)
+  if hasattr(config, 'workerinput') and config.getoption('loadgroup', False):
+    marked = {item.nodeid: item.get_closest_marker('xdist_group') for item in items}
+    groups = {
+        k: f'group:{m.args[0] if m.args else m.kwargs["name"]}' for k, m in marked.items() if m
+    }
+    temporary = f'{os.environ[_GROUPS_FILE]}.{config.workerinput["workerid"]}'
+    with open(temporary, 'w') as f:
+      json.dump(groups, f)
+    os.replace(temporary, os.environ[_GROUPS_FILE])  # every worker writes the same
   if not X64:
     skip_x64 = pytest.mark.skip(reason='needs 64-bit JAX (ECRN_JAX_TEST_X64=0)')
     for item in items:

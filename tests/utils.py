@@ -4,6 +4,7 @@
 """Helpers shared by the tests of the experiments layer: the CLI, config loading, smoke runs."""
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -53,6 +54,61 @@ def run_cli(*args, timeout=300) -> tuple[int, str, str]:
   proc = cli(*args)
   out, err = proc.communicate(timeout=timeout)
   return proc.returncode, out, err
+
+
+# The program of run_cli_batch: reads a JSON list of argument lists on stdin; imports what
+# `python -m experiments.run` imports before it runs; then runs each argument list as that
+# command does (experiments/run.py executed as __main__), each in a child forked from it, with
+# its stdout and stderr in files; prints a JSON list of [exit code, stdout, stderr].
+_BATCH_PROGRAM = r"""
+import json, os, runpy, sys, tempfile, traceback
+import absl.app, ml_collections.config_flags
+import experiments.finite_vs_infinite, experiments.plan, experiments.train, experiments.workdir
+sys.modules.pop('experiments.run', None)
+PROGRAM = os.path.join(os.path.dirname(experiments.__file__), 'run.py')
+found = []
+for args in json.load(sys.stdin):
+  out, err = tempfile.TemporaryFile('w+'), tempfile.TemporaryFile('w+')
+  sys.stdout.flush(); sys.stderr.flush()
+  pid = os.fork()
+  if pid == 0:
+    os.dup2(out.fileno(), 1); os.dup2(err.fileno(), 2)
+    sys.argv = [PROGRAM, *args]
+    try:
+      runpy.run_module('experiments.run', run_name='__main__', alter_sys=True)
+      code = 0
+    except SystemExit as e:
+      code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+      if not isinstance(e.code, int) and e.code is not None:
+        print(e.code, file=sys.stderr)
+    except BaseException:
+      traceback.print_exc()
+      code = 1
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(code)
+  _, status = os.waitpid(pid, 0)
+  out.seek(0); err.seek(0)
+  found.append([os.waitstatus_to_exitcode(status), out.read(), err.read()])
+print(json.dumps(found))
+"""
+
+
+def run_cli_batch(cases, timeout=600) -> list[tuple[int, str, str]]:
+  """(exit code, stdout, stderr) of `python -m experiments.run ARGS` for each ARGS in `cases`
+  (lists of str), as run_cli gives them, run by one process that imports the program's
+  modules once and runs each case in a child forked from it: experiments/run.py executed as
+  __main__ with that sys.argv, as `python -m` does. For the CLI's error paths, many at once."""
+  proc = subprocess.run(
+      [sys.executable, '-c', _BATCH_PROGRAM],
+      cwd=REPO,
+      input=json.dumps([list(args) for args in cases]),
+      capture_output=True,
+      text=True,
+      timeout=timeout,
+      check=False,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return [tuple(found) for found in json.loads(proc.stdout.splitlines()[-1])]
 
 
 def without_timings(obj):

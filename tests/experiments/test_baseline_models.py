@@ -187,12 +187,16 @@ def test_float64():
   assert jax.config.jax_enable_x64  # set by conftest
   x = _images(2)
   model = ResNet18(dtype='float64', **SMALL)
-  variables = _init(model, x)
+  # The dtypes of the variables and outputs as traced (jax.eval_shape): those that running the
+  # model gives, without compiling each of its operations. A float64 ResidualMLP18 is run for
+  # real in test_train_updates_batch_stats_and_resumes_bit_for_bit.
+  variables = jax.eval_shape(lambda: _init(model, x))
   assert all(l.dtype == jnp.float64 for l in jax.tree_util.tree_leaves(variables))
-  assert model.apply(variables, x).dtype == jnp.float64
+  assert jax.eval_shape(model.apply, variables, x).dtype == jnp.float64
   mlp = ResidualMLP18(out_dim=1, widths=(4, 4, 4, 4), dtype='float64')
-  v = _init(mlp, x.reshape(2, -1))
-  assert mlp.apply(v, x.reshape(2, -1)).dtype == jnp.float64
+  v = jax.eval_shape(lambda: _init(mlp, x.reshape(2, -1)))
+  assert all(l.dtype == jnp.float64 for l in jax.tree_util.tree_leaves(v))
+  assert jax.eval_shape(mlp.apply, v, x.reshape(2, -1)).dtype == jnp.float64
 
 
 def test_sgd_reduces_mse_residual_mlp():

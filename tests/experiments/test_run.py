@@ -158,7 +158,6 @@ def sigkill_resumed(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group('sigkill_resume')  # with the next test that reads its run
 def test_sigkill_then_resume_matches_uninterrupted_run(sigkill_resumed):
   reference_dir, killed_dir = sigkill_resumed / 'reference', sigkill_resumed / 'killed'
   err = (sigkill_resumed / 'resume_err.txt').read_text()
@@ -282,94 +281,142 @@ def _first_trial_overrides(directory):
   return search['seeds']['0']['models']['ntk_ecrn_infinite']['trials'][0]['overrides']
 
 
-@pytest.mark.parametrize(
-    'args, expected',
-    [
+# Config flags and overrides that the CLI refuses at once: (arguments, texts that one line of its
+# stderr holds).
+BAD_ARGS = [
+    (
+        ['--config=iris:smoke', '--config.train.learnig_rate=0.1'],
+        ('learnig_rate', 'learning_rate'),
+    ),
+    (['--config=iris', '--config.train.epochs=many'], ('epochs', 'many')),
+    (
+        ['--config=iris', '--config.models=mlp', '--config.models=resnet19'],
+        ('resnet19', 'resnet18'),
+    ),
+    (
+        ['--config=iris', '--config.search.space.mlp.train.learning_rate=()'],
+        ('search.space.mlp',),
+    ),
+    (['--config=iris:huge'], ('huge', 'smoke')),
+    (
+        ['--config=iris:smoke', '--config.seeds=()'],
+        ('seeds', 'nothing would run'),
+    ),
+    (['--config=iris:smoke', '--config.train.epochs=None'], ('train.epochs', 'positive')),
+    (['--config=iris:smoke', '--config.checkpoint_every=0'], ('checkpoint_every', 'positive')),
+    # Invalid values of the unit configs: refused before the search starts.
+    (['--config=iris:smoke', '--config.ecrn.drop_rate=1.5'], ('config.ecrn.drop_rate', '1.5')),
+    (
+        ['--config=iris:smoke', '--config.ecrn.activation=tanh'],
+        ('config.ecrn.activation', "'tanh'"),
+    ),
+    (
+        ['--config=iris:smoke', '--config.kernel.diag_reg=-1'],
+        ('config.kernel.diag_reg', '-1.0', 'standard_ntk'),
+    ),
+    (['--config=iris:smoke', '--config.search.trials=0'], ('config.search.trials', 'got 0')),
+    (
+        ['--config=synthetic_regression:smoke', '--config.data.num_train=0'],
+        ('config.data.num_train', 'got 0'),
+    ),
+    (
+        ['--config=iris:smoke', '--config.data.num_train=0'],
+        ('data.num_train names no field', 'test_fraction'),
+    ),
+    (
+        ['--config=iris:smoke', '--config.mlp.hidden_widths=(0,)'],
+        ('config.mlp.hidden_widths', 'got 0'),
+    ),
+    (
+        ['--config=iris:smoke', '--config.resnet18.mlp_widths=(0,)'],
+        ('config.resnet18.mlp_widths', 'got 0'),
+    ),
+    (['--config.no_such_field=1'], ('no_such_field names no field', 'widths')),
+    (['--config=iris:smoke', '--config.seeds=(0, 0)'], ('config.seeds', '[0]', 'once')),
+    (
+        ['--config=iris:smoke', '--config.models=lda', '--config.models=lda'],
+        ('config.models', "['lda']", 'once'),
+    ),
+    (
+        ['--config=iris:smoke', '--config.tracking.models=ntk-ecrn'],
+        ('tracking.models', "'ntk-ecrn'", "did you mean 'ntk_ecrn'"),
+    ),
+    (['--config=iris:smoke', '--config.experiment=other'], ('config.experiment', "'other'")),
+    (
+        ['--config=finite_vs_infinite:smoke', '--config.widths=(32, 32)'],
+        ('config.widths', '1 distinct width', 'at least two'),
+    ),
+    (['--config.num_seeds=0'], ('config.num_seeds', 'got 0')),
+    (['--config.model.drop_rate=2.0'], ('config.model', 'drop_rate')),
+    (['--config=no/such_config.py'], ('no/such_config.py', 'does not exist')),
+    (['--config', 'iris:huge'], ('huge', 'smoke')),
+    (
+        ['--config=cifar_everything'],
         (
-            ['--config=iris:smoke', '--config.train.learnig_rate=0.1'],
-            ('learnig_rate', 'learning_rate'),
+            'cifar_everything',
+            'finite_vs_infinite',
+            'iris',
+            'wine',
+            'synthetic_regression',
+            'cifar_subset',
         ),
-        (['--config=iris', '--config.train.epochs=many'], ('epochs', 'many')),
-        (
-            ['--config=iris', '--config.models=mlp', '--config.models=resnet19'],
-            ('resnet19', 'resnet18'),
-        ),
-        (
-            ['--config=iris', '--config.search.space.mlp.train.learning_rate=()'],
-            ('search.space.mlp',),
-        ),
-        (['--config=iris:huge'], ('huge', 'smoke')),
-        (
-            ['--config=iris:smoke', '--config.seeds=()'],
-            ('seeds', 'nothing would run'),
-        ),
-        (['--config=iris:smoke', '--config.train.epochs=None'], ('train.epochs', 'positive')),
-        (['--config=iris:smoke', '--config.checkpoint_every=0'], ('checkpoint_every', 'positive')),
-        # Invalid values of the unit configs: refused before the search starts.
-        (['--config=iris:smoke', '--config.ecrn.drop_rate=1.5'], ('config.ecrn.drop_rate', '1.5')),
-        (
-            ['--config=iris:smoke', '--config.ecrn.activation=tanh'],
-            ('config.ecrn.activation', "'tanh'"),
-        ),
-        (
-            ['--config=iris:smoke', '--config.kernel.diag_reg=-1'],
-            ('config.kernel.diag_reg', '-1.0', 'standard_ntk'),
-        ),
-        (['--config=iris:smoke', '--config.search.trials=0'], ('config.search.trials', 'got 0')),
-        (
-            ['--config=synthetic_regression:smoke', '--config.data.num_train=0'],
-            ('config.data.num_train', 'got 0'),
-        ),
-        (
-            ['--config=iris:smoke', '--config.data.num_train=0'],
-            ('data.num_train names no field', 'test_fraction'),
-        ),
-        (
-            ['--config=iris:smoke', '--config.mlp.hidden_widths=(0,)'],
-            ('config.mlp.hidden_widths', 'got 0'),
-        ),
-        (
-            ['--config=iris:smoke', '--config.resnet18.mlp_widths=(0,)'],
-            ('config.resnet18.mlp_widths', 'got 0'),
-        ),
-        (['--config.no_such_field=1'], ('no_such_field names no field', 'widths')),
-        (['--config=iris:smoke', '--config.seeds=(0, 0)'], ('config.seeds', '[0]', 'once')),
-        (
-            ['--config=iris:smoke', '--config.models=lda', '--config.models=lda'],
-            ('config.models', "['lda']", 'once'),
-        ),
-        (
-            ['--config=iris:smoke', '--config.tracking.models=ntk-ecrn'],
-            ('tracking.models', "'ntk-ecrn'", "did you mean 'ntk_ecrn'"),
-        ),
-        (['--config=iris:smoke', '--config.experiment=other'], ('config.experiment', "'other'")),
-        (
-            ['--config=finite_vs_infinite:smoke', '--config.widths=(32, 32)'],
-            ('config.widths', '1 distinct width', 'at least two'),
-        ),
-        (['--config.num_seeds=0'], ('config.num_seeds', 'got 0')),
-        (['--config.model.drop_rate=2.0'], ('config.model', 'drop_rate')),
-        (['--config=no/such_config.py'], ('no/such_config.py', 'does not exist')),
-        (['--config', 'iris:huge'], ('huge', 'smoke')),
-        (
-            ['--config=cifar_everything'],
-            (
-                'cifar_everything',
-                'finite_vs_infinite',
-                'iris',
-                'wine',
-                'synthetic_regression',
-                'cifar_subset',
-            ),
-        ),
-    ],
-)
-def test_bad_config_or_override_fails_at_once_with_one_clear_line(args, expected, tmp_path):
-  code, _, err = utils.run_cli(*args, f'--workdir={tmp_path / "w"}')
+    ),
+]
+
+
+@pytest.fixture(scope='session')
+def bad_args_runs(tmp_path_factory):
+  """(directory, [(exit code, stdout, stderr)]): every BAD_ARGS case run by
+  utils.run_cli_batch (one process for all), case i with --workdir=DIRECTORY/i/w; once per
+  session."""
+
+  def build(directory):
+    cases = [
+        [*args, f'--workdir={directory / str(i) / "w"}'] for i, (args, _) in enumerate(BAD_ARGS)
+    ]
+    found = utils.run_cli_batch(cases)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / 'found.json').write_text(json.dumps(found))
+
+  directory = pathlib.Path(utils.shared_directory(tmp_path_factory, 'bad_args', build))
+  return directory, json.loads((directory / 'found.json').read_text())
+
+
+@pytest.mark.parametrize('i', range(len(BAD_ARGS)), ids=lambda i: ' '.join(BAD_ARGS[i][0]))
+def test_bad_config_or_override_fails_at_once_with_one_clear_line(i, bad_args_runs):
+  directory, found = bad_args_runs
+  code, _, err = found[i]
+  expected = BAD_ARGS[i][1]
   assert code != 0
   assert any(all(text in line for text in expected) for line in err.splitlines()), err[-2000:]
   assert 'Traceback' not in err, err[-2000:]
-  assert not (tmp_path / 'w').exists()  # nothing was written, let alone trained
+  assert not (directory / str(i) / 'w').exists()  # nothing was written, let alone trained
+
+
+@pytest.mark.parametrize(
+    'i',
+    [
+        BAD_ARGS.index(case)
+        for case in BAD_ARGS
+        if case[0]
+        in (
+            ['--config=iris:smoke', '--config.train.learnig_rate=0.1'],  # refused by the parser
+            ['--config=iris:smoke', '--config.ecrn.drop_rate=1.5'],  # by the plan, in main()
+            ['--config', 'iris:huge'],  # by the config file
+        )
+    ],
+)
+def test_bad_args_fail_alike_in_their_own_process(i, bad_args_runs, tmp_path):
+  """Some BAD_ARGS cases as a user runs them, one `python -m experiments.run` each: the same
+  exit code and output as in the shared batch that the test above reads."""
+  directory, found = bad_args_runs
+  code, out, err = utils.run_cli(*BAD_ARGS[i][0], f'--workdir={tmp_path / "w"}')
+  batch_code, batch_out, batch_err = found[i]
+  batch_workdir = str(directory / str(i) / 'w')
+  assert code == batch_code != 0
+  assert out == batch_out.replace(batch_workdir, str(tmp_path / 'w'))
+  assert err == batch_err.replace(batch_workdir, str(tmp_path / 'w'))
+  assert not (tmp_path / 'w').exists()
 
 
 def test_overrides_set_nested_typed_fields():
@@ -496,7 +543,6 @@ def _damage_checkpoint(step_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group('sigkill_resume')
 def test_unreadable_checkpoints_fall_back_and_never_unpickle(sigkill_resumed, tmp_path):
   """The latest checkpoint unreadable: resume from the one before (it is kept for this). A
   tracker file holding a pickled object array is refused like a damaged one, never loaded. On a

@@ -105,7 +105,9 @@ def test_resume_overwrite_and_kill_resume_keep_every_file_of_the_user(tmp_path):
 
 def test_overwrite_refuses_a_directory_that_is_not_a_workdir_and_deletes_nothing(tmp_path):
   """A config.json with the keys of ours ({'name', 'config'}), but not written by this program:
-  neither resumed nor emptied, whatever it sits beside; no file written there either."""
+  neither resumed nor emptied, whatever it sits beside; no file written there either. The four
+  runs (two such directories, with and without --overwrite) in one utils.run_cli_batch."""
+  workdirs, contents = [], {}
   for text in (
       '{"name": "my-app", "config": {"lr": 0.1}}\n',
       json.dumps({'name': 'iris', 'config': {'lr': 0.1}}, indent=1),  # as we write, not ours
@@ -113,23 +115,24 @@ def test_overwrite_refuses_a_directory_that_is_not_a_workdir_and_deletes_nothing
     workdir = tmp_path / str(len(text))
     (workdir / 'seed_7').mkdir(parents=True)
     (workdir / 'search').mkdir()
-    contents = {
+    contents[workdir] = {
         'config.json': text,
         'seed_7/result.json': '{}',
         'search/notes.txt': 'x',
         'metrics.jsonl': '{}\n',
         '.draft.tmp': 'x',
     }
-    for name, content in contents.items():
+    for name, content in contents[workdir].items():
       (workdir / name).write_text(content)
-    for flags in (('--overwrite',), ()):
-      code, _, err = utils.run_cli(*SMOKE, '--config.models=lda', f'--workdir={workdir}', *flags)
-      assert code == 2 and 'nothing in it will be deleted' in err and str(workdir) in err, err
-      assert 'Traceback' not in err and len(err.strip().splitlines()) == 1, err
-      found = {
-          str(p.relative_to(workdir)): p.read_text() for p in workdir.rglob('*') if p.is_file()
-      }
-      assert found == contents
+    workdirs += [(workdir, flags) for flags in (('--overwrite',), ())]
+  found = utils.run_cli_batch(
+      [[*SMOKE, '--config.models=lda', f'--workdir={w}', *flags] for w, flags in workdirs]
+  )
+  for (workdir, _), (code, _, err) in zip(workdirs, found):
+    assert code == 2 and 'nothing in it will be deleted' in err and str(workdir) in err, err
+    assert 'Traceback' not in err and len(err.strip().splitlines()) == 1, err
+    files = {str(p.relative_to(workdir)): p.read_text() for p in workdir.rglob('*') if p.is_file()}
+    assert files == contents[workdir]
 
 
 def test_a_held_lock_refuses_the_run_and_a_dead_holders_lock_does_not(tmp_path):
