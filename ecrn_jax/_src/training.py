@@ -272,7 +272,8 @@ def _resumed(
       tree.tree_structure(state.params), tree.tree_leaves(resume['params'])
   )
   state = state.replace(
-      step=jnp.asarray(resume['step'], jnp.asarray(state.step).dtype),
+      # Cast on the host: a device-side cast would compile a program of its own.
+      step=jax.device_put(np.asarray(resume['step'], np.asarray(state.step).dtype)),
       params=params,
       opt_state=opt_state,
   )
