@@ -80,17 +80,28 @@ def _evaluate(unit, dataset, predict, inputs) -> dict:
   return out
 
 
+def restore_target(unit, model, variables, n: int) -> training.TrainState:
+  """The `TrainState` of `unit`'s optimizer over `variables` (n training points) as numpy
+  zeros: the shapes and dtypes a checkpoint is restored to, from `jax.eval_shape` (the
+  optimizer's init is traced, not run: no program is compiled)."""
+  tx = training.make_optimizer(unit.train, training.steps_per_epoch(unit.train, n))
+  others = {k: v for k, v in variables.items() if k != 'params'}
+
+  def create(params, rest):
+    return training.TrainState.create(apply_fn=model.apply, params=params, tx=tx, rest=rest)
+
+  shapes = jax.eval_shape(create, variables['params'], others)
+  return jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+
+
 def _restore(unit, checkpointer, model, variables, n, writer):
   """The `resume` argument of `ecrn_jax.train` from the last checkpoint, or None."""
-  steps = training.steps_per_epoch(unit.train, n)
-  others = {k: v for k, v in variables.items() if k != 'params'}
-  tx, params = training.make_optimizer(unit.train, steps), variables['params']
-  fresh = training.TrainState.create(apply_fn=model.apply, params=params, tx=tx, rest=others)
-  restored = checkpointer.restore_latest(fresh, with_tracker=writer is not None)
+  target = restore_target(unit, model, variables, n)
+  restored = checkpointer.restore_latest(target, with_tracker=writer is not None)
   if restored is None:
     return None
   _, state, host, tracker_state = restored
-  rest = dict(fresh.rest)
+  rest = {k: v for k, v in variables.items() if k != 'params'}
   if 'batch_stats' in state:
     rest['batch_stats'] = state['batch_stats']
   if writer is not None:

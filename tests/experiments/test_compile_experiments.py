@@ -5,6 +5,8 @@
 of a unit and the kernel tracker's probe set are one program each (or none), with the same
 numbers as the op-by-op code they replace; a search trial runs as one program per shape."""
 
+import dataclasses
+import json
 import os
 import sys
 import types
@@ -13,7 +15,15 @@ import jax
 import numpy as np
 import pytest
 
+import utils
+
+from ecrn_jax import training
+from experiments import input_pipeline
 from experiments import models
+from experiments import plan as plan_lib
+from experiments import units
+from experiments import workdir as workdir_lib
+from experiments.configs import iris
 
 sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'ecrn_jax'))
 # The counter of tests/ecrn_jax/test_compile_once.py.
@@ -48,3 +58,98 @@ def test_model_key_equals_the_op_by_op_key_to_the_bit(seed):
     got = models.model_key(_plan(seed, family))
     assert got.dtype == expected.dtype and got.shape == expected.shape
     np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
+
+
+# ---------------------------------------------------------------------------
+# units.restore_target
+# ---------------------------------------------------------------------------
+
+
+def _iris_unit(model, directory, epochs=4, **config_fields):
+  """(plan for the data, dataset) of `model`'s unit of seed 0 on Iris, in
+  `directory`/seed_0/`model` (`config_fields`: the config's top-level fields)."""
+  config = iris.get_config()
+  config.seeds, config.train.epochs = (0,), epochs
+  config.update(config_fields)
+  run = plan_lib.build(config)
+  where = dict(directory=str(directory / 'seed_0' / model), label=f'[{model}]')
+  plan = run.unit(model, 0, {}, metrics=str(directory / 'metrics.jsonl'), **where)
+  dataset = input_pipeline.load_dataset(run.data, seed=0)
+  return plan.for_data(dataset), dataset
+
+
+def _op_by_op_target(unit, model, variables, n):
+  """The restore target as units._restore built it before: the optimizer's init run."""
+  tx = training.make_optimizer(unit.train, training.steps_per_epoch(unit.train, n))
+  others = {k: v for k, v in variables.items() if k != 'params'}
+  params = variables['params']
+  return training.TrainState.create(apply_fn=model.apply, params=params, tx=tx, rest=others)
+
+
+def _layout(state):
+  """What `Checkpointer.restore_latest` reads of a target: the tree, shapes and dtypes."""
+  items = workdir_lib.Checkpointer._items(state)  # pylint: disable=protected-access
+  leaves, treedef = jax.tree_util.tree_flatten(items)
+  return treedef, [(np.shape(a), np.asarray(a).dtype) for a in leaves]
+
+
+@pytest.mark.parametrize(
+    'model,train',
+    [
+        ('mlp', {}),  # Iris: adam, cosine
+        ('ntk_ecrn', {'optimizer': 'momentum', 'schedule': 'constant'}),
+        ('ntk_ecrn', {'optimizer': 'sgd', 'warmup_epochs': 1, 'weight_decay': 1e-3}),
+        ('resnet18', {}),  # the residual-MLP stand-in: batch_stats
+    ],
+)
+def test_restore_target_has_the_layout_of_the_optimizers_state_and_compiles_nothing(
+    model, train, tmp_path
+):
+  unit, dataset = _iris_unit(model, tmp_path)
+  unit = dataclasses.replace(unit, train=dataclasses.replace(unit.train, **train))
+  network, variables = models.build_network(unit, dataset)
+  n = len(dataset.x_train)
+  jax.clear_caches()
+  with backend_compilations() as compiled:
+    target = units.restore_target(unit, network, variables, n)
+  assert not compiled  # op by op: the optimizer's zeros and the step count (5-7 programs)
+  expected = _layout(_op_by_op_target(unit, network, variables, n))
+  assert _layout(target) == expected
+  assert ('batch_stats' in target.rest) == (model == 'resnet18')
+  assert all(not np.any(a) for a in jax.tree_util.tree_leaves(target))
+
+
+def _unit_lines(path):
+  return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_unit_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result(
+    tmp_path, monkeypatch
+):
+  """A trained unit stopped after its checkpoint of epoch 2 (of 4) resumes from it (the target
+  of `restore_target`) to the result, metrics lines and predictions of an uninterrupted run."""
+  results = {}
+  for name in ('whole', 'killed'):
+    unit, dataset = _iris_unit('mlp', tmp_path / name, checkpoint_every=2)
+    os.makedirs(unit.directory)
+    if name == 'killed':
+      save = workdir_lib.Checkpointer.save
+
+      def save_then_stop(self, epoch, *args, **kwargs):
+        save(self, epoch, *args, **kwargs)
+        if epoch == 2:
+          raise KeyboardInterrupt('stopped after the checkpoint of epoch 2')
+
+      with monkeypatch.context() as patch:
+        patch.setattr(workdir_lib.Checkpointer, 'save', save_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+          units.run_unit(unit, dataset)
+      assert [l['epoch'] for l in _unit_lines(tmp_path / name / 'metrics.jsonl')] == [1, 2]
+    results[name] = units.run_unit(unit, dataset)
+  assert utils.without_timings(results['killed']) == utils.without_timings(results['whole'])
+  lines = {k: utils.without_timings(_unit_lines(tmp_path / k / 'metrics.jsonl')) for k in results}
+  assert [l['epoch'] for l in lines['killed']] == [1, 2, 3, 4]
+  assert lines['killed'] == lines['whole']
+  a, b = (np.load(tmp_path / k / 'seed_0' / 'mlp' / 'predictions.npz') for k in results)
+  for key in a.files:
+    np.testing.assert_array_equal(a[key], b[key], err_msg=key)
