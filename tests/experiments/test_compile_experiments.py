@@ -17,7 +17,10 @@ import pytest
 
 import utils
 
+import ecrn_jax
 from ecrn_jax import training
+from ecrn_jax._src import empirical
+from ecrn_jax._src import tracking
 from experiments import input_pipeline
 from experiments import models
 from experiments import plan as plan_lib
@@ -153,3 +156,97 @@ def test_a_unit_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result(
   a, b = (np.load(tmp_path / k / 'seed_0' / 'mlp' / 'predictions.npz') for k in results)
   for key in a.files:
     np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+# ---------------------------------------------------------------------------
+# KernelTracker's draws and empirical.output_shape
+# ---------------------------------------------------------------------------
+
+
+def _mlp(width):
+  return ecrn_jax.MLP(ecrn_jax.MLPConfig(hidden_widths=(width,), dtype='float64'))
+
+
+def _op_by_op_draws(n, config):
+  """The tracker's draws as KernelTracker.__init__ made them before: op by op."""
+  probe_key, lanczos_key, hutchinson_key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
+  seed_key = jax.random.PRNGKey(config.seed)
+  stats = tracking.probe_indices(n, config.batch_stats_size or n, jax.random.fold_in(seed_key, 3))
+  return {
+      'indices': tracking.probe_indices(n, config.probe_size, probe_key),
+      'stats': stats,
+      'lanczos': lanczos_key,
+      'hutchinson': hutchinson_key,
+      'dropout': jax.random.fold_in(seed_key, 4),
+  }
+
+
+@pytest.mark.parametrize(
+    'changes',
+    [
+        {'probe_size': 24},  # all of them, dense
+        {'probe_size': 10, 'seed': 3, 'batch_stats_size': 7},
+        {'probe_size': 16, 'seed': 5, 'dense_max_size': 8, 'top_k': 4, 'modewise_k': 2},
+    ],
+    ids=['all', 'subsets', 'matrix_free'],
+)
+def test_tracker_draws_the_probe_set_and_keys_of_the_op_by_op_code(changes):
+  rng = np.random.default_rng(0)
+  x, y = rng.normal(size=(24, 3)), rng.normal(size=24)
+  config = ecrn_jax.TrackingConfig(**changes)
+  tracker = ecrn_jax.KernelTracker(_mlp(8), (x, y), ecrn_jax.TrainConfig(), config)
+  expected = _op_by_op_draws(24, config)
+  assert tracker.indices.dtype == expected['indices'].dtype
+  np.testing.assert_array_equal(tracker.indices, expected['indices'])
+  x_dev = jax.numpy.asarray(x)
+  for got, indices in ((tracker.x_p, expected['indices']), (tracker._x_stats, expected['stats'])):
+    want = x_dev[indices]
+    assert got.dtype == want.dtype and isinstance(got, jax.Array)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+  np.testing.assert_array_equal(tracker._lanczos_key, expected['lanczos'])
+  np.testing.assert_array_equal(tracker._stats_rngs['dropout'], expected['dropout'])
+  if tracker.mode == 'matrix_free':
+    probes = jax.random.rademacher(expected['hutchinson'], (config.num_probes, 16), np.float64)
+    np.testing.assert_array_equal(tracker.probes, np.asarray(probes))
+  else:
+    assert changes.get('dense_max_size') is None
+
+
+def test_a_trackers_draws_are_one_program_per_shape():
+  rng = np.random.default_rng(1)
+  x, y = rng.normal(size=(37, 3)), rng.normal(size=37)  # a size no other test uses
+  model, train_config = _mlp(9), ecrn_jax.TrainConfig()
+  config = ecrn_jax.TrackingConfig(probe_size=11, batch_stats_size=5)
+  jax.clear_caches()
+  with backend_compilations() as first:
+    ecrn_jax.KernelTracker(model, (x, y), train_config, config)
+  with backend_compilations() as again:
+    for seed in (1, 2):
+      ecrn_jax.KernelTracker(model, (x + seed, y), train_config, config.replace(seed=seed))
+  assert len(first) == 1, first  # op by op: about 13 (staging, checks, keys, indices, gathers)
+  assert not again, again
+
+
+def test_output_shape_traces_once_per_structure_and_slices_nothing(monkeypatch):
+  model = _mlp(13)
+  variables = model.init(jax.random.PRNGKey(0), np.zeros((1, 3)))
+  calls = []
+  apply = empirical._apply_for_shape  # pylint: disable=protected-access
+
+  def counted(*args, **kwargs):
+    calls.append(1)
+    return apply(*args, **kwargs)
+
+  monkeypatch.setattr(empirical, '_apply_for_shape', counted)
+  x = jax.numpy.ones((6, 3))
+  inputs = [x[: k + 1] * k for k in range(3)]  # other values and sizes, the same features
+  jax.clear_caches()
+  with backend_compilations() as compiled:
+    shapes = [empirical.output_shape(model, variables, xk) for xk in inputs]
+  assert shapes == [(1, 1)] * 3
+  assert len(calls) == 1 and not compiled  # x[:1] of a device array compiled a slice
+  # The old form, a fresh lambda and x[:1], gives the same shape; a mismatch is still named.
+  old = jax.eval_shape(lambda v, xb: model.apply(v, xb), dict(variables), x[:1])
+  assert tuple(old.shape) == shapes[0]
+  with pytest.raises(ValueError, match='x1 of shape \\(4,\\)'):
+    empirical.output_shape(model, variables, np.ones((2, 4)))
