@@ -8,6 +8,7 @@ network that checkpoints and resumes, a kernel regression, or a reference), its 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -51,16 +52,24 @@ def format_seconds(seconds: float) -> str:
   return f'{h}h{m:02d}m{s:02d}s' if h else (f'{m}m{s:02d}s' if m else f'{s}s')
 
 
-def run_unit(plan: plan_lib.UnitPlan, dataset) -> dict:
+def run_unit(plan: plan_lib.UnitPlan, dataset, *, trial: bool = False) -> dict:
   """The result dict of `plan`'s unit on `dataset` (a trained network's 'seconds' its own, else
-  {'unit': wall time}); writes plan.json (`UnitPlan.for_data`) first."""
+  {'unit': wall time}); writes plan.json (`UnitPlan.for_data`) first. `trial`: a search
+  trial (`run_trained`)."""
   start = time.perf_counter()
   plan = plan.for_data(dataset)
   files.write_json(os.path.join(plan.directory, 'plan.json'), plan.to_json())
-  run = {'trained': run_trained, 'reference': run_reference}.get(plan.spec.kind, run_kernel)
-  result = run(plan, dataset)
+  if plan.spec.kind == 'trained':
+    result = run_trained(plan, dataset, trial=trial)
+  else:
+    result = (run_reference if plan.spec.kind == 'reference' else run_kernel)(plan, dataset)
   result.setdefault('seconds', {'unit': time.perf_counter() - start})
   return result
+
+
+def run_trial(plan: plan_lib.UnitPlan, dataset) -> dict:
+  """`run_unit` of a search trial (search.select's `run_unit`)."""
+  return run_unit(plan, dataset, trial=True)
 
 
 def _result(unit, kind: str, **fields) -> dict:
@@ -156,33 +165,74 @@ class EpochReporter:
       self.checkpoint_seconds += time.perf_counter() - start
 
 
-def run_trained(unit: plan_lib.UnitPlan, dataset) -> dict:
-  """Trains (or resumes) one network and evaluates it on the train and test splits."""
+def _train_checkpointed(unit, model, variables, data, metrics, writer) -> tuple:
+  """`ecrn_jax.train` resumed from the unit's last checkpoint (if any), checkpointing and
+  reporting every epoch (`EpochReporter`): (variables, history, reporter)."""
+  checkpointer = workdir_lib.Checkpointer(os.path.join(unit.directory, 'checkpoints'))
+  try:
+    resume = _restore(unit, checkpointer, model, variables, len(data[0]), writer)
+    first_epoch = 0 if resume is None else int(resume['epoch'])
+    metrics.truncate_unit(unit.seed, unit.model, -1 if resume is None else first_epoch)
+    reporter = EpochReporter(unit, first_epoch, metrics, checkpointer, writer)
+    callbacks = [writer] if writer is not None else []
+    final, history = ecrn_jax.train(
+        model, variables, data, unit.train, callbacks=callbacks, resume=resume, checkpoint=reporter
+    )
+  finally:
+    checkpointer.close()
+  return final, history, reporter
+
+
+def _trial_lines(unit, metrics: workdir_lib.MetricsLog, history: dict, elapsed: float) -> None:
+  """The metrics lines of a trial's epochs, written from its history once it has run: those
+  `EpochReporter` writes (step = epoch × steps per epoch, a trial never resumes); 'elapsed' is
+  the time at the trial's end, when they are known."""
+  steps = int(history['steps_per_epoch'])
+  for epoch, loss in zip(np.asarray(history['epoch']).tolist(), history['loss']):
+    record = {'seed': unit.seed, 'model': unit.model, 'epoch': int(epoch)}
+    record.update(step=int(epoch) * steps, train_loss=loss, seconds={'elapsed': elapsed})
+    metrics.write(record)
+
+
+def _train_trial(unit, model, variables, data, metrics) -> tuple[dict, dict]:
+  """`ecrn_jax.train` of a search trial: no checkpoint, no per-epoch hook (so the whole trial
+  runs as one compiled program where the model allows it; a killed trial reruns), its metrics
+  lines written afterwards, a diverged trial's too. Returns (variables, history)."""
+  start = time.perf_counter()
+  metrics.truncate_unit(unit.seed, unit.model, -1)
+  try:
+    final, history = ecrn_jax.train(model, variables, data, unit.train)
+  except ecrn_jax.TrainingDiverged as e:
+    _trial_lines(unit, metrics, e.history, time.perf_counter() - start)
+    raise
+  elapsed = time.perf_counter() - start
+  _trial_lines(unit, metrics, history, elapsed)
+  epochs, loss = unit.train.epochs, (history['loss'][-1] if len(history['loss']) else math.nan)
+  logging.info('%s %d epochs  loss %.5g  |  %.2f s', unit.label, epochs, loss, elapsed)
+  return final, history
+
+
+def run_trained(unit: plan_lib.UnitPlan, dataset, *, trial: bool = False) -> dict:
+  """Trains (or resumes) one network and evaluates it on the train and test splits. A search
+  trial (`trial`, untracked) runs without checkpoints (`_train_trial`)."""
   start = time.perf_counter()
   model, variables = models.build_network(unit, dataset)
   metrics = workdir_lib.MetricsLog(unit.metrics)
   data = (dataset.x_train, dataset.y_train)
-  writer = None
+  writer = reporter = None
   if unit.tracking is not None:
     tracker = ecrn_jax.KernelTracker(model, data, unit.train, unit.tracking)
     writer = ecrn_jax.TrackingWriter(tracker, os.path.join(unit.directory, 'tracking'))
-  checkpointer = workdir_lib.Checkpointer(os.path.join(unit.directory, 'checkpoints'))
-  resume = _restore(unit, checkpointer, model, variables, len(data[0]), writer)
-  first_epoch = 0 if resume is None else int(resume['epoch'])
-  metrics.truncate_unit(unit.seed, unit.model, -1 if resume is None else first_epoch)
-  reporter = EpochReporter(unit, first_epoch, metrics, checkpointer, writer)
   result = _result(unit, 'trained network', train_config=dataclasses.asdict(unit.train))
-  callbacks = [writer] if writer is not None else []
   try:
-    final, history = ecrn_jax.train(
-        model, variables, data, unit.train, callbacks=callbacks, resume=resume, checkpoint=reporter
-    )
+    if trial and writer is None:
+      final, history = _train_trial(unit, model, variables, data, metrics)
+    else:
+      final, history, reporter = _train_checkpointed(unit, model, variables, data, metrics, writer)
   except ecrn_jax.TrainingDiverged as e:
     logging.warning('%s: %s', unit.label, e)
     result.update(diverged=True, error=str(e), test=None, train=None)
     return result
-  finally:
-    checkpointer.close()
 
   def predict(x):
     return evaluation.network_predictions(dataset.task, model, final, x, unit.eval_batch_size)
@@ -207,7 +257,7 @@ def run_trained(unit: plan_lib.UnitPlan, dataset) -> dict:
       'train': history['train_seconds'],
       'callbacks': history['callback_seconds'],
       'tracking': writer.tracker.seconds if writer is not None else 0.0,
-      'checkpoints_this_session': reporter.checkpoint_seconds,
+      'checkpoints_this_session': 0.0 if reporter is None else reporter.checkpoint_seconds,
       'unit_this_session': time.perf_counter() - start,
   }
   return result

@@ -250,3 +250,65 @@ def test_output_shape_traces_once_per_structure_and_slices_nothing(monkeypatch):
   assert tuple(old.shape) == shapes[0]
   with pytest.raises(ValueError, match='x1 of shape \\(4,\\)'):
     empirical.output_shape(model, variables, np.ones((2, 4)))
+
+
+# ---------------------------------------------------------------------------
+# Search trials: no checkpoints, the whole trial in one program
+# ---------------------------------------------------------------------------
+
+
+def _trial_unit(model, directory, **train):
+  """(plan, validation split) of a search trial of `model` (seed 0, Iris, 3 epochs), as
+  search.py makes them; `train`: TrainConfig fields changed."""
+  unit, _ = _iris_unit(model, directory, epochs=3)
+  config = iris.get_config()
+  config.seeds = (0,)
+  full = input_pipeline.load_dataset(plan_lib.build(config).data, seed=0)
+  _, validation = input_pipeline.split_validation(full, 0.2, 0)
+  unit = dataclasses.replace(unit, tracking=None, train=dataclasses.replace(unit.train, **train))
+  os.makedirs(unit.directory)
+  return unit, validation
+
+
+def _lines(directory):
+  return utils.without_timings(_unit_lines(directory / 'metrics.jsonl'))
+
+
+@pytest.mark.parametrize(
+    'model,train',
+    [
+        ('mlp', {}),
+        ('ntk_ecrn', {'learning_rate': 3e-3}),  # stochastic depth: the drop masks' keys
+        ('mlp', {'optimizer': 'sgd', 'learning_rate': 100.0}),  # diverges in epoch 2
+    ],
+    ids=['mlp', 'ntk_ecrn', 'diverged'],
+)
+def test_a_search_trial_equals_the_checkpointed_path_without_checkpoints(model, train, tmp_path):
+  """A trial (units.run_trial) gives the result, the metrics lines (written after it from its
+  history) and the divergence report of the checkpointed, epoch-by-epoch path, and leaves no
+  checkpoint."""
+  results = {}
+  for name, trial in (('checkpointed', False), ('trial', True)):
+    unit, validation = _trial_unit(model, tmp_path / name, **train)
+    results[name] = units.run_unit(unit, validation, trial=trial)
+  assert utils.without_timings(results['trial']) == utils.without_timings(results['checkpointed'])
+  assert _lines(tmp_path / 'trial') == _lines(tmp_path / 'checkpointed')
+  assert os.path.isdir(tmp_path / 'checkpointed' / 'seed_0' / model / 'checkpoints')
+  assert not os.path.exists(tmp_path / 'trial' / 'seed_0' / model / 'checkpoints')
+  assert results['trial']['diverged'] == ('learning_rate' in train and model == 'mlp')
+  if not results['trial']['diverged']:
+    assert [l['epoch'] for l in _lines(tmp_path / 'trial')] == [1, 2, 3]
+
+
+def test_a_second_search_trial_of_the_same_shapes_compiles_nothing(tmp_path):
+  unit, validation = _trial_unit('mlp', tmp_path / 'first', learning_rate=1e-3)
+  units.run_trial(unit, validation)
+  with backend_compilations() as compiled:
+    for k, (rate, decay) in enumerate(((3e-3, 0.0), (1e-2, 1e-4))):
+      trial = f'other_{k}'
+      unit, validation = _trial_unit(
+          'mlp', tmp_path / trial, learning_rate=rate, weight_decay=decay
+      )
+      result = units.run_trial(unit, validation)
+      assert not result['diverged'] and result['test']['accuracy'] > 0
+  assert not compiled, compiled
