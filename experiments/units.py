@@ -8,6 +8,7 @@ network that checkpoints and resumes, a kernel regression, or a reference), its 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 import sys
@@ -59,6 +60,8 @@ def run_unit(plan: plan_lib.UnitPlan, dataset, *, trial: bool = False) -> dict:
   start = time.perf_counter()
   plan = plan.for_data(dataset)
   files.write_json(os.path.join(plan.directory, 'plan.json'), plan.to_json())
+  if plan.spec.kind != 'kernel':
+    _LAST_KERNELS.clear()
   if plan.spec.kind == 'trained':
     result = run_trained(plan, dataset, trial=trial)
   else:
@@ -301,6 +304,29 @@ def _classifier(unit, dataset, k_train, solve):
   return out, predict
 
 
+# The kernels (train, test) of the last kernel unit, by what determines them: the next unit on
+# the same kernel (the trials of a ridge sweep, a twin's seeds on fixed data) reuses them.
+# Emptied when a unit of another kind starts, so no kernel is held while a network trains.
+_LAST_KERNELS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _digest(*arrays) -> str:
+  """A SHA-256 of the arrays' shapes, dtypes and bytes."""
+  digest = hashlib.sha256()
+  for a in arrays:
+    a = np.ascontiguousarray(a)
+    digest.update(f'{a.shape}{a.dtype.str}'.encode())
+    digest.update(a.view(np.uint8).reshape(-1) if a.size else b'')
+  return digest.hexdigest()
+
+
+def _read_only(k) -> np.ndarray:
+  """`k` (NumPy, from `ecrn_jax.batch`), locked: a reused kernel cannot be changed in place."""
+  k = np.asarray(k)
+  k.flags.writeable = False
+  return k
+
+
 def run_kernel(unit: plan_lib.UnitPlan, dataset) -> dict:
   """Kernel regression with the infinite-width kernel of the unit's architecture."""
   kcfg, arch = unit.kernel, unit.arch  # float64
@@ -309,9 +335,21 @@ def run_kernel(unit: plan_lib.UnitPlan, dataset) -> dict:
   kernel_fn = ecrn_jax.batch(
       ecrn_jax.infinite_kernel_fn(arch, variables=variables), batch_size=int(kcfg.batch_size)
   )
-  x_train = np.asarray(dataset.x_train, np.float64)
-  k_train = kernel_fn(x_train, get=kcfg.kernel)
-  k_test = kernel_fn(np.asarray(dataset.x_test, np.float64), x_train, get=kcfg.kernel)
+  x_train, x_test = (np.asarray(x, np.float64) for x in (dataset.x_train, dataset.x_test))
+  leaves, tree = jax.tree_util.tree_flatten(variables)
+  key = (
+      repr(arch),
+      kcfg.kernel,
+      int(kcfg.batch_size),
+      str(tree),
+      _digest(x_train, x_test, *leaves),
+  )
+  if key not in _LAST_KERNELS:
+    _LAST_KERNELS.clear()  # before the new kernels are computed: one pair held at a time
+    k_train = kernel_fn(x_train, get=kcfg.kernel)
+    k_test = kernel_fn(x_test, x_train, get=kcfg.kernel)
+    _LAST_KERNELS[key] = tuple(_read_only(k) for k in (k_train, k_test))
+  k_train, k_test = _LAST_KERNELS[key]
   solve = dict(diag_reg=float(kcfg.diag_reg), t=kcfg.t)
   kind = f'infinite-width {kcfg.kernel.upper()} kernel regression'
   result = _result(unit, kind, architecture=dataclasses.asdict(arch), **solve)

@@ -312,3 +312,55 @@ def test_a_second_search_trial_of_the_same_shapes_compiles_nothing(tmp_path):
       result = units.run_trial(unit, validation)
       assert not result['diverged'] and result['test']['accuracy'] > 0
   assert not compiled, compiled
+
+
+# ---------------------------------------------------------------------------
+# Kernel units: one kernel for every ridge of a sweep
+# ---------------------------------------------------------------------------
+
+
+def test_kernel_units_on_the_same_kernel_reuse_it_with_the_same_results(tmp_path, monkeypatch):
+  """Kernel trials that differ in the ridge only compute the kernels once, with the results of
+  computing them afresh; another seed's twin (another B) or a trained unit in between does not
+  reuse them."""
+  computed = []
+  batch = ecrn_jax.batch
+
+  def counting_batch(*args, **kwargs):
+    kernel_fn = batch(*args, **kwargs)
+
+    def counted(*a, **k):
+      computed.append(1)
+      return kernel_fn(*a, **k)
+
+    return counted
+
+  monkeypatch.setattr(ecrn_jax, 'batch', counting_batch)
+  config = iris.get_config()
+  config.seeds = (0, 1)
+  run = plan_lib.build(config)
+  full = input_pipeline.load_dataset(run.data, seed=0)
+  _, validation = input_pipeline.split_validation(full, 0.2, 0)
+
+  def kernel_trial(name, model, seed, ridge, fresh):
+    if fresh:
+      units._LAST_KERNELS.clear()  # pylint: disable=protected-access
+    directory = tmp_path / name
+    where = dict(directory=str(directory), label=name, metrics=str(directory / 'm.jsonl'))
+    unit = run.unit(model, seed, {'kernel.diag_reg': ridge}, trial=True, **where)
+    os.makedirs(directory)
+    return utils.without_timings(units.run_trial(unit, validation))
+
+  ridges = (1e-4, 1e-2, 1.0)
+  sweep = [kernel_trial(f'sweep_{r}', 'standard_ntk', 0, r, fresh=False) for r in ridges]
+  assert len(computed) == 2  # k_train and k_test, once
+  fresh = [kernel_trial(f'fresh_{r}', 'standard_ntk', 0, r, fresh=True) for r in ridges]
+  assert len(computed) == 2 + 2 * len(ridges)
+  assert sweep == fresh and sweep[0]['test'] != sweep[2]['test']  # the ridge matters
+  del computed[:]
+  kernel_trial('twin_0', 'ntk_ecrn_infinite', 0, 1e-3, fresh=True)
+  kernel_trial('twin_1', 'ntk_ecrn_infinite', 1, 1e-3, fresh=False)  # seed 1's B
+  assert len(computed) == 4
+  unit, dataset = _trial_unit('mlp', tmp_path / 'trained')
+  units.run_trial(unit, dataset)
+  assert not units._LAST_KERNELS  # pylint: disable=protected-access
