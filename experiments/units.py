@@ -210,7 +210,7 @@ def _train_trial(unit, model, variables, data, metrics) -> tuple[dict, dict]:
     raise
   elapsed = time.perf_counter() - start
   _trial_lines(unit, metrics, history, elapsed)
-  epochs, loss = unit.train.epochs, (history['loss'][-1] if len(history['loss']) else math.nan)
+  epochs, loss = unit.train.epochs, (history['loss'][-1] if np.size(history['loss']) else math.nan)
   logging.info('%s %d epochs  loss %.5g  |  %.2f s', unit.label, epochs, loss, elapsed)
   return final, history
 
