@@ -96,6 +96,7 @@ def _layout(state):
   return treedef, [(np.shape(a), np.asarray(a).dtype) for a in leaves]
 
 
+@pytest.mark.x64  # the experiments run with 64-bit JAX (train.train_and_evaluate)
 @pytest.mark.parametrize(
     'model,train',
     [
@@ -126,6 +127,7 @@ def _unit_lines(path):
   return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.x64  # the experiments run with 64-bit JAX (train.train_and_evaluate)
 def test_a_unit_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result(
     tmp_path, monkeypatch
 ):
@@ -164,7 +166,7 @@ def test_a_unit_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result(
 
 
 def _mlp(width):
-  return ecrn_jax.MLP(ecrn_jax.MLPConfig(hidden_widths=(width,), dtype='float64'))
+  return ecrn_jax.MLP(ecrn_jax.MLPConfig(hidden_widths=(width,), dtype='float32'))
 
 
 def _op_by_op_draws(n, config):
@@ -274,6 +276,7 @@ def _lines(directory):
   return utils.without_timings(_unit_lines(directory / 'metrics.jsonl'))
 
 
+@pytest.mark.x64  # the experiments run with 64-bit JAX (train.train_and_evaluate)
 @pytest.mark.parametrize(
     'model,train',
     [
@@ -300,6 +303,7 @@ def test_a_search_trial_equals_the_checkpointed_path_without_checkpoints(model, 
     assert [l['epoch'] for l in _lines(tmp_path / 'trial')] == [1, 2, 3]
 
 
+@pytest.mark.x64  # the experiments run with 64-bit JAX (train.train_and_evaluate)
 def test_a_second_search_trial_of_the_same_shapes_compiles_nothing(tmp_path):
   unit, validation = _trial_unit('mlp', tmp_path / 'first', learning_rate=1e-3)
   units.run_trial(unit, validation)
@@ -319,6 +323,7 @@ def test_a_second_search_trial_of_the_same_shapes_compiles_nothing(tmp_path):
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.x64  # the experiments run with 64-bit JAX (train.train_and_evaluate)
 def test_kernel_units_on_the_same_kernel_reuse_it_with_the_same_results(tmp_path, monkeypatch):
   """Kernel trials that differ in the ridge only compute the kernels once, with the results of
   computing them afresh; another seed's twin (another B) or a trained unit in between does not
