@@ -15,9 +15,16 @@ import ecrn_jax
 _FAMILY_KEY = {'ecrn': 0, 'mlp': 1, 'resnet18': 2}
 
 
+@jax.jit
+def _fold_in_seed(seed: jax.Array, family: jax.Array) -> jax.Array:
+  return jax.random.fold_in(jax.random.PRNGKey(seed), family)
+
+
 def model_key(plan) -> jax.Array:
-  """The key of (seed, family): a trained model and its infinite twin draw the same Fourier B."""
-  return jax.random.fold_in(jax.random.PRNGKey(plan.seed), _FAMILY_KEY[plan.spec.family])
+  """The key of (seed, family): a trained model and its infinite twin draw the same Fourier B.
+  One compiled program for every (seed, family); the key of `PRNGKey(seed)` folded with the
+  family's number, as computed op by op (the seed as int64, as PRNGKey converts a Python int)."""
+  return _fold_in_seed(np.int64(plan.seed), np.uint32(_FAMILY_KEY[plan.spec.family]))
 
 
 def kernel_variables(plan, dataset):

@@ -74,7 +74,7 @@ def pin_notes(run: plan_lib.RunPlan) -> dict[str, Any]:
   return out
 
 
-# run_unit(plan, dataset) → the unit's result dict (units.run_unit).
+# run_unit(plan, dataset) → the unit's result dict (units.run_trial: no checkpoints).
 RunUnit = Callable[[plan_lib.UnitPlan, Any], dict]
 
 
@@ -120,7 +120,7 @@ def _trial(ctx: _Seed, model: str, k: int, point: dict, phase: str, inherited) -
   result.update(train=unit.get('train'), diverged=unit.get('diverged', False))
   result = files.jsonable(dict(result, seconds=time.perf_counter() - start))
   files.write_json(result_path, result)
-  # A finished trial is never resumed: its checkpoints (params and optimizer state) can go.
+  # Trials write no checkpoints (a killed one reruns); an earlier version's trials did.
   shutil.rmtree(os.path.join(directory, 'checkpoints'), ignore_errors=True)
   logging.info('%s validation %s', label, result['validation'])
   return result

@@ -99,7 +99,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Optional[str]
   device['count'] = len(devices)
   logging.info('devices: %s (%s × %d)', devices, device['device_kind'], device['count'])
   wall_start = time.perf_counter()
-  search = search_lib.select(run, workdir, units.run_unit)
+  search = search_lib.select(run, workdir, units.run_trial)
   if search['seeds']:
     logging.info('selected hyperparameters (validation splits):\n%s', search_lib.describe(search))
   plans = _plans(run, workdir, search)

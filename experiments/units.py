@@ -8,6 +8,8 @@ network that checkpoints and resumes, a kernel regression, or a reference), its 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import math
 import os
 import sys
 import time
@@ -51,16 +53,26 @@ def format_seconds(seconds: float) -> str:
   return f'{h}h{m:02d}m{s:02d}s' if h else (f'{m}m{s:02d}s' if m else f'{s}s')
 
 
-def run_unit(plan: plan_lib.UnitPlan, dataset) -> dict:
+def run_unit(plan: plan_lib.UnitPlan, dataset, *, trial: bool = False) -> dict:
   """The result dict of `plan`'s unit on `dataset` (a trained network's 'seconds' its own, else
-  {'unit': wall time}); writes plan.json (`UnitPlan.for_data`) first."""
+  {'unit': wall time}); writes plan.json (`UnitPlan.for_data`) first. `trial`: a search
+  trial (`run_trained`)."""
   start = time.perf_counter()
   plan = plan.for_data(dataset)
   files.write_json(os.path.join(plan.directory, 'plan.json'), plan.to_json())
-  run = {'trained': run_trained, 'reference': run_reference}.get(plan.spec.kind, run_kernel)
-  result = run(plan, dataset)
+  if plan.spec.kind != 'kernel':
+    _LAST_KERNELS.clear()
+  if plan.spec.kind == 'trained':
+    result = run_trained(plan, dataset, trial=trial)
+  else:
+    result = (run_reference if plan.spec.kind == 'reference' else run_kernel)(plan, dataset)
   result.setdefault('seconds', {'unit': time.perf_counter() - start})
   return result
+
+
+def run_trial(plan: plan_lib.UnitPlan, dataset) -> dict:
+  """`run_unit` of a search trial (search.select's `run_unit`)."""
+  return run_unit(plan, dataset, trial=True)
 
 
 def _result(unit, kind: str, **fields) -> dict:
@@ -80,17 +92,28 @@ def _evaluate(unit, dataset, predict, inputs) -> dict:
   return out
 
 
+def restore_target(unit, model, variables, n: int) -> training.TrainState:
+  """The `TrainState` of `unit`'s optimizer over `variables` (n training points) as numpy
+  zeros: the shapes and dtypes a checkpoint is restored to, from `jax.eval_shape` (the
+  optimizer's init is traced, not run: no program is compiled)."""
+  tx = training.make_optimizer(unit.train, training.steps_per_epoch(unit.train, n))
+  others = {k: v for k, v in variables.items() if k != 'params'}
+
+  def create(params, rest):
+    return training.TrainState.create(apply_fn=model.apply, params=params, tx=tx, rest=rest)
+
+  shapes = jax.eval_shape(create, variables['params'], others)
+  return jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+
+
 def _restore(unit, checkpointer, model, variables, n, writer):
   """The `resume` argument of `ecrn_jax.train` from the last checkpoint, or None."""
-  steps = training.steps_per_epoch(unit.train, n)
-  others = {k: v for k, v in variables.items() if k != 'params'}
-  tx, params = training.make_optimizer(unit.train, steps), variables['params']
-  fresh = training.TrainState.create(apply_fn=model.apply, params=params, tx=tx, rest=others)
-  restored = checkpointer.restore_latest(fresh, with_tracker=writer is not None)
+  target = restore_target(unit, model, variables, n)
+  restored = checkpointer.restore_latest(target, with_tracker=writer is not None)
   if restored is None:
     return None
   _, state, host, tracker_state = restored
-  rest = dict(fresh.rest)
+  rest = {k: v for k, v in variables.items() if k != 'params'}
   if 'batch_stats' in state:
     rest['batch_stats'] = state['batch_stats']
   if writer is not None:
@@ -145,33 +168,74 @@ class EpochReporter:
       self.checkpoint_seconds += time.perf_counter() - start
 
 
-def run_trained(unit: plan_lib.UnitPlan, dataset) -> dict:
-  """Trains (or resumes) one network and evaluates it on the train and test splits."""
+def _train_checkpointed(unit, model, variables, data, metrics, writer) -> tuple:
+  """`ecrn_jax.train` resumed from the unit's last checkpoint (if any), checkpointing and
+  reporting every epoch (`EpochReporter`): (variables, history, reporter)."""
+  checkpointer = workdir_lib.Checkpointer(os.path.join(unit.directory, 'checkpoints'))
+  try:
+    resume = _restore(unit, checkpointer, model, variables, len(data[0]), writer)
+    first_epoch = 0 if resume is None else int(resume['epoch'])
+    metrics.truncate_unit(unit.seed, unit.model, -1 if resume is None else first_epoch)
+    reporter = EpochReporter(unit, first_epoch, metrics, checkpointer, writer)
+    callbacks = [writer] if writer is not None else []
+    final, history = ecrn_jax.train(
+        model, variables, data, unit.train, callbacks=callbacks, resume=resume, checkpoint=reporter
+    )
+  finally:
+    checkpointer.close()
+  return final, history, reporter
+
+
+def _trial_lines(unit, metrics: workdir_lib.MetricsLog, history: dict, elapsed: float) -> None:
+  """The metrics lines of a trial's epochs, written from its history once it has run: those
+  `EpochReporter` writes (step = epoch × steps per epoch, a trial never resumes); 'elapsed' is
+  the time at the trial's end, when they are known."""
+  steps = int(history['steps_per_epoch'])
+  for epoch, loss in zip(np.asarray(history['epoch']).tolist(), history['loss']):
+    record = {'seed': unit.seed, 'model': unit.model, 'epoch': int(epoch)}
+    record.update(step=int(epoch) * steps, train_loss=loss, seconds={'elapsed': elapsed})
+    metrics.write(record)
+
+
+def _train_trial(unit, model, variables, data, metrics) -> tuple[dict, dict]:
+  """`ecrn_jax.train` of a search trial: no checkpoint, no per-epoch hook (so the whole trial
+  runs as one compiled program where the model allows it; a killed trial reruns), its metrics
+  lines written afterwards, a diverged trial's too. Returns (variables, history)."""
+  start = time.perf_counter()
+  metrics.truncate_unit(unit.seed, unit.model, -1)
+  try:
+    final, history = ecrn_jax.train(model, variables, data, unit.train)
+  except ecrn_jax.TrainingDiverged as e:
+    _trial_lines(unit, metrics, e.history, time.perf_counter() - start)
+    raise
+  elapsed = time.perf_counter() - start
+  _trial_lines(unit, metrics, history, elapsed)
+  epochs, loss = unit.train.epochs, (history['loss'][-1] if np.size(history['loss']) else math.nan)
+  logging.info('%s %d epochs  loss %.5g  |  %.2f s', unit.label, epochs, loss, elapsed)
+  return final, history
+
+
+def run_trained(unit: plan_lib.UnitPlan, dataset, *, trial: bool = False) -> dict:
+  """Trains (or resumes) one network and evaluates it on the train and test splits. A search
+  trial (`trial`, untracked) runs without checkpoints (`_train_trial`)."""
   start = time.perf_counter()
   model, variables = models.build_network(unit, dataset)
   metrics = workdir_lib.MetricsLog(unit.metrics)
   data = (dataset.x_train, dataset.y_train)
-  writer = None
+  writer = reporter = None
   if unit.tracking is not None:
     tracker = ecrn_jax.KernelTracker(model, data, unit.train, unit.tracking)
     writer = ecrn_jax.TrackingWriter(tracker, os.path.join(unit.directory, 'tracking'))
-  checkpointer = workdir_lib.Checkpointer(os.path.join(unit.directory, 'checkpoints'))
-  resume = _restore(unit, checkpointer, model, variables, len(data[0]), writer)
-  first_epoch = 0 if resume is None else int(resume['epoch'])
-  metrics.truncate_unit(unit.seed, unit.model, -1 if resume is None else first_epoch)
-  reporter = EpochReporter(unit, first_epoch, metrics, checkpointer, writer)
   result = _result(unit, 'trained network', train_config=dataclasses.asdict(unit.train))
-  callbacks = [writer] if writer is not None else []
   try:
-    final, history = ecrn_jax.train(
-        model, variables, data, unit.train, callbacks=callbacks, resume=resume, checkpoint=reporter
-    )
+    if trial and writer is None:
+      final, history = _train_trial(unit, model, variables, data, metrics)
+    else:
+      final, history, reporter = _train_checkpointed(unit, model, variables, data, metrics, writer)
   except ecrn_jax.TrainingDiverged as e:
     logging.warning('%s: %s', unit.label, e)
     result.update(diverged=True, error=str(e), test=None, train=None)
     return result
-  finally:
-    checkpointer.close()
 
   def predict(x):
     return evaluation.network_predictions(dataset.task, model, final, x, unit.eval_batch_size)
@@ -196,7 +260,7 @@ def run_trained(unit: plan_lib.UnitPlan, dataset) -> dict:
       'train': history['train_seconds'],
       'callbacks': history['callback_seconds'],
       'tracking': writer.tracker.seconds if writer is not None else 0.0,
-      'checkpoints_this_session': reporter.checkpoint_seconds,
+      'checkpoints_this_session': 0.0 if reporter is None else reporter.checkpoint_seconds,
       'unit_this_session': time.perf_counter() - start,
   }
   return result
@@ -240,6 +304,29 @@ def _classifier(unit, dataset, k_train, solve):
   return out, predict
 
 
+# The kernels (train, test) of the last kernel unit, by what determines them: the next unit on
+# the same kernel (the trials of a ridge sweep, a twin's seeds on fixed data) reuses them.
+# Emptied when a unit of another kind starts, so no kernel is held while a network trains.
+_LAST_KERNELS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _digest(*arrays) -> str:
+  """A SHA-256 of the arrays' shapes, dtypes and bytes."""
+  digest = hashlib.sha256()
+  for a in arrays:
+    a = np.ascontiguousarray(a)
+    digest.update(f'{a.shape}{a.dtype.str}'.encode())
+    digest.update(a.view(np.uint8).reshape(-1) if a.size else b'')
+  return digest.hexdigest()
+
+
+def _read_only(k) -> np.ndarray:
+  """`k` (NumPy, from `ecrn_jax.batch`), locked: a reused kernel cannot be changed in place."""
+  k = np.asarray(k)
+  k.flags.writeable = False
+  return k
+
+
 def run_kernel(unit: plan_lib.UnitPlan, dataset) -> dict:
   """Kernel regression with the infinite-width kernel of the unit's architecture."""
   kcfg, arch = unit.kernel, unit.arch  # float64
@@ -248,9 +335,21 @@ def run_kernel(unit: plan_lib.UnitPlan, dataset) -> dict:
   kernel_fn = ecrn_jax.batch(
       ecrn_jax.infinite_kernel_fn(arch, variables=variables), batch_size=int(kcfg.batch_size)
   )
-  x_train = np.asarray(dataset.x_train, np.float64)
-  k_train = kernel_fn(x_train, get=kcfg.kernel)
-  k_test = kernel_fn(np.asarray(dataset.x_test, np.float64), x_train, get=kcfg.kernel)
+  x_train, x_test = (np.asarray(x, np.float64) for x in (dataset.x_train, dataset.x_test))
+  leaves, tree = jax.tree_util.tree_flatten(variables)
+  key = (
+      repr(arch),
+      kcfg.kernel,
+      int(kcfg.batch_size),
+      str(tree),
+      _digest(x_train, x_test, *leaves),
+  )
+  if key not in _LAST_KERNELS:
+    _LAST_KERNELS.clear()  # before the new kernels are computed: one pair held at a time
+    k_train = kernel_fn(x_train, get=kcfg.kernel)
+    k_test = kernel_fn(x_test, x_train, get=kcfg.kernel)
+    _LAST_KERNELS[key] = tuple(_read_only(k) for k in (k_train, k_test))
+  k_train, k_test = _LAST_KERNELS[key]
   solve = dict(diag_reg=float(kcfg.diag_reg), t=kcfg.t)
   kind = f'infinite-width {kcfg.kernel.upper()} kernel regression'
   result = _result(unit, kind, architecture=dataclasses.asdict(arch), **solve)

@@ -82,15 +82,48 @@ def _block_kernel_fn(model: nn.Module, frozen_kwargs: tuple, trace_outputs: bool
   return block
 
 
+def _abstract(a) -> tuple[tuple, Any]:
+  """(shape, dtype) of an array or a number."""
+  dtype = getattr(a, 'dtype', None)
+  return tuple(np.shape(a)), np.asarray(a).dtype if dtype is None else dtype
+
+
+def _apply_for_shape(model, frozen: tuple, variables, x, rngs):
+  return model.apply(variables, x, rngs=rngs, **dict(frozen))
+
+
+@functools.lru_cache(maxsize=64)
+def _output_struct_cached(model, frozen: tuple, tree, leaves: tuple, x1: tuple):
+  """`_output_struct` of the (variables, rngs) of `tree` with `leaves` ((shape, dtype) each) and
+  an input of (shape, dtype) `x1`: traced once per model, arguments and shapes."""
+  abstract = [jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in leaves]
+  variables, rngs = jax.tree_util.tree_unflatten(tree, abstract)
+  apply = functools.partial(_apply_for_shape, model, frozen)
+  return jax.eval_shape(apply, variables, jax.ShapeDtypeStruct(*x1), rngs)
+
+
+def _output_struct(model: nn.Module, variables, x, rngs, kwargs: Mapping[str, Any]):
+  """jax.eval_shape of model.apply(variables, x[:1], rngs=rngs, **kwargs), from the shapes
+  alone (x is not sliced: no program); cached unless the model or kwargs are unhashable."""
+  shape = np.shape(x)
+  x1 = ((min(1, shape[0]),) + tuple(shape[1:]), _abstract(x)[1])
+  frozen = tuple(sorted(kwargs.items()))
+  leaves, tree = jax.tree_util.tree_flatten((dict(variables), rngs))
+  try:
+    hash((model, frozen))
+  except TypeError:  # e.g. mutable=[...]: traced at every call
+    apply = lambda v, xb, r: model.apply(v, xb, rngs=r, **kwargs)
+    return jax.eval_shape(apply, dict(variables), jax.ShapeDtypeStruct(*x1), rngs)
+  return _output_struct_cached(model, frozen, tree, tuple(_abstract(a) for a in leaves), x1)
+
+
 def output_shape(
     model: nn.Module, variables: Mapping[str, Any], x, *, name: str = 'x1', rngs=None, **kwargs
 ) -> tuple:
   """model.apply(variables, x[:1])'s shape, from shapes alone; a ValueError naming `name` when
   the variables do not fit inputs of x's shape (initialised on another number of features)."""
   try:
-    out = jax.eval_shape(
-        lambda v, xb: model.apply(v, xb, rngs=rngs, **kwargs), dict(variables), x[:1]
-    )
+    out = _output_struct(model, variables, x, rngs, kwargs)
   except Exception as e:  # pylint: disable=broad-except   (flax/jax shape errors)
     if per_example.updates_batch_stats(e):
       raise ValueError(

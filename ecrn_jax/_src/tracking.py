@@ -192,16 +192,44 @@ def _stats_tree(reference: Mapping[str, Any]) -> dict:
   return tree
 
 
-def probe_indices(num_examples: int, probe_size: int, key: jax.Array) -> np.ndarray:
-  """N_p distinct indices into the training set, sorted; all of them if N_p = N."""
+def _check_probe_size(num_examples: int, probe_size: int) -> None:
   if probe_size > num_examples:
     raise ValueError(
         f'probe_size={probe_size} exceeds the {num_examples} training '
         'examples; choose probe_size <= N.'
     )
+
+
+def probe_indices(num_examples: int, probe_size: int, key: jax.Array) -> np.ndarray:
+  """N_p distinct indices into the training set, sorted; all of them if N_p = N."""
+  _check_probe_size(num_examples, probe_size)
   if probe_size == num_examples:
     return np.arange(num_examples)
   return np.sort(np.asarray(jax.random.permutation(key, num_examples)[:probe_size]))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _draws(seed: jax.Array, n: int, probe_size: int, stats_size: int) -> tuple:
+  """A tracker's random draws from its seed, as one program per (n, probe_size, stats_size):
+  (the probe indices (unsorted; None if all n), those of the batch-statistics set (likewise),
+  the Lanczos key, the Hutchinson key, the statistics' dropout key). The keys and indices of
+  `probe_indices` and of PRNGKey/split/fold_in called op by op (the same values)."""
+  seed_key = jax.random.PRNGKey(seed)
+  probe_key, lanczos_key, hutchinson_key = jax.random.split(seed_key, 3)
+
+  def drawn(size, key):
+    return None if size == n else jax.random.permutation(key, n)[:size]
+
+  probes, stats = drawn(probe_size, probe_key), drawn(stats_size, jax.random.fold_in(seed_key, 3))
+  return probes, stats, lanczos_key, hutchinson_key, jax.random.fold_in(seed_key, 4)
+
+
+def _sorted_indices(n: int, drawn) -> np.ndarray:
+  """`probe_indices` of a draw of `_draws`."""
+  return np.arange(n) if drawn is None else np.sort(np.asarray(drawn))
+
+
+_rademacher = jax.jit(jax.random.rademacher, static_argnums=(1, 2))
 
 
 @functools.lru_cache(maxsize=16)
@@ -267,31 +295,33 @@ class KernelTracker:
       raise ValueError(f'train_config must be a TrainConfig, got {type(train_config).__name__}.')
     if not isinstance(config, TrackingConfig):
       raise ValueError(f'config must be a TrackingConfig, got {type(config).__name__}.')
-    x, y = jnp.asarray(data[0]), np.asarray(data[1])
+    # Checked and indexed on the host; only the probe and statistics sets go to the device.
+    x, y = np.asarray(data[0]), np.asarray(data[1])
     if x.ndim < 2 or y.ndim < 1 or x.shape[0] != y.shape[0]:
       raise ValueError(f'data must be (x (N, ...), y (N,) or (N, C)), got {x.shape}, {y.shape}.')
     check_finite_inputs('x', x)
     check_finite_inputs('y', y, why='the alignment and bounds of such targets are NaN')
     n = x.shape[0]
     self.model, self.train_config, self.config = model, train_config, config
-    probe_key, self._lanczos_key, hutchinson_key = jax.random.split(
-        jax.random.PRNGKey(config.seed), 3
-    )
-    self.indices = probe_indices(n, config.probe_size, probe_key)
-    self.n_p = len(self.indices)
+    _check_probe_size(n, config.probe_size)
+    self.n_p = config.probe_size
     self.mode = 'dense' if self.n_p <= config.dense_max_size else 'matrix_free'
     self._lanczos_iterations = min(config.lanczos_iterations, self.n_p)
     self._check_sizes()
-    self.x_p, y_p = x[self.indices], y[self.indices]
-    seed_key = jax.random.PRNGKey(config.seed)
     if config.batch_stats_size > n:
       raise ValueError(
           f'batch_stats_size={config.batch_stats_size} exceeds the {n} training examples; '
           'choose batch_stats_size <= N (0: all of them).'
       )
     size = config.batch_stats_size or n
-    self._x_stats = x[probe_indices(n, size, jax.random.fold_in(seed_key, 3))]
-    self._stats_rngs = {'dropout': jax.random.fold_in(seed_key, 4)}
+    # The seed as PRNGKey converts a Python int (np.int64), so the keys are the same.
+    probes, stats, self._lanczos_key, hutchinson_key, dropout_key = _draws(
+        np.int64(config.seed), n, config.probe_size, size
+    )
+    self.indices = _sorted_indices(n, probes)
+    self.x_p, y_p = jax.device_put(x[self.indices]), y[self.indices]
+    self._x_stats = jax.device_put(x[_sorted_indices(n, stats)])
+    self._stats_rngs = {'dropout': dropout_key}
     self.precise = config.precise_batch_stats  # None until the first record's variables
     labels = train_config.loss == 'cross_entropy' and y_p.ndim == 1
     self._labels = y_p.astype(np.int64) if labels else None
@@ -317,7 +347,7 @@ class KernelTracker:
       dtype = (
           jnp.float64 if jax.config.jax_enable_x64 else jnp.float32  # type: ignore[attr-defined]
       )
-      self._probes = jax.random.rademacher(hutchinson_key, (config.num_probes, self.n_p), dtype)
+      self._probes = _rademacher(hutchinson_key, (config.num_probes, self.n_p), dtype)
       m = self._lanczos_iterations
       self._products_args = (
           self._structure,
